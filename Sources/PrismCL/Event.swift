@@ -1,0 +1,39 @@
+import COpenCL
+
+/// A command on the queue. Its times come from the queue's profiling information.
+public final class Event: @unchecked Sendable {
+    // `@unchecked Sendable`: cl_event is thread-safe by specification and the handle never changes.
+    public let handle: cl_event
+
+    init(_ handle: cl_event) { self.handle = handle }
+
+    deinit { clReleaseEvent(handle) }
+
+    /// Blocks until the command has finished.
+    /// - Throws: `CLError` when the command ended in error.
+    public func wait() throws {
+        var event: cl_event? = handle
+        try CLError.check(clWaitForEvents(1, &event), "clWaitForEvents")
+    }
+
+    /// The command's execution time in nanoseconds (end − start), after waiting for it.
+    public func durationNanoseconds() throws -> UInt64 {
+        try wait()
+        let start = try profile(CL_PROFILING_COMMAND_START)
+        let end = try profile(CL_PROFILING_COMMAND_END)
+        return end >= start ? end - start : 0
+    }
+
+    /// The command's execution time in seconds.
+    public func duration() throws -> Double { Double(try durationNanoseconds()) * 1e-9 }
+
+    private func profile(_ param: Int32) throws -> UInt64 {
+        var value: cl_ulong = 0
+        try CLError.check(
+            clGetEventProfilingInfo(handle, cl_profiling_info(param), MemoryLayout<cl_ulong>.size, &value, nil),
+            "clGetEventProfilingInfo")
+        return value
+    }
+
+    static func handles(_ events: [Event]) -> [cl_event?] { events.map { $0.handle } }
+}

@@ -1,0 +1,52 @@
+import Foundation
+
+/// Every environment variable Prism reads, read in this one place.
+///
+/// | variable | meaning |
+/// |---|---|
+/// | `PRISM_DEVICE` | device to use: an index (`1`), a type (`gpu`, `cpu`, `accelerator`) or a name substring |
+/// | `PRISM_KERNELS_DIR` | read `*.cl` kernel files from this folder instead of the embedded copies |
+/// | `PRISM_NO_CACHE` | `1` turns the on-disk program cache off |
+/// | `PRISM_CACHE_DIR` | folder of the on-disk program cache (default `$XDG_CACHE_HOME/prism`, else `~/.cache/prism`) |
+/// | `XDG_CACHE_HOME` | base of the default cache folder |
+public struct Settings: Sendable, Equatable {
+    /// Device selection, as given (nil: the default choice GPU > accelerator > CPU).
+    public var device: String?
+    /// Folder to read kernel sources from instead of the embedded table.
+    public var kernelsDirectory: String?
+    /// Whether compiled programs are cached on disk.
+    public var diskCacheEnabled: Bool
+    /// Folder of the on-disk program cache.
+    public var cacheDirectory: String
+
+    public init(device: String? = nil, kernelsDirectory: String? = nil,
+                diskCacheEnabled: Bool = true, cacheDirectory: String) {
+        self.device = device
+        self.kernelsDirectory = kernelsDirectory
+        self.diskCacheEnabled = diskCacheEnabled
+        self.cacheDirectory = cacheDirectory
+    }
+
+    /// Settings read from an environment (the process's by default).
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) {
+        func value(_ key: String) -> String? {
+            guard let v = environment[key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        device = value("PRISM_DEVICE")
+        kernelsDirectory = value("PRISM_KERNELS_DIR")
+        let noCache = value("PRISM_NO_CACHE").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false
+        diskCacheEnabled = !noCache
+        if let dir = value("PRISM_CACHE_DIR") {
+            cacheDirectory = dir
+        } else if let xdg = value("XDG_CACHE_HOME") {
+            cacheDirectory = (xdg as NSString).appendingPathComponent("prism")
+        } else {
+            let home = value("HOME") ?? NSHomeDirectory()
+            cacheDirectory = (home as NSString).appendingPathComponent(".cache/prism")
+        }
+    }
+
+    /// The process's settings.
+    public static var current: Settings { Settings() }
+}

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import PrismCL
+
+@main
+struct PrismCommand: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "prism",
+        abstract: "Train and explain neural networks on any OpenCL device.",
+        version: version,
+        subcommands: [DevicesCommand.self]
+    )
+}
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Device: index (1), type (gpu, cpu, accelerator) or name substring. Default: PRISM_DEVICE, else GPU > accelerator > CPU.")
+    var device: String?
+
+    @Flag(name: .long, help: "Print the chosen device and driver.")
+    var verbose = false
+
+    /// The settings of this run: the environment's, with `--device` taking precedence.
+    var settings: Settings {
+        var settings = Settings.current
+        if let device { settings.device = device }
+        return settings
+    }
+
+    /// Opens a context on the chosen device, printing it with `--verbose`.
+    func context() throws -> Context {
+        let context = try Context(settings: settings)
+        if verbose {
+            printError("device: \(context.device.info.summary)")
+        }
+        return context
+    }
+}
+
+/// Writes one line to standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Runs `body`, turning any thrown error into one line on standard error and exit status 1.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch let error as CleanExit {
+        throw error
+    } catch {
+        let text = String(describing: error)
+        printError(text)
+        throw ExitCode.failure
+    }
+}
