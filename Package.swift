@@ -6,7 +6,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "PrismCL", targets: ["PrismCL"]),
+        .library(name: "Prism", targets: ["Prism"]),
+        .library(name: "PrismReference", targets: ["PrismReference"]),
         .executable(name: "prism", targets: ["prism"]),
+        .executable(name: "prism-bench", targets: ["prism-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,16 +42,50 @@ let package = Package(
             name: "PrismCL",
             dependencies: ["COpenCL", "PrismKernels"]
         ),
+        // Plain-Swift implementations (Double accumulation): the oracle every kernel is checked against.
+        .target(name: "PrismReference"),
+        // Tensors, ops, autograd, layers, optimizers.
+        .target(
+            name: "Prism",
+            dependencies: ["PrismCL"]
+        ),
+        // Seeded random data, tolerance checks, finite differences (for tests and benchmarks).
+        .target(
+            name: "PrismTestSupport",
+            dependencies: ["PrismReference"]
+        ),
+        // CLBlast's C API, linked only by the benchmark (Debian: libclblast-dev).
+        .systemLibrary(
+            name: "CCLBlast",
+            path: "Benchmarks/CCLBlast",
+            providers: [.apt(["libclblast-dev"])]
+        ),
+        .executableTarget(
+            name: "prism-bench",
+            dependencies: [
+                "Prism", "PrismCL", "PrismReference", "PrismTestSupport", "CCLBlast",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/prism-bench"
+        ),
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismCL",
+                "PrismCL", "Prism",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "PrismCLTests",
             dependencies: ["PrismCL", "prism"]
+        ),
+        .testTarget(
+            name: "PrismReferenceTests",
+            dependencies: ["PrismReference", "PrismTestSupport"]
+        ),
+        .testTarget(
+            name: "PrismTests",
+            dependencies: ["Prism", "PrismCL", "PrismReference", "PrismTestSupport"]
         ),
     ]
 )

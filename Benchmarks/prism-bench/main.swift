@@ -1,0 +1,2 @@
+import Foundation
+print("prism-bench: no benchmark cases yet")

@@ -1,0 +1,91 @@
+import Foundation
+import PrismCL
+
+/// Errors from tensor operations: shape mismatches and invalid arguments, each naming the op.
+public struct TensorError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+
+    /// `op: what [shapes]`, e.g. `matmul: inner dimensions differ: [2, 3] × [4, 5]`.
+    public static func shape(_ op: String, _ what: String, _ shapes: [Int]...) -> TensorError {
+        TensorError("\(op): \(what): " + shapes.map { "\($0)" }.joined(separator: " × "))
+    }
+}
+
+/// The device side of the tensor library: a `Context`, the compiled kernel programs with the
+/// defines chosen for this device, and the autograd switch.
+///
+/// `@unchecked Sendable`: the program table is guarded by `lock`; the gradient switch is meant to
+/// be flipped by the thread that runs the model (the engine is synchronous, like its queue).
+public final class Engine: @unchecked Sendable {
+    public let context: Context
+    private let lock = NSLock()
+    private var programs: [String: Program] = [:]
+    private var gradDepth = 0
+    /// Per-file `-D` defines that override the built-in defaults (tests force variants with this).
+    public var defineOverrides: [String: [String: String]] = [:]
+
+    public init(context: Context) {
+        self.context = context
+    }
+
+    /// An engine on the device chosen by `settings`.
+    public convenience init(settings: Settings = .current) throws {
+        self.init(context: try Context(settings: settings))
+    }
+
+    public var device: DeviceInfo { context.device.info }
+
+    /// Whether the device is a CPU (PoCL): hot kernels then use their CPU-shaped variants.
+    public var isCPU: Bool { device.type == .cpu }
+
+    // MARK: programs and launches
+
+    /// The program for `file` with the device's defaults, `defines`, and any override.
+    public func program(_ file: String, defines: [String: String] = [:]) throws -> Program {
+        var all = defines
+        for (k, v) in defineOverrides[file] ?? [:] { all[k] = v }
+        let key = file + "|" + all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: ",")
+        lock.lock()
+        if let program = programs[key] { lock.unlock(); return program }
+        lock.unlock()
+        let program = try context.program(file: file, defines: all, options: "-cl-mad-enable")
+        lock.lock(); programs[key] = program; lock.unlock()
+        return program
+    }
+
+    /// Enqueues kernel `name` of `file`.
+    @discardableResult
+    public func launch(_ file: String, _ name: String, defines: [String: String] = [:], global: [Int], local: [Int]? = nil,
+                       _ arguments: [any KernelArgument]) throws -> Event? {
+        try program(file, defines: defines).kernel(name).launch(on: context, global: global, local: local, arguments)
+    }
+
+    /// A device buffer of `count` floats (contents undefined).
+    public func buffer(count: Int) throws -> Buffer<Float> {
+        try context.buffer(Float.self, count: count)
+    }
+
+    // MARK: autograd switch
+
+    /// Whether operations record their backward (false inside `noGrad`).
+    public var isGradEnabled: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return gradDepth == 0
+    }
+
+    /// Runs `body` without recording: no tape, no saved activations.
+    public func noGrad<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock(); gradDepth += 1; lock.unlock()
+        defer { lock.lock(); gradDepth -= 1; lock.unlock() }
+        return try body()
+    }
+
+    /// Blocks until the device has finished all enqueued work.
+    public func synchronize() throws { try context.finish() }
+}
+
+/// Rounds `n` up to a multiple of `m`.
+@inline(__always)
+func roundUp(_ n: Int, _ m: Int) -> Int { (n + m - 1) / m * m }
