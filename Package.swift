@@ -42,12 +42,18 @@ let package = Package(
             name: "PrismCL",
             dependencies: ["COpenCL", "PrismKernels"]
         ),
+        // zlib (Debian: zlib1g-dev), for gzip-compressed datasets.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // Plain-Swift implementations (Double accumulation): the oracle every kernel is checked against.
         .target(name: "PrismReference"),
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismCL"]
+            dependencies: ["PrismCL", "CZlib"]
         ),
         // Seeded random data, tolerance checks, finite differences (for tests and benchmarks).
         .target(

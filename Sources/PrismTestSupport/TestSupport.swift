@@ -1,3 +1,4 @@
+import Foundation
 import PrismReference
 
 /// Deterministic pseudo-random numbers for tests and benchmarks (SplitMix64).
@@ -89,4 +90,17 @@ public func finiteDifferences(at x: [Double], step h: Double = 1e-6, _ f: ([Doub
 /// ∂⟨w, f(x)⟩/∂x is exactly the backward of f applied to dy = w.
 public func dot(_ a: [Double], _ b: [Double]) -> Double {
     zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }
+}
+
+/// Problem sizes for kernel tests. Under a simulator (Oclgrind, `PRISM_TEST_SMALL=1`) every work-item
+/// is interpreted, so tests use the small list there; on real devices the full list.
+public enum TestSizes {
+    /// Whether tests run in small mode.
+    public static let small: Bool = {
+        guard let value = getenv("PRISM_TEST_SMALL") else { return false }
+        return String(cString: value) == "1"
+    }()
+
+    /// `full` normally, `small` in small mode.
+    public static func pick<T>(_ full: [T], small smallList: [T]) -> [T] { small ? smallList : full }
 }

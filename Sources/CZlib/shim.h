@@ -1,0 +1,5 @@
+// zlib, for reading gzip-compressed IDX files (Debian: zlib1g-dev).
+#ifndef PRISM_CZLIB_SHIM_H
+#define PRISM_CZLIB_SHIM_H
+#include <zlib.h>
+#endif
