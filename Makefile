@@ -11,6 +11,7 @@ demo: deps
 
 test: deps
 	swift test
+	.ci/oclgrind-kernels
 
 build: deps
 	swift build

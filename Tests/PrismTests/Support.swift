@@ -4,14 +4,20 @@ import PrismCL
 import PrismTestSupport
 import Testing
 
-/// One engine on the CPU device (PoCL) for the whole test process.
-let sharedEngine: Result<Engine, any Error> = Result {
+/// The engine for tests on this thread: the CPU device (PoCL) unless `PRISM_DEVICE` says otherwise.
+///
+/// One engine per thread, created on that thread and kept for the process: Oclgrind (the simulator
+/// the kernel tests also run on) keeps per-thread state that exists only on the thread that created
+/// a context, so every OpenCL call of a (synchronous) test stays on the thread of its engine.
+func testEngine() throws -> Engine {
+    let key = "prism.test-engine"
+    if let engine = Thread.current.threadDictionary[key] as? Engine { return engine }
     var settings = Settings.current
     settings.device = settings.device ?? "cpu"
-    return try Engine(settings: settings)
+    let engine = try Engine(settings: settings)
+    Thread.current.threadDictionary[key] = engine
+    return engine
 }
-
-func testEngine() throws -> Engine { try sharedEngine.get() }
 
 /// Records an issue unless `actual` matches `expected` within `atol + rtol·|expected|` (NaN fails).
 func expectClose(_ actual: [Float], _ expected: [Double], atol: Double = 1e-5, rtol: Double = 1e-4, _ label: String = "",
