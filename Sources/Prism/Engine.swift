@@ -42,9 +42,11 @@ public final class Engine: @unchecked Sendable {
 
     // MARK: programs and launches
 
-    /// The program for `file` with the device's defaults, `defines`, and any override.
+    /// The program for `file` built with, in increasing precedence: the tuning table's defines for
+    /// this device, `defines` from the call site, and `defineOverrides[file]`.
     public func program(_ file: String, defines: [String: String] = [:]) throws -> Program {
-        var all = defines
+        var all = context.tunedDefines(for: file)
+        for (k, v) in defines { all[k] = v }
         for (k, v) in defineOverrides[file] ?? [:] { all[k] = v }
         let key = file + "|" + all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: ",")
         lock.lock()

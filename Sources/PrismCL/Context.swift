@@ -14,6 +14,8 @@ public final class Context: @unchecked Sendable {
     public let pool: BufferPool
     public let programs: ProgramCache
     public let settings: Settings
+    /// Kernel tunables for this device: the user's table, then the shipped one.
+    public let tuning: Tuning
 
     /// Creates a context on `device`.
     /// - Parameters:
@@ -46,6 +48,19 @@ public final class Context: @unchecked Sendable {
             directory: settings.diskCacheEnabled ? settings.cacheDirectory : nil,
             kernelsDirectory: settings.kernelsDirectory
         )
+        do {
+            tuning = try Tuning.load(settings: settings, shippedJSON: try? programs.source(file: "tuning.json"))
+        } catch {
+            pool.drain()
+            queue.release()
+            clReleaseContext(context)
+            throw error
+        }
+    }
+
+    /// The tuned `-D` defines for a kernel file on this device (empty when the tables have none).
+    public func tunedDefines(for file: String) -> [String: String] {
+        tuning.defines(for: file, device: device.info)
     }
 
     /// A context on the device chosen by `settings.device` (default GPU > accelerator > CPU).

@@ -9,6 +9,7 @@ import Foundation
 /// | `PRISM_NO_CACHE` | `1` turns the on-disk program cache off |
 /// | `PRISM_CACHE_DIR` | folder of the on-disk program cache (default `$XDG_CACHE_HOME/prism`, else `~/.cache/prism`) |
 /// | `XDG_CACHE_HOME` | base of the default cache folder |
+/// | `PRISM_TUNING_FILE` | a tuning table (JSON) searched before the shipped one |
 public struct Settings: Sendable, Equatable {
     /// Device selection, as given (nil: the default choice GPU > accelerator > CPU).
     public var device: String?
@@ -18,13 +19,16 @@ public struct Settings: Sendable, Equatable {
     public var diskCacheEnabled: Bool
     /// Folder of the on-disk program cache.
     public var cacheDirectory: String
+    /// A user tuning table searched before the shipped one.
+    public var tuningFile: String?
 
     public init(device: String? = nil, kernelsDirectory: String? = nil,
-                diskCacheEnabled: Bool = true, cacheDirectory: String) {
+                diskCacheEnabled: Bool = true, cacheDirectory: String, tuningFile: String? = nil) {
         self.device = device
         self.kernelsDirectory = kernelsDirectory
         self.diskCacheEnabled = diskCacheEnabled
         self.cacheDirectory = cacheDirectory
+        self.tuningFile = tuningFile
     }
 
     /// Settings read from an environment (the process's by default).
@@ -35,6 +39,7 @@ public struct Settings: Sendable, Equatable {
         }
         device = value("PRISM_DEVICE")
         kernelsDirectory = value("PRISM_KERNELS_DIR")
+        tuningFile = value("PRISM_TUNING_FILE")
         let noCache = value("PRISM_NO_CACHE").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false
         diskCacheEnabled = !noCache
         if let dir = value("PRISM_CACHE_DIR") {
