@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     ],
     targets: [
         // OpenCL C API through the ICD loader (Debian: ocl-icd-opencl-dev, opencl-headers).
@@ -53,7 +54,7 @@ let package = Package(
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismCL", "CZlib"]
+            dependencies: ["PrismCL", "CZlib", .product(name: "SwiftCSV", package: "SwiftCSV")]
         ),
         // Seeded random data, tolerance checks, finite differences (for tests and benchmarks).
         .target(
