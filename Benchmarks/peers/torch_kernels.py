@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""PyTorch (CPU) running the same kernel work as `prism-bench kernels`, writing the same JSON shape.
+
+Cases: SGEMM 1024^3 and 2048^3; the reference CNN's two convolutions at batch 256
+(Conv(1->32, 3x3) on 28x28 and Conv(32->64, 3x3) on 13x13), forward, backward-input,
+backward-weight, and forward+backward. Times are medians of wall-clock time per call after warm-up
+(PyTorch on the CPU runs synchronously).
+
+    python3 Benchmarks/peers/torch_kernels.py --json torch.json [--repeat 20] [--threads N]
+"""
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def median_ms(fn, repeat, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def conv_flops(n, c, k, r, s, p, q):
+    return 2.0 * n * k * p * q * c * r * s
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json")
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    results = []
+
+    def add(name, shape, ms, flops):
+        results.append({"name": name, "shape": shape, "median_ms": ms, "gflops": flops / ms / 1e6})
+        print(f"{name:28s} {shape:28s} {ms:10.3f} ms {flops / ms / 1e6:9.1f} GFLOP/s", flush=True)
+
+    for n in (1024, 2048):
+        a = torch.randn(n, n)
+        b = torch.randn(n, n)
+        c = torch.empty(n, n)
+        ms = median_ms(lambda: torch.mm(a, b, out=c), args.repeat)
+        add("sgemm", f"{n}x{n}x{n}", ms, 2.0 * n * n * n)
+
+    for label, (n, c, h, w, k) in {"conv1": (256, 1, 28, 28, 32), "conv2": (256, 32, 13, 13, 64)}.items():
+        x = torch.randn(n, c, h, w, requires_grad=True)
+        wt = torch.randn(k, c, 3, 3, requires_grad=True)
+        bias = torch.randn(k, requires_grad=True)
+        p, q = h - 2, w - 2
+        flops = conv_flops(n, c, k, 3, 3, p, q)
+        shape = f"N{n} C{c} H{h} W{w} K{k} 3x3"
+        with torch.no_grad():
+            ms = median_ms(lambda: F.conv2d(x, wt, bias), args.repeat)
+        add(f"{label}_forward", shape, ms, flops)
+        y = F.conv2d(x, wt, bias)
+        dy = torch.randn_like(y)
+        ms = median_ms(lambda: torch.autograd.grad(y, (x,), dy, retain_graph=True), args.repeat)
+        add(f"{label}_backward_input", shape, ms, flops)
+        ms = median_ms(lambda: torch.autograd.grad(y, (wt, bias), dy, retain_graph=True), args.repeat)
+        add(f"{label}_backward_weight", shape, ms, flops)
+
+        def step():
+            out = F.conv2d(x, wt, bias)
+            torch.autograd.grad(out, (x, wt, bias), dy)
+
+        ms = median_ms(step, args.repeat)
+        add(f"{label}_forward_backward", shape, ms, 3 * flops)
+
+    if args.json:
+        doc = {
+            "device": {"name": platform.processor() or platform.machine(), "library": f"torch {torch.__version__}",
+                       "threads": torch.get_num_threads()},
+            "date": datetime.date.today().isoformat(),
+            "results": results,
+        }
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
