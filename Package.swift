@@ -56,6 +56,11 @@ let package = Package(
             name: "Prism",
             dependencies: ["PrismCL", "CZlib", .product(name: "SwiftCSV", package: "SwiftCSV")]
         ),
+        // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
+        .target(
+            name: "PrismExplain",
+            dependencies: ["Prism", "PrismCL"]
+        ),
         // Seeded random data, tolerance checks, finite differences (for tests and benchmarks).
         .target(
             name: "PrismTestSupport",
@@ -89,6 +94,11 @@ let package = Package(
         .testTarget(
             name: "PrismReferenceTests",
             dependencies: ["PrismReference", "PrismTestSupport"]
+        ),
+        .testTarget(
+            name: "PrismExplainTests",
+            dependencies: ["PrismExplain", "Prism", "PrismReference", "PrismTestSupport"],
+            exclude: []
         ),
         .testTarget(
             name: "PrismTests",
