@@ -62,7 +62,10 @@ public final class Tensor: CustomStringConvertible {
     /// A tensor with every element equal to `value`.
     public static func full(_ shape: [Int], _ value: Float, engine: Engine, requiresGrad: Bool = false) throws -> Tensor {
         let t = try empty(shape, engine: engine)
-        try t.storage.fill(value)
+        // A kernel rather than clEnqueueFillBuffer: simulators such as Oclgrind do not count a
+        // fill command as initializing memory.
+        let n = t.count
+        try engine.launch("elementwise.cl", "fill_f32", global: [n], [t.storage, value, Int32(n)])
         t.requiresGrad = requiresGrad
         return t
     }

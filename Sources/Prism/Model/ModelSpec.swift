@@ -1,0 +1,98 @@
+import Foundation
+
+/// A network architecture as data: stored as JSON in a model file's safetensors metadata
+/// (`prism.model`), so that the file alone rebuilds the model.
+public struct ModelSpec: Codable, Equatable, Sendable {
+    /// The shape of one input example without the batch, e.g. [1, 28, 28] or [30].
+    public var inputShape: [Int]
+    /// Number of output classes.
+    public var classCount: Int
+    /// The layers in order; parameter names follow PyTorch's `nn.Sequential` (`"3.weight"`).
+    public var layers: [LayerSpec]
+    /// Architecture name (`cnn`, `mlp`, or `custom`).
+    public var architecture: String
+
+    public init(architecture: String, inputShape: [Int], classCount: Int, layers: [LayerSpec]) {
+        self.architecture = architecture
+        self.inputShape = inputShape
+        self.classCount = classCount
+        self.layers = layers
+    }
+
+    /// The reference CNN: Conv(1→32, 3×3)+ReLU, MaxPool 2, Conv(32→64, 3×3)+ReLU, MaxPool 2,
+    /// Flatten, Linear(1600→128)+ReLU, Linear(128→10) — for 28×28 single-channel images
+    /// (other sizes change the flattened width).
+    public static func cnn(height: Int = 28, width: Int = 28, channels: Int = 1, classes: Int = 10) throws -> ModelSpec {
+        let h1 = (height - 2) / 2, w1 = (width - 2) / 2
+        let h2 = (h1 - 2) / 2, w2 = (w1 - 2) / 2
+        guard h2 >= 1, w2 >= 1 else {
+            throw TensorError("cnn: input \(height)×\(width) is too small (needs at least 10×10)")
+        }
+        return ModelSpec(architecture: "cnn", inputShape: [channels, height, width], classCount: classes, layers: [
+            .conv2d(inChannels: channels, outChannels: 32, kernel: 3, stride: 1, padding: 0), .relu,
+            .maxPool2d(kernel: 2, stride: 2),
+            .conv2d(inChannels: 32, outChannels: 64, kernel: 3, stride: 1, padding: 0), .relu,
+            .maxPool2d(kernel: 2, stride: 2),
+            .flatten,
+            .linear(inFeatures: 64 * h2 * w2, outFeatures: 128), .relu,
+            .linear(inFeatures: 128, outFeatures: classes),
+        ])
+    }
+
+    /// A multilayer perceptron: Flatten, then Linear+ReLU for each hidden size, then Linear to the classes.
+    public static func mlp(inputShape: [Int], hidden: [Int] = [128], classes: Int) throws -> ModelSpec {
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw TensorError("mlp: invalid input shape \(inputShape)")
+        }
+        guard hidden.allSatisfy({ $0 > 0 }), classes > 0 else {
+            throw TensorError("mlp: layer sizes must be positive: hidden \(hidden), classes \(classes)")
+        }
+        var layers: [LayerSpec] = [.flatten]
+        var width = inputShape.reduce(1, *)
+        for h in hidden {
+            layers += [.linear(inFeatures: width, outFeatures: h), .relu]
+            width = h
+        }
+        layers.append(.linear(inFeatures: width, outFeatures: classes))
+        return ModelSpec(architecture: "mlp", inputShape: inputShape, classCount: classes, layers: layers)
+    }
+
+    /// The spec as compact JSON (sorted keys).
+    public func json() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// Decodes a spec from JSON.
+    /// - Throws: `DataError` naming `source` when the JSON is not a model spec.
+    public static func decode(json: String, source: String = "model spec") throws -> ModelSpec {
+        do {
+            return try JSONDecoder().decode(ModelSpec.self, from: Data(json.utf8))
+        } catch {
+            throw DataError("\(source): not a Prism model description (\(error))")
+        }
+    }
+}
+
+/// One layer of a `ModelSpec`.
+public enum LayerSpec: Codable, Equatable, Sendable {
+    case linear(inFeatures: Int, outFeatures: Int)
+    case conv2d(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int)
+    case maxPool2d(kernel: Int, stride: Int)
+    case avgPool2d(kernel: Int, stride: Int)
+    case relu
+    case gelu
+    case flatten
+    case dropout(probability: Float)
+    case softmax
+
+    /// The parameter shapes of the layer under PyTorch's names (`weight`, `bias`).
+    public var parameterShapes: [(name: String, shape: [Int])] {
+        switch self {
+        case let .linear(i, o): return [("weight", [o, i]), ("bias", [o])]
+        case let .conv2d(c, k, r, _, _): return [("weight", [k, c, r, r]), ("bias", [k])]
+        default: return []
+        }
+    }
+}
