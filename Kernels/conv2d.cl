@@ -1,0 +1,474 @@
+// conv2d.cl — 2-D convolution (cross-correlation, like PyTorch's Conv2d) and its backward passes,
+// all as implicit GEMMs: the input patches are gathered on the fly, no im2col buffer is built.
+//
+// Layouts (row-major): input x [N, C, H, W]; weight w [K, C, R, S]; bias [K]; output y [N, K, P, Q]
+// with P = (H + 2·ph − dh·(R − 1) − 1) / sh + 1 and Q likewise. Geometry arguments (GEOM) are
+// N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw in that order.
+//
+// Remainders are written as a − (a / b)·b: Oclgrind's uninitialized-memory checker cannot run the
+// `freeze` that the compiler inserts when it pairs a `/` with a `%` of the same operands.
+//
+// Kernels and when each runs:
+//   conv2d_forward_gpu      GPU-shaped forward (any device that is not a CPU): a work-group computes
+//                           a CONV_TM × CONV_TN tile of y seen as [K] × [N·P·Q]; depth C·R·S is walked
+//                           in CONV_TD slices staged in local memory (weights and gathered input),
+//                           each work-item keeps a CONV_WM × CONV_WN register block.
+//                           Local size (CONV_TN / CONV_WN, CONV_TM / CONV_WM).
+//   conv2d_forward_cpu      CPU-shaped forward (PoCL): no barriers, no local memory. Each work-item
+//                           computes CONV_FWD_KV float8 vectors of output channels (KB = 8·CONV_FWD_KV
+//                           channels) × CONV_FWD_NP output pixels in registers, over a weight panel
+//                           packed by conv2d_pack_weight as [K / KB][R·S·C][KB] (zero rows past K).
+//                           Global (pixel blocks, channel blocks).
+//   conv2d_backward_input   dx = transposed convolution of dy, register-tiled like the CPU forward:
+//                           8·CONV_DX_KV input channels × CONV_DX_NP input pixels per work-item, weights
+//                           packed by conv2d_pack_weight_t as [C / KB][R·S·K][KB]. Overwrites dx.
+//   conv2d_backward_weight  dw as a GEMM over depth N·P·Q: 8·CONV_DW_KV output channels × CONV_DW_NP weight
+//                           columns (c, r, s) per work-item, over dy packed by conv2d_pack_dy as
+//                           [K / KB][N·P·Q][KB]. The batch is split into chunks of `images` images
+//                           (third global dimension); each chunk overwrites its own slice of `partial`
+//                           [chunks][K][C·R·S], and conv2d_reduce_chunks sums the slices into dw
+//                           (overwrites dw). No atomics, no races.
+//   conv2d_backward_bias    db[k] = Σ over n, p, q of dy, per chunk of images into `partial` [chunks][K],
+//                           summed by conv2d_reduce_chunks into db. Overwrites db.
+//   conv2d_pack_weight, conv2d_pack_weight_t, conv2d_pack_dy   one work-item per packed float (dy: per
+//                           pixel × channel block); panels are zero-padded past K or C, so the micro-tiles
+//                           never test channel bounds in their inner loops.
+//   conv2d_reduce_chunks    sums per-chunk partial results (dw, db).
+// The backward kernels are register-tiled and barrier-free; they run on every device.
+// Indices are 32-bit: the host refuses tensors of 2³¹ elements or more.
+// Every gradient is overwritten; autograd accumulates across uses on the host side.
+//
+// Padding: the backward-input kernel (and the CPU forward when compiled with CONV_PADDED=1) switch each
+// (r, s) step's source pointer to a one-element zero buffer (stride 0) for pixels that fall outside the
+// image, so the inner loop has no branches. conv2d_backward_weight checks bounds per load only when
+// compiled with CONV_PADDED=1. Without padding every gathered pixel is inside the image.
+//
+// Tunables (-D):
+//   CONV_FWD_KV, CONV_FWD_NP   forward micro-tile: float8 vectors of output channels × output pixels
+//                              (default 4 × 4, i.e. 32 channels × 4 pixels in 16 accumulators)
+//   CONV_DX_KV, CONV_DX_NP     backward-input micro-tile (default 2 × 6: 16 channels × 6 pixels; the
+//                              host asks for 1 × 8 when C ≤ 8)
+//   CONV_DW_KV, CONV_DW_NP     backward-weight micro-tile (default 2 × 6: 16 channels × 6 columns)
+//   CONV_PADDED 1 when ph or pw is non-zero (selects the checked loads of conv2d_forward_cpu and
+//               conv2d_backward_weight; the host sets it per call)
+//   CONV_TM, CONV_TN, CONV_TD, CONV_WM, CONV_WN   GPU-shaped tile sizes (defaults 32, 32, 8, 2, 2)
+// Every kernel guards its tails: any N, C, H, W, K, R, S, stride, padding and dilation works.
+
+#ifndef CONV_FWD_KV
+#define CONV_FWD_KV 4
+#endif
+#ifndef CONV_FWD_NP
+#define CONV_FWD_NP 4
+#endif
+#ifndef CONV_DX_KV
+#define CONV_DX_KV 2
+#endif
+#ifndef CONV_DX_NP
+#define CONV_DX_NP 6
+#endif
+#ifndef CONV_DW_KV
+#define CONV_DW_KV 2
+#endif
+#ifndef CONV_DW_NP
+#define CONV_DW_NP 6
+#endif
+#ifndef CONV_PADDED
+#define CONV_PADDED 0
+#endif
+#ifndef CONV_TM
+#define CONV_TM 32
+#endif
+#ifndef CONV_TN
+#define CONV_TN 32
+#endif
+#ifndef CONV_TD
+#define CONV_TD 8
+#endif
+#ifndef CONV_WM
+#define CONV_WM 2
+#endif
+#ifndef CONV_WN
+#define CONV_WN 2
+#endif
+
+#define CONV_FWD_KB (8 * CONV_FWD_KV)
+#define CONV_DX_KB (8 * CONV_DX_KV)
+#define CONV_DW_KB (8 * CONV_DW_KV)
+
+#define GEOM const int N, const int C, const int H, const int W, const int K, const int R, const int S, \
+             const int P, const int Q, const int sh, const int sw, const int ph, const int pw, const int dh, const int dw
+
+// ---------------------------------------------------------------------------------------------
+// Packing (one work-item per packed element).
+
+// wp[kb][rs·C + c][lane] = w[kb·KB + lane][c][rs], zero past K.
+__kernel void conv2d_pack_weight(__global const float *w, __global float *wp, const int K, const int C, const int RS) {
+    const int i = (int)get_global_id(0);
+    const int D = C * RS;
+    const int total = (K + CONV_FWD_KB - 1) / CONV_FWD_KB * CONV_FWD_KB * D;
+    if (i >= total) return;
+    const int row = i / CONV_FWD_KB, lane = i - row * CONV_FWD_KB;
+    const int kb = row / D, d = row - kb * D;
+    const int k = kb * CONV_FWD_KB + lane;
+    const int rs = d / C, c = d - rs * C;
+    wp[i] = k < K ? w[(k * C + c) * RS + rs] : 0.0f;
+}
+
+// wt[cb][rs·K + k][lane] = w[k][cb·KB + lane][rs], zero past C.
+__kernel void conv2d_pack_weight_t(__global const float *w, __global float *wt, const int K, const int C, const int RS) {
+    const int i = (int)get_global_id(0);
+    const int D = K * RS;
+    const int total = (C + CONV_DX_KB - 1) / CONV_DX_KB * CONV_DX_KB * D;
+    if (i >= total) return;
+    const int row = i / CONV_DX_KB, lane = i - row * CONV_DX_KB;
+    const int cb = row / D, d = row - cb * D;
+    const int c = cb * CONV_DX_KB + lane;
+    const int rs = d / K, k = d - rs * K;
+    wt[i] = c < C ? w[(k * C + c) * RS + rs] : 0.0f;
+}
+
+// dyp[kb][n·PQ + pq][lane] = dy[n][kb·KB + lane][pq], zero past K. Global (N·PQ, K / KB): neighbouring
+// work-items read neighbouring pixels of each channel plane.
+__kernel void conv2d_pack_dy(__global const float *dy, __global float *dyp, const int N, const int K, const int PQ) {
+    const int t = (int)get_global_id(0);
+    const int kb = (int)get_global_id(1);
+    const int T = N * PQ;
+    if (t >= T || kb * CONV_DW_KB >= K) return;
+    const int n = t / PQ, pq = t - n * PQ;
+    __global float *out = dyp + ((size_t)kb * T + t) * CONV_DW_KB;
+    #pragma unroll
+    for (int l = 0; l < CONV_DW_KB; ++l) {
+        const int k = kb * CONV_DW_KB + l;
+        out[l] = k < K ? dy[(size_t)(n * K + k) * PQ + pq] : 0.0f;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Register micro-tile helpers shared by the CPU-shaped kernels.
+
+#define ZERO_ACC(acc, NP, KV)                                              \
+    _Pragma("unroll")                                              \
+    for (int j_ = 0; j_ < NP; ++j_)                           \
+        for (int v_ = 0; v_ < KV; ++v_) acc[j_][v_] = (float8)(0.0f)
+
+// acc[j][v] += src[j][idx·stride[j]] · panel[v] over one depth step.
+#define MICRO_STEP(acc, panel, src, stride, idx, NP, KV)                                   \
+    {                                                                              \
+        float8 wv_[KV];                                                       \
+        _Pragma("unroll")                                                          \
+        for (int v_ = 0; v_ < KV; ++v_) wv_[v_] = vload8(v_, (panel));        \
+        _Pragma("unroll")                                                          \
+        for (int j_ = 0; j_ < NP; ++j_) {                                     \
+            const float8 xv_ = (float8)(src[j_][(idx) * stride[j_]]);              \
+            _Pragma("unroll")                                                                  \
+            for (int v_ = 0; v_ < KV; ++v_) acc[j_][v_] = fma(xv_, wv_[v_], acc[j_][v_]); \
+        }                                                                          \
+    }
+
+// ---------------------------------------------------------------------------------------------
+// Forward, CPU-shaped.
+
+__kernel void conv2d_forward_cpu(__global const float *x, __global const float *wp, __global const float *bias,
+                                 const int hasBias, __global const float *zero, __global float *y, GEOM) {
+    const int PQ = P * Q, HW = H * W, NPQ = N * PQ;
+    const int col0 = (int)get_global_id(0) * CONV_FWD_NP;
+    const int kb = (int)get_global_id(1);
+    if (col0 >= NPQ || kb * CONV_FWD_KB >= K) return;
+
+    int xbase[CONV_FWD_NP], ih0[CONV_FWD_NP], iw0[CONV_FWD_NP];
+    #pragma unroll
+    for (int j = 0; j < CONV_FWD_NP; ++j) {
+        const int col = min(col0 + j, NPQ - 1);
+        const int n = col / PQ, pq = col - n * PQ;
+        const int p = pq / Q, q = pq - p * Q;
+        ih0[j] = p * sh - ph;
+        iw0[j] = q * sw - pw;
+        xbase[j] = n * C * HW;
+    }
+    float8 acc[CONV_FWD_NP][CONV_FWD_KV];
+    ZERO_ACC(acc, CONV_FWD_NP, CONV_FWD_KV);
+    const __global float *panel = wp + (size_t)kb * (R * S * C) * CONV_FWD_KB;
+    for (int r = 0; r < R; ++r) {
+        for (int s = 0; s < S; ++s) {
+            const __global float *src[CONV_FWD_NP];
+            int stride[CONV_FWD_NP];
+            #pragma unroll
+            for (int j = 0; j < CONV_FWD_NP; ++j) {
+                const int ih = ih0[j] + r * dh, iw = iw0[j] + s * dw;
+#if CONV_PADDED
+                const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                src[j] = inside ? x + xbase[j] + ih * W + iw : zero;
+                stride[j] = inside ? HW : 0;
+#else
+                src[j] = x + xbase[j] + ih * W + iw;
+                stride[j] = HW;
+#endif
+            }
+            for (int c = 0; c < C; ++c) {
+                MICRO_STEP(acc, panel, src, stride, c, CONV_FWD_NP, CONV_FWD_KV);
+                panel += CONV_FWD_KB;
+            }
+        }
+    }
+    #pragma unroll
+    for (int j = 0; j < CONV_FWD_NP; ++j) {
+        const int col = col0 + j;
+        if (col >= NPQ) break;
+        const int n = col / PQ, pq = col - n * PQ;
+        #pragma unroll
+        for (int v = 0; v < CONV_FWD_KV; ++v) {
+            float lanes[8];
+            vstore8(acc[j][v], 0, lanes);
+            #pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                const int k = kb * CONV_FWD_KB + v * 8 + l;
+                if (k < K) y[(n * K + k) * PQ + pq] = lanes[l] + (hasBias ? bias[k] : 0.0f);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward, GPU-shaped: local-memory tiles of weights [TD][TM] and gathered input [TD][TN].
+
+__kernel void conv2d_forward_gpu(__global const float *x, __global const float *w, __global const float *bias,
+                                 const int hasBias, __global float *y, GEOM) {
+    __local float wTile[CONV_TD][CONV_TM];
+    __local float xTile[CONV_TD][CONV_TN];
+    const int LX = CONV_TN / CONV_WN, LY = CONV_TM / CONV_WM;
+    const int lx = (int)get_local_id(0), ly = (int)get_local_id(1);
+    const int tid = ly * LX + lx;
+    const int m0 = (int)get_group_id(1) * CONV_TM, n0 = (int)get_group_id(0) * CONV_TN;
+    const int RS = R * S, D = C * RS, PQ = P * Q, HW = H * W, NPQ = N * PQ;
+
+    float acc[CONV_WM][CONV_WN];
+    #pragma unroll
+    for (int a = 0; a < CONV_WM; ++a)
+        #pragma unroll
+        for (int b = 0; b < CONV_WN; ++b) acc[a][b] = 0.0f;
+
+    for (int d0 = 0; d0 < D; d0 += CONV_TD) {
+        for (int i = tid; i < CONV_TD * CONV_TM; i += LX * LY) {
+            const int dd = i / CONV_TM, mm = i - dd * CONV_TM;
+            const int k = m0 + mm, d = d0 + dd;
+            wTile[dd][mm] = (k < K && d < D) ? w[k * D + d] : 0.0f;
+        }
+        for (int i = tid; i < CONV_TD * CONV_TN; i += LX * LY) {
+            const int dd = i / CONV_TN, nn = i - dd * CONV_TN;
+            const int col = n0 + nn, d = d0 + dd;
+            float value = 0.0f;
+            if (col < NPQ && d < D) {
+                const int n = col / PQ, pq = col - n * PQ;
+                const int p = pq / Q, q = pq - p * Q;
+                const int c = d / RS, rs = d - c * RS;
+                const int r = rs / S, s = rs - r * S;
+                const int ih = p * sh - ph + r * dh;
+                const int iw = q * sw - pw + s * dw;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W) value = x[(n * C + c) * HW + ih * W + iw];
+            }
+            xTile[dd][nn] = value;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int dd = 0; dd < CONV_TD; ++dd) {
+            float wr[CONV_WM], xr[CONV_WN];
+            #pragma unroll
+            for (int a = 0; a < CONV_WM; ++a) wr[a] = wTile[dd][ly + a * LY];
+            #pragma unroll
+            for (int b = 0; b < CONV_WN; ++b) xr[b] = xTile[dd][lx + b * LX];
+            #pragma unroll
+            for (int a = 0; a < CONV_WM; ++a)
+                #pragma unroll
+                for (int b = 0; b < CONV_WN; ++b) acc[a][b] = fma(wr[a], xr[b], acc[a][b]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    #pragma unroll
+    for (int a = 0; a < CONV_WM; ++a) {
+        const int k = m0 + ly + a * LY;
+        if (k >= K) continue;
+        #pragma unroll
+        for (int b = 0; b < CONV_WN; ++b) {
+            const int col = n0 + lx + b * LX;
+            if (col >= NPQ) continue;
+            const int n = col / PQ, pq = col - n * PQ;
+            y[(n * K + k) * PQ + pq] = acc[a][b] + (hasBias ? bias[k] : 0.0f);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward with respect to the input: dx[n][c][h][w] = Σ_{k,r,s} w[k][c][r][s] · dy[n][k][p][q]
+// where p·sh = h + ph − r·dh and q·sw = w + pw − s·dw. Overwrites dx.
+
+__kernel void conv2d_backward_input(__global const float *dy, __global const float *wt, __global const float *zero,
+                                    __global float *dx, GEOM) {
+    const int PQ = P * Q, HW = H * W, NHW = N * HW;
+    const int col0 = (int)get_global_id(0) * CONV_DX_NP;
+    const int cb = (int)get_global_id(1);
+    if (col0 >= NHW || cb * CONV_DX_KB >= C) return;
+
+    int dybase[CONV_DX_NP], hh[CONV_DX_NP], ww[CONV_DX_NP];
+    #pragma unroll
+    for (int j = 0; j < CONV_DX_NP; ++j) {
+        const int col = min(col0 + j, NHW - 1);
+        const int n = col / HW, hw = col - n * HW;
+        const int h = hw / W;
+        hh[j] = h + ph;
+        ww[j] = hw - h * W + pw;
+        dybase[j] = n * K * PQ;
+    }
+    float8 acc[CONV_DX_NP][CONV_DX_KV];
+    ZERO_ACC(acc, CONV_DX_NP, CONV_DX_KV);
+    const __global float *panel = wt + (size_t)cb * (R * S * K) * CONV_DX_KB;
+    for (int r = 0; r < R; ++r) {
+        for (int s = 0; s < S; ++s) {
+            const __global float *src[CONV_DX_NP];
+            int stride[CONV_DX_NP];
+            int live = 0;
+            #pragma unroll
+            for (int j = 0; j < CONV_DX_NP; ++j) {
+                const int tp = hh[j] - r * dh, tq = ww[j] - s * dw;
+                const int p = tp / sh, q = tq / sw;
+                const bool inside = tp >= 0 && tq >= 0 && p * sh == tp && q * sw == tq && p < P && q < Q;
+                src[j] = inside ? dy + dybase[j] + p * Q + q : zero;
+                stride[j] = inside ? PQ : 0;
+                live |= inside;
+            }
+            // No pixel of the tile meets an output through this tap (image border, stride gaps): skip it.
+            if (!live) {
+                panel += K * CONV_DX_KB;
+                continue;
+            }
+            for (int k = 0; k < K; ++k) {
+                MICRO_STEP(acc, panel, src, stride, k, CONV_DX_NP, CONV_DX_KV);
+                panel += CONV_DX_KB;
+            }
+        }
+    }
+    #pragma unroll
+    for (int j = 0; j < CONV_DX_NP; ++j) {
+        const int col = col0 + j;
+        if (col >= NHW) break;
+        const int n = col / HW, hw = col - n * HW;
+        #pragma unroll
+        for (int v = 0; v < CONV_DX_KV; ++v) {
+            float lanes[8];
+            vstore8(acc[j][v], 0, lanes);
+            #pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                const int c = cb * CONV_DX_KB + v * 8 + l;
+                if (c < C) dx[(n * C + c) * HW + hw] = lanes[l];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward with respect to the weight, one chunk of `images` images per third global index:
+// partial[chunk][k][c·RS + rs] = Σ_{n in chunk, p, q} dy[n][k][p][q] · x[n][c][p·sh − ph + r·dh][q·sw − pw + s·dw].
+
+__kernel void conv2d_backward_weight(__global const float *x, __global const float *dyp, __global float *partial,
+                                     const int images, GEOM) {
+    const int RS = R * S, D = C * RS, PQ = P * Q, HW = H * W, CHW = C * HW, T = N * PQ;
+    const int col0 = (int)get_global_id(0) * CONV_DW_NP;
+    const int kb = (int)get_global_id(1);
+    const int chunk = (int)get_global_id(2);
+    const int nBegin = chunk * images;
+    if (col0 >= D || kb * CONV_DW_KB >= K || nBegin >= N) return;
+    const int nEnd = min(N, nBegin + images);
+
+    int off[CONV_DW_NP];
+#if CONV_PADDED
+    int rr[CONV_DW_NP], ss[CONV_DW_NP];
+#endif
+    #pragma unroll
+    for (int j = 0; j < CONV_DW_NP; ++j) {
+        const int e = min(col0 + j, D - 1);
+        const int c = e / RS, rs = e - c * RS;
+        const int r = rs / S, s = rs - r * S;
+        off[j] = c * HW + r * dh * W + s * dw;
+#if CONV_PADDED
+        rr[j] = r * dh;
+        ss[j] = s * dw;
+#endif
+    }
+    float8 acc[CONV_DW_NP][CONV_DW_KV];
+    ZERO_ACC(acc, CONV_DW_NP, CONV_DW_KV);
+    const __global float *panel = dyp + ((size_t)kb * T + (size_t)nBegin * PQ) * CONV_DW_KB;
+    for (int n = nBegin; n < nEnd; ++n) {
+        for (int p = 0; p < P; ++p) {
+            const int ih0 = p * sh - ph;
+            for (int q = 0; q < Q; ++q) {
+                const int iw0 = q * sw - pw;
+                const int xb = n * CHW + ih0 * W + iw0;
+                float8 dv[CONV_DW_KV];
+                #pragma unroll
+                for (int v = 0; v < CONV_DW_KV; ++v) dv[v] = vload8(v, panel);
+                panel += CONV_DW_KB;
+                #pragma unroll
+                for (int j = 0; j < CONV_DW_NP; ++j) {
+#if CONV_PADDED
+                    const int ih = ih0 + rr[j], iw = iw0 + ss[j];
+                    const float xs = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? x[xb + off[j]] : 0.0f;
+#else
+                    const float xs = x[xb + off[j]];
+#endif
+                    const float8 xv = (float8)(xs);
+                    #pragma unroll
+                    for (int v = 0; v < CONV_DW_KV; ++v) acc[j][v] = fma(xv, dv[v], acc[j][v]);
+                }
+            }
+        }
+    }
+    __global float *out = partial + (size_t)chunk * K * D;
+    #pragma unroll
+    for (int j = 0; j < CONV_DW_NP; ++j) {
+        const int e = col0 + j;
+        if (e >= D) break;
+        #pragma unroll
+        for (int v = 0; v < CONV_DW_KV; ++v) {
+            float lanes[8];
+            vstore8(acc[j][v], 0, lanes);
+            #pragma unroll
+            for (int l = 0; l < 8; ++l) {
+                const int k = kb * CONV_DW_KB + v * 8 + l;
+                if (k < K) out[k * D + e] = lanes[l];
+            }
+        }
+    }
+}
+
+// dw[i] = Σ_chunk partial[chunk][i] for i < count. Overwrites dw.
+__kernel void conv2d_reduce_chunks(__global const float *partial, __global float *dw, const int count, const int chunks) {
+    const int i = (int)get_global_id(0);
+    if (i >= count) return;
+    float sum = 0.0f;
+    for (int c = 0; c < chunks; ++c) sum += partial[(size_t)c * count + i];
+    dw[i] = sum;
+}
+
+// partial[chunk][k] = Σ_{n in chunk, pq} dy[n][k][pq]. Global (K, chunks of `images` images); the
+// chunks are then summed by conv2d_reduce_chunks into db (overwritten).
+__kernel void conv2d_backward_bias(__global const float *dy, __global float *partial, const int N, const int K, const int PQ,
+                                   const int images) {
+    const int k = (int)get_global_id(0);
+    const int chunk = (int)get_global_id(1);
+    if (k >= K || chunk * images >= N) return;
+    const int nEnd = min(N, (chunk + 1) * images);
+    float sum = 0.0f;
+    for (int n = chunk * images; n < nEnd; ++n) {
+        const __global float *plane = dy + (size_t)(n * K + k) * PQ;
+        // Four independent partial sums, so the adds do not wait on each other.
+        float a = 0.0f, b = 0.0f, c = 0.0f, d = 0.0f;
+        int i = 0;
+        for (; i + 4 <= PQ; i += 4) {
+            a += plane[i];
+            b += plane[i + 1];
+            c += plane[i + 2];
+            d += plane[i + 3];
+        }
+        for (; i < PQ; ++i) a += plane[i];
+        sum += (a + b) + (c + d);
+    }
+    partial[(size_t)chunk * K + k] = sum;
+}

@@ -1,0 +1,119 @@
+// pool.cl — 2-D max, average and global average pooling and their backward passes.
+//
+// Layouts (row-major): x [N, C, H, W] seen as `planes` = N·C planes of H × W; y [N, C, P, Q] with
+// P = (H + 2·ph − kh) / sh + 1 and Q likewise (floor, like PyTorch with ceil_mode = false).
+//
+// Kernels (one work-item per output element of the kernel, 1-D, any local size):
+//   maxpool2d_forward        y = window maximum; padding counts as −∞. Also writes, per output, the
+//                            argmax as an offset ih·W + iw inside its plane (−1 if a window saw no
+//                            pixel); ties keep the first pixel in row-major window order; NaN wins.
+//   maxpool2d_backward       dx[pixel] = Σ dy over the windows containing the pixel whose argmax is
+//                            that pixel. One work-item per input pixel gathers from the (at most
+//                            ⌈kh/sh⌉·⌈kw/sw⌉) windows that contain it: overlapping windows
+//                            (kernel > stride) never race. Overwrites dx.
+//   avgpool2d_forward        y = window sum / (kh·kw): padding counts as zeros in the divisor, which is
+//                            PyTorch's count_include_pad = true.
+//   avgpool2d_backward       dx[pixel] = Σ over windows containing the pixel of dy / (kh·kw), gathered
+//                            per pixel as above. Overwrites dx.
+//   global_avgpool_forward   y[plane] = mean of the plane (one work-item per plane).
+//   global_avgpool_backward  dx[plane][i] = dy[plane] / (H·W). Overwrites dx.
+// Geometry arguments (POOL_GEOM): planes, H, W, P, Q, kh, kw, sh, sw, ph, pw.
+// Remainders are written as a − (a / b)·b (Oclgrind cannot check the `freeze` a paired `%` becomes).
+// No tunables: these kernels are memory-bound and PoCL vectorizes them across work-items.
+
+#define POOL_GEOM const int planes, const int H, const int W, const int P, const int Q, const int kh, const int kw, \
+                  const int sh, const int sw, const int ph, const int pw
+
+__kernel void maxpool2d_forward(__global const float *x, __global float *y, __global int *argmax, POOL_GEOM) {
+    const int i = (int)get_global_id(0);
+    if (i >= planes * P * Q) return;
+    const int plane = i / (P * Q), pq = i - plane * (P * Q);
+    const int p = pq / Q, q = pq - p * Q;
+    const int h0 = p * sh - ph, w0 = q * sw - pw;
+    const __global float *src = x + (size_t)plane * H * W;
+    float best = -INFINITY;
+    int bestIndex = -1;
+    for (int r = 0; r < kh; ++r) {
+        const int ih = h0 + r;
+        if (ih < 0 || ih >= H) continue;
+        for (int s = 0; s < kw; ++s) {
+            const int iw = w0 + s;
+            if (iw < 0 || iw >= W) continue;
+            const float v = src[ih * W + iw];
+            if (bestIndex < 0 || v > best || (isnan(v) && !isnan(best))) {
+                best = v;
+                bestIndex = ih * W + iw;
+            }
+        }
+    }
+    y[i] = best;
+    argmax[i] = bestIndex;
+}
+
+// The windows [pBegin, pEnd) × [qBegin, qEnd) that contain pixel (h, w).
+#define WINDOWS_CONTAINING(h, w)                                          \
+    const int pBegin = (h) + ph < kh ? 0 : ((h) + ph - kh) / sh + 1;      \
+    const int pEnd = min(((h) + ph) / sh + 1, P);                         \
+    const int qBegin = (w) + pw < kw ? 0 : ((w) + pw - kw) / sw + 1;      \
+    const int qEnd = min(((w) + pw) / sw + 1, Q)
+
+__kernel void maxpool2d_backward(__global const float *dy, __global const int *argmax, __global float *dx, POOL_GEOM) {
+    const int i = (int)get_global_id(0);
+    if (i >= planes * H * W) return;
+    const int plane = i / (H * W), hw = i - plane * (H * W);
+    const int h = hw / W, w = hw - h * W;
+    WINDOWS_CONTAINING(h, w);
+    const size_t base = (size_t)plane * P * Q;
+    float sum = 0.0f;
+    for (int p = pBegin; p < pEnd; ++p)
+        for (int q = qBegin; q < qEnd; ++q)
+            if (argmax[base + p * Q + q] == hw) sum += dy[base + p * Q + q];
+    dx[i] = sum;
+}
+
+__kernel void avgpool2d_forward(__global const float *x, __global float *y, POOL_GEOM) {
+    const int i = (int)get_global_id(0);
+    if (i >= planes * P * Q) return;
+    const int plane = i / (P * Q), pq = i - plane * (P * Q);
+    const int p = pq / Q, q = pq - p * Q;
+    const int h0 = p * sh - ph, w0 = q * sw - pw;
+    const __global float *src = x + (size_t)plane * H * W;
+    float sum = 0.0f;
+    for (int r = 0; r < kh; ++r) {
+        const int ih = h0 + r;
+        if (ih < 0 || ih >= H) continue;
+        for (int s = 0; s < kw; ++s) {
+            const int iw = w0 + s;
+            if (iw >= 0 && iw < W) sum += src[ih * W + iw];
+        }
+    }
+    y[i] = sum / (float)(kh * kw);
+}
+
+__kernel void avgpool2d_backward(__global const float *dy, __global float *dx, POOL_GEOM) {
+    const int i = (int)get_global_id(0);
+    if (i >= planes * H * W) return;
+    const int plane = i / (H * W), hw = i - plane * (H * W);
+    const int h = hw / W, w = hw - h * W;
+    WINDOWS_CONTAINING(h, w);
+    const size_t base = (size_t)plane * P * Q;
+    float sum = 0.0f;
+    for (int p = pBegin; p < pEnd; ++p)
+        for (int q = qBegin; q < qEnd; ++q) sum += dy[base + p * Q + q];
+    dx[i] = sum / (float)(kh * kw);
+}
+
+__kernel void global_avgpool_forward(__global const float *x, __global float *y, const int planes, const int HW) {
+    const int i = (int)get_global_id(0);
+    if (i >= planes) return;
+    const __global float *src = x + (size_t)i * HW;
+    float sum = 0.0f;
+    for (int j = 0; j < HW; ++j) sum += src[j];
+    y[i] = sum / (float)HW;
+}
+
+__kernel void global_avgpool_backward(__global const float *dy, __global float *dx, const int planes, const int HW) {
+    const int i = (int)get_global_id(0);
+    if (i >= planes * HW) return;
+    dx[i] = dy[i / HW] / (float)HW;
+}

@@ -1,0 +1,242 @@
+import PrismCL
+
+/// Which `conv2d.cl` forward kernel runs.
+public enum Conv2DVariant: Sendable, Equatable {
+    /// The CPU-shaped kernel on a CPU device, the GPU-shaped kernel elsewhere.
+    case automatic
+    /// Register micro-tiles over packed weight panels, no barriers (fast on PoCL).
+    case cpu
+    /// Local-memory tiles with register blocking (fast on GPUs).
+    case gpu
+}
+
+/// The sizes of one convolution: input [N, C, H, W], weight [K, C, R, S], output [N, K, P, Q].
+public struct Conv2DGeometry: Sendable {
+    public let n, c, h, w, k, r, s, p, q: Int
+    public let stride, padding, dilation: (Int, Int)
+
+    /// Checks the shapes and hyper-parameters of `conv2d` and derives the output size.
+    /// - Throws: `TensorError` naming both shapes when they do not form a convolution.
+    public init(input: [Int], weight: [Int], bias: [Int]?, stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)) throws {
+        let op = "conv2d"
+        guard input.count == 4 else { throw TensorError.shape(op, "input must have rank 4 [N, C, H, W]", input, weight) }
+        guard weight.count == 4 else { throw TensorError.shape(op, "weight must have rank 4 [K, C, R, S]", input, weight) }
+        guard input[1] == weight[1] else {
+            throw TensorError.shape(op, "input has \(input[1]) channels, weight expects \(weight[1])", input, weight)
+        }
+        if let bias, bias != [weight[0]] {
+            throw TensorError.shape(op, "bias must have shape [\(weight[0])]", bias, weight)
+        }
+        guard stride.0 >= 1, stride.1 >= 1, dilation.0 >= 1, dilation.1 >= 1, padding.0 >= 0, padding.1 >= 0 else {
+            throw TensorError.shape(op, "stride \(stride) and dilation \(dilation) must be ≥ 1, padding \(padding) ≥ 0", input, weight)
+        }
+        guard input.allSatisfy({ $0 > 0 }), weight.allSatisfy({ $0 > 0 }) else {
+            throw TensorError.shape(op, "dimensions must be positive", input, weight)
+        }
+        let spanH = input[2] + 2 * padding.0 - dilation.0 * (weight[2] - 1) - 1
+        let spanW = input[3] + 2 * padding.1 - dilation.1 * (weight[3] - 1) - 1
+        let p = spanH < 0 ? 0 : spanH / stride.0 + 1
+        let q = spanW < 0 ? 0 : spanW / stride.1 + 1
+        guard p > 0, q > 0 else {
+            throw TensorError.shape(op, "output size \(p)×\(q) is empty (kernel larger than padded input)", input, weight)
+        }
+        let limit = Int(Int32.max)
+        guard input.reduce(1, *) < limit, weight.reduce(1, *) < limit, input[0] * weight[0] * p * q < limit else {
+            throw TensorError.shape(op, "tensor too large for 32-bit indexing", input, weight)
+        }
+        (n, c, h, w) = (input[0], input[1], input[2], input[3])
+        (k, r, s) = (weight[0], weight[2], weight[3])
+        (self.p, self.q) = (p, q)
+        (self.stride, self.padding, self.dilation) = (stride, padding, dilation)
+    }
+
+    /// [N, K, P, Q].
+    public var outputShape: [Int] { [n, k, p, q] }
+    /// Multiply-adds of the forward pass (each backward costs the same).
+    public var multiplyAdds: Int { n * k * p * q * c * r * s }
+    var padded: Bool { padding.0 != 0 || padding.1 != 0 }
+
+    /// The GEOM kernel arguments: N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw.
+    var arguments: [any KernelArgument] {
+        [n, c, h, w, k, r, s, p, q, stride.0, stride.1, padding.0, padding.1, dilation.0, dilation.1].map { Int32($0) }
+    }
+}
+
+/// Tunables of `conv2d.cl`, read from the defines its programs are built with (same precedence as
+/// `Engine.program`: tuning table, call-site defines, then `defineOverrides`).
+private struct Conv2DTiles {
+    let forwardChannels, forwardPixels: Int   // 8 · CONV_FWD_KV, CONV_FWD_NP
+    let inputChannels, inputPixels: Int       // 8 · CONV_DX_KV, CONV_DX_NP
+    let weightChannels, weightColumns: Int    // 8 · CONV_DW_KV, CONV_DW_NP
+    let tm, tn, wm, wn: Int
+
+    /// The tiles a program of `conv2d.cl` built with call-site `defines` uses.
+    init(engine: Engine, defines callSite: [String: String] = [:]) {
+        var defines = engine.context.tunedDefines(for: "conv2d.cl")
+        for (key, value) in callSite { defines[key] = value }
+        for (key, value) in engine.defineOverrides["conv2d.cl"] ?? [:] { defines[key] = value }
+        func value(_ name: String, _ fallback: Int) -> Int { defines[name].flatMap { Int($0) } ?? fallback }
+        forwardChannels = 8 * value("CONV_FWD_KV", 4)
+        forwardPixels = value("CONV_FWD_NP", 4)
+        inputChannels = 8 * value("CONV_DX_KV", 2)
+        inputPixels = value("CONV_DX_NP", 6)
+        weightChannels = 8 * value("CONV_DW_KV", 2)
+        weightColumns = value("CONV_DW_NP", 6)
+        tm = value("CONV_TM", 32)
+        tn = value("CONV_TN", 32)
+        wm = value("CONV_WM", 2)
+        wn = value("CONV_WN", 2)
+    }
+}
+
+/// Call-site defines of launches whose kernels ignore CONV_PADDED: they share the program of
+/// unpadded convolutions instead of building one more.
+private let unpaddedProgram = ["CONV_PADDED": "0"]
+
+/// Work-group width of the CPU-shaped kernels along their pixel dimension: consecutive work-items
+/// share a packed panel, so it stays in cache. Fixed, like `flatKernelGroupSize`, so PoCL compiles each kernel
+/// once rather than once per work-group size.
+private let cpuGroupWidth = 16
+
+/// Work-group size of the one-dimensional helper kernels (packing, reductions, pooling); the
+/// global size is rounded up to it and the kernels guard their tails.
+let flatKernelGroupSize = 64
+
+/// 2-D convolution (cross-correlation, as PyTorch's `Conv2d`), recording its backward.
+/// - Parameters:
+///   - input: [N, C, H, W].
+///   - weight: [K, C, R, S].
+///   - bias: [K], or nil.
+///   - stride, padding, dilation: (height, width) each.
+///   - variant: which forward kernel runs (tests force each; `.automatic` picks by device type).
+/// - Throws: `TensorError` when ranks, channels or the bias shape disagree, or the output would be
+///   empty; `CLError` from the device.
+/// - Returns: [N, K, P, Q] with P = (H + 2·padding.0 − dilation.0·(R − 1) − 1) / stride.0 + 1, Q likewise.
+public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                   dilation: (Int, Int) = (1, 1), variant: Conv2DVariant = .automatic) throws -> Tensor {
+    let g = try Conv2DGeometry(input: input.shape, weight: weight.shape, bias: bias?.shape,
+                               stride: stride, padding: padding, dilation: dilation)
+    let engine = input.engine
+    let out = try Tensor.empty(g.outputShape, engine: engine)
+    try Conv2DKernels.forward(engine, g, x: input.storage, w: weight.storage, bias: bias?.storage, y: out.storage, variant: variant)
+
+    let inputs = [input, weight] + (bias.map { [$0] } ?? [])
+    out.record(inputs: inputs) { dy in
+        let dx = input.requiresGrad ? try Conv2DKernels.backwardInput(engine, g, dy: dy.storage, w: weight.storage).0 : nil
+        let dw = weight.requiresGrad ? try Conv2DKernels.backwardWeight(engine, g, x: input.storage, dy: dy.storage).0 : nil
+        var grads: [Tensor?] = [
+            try dx.map { try Tensor(engine: engine, shape: input.shape, storage: $0) },
+            try dw.map { try Tensor(engine: engine, shape: weight.shape, storage: $0) },
+        ]
+        if let bias {
+            grads.append(bias.requiresGrad
+                ? try Tensor(engine: engine, shape: bias.shape, storage: try Conv2DKernels.backwardBias(engine, g, dy: dy.storage).0)
+                : nil)
+        }
+        return grads
+    }
+    return out
+}
+
+/// The launches of `conv2d.cl` on raw buffers. Each returns the events of its launches, in order,
+/// so a benchmark can time them.
+public enum Conv2DKernels {
+    /// A buffer of zeros (the kernels read its first element), written whole from the host: Oclgrind
+    /// counts neither a device-side fill nor the unwritten rest of a pooled allocation as initialized,
+    /// so the buffer fills the pool's smallest allocation (256 bytes).
+    private static func zeroBuffer(_ engine: Engine) throws -> Buffer<Float> {
+        try engine.context.buffer([Float](repeating: 0, count: 64))
+    }
+
+    /// y = conv2d(x, w) + bias with the geometry `g` (y overwritten).
+    /// - Returns: the launches' events.
+    @discardableResult
+    public static func forward(_ engine: Engine, _ g: Conv2DGeometry, x: Buffer<Float>, w: Buffer<Float>, bias: Buffer<Float>?,
+                               y: Buffer<Float>, variant: Conv2DVariant = .automatic) throws -> [Event] {
+        let tiles = Conv2DTiles(engine: engine)
+        let useCPU = variant == .cpu || (variant == .automatic && engine.isCPU)
+        let biasBuffer = try bias ?? zeroBuffer(engine)
+        let hasBias = Int32(bias == nil ? 0 : 1)
+        if useCPU {
+            let defines = ["CONV_PADDED": g.padded ? "1" : "0"]
+            let kBlocks = (g.k + tiles.forwardChannels - 1) / tiles.forwardChannels
+            let packed = try engine.buffer(count: kBlocks * tiles.forwardChannels * g.c * g.r * g.s)
+            let pack = try engine.launch("conv2d.cl", "conv2d_pack_weight", defines: defines, global: [roundUp(packed.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                         [w, packed, Int32(g.k), Int32(g.c), Int32(g.r * g.s)])
+            let columns = (g.n * g.p * g.q + tiles.forwardPixels - 1) / tiles.forwardPixels
+            let width = cpuGroupWidth
+            let main = try engine.launch("conv2d.cl", "conv2d_forward_cpu", defines: defines, global: [roundUp(columns, width), kBlocks], local: [width, 1],
+                                         [x, packed, biasBuffer, hasBias, try zeroBuffer(engine), y] + g.arguments)
+            return [pack, main].compactMap { $0 }
+        }
+        let lx = tiles.tn / tiles.wn, ly = tiles.tm / tiles.wm
+        let groupsX = (g.n * g.p * g.q + tiles.tn - 1) / tiles.tn
+        let groupsY = (g.k + tiles.tm - 1) / tiles.tm
+        let main = try engine.launch("conv2d.cl", "conv2d_forward_gpu", defines: unpaddedProgram, global: [groupsX * lx, groupsY * ly], local: [lx, ly],
+                                     [x, w, biasBuffer, hasBias, y] + g.arguments)
+        return [main].compactMap { $0 }
+    }
+
+    /// dx for dy: a new buffer of N·C·H·W floats.
+    /// - Returns: dx and the launches' events.
+    public static func backwardInput(_ engine: Engine, _ g: Conv2DGeometry, dy: Buffer<Float>,
+                                     w: Buffer<Float>) throws -> (Buffer<Float>, [Event]) {
+        // Few input channels would leave most of a 16-channel tile idle: use 8 channels × 8 pixels.
+        let defines = g.c <= 8 ? ["CONV_DX_KV": "1", "CONV_DX_NP": "8", "CONV_PADDED": "0"] : unpaddedProgram
+        let tiles = Conv2DTiles(engine: engine, defines: defines)
+        let cBlocks = (g.c + tiles.inputChannels - 1) / tiles.inputChannels
+        let packed = try engine.buffer(count: cBlocks * tiles.inputChannels * g.k * g.r * g.s)
+        let pack = try engine.launch("conv2d.cl", "conv2d_pack_weight_t", defines: defines, global: [roundUp(packed.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                     [w, packed, Int32(g.k), Int32(g.c), Int32(g.r * g.s)])
+        let dx = try engine.buffer(count: g.n * g.c * g.h * g.w)
+        let columns = (g.n * g.h * g.w + tiles.inputPixels - 1) / tiles.inputPixels
+        let width = cpuGroupWidth
+        let main = try engine.launch("conv2d.cl", "conv2d_backward_input", defines: defines, global: [roundUp(columns, width), cBlocks], local: [width, 1],
+                                     [dy, packed, try zeroBuffer(engine), dx] + g.arguments)
+        return (dx, [pack, main].compactMap { $0 })
+    }
+
+    /// dw for dy: a new buffer of K·C·R·S floats.
+    /// - Returns: dw and the launches' events.
+    public static func backwardWeight(_ engine: Engine, _ g: Conv2DGeometry, x: Buffer<Float>,
+                                      dy: Buffer<Float>) throws -> (Buffer<Float>, [Event]) {
+        let tiles = Conv2DTiles(engine: engine)
+        let defines = ["CONV_PADDED": g.padded ? "1" : "0"]
+        let kBlocks = (g.k + tiles.weightChannels - 1) / tiles.weightChannels
+        let pq = g.p * g.q
+        let packed = try engine.buffer(count: kBlocks * tiles.weightChannels * g.n * pq)
+        let pack = try engine.launch("conv2d.cl", "conv2d_pack_dy", defines: defines, global: [roundUp(g.n * pq, flatKernelGroupSize), kBlocks], local: [flatKernelGroupSize, 1],
+                                     [dy, packed, Int32(g.n), Int32(g.k), Int32(pq)])
+        // Chunks of images small enough that a chunk's input and packed dy stay in cache.
+        let bytesPerImage = 4 * (g.c * g.h * g.w + pq * tiles.weightChannels)
+        let images = max(1, min(g.n, (256 * 1024) / max(bytesPerImage, 1)))
+        let chunks = (g.n + images - 1) / images
+        let depth = g.c * g.r * g.s
+        let partial = try engine.buffer(count: chunks * g.k * depth)
+        let columns = (depth + tiles.weightColumns - 1) / tiles.weightColumns
+        let width = cpuGroupWidth
+        let main = try engine.launch("conv2d.cl", "conv2d_backward_weight", defines: defines,
+                                     global: [roundUp(columns, width), kBlocks, chunks], local: [width, 1, 1],
+                                     [x, packed, partial, Int32(images)] + g.arguments)
+        let dw = try engine.buffer(count: g.k * depth)
+        let reduce = try engine.launch("conv2d.cl", "conv2d_reduce_chunks", defines: defines, global: [roundUp(dw.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                       [partial, dw, Int32(dw.count), Int32(chunks)])
+        return (dw, [pack, main, reduce].compactMap { $0 })
+    }
+
+    /// db for dy: a new buffer of K floats.
+    /// - Returns: db and the launches' events.
+    public static func backwardBias(_ engine: Engine, _ g: Conv2DGeometry, dy: Buffer<Float>) throws -> (Buffer<Float>, [Event]) {
+        let pq = g.p * g.q
+        // Chunks of about 64 Ki elements per work-item, so a small K still spreads over every core.
+        let images = max(1, min(g.n, 65536 / pq))
+        let chunks = (g.n + images - 1) / images
+        let partial = try engine.buffer(count: chunks * g.k)
+        let sum = try engine.launch("conv2d.cl", "conv2d_backward_bias", defines: unpaddedProgram, global: [roundUp(g.k, 8), chunks], local: [8, 1],
+                                    [dy, partial, Int32(g.n), Int32(g.k), Int32(pq), Int32(images)])
+        let db = try engine.buffer(count: g.k)
+        let reduce = try engine.launch("conv2d.cl", "conv2d_reduce_chunks", defines: unpaddedProgram, global: [roundUp(g.k, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                       [partial, db, Int32(g.k), Int32(chunks)])
+        return (db, [sum, reduce].compactMap { $0 })
+    }
+}

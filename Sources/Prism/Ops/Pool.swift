@@ -1,0 +1,103 @@
+import PrismCL
+
+/// The sizes of one pooling: input [N, C, H, W], window kh × kw, output [N, C, P, Q].
+struct Pool2DGeometry {
+    let planes, h, w, p, q: Int
+    let kernel, stride, padding: (Int, Int)
+    let outputShape: [Int]
+
+    /// Checks a pooling's input and hyper-parameters; `op` names it in errors.
+    init(_ op: String, input: [Int], kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) throws {
+        let window = [kernel.0, kernel.1]
+        guard input.count == 4 else { throw TensorError.shape(op, "input must have rank 4 [N, C, H, W]", input, window) }
+        guard kernel.0 >= 1, kernel.1 >= 1, stride.0 >= 1, stride.1 >= 1 else {
+            throw TensorError.shape(op, "kernel \(kernel) and stride \(stride) must be ≥ 1", input, window)
+        }
+        guard padding.0 >= 0, padding.1 >= 0, 2 * padding.0 <= kernel.0, 2 * padding.1 <= kernel.1 else {
+            throw TensorError.shape(op, "padding \(padding) must be between 0 and half the kernel", input, window)
+        }
+        let spanH = input[2] + 2 * padding.0 - kernel.0, spanW = input[3] + 2 * padding.1 - kernel.1
+        let p = spanH < 0 ? 0 : spanH / stride.0 + 1
+        let q = spanW < 0 ? 0 : spanW / stride.1 + 1
+        guard input.allSatisfy({ $0 > 0 }), p > 0, q > 0 else {
+            throw TensorError.shape(op, "output size \(p)×\(q) is empty", input, window)
+        }
+        guard input.reduce(1, *) < Int(Int32.max) else { throw TensorError.shape(op, "tensor too large for 32-bit indexing", input, window) }
+        planes = input[0] * input[1]
+        (h, w, self.p, self.q) = (input[2], input[3], p, q)
+        (self.kernel, self.stride, self.padding) = (kernel, stride, padding)
+        outputShape = [input[0], input[1], p, q]
+    }
+
+    /// The POOL_GEOM kernel arguments: planes, H, W, P, Q, kh, kw, sh, sw, ph, pw.
+    var arguments: [any KernelArgument] {
+        [planes, h, w, p, q, kernel.0, kernel.1, stride.0, stride.1, padding.0, padding.1].map { Int32($0) }
+    }
+}
+
+/// 2-D max pooling (padding counts as −∞), recording its backward.
+///
+/// The forward keeps each window's argmax (ties: the first pixel in row-major window order), so the
+/// backward routes gradients without searching.
+/// - Parameters:
+///   - input: [N, C, H, W].
+///   - kernel: window (height, width).
+///   - stride: step (height, width); nil means the kernel size, as in PyTorch.
+///   - padding: implicit −∞ border (height, width), at most half the kernel.
+/// - Throws: `TensorError` for a rank other than 4, invalid window parameters, or an empty output.
+/// - Returns: [N, C, P, Q] with P = (H + 2·padding.0 − kernel.0) / stride.0 + 1, Q likewise.
+public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) throws -> Tensor {
+    let g = try Pool2DGeometry("maxPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding)
+    let engine = input.engine
+    let out = try Tensor.empty(g.outputShape, engine: engine)
+    let argmax = try engine.context.buffer(Int32.self, count: out.count)
+    try engine.launch("pool.cl", "maxpool2d_forward", global: [roundUp(out.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [input.storage, out.storage, argmax] + g.arguments)
+    out.record(inputs: [input]) { dy in
+        let dx = try Tensor.empty(input.shape, engine: engine)
+        try engine.launch("pool.cl", "maxpool2d_backward", global: [roundUp(dx.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [dy.storage, argmax, dx.storage] + g.arguments)
+        return [dx]
+    }
+    return out
+}
+
+/// 2-D average pooling, recording its backward. Padding counts as zeros in the average
+/// (PyTorch's default `count_include_pad = true`): every window divides by kernel.0 · kernel.1.
+/// - Parameters:
+///   - input: [N, C, H, W].
+///   - kernel: window (height, width).
+///   - stride: step (height, width); nil means the kernel size.
+///   - padding: implicit zero border (height, width), at most half the kernel.
+/// - Throws: `TensorError` for a rank other than 4, invalid window parameters, or an empty output.
+/// - Returns: [N, C, P, Q].
+public func avgPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) throws -> Tensor {
+    let g = try Pool2DGeometry("avgPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding)
+    let engine = input.engine
+    let out = try Tensor.empty(g.outputShape, engine: engine)
+    try engine.launch("pool.cl", "avgpool2d_forward", global: [roundUp(out.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [input.storage, out.storage] + g.arguments)
+    out.record(inputs: [input]) { dy in
+        let dx = try Tensor.empty(input.shape, engine: engine)
+        try engine.launch("pool.cl", "avgpool2d_backward", global: [roundUp(dx.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [dy.storage, dx.storage] + g.arguments)
+        return [dx]
+    }
+    return out
+}
+
+/// Global average pooling: the mean of each channel plane, recording its backward.
+/// - Parameter input: [N, C, H, W].
+/// - Throws: `TensorError` for a rank other than 4 or an empty plane.
+/// - Returns: [N, C].
+public func globalAvgPool2d(_ input: Tensor) throws -> Tensor {
+    guard input.rank == 4, input.shape.allSatisfy({ $0 > 0 }) else {
+        throw TensorError("globalAvgPool2d: input must have rank 4 [N, C, H, W] with positive sizes: \(input.shape)")
+    }
+    let engine = input.engine
+    let planes = input.shape[0] * input.shape[1], area = input.shape[2] * input.shape[3]
+    let out = try Tensor.empty([input.shape[0], input.shape[1]], engine: engine)
+    try engine.launch("pool.cl", "global_avgpool_forward", global: [roundUp(planes, flatKernelGroupSize)], local: [flatKernelGroupSize], [input.storage, out.storage, Int32(planes), Int32(area)])
+    out.record(inputs: [input]) { dy in
+        let dx = try Tensor.empty(input.shape, engine: engine)
+        try engine.launch("pool.cl", "global_avgpool_backward", global: [roundUp(dx.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [dy.storage, dx.storage, Int32(planes), Int32(area)])
+        return [dx]
+    }
+    return out
+}

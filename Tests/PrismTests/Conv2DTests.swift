@@ -1,0 +1,162 @@
+import Prism
+import PrismReference
+import PrismTestSupport
+import Testing
+
+/// One convolution problem: input [n, c, h, w], weight [k, c, r, s].
+struct ConvCase: CustomStringConvertible, Sendable {
+    var n, c, h, w, k, r, s: Int
+    var stride = (1, 1), padding = (0, 0), dilation = (1, 1)
+    var bias = true
+
+    var description: String {
+        "x[\(n),\(c),\(h),\(w)] w[\(k),\(c),\(r),\(s)] stride \(stride) pad \(padding) dil \(dilation)\(bias ? "" : " no bias")"
+    }
+    var xShape: [Int] { [n, c, h, w] }
+    var wShape: [Int] { [k, c, r, s] }
+}
+
+@Suite struct Conv2DTests {
+    /// Sizes straddling the CPU tiles (16 channels × 6 pixels) and the GPU tiles (32 × 32).
+    static let forwardCases: [ConvCase] = TestSizes.pick([
+        ConvCase(n: 1, c: 1, h: 1, w: 1, k: 1, r: 1, s: 1),
+        ConvCase(n: 3, c: 3, h: 7, w: 7, k: 32, r: 3, s: 3),
+        ConvCase(n: 1, c: 32, h: 13, w: 13, k: 33, r: 3, s: 3),
+        ConvCase(n: 3, c: 1, h: 28, w: 28, k: 32, r: 3, s: 3),
+        ConvCase(n: 1, c: 33, h: 7, w: 31, k: 3, r: 3, s: 3, bias: false),
+        ConvCase(n: 1, c: 3, h: 31, w: 33, k: 7, r: 3, s: 3, stride: (2, 2), padding: (1, 1)),
+        ConvCase(n: 3, c: 7, h: 32, w: 13, k: 17, r: 3, s: 3, padding: (2, 2), dilation: (2, 2)),
+        ConvCase(n: 1, c: 1, h: 257, w: 5, k: 3, r: 5, s: 3, stride: (2, 1), padding: (2, 1)),
+        ConvCase(n: 3, c: 2, h: 17, w: 11, k: 1, r: 1, s: 4, stride: (3, 2), padding: (0, 2), dilation: (1, 3)),
+        ConvCase(n: 3, c: 32, h: 13, w: 13, k: 64, r: 3, s: 3),
+        ConvCase(n: 3, c: 33, h: 33, w: 32, k: 32, r: 3, s: 3, stride: (2, 2), padding: (1, 1)),
+        ConvCase(n: 1, c: 3, h: 32, w: 31, k: 33, r: 3, s: 3, stride: (2, 2), padding: (2, 2), dilation: (2, 2)),
+    ], small: [
+        ConvCase(n: 1, c: 1, h: 1, w: 1, k: 1, r: 1, s: 1),
+        ConvCase(n: 3, c: 3, h: 7, w: 7, k: 17, r: 3, s: 3, stride: (2, 2), padding: (1, 1)),
+        ConvCase(n: 1, c: 2, h: 9, w: 5, k: 3, r: 3, s: 3, padding: (2, 2), dilation: (2, 2)),
+    ])
+
+    static let backwardCases: [ConvCase] = TestSizes.pick([
+        ConvCase(n: 1, c: 1, h: 1, w: 1, k: 1, r: 1, s: 1),
+        ConvCase(n: 3, c: 3, h: 7, w: 7, k: 33, r: 3, s: 3),
+        ConvCase(n: 2, c: 33, h: 13, w: 13, k: 17, r: 3, s: 3),
+        ConvCase(n: 3, c: 1, h: 28, w: 28, k: 32, r: 3, s: 3),
+        ConvCase(n: 1, c: 7, h: 31, w: 33, k: 5, r: 3, s: 3, stride: (2, 2), padding: (1, 1)),
+        ConvCase(n: 3, c: 16, h: 32, w: 11, k: 3, r: 3, s: 3, padding: (2, 2), dilation: (2, 2), bias: false),
+        ConvCase(n: 2, c: 3, h: 17, w: 12, k: 2, r: 2, s: 4, stride: (3, 2), padding: (1, 2), dilation: (2, 1)),
+        ConvCase(n: 1, c: 2, h: 257, w: 3, k: 3, r: 5, s: 1, stride: (2, 1), padding: (2, 0)),
+        ConvCase(n: 3, c: 32, h: 13, w: 13, k: 64, r: 3, s: 3),
+        ConvCase(n: 3, c: 33, h: 33, w: 32, k: 32, r: 3, s: 3, stride: (2, 2), padding: (1, 1)),
+    ], small: [
+        ConvCase(n: 1, c: 1, h: 1, w: 1, k: 1, r: 1, s: 1),
+        ConvCase(n: 2, c: 3, h: 7, w: 6, k: 17, r: 3, s: 3, stride: (2, 2), padding: (1, 1)),
+        ConvCase(n: 1, c: 2, h: 9, w: 5, k: 3, r: 3, s: 2, padding: (2, 1), dilation: (2, 2)),
+    ])
+
+    static func inputs(_ cs: ConvCase, seed: UInt64) -> (x: [Float], w: [Float], b: [Float]) {
+        (seededFloats(cs.xShape.reduce(1, *), seed: seed),
+         seededFloats(cs.wShape.reduce(1, *), seed: seed + 1, low: -0.5, high: 0.5),
+         seededFloats(cs.k, seed: seed + 2))
+    }
+
+    @Test(arguments: forwardCases, [Conv2DVariant.cpu, .gpu])
+    func forwardMatchesReference(_ cs: ConvCase, _ variant: Conv2DVariant) throws {
+        let engine = try testEngine()
+        let (x, w, b) = Self.inputs(cs, seed: 11)
+        let y = try conv2d(try Tensor(x, shape: cs.xShape, engine: engine), weight: try Tensor(w, shape: cs.wShape, engine: engine),
+                           bias: cs.bias ? try Tensor(b, shape: [cs.k], engine: engine) : nil,
+                           stride: cs.stride, padding: cs.padding, dilation: cs.dilation, variant: variant)
+        let ref = Reference.conv2d(x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape,
+                                   bias: cs.bias ? doubles(b) : nil, stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+        #expect(y.shape == ref.shape)
+        expectClose(try y.toArray(), ref.y, atol: 1e-4, rtol: 1e-4, "\(cs) \(variant)")
+    }
+
+    @Test(arguments: backwardCases)
+    func backwardMatchesReference(_ cs: ConvCase) throws {
+        let engine = try testEngine()
+        let (x, w, b) = Self.inputs(cs, seed: 23)
+        let xt = try Tensor(x, shape: cs.xShape, engine: engine, requiresGrad: true)
+        let wt = try Tensor(w, shape: cs.wShape, engine: engine, requiresGrad: true)
+        let bt = cs.bias ? try Tensor(b, shape: [cs.k], engine: engine, requiresGrad: true) : nil
+        let y = try conv2d(xt, weight: wt, bias: bt, stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+        let dy = seededFloats(y.count, seed: 29)
+        try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
+        let ref = Reference.conv2dBackward(dy: doubles(dy), x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape,
+                                           stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+        let depth = Double(cs.n * y.shape[2] * y.shape[3])
+        expectClose(try #require(xt.grad).toArray(), ref.dx, atol: 1e-4, rtol: 1e-4, "dx \(cs)")
+        expectClose(try #require(wt.grad).toArray(), ref.dw, atol: 2e-6 * depth + 1e-5, rtol: 1e-4, "dw \(cs)")
+        if let bt { expectClose(try #require(bt.grad).toArray(), ref.db, atol: 2e-6 * depth + 1e-5, rtol: 1e-4, "db \(cs)") }
+    }
+
+    /// Other micro-tile and tile sizes, set through `defineOverrides`, give the same answers.
+    @Test func overriddenTilesMatchReference() throws {
+        let engine = try testEngine()
+        let saved = engine.defineOverrides["conv2d.cl"]
+        engine.defineOverrides["conv2d.cl"] = [
+            "CONV_FWD_KV": "1", "CONV_FWD_NP": "3", "CONV_DX_KV": "3", "CONV_DX_NP": "5", "CONV_DW_KV": "1", "CONV_DW_NP": "7",
+            "CONV_TM": "16", "CONV_TN": "64", "CONV_TD": "4", "CONV_WM": "1", "CONV_WN": "4",
+        ]
+        defer { engine.defineOverrides["conv2d.cl"] = saved }
+        let cs = ConvCase(n: 2, c: 9, h: 11, w: 10, k: 19, r: 3, s: 2, stride: (2, 1), padding: (1, 1), dilation: (1, 2))
+        let (x, w, b) = Self.inputs(cs, seed: 43)
+        let ref = Reference.conv2d(x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape, bias: doubles(b),
+                                   stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+        for variant in [Conv2DVariant.cpu, .gpu] {
+            let xt = try Tensor(x, shape: cs.xShape, engine: engine, requiresGrad: true)
+            let wt = try Tensor(w, shape: cs.wShape, engine: engine, requiresGrad: true)
+            let bt = try Tensor(b, shape: [cs.k], engine: engine, requiresGrad: true)
+            let y = try conv2d(xt, weight: wt, bias: bt, stride: cs.stride, padding: cs.padding, dilation: cs.dilation, variant: variant)
+            expectClose(try y.toArray(), ref.y, atol: 1e-4, rtol: 1e-4, "forward \(variant)")
+            let dy = seededFloats(y.count, seed: 47)
+            try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
+            let g = Reference.conv2dBackward(dy: doubles(dy), x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape,
+                                             stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+            expectClose(try #require(xt.grad).toArray(), g.dx, atol: 1e-4, rtol: 1e-4, "dx")
+            expectClose(try #require(wt.grad).toArray(), g.dw, atol: 1e-3, rtol: 1e-4, "dw")
+            expectClose(try #require(bt.grad).toArray(), g.db, atol: 1e-3, rtol: 1e-4, "db")
+        }
+    }
+
+    @Test func onlyRequestedGradientsAreComputed() throws {
+        let engine = try testEngine()
+        let cs = ConvCase(n: 2, c: 3, h: 6, w: 5, k: 4, r: 3, s: 3)
+        let (x, w, b) = Self.inputs(cs, seed: 31)
+        let xt = try Tensor(x, shape: cs.xShape, engine: engine)
+        let wt = try Tensor(w, shape: cs.wShape, engine: engine, requiresGrad: true)
+        let bt = try Tensor(b, shape: [cs.k], engine: engine)
+        let y = try conv2d(xt, weight: wt, bias: bt)
+        let dy = seededFloats(y.count, seed: 37)
+        try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
+        #expect(xt.grad == nil)
+        #expect(bt.grad == nil)
+        let ref = Reference.conv2dBackward(dy: doubles(dy), x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape)
+        expectClose(try #require(wt.grad).toArray(), ref.dw, atol: 1e-4, rtol: 1e-4, "dw")
+        // Inside noGrad nothing is recorded.
+        let z = try engine.noGrad { try conv2d(xt, weight: wt, bias: bt) }
+        #expect(z.isLeaf)
+    }
+
+    @Test func shapeErrorsNameTheOpAndBothShapes() throws {
+        let engine = try testEngine()
+        func message(_ x: [Int], _ w: [Int], bias: [Int]? = nil, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0)) throws -> String? {
+            // Host-written values (not `Tensor.zeros`), so the one launch that succeeds reads initialized memory.
+            func tensor(_ shape: [Int]) throws -> Tensor { try Tensor(seededFloats(shape.reduce(1, *), seed: 41), shape: shape, engine: engine) }
+            let xt = try tensor(x), wt = try tensor(w)
+            do {
+                _ = try conv2d(xt, weight: wt, bias: try bias.map { try tensor($0) }, stride: stride, padding: padding)
+                return nil
+            } catch let error as TensorError { return error.description }
+        }
+        #expect(try message([2, 3, 8, 8], [4, 1, 3, 3]) == "conv2d: input has 3 channels, weight expects 1: [2, 3, 8, 8] × [4, 1, 3, 3]")
+        #expect(try message([3, 8, 8], [4, 3, 3, 3]) == "conv2d: input must have rank 4 [N, C, H, W]: [3, 8, 8] × [4, 3, 3, 3]")
+        #expect(try message([1, 3, 8, 8], [4, 3, 3]) == "conv2d: weight must have rank 4 [K, C, R, S]: [1, 3, 8, 8] × [4, 3, 3]")
+        #expect(try message([1, 1, 2, 2], [1, 1, 3, 3])
+            == "conv2d: output size 0×0 is empty (kernel larger than padded input): [1, 1, 2, 2] × [1, 1, 3, 3]")
+        #expect(try message([1, 1, 2, 2], [1, 1, 3, 3], padding: (1, 1)) == nil)
+        #expect(try message([1, 2, 5, 5], [4, 2, 3, 3], bias: [3]) == "conv2d: bias must have shape [4]: [3] × [4, 2, 3, 3]")
+        #expect(try message([1, 2, 5, 5], [4, 2, 3, 3], stride: (0, 1))?.hasPrefix("conv2d: stride (0, 1)") == true)
+    }
+}
