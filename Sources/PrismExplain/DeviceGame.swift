@@ -1,0 +1,121 @@
+import Foundation
+import Prism
+import PrismCL
+
+/// The value function v(S) of one instance evaluated on the device: the perturbation kernel builds
+/// the S·N inputs (instance where a feature is present, background row where it is hidden), the
+/// model runs on them in inference mode, and the reduction kernel averages its outputs over the
+/// background with the background weights — every output class at once.
+///
+/// Work is cut into chunks of at most `rowsPerChunk` model rows (whole coalitions: a coalition's N
+/// rows are never split), so any number of coalitions runs in bounded device memory. Results do not
+/// depend on the chunk size.
+public final class DeviceGame: CoalitionGame {
+    public let engine: Engine
+    public let featureCount: Int
+    public let outputCount: Int
+    /// The shape of one model input without the batch, e.g. [1, 28, 28].
+    public let inputShape: [Int]
+    /// Background rows N.
+    public let backgroundCount: Int
+    /// Model rows per chunk.
+    public var rowsPerChunk: Int
+    /// Model rows evaluated so far (coalitions × background rows).
+    public private(set) var modelEvaluations = 0
+
+    private let elementCount: Int
+    private let instance: Buffer<Float>
+    private let background: Buffer<Float>
+    private let weights: Buffer<Float>
+    private let groups: Buffer<Int32>
+    private let model: (Tensor) throws -> Tensor
+
+    /// - Parameters:
+    ///   - engine: where to run.
+    ///   - instance: the input to explain, `inputShape.reduce(1, *)` values.
+    ///   - inputShape: one input's shape without the batch.
+    ///   - background: N rows of the same size, row-major.
+    ///   - backgroundWeights: optional non-negative weights for the rows (default equal).
+    ///   - groups: the features: which input elements each feature covers.
+    ///   - outputCount: the model's output width O.
+    ///   - rowsPerChunk: model rows per forward pass (nil: sized from the device's memory).
+    ///   - model: the forward pass, [B] + inputShape → [B, O]; called inside `noGrad`.
+    /// - Throws: `ExplainError` when sizes disagree (naming both), or device errors.
+    public init(engine: Engine, instance: [Float], inputShape: [Int], background: [Float], backgroundWeights: [Float]? = nil,
+                groups: FeatureGroups, outputCount: Int, rowsPerChunk: Int? = nil,
+                model: @escaping (Tensor) throws -> Tensor) throws {
+        let d = inputShape.reduce(1, *)
+        guard d > 0, instance.count == d else {
+            throw ExplainError("explain: instance has \(instance.count) values, the model input \(inputShape) needs \(d)")
+        }
+        guard !background.isEmpty, background.count % d == 0 else {
+            throw ExplainError("explain: background of \(background.count) values is not a whole number of rows of width \(d) (model input \(inputShape))")
+        }
+        guard groups.elementFeature.count == d else {
+            throw ExplainError("explain: feature groups cover \(groups.elementFeature.count) input elements, the model input has \(d)")
+        }
+        guard outputCount > 0 else { throw ExplainError("explain: the model must have at least one output") }
+        let n = background.count / d
+        var w = backgroundWeights ?? [Float](repeating: 1, count: n)
+        guard w.count == n else { throw ExplainError("explain: \(w.count) background weights for \(n) background rows") }
+        guard w.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw ExplainError("explain: background weights must be finite and non-negative") }
+        let total = w.reduce(0, +)
+        guard total > 0 else { throw ExplainError("explain: background weights sum to zero") }
+        w = w.map { $0 / total }
+
+        self.engine = engine
+        self.inputShape = inputShape
+        self.featureCount = groups.featureCount
+        self.outputCount = outputCount
+        self.backgroundCount = n
+        self.elementCount = d
+        self.model = model
+        self.instance = try engine.context.buffer(instance)
+        self.background = try engine.context.buffer(background)
+        self.weights = try engine.context.buffer(w)
+        self.groups = try engine.context.buffer(groups.elementFeature)
+        if let rowsPerChunk {
+            guard rowsPerChunk > 0 else { throw ExplainError("explain: rows per chunk must be positive, got \(rowsPerChunk)") }
+            self.rowsPerChunk = rowsPerChunk
+        } else {
+            self.rowsPerChunk = DeviceGame.defaultRowsPerChunk(device: engine.device, elementCount: d, outputCount: outputCount)
+        }
+    }
+
+    /// Rows per chunk from device memory: the perturbed inputs of a chunk take at most 1/32 of the
+    /// device's memory (a quarter of the largest allocation at most), leaving room for the model's
+    /// activations, which for a small CNN are a few times its input.
+    public static func defaultRowsPerChunk(device: DeviceInfo, elementCount: Int, outputCount: Int) -> Int {
+        let budget = min(device.globalMemoryBytes / 32, device.maxAllocationBytes / 4)
+        let perRow = 4 * (elementCount + outputCount)
+        return max(1, min(65_536, budget / max(perRow, 1)))
+    }
+
+    public func values(coalitions: [UInt8], count: Int) throws -> [Double] {
+        let m = featureCount, n = backgroundCount, o = outputCount, d = elementCount
+        guard coalitions.count == count * m else {
+            throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(m) features")
+        }
+        var result = [Double](repeating: 0, count: count * o)
+        let perChunk = max(1, rowsPerChunk / n)
+        var start = 0
+        while start < count {
+            let s = min(perChunk, count - start)
+            let mask = try engine.context.buffer(Array(coalitions[(start * m)..<((start + s) * m)]))
+            let inputs = try Tensor.empty([s * n] + inputShape, engine: engine)
+            try engine.launch("shap.cl", "shap_perturb", global: [d, n, s],
+                              [mask, instance, background, groups, inputs.storage, Int32(s), Int32(n), Int32(d), Int32(m)])
+            let outputs = try engine.noGrad { try model(inputs) }
+            guard outputs.shape == [s * n, o] else {
+                throw ExplainError("explain: the model returned shape \(outputs.shape) for \(s * n) inputs; expected [\(s * n), \(o)]")
+            }
+            let v = try engine.buffer(count: s * o)
+            try engine.launch("shap.cl", "shap_reduce", global: [o, s], [outputs.storage, weights, v, Int32(s), Int32(n), Int32(o)])
+            let values = try v.read()
+            for i in 0..<(s * o) { result[start * o + i] = Double(values[i]) }
+            modelEvaluations += s * n
+            start += s
+        }
+        return result
+    }
+}

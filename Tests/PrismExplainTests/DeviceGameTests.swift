@@ -1,0 +1,100 @@
+import Foundation
+import Prism
+import PrismExplain
+import PrismTestSupport
+import Testing
+
+/// A linear model on [C, H, W] images evaluated as a convolution whose kernel covers the whole
+/// image: f(z) = W·z + b, O outputs. Its coalition values have a closed form.
+struct LinearImageModel {
+    let c, h, w, outputs: Int
+    let weight: [Float]  // [O, C·H·W]
+    let bias: [Float]
+
+    func forward(_ engine: Engine) -> (Tensor) throws -> Tensor {
+        { x in
+            let wt = try Tensor(weight, shape: [outputs, c, h, w], engine: engine)
+            let bt = try Tensor(bias, shape: [outputs], engine: engine)
+            return try conv2d(x, weight: wt, bias: bt).reshaped([x.shape[0], outputs])
+        }
+    }
+
+    /// v(S) on the host in Double: mean over the background of f(x_S ∪ b_S̄).
+    func value(mask: [UInt8], groups: FeatureGroups, x: [Float], background: [Float], weights: [Double]) -> [Double] {
+        let d = c * h * w, n = background.count / d
+        var v = [Double](repeating: 0, count: outputs)
+        let total = weights.reduce(0, +)
+        for r in 0..<n {
+            for o in 0..<outputs {
+                var sum = Double(bias[o])
+                for e in 0..<d {
+                    let g = Int(groups.elementFeature[e])
+                    let z = g < 0 || mask[g] != 0 ? x[e] : background[r * d + e]
+                    sum += Double(weight[o * d + e]) * Double(z)
+                }
+                v[o] += weights[r] / total * sum
+            }
+        }
+        return v
+    }
+}
+
+@Suite struct DeviceGameTests {
+    @Test(arguments: [1, 7, 10_000])
+    func coalitionValuesMatchTheHostAtAnyChunkSize(rowsPerChunk: Int) throws {
+        let engine = try explainTestEngine()
+        let model = LinearImageModel(c: 1, h: 5, w: 6, outputs: 3, weight: seededFloats(3 * 30, seed: 1), bias: [0.5, -1, 2])
+        let groups = try FeatureGroups.grid(channels: 1, height: 5, width: 6, cell: 2)  // 3 × 3 = 9 features
+        #expect(groups.featureCount == 9)
+        let x = seededFloats(30, seed: 2)
+        let background = seededFloats(4 * 30, seed: 3)
+        let weights: [Float] = [1, 2, 0.5, 3]
+        let game = try DeviceGame(engine: engine, instance: x, inputShape: [1, 5, 6], background: background,
+                                  backgroundWeights: weights, groups: groups, outputCount: 3, rowsPerChunk: rowsPerChunk,
+                                  model: model.forward(engine))
+        var rng = SeededRandom(seed: 4)
+        let count = 13
+        var masks: [UInt8] = [UInt8](repeating: 0, count: 9) + [UInt8](repeating: 1, count: 9)
+        for _ in 2..<count { masks += (0..<9).map { _ in rng.next() % 2 == 0 ? 1 : 0 } }
+        let values = try game.values(coalitions: masks, count: count)
+        #expect(game.modelEvaluations == count * 4)
+        for s in 0..<count {
+            let expected = model.value(mask: Array(masks[(s * 9)..<((s + 1) * 9)]), groups: groups, x: x, background: background,
+                                       weights: weights.map(Double.init))
+            let got = values[(s * 3)..<((s + 1) * 3)].map { Float($0) }
+            let check = closeness(got, expected, atol: 1e-5, rtol: 1e-5, label: "coalition \(s)")
+            #expect(check.passed, Comment(rawValue: check.message))
+        }
+    }
+
+    @Test func gridAndSegmentGroups() throws {
+        let grid = try FeatureGroups.grid(channels: 2, height: 28, width: 28, cell: 4)
+        #expect(grid.featureCount == 49)
+        #expect(grid.elementFeature[0] == 0)
+        #expect(grid.elementFeature[27] == 6)         // row 0, last column → cell 6
+        #expect(grid.elementFeature[28 * 4] == 7)     // row 4, column 0 → cell 7
+        #expect(grid.elementFeature[784] == 0)        // second channel, same map
+        let uneven = try FeatureGroups.grid(channels: 1, height: 5, width: 5, cell: 2)
+        #expect(uneven.featureCount == 9)
+        let seg = try FeatureGroups.segments([7, 7, 3, 9], channels: 1, height: 2, width: 2)
+        #expect(seg.elementFeature == [0, 0, 1, 2])
+        #expect(seg.featureCount == 3)
+        #expect(throws: ExplainError.self) { try FeatureGroups.segments([1, 2, 3], channels: 1, height: 2, width: 2) }
+        #expect(throws: ExplainError.self) { try FeatureGroups(elementFeature: [0, 2], featureCount: 3) }
+    }
+
+    @Test func mismatchedSizesAreNamed() throws {
+        let engine = try explainTestEngine()
+        let groups = FeatureGroups.elements(4)
+        do {
+            _ = try DeviceGame(engine: engine, instance: [1, 2, 3, 4], inputShape: [4], background: [1, 2, 3, 4, 5],
+                               groups: groups, outputCount: 1) { $0 }
+            Issue.record("should fail")
+        } catch let e as ExplainError {
+            #expect(e.description == "explain: background of 5 values is not a whole number of rows of width 4 (model input [4])")
+        }
+        #expect(throws: ExplainError.self) {
+            try DeviceGame(engine: engine, instance: [1, 2, 3], inputShape: [4], background: [1, 2, 3, 4], groups: groups, outputCount: 1) { $0 }
+        }
+    }
+}
