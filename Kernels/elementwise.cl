@@ -4,6 +4,19 @@
 //   fill_f32(y, value, n)        y[i] = value                     for i < n
 //   copy_f32(x, y, n)            y[i] = x[i]                      for i < n
 //   axpy_f32(alpha, x, y, n)     y[i] = alpha * x[i] + y[i]       for i < n  (y accumulates, +=)
+//   affine_f32(x, y, a, b, n)    y[i] = a·x[i] + b                (scale, add a scalar)
+//   unary_f32(x, y, op, n)       y = op(x): 0 relu, 1 gelu (erf form), 2 gelu (tanh form), 3 tanh,
+//                                4 sigmoid, 5 exp, 6 log
+//   unary_backward_f32(x, y, dy, dx, op, n)   dx = dy · op'(x), from x or the saved output y
+//   binary_f32(a, b, out, op, n, inner, bcount)
+//                                out[i] = a[i] op b[(i / inner) % bcount]: 0 add, 1 sub, 2 mul, 3 div.
+//                                Equal shapes: inner 1, bcount n. b over trailing dims: inner 1,
+//                                bcount = b's size. b over a channel axis of [N, C, H, W]: inner H·W,
+//                                bcount C.
+//   binary_backward_a_f32(a, b, dy, da, op, n, inner, bcount)   da = dy · ∂(a op b)/∂a
+//   binary_backward_b_f32(a, b, dy, db, op, n, inner, bcount)   db[j] = Σ over the elements that
+//                                read b[j] of dy · ∂(a op b)/∂b; one work-item per j (no atomics)
+// Backward kernels overwrite their outputs.
 //
 // Layout: flat, contiguous float arrays; offsets are the caller's (pass sub-buffers).
 // Launch: one work-item per PRISM_VEC elements, 1-D; any global size, any local size (or none).
@@ -39,4 +52,106 @@ __kernel void axpy_f32(const float alpha, __global const float *x, __global floa
         const int i = base + k;
         if (i < n) y[i] = fma(alpha, x[i], y[i]);
     }
+}
+
+__kernel void affine_f32(__global const float *x, __global float *y, const float a, const float b, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i < n) y[i] = fma(a, x[i], b);
+}
+
+#define M_SQRT1_2_F 0.70710678118654752f
+#define M_SQRT2_OVER_PI_F 0.79788456080286536f
+
+__kernel void unary_f32(__global const float *x, __global float *y, const int op, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const float v = x[i];
+    float r;
+    switch (op) {
+    case 0: r = fmax(v, 0.0f); break;
+    case 1: r = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F)); break;
+    case 2: r = 0.5f * v * (1.0f + tanh(M_SQRT2_OVER_PI_F * (v + 0.044715f * v * v * v))); break;
+    case 3: r = tanh(v); break;
+    case 4: r = 1.0f / (1.0f + exp(-v)); break;
+    case 5: r = exp(v); break;
+    default: r = log(v); break;
+    }
+    y[i] = r;
+}
+
+__kernel void unary_backward_f32(__global const float *x, __global const float *y, __global const float *dy,
+                                 __global float *dx, const int op, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const float v = x[i], g = dy[i];
+    float d;
+    switch (op) {
+    case 0: d = v > 0.0f ? 1.0f : 0.0f; break;
+    case 1: d = 0.5f * (1.0f + erf(v * M_SQRT1_2_F)) + v * 0.39894228040143268f * exp(-0.5f * v * v); break;
+    case 2: {
+        const float u = M_SQRT2_OVER_PI_F * (v + 0.044715f * v * v * v);
+        const float t = tanh(u);
+        d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * M_SQRT2_OVER_PI_F * (1.0f + 3.0f * 0.044715f * v * v);
+        break;
+    }
+    case 3: { const float t = y[i]; d = 1.0f - t * t; break; }
+    case 4: { const float s = y[i]; d = s * (1.0f - s); break; }
+    case 5: d = y[i]; break;
+    default: d = 1.0f / v; break;
+    }
+    dx[i] = g * d;
+}
+
+inline float binary_op(const float a, const float b, const int op) {
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    default: return a / b;
+    }
+}
+
+__kernel void binary_f32(__global const float *a, __global const float *b, __global float *out, const int op,
+                         const int n, const int inner, const int bcount) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const int q = i / inner;
+    const int j = q - (q / bcount) * bcount;
+    out[i] = binary_op(a[i], b[j], op);
+}
+
+__kernel void binary_backward_a_f32(__global const float *a, __global const float *b, __global const float *dy,
+                                    __global float *da, const int op, const int n, const int inner, const int bcount) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const int q = i / inner;
+    const int j = q - (q / bcount) * bcount;
+    const float g = dy[i];
+    switch (op) {
+    case 0: case 1: da[i] = g; break;
+    case 2: da[i] = g * b[j]; break;
+    default: da[i] = g / b[j]; break;
+    }
+}
+
+__kernel void binary_backward_b_f32(__global const float *a, __global const float *b, __global const float *dy,
+                                    __global float *db, const int op, const int n, const int inner, const int bcount) {
+    const int j = (int)get_global_id(0);
+    if (j >= bcount) return;
+    const int outer = n / (inner * bcount);
+    const float bj = b[j];
+    float sum = 0.0f;
+    for (int o = 0; o < outer; ++o) {
+        const int base = (o * bcount + j) * inner;
+        for (int k = 0; k < inner; ++k) {
+            const float g = dy[base + k];
+            switch (op) {
+            case 0: sum += g; break;
+            case 1: sum -= g; break;
+            case 2: sum += g * a[base + k]; break;
+            default: sum -= g * a[base + k] / (bj * bj); break;
+            }
+        }
+    }
+    db[j] = sum;
 }

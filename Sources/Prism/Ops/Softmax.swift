@@ -1,0 +1,93 @@
+import PrismCL
+
+extension Tensor {
+    /// Softmax along the last axis (numerically stable), recording its backward.
+    /// - Throws: `TensorError` for a rank-0 tensor.
+    public func softmax() throws -> Tensor {
+        let (rows, c) = try lastAxisRows("softmax")
+        let y = try Tensor.empty(shape, engine: engine)
+        try engine.launch("softmax.cl", "softmax_forward", global: [rows], [storage, y.storage, Int32(rows), Int32(c)])
+        y.record(inputs: [self]) { [engine, shape] dy in
+            let dx = try Tensor.empty(shape, engine: engine)
+            try engine.launch("softmax.cl", "softmax_backward", global: [rows], [y.storage, dy.storage, dx.storage, Int32(rows), Int32(c)])
+            return [dx]
+        }
+        return y
+    }
+
+    /// Log-softmax along the last axis (numerically stable), recording its backward.
+    public func logSoftmax() throws -> Tensor {
+        let (rows, c) = try lastAxisRows("logSoftmax")
+        let y = try Tensor.empty(shape, engine: engine)
+        try engine.launch("softmax.cl", "log_softmax_forward", global: [rows], [storage, y.storage, Int32(rows), Int32(c)])
+        y.record(inputs: [self]) { [engine, shape] dy in
+            let dx = try Tensor.empty(shape, engine: engine)
+            try engine.launch("softmax.cl", "log_softmax_backward", global: [rows], [y.storage, dy.storage, dx.storage, Int32(rows), Int32(c)])
+            return [dx]
+        }
+        return y
+    }
+
+    /// (rows, C) for an op along the last axis.
+    func lastAxisRows(_ op: String) throws -> (Int, Int) {
+        guard let c = shape.last, c > 0 else { throw TensorError("\(op): needs a non-empty last axis, got shape \(shape)") }
+        return (count / c, c)
+    }
+}
+
+/// Cross-entropy of logits [batch, classes] against integer labels, fused with log-softmax and
+/// averaged over the batch (PyTorch's `F.cross_entropy` with the default mean reduction).
+/// - Parameters:
+///   - logits: [batch, classes].
+///   - labels: one class index per row.
+/// - Throws: `TensorError` when the shapes disagree or a label lies outside 0..<classes (naming it).
+/// - Returns: a one-element tensor [1], recording its backward to the logits.
+public func crossEntropy(_ logits: Tensor, labels: [Int32]) throws -> Tensor {
+    guard logits.rank == 2, logits.shape[1] > 0 else {
+        throw TensorError.shape("crossEntropy", "logits must be [batch, classes]", logits.shape, [labels.count])
+    }
+    let rows = logits.shape[0], c = logits.shape[1]
+    guard labels.count == rows else {
+        throw TensorError.shape("crossEntropy", "\(labels.count) labels for \(rows) rows", logits.shape, [labels.count])
+    }
+    if let i = labels.firstIndex(where: { $0 < 0 || Int($0) >= c }) {
+        throw TensorError("crossEntropy: label \(labels[i]) at row \(i) outside 0..<\(c)")
+    }
+    let engine = logits.engine
+    let labelBuffer = try engine.context.buffer(labels)
+    let perRow = try engine.buffer(count: rows)
+    let prob = try engine.buffer(count: rows * c)
+    try engine.launch("softmax.cl", "cross_entropy_forward", global: [rows],
+                      [logits.storage, labelBuffer, perRow, prob, Int32(rows), Int32(c)])
+    let loss = try Tensor.empty([1], engine: engine)
+    try engine.launch("softmax.cl", "sum_scaled", global: [1], [perRow, loss.storage, Int32(rows), Float(1) / Float(rows)])
+    loss.record(inputs: [logits]) { dloss in
+        let dx = try Tensor.empty([rows, c], engine: engine)
+        try engine.launch("softmax.cl", "cross_entropy_backward", global: [rows],
+                          [prob, labelBuffer, dloss.storage, dx.storage, Int32(rows), Int32(c)])
+        return [dx]
+    }
+    return loss
+}
+
+/// Mean squared error between two tensors of the same shape (mean over every element).
+/// - Returns: a one-element tensor [1], recording its backward to `prediction` (the target gets none).
+public func mseLoss(_ prediction: Tensor, _ target: Tensor) throws -> Tensor {
+    guard prediction.shape == target.shape else {
+        throw TensorError.shape("mseLoss", "shapes differ", prediction.shape, target.shape)
+    }
+    let engine = prediction.engine, n = prediction.count
+    guard n > 0 else { throw TensorError("mseLoss: empty tensors \(prediction.shape)") }
+    let block = 1024, blocks = (n + block - 1) / block
+    let partial = try engine.buffer(count: blocks)
+    try engine.launch("softmax.cl", "mse_forward_partial", defines: ["MSE_BLOCK": "\(block)"], global: [blocks],
+                      [prediction.storage, target.storage, partial, Int32(n)])
+    let loss = try Tensor.empty([1], engine: engine)
+    try engine.launch("softmax.cl", "sum_scaled", global: [1], [partial, loss.storage, Int32(blocks), Float(1) / Float(n)])
+    loss.record(inputs: [prediction, target]) { dloss in
+        let dx = try Tensor.empty(prediction.shape, engine: engine)
+        try engine.launch("softmax.cl", "mse_backward", global: [n], [prediction.storage, target.storage, dloss.storage, dx.storage, Int32(n)])
+        return [dx, nil]
+    }
+    return loss
+}
