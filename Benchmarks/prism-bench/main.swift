@@ -1,2 +1,103 @@
+import ArgumentParser
 import Foundation
-print("prism-bench: no benchmark cases yet")
+import Prism
+import PrismCL
+
+/// The kernel benchmark: median device-event times, GFLOP/s and the share of the device's measured
+/// peak, with peers (CLBlast) on the same device in the same run.
+struct PrismBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prism-bench",
+        abstract: "Benchmark Prism's OpenCL kernels against the device's measured peak and against peers.",
+        subcommands: [PeakCommand.self, KernelsCommand.self])
+}
+
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Device: index, type (gpu, cpu) or name substring (default: PRISM_DEVICE, else the best device).")
+    var device: String?
+
+    @Option(help: "Write the results as JSON to this file (atomically).")
+    var json: String?
+
+    @Option(name: .customLong("repeat"), help: "Timed runs per case (the median is reported).")
+    var repeats: Int = 10
+
+    @Option(help: "Untimed warm-up runs per case.")
+    var warmup: Int = 2
+
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
+    }
+
+    func makeBench() throws -> Bench {
+        var settings = Settings.current
+        if let device { settings.device = device }
+        let engine = try Engine(settings: settings)
+        say("device: \(engine.device.summary)")
+        return Bench(engine: engine, warmup: warmup, repeats: repeats)
+    }
+
+    func finish(_ bench: Bench) throws {
+        guard let json else { return }
+        let command = (["prism-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try writeFileAtomically(path: json, bytes: Array(try encoder.encode(bench.report(command: command))))
+        say("wrote \(json)")
+    }
+}
+
+struct PeakCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "peak", abstract: "Measure the FMA peak and the copy bandwidth.")
+    @OptionGroup var options: CommonOptions
+
+    func run() throws {
+        try runReportingErrors {
+            let bench = try options.makeBench()
+            bench.peak = try measurePeak(bench)
+            try options.finish(bench)
+        }
+    }
+}
+
+struct KernelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kernels",
+        abstract: "SGEMM 1024³ and 2048³ (Prism and CLBlast) and the reference network's convolutions, forward and backward.")
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "Batch size of the convolution cases.")
+    var batch: Int = 256
+
+    @Option(help: "Only cases whose group is listed: peak, sgemm, conv (comma-separated).")
+    var only: String = "peak,sgemm,conv"
+
+    func run() throws {
+        try runReportingErrors {
+            let groups = Set(only.split(separator: ",").map(String.init))
+            let unknown = groups.subtracting(["peak", "sgemm", "conv"])
+            guard unknown.isEmpty else { throw ValidationError("--only: unknown group \(unknown.sorted().joined(separator: ", "))") }
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+            let bench = try options.makeBench()
+            if groups.contains("peak") { bench.peak = try measurePeak(bench) }
+            if groups.contains("sgemm") { try benchSGEMM(bench, sizes: [1024, 2048]) }
+            if groups.contains("conv") { try benchConvolutions(bench, batch: batch) }
+            try options.finish(bench)
+        }
+    }
+}
+
+/// Turns a library error into one line on stderr and exit status 1.
+func runReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ValidationError {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("prism-bench: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+PrismBench.main()

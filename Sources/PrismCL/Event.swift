@@ -7,6 +7,10 @@ public final class Event: @unchecked Sendable {
 
     init(_ handle: cl_event) { self.handle = handle }
 
+    /// Takes ownership of an event that another OpenCL library returned (it is released in `deinit`),
+    /// so its times can be read like Prism's own.
+    public convenience init(adopting handle: cl_event) { self.init(handle) }
+
     deinit { clReleaseEvent(handle) }
 
     /// Blocks until the command has finished.

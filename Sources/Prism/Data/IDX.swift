@@ -145,7 +145,7 @@ func readDecompressed(path: String) throws -> [UInt8] {
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a reader
 /// never sees a half-written file.
-func writeFileAtomically(path: String, bytes: [UInt8], gzip: Bool = false) throws {
+public func writeFileAtomically(path: String, bytes: [UInt8], gzip: Bool = false) throws {
     let url = URL(fileURLWithPath: path)
     let folder = url.deletingLastPathComponent()
     let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")

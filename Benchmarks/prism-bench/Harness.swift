@@ -1,0 +1,155 @@
+import Foundation
+import Prism
+import PrismCL
+
+/// One measured case: the median device time of a unit of work and the rate it implies.
+struct BenchResult: Codable {
+    var name: String
+    var shape: String
+    /// Which implementation ran it ("prism", or a peer such as "clblast").
+    var library: String
+    var medianMs: Double
+    var minMs: Double
+    var runs: Int
+    /// Declared floating-point work over the median time (nil for memory-bound cases).
+    var gflops: Double?
+    /// Declared bytes moved over the median time (memory-bound cases).
+    var gbps: Double?
+    /// `gflops` as a fraction of the measured FMA peak (or `gbps` of the measured copy bandwidth).
+    var peakShare: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case name, shape, library, runs, gflops, gbps
+        case medianMs = "median_ms", minMs = "min_ms", peakShare = "peak_share"
+    }
+}
+
+/// The device's measured ceilings.
+struct Peak: Codable {
+    var gflops: Double
+    var gbps: Double
+    var fmaConfiguration: String
+
+    enum CodingKeys: String, CodingKey {
+        case gflops, gbps
+        case fmaConfiguration = "fma_configuration"
+    }
+}
+
+/// What one `prism-bench` run writes with `--json`: the shape `Benchmarks/compare` reads.
+struct BenchReport: Codable {
+    struct DeviceSummary: Codable {
+        var name: String
+        var vendor: String
+        var platform: String
+        var driver: String
+        var type: String
+        var computeUnits: Int
+        var library: String
+
+        enum CodingKeys: String, CodingKey {
+            case name, vendor, platform, driver, type, library
+            case computeUnits = "compute_units"
+        }
+    }
+
+    var device: DeviceSummary
+    var date: String
+    var command: String
+    var peak: Peak?
+    var results: [BenchResult]
+}
+
+/// Runs cases, prints one line per result and collects them.
+final class Bench {
+    let engine: Engine
+    let warmup: Int
+    let repeats: Int
+    var peak: Peak?
+    private(set) var results: [BenchResult] = []
+
+    init(engine: Engine, warmup: Int, repeats: Int) {
+        self.engine = engine
+        self.warmup = warmup
+        self.repeats = repeats
+    }
+
+    /// The median and minimum over `repeats` runs of `body`'s device time (the sum of the events it
+    /// returns), after `warmup` runs.
+    func time(_ body: () throws -> [Event]) throws -> (median: Double, min: Double) {
+        for _ in 0..<warmup { _ = try body().map { try $0.wait() } }
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            let events = try body()
+            times.append(try events.reduce(0) { $0 + Double(try $1.durationNanoseconds()) } * 1e-6)
+        }
+        times.sort()
+        let mid = times.count / 2
+        let median = times.count % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid])
+        return (median, times.first ?? 0)
+    }
+
+    /// The median and minimum over `repeats` runs of `body`'s wall-clock time, from an idle queue to
+    /// `clFinish`: for peers whose events do not cover all of their work.
+    func wallTime(_ body: () throws -> Void) throws -> (median: Double, min: Double) {
+        for _ in 0..<warmup { try body(); try engine.synchronize() }
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            try engine.synchronize()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            try engine.synchronize()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-6)
+        }
+        times.sort()
+        let mid = times.count / 2
+        return (times.count % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid]), times.first ?? 0)
+    }
+
+    /// Records a compute-bound result timed from the host (see `wallTime`).
+    func computeWallClock(_ name: String, shape: String, library: String, flops: Double, _ body: () throws -> Void) throws {
+        let t = try wallTime(body)
+        let gflops = flops / (t.median * 1e6)
+        add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,
+                        gflops: gflops, gbps: nil, peakShare: peak.map { gflops / $0.gflops }))
+    }
+
+    /// Times `body` and records a compute-bound result of `flops` floating-point operations.
+    func compute(_ name: String, shape: String, library: String = "prism", flops: Double, _ body: () throws -> [Event]) throws {
+        let t = try time(body)
+        let gflops = flops / (t.median * 1e6)
+        add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,
+                        gflops: gflops, gbps: nil, peakShare: peak.map { gflops / $0.gflops }))
+    }
+
+    func add(_ result: BenchResult) {
+        results.append(result)
+        var line = "\(result.name.padding(toLength: 28, withPad: " ", startingAt: 0)) "
+        line += "\(result.shape.padding(toLength: 34, withPad: " ", startingAt: 0)) "
+        line += String(format: "%10.3f ms", result.medianMs)
+        if let g = result.gflops { line += String(format: " %9.1f GFLOP/s", g) }
+        if let b = result.gbps { line += String(format: " %9.1f GB/s", b) }
+        if let s = result.peakShare { line += String(format: " %5.1f%% of peak", 100 * s) }
+        say(line)
+    }
+
+    func report(command: String) -> BenchReport {
+        let info = engine.device
+        let date = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withFullDate])
+        return BenchReport(
+            device: .init(name: info.name, vendor: info.vendor, platform: info.platform, driver: info.driverVersion,
+                          type: info.type.rawValue, computeUnits: info.computeUnits, library: "prism"),
+            date: date, command: command, peak: peak, results: results)
+    }
+}
+
+/// Seeded uniform values in [-1, 1) on the device.
+func randomBuffer(_ engine: Engine, count: Int, seed: UInt64) throws -> Buffer<Float> {
+    var rng = SplitMix64(seed: seed)
+    return try engine.context.buffer((0..<count).map { _ in 2 * rng.nextFloat() - 1 })
+}
+
+/// Writes a line to standard output at once (unbuffered, so progress shows through a pipe).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
