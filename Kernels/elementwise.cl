@@ -19,9 +19,12 @@
 // Backward kernels overwrite their outputs.
 //
 // Layout: flat, contiguous float arrays; offsets are the caller's (pass sub-buffers).
-// Launch: one work-item per PRISM_VEC elements, 1-D; any global size, any local size (or none).
+// Launch, 1-D, any global size ≥ the work, any local size (or none): fill/copy/axpy take one
+// work-item per PRISM_VEC elements; affine, unary and binary forward and the backward of a take
+// one work-item per element; binary_backward_b takes one work-item per element of b (bcount).
 // Every kernel handles every n: each work-item guards its indices, so the last, partial vector
-// and surplus work-items are harmless.
+// and surplus work-items are harmless. The host guarantees n = outer · bcount · inner.
+// Remainders are written as a − (a / b)·b (Oclgrind cannot check the `freeze` a paired `%` becomes).
 // Tunables:
 //   PRISM_VEC   elements per work-item (default 1). A CPU device (PoCL) vectorizes across work-items
 //               itself, so 1 is right there; GPUs may prefer 4.

@@ -7,9 +7,10 @@ extension Tensor {
         let (rows, c) = try lastAxisRows("softmax")
         let y = try Tensor.empty(shape, engine: engine)
         try engine.launch("softmax.cl", "softmax_forward", global: [rows], [storage, y.storage, Int32(rows), Int32(c)])
-        y.record(inputs: [self]) { [engine, shape] dy in
+        // The closure keeps y's buffer, not y: y owns the closure (through its node).
+        y.record(inputs: [self]) { [engine, shape, ys = y.storage] dy in
             let dx = try Tensor.empty(shape, engine: engine)
-            try engine.launch("softmax.cl", "softmax_backward", global: [rows], [y.storage, dy.storage, dx.storage, Int32(rows), Int32(c)])
+            try engine.launch("softmax.cl", "softmax_backward", global: [rows], [ys, dy.storage, dx.storage, Int32(rows), Int32(c)])
             return [dx]
         }
         return y
@@ -20,9 +21,10 @@ extension Tensor {
         let (rows, c) = try lastAxisRows("logSoftmax")
         let y = try Tensor.empty(shape, engine: engine)
         try engine.launch("softmax.cl", "log_softmax_forward", global: [rows], [storage, y.storage, Int32(rows), Int32(c)])
-        y.record(inputs: [self]) { [engine, shape] dy in
+        // The closure keeps y's buffer, not y: y owns the closure (through its node).
+        y.record(inputs: [self]) { [engine, shape, ys = y.storage] dy in
             let dx = try Tensor.empty(shape, engine: engine)
-            try engine.launch("softmax.cl", "log_softmax_backward", global: [rows], [y.storage, dy.storage, dx.storage, Int32(rows), Int32(c)])
+            try engine.launch("softmax.cl", "log_softmax_backward", global: [rows], [ys, dy.storage, dx.storage, Int32(rows), Int32(c)])
             return [dx]
         }
         return y
@@ -47,6 +49,7 @@ public func crossEntropy(_ logits: Tensor, labels: [Int32]) throws -> Tensor {
         throw TensorError.shape("crossEntropy", "logits must be [batch, classes]", logits.shape, [labels.count])
     }
     let rows = logits.shape[0], c = logits.shape[1]
+    guard rows > 0 else { throw TensorError.shape("crossEntropy", "empty batch", logits.shape, [labels.count]) }
     guard labels.count == rows else {
         throw TensorError.shape("crossEntropy", "\(labels.count) labels for \(rows) rows", logits.shape, [labels.count])
     }
@@ -71,7 +74,7 @@ public func crossEntropy(_ logits: Tensor, labels: [Int32]) throws -> Tensor {
 }
 
 /// Mean squared error between two tensors of the same shape (mean over every element).
-/// - Returns: a one-element tensor [1], recording its backward to `prediction` (the target gets none).
+/// - Returns: a one-element tensor [1], recording its backward to both (the target's is the negated prediction's).
 public func mseLoss(_ prediction: Tensor, _ target: Tensor) throws -> Tensor {
     guard prediction.shape == target.shape else {
         throw TensorError.shape("mseLoss", "shapes differ", prediction.shape, target.shape)
@@ -87,7 +90,10 @@ public func mseLoss(_ prediction: Tensor, _ target: Tensor) throws -> Tensor {
     loss.record(inputs: [prediction, target]) { dloss in
         let dx = try Tensor.empty(prediction.shape, engine: engine)
         try engine.launch("softmax.cl", "mse_backward", global: [n], [prediction.storage, target.storage, dloss.storage, dx.storage, Int32(n)])
-        return [dx, nil]
+        guard target.requiresGrad else { return [dx, nil] }
+        let dt = try Tensor.empty(target.shape, engine: engine)
+        try engine.launch("elementwise.cl", "affine_f32", global: [n], [dx.storage, dt.storage, Float(-1), Float(0), Int32(n)])
+        return [dx, dt]
     }
     return loss
 }

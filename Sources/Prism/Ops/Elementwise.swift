@@ -1,0 +1,171 @@
+import PrismCL
+
+/// The element-wise functions of `unary_f32` (the raw values are the kernel's op codes).
+public enum UnaryOp: Int32, CaseIterable, Sendable {
+    case relu = 0, gelu = 1, geluTanh = 2, tanh = 3, sigmoid = 4, exp = 5, log = 6
+}
+
+/// The binary operations of `binary_f32` (the raw values are the kernel's op codes).
+public enum BinaryOp: Int32, CaseIterable, Sendable {
+    case add = 0, sub = 1, mul = 2, div = 3
+
+    var name: String {
+        switch self {
+        case .add: "add"
+        case .sub: "sub"
+        case .mul: "mul"
+        case .div: "div"
+        }
+    }
+}
+
+/// How b is laid over a in a broadcasting binary op: a is seen as [outer, bcount, inner] and
+/// b as [bcount], so element i of a pairs with b[(i / inner) mod bcount].
+public struct Broadcast: Equatable, Sendable {
+    public let inner: Int
+    public let bcount: Int
+
+    /// The broadcast of a tensor of shape `b` over one of shape `a`, or nil when there is none.
+    ///
+    /// b is aligned with a's trailing axes (leading 1s of b dropped, missing leading axes count as
+    /// 1, as in NumPy); the axes where b is not 1 must equal a's and be contiguous, so b covers a
+    /// block of a's axes: [C] or [1, C] over [N, C]; [1, C, 1, 1] or [C, 1, 1] over [N, C, H, W];
+    /// [T, 1] over [B, T, D]; [1] or [] everywhere. In addition a plain [C] over a rank-4
+    /// [N, C, H, W] is the channel axis when it does not fit the trailing rule (that is, W ≠ C);
+    /// write [1, C, 1, 1] to say so whatever W is.
+    public static func of(_ b: [Int], over a: [Int]) -> Broadcast? {
+        var bs = Array(b.drop(while: { $0 == 1 }))
+        if bs.count <= a.count {
+            bs = [Int](repeating: 1, count: a.count - bs.count) + bs
+            let wide = a.indices.filter { bs[$0] != 1 }
+            guard let lo = wide.first, let hi = wide.last else { return Broadcast(inner: 1, bcount: 1) }
+            // b must equal a on every axis of the block [lo, hi] (its 1s there only where a has 1s).
+            if (lo...hi).allSatisfy({ bs[$0] == a[$0] }) {
+                return Broadcast(inner: a[(hi + 1)...].reduce(1, *), bcount: a[lo...hi].reduce(1, *))
+            }
+        }
+        if a.count == 4, b.count == 1, b[0] == a[1] {
+            return Broadcast(inner: a[2] * a[3], bcount: a[1])
+        }
+        return nil
+    }
+}
+
+extension Tensor {
+    // MARK: unary
+
+    /// max(x, 0), recording its backward (the gradient at 0 is 0, as in PyTorch).
+    public func relu() throws -> Tensor { try unary(.relu) }
+
+    /// GELU: x·Φ(x) with the exact normal CDF (erf), or the tanh approximation with
+    /// `approximate: true` (PyTorch's `approximate='tanh'`), recording its backward.
+    public func gelu(approximate: Bool = false) throws -> Tensor { try unary(approximate ? .geluTanh : .gelu) }
+
+    /// The hyperbolic tangent, recording its backward.
+    public func tanh() throws -> Tensor { try unary(.tanh) }
+
+    /// The logistic function 1 / (1 + e^−x), recording its backward.
+    public func sigmoid() throws -> Tensor { try unary(.sigmoid) }
+
+    /// e^x, recording its backward.
+    public func exp() throws -> Tensor { try unary(.exp) }
+
+    /// The natural logarithm (NaN below 0, −∞ at 0), recording its backward.
+    public func log() throws -> Tensor { try unary(.log) }
+
+    /// Applies `op` element by element, recording its backward.
+    /// - Returns: a tensor of the same shape.
+    public func unary(_ op: UnaryOp) throws -> Tensor {
+        let engine = engine, n = count, x = storage
+        let y = try Tensor.empty(shape, engine: engine)
+        try engine.launch("elementwise.cl", "unary_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                          [x, y.storage, op.rawValue, Int32(n)])
+        let ys = y.storage
+        y.record(inputs: [self], op: "unary(\(op))") { [shape] dy in
+            let dx = try Tensor.empty(shape, engine: engine)
+            try engine.launch("elementwise.cl", "unary_backward_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                              [x, ys, dy.storage, dx.storage, op.rawValue, Int32(n)])
+            return [dx]
+        }
+        return y
+    }
+
+    // MARK: affine
+
+    /// scale·x + shift, element by element, recording its backward.
+    public func affine(scale: Float, shift: Float) throws -> Tensor {
+        let engine = engine, n = count
+        let y = try Tensor.empty(shape, engine: engine)
+        try engine.launch("elementwise.cl", "affine_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                          [storage, y.storage, scale, shift, Int32(n)])
+        y.record(inputs: [self]) { [shape] dy in
+            let dx = try Tensor.empty(shape, engine: engine)
+            try engine.launch("elementwise.cl", "affine_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                              [dy.storage, dx.storage, scale, Float(0), Int32(n)])
+            return [dx]
+        }
+        return y
+    }
+
+    /// scale·x, recording its backward.
+    public func scaled(by scale: Float) throws -> Tensor { try affine(scale: scale, shift: 0) }
+
+    /// x + shift, recording its backward.
+    public func shifted(by shift: Float) throws -> Tensor { try affine(scale: 1, shift: shift) }
+
+    // MARK: binary
+
+    /// self + b; b broadcasts as `Broadcast.of(_:over:)` describes. Records its backward.
+    public func add(_ b: Tensor) throws -> Tensor { try binary(.add, b) }
+    /// self − b; b broadcasts as `Broadcast.of(_:over:)` describes. Records its backward.
+    public func sub(_ b: Tensor) throws -> Tensor { try binary(.sub, b) }
+    /// self · b element by element; b broadcasts as `Broadcast.of(_:over:)` describes. Records its backward.
+    public func mul(_ b: Tensor) throws -> Tensor { try binary(.mul, b) }
+    /// self / b element by element; b broadcasts as `Broadcast.of(_:over:)` describes. Records its backward.
+    public func div(_ b: Tensor) throws -> Tensor { try binary(.div, b) }
+
+    /// `self op b` with b broadcast over self, recording its backward; the gradient of b sums over
+    /// the axes it was broadcast along.
+    /// - Throws: `TensorError` naming both shapes when b does not broadcast over self.
+    /// - Returns: a tensor of self's shape.
+    public func binary(_ op: BinaryOp, _ b: Tensor) throws -> Tensor {
+        guard let cast = Broadcast.of(b.shape, over: shape) else {
+            throw TensorError.shape(op.name, "second operand does not broadcast over the first", shape, b.shape)
+        }
+        guard count < Int(Int32.max) else { throw TensorError.shape(op.name, "tensor too large for 32-bit indexing", shape, b.shape) }
+        let engine = engine, n = count, a = self
+        let sizes: [any KernelArgument] = [op.rawValue, Int32(n), Int32(cast.inner), Int32(cast.bcount)]
+        let out = try Tensor.empty(shape, engine: engine)
+        try engine.launch("elementwise.cl", "binary_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                          [a.storage, b.storage, out.storage] + sizes)
+        out.record(inputs: [a, b], op: op.name) { dy in
+            var da: Tensor?, db: Tensor?
+            if a.requiresGrad {
+                let g = try Tensor.empty(a.shape, engine: engine)
+                try engine.launch("elementwise.cl", "binary_backward_a_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                  [a.storage, b.storage, dy.storage, g.storage] + sizes)
+                da = g
+            }
+            if b.requiresGrad {
+                let g = try Tensor.empty(b.shape, engine: engine)
+                try engine.launch("elementwise.cl", "binary_backward_b_f32", global: [roundUp(cast.bcount, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                  [a.storage, b.storage, dy.storage, g.storage] + sizes)
+                db = g
+            }
+            return [da, db]
+        }
+        return out
+    }
+
+    // MARK: operators
+
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor { try a.add(b) }
+    public static func - (a: Tensor, b: Tensor) throws -> Tensor { try a.sub(b) }
+    public static func * (a: Tensor, b: Tensor) throws -> Tensor { try a.mul(b) }
+    public static func / (a: Tensor, b: Tensor) throws -> Tensor { try a.div(b) }
+    public static func * (a: Tensor, s: Float) throws -> Tensor { try a.scaled(by: s) }
+    public static func * (s: Float, a: Tensor) throws -> Tensor { try a.scaled(by: s) }
+    public static func + (a: Tensor, s: Float) throws -> Tensor { try a.shifted(by: s) }
+    public static func - (a: Tensor, s: Float) throws -> Tensor { try a.shifted(by: -s) }
+    public static prefix func - (a: Tensor) throws -> Tensor { try a.scaled(by: -1) }
+}
