@@ -1,0 +1,252 @@
+// matmul.cl — single-precision GEMM, C = op(A)·op(B) (+ bias over columns) (then ReLU), batched,
+// and the small helpers of its backward passes.
+//
+// Layouts (row-major): op(A) is M×K, op(B) is K×N, C is M×N. Operands are addressed through element
+// strides, so a transpose is only a different pair of strides:
+//   op(A)[m][k] = A[m·sam + k·sak]     (sam, sak) = (K, 1), or (1, M) when A is stored transposed [K, M]
+//   op(B)[k][n] = B[k·sbk + n·sbn]     (sbk, sbn) = (N, 1), or (1, K) when B is stored transposed [N, K]
+// A batch of GEMMs is the last global dimension; batch `z` reads A + z·batchA, B + z·batchB and writes
+// C + z·M·N (a batch stride of 0 shares one operand across the batch). bias [N] is added to every row of C when
+// `hasBias` is 1; `relu` = 1 then applies max(·, 0). C is overwritten (no accumulation).
+//
+// Remainders are written as a − (a / b)·b: Oclgrind's uninitialized-memory checker cannot run the
+// `freeze` that the compiler inserts when it pairs a `/` with a `%` of the same operands.
+//
+// Kernels and when each runs:
+//   matmul_pack_b      writes op(B) as column panels [batch][ceil(N / 16)][K][16], zero-padded past N,
+//                      so the CPU micro-tile reads one contiguous stream of B. One work-item per panel
+//                      row of 16 floats; global (ceil(N / 16)·K, batches). The CPU GEMM reads batch z's
+//                      panels at bp + z·batchBp (0 when B is shared by the batch).
+//   matmul_cpu         CPU-shaped GEMM (when the device is a CPU, i.e. PoCL): no barriers, no local
+//                      memory. Each work-item computes a 6 × 16 tile of C in 12 float8 accumulators (the
+//                      BLIS AVX2 micro-kernel shape): per step of K it loads two float8 of the packed B
+//                      panel and broadcasts six elements of op(A), read in place (rows past M are clamped
+//                      to row M − 1 and never stored). Work-items are ordered so that PoCL's consecutive
+//                      work-groups share data: row tiles are grouped in blocks of MM_MB tiles (a block of
+//                      A stays in cache), and inside a block the row tiles of one column panel are
+//                      consecutive (the B panel stays in cache). Global (tiles, batches), local (1, 1).
+//   matmul_gpu         GPU-shaped GEMM (any other device): a work-group computes an MM_TM × MM_TN tile,
+//                      walking K in MM_TK slices of op(A) and op(B) staged in local memory; each
+//                      work-item keeps an MM_WM × MM_WN register block. Local (MM_TN / MM_WN,
+//                      MM_TM / MM_WM), global (ceil(N / MM_TN)·lx, ceil(M / MM_TM)·ly, batches).
+//   matmul_relu_mask   dz = y > 0 ? dy : 0 (backward of the fused ReLU, from the saved output).
+//   matmul_column_sums out[n] = Σ_m x[m][n] (bias gradient; also sums a batch of [K·N] gradients into
+//                      one when B was broadcast). One work-item per column. Overwrites out.
+// Indices are 32-bit: the host refuses operands of 2³¹ elements or more. Any M, N, K ≥ 1 works: the
+// tails are guarded (GPU tiles load zeros past the edges; CPU panels are zero-padded past N).
+//
+// Tunables (-D):
+//   MM_MB                      CPU: row tiles (of 6 rows) per block of the work-item order (default 32)
+//   MM_TM, MM_TN, MM_TK        GPU: work-group tile and K slice (defaults 64, 64, 16)
+//   MM_WM, MM_WN               GPU: register block per work-item (defaults 4, 4)
+
+#ifndef MM_MB
+#define MM_MB 32
+#endif
+#ifndef MM_TM
+#define MM_TM 64
+#endif
+#ifndef MM_TN
+#define MM_TN 64
+#endif
+#ifndef MM_TK
+#define MM_TK 16
+#endif
+#ifndef MM_WM
+#define MM_WM 4
+#endif
+#ifndef MM_WN
+#define MM_WN 4
+#endif
+
+#define MM_MR 6
+#define MM_NR 16
+
+// ---------------------------------------------------------------------------------------------
+// Packing: bp[z][nb][k][l] = op(B_z)[k][nb·16 + l], zero past N.
+
+__kernel void matmul_pack_b(__global const float *b, __global float *bp, const int K, const int N,
+                            const int sbk, const int sbn, const int batchB) {
+    const int i = (int)get_global_id(0);
+    const int z = (int)get_global_id(1);
+    const int nBlocks = (N + MM_NR - 1) / MM_NR;
+    if (i >= nBlocks * K) return;
+    const int nb = i / K, k = i - nb * K;
+    const __global float *src = b + z * batchB + k * sbk;
+    __global float *out = bp + (z * nBlocks * K + i) * MM_NR;
+    #pragma unroll
+    for (int l = 0; l < MM_NR; ++l) {
+        const int n = nb * MM_NR + l;
+        out[l] = n < N ? src[n * sbn] : 0.0f;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU-shaped GEMM over packed B panels.
+
+__kernel void matmul_cpu(__global const float *a, const int sam, const int sak, const int batchA,
+                         __global const float *bp, const int batchBp, __global const float *bias, const int hasBias,
+                         const int relu, __global float *c, const int M, const int N, const int K) {
+    const int t = (int)get_global_id(0);
+    const int z = (int)get_global_id(1);
+    const int mTiles = (M + MM_MR - 1) / MM_MR, nTiles = (N + MM_NR - 1) / MM_NR;
+    if (t >= mTiles * nTiles) return;
+    // Work-item order: blocks of MM_MB row tiles; inside a block, column panel by column panel.
+    const int blockSize = MM_MB * nTiles;
+    const int block = t / blockSize, inBlock = t - block * blockSize;
+    const int rows = min(MM_MB, mTiles - block * MM_MB);
+    const int nt = inBlock / rows;
+    const int mt = block * MM_MB + (inBlock - nt * rows);
+    const int m0 = mt * MM_MR, n0 = nt * MM_NR;
+
+    const __global float *ar[MM_MR];
+    #pragma unroll
+    for (int r = 0; r < MM_MR; ++r) ar[r] = a + z * batchA + min(m0 + r, M - 1) * sam;
+    const __global float *pb = bp + z * batchBp + nt * K * MM_NR;
+
+    float8 acc[MM_MR][2];
+    #pragma unroll
+    for (int r = 0; r < MM_MR; ++r) acc[r][0] = acc[r][1] = (float8)(0.0f);
+    int ka = 0;
+    for (int k = 0; k < K; ++k) {
+        const float8 b0 = vload8(0, pb), b1 = vload8(1, pb);
+        pb += MM_NR;
+        #pragma unroll
+        for (int r = 0; r < MM_MR; ++r) {
+            const float8 av = (float8)(ar[r][ka]);
+            acc[r][0] = fma(av, b0, acc[r][0]);
+            acc[r][1] = fma(av, b1, acc[r][1]);
+        }
+        ka += sak;
+    }
+
+    float8 bias0 = (float8)(0.0f), bias1 = (float8)(0.0f);
+    const bool fullWidth = n0 + MM_NR <= N;
+    if (hasBias) {
+        if (fullWidth) {
+            bias0 = vload8(0, bias + n0);
+            bias1 = vload8(1, bias + n0);
+        } else {
+            float lanes[MM_NR];
+            #pragma unroll
+            for (int l = 0; l < MM_NR; ++l) lanes[l] = n0 + l < N ? bias[n0 + l] : 0.0f;
+            bias0 = vload8(0, lanes);
+            bias1 = vload8(1, lanes);
+        }
+    }
+    __global float *cz = c + z * M * N;
+    #pragma unroll
+    for (int r = 0; r < MM_MR; ++r) {
+        const int m = m0 + r;
+        if (m >= M) break;
+        float8 v0 = acc[r][0] + bias0, v1 = acc[r][1] + bias1;
+        if (relu) {
+            v0 = fmax(v0, (float8)(0.0f));
+            v1 = fmax(v1, (float8)(0.0f));
+        }
+        __global float *row = cz + m * N + n0;
+        if (fullWidth) {
+            vstore8(v0, 0, row);
+            vstore8(v1, 1, row);
+        } else {
+            float lanes[MM_NR];
+            vstore8(v0, 0, lanes);
+            vstore8(v1, 1, lanes);
+            for (int l = 0; l < N - n0; ++l) row[l] = lanes[l];
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPU-shaped GEMM: local tiles aT[TK][TM] of op(A) and bT[TK][TN] of op(B).
+
+__kernel void matmul_gpu(__global const float *a, const int sam, const int sak, const int batchA,
+                         __global const float *b, const int sbk, const int sbn, const int batchB,
+                         __global const float *bias, const int hasBias, const int relu,
+                         __global float *c, const int M, const int N, const int K) {
+    __local float aTile[MM_TK][MM_TM];
+    __local float bTile[MM_TK][MM_TN];
+    const int LX = MM_TN / MM_WN, LY = MM_TM / MM_WM;
+    const int lx = (int)get_local_id(0), ly = (int)get_local_id(1);
+    const int tid = ly * LX + lx;
+    const int z = (int)get_global_id(2);
+    const int m0 = (int)get_group_id(1) * MM_TM, n0 = (int)get_group_id(0) * MM_TN;
+    const __global float *az = a + z * batchA;
+    const __global float *bz = b + z * batchB;
+
+    float acc[MM_WM][MM_WN];
+    #pragma unroll
+    for (int i = 0; i < MM_WM; ++i)
+        #pragma unroll
+        for (int j = 0; j < MM_WN; ++j) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += MM_TK) {
+        // Consecutive work-items load along whichever of m or k is contiguous in memory.
+        for (int e = tid; e < MM_TK * MM_TM; e += LX * LY) {
+            int kk, mm;
+            if (sak == 1) { mm = e / MM_TK; kk = e - mm * MM_TK; } else { kk = e / MM_TM; mm = e - kk * MM_TM; }
+            const int m = m0 + mm, k = k0 + kk;
+            aTile[kk][mm] = (m < M && k < K) ? az[m * sam + k * sak] : 0.0f;
+        }
+        for (int e = tid; e < MM_TK * MM_TN; e += LX * LY) {
+            int kk, nn;
+            if (sbn == 1) { kk = e / MM_TN; nn = e - kk * MM_TN; } else { nn = e / MM_TK; kk = e - nn * MM_TK; }
+            const int n = n0 + nn, k = k0 + kk;
+            bTile[kk][nn] = (n < N && k < K) ? bz[k * sbk + n * sbn] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        #pragma unroll 4
+        for (int kk = 0; kk < MM_TK; ++kk) {
+            float ar[MM_WM], br[MM_WN];
+            #pragma unroll
+            for (int i = 0; i < MM_WM; ++i) ar[i] = aTile[kk][ly + i * LY];
+            #pragma unroll
+            for (int j = 0; j < MM_WN; ++j) br[j] = bTile[kk][lx + j * LX];
+            #pragma unroll
+            for (int i = 0; i < MM_WM; ++i)
+                #pragma unroll
+                for (int j = 0; j < MM_WN; ++j) acc[i][j] = fma(ar[i], br[j], acc[i][j]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    __global float *cz = c + z * M * N;
+    #pragma unroll
+    for (int i = 0; i < MM_WM; ++i) {
+        const int m = m0 + ly + i * LY;
+        if (m >= M) continue;
+        #pragma unroll
+        for (int j = 0; j < MM_WN; ++j) {
+            const int n = n0 + lx + j * LX;
+            if (n >= N) continue;
+            float v = acc[i][j] + (hasBias ? bias[n] : 0.0f);
+            if (relu) v = fmax(v, 0.0f);
+            cz[m * N + n] = v;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward helpers.
+
+// dz[i] = y[i] > 0 ? dy[i] : 0 for i < n.
+__kernel void matmul_relu_mask(__global const float *y, __global const float *dy, __global float *dz, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i < n) dz[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+// out[j] = Σ_{i < rows} x[i·cols + j] for j < cols. Overwrites out.
+__kernel void matmul_column_sums(__global const float *x, __global float *out, const int rows, const int cols) {
+    const int j = (int)get_global_id(0);
+    if (j >= cols) return;
+    // Four independent partial sums, so the adds do not wait on each other.
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int i = 0;
+    for (; i + 4 <= rows; i += 4) {
+        s0 += x[i * cols + j];
+        s1 += x[(i + 1) * cols + j];
+        s2 += x[(i + 2) * cols + j];
+        s3 += x[(i + 3) * cols + j];
+    }
+    for (; i < rows; ++i) s0 += x[i * cols + j];
+    out[j] = (s0 + s1) + (s2 + s3);
+}
