@@ -10,7 +10,7 @@ struct PrismCommand: ParsableCommand {
         commandName: "prism",
         abstract: "Train and explain neural networks on any OpenCL device.",
         version: version,
-        subcommands: [DevicesCommand.self]
+        subcommands: [DevicesCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self]
     )
 }
 
@@ -37,6 +37,11 @@ struct GlobalOptions: ParsableArguments {
         }
         return context
     }
+}
+
+/// Writes one line to standard output at once (unbuffered, so lines show through a pipe as they come).
+func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// Writes one line to standard error.

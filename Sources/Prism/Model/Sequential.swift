@@ -1,0 +1,143 @@
+import Foundation
+
+/// Layers applied in order, like PyTorch's `nn.Sequential`: parameters are named `<index>.<name>`
+/// (`0.weight`, `3.bias`), so a state dict moves between Prism and PyTorch unchanged.
+public final class Sequential {
+    public let engine: Engine
+    public let spec: ModelSpec
+    public let layers: [Layer]
+
+    /// Builds `spec`'s layers with PyTorch's default initialization, seeded.
+    /// - Throws: `TensorError` when a layer's sizes are invalid.
+    public init(spec: ModelSpec, seed: UInt64, engine: Engine) throws {
+        var layers: [Layer] = []
+        for (i, layer) in spec.layers.enumerated() {
+            let layerSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
+            switch layer {
+            case let .linear(i, o): layers.append(try Linear(inFeatures: i, outFeatures: o, seed: layerSeed, engine: engine))
+            case let .conv2d(c, k, r, s, p):
+                layers.append(try Conv2DLayer(inChannels: c, outChannels: k, kernel: r, stride: s, padding: p, seed: layerSeed, engine: engine))
+            case let .maxPool2d(k, s): layers.append(MaxPool2DLayer(kernel: k, stride: s))
+            case let .avgPool2d(k, s): layers.append(AvgPool2DLayer(kernel: k, stride: s))
+            case .relu: layers.append(ReLU())
+            case .gelu: layers.append(GELU())
+            case .flatten: layers.append(Flatten())
+            case let .dropout(p): layers.append(try Dropout(probability: p, seed: layerSeed))
+            case .softmax: layers.append(Softmax())
+            }
+        }
+        // A ReLU right after a Linear runs in the matmul's epilogue.
+        for i in layers.indices.dropLast() {
+            if let linear = layers[i] as? Linear, layers[i + 1] is ReLU { linear.fusedReLU = true }
+        }
+        self.engine = engine
+        self.spec = spec
+        self.layers = layers
+    }
+
+    /// Every trainable tensor under its PyTorch state-dict name, in layer order.
+    public var namedParameters: [(name: String, tensor: Tensor)] {
+        layers.enumerated().flatMap { i, layer in layer.parameters.map { ("\(i).\($0.name)", $0.tensor) } }
+    }
+
+    public var parameters: [Tensor] { namedParameters.map(\.tensor) }
+
+    /// The number of trainable scalars.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    /// The name of layer `i`'s output activation: `"<i>.<kind>"` (e.g. `"1.relu"`). A fused
+    /// Linear+ReLU pair gives its output under both names.
+    public func activationName(_ i: Int) -> String { "\(i).\(layers[i].kind)" }
+
+    /// Runs the model.
+    /// - Parameters:
+    ///   - x: [batch] + `spec.inputShape`.
+    ///   - training: dropout active.
+    ///   - capture: activation names (see `activationName`) to return; each captured activation keeps
+    ///     its gradient after `backward()` (`retainGrad`), which attribution methods read.
+    /// - Throws: `TensorError` when `x` does not have the model's input shape.
+    /// - Returns: the output and the captured activations by name.
+    public func forward(_ x: Tensor, training: Bool = false, capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
+        guard x.rank == spec.inputShape.count + 1, Array(x.shape.dropFirst()) == spec.inputShape else {
+            throw TensorError("model: input has shape \(x.shape), the model expects [batch] + \(spec.inputShape)")
+        }
+        var h = x
+        var captured: [String: Tensor] = [:]
+        var i = 0
+        while i < layers.count {
+            h = try layers[i].forward(h, training: training)
+            var names = [activationName(i)]
+            if let linear = layers[i] as? Linear, linear.fusedReLU {
+                i += 1
+                names.append(activationName(i))
+            }
+            h.name = names.last
+            for name in names where capture.contains(name) {
+                h.retainGrad()
+                captured[name] = h
+            }
+            i += 1
+        }
+        if let missing = capture.subtracting(captured.keys).sorted().first {
+            throw TensorError("model: no activation named '\(missing)'; names are \(layers.indices.map(activationName).joined(separator: ", "))")
+        }
+        return (h, captured)
+    }
+
+    /// The output only.
+    public func callAsFunction(_ x: Tensor, training: Bool = false) throws -> Tensor {
+        try forward(x, training: training).output
+    }
+
+    // MARK: state dict
+
+    /// The metadata key holding the spec's JSON in a model file.
+    public static let specMetadataKey = "prism.model"
+
+    /// The parameters as host tensors under PyTorch names.
+    public func stateDict() throws -> [String: HostTensor] {
+        var dict: [String: HostTensor] = [:]
+        for (name, tensor) in namedParameters {
+            dict[name] = HostTensor(shape: tensor.shape, values: try tensor.toArray())
+        }
+        return dict
+    }
+
+    /// Overwrites the parameters from `tensors`.
+    /// - Throws: `DataError` naming a missing tensor or one whose shape differs.
+    public func loadStateDict(_ tensors: [String: HostTensor], source: String = "state dict") throws {
+        for (name, tensor) in namedParameters {
+            guard let host = tensors[name] else { throw DataError("\(source): missing tensor '\(name)' (shape \(tensor.shape))") }
+            guard host.shape == tensor.shape else {
+                throw DataError("\(source): tensor '\(name)' has shape \(host.shape), the model expects \(tensor.shape)")
+            }
+            try tensor.storage.write(host.values)
+        }
+    }
+
+    /// Writes the model as safetensors (PyTorch names, the spec in the metadata), atomically.
+    /// - Parameter metadata: extra metadata entries (e.g. standardization, class names).
+    public func save(path: String, metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta[Self.specMetadataKey] = try spec.json()
+        try SafetensorsFile(tensors: try stateDict(), metadata: meta).write(path: path)
+    }
+
+    /// Rebuilds a model from a file written by `save` (or by PyTorch, given `spec`).
+    /// - Parameter spec: the architecture when the file carries none.
+    /// - Throws: `DataError` naming the file and the missing or mismatched tensor.
+    public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Sequential, file: SafetensorsFile) {
+        let file = try SafetensorsFile.read(path: path)
+        let resolved: ModelSpec
+        if let spec {
+            resolved = spec
+        } else if let json = file.metadata[specMetadataKey] {
+            resolved = try ModelSpec.decode(json: json, source: path)
+        } else {
+            throw DataError("\(path): no '\(specMetadataKey)' metadata; pass the architecture")
+        }
+        let model = try Sequential(spec: resolved, seed: 0, engine: engine)
+        try model.loadStateDict(file.tensors, source: path)
+        return (model, file)
+    }
+}

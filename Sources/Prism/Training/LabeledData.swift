@@ -1,0 +1,71 @@
+import Foundation
+
+/// Examples and integer labels on the host, each example of shape `exampleShape`: what the trainer and
+/// the evaluator read, whether the data came from IDX images or a CSV file.
+public struct LabeledData: Sendable {
+    public var features: [Float]
+    public var labels: [Int32]
+    public var exampleShape: [Int]
+    public var classCount: Int
+
+    public var count: Int { labels.count }
+    public var exampleSize: Int { exampleShape.reduce(1, *) }
+
+    public init(features: [Float], labels: [Int32], exampleShape: [Int], classCount: Int) throws {
+        let size = exampleShape.reduce(1, *)
+        guard size > 0, features.count == labels.count * size else {
+            throw DataError("data: \(features.count) values do not make \(labels.count) examples of shape \(exampleShape)")
+        }
+        if let i = labels.firstIndex(where: { $0 < 0 || Int($0) >= classCount }) {
+            throw DataError("data: label \(labels[i]) at index \(i) outside 0..<\(classCount)")
+        }
+        self.features = features
+        self.labels = labels
+        self.exampleShape = exampleShape
+        self.classCount = classCount
+    }
+
+    public init(_ images: ImageDataset) throws {
+        try self.init(features: images.pixels, labels: images.labels, exampleShape: images.imageShape, classCount: images.classCount)
+    }
+
+    public init(_ table: TabularDataset) throws {
+        try self.init(features: table.features, labels: table.labels, exampleShape: [table.featureCount], classCount: table.classCount)
+    }
+
+    /// Gathers the examples at `indices` into `features` and `labels` (row-major, in that order).
+    public func gather(_ indices: ArraySlice<Int>, into features: inout [Float], labels: inout [Int32]) {
+        let size = exampleSize
+        features.removeAll(keepingCapacity: true)
+        labels.removeAll(keepingCapacity: true)
+        for i in indices {
+            features.append(contentsOf: self.features[(i * size)..<((i + 1) * size)])
+            labels.append(self.labels[i])
+        }
+    }
+
+    /// The example at `index` as a batch of one.
+    public func example(_ index: Int) throws -> (features: [Float], label: Int32) {
+        guard (0..<count).contains(index) else { throw DataError("data: index \(index) outside 0..<\(count)") }
+        return (Array(features[(index * exampleSize)..<((index + 1) * exampleSize)]), labels[index])
+    }
+
+    /// The first `n` examples.
+    public func prefix(_ n: Int) throws -> LabeledData {
+        let k = min(n, count)
+        return try LabeledData(features: Array(features[0..<(k * exampleSize)]), labels: Array(labels[0..<k]),
+                               exampleShape: exampleShape, classCount: classCount)
+    }
+}
+
+/// A seeded permutation of 0..<count (Fisher–Yates over SplitMix64): the same on every machine.
+public func seededPermutation(_ count: Int, seed: UInt64) -> [Int] {
+    var rng = SplitMix64(seed: seed)
+    var order = Array(0..<count)
+    if count > 1 {
+        for i in stride(from: count - 1, to: 0, by: -1) {
+            order.swapAt(i, Int(rng.next() % UInt64(i + 1)))
+        }
+    }
+    return order
+}

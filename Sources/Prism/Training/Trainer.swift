@@ -1,0 +1,240 @@
+import Foundation
+
+/// Which optimizer `Trainer` builds.
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
+    case adam, adamw, sgd
+}
+
+/// The settings of one training run (saved with checkpoints, so `resume` continues the same run).
+public struct TrainingConfig: Codable, Equatable, Sendable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Float
+    public var optimizer: OptimizerKind
+    public var seed: UInt64
+    /// SGD momentum (ignored by Adam).
+    public var momentum: Float
+    /// L2 (Adam, SGD) or decoupled (AdamW) weight decay; nil means the optimizer's default.
+    public var weightDecay: Float?
+
+    public init(epochs: Int = 3, batchSize: Int = 64, learningRate: Float = 1e-3, optimizer: OptimizerKind = .adam,
+                seed: UInt64 = 0, momentum: Float = 0.9, weightDecay: Float? = nil) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.optimizer = optimizer
+        self.seed = seed
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+    }
+
+    func validate() throws {
+        guard epochs >= 1 else { throw TrainingError("training: epochs must be at least 1, got \(epochs)") }
+        guard batchSize >= 1 else { throw TrainingError("training: batch size must be at least 1, got \(batchSize)") }
+        guard learningRate > 0, learningRate.isFinite else { throw TrainingError("training: learning rate must be positive, got \(learningRate)") }
+    }
+}
+
+/// A training run that cannot go on (a non-finite loss, a checkpoint that does not fit).
+public struct TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Where an epoch stands, reported after every step.
+public struct StepProgress: Sendable {
+    public var epoch: Int
+    public var step: Int
+    public var steps: Int
+    /// Mean loss and accuracy over the epoch so far.
+    public var loss: Double
+    public var accuracy: Double
+    public var examplesPerSecond: Double
+    /// Seconds left in the epoch at the current rate.
+    public var secondsLeft: Double
+}
+
+/// One finished epoch.
+public struct EpochReport: Codable, Sendable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double
+    public var testLoss: Double?
+    public var testAccuracy: Double?
+    public var examplesPerSecond: Double
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case epoch, seconds
+        case trainLoss = "train_loss", trainAccuracy = "train_accuracy", testLoss = "test_loss"
+        case testAccuracy = "test_accuracy", examplesPerSecond = "examples_per_second"
+    }
+}
+
+/// Mini-batch training of a `Sequential` classifier with cross-entropy, seeded end to end: the same
+/// seed gives the same weights, and a run resumed from a checkpoint ends where an uninterrupted one does.
+///
+/// Checkpoints are safetensors files holding the parameters (PyTorch names), the optimizer state
+/// (`optimizer.<key>`) and, in the metadata, the spec, the config and the number of finished epochs.
+public final class Trainer {
+    public let model: Sequential
+    public let config: TrainingConfig
+    public let optimizer: Optimizer
+    /// Epochs finished so far.
+    public private(set) var epochsDone = 0
+    /// Metadata written into every checkpoint and kept across `resume` (data source, class names,
+    /// standardization).
+    public var extraMetadata: [String: String] = [:]
+
+    public static let stateMetadataKey = "prism.training"
+
+    struct SavedState: Codable {
+        var epochsDone: Int
+        var config: TrainingConfig
+        var dropoutCalls: [UInt64]
+    }
+
+    public init(model: Sequential, config: TrainingConfig) throws {
+        try config.validate()
+        self.model = model
+        self.config = config
+        let parameters = model.parameters
+        switch config.optimizer {
+        case .adam: optimizer = try Adam(parameters, lr: config.learningRate, weightDecay: config.weightDecay ?? 0)
+        case .adamw: optimizer = try Adam.adamW(parameters, lr: config.learningRate, weightDecay: config.weightDecay ?? 0.01)
+        case .sgd: optimizer = try SGD(parameters, lr: config.learningRate, momentum: config.momentum, weightDecay: config.weightDecay ?? 0)
+        }
+    }
+
+    /// Trains epochs `epochsDone + 1 … config.epochs`.
+    /// - Parameters:
+    ///   - train: the training examples (their shape must be the model's input shape).
+    ///   - test: evaluated after each epoch when given.
+    ///   - checkpoint: written atomically after each epoch when given.
+    ///   - progress: called after every step.
+    ///   - epochEnd: called after every epoch, after the checkpoint is written.
+    /// - Throws: `TrainingError` on a non-finite loss (naming epoch and step; the last checkpoint stays
+    ///   as it was), `TensorError`/`DataError` when the data does not fit the model.
+    public func fit(train: LabeledData, test: LabeledData? = nil, checkpoint: String? = nil,
+                    progress: (StepProgress) -> Void = { _ in }, epochEnd: (EpochReport) throws -> Void = { _ in }) throws {
+        try checkFits(train, "training data")
+        if let test { try checkFits(test, "test data") }
+        guard train.count > 0 else { throw TrainingError("training: no training examples") }
+        let engine = model.engine
+        let batch = config.batchSize
+        let steps = (train.count + batch - 1) / batch
+        var features: [Float] = [], labels: [Int32] = []
+        while epochsDone < config.epochs {
+            let epoch = epochsDone + 1
+            let order = seededPermutation(train.count, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
+            let start = DispatchTime.now().uptimeNanoseconds
+            var lossSum = 0.0, correct = 0, seen = 0
+            for step in 0..<steps {
+                let indices = order[(step * batch)..<min((step + 1) * batch, train.count)]
+                train.gather(indices, into: &features, labels: &labels)
+                let x = try Tensor(features, shape: [indices.count] + train.exampleShape, engine: engine)
+                let logits = try model(x, training: true)
+                let loss = try crossEntropy(logits, labels: labels)
+                optimizer.zeroGrad()
+                try loss.backward()
+                try optimizer.step()
+                let value = Double(try loss.item())
+                guard value.isFinite else {
+                    throw TrainingError("training: loss is \(value) at epoch \(epoch), step \(step + 1) of \(steps); stopped (the last checkpoint is kept)")
+                }
+                correct += try countCorrect(logits, labels)
+                lossSum += value * Double(indices.count)
+                seen += indices.count
+                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+                let rate = Double(seen) / max(elapsed, 1e-9)
+                progress(StepProgress(epoch: epoch, step: step + 1, steps: steps, loss: lossSum / Double(seen),
+                                      accuracy: Double(correct) / Double(seen), examplesPerSecond: rate,
+                                      secondsLeft: Double(train.count - seen) / rate))
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            var report = EpochReport(epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: Double(correct) / Double(seen),
+                                     examplesPerSecond: Double(seen) / seconds, seconds: seconds)
+            if let test {
+                let result = try evaluate(model, on: test, batchSize: max(batch, 256))
+                report.testLoss = result.loss
+                report.testAccuracy = result.accuracy
+            }
+            epochsDone = epoch
+            if let checkpoint { try saveCheckpoint(path: checkpoint) }
+            try epochEnd(report)
+        }
+    }
+
+    private func checkFits(_ data: LabeledData, _ what: String) throws {
+        guard data.exampleShape == model.spec.inputShape else {
+            throw DataError("\(what): examples have shape \(data.exampleShape), the model expects \(model.spec.inputShape)")
+        }
+        guard data.classCount <= model.spec.classCount else {
+            throw DataError("\(what): \(data.classCount) classes, the model has \(model.spec.classCount) outputs")
+        }
+    }
+
+    // MARK: checkpoints
+
+    /// Writes parameters, optimizer state and progress to `path` atomically.
+    public func saveCheckpoint(path: String) throws {
+        var tensors = try model.stateDict()
+        for (key, values) in try optimizer.state() {
+            tensors["optimizer.\(key)"] = HostTensor(shape: [values.count], values: values)
+        }
+        let dropoutCalls = model.layers.compactMap { ($0 as? Dropout)?.calls }
+        let state = SavedState(epochsDone: epochsDone, config: config, dropoutCalls: dropoutCalls)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var metadata = extraMetadata
+        metadata[Sequential.specMetadataKey] = try model.spec.json()
+        metadata[Self.stateMetadataKey] = String(decoding: try encoder.encode(state), as: UTF8.self)
+        try SafetensorsFile(tensors: tensors, metadata: metadata).write(path: path)
+    }
+
+    /// A trainer that continues the run saved at `path` (its spec, config, weights and optimizer state).
+    /// - Parameter epochs: a new total number of epochs (nil keeps the saved one).
+    /// - Throws: `DataError` naming the file when it is not a Prism checkpoint.
+    public static func resume(path: String, epochs: Int? = nil, engine: Engine) throws -> Trainer {
+        let (model, file) = try Sequential.load(path: path, engine: engine)
+        guard let json = file.metadata[stateMetadataKey],
+              let state = try? JSONDecoder().decode(SavedState.self, from: Data(json.utf8)) else {
+            throw DataError("\(path): not a Prism training checkpoint (no '\(stateMetadataKey)' metadata)")
+        }
+        var config = state.config
+        if let epochs { config.epochs = epochs }
+        let trainer = try Trainer(model: model, config: config)
+        var optimizerState: [String: [Float]] = [:]
+        for (name, tensor) in file.tensors where name.hasPrefix("optimizer.") {
+            optimizerState[String(name.dropFirst("optimizer.".count))] = tensor.values
+        }
+        do {
+            try trainer.optimizer.load(state: optimizerState)
+        } catch {
+            throw DataError("\(path): \(error)")
+        }
+        let dropouts = model.layers.compactMap { $0 as? Dropout }
+        for (layer, calls) in zip(dropouts, state.dropoutCalls) { layer.calls = calls }
+        trainer.epochsDone = state.epochsDone
+        trainer.extraMetadata = file.metadata.filter { $0.key != Sequential.specMetadataKey && $0.key != stateMetadataKey }
+        return trainer
+    }
+}
+
+/// The number of rows of `logits` whose largest entry (first on ties) is the label.
+func countCorrect(_ logits: Tensor, _ labels: [Int32]) throws -> Int {
+    let values = try logits.toArray()
+    let classes = logits.shape[1]
+    var correct = 0
+    for (row, label) in labels.enumerated() where argmax(values[(row * classes)..<((row + 1) * classes)]) == Int(label) {
+        correct += 1
+    }
+    return correct
+}
+
+func argmax(_ values: ArraySlice<Float>) -> Int {
+    var best = values.startIndex
+    for i in values.indices where values[i] > values[best] { best = i }
+    return best - values.startIndex
+}

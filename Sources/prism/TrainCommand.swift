@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import Prism
+
+enum Architecture: String, ExpressibleByArgument, CaseIterable {
+    case cnn, mlp
+}
+
+extension OptimizerKind: ExpressibleByArgument {}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a classifier; write a safetensors model PyTorch can read, a checkpoint after each epoch and a JSON-lines log.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "Architecture: cnn (images) or mlp.")
+    var arch: Architecture = .cnn
+
+    @Option(help: "mlp only: hidden layer sizes, comma-separated.")
+    var hidden: String = "128"
+
+    @Option(help: "Number of epochs (the total, also when resuming).")
+    var epochs: Int = 3
+
+    @Option(help: "Mini-batch size.")
+    var batch: Int = 64
+
+    @Option(help: "Learning rate.")
+    var lr: Float = 1e-3
+
+    @Option(help: "Optimizer: adam, adamw or sgd (momentum 0.9).")
+    var optimizer: OptimizerKind = .adam
+
+    @Option(help: "Seed of the initialization, the shuffling and dropout.")
+    var seed: UInt64 = 0
+
+    @Option(help: "The model file to write (safetensors).")
+    var out: String = "model.safetensors"
+
+    @Option(help: "The checkpoint file (default: <out>.ckpt).")
+    var checkpoint: String?
+
+    @Option(help: "The JSON-lines log (default: <out>.log.jsonl).")
+    var log: String?
+
+    @Flag(help: "Continue from the checkpoint.")
+    var resume = false
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let engine = Engine(context: try global.context())
+            let checkpointPath = checkpoint ?? out + ".ckpt"
+            let logPath = log ?? out + ".log.jsonl"
+            var resumed: Trainer?
+            var standardization: TabularDataset.Standardization?
+            if resume {
+                guard FileManager.default.fileExists(atPath: checkpointPath) else {
+                    throw ValidationError("--resume: no checkpoint at \(checkpointPath)")
+                }
+                let trainer = try Trainer.resume(path: checkpointPath, epochs: epochs, engine: engine)
+                if let json = trainer.extraMetadata[standardizationKey] {
+                    standardization = try JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
+                }
+                printError("resuming \(checkpointPath) after epoch \(trainer.epochsDone) of \(trainer.config.epochs)")
+                resumed = trainer
+            }
+            let loaded = try dataOptions.load(standardization: standardization)
+            guard let train = loaded.train else { throw ValidationError("no training data") }
+            let trainer: Trainer
+            if let resumed {
+                trainer = resumed
+            } else {
+                let classes = max(train.classCount, loaded.test.classCount)
+                let spec: ModelSpec
+                switch arch {
+                case .cnn:
+                    guard train.exampleShape.count == 3 else {
+                        throw ValidationError("--arch cnn needs images [channels, height, width]; \(dataOptions.sourceName) has examples of shape \(train.exampleShape) (use --arch mlp)")
+                    }
+                    spec = try ModelSpec.cnn(height: train.exampleShape[1], width: train.exampleShape[2], channels: train.exampleShape[0], classes: classes)
+                case .mlp:
+                    let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                    guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                        throw ValidationError("--hidden: '\(hidden)' is not a comma-separated list of positive sizes")
+                    }
+                    spec = try ModelSpec.mlp(inputShape: train.exampleShape, hidden: sizes.map { $0! }, classes: classes)
+                }
+                let model = try Sequential(spec: spec, seed: seed, engine: engine)
+                trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
+                                                                           optimizer: optimizer, seed: seed))
+                var extra: [String: String] = ["prism.data": dataOptions.sourceName]
+                if let s = loaded.standardization {
+                    extra[standardizationKey] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+                }
+                if let names = dataOptions.classNames {
+                    extra["prism.classes"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self)
+                }
+                trainer.extraMetadata = extra
+                // A fresh run starts a fresh log.
+                try? FileManager.default.removeItem(atPath: logPath)
+            }
+            let model = trainer.model
+            printError("training \(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; device \(engine.device.name)")
+            var line = ProgressLine()
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try trainer.fit(train: train, test: loaded.test, checkpoint: checkpointPath, progress: { p in
+                line.show(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f ex/s  ETA %@", p.epoch, trainer.config.epochs, p.step, p.steps,
+                                 p.loss, p.accuracy, p.examplesPerSecond, formatDuration(p.secondsLeft)))
+            }, epochEnd: { report in
+                line.clear()
+                try model.save(path: out, metadata: trainer.extraMetadata)
+                try appendLine(String(decoding: try encoder.encode(report), as: UTF8.self), to: logPath)
+                printLine(String(format: "epoch %d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  %.0f ex/s  %.1f s",
+                             report.epoch, trainer.config.epochs, report.trainLoss, report.trainAccuracy, report.testLoss ?? .nan,
+                             report.testAccuracy ?? .nan, report.examplesPerSecond, report.seconds))
+            })
+            printLine("wrote \(out) (checkpoint \(checkpointPath), log \(logPath))")
+        }
+    }
+}
+
+/// Appends one line to a log file (creating it).
+func appendLine(_ line: String, to path: String) throws {
+    let data = Data((line + "\n").utf8)
+    if !FileManager.default.fileExists(atPath: path) {
+        guard FileManager.default.createFile(atPath: path, contents: data) else { throw DataError("\(path): cannot write") }
+        return
+    }
+    guard let handle = FileHandle(forWritingAtPath: path) else { throw DataError("\(path): cannot write") }
+    defer { try? handle.close() }
+    try handle.seekToEnd()
+    try handle.write(contentsOf: data)
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Prism
+import PrismReference
+import PrismTestSupport
+import Testing
+
+/// The committed fixtures folder.
+let fixturesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("Fixtures").path
+
+func fixture(_ name: String) -> String { (fixturesDirectory as NSString).appendingPathComponent(name) }
+
+/// The network of `Tests/Fixtures/make_golden.py`: Conv(1→4, 3)-ReLU-MaxPool 2-Conv(4→8, 3)-ReLU-MaxPool 2-
+/// Flatten-Linear(32→10) on 14×14 images.
+let goldenSpec = ModelSpec(architecture: "custom", inputShape: [1, 14, 14], classCount: 10, layers: [
+    .conv2d(inChannels: 1, outChannels: 4, kernel: 3, stride: 1, padding: 0), .relu, .maxPool2d(kernel: 2, stride: 2),
+    .conv2d(inChannels: 4, outChannels: 8, kernel: 3, stride: 1, padding: 0), .relu, .maxPool2d(kernel: 2, stride: 2),
+    .flatten, .linear(inFeatures: 32, outFeatures: 10),
+])
+
+@Suite struct ModelTests {
+    /// Forward, loss, every parameter gradient and the input gradient against PyTorch (float64) values.
+    @Test func goldenCNNMatchesPyTorch() throws {
+        let engine = try testEngine()
+        let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
+        let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+        try model.loadStateDict(golden.tensors, source: "golden.safetensors")
+        let input = try golden.tensor("input", shape: [3, 1, 14, 14])
+        let labels = try golden.tensor("labels", shape: [3]).values.map { Int32($0) }
+        let x = try Tensor(input.values, shape: input.shape, engine: engine, requiresGrad: true)
+        let logits = try model(x)
+        expectClose(try logits.toArray(), try golden.tensor("logits", shape: [3, 10]).values, atol: 1e-5, rtol: 1e-4, "logits")
+        let loss = try crossEntropy(logits, labels: labels)
+        expectClose(try loss.toArray(), try golden.tensor("loss", shape: [1]).values, atol: 1e-6, rtol: 1e-5, "loss")
+        try loss.backward()
+        for (name, parameter) in model.namedParameters {
+            let expected = try golden.tensor("grad." + name, shape: parameter.shape)
+            expectClose(try #require(parameter.grad).toArray(), expected.values, atol: 1e-6, rtol: 1e-4, "grad \(name)")
+        }
+        expectClose(try #require(x.grad).toArray(), try golden.tensor("grad.input", shape: [3, 1, 14, 14]).values,
+                    atol: 1e-7, rtol: 1e-4, "grad input")
+    }
+
+    /// Ten Adam steps on one fixed batch lower the loss (a model that can learn it).
+    @Test func adamStepsReduceTheLossOnAFixedBatch() throws {
+        let engine = try testEngine()
+        let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
+        let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+        try model.loadStateDict(golden.tensors)
+        let input = try golden.tensor("input")
+        let labels = try golden.tensor("labels").values.map { Int32($0) }
+        let x = try Tensor(input.values, shape: input.shape, engine: engine)
+        let adam = try Adam(model.parameters, lr: 1e-2)
+        var losses: [Float] = []
+        for _ in 0..<11 {
+            let loss = try crossEntropy(try model(x), labels: labels)
+            losses.append(try loss.item())
+            adam.zeroGrad()
+            try loss.backward()
+            try adam.step()
+        }
+        #expect(losses[10] < 0.5 * losses[0], "losses \(losses)")
+        #expect(losses.allSatisfy { $0.isFinite })
+    }
+
+    /// A saved model reloads with identical outputs, and its file carries the spec.
+    @Test func saveAndLoadRoundTrip() throws {
+        let engine = try testEngine()
+        let spec = try ModelSpec.cnn(height: 12, width: 12, classes: 4)
+        let model = try Sequential(spec: spec, seed: 7, engine: engine)
+        let path = NSTemporaryDirectory() + "prism-roundtrip-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try model.save(path: path)
+        let (loaded, file) = try Sequential.load(path: path, engine: engine)
+        #expect(loaded.spec == spec)
+        #expect(Set(file.tensors.keys) == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight", "9.bias"])
+        let x = try Tensor.uniform([2, 1, 12, 12], seed: 3, engine: engine)
+        #expect(try model(x).toArray() == loaded(x).toArray())
+    }
+
+    @Test func loadingReportsMissingAndMisshapenTensors() throws {
+        let engine = try testEngine()
+        let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+        var tensors = try model.stateDict()
+        tensors["3.weight"] = nil
+        #expect(throws: DataError("m.safetensors: missing tensor '3.weight' (shape [8, 4, 3, 3])")) {
+            try model.loadStateDict(tensors, source: "m.safetensors")
+        }
+        tensors["3.weight"] = HostTensor(shape: [8, 4, 3, 2], values: [Float](repeating: 0, count: 192))
+        #expect(throws: DataError("m.safetensors: tensor '3.weight' has shape [8, 4, 3, 2], the model expects [8, 4, 3, 3]")) {
+            try model.loadStateDict(tensors, source: "m.safetensors")
+        }
+    }
+
+    /// Named activations keep their gradients (attribution methods read them).
+    @Test func capturedActivationsKeepTheirGradients() throws {
+        let engine = try testEngine()
+        let model = try Sequential(spec: goldenSpec, seed: 2, engine: engine)
+        let x = try Tensor.uniform([2, 1, 14, 14], seed: 5, engine: engine)
+        let (out, activations) = try model.forward(x, capture: ["4.relu"])
+        let loss = try crossEntropy(out, labels: [1, 2])
+        try loss.backward()
+        let act = try #require(activations["4.relu"])
+        #expect(act.shape == [2, 8, 4, 4])
+        let grad = try #require(act.grad).toArray()
+        #expect(grad.contains { $0 != 0 })
+        // The max pool after layer 4 sends each 2×2 window's gradient to one pixel: at most a quarter are non-zero.
+        #expect(grad.filter { $0 != 0 }.count <= grad.count / 4)
+        #expect(throws: TensorError.self) { try model.forward(x, capture: ["9.nothing"]) }
+    }
+}
