@@ -1,14 +1,43 @@
 import Prism
 import PrismCL
 
-/// SGEMM through CLBlast, the peer on the same device in the same run.
+/// Checks sampled entries of C = A·B (n × n, row-major) against Double dot products: a benchmark
+/// times only results it has checked.
+func checkSGEMM(_ label: String, a: Buffer<Float>, b: Buffer<Float>, c: Buffer<Float>, n: Int) throws {
+    let (av, bv, cv) = (try a.read(), try b.read(), try c.read())
+    var rng = SplitMix64(seed: 99)
+    for _ in 0..<64 {
+        let i = Int(rng.next() % UInt64(n)), j = Int(rng.next() % UInt64(n))
+        var sum = 0.0
+        for p in 0..<n { sum += Double(av[i * n + p]) * Double(bv[p * n + j]) }
+        let got = Double(cv[i * n + j])
+        guard abs(got - sum) <= 1e-3 + 1e-4 * abs(sum) else {
+            throw BenchError("\(label) \(n)³: C[\(i), \(j)] = \(got), expected \(sum)")
+        }
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// SGEMM C = A·B, square: Prism's kernel for this device, then CLBlast (the peer) on the same device
+/// in the same run.
 func benchSGEMM(_ bench: Bench, sizes: [Int]) throws {
     let engine = bench.engine
     for n in sizes {
         let a = try randomBuffer(engine, count: n * n, seed: 1), b = try randomBuffer(engine, count: n * n, seed: 2)
         let c = try engine.buffer(count: n * n)
         let flops = 2.0 * Double(n) * Double(n) * Double(n)
+        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
+        try checkSGEMM("sgemm", a: a, b: b, c: c, n: n)
+        try bench.compute("sgemm", shape: "\(n)x\(n)x\(n)", flops: flops) {
+            try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
+        }
         do {
+            _ = try clblastSgemm(engine.context, a: a, b: b, c: c, m: n, n: n, k: n)
+            try checkSGEMM("sgemm_clblast", a: a, b: b, c: c, n: n)
             // CLBlast's event covers only its last launch (it may pad or transpose first): timed from the host.
             try bench.computeWallClock("sgemm_clblast", shape: "\(n)x\(n)x\(n)", library: "clblast", flops: flops) {
                 _ = try clblastSgemm(engine.context, a: a, b: b, c: c, m: n, n: n, k: n)

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""PyTorch (CPU) training the reference CNN on Fashion-MNIST exactly as `prism train` does:
+Conv(1->32, 3x3)+ReLU, MaxPool 2, Conv(32->64, 3x3)+ReLU, MaxPool 2, Flatten, Linear(1600->128)+ReLU,
+Linear(128->10); Adam 1e-3, batch 64, cross-entropy, pixels scaled to [0, 1], reshuffled each epoch.
+Prints, per epoch, train loss, test accuracy and training images/s, and writes the same figures as JSON.
+
+    python3 Benchmarks/peers/torch_train.py [--epochs 5] [--limit N] [--threads N] [--json torch_train.json]
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic = struct.unpack(">I", data[:4])[0]
+    rank = magic & 0xFF
+    dims = struct.unpack(">" + "I" * rank, data[4:4 + 4 * rank])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def load(split, limit=None):
+    x = idx(os.path.join(DATA, f"{split}-images-idx3-ubyte.gz"))
+    y = idx(os.path.join(DATA, f"{split}-labels-idx1-ubyte.gz"))
+    if limit:
+        x, y = x[:limit], y[:limit]
+    return torch.from_numpy(x.astype(np.float32) / 255).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    xtr, ytr = load("train", args.limit)
+    xte, yte = load("t10k")
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    epochs = []
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        order = torch.randperm(len(ytr))
+        start = time.perf_counter()
+        total = 0.0
+        for i in range(0, len(ytr), args.batch):
+            idx_ = order[i:i + args.batch]
+            loss = nn.functional.cross_entropy(model(xtr[idx_]), ytr[idx_])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx_)
+        seconds = time.perf_counter() - start
+        model.eval()
+        with torch.no_grad():
+            correct = sum((model(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item() for i in range(0, len(yte), 1000))
+        row = {"epoch": epoch, "train_loss": total / len(ytr), "test_accuracy": correct / len(yte),
+               "examples_per_second": len(ytr) / seconds, "seconds": seconds}
+        epochs.append(row)
+        print(f"epoch {epoch}: train loss {row['train_loss']:.4f}  test acc {row['test_accuracy']:.4f}  "
+              f"{row['examples_per_second']:.0f} img/s  {seconds:.1f} s", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"library": f"torch {torch.__version__}", "threads": torch.get_num_threads(), "epochs": epochs}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
