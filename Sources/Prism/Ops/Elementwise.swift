@@ -25,6 +25,11 @@ public struct Broadcast: Equatable, Sendable {
     public let inner: Int
     public let bcount: Int
 
+    public init(inner: Int, bcount: Int) {
+        self.inner = inner
+        self.bcount = bcount
+    }
+
     /// The broadcast of a tensor of shape `b` over one of shape `a`, or nil when there is none.
     ///
     /// b is aligned with a's trailing axes (leading 1s of b dropped, missing leading axes count as

@@ -1,0 +1,163 @@
+import Prism
+import PrismReference
+import PrismTestSupport
+import Testing
+
+/// The message of the `TensorError` that `body` throws, or nil when it throws none.
+func errorMessage(_ body: () throws -> Tensor) -> String? {
+    do { _ = try body(); return nil } catch let error as TensorError { return error.description } catch { return "\(error)" }
+}
+
+/// A binary op's operands: a's shape, b's shape, and b's shape as NumPy would broadcast it
+/// (differs from `b` only for a plain [C] over the channel axis of [N, C, H, W]).
+struct BroadcastCase: CustomStringConvertible, Sendable {
+    var a: [Int]
+    var b: [Int]
+    var numpyB: [Int]? = nil
+    var description: String { "\(a) op \(b)" }
+}
+
+@Suite struct ElementwiseTests {
+    static let sizes = TestSizes.pick([1, 7, 31, 32, 33, 257, 1031, 4099], small: [1, 7, 33])
+
+    /// Inputs where each op is smooth and finite: log needs positive values.
+    static func inputs(_ op: UnaryOp, count: Int, seed: UInt64) -> [Float] {
+        op == .log ? seededFloats(count, seed: seed, low: 0.05, high: 3) : seededFloats(count, seed: seed, low: -3, high: 3)
+    }
+
+    @Test(arguments: UnaryOp.allCases, sizes)
+    func unaryMatchesReference(_ op: UnaryOp, _ n: Int) throws {
+        let engine = try testEngine()
+        let x = Self.inputs(op, count: n, seed: 11)
+        let xt = try Tensor(x, shape: [n], engine: engine, requiresGrad: true)
+        let y: Tensor
+        switch op {
+        case .relu: y = try xt.relu()
+        case .gelu: y = try xt.gelu()
+        case .geluTanh: y = try xt.gelu(approximate: true)
+        case .tanh: y = try xt.tanh()
+        case .sigmoid: y = try xt.sigmoid()
+        case .exp: y = try xt.exp()
+        case .log: y = try xt.log()
+        }
+        #expect(y.shape == [n])
+        let code = Int(op.rawValue)
+        expectClose(try y.toArray(), Reference.unary(code, x: doubles(x)), atol: 1e-6, rtol: 2e-6, "\(op) n=\(n)")
+        let dy = seededFloats(n, seed: 12)
+        try y.backward(try Tensor(dy, shape: [n], engine: engine))
+        expectClose(try #require(xt.grad).toArray(), Reference.unaryBackward(code, x: doubles(x), dy: doubles(dy)),
+                    atol: 1e-6, rtol: 1e-5, "\(op) dx n=\(n)")
+    }
+
+    @Test func unaryKeepsShapeAndReluGradientIsZeroAtZero() throws {
+        let engine = try testEngine()
+        let xt = try Tensor([-1, 0, 2, -0.5, 3, 0], shape: [2, 3], engine: engine, requiresGrad: true)
+        let y = try xt.relu()
+        #expect(y.shape == [2, 3])
+        #expect(try y.toArray() == [0, 0, 2, 0, 3, 0])
+        try y.backward(try Tensor.ones([2, 3], engine: engine))
+        #expect(try #require(xt.grad).toArray() == [0, 0, 1, 0, 1, 0])
+    }
+
+    @Test(arguments: sizes)
+    func affineMatchesReference(_ n: Int) throws {
+        let engine = try testEngine()
+        let x = seededFloats(n, seed: 13)
+        let xt = try Tensor(x, shape: [n], engine: engine, requiresGrad: true)
+        let y = try xt.affine(scale: -1.5, shift: 0.25)
+        expectClose(try y.toArray(), Reference.affine(x: doubles(x), scale: -1.5, shift: 0.25), atol: 1e-6, rtol: 1e-6, "affine")
+        let dy = seededFloats(n, seed: 14)
+        try y.backward(try Tensor(dy, shape: [n], engine: engine))
+        expectClose(try #require(xt.grad).toArray(), Reference.affine(x: doubles(dy), scale: -1.5, shift: 0), atol: 1e-6, rtol: 1e-6, "affine dx")
+    }
+
+    static let broadcastCases: [BroadcastCase] = TestSizes.pick([
+        BroadcastCase(a: [1], b: [1]),
+        BroadcastCase(a: [7], b: [7]),
+        BroadcastCase(a: [1031], b: [1031]),
+        BroadcastCase(a: [32, 33], b: [33]),
+        BroadcastCase(a: [3, 257], b: [1, 257]),
+        BroadcastCase(a: [31, 7], b: [31, 7]),
+        BroadcastCase(a: [2, 7, 31], b: [7, 1]),
+        BroadcastCase(a: [2, 33, 5, 7], b: [1, 33, 1, 1]),
+        BroadcastCase(a: [2, 33, 5, 7], b: [33], numpyB: [33, 1, 1]),
+        BroadcastCase(a: [1, 32, 1, 1], b: [32], numpyB: [32, 1, 1]),
+        BroadcastCase(a: [2, 3, 4, 3], b: [3]),
+        BroadcastCase(a: [4, 31], b: [1]),
+        BroadcastCase(a: [5, 32], b: []),
+    ], small: [
+        BroadcastCase(a: [1], b: [1]),
+        BroadcastCase(a: [3, 7], b: [7]),
+        BroadcastCase(a: [2, 3, 2, 5], b: [3], numpyB: [3, 1, 1]),
+        BroadcastCase(a: [2, 3, 4], b: [3, 1]),
+    ])
+
+    @Test(arguments: BinaryOp.allCases, broadcastCases)
+    func binaryMatchesReference(_ op: BinaryOp, _ cs: BroadcastCase) throws {
+        let engine = try testEngine()
+        let a = seededFloats(cs.a.reduce(1, *), seed: 15)
+        // b away from 0 so division is well conditioned.
+        let b = seededFloats(cs.b.reduce(1, *), seed: 16, low: 0.5, high: 2)
+        let at = try Tensor(a, shape: cs.a, engine: engine, requiresGrad: true)
+        let bt = try Tensor(b, shape: cs.b, engine: engine, requiresGrad: true)
+        let y = try at.binary(op, bt)
+        #expect(y.shape == cs.a)
+        let code = Int(op.rawValue), bShape = cs.numpyB ?? cs.b
+        expectClose(try y.toArray(), Reference.binary(code, a: doubles(a), aShape: cs.a, b: doubles(b), bShape: bShape),
+                    atol: 1e-6, rtol: 1e-6, "\(op) \(cs)")
+        let dy = seededFloats(y.count, seed: 17)
+        try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
+        let ref = Reference.binaryBackward(code, a: doubles(a), aShape: cs.a, b: doubles(b), bShape: bShape, dy: doubles(dy))
+        expectClose(try #require(at.grad).toArray(), ref.da, atol: 1e-6, rtol: 1e-5, "\(op) da \(cs)")
+        expectClose(try #require(bt.grad).toArray(), ref.db, atol: 1e-5, rtol: 1e-5, "\(op) db \(cs)")
+    }
+
+    @Test func onlyTheOperandThatNeedsAGradientGetsOne() throws {
+        let engine = try testEngine()
+        let a = try Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3], engine: engine)
+        let b = try Tensor([2, 4, 8], shape: [3], engine: engine, requiresGrad: true)
+        let y = try a / b
+        try y.backward(try Tensor.ones([2, 3], engine: engine))
+        #expect(a.grad == nil)
+        // db = −Σ_rows a / b² = −(1 + 4, 2 + 5, 3 + 6) / (4, 16, 64).
+        expectClose(try #require(b.grad).toArray(), [-5.0 / 4, -7.0 / 16, -9.0 / 64], atol: 1e-7, rtol: 1e-6, "db")
+    }
+
+    @Test func operatorsComposeAndSharedInputsAccumulate() throws {
+        let engine = try testEngine()
+        let x = seededFloats(33, seed: 18)
+        let xt = try Tensor(x, shape: [3, 11], engine: engine, requiresGrad: true)
+        // y = (x·x − x) · 2 + 1 − (−x): dy/dx = 4x − 2 + 1 = 4x − 1.
+        let y = try (xt * xt - xt) * 2 + 1 - (-xt)
+        expectClose(try y.toArray(), doubles(x).map { ($0 * $0 - $0) * 2 + 1 + $0 }, atol: 1e-6, rtol: 1e-6, "y")
+        try y.backward(try Tensor.ones([3, 11], engine: engine))
+        expectClose(try #require(xt.grad).toArray(), doubles(x).map { 4 * $0 - 1 }, atol: 1e-6, rtol: 1e-6, "dx")
+    }
+
+    @Test func broadcastRules() {
+        #expect(Broadcast.of([33], over: [32, 33]) == Broadcast(inner: 1, bcount: 33))
+        #expect(Broadcast.of([1, 33], over: [32, 33]) == Broadcast(inner: 1, bcount: 33))
+        #expect(Broadcast.of([1, 8, 1, 1], over: [2, 8, 5, 7]) == Broadcast(inner: 35, bcount: 8))
+        #expect(Broadcast.of([8, 1, 1], over: [2, 8, 5, 7]) == Broadcast(inner: 35, bcount: 8))
+        #expect(Broadcast.of([8], over: [2, 8, 5, 7]) == Broadcast(inner: 35, bcount: 8))
+        // [C] over [N, C, H, W] with W = C follows the trailing (NumPy) rule.
+        #expect(Broadcast.of([7], over: [2, 7, 5, 7]) == Broadcast(inner: 1, bcount: 7))
+        #expect(Broadcast.of([], over: [2, 3]) == Broadcast(inner: 1, bcount: 1))
+        #expect(Broadcast.of([2, 3], over: [2, 3]) == Broadcast(inner: 1, bcount: 6))
+        #expect(Broadcast.of([2, 1], over: [2, 3]) == Broadcast(inner: 3, bcount: 2))
+        #expect(Broadcast.of([2, 1, 4], over: [2, 3, 4]) == nil)
+        #expect(Broadcast.of([3], over: [3, 2]) == nil)
+        #expect(Broadcast.of([2, 3, 4], over: [3, 4]) == nil)
+    }
+
+    @Test func errorsNameTheOpAndBothShapes() throws {
+        let engine = try testEngine()
+        let a = try Tensor.zeros([2, 3], engine: engine)
+        #expect(errorMessage { try a + (try Tensor.zeros([2], engine: engine)) }
+            == "add: second operand does not broadcast over the first: [2, 3] × [2]")
+        #expect(errorMessage { try a.mul(try Tensor.zeros([2, 3, 1], engine: engine)) }
+            == "mul: second operand does not broadcast over the first: [2, 3] × [2, 3, 1]")
+        #expect(errorMessage { try a / (try Tensor.zeros([4], engine: engine)) }
+            == "div: second operand does not broadcast over the first: [2, 3] × [4]")
+    }
+}
