@@ -6,8 +6,15 @@
 deps:
 	@.ci/install-deps
 
+# The main job on the embedded default: train the reference CNN on Fashion-MNIST (5 epochs, Adam
+# 1e-3, batch 64), then evaluate it. Results land in out/.
 demo: deps
-	swift run -c release prism devices
+	swift build -c release --product prism
+	mkdir -p out
+	.build/release/prism devices
+	.build/release/prism train --arch cnn --epochs 5 --batch 64 --lr 1e-3 --optimizer adam --seed 0 --out out/cnn.safetensors
+	.build/release/prism eval --model out/cnn.safetensors
+	.build/release/prism predict --model out/cnn.safetensors --index 0
 
 test: deps
 	swift test

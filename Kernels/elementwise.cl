@@ -71,7 +71,7 @@ __kernel void unary_f32(__global const float *x, __global float *y, const int op
     const float v = x[i];
     float r;
     switch (op) {
-    case 0: r = fmax(v, 0.0f); break;
+    case 0: r = v < 0.0f ? 0.0f : v; break;  // NaN passes through, as in PyTorch
     case 1: r = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F)); break;
     case 2: r = 0.5f * v * (1.0f + tanh(M_SQRT2_OVER_PI_F * (v + 0.044715f * v * v * v))); break;
     case 3: r = tanh(v); break;
