@@ -74,6 +74,11 @@ __kernel void matmul_pack_b(__global const float *b, __global float *bp, const i
     const int nb = i / K, k = i - nb * K;
     const __global float *src = b + z * batchB + k * sbk;
     __global float *out = bp + (z * nBlocks * K + i) * MM_NR;
+    if (sbn == 1 && (nb + 1) * MM_NR <= N) {
+        // A whole row of untransposed B: one contiguous 64-byte copy.
+        vstore16(vload16(0, src + nb * MM_NR), 0, out);
+        return;
+    }
     #pragma unroll
     for (int l = 0; l < MM_NR; ++l) {
         const int n = nb * MM_NR + l;
