@@ -15,7 +15,8 @@
 // Kernels and when each runs:
 //   matmul_pack_b      writes op(B) as column panels [batch][ceil(N / 16)][K][16], zero-padded past N,
 //                      so the CPU micro-tile reads one contiguous stream of B. One work-item per panel
-//                      row of 16 floats; global (ceil(N / 16)·K, batches). The CPU GEMM reads batch z's
+//                      row of 16 floats (a single float16 copy when B is untransposed and the row lies
+//                      inside N); global (ceil(N / 16)·K, batches). The CPU GEMM reads batch z's
 //                      panels at bp + z·batchBp (0 when B is shared by the batch).
 //   matmul_cpu         CPU-shaped GEMM (when the device is a CPU, i.e. PoCL): no barriers, no local
 //                      memory. Each work-item computes a 6 × 16 tile of C in 12 float8 accumulators (the
