@@ -15,7 +15,8 @@
 // Kernels and when each runs:
 //   matmul_pack_b      writes op(B) as column panels [batch][ceil(N / 16)][K][16], zero-padded past N,
 //                      so the CPU micro-tile reads one contiguous stream of B. One work-item per panel
-//                      row of 16 floats; global (ceil(N / 16)·K, batches). The CPU GEMM reads batch z's
+//                      row of 16 floats (a single float16 copy when B is untransposed and the row lies
+//                      inside N); global (ceil(N / 16)·K, batches). The CPU GEMM reads batch z's
 //                      panels at bp + z·batchBp (0 when B is shared by the batch).
 //   matmul_cpu         CPU-shaped GEMM (when the device is a CPU, i.e. PoCL): no barriers, no local
 //                      memory. Each work-item computes a 6 × 16 tile of C in 12 float8 accumulators (the
@@ -74,6 +75,11 @@ __kernel void matmul_pack_b(__global const float *b, __global float *bp, const i
     const int nb = i / K, k = i - nb * K;
     const __global float *src = b + z * batchB + k * sbk;
     __global float *out = bp + (z * nBlocks * K + i) * MM_NR;
+    if (sbn == 1 && (nb + 1) * MM_NR <= N) {
+        // A whole row of untransposed B: one contiguous 64-byte copy.
+        vstore16(vload16(0, src + nb * MM_NR), 0, out);
+        return;
+    }
     #pragma unroll
     for (int l = 0; l < MM_NR; ++l) {
         const int n = nb * MM_NR + l;
