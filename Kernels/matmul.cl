@@ -147,8 +147,9 @@ __kernel void matmul_cpu(__global const float *a, const int sam, const int sak, 
         if (m >= M) break;
         float8 v0 = acc[r][0] + bias0, v1 = acc[r][1] + bias1;
         if (relu) {
-            v0 = fmax(v0, (float8)(0.0f));
-            v1 = fmax(v1, (float8)(0.0f));
+            // max(v, 0) that lets NaN through, as PyTorch's ReLU does.
+            v0 = select(v0, (float8)(0.0f), v0 < (float8)(0.0f));
+            v1 = select(v1, (float8)(0.0f), v1 < (float8)(0.0f));
         }
         __global float *row = cz + m * N + n0;
         if (fullWidth) {
@@ -225,7 +226,7 @@ __kernel void matmul_gpu(__global const float *a, const int sam, const int sak, 
             const int n = n0 + lx + j * LX;
             if (n >= N) continue;
             float v = acc[i][j] + (hasBias ? bias[n] : 0.0f);
-            if (relu) v = fmax(v, 0.0f);
+            if (relu && v < 0.0f) v = 0.0f;  // NaN passes through, as in PyTorch
             cz[m * N + n] = v;
         }
     }

@@ -161,3 +161,23 @@ struct BroadcastCase: CustomStringConvertible, Sendable {
             == "div: second operand does not broadcast over the first: [2, 3] × [4]")
     }
 }
+
+extension ElementwiseTests {
+    /// ReLU lets NaN through (PyTorch does), so a diverging run shows a NaN loss instead of hiding it;
+    /// both the element-wise kernel and the matmul epilogue (`linear(relu: true)`).
+    @Test func reluPropagatesNaN() throws {
+        let engine = try testEngine()
+        let x = try Tensor([-1, .nan, 2, -.infinity], shape: [1, 4], engine: engine)
+        let y = try x.relu().toArray()
+        #expect(y[0] == 0 && y[1].isNaN && y[2] == 2 && y[3] == 0)
+        for variant in [MatmulVariant.cpu, .gpu] {
+            let a = try Tensor([1, .nan, 3, 4, -5, 6], shape: [2, 3], engine: engine)
+            let identity = try Tensor([1, 0, 0, 0, 1, 0, 0, 0, 1], shape: [3, 3], engine: engine)
+            let c = try engine.buffer(count: 6)
+            try MatmulKernels.gemm(engine: engine, a: a.storage, b: identity.storage, c: c, m: 2, n: 3, k: 3, relu: true, variant: variant)
+            let out = try c.read()
+            #expect(out[1].isNaN, "\(variant)")
+            #expect(out[4] == 0 && out[5] == 6, "\(variant)")
+        }
+    }
+}
