@@ -66,6 +66,8 @@ final class Bench {
     let warmup: Int
     let repeats: Int
     var peak: Peak?
+    /// Print each case's median time per kernel too.
+    var breakdown = false
     private(set) var results: [BenchResult] = []
 
     init(engine: Engine, warmup: Int, repeats: Int) {
@@ -79,9 +81,26 @@ final class Bench {
     func time(_ body: () throws -> [Event]) throws -> (median: Double, min: Double) {
         for _ in 0..<warmup { _ = try body().map { try $0.wait() } }
         var times: [Double] = []
+        var perKernel: [String: [Double]] = [:], kernelOrder: [String] = []
         for _ in 0..<repeats {
             let events = try body()
-            times.append(try events.reduce(0) { $0 + Double(try $1.durationNanoseconds()) } * 1e-6)
+            var total = 0.0
+            var thisRun: [String: Double] = [:]
+            for event in events {
+                let ms = Double(try event.durationNanoseconds()) * 1e-6
+                total += ms
+                let label = event.label ?? "?"
+                if thisRun[label] == nil, perKernel[label] == nil { kernelOrder.append(label) }
+                thisRun[label, default: 0] += ms
+            }
+            for (label, ms) in thisRun { perKernel[label, default: []].append(ms) }
+            times.append(total)
+        }
+        if breakdown {
+            for label in kernelOrder {
+                let sorted = perKernel[label]!.sorted()
+                say(String(format: "    %-34@ %10.3f ms", label as NSString, sorted[sorted.count / 2]))
+            }
         }
         times.sort()
         let mid = times.count / 2

@@ -25,6 +25,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Untimed warm-up runs per case.")
     var warmup: Int = 2
 
+    @Flag(help: "Also print each case's median time per kernel.")
+    var breakdown = false
+
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
@@ -35,7 +38,9 @@ struct CommonOptions: ParsableArguments {
         if let device { settings.device = device }
         let engine = try Engine(settings: settings)
         say("device: \(engine.device.summary)")
-        return Bench(engine: engine, warmup: warmup, repeats: repeats)
+        let bench = Bench(engine: engine, warmup: warmup, repeats: repeats)
+        bench.breakdown = breakdown
+        return bench
     }
 
     func finish(_ bench: Bench) throws {

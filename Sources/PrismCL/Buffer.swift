@@ -109,7 +109,7 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
             clEnqueueReadBuffer(queue, handle, cl_bool(CL_FALSE), range.lowerBound * Self.stride, range.count * Self.stride,
                                 UnsafeMutableRawPointer(pending.storage.baseAddress!), 0, nil, &event),
             "clEnqueueReadBuffer")
-        pending.event = event.map(Event.init)
+        pending.event = event.map { Event($0) }
         return pending
     }
 
@@ -128,7 +128,7 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
                 clEnqueueFillBuffer(queue, handle, raw.baseAddress, raw.count, range.lowerBound * Self.stride, range.count * Self.stride, 0, nil, &event),
                 "clEnqueueFillBuffer")
         }
-        return event.map(Event.init)
+        return event.map { Event($0) }
     }
 
     /// Copies `count` elements from `source` (starting at `sourceOffset`) into this buffer at
@@ -143,7 +143,7 @@ public final class Buffer<Element: BitwiseCopyable>: @unchecked Sendable {
         try CLError.check(
             clEnqueueCopyBuffer(queue, source.handle, handle, sourceOffset * Self.stride, offset * Self.stride, n * Self.stride, 0, nil, &event),
             "clEnqueueCopyBuffer")
-        return event.map(Event.init)
+        return event.map { Event($0) }
     }
 
     /// A buffer that aliases the elements in `range` of this one (an OpenCL sub-buffer). Kernels

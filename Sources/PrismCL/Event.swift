@@ -5,11 +5,17 @@ public final class Event: @unchecked Sendable {
     // `@unchecked Sendable`: cl_event is thread-safe by specification and the handle never changes.
     public let handle: cl_event
 
-    init(_ handle: cl_event) { self.handle = handle }
+    /// What the command was (the kernel's name for launches), for timing breakdowns.
+    public internal(set) var label: String?
+
+    init(_ handle: cl_event, label: String? = nil) {
+        self.handle = handle
+        self.label = label
+    }
 
     /// Takes ownership of an event that another OpenCL library returned (it is released in `deinit`),
     /// so its times can be read like Prism's own.
-    public convenience init(adopting handle: cl_event) { self.init(handle) }
+    public convenience init(adopting handle: cl_event, label: String? = nil) { self.init(handle, label: label) }
 
     deinit { clReleaseEvent(handle) }
 

@@ -103,7 +103,7 @@ public final class Kernel: @unchecked Sendable {
             }
         }
         try CLError.check(status, "clEnqueueNDRangeKernel(\(name), global \(global)\(local.map { ", local \($0)" } ?? ""))")
-        return event.map(Event.init)
+        return event.map { Event($0, label: name) }
     }
 
     /// The largest work-group size this kernel can use on `device`.
