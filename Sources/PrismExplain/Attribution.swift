@@ -50,6 +50,40 @@ public struct AttributionTargets: Equatable, Sendable {
     }
 }
 
+/// The reference input x′ of a method that compares with one (Integrated Gradients, occlusion).
+public enum AttributionBaseline: Sendable {
+    /// x′ = 0.
+    case zeros
+    /// Every element of x′ equals the value.
+    case constant(Float)
+    /// One input for every instance, or one per instance (row-major).
+    case values([Float])
+
+    /// For `Explanation.settings`.
+    var description: String {
+        switch self {
+        case .zeros: "zeros"
+        case let .constant(v): "constant \(v)"
+        case .values: "given"
+        }
+    }
+
+    /// x′ for every instance: [instances][elements].
+    /// - Throws: `ExplainError` (naming `method`) when given values are neither one input nor one per instance.
+    func rows(instanceCount n: Int, elementCount d: Int, method: String) throws -> [Float] {
+        switch self {
+        case .zeros: return [Float](repeating: 0, count: n * d)
+        case let .constant(v): return [Float](repeating: v, count: n * d)
+        case let .values(v):
+            if v.count == d { return [[Float]](repeating: v, count: n).flatMap { $0 } }
+            guard v.count == n * d else {
+                throw ExplainError("\(method): baseline of \(v.count) values is neither one input (\(d)) nor one per instance (\(n * d))")
+            }
+            return v
+        }
+    }
+}
+
 /// A differentiable model for attribution: the forward pass [B] + `inputShape` → [B, classCount],
 /// with named activations where the model is a `Sequential` (Grad-CAM needs them).
 ///

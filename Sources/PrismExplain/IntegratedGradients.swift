@@ -26,14 +26,7 @@ public struct IntegratedGradients: AttributionMethod {
     }
 
     /// The reference input x′.
-    public enum Baseline: Sendable {
-        /// x′ = 0.
-        case zeros
-        /// Every element of x′ equals the value.
-        case constant(Float)
-        /// One input for every instance, or one per instance (row-major).
-        case values([Float])
-    }
+    public typealias Baseline = AttributionBaseline
 
     public let model: DifferentiableModel
     public var steps: Int
@@ -135,7 +128,7 @@ public struct IntegratedGradients: AttributionMethod {
         var explanation = try Explanation(method: name, instanceCount: n, featureCount: d, outputCount: slots, values: values,
                                           baseValues: baseValues, outputs: outputs, modelEvaluations: evaluations,
                                           seconds: 0, settings: ["steps": "\(steps)", "rule": rule.rawValue,
-                                                                 "baseline": baselineDescription, "targets": targets.description,
+                                                                 "baseline": baseline.description, "targets": targets.description,
                                                                  "rows_per_chunk": "\(setup.rowsPerChunk)"])
         var gap = 0.0
         for i in 0..<n {
@@ -146,27 +139,9 @@ public struct IntegratedGradients: AttributionMethod {
         return explanation
     }
 
-    private var baselineDescription: String {
-        switch baseline {
-        case .zeros: "zeros"
-        case let .constant(v): "constant \(v)"
-        case .values: "given"
-        }
-    }
-
     /// x′ for every instance: [instances][elements].
     private func baselineRows(instanceCount n: Int) throws -> [Float] {
-        let d = model.elementCount
-        switch baseline {
-        case .zeros: return [Float](repeating: 0, count: n * d)
-        case let .constant(v): return [Float](repeating: v, count: n * d)
-        case let .values(v):
-            if v.count == d { return [[Float]](repeating: v, count: n).flatMap { $0 } }
-            guard v.count == n * d else {
-                throw ExplainError("integrated gradients: baseline of \(v.count) values is neither one input (\(d)) nor one per instance (\(n * d))")
-            }
-            return v
-        }
+        try baseline.rows(instanceCount: n, elementCount: model.elementCount, method: "integrated gradients")
     }
 }
 
