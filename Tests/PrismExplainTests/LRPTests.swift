@@ -1,0 +1,104 @@
+import Foundation
+import Prism
+import PrismExplain
+import PrismReference
+import PrismTestSupport
+import Testing
+
+@Suite struct LRPTests {
+    /// Flatten, Linear(4→5), ReLU, Linear(5→3).
+    func twoLayerNet(_ engine: Engine, zeroBias: Bool = false) throws -> Sequential {
+        let net = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [5], classes: 3), seed: 71, engine: engine)
+        if zeroBias {
+            var dict = try net.stateDict()
+            for name in ["1.bias", "3.bias"] { dict[name] = HostTensor(shape: dict[name]!.shape, values: [Float](repeating: 0, count: dict[name]!.values.count)) }
+            try net.loadStateDict(dict)
+        }
+        return net
+    }
+
+    /// The relevances of `twoLayerNet` by hand, in Double: R₂ = onehot·z₂, R₁ = a₁ ⊙ W₂ᵀ(R₂ / z₂'),
+    /// R₀ = x ⊙ W₁ᵀ(R₁ / z₁'), with z' the rule's stabilized pre-activations.
+    func handRelevance(_ p: [String: [Double]], x: [Double], target: Int, rules: [LRP.Rule]) -> [Double] {
+        func layer(_ w: [Double], _ b: [Double], _ a: [Double], out: Int, _ rule: LRP.Rule) -> (w: [Double], z: [Double], eps: Double) {
+            var ww = w, bb = b, eps = 1e-9
+            switch rule {
+            case let .epsilon(e): eps = e
+            case .zPlus: ww = w.map { max($0, 0) }; bb = b.map { _ in 0 }
+            case let .gamma(g): ww = w.map { $0 + g * max($0, 0) }; bb = b.map { $0 + g * max($0, 0) }
+            }
+            let z = (0..<out).map { j in (0..<a.count).reduce(bb[j]) { $0 + ww[j * a.count + $1] * a[$1] } }
+            return (ww, z, eps)
+        }
+        func back(_ r: [Double], _ l: (w: [Double], z: [Double], eps: Double), _ a: [Double]) -> [Double] {
+            let s = zip(r, l.z).map { r, z in r / (z + (z >= 0 ? l.eps : -l.eps)) }
+            return a.indices.map { i in a[i] * s.indices.reduce(0) { $0 + l.w[$1 * a.count + i] * s[$1] } }
+        }
+        let plain1 = layer(p["1.weight"]!, p["1.bias"]!, x, out: 5, .epsilon(0))
+        let a1 = plain1.z.map { max($0, 0) }
+        let plain2 = layer(p["3.weight"]!, p["3.bias"]!, a1, out: 3, .epsilon(0))
+        var r2 = [Double](repeating: 0, count: 3)
+        r2[target] = plain2.z[target]
+        let r1 = back(r2, layer(p["3.weight"]!, p["3.bias"]!, a1, out: 3, rules[1]), a1)
+        return back(r1, layer(p["1.weight"]!, p["1.bias"]!, x, out: 5, rules[0]), x)
+    }
+
+    @Test(arguments: [[LRP.Rule.epsilon(0.01), .epsilon(0.01)], [.zPlus, .epsilon(0.1)], [.gamma(0.25), .zPlus]])
+    func twoLayerReLUNetworkMatchesHandComputation(rules: [LRP.Rule]) throws {
+        let engine = try explainTestEngine()
+        let net = try twoLayerNet(engine)
+        let p = try ReferenceNetwork(net).parameters
+        let x = seededFloats(3 * 4, seed: 72)
+        let e = try LRP(model: net, rule: rules[1], layerRules: [1: rules[0]], rowsPerChunk: 2).explain(instances: x, targets: .classes([0, 2]))
+        for i in 0..<3 {
+            for (t, c) in [0, 2].enumerated() {
+                let expected = handRelevance(p, x: x[(i * 4)..<((i + 1) * 4)].map(Double.init), target: c, rules: rules)
+                let check = closeness(attributionFloats(e, instance: i, output: t), expected, atol: 1e-5, rtol: 1e-4, label: "\(rules) \(i) \(c)")
+                #expect(check.passed, Comment(rawValue: check.message))
+            }
+        }
+        #expect(net.parameters.allSatisfy { $0.grad == nil })
+    }
+
+    /// Without biases and with ε → 0 every layer passes on all its relevance: Σ R_input = f_c(x).
+    @Test func epsilonRuleConservesRelevanceWithoutBiases() throws {
+        let engine = try explainTestEngine()
+        let net = try twoLayerNet(engine, zeroBias: true)
+        let x = seededFloats(4 * 4, seed: 73)
+        let e = try LRP(model: net, rule: .epsilon(1e-9)).explain(instances: x, targets: .classes([0, 1, 2]))
+        for i in 0..<4 {
+            for t in 0..<3 {
+                let f = e.outputs![i * 3 + t]
+                #expect(abs(e.additivityGap(instance: i, output: t)!) <= 1e-5 + 1e-4 * abs(f), "instance \(i) class \(t): gap \(e.additivityGap(instance: i, output: t)!) of f = \(f)")
+            }
+        }
+        // With biases, ε-LRP does not conserve: the gap is reported.
+        let biased = try LRP(model: try twoLayerNet(engine), rule: .epsilon(1e-9)).explain(instances: x, targets: .classes([0]))
+        #expect(Double(biased.settings["conservation_gap"]!)! > 1e-3)
+    }
+
+    /// z⁺ through the reference CNN (convolutions, max pooling, flatten, linear) with zero biases on
+    /// non-negative inputs: relevance is conserved, and the result does not depend on the chunk size.
+    @Test func zPlusThroughTheCNNConservesAndIsChunkInvariant() throws {
+        let engine = try explainTestEngine()
+        let net = try AttributionNetworks.cnn(engine)
+        var dict = try net.stateDict()
+        for (name, t) in dict where name.hasSuffix("bias") { dict[name] = HostTensor(shape: t.shape, values: [Float](repeating: 0, count: t.values.count)) }
+        try net.loadStateDict(dict)
+        let x = seededFloats(3 * 100, seed: 74, low: 0, high: 1)
+        let whole = try LRP(model: net, rule: .zPlus, rowsPerChunk: 8).explain(instances: x, targets: .perInstance([0, 1, 2]))
+        let single = try LRP(model: net, rule: .zPlus, rowsPerChunk: 1).explain(instances: x, targets: .perInstance([0, 1, 2]))
+        let check = closeness(single.values.map { Float($0) }, whole.values, atol: 1e-7, rtol: 1e-5)
+        #expect(check.passed, Comment(rawValue: check.message))
+        for i in 0..<3 {
+            let f = whole.outputs![i]
+            #expect(abs(whole.additivityGap(instance: i, output: 0)!) <= 1e-4 * max(1, abs(f)), "instance \(i): gap \(whole.additivityGap(instance: i, output: 0)!) of f = \(f)")
+        }
+    }
+
+    @Test func layersWithoutARuleAreRejected() throws {
+        let engine = try explainTestEngine()
+        let net = try AttributionNetworks.geluMLP(engine)
+        #expect(throws: ExplainError.self) { try LRP(model: net).explain(instances: [Float](repeating: 0, count: 12), targets: .classes([0])) }
+    }
+}
