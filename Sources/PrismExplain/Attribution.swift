@@ -233,6 +233,11 @@ struct AttributionSetup {
         self.rowsPerChunk = rowsPerChunk ?? model.defaultRowsPerChunk()
     }
 
+    /// Wall-clock seconds since `start`.
+    static func seconds(since start: DispatchTime) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    }
+
     /// The target outputs [instances][slots] picked from full outputs [instances, classCount].
     func targetOutputs(_ outputs: [Float]) -> [Double] {
         let c = model.classCount
@@ -240,7 +245,3 @@ struct AttributionSetup {
     }
 }
 
-/// Elapsed seconds since `start`.
-func secondsSince(_ start: DispatchTime) -> Double {
-    Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-}

@@ -88,7 +88,7 @@ public struct GradCAM: AttributionMethod {
         }
         let explanation = try Explanation(method: name, instanceCount: n, featureCount: height * width, outputCount: slots,
                                           values: upsampled, outputs: setup.targetOutputs(outputs), modelEvaluations: evaluations,
-                                          seconds: secondsSince(start),
+                                          seconds: AttributionSetup.seconds(since: start),
                                           settings: ["layer": layer, "relu": "\(relu)", "coarse": "\(coarseSize.height)x\(coarseSize.width)",
                                                      "targets": targets.description, "rows_per_chunk": "\(setup.rowsPerChunk)"])
         return Result(explanation: explanation, coarse: coarse, coarseSize: coarseSize)

@@ -21,12 +21,12 @@ public struct GradientTimesInput: AttributionMethod {
         let start = DispatchTime.now()
         let setup = try AttributionSetup(model: model, instances: instances, targets: targets, rowsPerChunk: rowsPerChunk)
         let d = model.elementCount
-        let (values, outputs, evaluations) = try inputGradients(setup, instances: instances) { i, e, g in
+        let (values, outputs, evaluations) = try setup.inputGradients(instances: instances) { i, e, g in
             g * Double(instances[i * d + e])
         }
         return try Explanation(method: name, instanceCount: setup.instanceCount, featureCount: d,
                                outputCount: targets.outputCount, values: values, outputs: setup.targetOutputs(outputs),
-                               modelEvaluations: evaluations, seconds: secondsSince(start),
+                               modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
                                settings: ["targets": targets.description, "rows_per_chunk": "\(setup.rowsPerChunk)"])
     }
 }

@@ -63,7 +63,7 @@ public struct IntegratedGradients: AttributionMethod {
             w[n - 1] /= 2
             return ((0..<n).map { Double($0) / Double(n - 1) }, w)
         case .gaussLegendre:
-            let (x, w) = gaussLegendre(n)
+            let (x, w) = Self.gaussLegendre(n)
             return (x.map { ($0 + 1) / 2 }, w.map { $0 / 2 })
         }
     }
@@ -135,7 +135,7 @@ public struct IntegratedGradients: AttributionMethod {
             for t in 0..<slots { gap = Swift.max(gap, abs(explanation.additivityGap(instance: i, output: t) ?? 0)) }
         }
         explanation.settings["completeness_gap"] = "\(gap)"
-        explanation.seconds = secondsSince(start)
+        explanation.seconds = AttributionSetup.seconds(since: start)
         return explanation
     }
 
@@ -143,31 +143,31 @@ public struct IntegratedGradients: AttributionMethod {
     private func baselineRows(instanceCount n: Int) throws -> [Float] {
         try baseline.rows(instanceCount: n, elementCount: model.elementCount, method: "integrated gradients")
     }
-}
 
-/// Gauss–Legendre nodes and weights on [−1, 1] (Newton's method on Pₙ, as in Numerical Recipes'
-/// `gauleg`), nodes ascending.
-func gaussLegendre(_ n: Int) -> (nodes: [Double], weights: [Double]) {
-    var x = [Double](repeating: 0, count: n), w = [Double](repeating: 0, count: n)
-    for i in 0..<((n + 1) / 2) {
-        var z = cos(Double.pi * (Double(i) + 0.75) / (Double(n) + 0.5))
-        var derivative = 0.0
-        for _ in 0..<100 {
-            var p1 = 1.0, p2 = 0.0
-            for j in 0..<n {
-                let p3 = p2
-                p2 = p1
-                p1 = ((2 * Double(j) + 1) * z * p2 - Double(j) * p3) / Double(j + 1)
+    /// Gauss–Legendre nodes and weights on [−1, 1] (Newton's method on Pₙ, as in Numerical Recipes'
+    /// `gauleg`), nodes ascending.
+    static func gaussLegendre(_ n: Int) -> (nodes: [Double], weights: [Double]) {
+        var x = [Double](repeating: 0, count: n), w = [Double](repeating: 0, count: n)
+        for i in 0..<((n + 1) / 2) {
+            var z = cos(Double.pi * (Double(i) + 0.75) / (Double(n) + 0.5))
+            var derivative = 0.0
+            for _ in 0..<100 {
+                var p1 = 1.0, p2 = 0.0
+                for j in 0..<n {
+                    let p3 = p2
+                    p2 = p1
+                    p1 = ((2 * Double(j) + 1) * z * p2 - Double(j) * p3) / Double(j + 1)
+                }
+                derivative = Double(n) * (z * p1 - p2) / (z * z - 1)
+                let previous = z
+                z = previous - p1 / derivative
+                if abs(z - previous) < 1e-15 { break }
             }
-            derivative = Double(n) * (z * p1 - p2) / (z * z - 1)
-            let previous = z
-            z = previous - p1 / derivative
-            if abs(z - previous) < 1e-15 { break }
+            x[i] = -z
+            x[n - 1 - i] = z
+            w[i] = 2 / ((1 - z * z) * derivative * derivative)
+            w[n - 1 - i] = w[i]
         }
-        x[i] = -z
-        x[n - 1 - i] = z
-        w[i] = 2 / ((1 - z * z) * derivative * derivative)
-        w[n - 1 - i] = w[i]
+        return (x, w)
     }
-    return (x, w)
 }

@@ -78,7 +78,7 @@ public struct LIME: AttributionMethod {
             }
         }
         return try Explanation(method: name, instanceCount: n, featureCount: m, outputCount: slots, values: values,
-                               baseValues: intercepts, outputs: outputs, modelEvaluations: evaluations, seconds: secondsSince(start),
+                               baseValues: intercepts, outputs: outputs, modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
                                settings: ["samples": "\(samples)", "kernel_width": "\(kernelWidth)", "ridge": "\(ridge)", "seed": "\(seed)",
                                           "baseline": baseline.description, "r2": "\(worstR2)", "targets": targets.description,
                                           "rows_per_chunk": "\(setup.rowsPerChunk)"])

@@ -116,7 +116,7 @@ public struct LRP: AttributionMethod {
             for t in 0..<slots { gap = Swift.max(gap, abs(explanation.additivityGap(instance: i, output: t) ?? 0)) }
         }
         explanation.settings["conservation_gap"] = "\(gap)"
-        explanation.seconds = secondsSince(start)
+        explanation.seconds = AttributionSetup.seconds(since: start)
         return explanation
     }
 

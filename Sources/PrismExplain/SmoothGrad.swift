@@ -110,7 +110,7 @@ public struct SmoothGrad: AttributionMethod {
         evaluations += n
         return try Explanation(method: name, instanceCount: n, featureCount: d, outputCount: slots, values: values,
                                outputs: setup.targetOutputs(outputs), standardErrors: standardErrors,
-                               modelEvaluations: evaluations, seconds: secondsSince(start),
+                               modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
                                settings: ["samples": "\(samples)", "noise_level": "\(noiseLevel)", "seed": "\(seed)",
                                           "targets": targets.description, "rows_per_chunk": "\(setup.rowsPerChunk)"])
     }
