@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismCL", "Prism",
+                "PrismCL", "Prism", "PrismExplain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

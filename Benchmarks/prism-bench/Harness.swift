@@ -99,7 +99,7 @@ final class Bench {
         if breakdown {
             for label in kernelOrder {
                 let sorted = perKernel[label]!.sorted()
-                say(String(format: "    %-34@ %10.3f ms", label as NSString, sorted[sorted.count / 2]))
+                say("    " + label.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %10.3f ms", sorted[sorted.count / 2]))
             }
         }
         times.sort()

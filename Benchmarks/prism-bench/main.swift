@@ -28,6 +28,9 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Also print each case's median time per kernel.")
     var breakdown = false
 
+    @Option(name: .customLong("define"), help: "Override a kernel tunable: FILE.cl:NAME=VALUE (repeatable), e.g. conv2d.cl:CONV_FWD_NP=6.")
+    var defines: [String] = []
+
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeat must be at least 1") }
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
@@ -37,6 +40,14 @@ struct CommonOptions: ParsableArguments {
         var settings = Settings.current
         if let device { settings.device = device }
         let engine = try Engine(settings: settings)
+        for define in defines {
+            let parts = define.split(separator: ":", maxSplits: 1).map(String.init)
+            let assignment = parts.count == 2 ? parts[1].split(separator: "=", maxSplits: 1).map(String.init) : []
+            guard parts.count == 2, parts[0].hasSuffix(".cl"), assignment.count == 2, !assignment[0].isEmpty else {
+                throw ValidationError("--define: '\(define)' is not FILE.cl:NAME=VALUE")
+            }
+            engine.defineOverrides[parts[0], default: [:]][assignment[0]] = assignment[1]
+        }
         say("device: \(engine.device.summary)")
         let bench = Bench(engine: engine, warmup: warmup, repeats: repeats)
         bench.breakdown = breakdown

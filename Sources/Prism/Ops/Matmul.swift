@@ -195,6 +195,14 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool = fals
 
 /// The launches of `matmul.cl` on raw buffers, for the ops above and for benchmarks, which can call
 /// them repeatedly on preallocated buffers and sum `Event.durationNanoseconds()` over the returned events.
+extension Engine {
+    /// Whether the CPU GEMM reads A from packed panels (`MM_PACKED_A`, default 1, from the overrides or
+    /// the tuning table; the kernel is compiled with the same value).
+    var isPackedA: Bool {
+        (defineOverrides["matmul.cl"]?["MM_PACKED_A"] ?? context.tunedDefines(for: "matmul.cl")["MM_PACKED_A"]) != "0"
+    }
+}
+
 public enum MatmulKernels {
     /// The largest element count a kernel may index with 32-bit integers.
     static let indexLimit = Int(Int32.max)
@@ -250,11 +258,23 @@ public enum MatmulKernels {
         let sizes: [any KernelArgument] = [Int32(m), Int32(n), Int32(k)]
         if useCPU {
             let packed = try engine.buffer(count: panels)
+            let packRows = 32  // MM_PACK_ROWS
             let packBatches = broadcastB ? 1 : batch
             let panelRows = (n + 15) / 16 * k
-            let pack = try engine.launch("matmul.cl", "matmul_pack_b", global: [roundUp(panelRows, flatKernelGroupSize), packBatches],
+            let packItems = (n + 15) / 16 * ((k + packRows - 1) / packRows)
+            let pack = try engine.launch("matmul.cl", "matmul_pack_b", global: [roundUp(packItems, flatKernelGroupSize), packBatches],
                                          local: [flatKernelGroupSize, 1], [b, packed, Int32(k), Int32(n), Int32(sbk), Int32(sbn), Int32(batchB)])
             let tiles = (m + 5) / 6 * ((n + 15) / 16)
+            if engine.isPackedA {
+                let mTiles = (m + 5) / 6
+                let packedA = try engine.buffer(count: mTiles * 6 * k * (broadcastA ? 1 : batch))
+                let packA = try engine.launch("matmul.cl", "matmul_pack_a", global: [roundUp(mTiles * ((k + packRows - 1) / packRows), flatKernelGroupSize), broadcastA ? 1 : batch],
+                                              local: [flatKernelGroupSize, 1], [a, packedA, Int32(m), Int32(k), Int32(sam), Int32(sak), Int32(batchA)])
+                let main = try engine.launch("matmul.cl", "matmul_cpu", global: [tiles, batch], local: [1, 1],
+                                             [packedA, Int32(sam), Int32(sak), Int32(broadcastA ? 0 : mTiles * 6 * k), packed, Int32(broadcastB ? 0 : panelRows * 16), biasBuffer]
+                                                 + flags + [c] + sizes)
+                return [pack, packA, main].compactMap { $0 }
+            }
             let main = try engine.launch("matmul.cl", "matmul_cpu", global: [tiles, batch], local: [1, 1],
                                          [a, Int32(sam), Int32(sak), Int32(batchA), packed, Int32(broadcastB ? 0 : panelRows * 16), biasBuffer]
                                              + flags + [c] + sizes)
