@@ -39,6 +39,10 @@ public struct KernelShap: ShapleyEstimator {
 
     /// How the standard errors are estimated.
     public var standardErrorMethod: StandardErrorMethod
+    /// Optional early stop (Covert & Lee 2021), checked after every `drawsPerRound` sampled pairs.
+    public var stopping: StoppingRule?
+    /// Sampled pairs (S, S̄) per call to the game when a stopping rule is set.
+    public var drawsPerRound: Int
 
     /// Standard errors of the sampled part.
     public enum StandardErrorMethod: String, Sendable {
@@ -50,11 +54,13 @@ public struct KernelShap: ShapleyEstimator {
     }
 
     public init(budget: Int? = nil, seed: UInt64 = 0, standardErrorBatches: Int = 16,
-                standardErrorMethod: StandardErrorMethod = .linearization) {
+                standardErrorMethod: StandardErrorMethod = .linearization, stopping: StoppingRule? = nil, drawsPerRound: Int = 64) {
         self.budget = budget
         self.seed = seed
         self.standardErrorBatches = standardErrorBatches
         self.standardErrorMethod = standardErrorMethod
+        self.stopping = stopping
+        self.drawsPerRound = drawsPerRound
     }
 
     /// shap's default: 2M + 2048.
@@ -79,6 +85,7 @@ public struct KernelShap: ShapleyEstimator {
         guard budget >= Self.minimumBudget(features: m) else {
             throw ExplainError("kernel-shap: a budget of \(budget) coalitions is below the minimum of \(Self.minimumBudget(features: m)) for \(m) features")
         }
+        guard drawsPerRound > 0 else { throw ExplainError("kernel-shap: draws per round must be positive, got \(drawsPerRound)") }
         guard standardErrorBatches >= 2 else { throw ExplainError("kernel-shap: standard errors need at least 2 batches, got \(standardErrorBatches)") }
         if m <= 30 { budget = min(budget, (1 << m) - 2) }
         settings["budget"] = String(budget)
@@ -119,19 +126,25 @@ public struct KernelShap: ShapleyEstimator {
         let fixedRows = fixedWeight.count
         settings["enumerated"] = String(fixedRows)
 
-        // Paired sampling over the sizes left.
+        // Paired sampling over the sizes left, in rounds when a stopping rule is set.
+        var v = try counter.values(masks, count: fixedRows)
         var draws: [(Int, Int)] = []
-        if enumeratedPairs < pairCount {
-            var rng = ShapleyRandom(seed: seed)
-            let sizes = Array((enumeratedPairs + 1)...pairCount)
-            var cumulative: [Double] = []
-            for k in sizes { cumulative.append((cumulative.last ?? 0) + pairWeight[k]) }
-            var rowOf: [[UInt8]: Int] = [:]
-            var slots = budget - fixedRows
-            var attempts = 0
-            let maxAttempts = 4 * slots + 64
-            while slots >= 2 && attempts < maxAttempts {
+        var rng = ShapleyRandom(seed: seed)
+        let sizes = enumeratedPairs < pairCount ? Array((enumeratedPairs + 1)...pairCount) : []
+        var cumulative: [Double] = []
+        for k in sizes { cumulative.append((cumulative.last ?? 0) + pairWeight[k]) }
+        var rowOf: [[UInt8]: Int] = [:]
+        var slots = budget - fixedRows
+        var attempts = 0
+        let maxAttempts = 4 * slots + 64
+        var result: (phi: [Double], standardErrors: [Double]?, ridge: Double)?
+        var stoppedEarly = false
+        while !sizes.isEmpty && slots >= 2 && attempts < maxAttempts {
+            let before = masks.count / m
+            var drawn = 0
+            while slots >= 2 && attempts < maxAttempts && drawn < (stopping == nil ? Int.max : drawsPerRound) {
                 attempts += 1
+                drawn += 1
                 let k = sizes[rng.pick(cumulative: cumulative)]
                 var order = Array(0..<m)
                 var mask = [UInt8](repeating: 0, count: m)
@@ -150,93 +163,108 @@ public struct KernelShap: ShapleyEstimator {
                 }
                 draws.append((rows[0], rows[1]))
             }
+            let rowCount = masks.count / m
+            v += try counter.values(Array(masks[(before * m)...]), count: rowCount - before)
+            result = fit(v, rowCount: rowCount, draws: draws)
+            if let stopping, slots >= 2, attempts < maxAttempts, let se = result?.standardErrors,
+               stopping.isMet(values: result!.phi, standardErrors: se, featureCount: m, outputCount: o) {
+                stoppedEarly = true
+                break
+            }
         }
-        let rowCount = masks.count / m
-        settings["sampled"] = String(rowCount - fixedRows)
+        let final = result ?? fit(v, rowCount: fixedRows, draws: [])
+        settings["sampled"] = String(masks.count / m - fixedRows)
         settings["draws"] = String(draws.count)
-        let v = try counter.values(masks, count: rowCount)
+        if !draws.isEmpty { settings["standardErrors"] = standardErrorMethod.rawValue }
+        if let stopping {
+            settings["stoppingThreshold"] = String(stopping.threshold)
+            settings["stoppedEarly"] = String(stoppedEarly)
+        }
+        if final.ridge > 0 { settings["ridge"] = String(final.ridge) }
+        return try finish(final.phi, final.standardErrors)
 
-        // Rows of the reduced problem: x_j = z_j − z_{M−1} (j < M − 1), y = v(z) − v(∅) − z_{M−1}·Δ.
-        let p = m - 1
-        var xs = [Double](repeating: 0, count: rowCount * p)
-        var ys = [Double](repeating: 0, count: rowCount * o)
-        for r in 0..<rowCount {
-            let last = Double(masks[r * m + p])
-            for j in 0..<p { xs[r * p + j] = Double(masks[r * m + j]) - last }
-            for k in 0..<o { ys[r * o + k] = v[r * o + k] - v0[k] - last * delta[k] }
-        }
-        func accumulate(row r: Int, weight w: Double, into a: inout [Double], _ b: inout [Double]) {
-            for i in 0..<p {
-                let wx = w * xs[r * p + i]
-                if wx == 0 { continue }
-                for j in 0..<p { a[i * p + j] += wx * xs[r * p + j] }
-                for k in 0..<o { b[i * o + k] += wx * ys[r * o + k] }
+        /// The Kernel SHAP solution and its standard errors from the first `rowCount` rows' values
+        /// and the draws so far.
+        func fit(_ v: [Double], rowCount: Int, draws: [(Int, Int)]) -> (phi: [Double], standardErrors: [Double]?, ridge: Double) {
+            // Rows of the reduced problem: x_j = z_j − z_{M−1} (j < M − 1), y = v(z) − v(∅) − z_{M−1}·Δ.
+            let p = m - 1
+            var xs = [Double](repeating: 0, count: rowCount * p)
+            var ys = [Double](repeating: 0, count: rowCount * o)
+            for r in 0..<rowCount {
+                let last = Double(masks[r * m + p])
+                for j in 0..<p { xs[r * p + j] = Double(masks[r * m + j]) - last }
+                for k in 0..<o { ys[r * o + k] = v[r * o + k] - v0[k] - last * delta[k] }
             }
-        }
-        var fixedA = [Double](repeating: 0, count: p * p), fixedB = [Double](repeating: 0, count: p * o)
-        for r in 0..<fixedRows { accumulate(row: r, weight: fixedWeight[r], into: &fixedA, &fixedB) }
-
-        let sampledWeight = pairWeight[(enumeratedPairs + 1)...].reduce(0, +)
-        let batches = draws.isEmpty ? 0 : min(standardErrorBatches, enumeratedPairs > 0 ? draws.count : max(2 * draws.count / m, 1))
-        var batchA = [[Double]](repeating: [Double](repeating: 0, count: p * p), count: batches)
-        var batchB = [[Double]](repeating: [Double](repeating: 0, count: p * o), count: batches)
-        var batchDraws = [Int](repeating: 0, count: batches)
-        for (d, pair) in draws.enumerated() {
-            let b = d % batches
-            batchDraws[b] += 1
-            accumulate(row: pair.0, weight: 1, into: &batchA[b], &batchB[b])
-            accumulate(row: pair.1, weight: 1, into: &batchA[b], &batchB[b])
-        }
-        var largestRidge = 0.0
-        /// φ [M, O] and β [M − 1, O] from the enumerated part plus sampled sums scaled to carry
-        /// `sampledWeight`, and the normal matrix used.
-        func estimate(_ a: [Double], _ b: [Double], drawCount: Int) -> (phi: [Double], normal: [Double]) {
-            var fullA = fixedA, fullB = fixedB
-            if drawCount > 0 {
-                let scale = sampledWeight / Double(2 * drawCount)
-                for i in fullA.indices { fullA[i] += scale * a[i] }
-                for i in fullB.indices { fullB[i] += scale * b[i] }
-            }
-            let (beta, ridge) = solveNormalEquations(fullA, n: p, fullB, rhs: o)
-            largestRidge = max(largestRidge, ridge)
-            var phi = [Double](repeating: 0, count: m * o)
-            for k in 0..<o {
-                var sum = 0.0
-                for j in 0..<p {
-                    phi[j * o + k] = beta[j * o + k]
-                    sum += beta[j * o + k]
+            func accumulate(row r: Int, weight w: Double, into a: inout [Double], _ b: inout [Double]) {
+                for i in 0..<p {
+                    let wx = w * xs[r * p + i]
+                    if wx == 0 { continue }
+                    for j in 0..<p { a[i * p + j] += wx * xs[r * p + j] }
+                    for k in 0..<o { b[i * o + k] += wx * ys[r * o + k] }
                 }
-                phi[p * o + k] = delta[k] - sum
             }
-            return (phi, fullA)
-        }
-        var totalA = [Double](repeating: 0, count: p * p), totalB = [Double](repeating: 0, count: p * o)
-        for b in 0..<batches {
-            for i in totalA.indices { totalA[i] += batchA[b][i] }
-            for i in totalB.indices { totalB[i] += batchB[b][i] }
-        }
-        let (phi, normal) = estimate(totalA, totalB, drawCount: draws.count)
+            var fixedA = [Double](repeating: 0, count: p * p), fixedB = [Double](repeating: 0, count: p * o)
+            for r in 0..<fixedRows { accumulate(row: r, weight: fixedWeight[r], into: &fixedA, &fixedB) }
 
-        var standardErrors: [Double]? = [Double](repeating: 0, count: m * o)
-        if !draws.isEmpty {
-            switch standardErrorMethod {
-            case .batchMeans:
-                if batches >= 2 {
-                    var moments = RunningMoments(size: m * o)
-                    for b in 0..<batches { moments.add(estimate(batchA[b], batchB[b], drawCount: batchDraws[b]).phi) }
-                    standardErrors = moments.standardErrors
-                } else {
-                    standardErrors = nil
-                }
-                settings["batches"] = String(batches)
-            case .linearization:
-                standardErrors = draws.count >= 2 ? linearizedErrors(phi: phi, normal: normal, draws: draws, xs: xs, ys: ys,
-                                                                     scale: sampledWeight / Double(2 * draws.count), p: p, o: o) : nil
+            let sampledWeight = pairWeight[(enumeratedPairs + 1)...].reduce(0, +)
+            let batches = draws.isEmpty ? 0 : min(standardErrorBatches, enumeratedPairs > 0 ? draws.count : max(2 * draws.count / m, 1))
+            var batchA = [[Double]](repeating: [Double](repeating: 0, count: p * p), count: batches)
+            var batchB = [[Double]](repeating: [Double](repeating: 0, count: p * o), count: batches)
+            var batchDraws = [Int](repeating: 0, count: batches)
+            for (d, pair) in draws.enumerated() {
+                let b = d % batches
+                batchDraws[b] += 1
+                accumulate(row: pair.0, weight: 1, into: &batchA[b], &batchB[b])
+                accumulate(row: pair.1, weight: 1, into: &batchA[b], &batchB[b])
             }
-            settings["standardErrors"] = standardErrorMethod.rawValue
+            var largestRidge = 0.0
+            /// φ [M, O] and β [M − 1, O] from the enumerated part plus sampled sums scaled to carry
+            /// `sampledWeight`, and the normal matrix used.
+            func estimate(_ a: [Double], _ b: [Double], drawCount: Int) -> (phi: [Double], normal: [Double]) {
+                var fullA = fixedA, fullB = fixedB
+                if drawCount > 0 {
+                    let scale = sampledWeight / Double(2 * drawCount)
+                    for i in fullA.indices { fullA[i] += scale * a[i] }
+                    for i in fullB.indices { fullB[i] += scale * b[i] }
+                }
+                let (beta, ridge) = solveNormalEquations(fullA, n: p, fullB, rhs: o)
+                largestRidge = max(largestRidge, ridge)
+                var phi = [Double](repeating: 0, count: m * o)
+                for k in 0..<o {
+                    var sum = 0.0
+                    for j in 0..<p {
+                        phi[j * o + k] = beta[j * o + k]
+                        sum += beta[j * o + k]
+                    }
+                    phi[p * o + k] = delta[k] - sum
+                }
+                return (phi, fullA)
+            }
+            var totalA = [Double](repeating: 0, count: p * p), totalB = [Double](repeating: 0, count: p * o)
+            for b in 0..<batches {
+                for i in totalA.indices { totalA[i] += batchA[b][i] }
+                for i in totalB.indices { totalB[i] += batchB[b][i] }
+            }
+            let (phi, normal) = estimate(totalA, totalB, drawCount: draws.count)
+
+            var standardErrors: [Double]? = [Double](repeating: 0, count: m * o)
+            if !draws.isEmpty {
+                switch standardErrorMethod {
+                case .batchMeans:
+                    if batches >= 2 {
+                        var moments = RunningMoments(size: m * o)
+                        for b in 0..<batches { moments.add(estimate(batchA[b], batchB[b], drawCount: batchDraws[b]).phi) }
+                        standardErrors = moments.standardErrors
+                    } else {
+                        standardErrors = nil
+                    }
+                    case .linearization:
+                    standardErrors = draws.count >= 2 ? linearizedErrors(phi: phi, normal: normal, draws: draws, xs: xs, ys: ys,
+                                                                         scale: sampledWeight / Double(2 * draws.count), p: p, o: o) : nil
+                }
+                }
+            return (phi, standardErrors, largestRidge)
         }
-        if largestRidge > 0 { settings["ridge"] = String(largestRidge) }
-        return try finish(phi, standardErrors)
     }
 }
 

@@ -213,13 +213,14 @@ func solveNormalEquations(_ a: [Double], n: Int, _ b: [Double], rhs: Int) -> (x:
     if let x = choleskySolve(a, n: n, b, rhs: rhs) { return (x, 0) }
     var largest = 0.0
     for i in 0..<n { largest = max(largest, abs(a[i * n + i])) }
-    var ridge = max(largest, 1e-300) * 1e-12
-    while true {
+    var ridge = (largest > 0 && largest.isFinite ? largest : 1) * 1e-12
+    for _ in 0..<30 {
         var regular = a
         for i in 0..<n { regular[i * n + i] += ridge }
         if let x = choleskySolve(regular, n: n, b, rhs: rhs) { return (x, ridge) }
         ridge *= 10
     }
+    return ([Double](repeating: .nan, count: n * rhs), .infinity)  // NaN or infinite entries in A
 }
 
 /// Running means and variances of many quantities at once (Welford's update, stable in Double).
