@@ -11,4 +11,11 @@ public protocol CoalitionGame {
     /// v(S) for each coalition: [count, outputCount], row-major.
     /// - Throws: when the underlying model fails.
     func values(coalitions: [UInt8], count: Int) throws -> [Double]
+    /// Model rows one coalition costs (the background size for a background masker); estimators
+    /// report coalitions × this as their model evaluations.
+    var rowsPerCoalition: Int { get }
+}
+
+extension CoalitionGame {
+    public var rowsPerCoalition: Int { 1 }
 }

@@ -22,6 +22,7 @@ public final class DeviceGame: CoalitionGame {
     public var rowsPerChunk: Int
     /// Model rows evaluated so far (coalitions × background rows).
     public private(set) var modelEvaluations = 0
+    public var rowsPerCoalition: Int { backgroundCount }
 
     private let elementCount: Int
     private let instance: Buffer<Float>
@@ -117,5 +118,24 @@ public final class DeviceGame: CoalitionGame {
             start += s
         }
         return result
+    }
+}
+
+extension DeviceGame {
+    /// The game of one instance of a Prism model: inputs of the model's shape, outputs its classes.
+    /// - Parameters:
+    ///   - model: the network; it runs in inference mode (no tape, dropout off).
+    ///   - instance: the input to explain, `model.spec.inputShape` values.
+    ///   - background: N rows of the same size, row-major.
+    ///   - backgroundWeights: optional non-negative weights for the rows (default equal).
+    ///   - groups: the features (default: every input element is one).
+    ///   - rowsPerChunk: model rows per forward pass (nil: sized from the device's memory).
+    /// - Throws: `ExplainError` when sizes disagree, or device errors.
+    public convenience init(model: Sequential, instance: [Float], background: [Float], backgroundWeights: [Float]? = nil,
+                            groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
+        let shape = model.spec.inputShape
+        try self.init(engine: model.engine, instance: instance, inputShape: shape, background: background,
+                      backgroundWeights: backgroundWeights, groups: groups ?? .elements(shape.reduce(1, *)),
+                      outputCount: model.spec.classCount, rowsPerChunk: rowsPerChunk) { try model($0) }
     }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+
+/// `prism explain` run as a user runs it, on the committed tabular fixture.
+@Suite(.serialized) struct ExplainCLITests {
+    static let csv = TrainCLITests.fixtures + "/tabular.csv"
+
+    func trainedModel(in dir: String) throws -> String {
+        let model = dir + "/t.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", Self.csv, "--label", "species", "--arch", "mlp",
+                                  "--hidden", "8", "--epochs", "3", "--batch", "16", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        return model
+    }
+
+    @Test func exactAndKernelWriteAgreeingJSONAndNpy() throws {
+        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        var values: [String: [Double]] = [:]
+        for method in ["exact-shap", "kernel-shap"] {
+            let run = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model,
+                                    "--index", "0,4", "--method", method, "--background", "12", "--seed", "3",
+                                    "--json", dir + "/\(method).json", "--npy", dir + "/\(method)"])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.hasPrefix("example 0: predicted"))
+            #expect(run.stdout.contains("example 4: predicted"))
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/\(method).json"))) as? [String: Any])
+            #expect(json["method"] as? String == method)
+            #expect(json["instanceCount"] as? Int == 2 && json["featureCount"] as? Int == 4)
+            #expect(json["featureNames"] as? [String] == ["sepal_length", "sepal_width", "petal_length", "petal_width"])
+            let settings = try #require(json["settings"] as? [String: String])
+            #expect(settings["background"]?.hasPrefix("training rows ") == true)
+            #expect(settings["background"]?.split(separator: ",").count == 12)
+            #expect(settings["indices"] == "0,4")
+            values[method] = try #require(json["values"] as? [Double])
+            let npy = try Data(contentsOf: URL(fileURLWithPath: dir + "/\(method)/values.npy"))
+            #expect(npy.count >= 128 + 8 * 2 * 4 * 3)
+        }
+        // Four features: Kernel SHAP's default budget enumerates every coalition, so it is exact.
+        let exact = try #require(values["exact-shap"]), kernel = try #require(values["kernel-shap"])
+        #expect(exact.count == 24 && kernel.count == 24)
+        for i in exact.indices { #expect(abs(exact[i] - kernel[i]) <= 1e-9 + 1e-9 * abs(exact[i])) }
+    }
+
+    @Test func badInputsGiveOneLineErrors() throws {
+        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model]
+        var run = try runPrism(base + ["--index", "1000"])
+        #expect(run.status == 1 && run.stderr.contains("--index 1000 outside 0..<30"), "\(run.stderr)")
+        run = try runPrism(base + ["--method", "kernel-shap", "--samples", "2"])
+        #expect(run.status == 1 && run.stderr.contains("below the minimum of 4 for 4 features"), "\(run.stderr)")
+        try "a,b\n1,2\n".write(toFile: dir + "/narrow.csv", atomically: true, encoding: .utf8)
+        run = try runPrism(base + ["--background-data", dir + "/narrow.csv"])
+        #expect(run.status == 1 && run.stderr.contains("narrow.csv: no column 'sepal_length'"), "\(run.stderr)")
+        // A background file without the label column is fine: columns are matched by name.
+        try "petal_width,petal_length,sepal_width,sepal_length\n0.2,1.4,3.0,5.0\n1.8,5.5,3.0,6.5\n".write(toFile: dir + "/bg.csv", atomically: true, encoding: .utf8)
+        run = try runPrism(base + ["--background-data", dir + "/bg.csv", "--method", "exact-shap"])
+        #expect(run.status == 0, "\(run.stderr)")
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+import Prism
+import PrismExplain
+import PrismTestSupport
+import Testing
+
+/// Kernel SHAP against shap.KernelExplainer on the tiny MLP of `Tests/Fixtures/make_shap_fixture.py`
+/// (every coalition enumerated, l1_reg off).
+@Suite struct ShapParityTests {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/shap_kernel_mlp.safetensors").path
+
+    @Test func kernelShapMatchesShapKernelExplainer() throws {
+        let engine = try explainTestEngine()
+        let file = try SafetensorsFile.read(path: Self.fixture)
+        let model = try Sequential(spec: try .mlp(inputShape: [6], hidden: [8], classes: 3), seed: 0, engine: engine)
+        try model.loadStateDict(file.tensors, source: Self.fixture)
+        let instances = try #require(file.tensors["instances"]).values
+        let background = try #require(file.tensors["background"]).values
+        let games = try (0..<2).map { i in
+            try DeviceGame(model: model, instance: Array(instances[(i * 6)..<((i + 1) * 6)]), background: background)
+        }
+        let e = try KernelShap(budget: 62, seed: 0).explain(games)
+        #expect(e.settings["sampled"] == "0")
+        let expected = try #require(file.tensors["shap_values"]).values.map(Double.init)
+        expectClose(e.values, expected, atol: 2e-5, rtol: 1e-4, "kernel-shap vs shap")
+        let base = try #require(file.tensors["expected_value"]).values.map(Double.init)
+        expectClose(e.baseValues ?? [], base + base, atol: 2e-5, rtol: 1e-5, "base value vs shap's expected_value")
+    }
+}
