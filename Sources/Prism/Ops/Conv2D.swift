@@ -76,8 +76,8 @@ private struct Conv2DTiles {
         for (key, value) in callSite { defines[key] = value }
         for (key, value) in engine.defineOverrides["conv2d.cl"] ?? [:] { defines[key] = value }
         func value(_ name: String, _ fallback: Int) -> Int { defines[name].flatMap { Int($0) } ?? fallback }
-        forwardChannels = 8 * value("CONV_FWD_KV", 4)
-        forwardPixels = value("CONV_FWD_NP", 4)
+        forwardChannels = 8 * value("CONV_FWD_KV", 2)
+        forwardPixels = value("CONV_FWD_NP", 6)
         inputChannels = 8 * value("CONV_DX_KV", 2)
         inputPixels = value("CONV_DX_NP", 6)
         weightChannels = 8 * value("CONV_DW_KV", 2)
