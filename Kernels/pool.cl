@@ -11,6 +11,10 @@
 //                            that pixel. One work-item per input pixel gathers from the (at most
 //                            ⌈kh/sh⌉·⌈kw/sw⌉) windows that contain it: overlapping windows
 //                            (kernel > stride) never race. Overwrites dx.
+//   maxpool2d_backward_scatter  the same when windows do not overlap (stride ≥ kernel, the common
+//                            2×2 / stride 2): one work-item per output writes dy to its argmax pixel, so
+//                            no two work-items write one pixel; dx must be zero beforehand. Several times
+//                            faster on PoCL than the gather, whose data-dependent loops do not vectorize.
 //   avgpool2d_forward        y = window sum / (kh·kw): padding counts as zeros in the divisor, which is
 //                            PyTorch's count_include_pad = true.
 //   avgpool2d_backward       dx[pixel] = Σ over windows containing the pixel of dy / (kh·kw), gathered
@@ -19,7 +23,30 @@
 //   global_avgpool_backward  dx[plane][i] = dy[plane] / (H·W). Overwrites dx.
 // Geometry arguments (POOL_GEOM): planes, H, W, P, Q, kh, kw, sh, sw, ph, pw.
 // Remainders are written as a − (a / b)·b (Oclgrind cannot check the `freeze` a paired `%` becomes).
+// Specializations (-D, set by the host per call): POOL_UNPADDED = 1 when padding is zero (no window
+// reaches outside the image, so the forward loops need no bounds checks); POOL_KH, POOL_KW > 0 fix the
+// window size at compile time so the loops unroll (0: read kh, kw from the arguments).
 // No tunables: these kernels are memory-bound and PoCL vectorizes them across work-items.
+
+#ifndef POOL_UNPADDED
+#define POOL_UNPADDED 0
+#endif
+#ifndef POOL_KH
+#define POOL_KH 0
+#endif
+#ifndef POOL_KW
+#define POOL_KW 0
+#endif
+#if POOL_KH > 0
+#define WINDOW_H POOL_KH
+#else
+#define WINDOW_H kh
+#endif
+#if POOL_KW > 0
+#define WINDOW_W POOL_KW
+#else
+#define WINDOW_W kw
+#endif
 
 #define POOL_GEOM const int planes, const int H, const int W, const int P, const int Q, const int kh, const int kw, \
                   const int sh, const int sw, const int ph, const int pw
@@ -33,10 +60,25 @@ __kernel void maxpool2d_forward(__global const float *x, __global float *y, __gl
     const __global float *src = x + (size_t)plane * H * W;
     float best = -INFINITY;
     int bestIndex = -1;
-    for (int r = 0; r < kh; ++r) {
+#if POOL_UNPADDED
+    // Every window lies inside the image.
+    #pragma unroll
+    for (int r = 0; r < WINDOW_H; ++r) {
+        #pragma unroll
+        for (int s = 0; s < WINDOW_W; ++s) {
+            const int index = (h0 + r) * W + w0 + s;
+            const float v = src[index];
+            if (bestIndex < 0 || v > best || (isnan(v) && !isnan(best))) {
+                best = v;
+                bestIndex = index;
+            }
+        }
+    }
+#else
+    for (int r = 0; r < WINDOW_H; ++r) {
         const int ih = h0 + r;
         if (ih < 0 || ih >= H) continue;
-        for (int s = 0; s < kw; ++s) {
+        for (int s = 0; s < WINDOW_W; ++s) {
             const int iw = w0 + s;
             if (iw < 0 || iw >= W) continue;
             const float v = src[ih * W + iw];
@@ -46,6 +88,7 @@ __kernel void maxpool2d_forward(__global const float *x, __global float *y, __gl
             }
         }
     }
+#endif
     y[i] = best;
     argmax[i] = bestIndex;
 }
@@ -69,6 +112,14 @@ __kernel void maxpool2d_backward(__global const float *dy, __global const int *a
         for (int q = qBegin; q < qEnd; ++q)
             if (argmax[base + p * Q + q] == hw) sum += dy[base + p * Q + q];
     dx[i] = sum;
+}
+
+__kernel void maxpool2d_backward_scatter(__global const float *dy, __global const int *argmax, __global float *dx, POOL_GEOM) {
+    const int i = (int)get_global_id(0);
+    if (i >= planes * P * Q) return;
+    const int plane = i / (P * Q);
+    const int index = argmax[i];
+    if (index >= 0) dx[(size_t)plane * H * W + index] = dy[i];
 }
 
 __kernel void avgpool2d_forward(__global const float *x, __global float *y, POOL_GEOM) {

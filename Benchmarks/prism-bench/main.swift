@@ -9,7 +9,7 @@ struct PrismBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prism-bench",
         abstract: "Benchmark Prism's OpenCL kernels against the device's measured peak and against peers.",
-        subcommands: [PeakCommand.self, KernelsCommand.self])
+        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -99,6 +99,29 @@ struct KernelsCommand: ParsableCommand {
             if groups.contains("peak") { bench.peak = try measurePeak(bench) }
             if groups.contains("sgemm") { try benchSGEMM(bench, sizes: [1024, 2048]) }
             if groups.contains("conv") { try benchConvolutions(bench, batch: batch) }
+            try options.finish(bench)
+        }
+    }
+}
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training steps of the reference CNN (and an MLP) on random data: images/s and device time per kernel.")
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "Batch size.")
+    var batch: Int = 64
+
+    @Option(help: "Architecture: cnn or mlp.")
+    var arch: String = "cnn"
+
+    func run() throws {
+        try runReportingErrors {
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+            guard ["cnn", "mlp"].contains(arch) else { throw ValidationError("--arch: cnn or mlp") }
+            let bench = try options.makeBench()
+            try benchTrainStep(bench, architecture: arch, batch: batch, steps: options.repeats)
             try options.finish(bench)
         }
     }

@@ -1,4 +1,5 @@
 import COpenCL
+import Foundation
 
 /// A command on the queue. Its times come from the queue's profiling information.
 public final class Event: @unchecked Sendable {
@@ -46,4 +47,35 @@ public final class Event: @unchecked Sendable {
     }
 
     static func handles(_ events: [Event]) -> [cl_event?] { events.map { $0.handle } }
+}
+
+/// Keeps the events of every kernel launch between `start()` and `stop()`, so a benchmark can tell
+/// how much of a step's wall time the device spent and in which kernels. Off (and free) otherwise.
+public final class EventLog: @unchecked Sendable {
+    // `@unchecked Sendable`: the event list is guarded by `lock`.
+    public static let shared = EventLog()
+    private let lock = NSLock()
+    private var events: [Event]?
+
+    /// Starts recording (forgetting anything recorded before).
+    public func start() {
+        lock.lock(); events = []; lock.unlock()
+    }
+
+    func record(_ event: Event) {
+        lock.lock(); events?.append(event); lock.unlock()
+    }
+
+    /// Stops recording and returns the device milliseconds spent per kernel name.
+    public func stop() throws -> [String: Double] {
+        lock.lock()
+        let recorded = events ?? []
+        events = nil
+        lock.unlock()
+        var totals: [String: Double] = [:]
+        for event in recorded {
+            totals[event.label ?? "?", default: 0] += Double(try event.durationNanoseconds()) * 1e-6
+        }
+        return totals
+    }
 }

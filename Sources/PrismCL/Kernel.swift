@@ -103,7 +103,10 @@ public final class Kernel: @unchecked Sendable {
             }
         }
         try CLError.check(status, "clEnqueueNDRangeKernel(\(name), global \(global)\(local.map { ", local \($0)" } ?? ""))")
-        return event.map { Event($0, label: name) }
+        guard let event else { return nil }
+        let recorded = Event(event, label: name)
+        EventLog.shared.record(recorded)
+        return recorded
     }
 
     /// The largest work-group size this kernel can use on `device`.

@@ -22,9 +22,13 @@ struct PoolCase: CustomStringConvertible, Sendable {
         PoolCase(n: 3, c: 7, h: 32, w: 7, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
         PoolCase(n: 1, c: 33, h: 13, w: 11, kernel: (2, 3), stride: (1, 2), padding: (1, 1)),
         PoolCase(n: 1, c: 1, h: 257, w: 5, kernel: (5, 4), stride: (3, 1), padding: (2, 2)),
+        // Disjoint windows with padding and a gap between windows (the scatter backward, checked bounds).
+        PoolCase(n: 2, c: 3, h: 7, w: 9, kernel: (2, 2), stride: (3, 2), padding: (1, 1)),
     ], small: [
         PoolCase(n: 1, c: 1, h: 1, w: 1, kernel: (1, 1), stride: (1, 1)),
         PoolCase(n: 2, c: 3, h: 9, w: 7, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+        PoolCase(n: 1, c: 2, h: 6, w: 8, kernel: (2, 2), stride: (2, 2)),
+        PoolCase(n: 1, c: 2, h: 7, w: 9, kernel: (2, 2), stride: (3, 2), padding: (1, 1)),
     ])
 
     /// A shuffled ramp: every value distinct, so the maximum of each window is unique.

@@ -29,6 +29,14 @@ struct Pool2DGeometry {
         outputShape = [input[0], input[1], p, q]
     }
 
+    /// The compile-time specializations of `pool.cl` for this pooling (see the file's header).
+    var defines: [String: String] {
+        ["POOL_UNPADDED": padding == (0, 0) ? "1" : "0", "POOL_KH": "\(kernel.0)", "POOL_KW": "\(kernel.1)"]
+    }
+
+    /// Whether no two windows share a pixel (stride ≥ kernel in both directions).
+    var disjoint: Bool { stride.0 >= kernel.0 && stride.1 >= kernel.1 }
+
     /// The POOL_GEOM kernel arguments: planes, H, W, P, Q, kh, kw, sh, sw, ph, pw.
     var arguments: [any KernelArgument] {
         [planes, h, w, p, q, kernel.0, kernel.1, stride.0, stride.1, padding.0, padding.1].map { Int32($0) }
@@ -51,10 +59,19 @@ public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
     let engine = input.engine
     let out = try Tensor.empty(g.outputShape, engine: engine)
     let argmax = try engine.context.buffer(Int32.self, count: out.count)
-    try engine.launch("pool.cl", "maxpool2d_forward", global: [roundUp(out.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [input.storage, out.storage, argmax] + g.arguments)
+    let defines = g.defines
+    try engine.launch("pool.cl", "maxpool2d_forward", defines: defines, global: [roundUp(out.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                      [input.storage, out.storage, argmax] + g.arguments)
     out.record(inputs: [input]) { dy in
+        if g.disjoint {
+            let dx = try Tensor.zeros(input.shape, engine: engine)
+            try engine.launch("pool.cl", "maxpool2d_backward_scatter", defines: defines, global: [roundUp(dy.count, flatKernelGroupSize)],
+                              local: [flatKernelGroupSize], [dy.storage, argmax, dx.storage] + g.arguments)
+            return [dx]
+        }
         let dx = try Tensor.empty(input.shape, engine: engine)
-        try engine.launch("pool.cl", "maxpool2d_backward", global: [roundUp(dx.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [dy.storage, argmax, dx.storage] + g.arguments)
+        try engine.launch("pool.cl", "maxpool2d_backward", defines: defines, global: [roundUp(dx.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                          [dy.storage, argmax, dx.storage] + g.arguments)
         return [dx]
     }
     return out
