@@ -62,7 +62,17 @@ __kernel void affine_f32(__global const float *x, __global float *y, const float
     if (i < n) y[i] = fma(a, x[i], b);
 }
 
+// UNARY_OP, when defined (the host does), fixes the op code of unary_f32 / unary_backward_f32 at
+// compile time, so the switch folds away and PoCL vectorizes the one remaining function.
+#ifdef UNARY_OP
+#define UNARY_CODE UNARY_OP
+#else
+#define UNARY_CODE op
+#endif
+
+#ifndef M_SQRT1_2_F
 #define M_SQRT1_2_F 0.70710678118654752f
+#endif
 #define M_SQRT2_OVER_PI_F 0.79788456080286536f
 
 __kernel void unary_f32(__global const float *x, __global float *y, const int op, const int n) {
@@ -70,7 +80,7 @@ __kernel void unary_f32(__global const float *x, __global float *y, const int op
     if (i >= n) return;
     const float v = x[i];
     float r;
-    switch (op) {
+    switch (UNARY_CODE) {
     case 0: r = v < 0.0f ? 0.0f : v; break;  // NaN passes through, as in PyTorch
     case 1: r = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F)); break;
     case 2: r = 0.5f * v * (1.0f + tanh(M_SQRT2_OVER_PI_F * (v + 0.044715f * v * v * v))); break;
@@ -88,7 +98,7 @@ __kernel void unary_backward_f32(__global const float *x, __global const float *
     if (i >= n) return;
     const float v = x[i], g = dy[i];
     float d;
-    switch (op) {
+    switch (UNARY_CODE) {
     case 0: d = v > 0.0f ? 1.0f : 0.0f; break;
     case 1: d = 0.5f * (1.0f + erf(v * M_SQRT1_2_F)) + v * 0.39894228040143268f * exp(-0.5f * v * v); break;
     case 2: {

@@ -92,7 +92,12 @@ __kernel void matmul_pack_b(__global const float *b, __global float *bp, const i
     const __global float *bz = b + z * batchB;
     if (sbn == 1 && (nb + 1) * MM_NR <= N) {
         // Whole rows of untransposed B: contiguous 64-byte copies.
-        for (int k = k0; k < k1; ++k) vstore16(vload16(0, bz + k * sbk + nb * MM_NR), k, out);
+        // (Two float8 rather than one float16: PoCL warns that float16 calls change the ABI on AVX2.)
+        for (int k = k0; k < k1; ++k) {
+            const __global float *row = bz + k * sbk + nb * MM_NR;
+            vstore8(vload8(0, row), 2 * k, out);
+            vstore8(vload8(1, row), 2 * k + 1, out);
+        }
         return;
     }
     for (int k = k0; k < k1; ++k) {
@@ -150,6 +155,8 @@ __kernel void matmul_cpu(__global const float *a, const int sam, const int sak, 
     #pragma unroll
     for (int r = 0; r < MM_MR; ++r) acc[r][0] = acc[r][1] = (float8)(0.0f);
 #if MM_PACKED_A
+    (void)sam;  // A is packed: its strides were used by matmul_pack_a
+    (void)sak;
     const __global float *pa = a + z * batchA + mt * K * MM_MR;
     for (int k = 0; k < K; ++k) {
         const float8 b0 = vload8(0, pb), b1 = vload8(1, pb);

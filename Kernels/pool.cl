@@ -3,7 +3,8 @@
 // Layouts (row-major): x [N, C, H, W] seen as `planes` = N·C planes of H × W; y [N, C, P, Q] with
 // P = (H + 2·ph − kh) / sh + 1 and Q likewise (floor, like PyTorch with ceil_mode = false).
 //
-// Kernels (one work-item per output element of the kernel, 1-D, any local size):
+// Kernels (one work-item per output element of the kernel, 1-D, any local size; the max-pool forward
+// and scatter run over a 3-D range (Q, P, planes)):
 //   maxpool2d_forward        y = window maximum; padding counts as −∞. Also writes, per output, the
 //                            argmax as an offset ih·W + iw inside its plane (−1 if a window saw no
 //                            pixel); ties keep the first pixel in row-major window order; NaN wins.
@@ -52,10 +53,10 @@
                   const int sh, const int sw, const int ph, const int pw
 
 __kernel void maxpool2d_forward(__global const float *x, __global float *y, __global int *argmax, POOL_GEOM) {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * P * Q) return;
-    const int plane = i / (P * Q), pq = i - plane * (P * Q);
-    const int p = pq / Q, q = pq - p * Q;
+    // 3-D range (Q, P, planes): no divisions to find the output's position.
+    const int q = (int)get_global_id(0), p = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (q >= Q || p >= P || plane >= planes) return;
+    const int i = (plane * P + p) * Q + q;
     const int h0 = p * sh - ph, w0 = q * sw - pw;
     const __global float *src = x + (size_t)plane * H * W;
     float best = -INFINITY;
@@ -115,9 +116,10 @@ __kernel void maxpool2d_backward(__global const float *dy, __global const int *a
 }
 
 __kernel void maxpool2d_backward_scatter(__global const float *dy, __global const int *argmax, __global float *dx, POOL_GEOM) {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * P * Q) return;
-    const int plane = i / (P * Q);
+    // 3-D range (Q, P, planes), like the forward.
+    const int q = (int)get_global_id(0), p = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (q >= Q || p >= P || plane >= planes) return;
+    const int i = (plane * P + p) * Q + q;
     const int index = argmax[i];
     if (index >= 0) dx[(size_t)plane * H * W + index] = dy[i];
 }

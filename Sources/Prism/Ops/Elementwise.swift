@@ -83,12 +83,13 @@ extension Tensor {
     public func unary(_ op: UnaryOp) throws -> Tensor {
         let engine = engine, n = count, x = storage
         let y = try Tensor.empty(shape, engine: engine)
-        try engine.launch("elementwise.cl", "unary_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+        let defines = ["UNARY_OP": "\(op.rawValue)"]
+        try engine.launch("elementwise.cl", "unary_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
                           [x, y.storage, op.rawValue, Int32(n)])
         let ys = y.storage
         y.record(inputs: [self], op: "unary(\(op))") { [shape] dy in
             let dx = try Tensor.empty(shape, engine: engine)
-            try engine.launch("elementwise.cl", "unary_backward_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+            try engine.launch("elementwise.cl", "unary_backward_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
                               [x, ys, dy.storage, dx.storage, op.rawValue, Int32(n)])
             return [dx]
         }

@@ -34,6 +34,9 @@ struct Pool2DGeometry {
         ["POOL_UNPADDED": padding == (0, 0) ? "1" : "0", "POOL_KH": "\(kernel.0)", "POOL_KW": "\(kernel.1)"]
     }
 
+    /// The 3-D range (Q, P, planes) of the kernels that run one work-item per output.
+    var outputRange: [Int] { [q, p, planes] }
+
     /// Whether no two windows share a pixel (stride ≥ kernel in both directions).
     var disjoint: Bool { stride.0 >= kernel.0 && stride.1 >= kernel.1 }
 
@@ -60,13 +63,11 @@ public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
     let out = try Tensor.empty(g.outputShape, engine: engine)
     let argmax = try engine.context.buffer(Int32.self, count: out.count)
     let defines = g.defines
-    try engine.launch("pool.cl", "maxpool2d_forward", defines: defines, global: [roundUp(out.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                      [input.storage, out.storage, argmax] + g.arguments)
+    try engine.launch("pool.cl", "maxpool2d_forward", defines: defines, global: g.outputRange, [input.storage, out.storage, argmax] + g.arguments)
     out.record(inputs: [input]) { dy in
         if g.disjoint {
             let dx = try Tensor.zeros(input.shape, engine: engine)
-            try engine.launch("pool.cl", "maxpool2d_backward_scatter", defines: defines, global: [roundUp(dy.count, flatKernelGroupSize)],
-                              local: [flatKernelGroupSize], [dy.storage, argmax, dx.storage] + g.arguments)
+            try engine.launch("pool.cl", "maxpool2d_backward_scatter", defines: defines, global: g.outputRange, [dy.storage, argmax, dx.storage] + g.arguments)
             return [dx]
         }
         let dx = try Tensor.empty(input.shape, engine: engine)
