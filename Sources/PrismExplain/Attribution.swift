@@ -98,6 +98,8 @@ public final class DifferentiableModel {
     public let classCount: Int
     private let run: (Tensor, Set<String>) throws -> (output: Tensor, activations: [String: Tensor])
     private let parameters: [Tensor]
+    /// Floats per example of the largest pair of activations, when the model is a `Sequential`.
+    let activationElements: Int
 
     /// A `Sequential` model, with its activations available by name (`Sequential.activationName`).
     public init(_ model: Sequential) {
@@ -105,6 +107,7 @@ public final class DifferentiableModel {
         inputShape = model.spec.inputShape
         classCount = model.spec.classCount
         parameters = model.parameters
+        activationElements = model.spec.peakActivationElements
         run = { x, capture in try model.forward(x, capture: capture) }
     }
 
@@ -118,6 +121,7 @@ public final class DifferentiableModel {
         self.inputShape = inputShape
         self.classCount = classCount
         self.parameters = parameters
+        activationElements = 0
         run = { x, capture in
             if let name = capture.first { throw ExplainError("attribution: the model has no named activations (asked for '\(name)')") }
             return (try forward(x), [:])
@@ -163,7 +167,9 @@ public final class DifferentiableModel {
     /// Model rows per chunk from device memory: a quarter of what a forward-only evaluation takes
     /// (`DeviceGame.defaultRowsPerChunk`), since a backward pass keeps every activation alive.
     func defaultRowsPerChunk() -> Int {
-        max(1, DeviceGame.defaultRowsPerChunk(device: engine.device, elementCount: elementCount, outputCount: classCount) / 4)
+        // A quarter of the inference size: the backward pass keeps every activation alive.
+        max(1, DeviceGame.defaultRowsPerChunk(device: engine.device, elementCount: elementCount, outputCount: classCount,
+                                              activationElements: activationElements) / 4)
     }
 }
 

@@ -83,12 +83,12 @@ public final class DeviceGame: CoalitionGame {
         }
     }
 
-    /// Rows per chunk from device memory: the perturbed inputs of a chunk take at most 1/32 of the
-    /// device's memory (a quarter of the largest allocation at most), leaving room for the model's
-    /// activations, which for a small CNN are a few times its input.
-    public static func defaultRowsPerChunk(device: DeviceInfo, elementCount: Int, outputCount: Int) -> Int {
+    /// Rows per chunk from device memory: a chunk's perturbed inputs, its largest pair of model
+    /// activations (`activationElements` floats per row, when known) and outputs take at most 1/32 of
+    /// the device's memory, and no single buffer more than a quarter of the largest allocation.
+    public static func defaultRowsPerChunk(device: DeviceInfo, elementCount: Int, outputCount: Int, activationElements: Int = 0) -> Int {
         let budget = min(device.globalMemoryBytes / 32, device.maxAllocationBytes / 4)
-        let perRow = 4 * (elementCount + outputCount)
+        let perRow = 4 * (elementCount + outputCount + activationElements)
         return max(1, min(65_536, budget / max(perRow, 1)))
     }
 
@@ -134,8 +134,11 @@ extension DeviceGame {
     public convenience init(model: Sequential, instance: [Float], background: [Float], backgroundWeights: [Float]? = nil,
                             groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
         let shape = model.spec.inputShape
+        let rows = rowsPerChunk ?? DeviceGame.defaultRowsPerChunk(device: model.engine.device, elementCount: shape.reduce(1, *),
+                                                                  outputCount: model.spec.classCount,
+                                                                  activationElements: model.spec.peakActivationElements)
         try self.init(engine: model.engine, instance: instance, inputShape: shape, background: background,
                       backgroundWeights: backgroundWeights, groups: groups ?? .elements(shape.reduce(1, *)),
-                      outputCount: model.spec.classCount, rowsPerChunk: rowsPerChunk) { try model($0) }
+                      outputCount: model.spec.classCount, rowsPerChunk: rows) { try model($0) }
     }
 }

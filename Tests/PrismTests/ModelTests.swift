@@ -109,3 +109,17 @@ let goldenSpec = ModelSpec(architecture: "custom", inputShape: [1, 14, 14], clas
         #expect(throws: TensorError.self) { try model.forward(x, capture: ["9.nothing"]) }
     }
 }
+
+extension ModelTests {
+    /// Shape inference over the reference CNN: 28×28 → conv 26×26 → pool 13×13 → conv 11×11 → pool 5×5.
+    @Test func layerOutputShapesOfTheReferenceCNN() throws {
+        let spec = try ModelSpec.cnn()
+        #expect(try spec.layerOutputShapes() == [[32, 26, 26], [32, 26, 26], [32, 13, 13], [64, 11, 11], [64, 11, 11], [64, 5, 5],
+                                                  [1600], [128], [128], [10]])
+        #expect(spec.peakActivationElements == 2 * 32 * 26 * 26)
+        let broken = ModelSpec(architecture: "custom", inputShape: [5], classCount: 2, layers: [.linear(inFeatures: 4, outFeatures: 2)])
+        #expect(throws: TensorError("model: layer 0 (linear(inFeatures: 4, outFeatures: 2)): expects 4 features, input shape [5]")) {
+            try broken.layerOutputShapes()
+        }
+    }
+}

@@ -57,6 +57,50 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         return ModelSpec(architecture: "mlp", inputShape: inputShape, classCount: classes, layers: layers)
     }
 
+    /// The output shape of each layer for one example (without the batch), in order.
+    /// - Throws: `TensorError` naming the layer when a shape does not fit it.
+    public func layerOutputShapes() throws -> [[Int]] {
+        var shape = inputShape
+        var shapes: [[Int]] = []
+        for (i, layer) in layers.enumerated() {
+            func fail(_ what: String) -> TensorError { TensorError("model: layer \(i) (\(layer)): \(what), input shape \(shape)") }
+            switch layer {
+            case let .linear(inFeatures, outFeatures):
+                guard shape.last == inFeatures else { throw fail("expects \(inFeatures) features") }
+                shape = Array(shape.dropLast()) + [outFeatures]
+            case let .conv2d(c, k, r, stride, padding):
+                guard shape.count == 3, shape[0] == c else { throw fail("expects [\(c), H, W]") }
+                let h = (shape[1] + 2 * padding - r) / stride + 1, w = (shape[2] + 2 * padding - r) / stride + 1
+                guard h > 0, w > 0 else { throw fail("output is empty") }
+                shape = [k, h, w]
+            case let .maxPool2d(kernel, stride), let .avgPool2d(kernel, stride):
+                guard shape.count == 3 else { throw fail("expects [C, H, W]") }
+                let h = (shape[1] - kernel) / stride + 1, w = (shape[2] - kernel) / stride + 1
+                guard shape[1] >= kernel, shape[2] >= kernel else { throw fail("output is empty") }
+                shape = [shape[0], h, w]
+            case .flatten:
+                shape = [shape.reduce(1, *)]
+            case .relu, .gelu, .dropout, .softmax:
+                break
+            }
+            shapes.append(shape)
+        }
+        return shapes
+    }
+
+    /// The most floats per example alive at once in a forward pass: the largest input + output of
+    /// one layer. What sizes batches for inference on the device (explanations run many rows).
+    public var peakActivationElements: Int {
+        guard let shapes = try? layerOutputShapes() else { return inputShape.reduce(1, *) }
+        var previous = inputShape.reduce(1, *), peak = previous
+        for shape in shapes {
+            let current = shape.reduce(1, *)
+            peak = max(peak, previous + current)
+            previous = current
+        }
+        return peak
+    }
+
     /// The spec as compact JSON (sorted keys).
     public func json() throws -> String {
         let encoder = JSONEncoder()
