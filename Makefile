@@ -7,7 +7,8 @@ deps:
 	@.ci/install-deps
 
 # The main job on the embedded default: train the reference CNN on Fashion-MNIST (5 epochs, Adam
-# 1e-3, batch 64), then evaluate it. Results land in out/.
+# 1e-3, batch 64), evaluate it, and explain one test image with Kernel SHAP over 49 superpixels.
+# Results land in out/.
 demo: deps
 	swift build -c release --product prism
 	mkdir -p out
@@ -15,6 +16,7 @@ demo: deps
 	.build/release/prism train --arch cnn --epochs 5 --batch 64 --lr 1e-3 --optimizer adam --seed 0 --out out/cnn.safetensors
 	.build/release/prism eval --model out/cnn.safetensors
 	.build/release/prism predict --model out/cnn.safetensors --index 0
+	.build/release/prism explain --model out/cnn.safetensors --index 0 --method kernel-shap --background 50 --json out/explain.json --npy out/explain
 
 test: deps
 	swift test
