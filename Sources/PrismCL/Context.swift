@@ -42,7 +42,7 @@ public final class Context: @unchecked Sendable {
             clReleaseContext(context)
             throw error
         }
-        pool = BufferPool(capacityBytes: min(device.info.globalMemoryBytes / 4, 4 << 30))
+        pool = BufferPool(capacityBytes: settings.bufferPoolEnabled ? min(device.info.globalMemoryBytes / 4, 4 << 30) : 0)
         programs = ProgramCache(
             device: device,
             directory: settings.diskCacheEnabled ? settings.cacheDirectory : nil,

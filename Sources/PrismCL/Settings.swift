@@ -10,6 +10,7 @@ import Foundation
 /// | `PRISM_CACHE_DIR` | folder of the on-disk program cache (default `$XDG_CACHE_HOME/prism`, else `~/.cache/prism`) |
 /// | `XDG_CACHE_HOME` | base of the default cache folder |
 /// | `PRISM_TUNING_FILE` | a tuning table (JSON) searched before the shipped one |
+/// | `PRISM_NO_POOL` | `1` gives every buffer a fresh allocation (no reuse; for memory checkers) |
 public struct Settings: Sendable, Equatable {
     /// Device selection, as given (nil: the default choice GPU > accelerator > CPU).
     public var device: String?
@@ -21,6 +22,10 @@ public struct Settings: Sendable, Equatable {
     public var cacheDirectory: String
     /// A user tuning table searched before the shipped one.
     public var tuningFile: String?
+    /// Whether released buffers are kept for reuse. Off, every buffer is a new allocation, which
+    /// memory checkers such as Oclgrind's uninitialized-memory check need: they track a reused
+    /// allocation's contents unreliably, and reuse would hide reads of memory a kernel never wrote.
+    public var bufferPoolEnabled = true
 
     public init(device: String? = nil, kernelsDirectory: String? = nil,
                 diskCacheEnabled: Bool = true, cacheDirectory: String, tuningFile: String? = nil) {
@@ -42,6 +47,7 @@ public struct Settings: Sendable, Equatable {
         tuningFile = value("PRISM_TUNING_FILE")
         let noCache = value("PRISM_NO_CACHE").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false
         diskCacheEnabled = !noCache
+        bufferPoolEnabled = !(value("PRISM_NO_POOL").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false)
         if let dir = value("PRISM_CACHE_DIR") {
             cacheDirectory = dir
         } else if let xdg = value("XDG_CACHE_HOME") {
