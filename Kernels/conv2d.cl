@@ -9,6 +9,13 @@
 // `freeze` that the compiler inserts when it pairs a `/` with a `%` of the same operands.
 //
 // Kernels and when each runs:
+//   conv2d_forward_rows     CPU forward for shallow inputs (stride 1, no padding or dilation, C·R·S ≤ 32,
+//                           e.g. a first layer on images): each work-item computes 8 consecutive output
+//                           pixels of one row (a float8) for CONV_ROWS_KB channels, reading the input rows
+//                           as float8 and storing whole float8 rows of y. The micro-tile kernel below
+//                           spends most of its time in its scattered epilogue when the depth is this small.
+//                           A work-item walks CONV_ROWS_NP output rows. Global (ceil(Q / 8),
+//                           N·ceil(P / CONV_ROWS_NP), ceil(K / CONV_ROWS_KB)), local chosen by the driver.
 //   conv2d_forward_gpu      GPU-shaped forward (any device that is not a CPU): a work-group computes
 //                           a CONV_TM × CONV_TN tile of y seen as [K] × [N·P·Q]; depth C·R·S is walked
 //                           in CONV_TD slices staged in local memory (weights and gathered input),
@@ -51,6 +58,7 @@
 //   CONV_DX_KV, CONV_DX_NP     backward-input micro-tile (default 2 × 6: 16 channels × 6 pixels; the
 //                              host asks for 1 × 8 when C ≤ 8)
 //   CONV_DW_KV, CONV_DW_NP     backward-weight micro-tile (default 2 × 6: 16 channels × 6 columns)
+//   CONV_ROWS_KB, CONV_ROWS_NP channels and output rows per work-item of conv2d_forward_rows (8, 4)
 //   CONV_PADDED 1 when ph or pw is non-zero (selects the checked loads of conv2d_forward_cpu and
 //               conv2d_backward_weight; the host sets it per call)
 //   CONV_TM, CONV_TN, CONV_TD, CONV_WM, CONV_WN   GPU-shaped tile sizes (defaults 32, 32, 8, 2, 2)
@@ -76,6 +84,12 @@
 #endif
 #ifndef CONV_PADDED
 #define CONV_PADDED 0
+#endif
+#ifndef CONV_ROWS_KB
+#define CONV_ROWS_KB 8
+#endif
+#ifndef CONV_ROWS_NP
+#define CONV_ROWS_NP 4
 #endif
 #ifndef CONV_TM
 #define CONV_TM 32
@@ -225,6 +239,64 @@ __kernel void conv2d_forward_cpu(__global const float *x, __global const float *
             for (int l = 0; l < 8; ++l) {
                 const int k = kb * CONV_FWD_KB + v * 8 + l;
                 if (k < K) y[(n * K + k) * PQ + pq] = lanes[l] + (hasBias ? bias[k] : 0.0f);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward for shallow inputs: 8 output pixels of a row × CONV_ROWS_KB channels per work-item.
+
+__kernel void conv2d_forward_rows(__global const float *x, __global const float *w, __global const float *bias,
+                                  const int hasBias, __global float *y, GEOM) {
+    const int q0 = (int)get_global_id(0) * 8;
+    const int rowBlocks = (P + CONV_ROWS_NP - 1) / CONV_ROWS_NP;
+    const int nb = (int)get_global_id(1);
+    const int k0 = (int)get_global_id(2) * CONV_ROWS_KB;
+    if (q0 >= Q || nb >= N * rowBlocks || k0 >= K) return;
+    const int n = nb / rowBlocks, p0 = (nb - n * rowBlocks) * CONV_ROWS_NP;
+    // With stride 1 and no padding W = Q + S − 1, so a full block's reads q0 + s … q0 + s + 7 stay
+    // inside the row; the last, partial block reads lane by lane.
+    const bool full = q0 + 8 <= Q;
+    const int taps = C * R * S;
+    for (int p = p0; p < min(p0 + CONV_ROWS_NP, P); ++p) {
+        float8 acc[CONV_ROWS_KB];
+        #pragma unroll
+        for (int j = 0; j < CONV_ROWS_KB; ++j) acc[j] = (float8)(0.0f);
+        for (int c = 0; c < C; ++c) {
+            for (int r = 0; r < R; ++r) {
+                const __global float *row = x + ((n * C + c) * H + p + r) * W + q0;
+                for (int s = 0; s < S; ++s) {
+                    float8 xv;
+                    if (full) {
+                        xv = vload8(0, row + s);
+                    } else {
+                        float lanes[8];
+                        #pragma unroll
+                        for (int l = 0; l < 8; ++l) lanes[l] = q0 + l < Q ? row[s + l] : 0.0f;
+                        xv = vload8(0, lanes);
+                    }
+                    const int tap = (c * R + r) * S + s;
+                    #pragma unroll
+                    for (int j = 0; j < CONV_ROWS_KB; ++j) {
+                        const float wv = k0 + j < K ? w[(k0 + j) * taps + tap] : 0.0f;
+                        acc[j] = fma((float8)(wv), xv, acc[j]);
+                    }
+                }
+            }
+        }
+        #pragma unroll
+        for (int j = 0; j < CONV_ROWS_KB; ++j) {
+            const int k = k0 + j;
+            if (k >= K) break;
+            const float8 v = acc[j] + (float8)(hasBias ? bias[k] : 0.0f);
+            __global float *out = y + ((n * K + k) * P + p) * Q + q0;
+            if (full) {
+                vstore8(v, 0, out);
+            } else {
+                float lanes[8];
+                vstore8(v, 0, lanes);
+                for (int l = 0; l < Q - q0; ++l) out[l] = lanes[l];
             }
         }
     }

@@ -160,3 +160,37 @@ struct ConvCase: CustomStringConvertible, Sendable {
         #expect(try message([1, 2, 5, 5], [4, 2, 3, 3], stride: (0, 1))?.hasPrefix("conv2d: stride (0, 1)") == true)
     }
 }
+
+extension Conv2DTests {
+    /// Shallow, unpadded, stride-1 layers through the row kernel: full and partial 8-pixel blocks,
+    /// channel counts that straddle its 8-channel block, one pixel, batch 1 and more.
+    static let rowCases: [ConvCase] = TestSizes.pick([
+        ConvCase(n: 1, c: 1, h: 1, w: 1, k: 1, r: 1, s: 1),
+        ConvCase(n: 3, c: 1, h: 28, w: 28, k: 32, r: 3, s: 3),
+        ConvCase(n: 2, c: 3, h: 7, w: 7, k: 17, r: 3, s: 3, bias: false),
+        ConvCase(n: 1, c: 2, h: 9, w: 41, k: 9, r: 2, s: 3),
+        ConvCase(n: 2, c: 1, h: 5, w: 33, k: 7, r: 5, s: 5),
+        ConvCase(n: 1, c: 32, h: 3, w: 10, k: 3, r: 1, s: 1),
+    ], small: [
+        ConvCase(n: 1, c: 1, h: 1, w: 1, k: 1, r: 1, s: 1),
+        ConvCase(n: 2, c: 2, h: 5, w: 19, k: 9, r: 2, s: 3),
+    ])
+
+    @Test(arguments: rowCases)
+    func rowKernelMatchesReference(_ cs: ConvCase) throws {
+        let engine = try testEngine()
+        let (x, w, b) = Self.inputs(cs, seed: 53)
+        let y = try conv2d(try Tensor(x, shape: cs.xShape, engine: engine), weight: try Tensor(w, shape: cs.wShape, engine: engine),
+                           bias: cs.bias ? try Tensor(b, shape: [cs.k], engine: engine) : nil, variant: .rows)
+        let ref = Reference.conv2d(x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape, bias: cs.bias ? doubles(b) : nil)
+        #expect(y.shape == ref.shape)
+        expectClose(try y.toArray(), ref.y, atol: 1e-5, rtol: 1e-4, "rows \(cs)")
+    }
+
+    @Test func rowKernelRefusesOtherGeometries() throws {
+        let engine = try testEngine()
+        let x = try Tensor.zeros([1, 1, 8, 8], engine: engine), w = try Tensor.zeros([2, 1, 3, 3], engine: engine)
+        #expect(throws: TensorError.self) { try conv2d(x, weight: w, bias: nil, padding: (1, 1), variant: .rows) }
+        #expect(throws: TensorError.self) { try conv2d(x, weight: w, bias: nil, stride: (2, 1), variant: .rows) }
+    }
+}

@@ -8,6 +8,9 @@ public enum Conv2DVariant: Sendable, Equatable {
     case cpu
     /// Local-memory tiles with register blocking (fast on GPUs).
     case gpu
+    /// Rows of 8 output pixels per work-item, for shallow inputs only (stride 1, no padding or
+    /// dilation, C·R·S ≤ 32); `.automatic` picks it for such layers on a CPU.
+    case rows
 }
 
 /// The sizes of one convolution: input [N, C, H, W], weight [K, C, R, S], output [N, K, P, Q].
@@ -55,6 +58,10 @@ public struct Conv2DGeometry: Sendable {
     /// Multiply-adds of the forward pass (each backward costs the same).
     public var multiplyAdds: Int { n * k * p * q * c * r * s }
     var padded: Bool { padding.0 != 0 || padding.1 != 0 }
+    /// Whether `conv2d_forward_rows` applies: stride 1, no padding or dilation, a shallow depth.
+    var suitsRowKernel: Bool {
+        stride == (1, 1) && padding == (0, 0) && dilation == (1, 1) && c * r * s <= 32
+    }
 
     /// The GEOM kernel arguments: N, C, H, W, K, R, S, P, Q, sh, sw, ph, pw, dh, dw.
     var arguments: [any KernelArgument] {
@@ -66,6 +73,7 @@ public struct Conv2DGeometry: Sendable {
 /// `Engine.program`: tuning table, call-site defines, then `defineOverrides`).
 private struct Conv2DTiles {
     let forwardChannels, forwardPixels: Int   // 8 · CONV_FWD_KV, CONV_FWD_NP
+    let rowChannels, rowRows: Int             // CONV_ROWS_KB, CONV_ROWS_NP
     let inputChannels, inputPixels: Int       // 8 · CONV_DX_KV, CONV_DX_NP
     let weightChannels, weightColumns: Int    // 8 · CONV_DW_KV, CONV_DW_NP
     let tm, tn, wm, wn: Int
@@ -78,6 +86,8 @@ private struct Conv2DTiles {
         func value(_ name: String, _ fallback: Int) -> Int { defines[name].flatMap { Int($0) } ?? fallback }
         forwardChannels = 8 * value("CONV_FWD_KV", 2)
         forwardPixels = value("CONV_FWD_NP", 6)
+        rowChannels = value("CONV_ROWS_KB", 8)
+        rowRows = value("CONV_ROWS_NP", 4)
         inputChannels = 8 * value("CONV_DX_KV", 2)
         inputPixels = value("CONV_DX_NP", 6)
         weightChannels = 8 * value("CONV_DW_KV", 2)
@@ -154,9 +164,19 @@ public enum Conv2DKernels {
     public static func forward(_ engine: Engine, _ g: Conv2DGeometry, x: Buffer<Float>, w: Buffer<Float>, bias: Buffer<Float>?,
                                y: Buffer<Float>, variant: Conv2DVariant = .automatic) throws -> [Event] {
         let tiles = Conv2DTiles(engine: engine)
-        let useCPU = variant == .cpu || (variant == .automatic && engine.isCPU)
         let biasBuffer = try bias ?? zeroBuffer(engine)
         let hasBias = Int32(bias == nil ? 0 : 1)
+        if variant == .rows && !g.suitsRowKernel {
+            throw TensorError("conv2d: the rows variant needs stride 1, no padding or dilation and C·R·S ≤ 32, got \(g.stride), \(g.padding), \(g.dilation), C·R·S \(g.c * g.r * g.s)")
+        }
+        if variant == .rows || (variant == .automatic && engine.isCPU && g.suitsRowKernel) {
+            let channels = tiles.rowChannels
+            let main = try engine.launch("conv2d.cl", "conv2d_forward_rows", defines: unpaddedProgram,
+                                         global: [(g.q + 7) / 8, g.n * ((g.p + tiles.rowRows - 1) / tiles.rowRows), (g.k + channels - 1) / channels],
+                                         [x, w, biasBuffer, hasBias, y] + g.arguments)
+            return [main].compactMap { $0 }
+        }
+        let useCPU = variant == .cpu || (variant == .automatic && engine.isCPU)
         if useCPU {
             let defines = ["CONV_PADDED": g.padded ? "1" : "0"]
             let kBlocks = (g.k + tiles.forwardChannels - 1) / tiles.forwardChannels
