@@ -68,6 +68,14 @@ final class Bench {
     var peak: Peak?
     /// Print each case's median time per kernel too.
     var breakdown = false
+    /// Run only cases whose name contains this text (nil: all).
+    var filter: String?
+
+    /// Whether the case `name` is to run (`--filter`).
+    func wants(_ name: String) -> Bool {
+        guard let filter, !filter.isEmpty else { return true }
+        return name.localizedCaseInsensitiveContains(filter)
+    }
     private(set) var results: [BenchResult] = []
 
     init(engine: Engine, warmup: Int, repeats: Int) {
@@ -127,6 +135,7 @@ final class Bench {
 
     /// Records a compute-bound result timed from the host (see `wallTime`).
     func computeWallClock(_ name: String, shape: String, library: String, flops: Double, _ body: () throws -> Void) throws {
+        guard wants(name) else { return }
         let t = try wallTime(body)
         let gflops = flops / (t.median * 1e6)
         add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,
@@ -135,6 +144,7 @@ final class Bench {
 
     /// Times `body` and records a compute-bound result of `flops` floating-point operations.
     func compute(_ name: String, shape: String, library: String = "prism", flops: Double, _ body: () throws -> [Event]) throws {
+        guard wants(name) else { return }
         let t = try time(body)
         let gflops = flops / (t.median * 1e6)
         add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,

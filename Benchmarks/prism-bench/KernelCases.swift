@@ -26,12 +26,14 @@ struct BenchError: Error, CustomStringConvertible {
 /// in the same run.
 func benchSGEMM(_ bench: Bench, sizes: [Int]) throws {
     let engine = bench.engine
-    for n in sizes {
+    for n in sizes where bench.wants("sgemm") {
         let a = try randomBuffer(engine, count: n * n, seed: 1), b = try randomBuffer(engine, count: n * n, seed: 2)
         let c = try engine.buffer(count: n * n)
         let flops = 2.0 * Double(n) * Double(n) * Double(n)
-        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
-        try checkSGEMM("sgemm", a: a, b: b, c: c, n: n)
+        if bench.wants("sgemm") {
+            try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
+            try checkSGEMM("sgemm", a: a, b: b, c: c, n: n)
+        }
         try bench.compute("sgemm", shape: "\(n)x\(n)x\(n)", flops: flops) {
             try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
         }
@@ -57,7 +59,7 @@ func benchConvolutions(_ bench: Bench, batch: Int) throws {
         ("conv1", [batch, 1, 28, 28], [32, 1, 3, 3]),
         ("conv2", [batch, 32, 13, 13], [64, 32, 3, 3]),
     ]
-    for (label, input, weight) in layers {
+    for (label, input, weight) in layers where bench.wants(label) || ["forward", "backward"].contains(where: { bench.wants("\(label)_\($0)") }) {
         let g = try Conv2DGeometry(input: input, weight: weight, bias: [weight[0]], stride: (1, 1), padding: (0, 0), dilation: (1, 1))
         let x = try randomBuffer(engine, count: input.reduce(1, *), seed: 3)
         let w = try randomBuffer(engine, count: weight.reduce(1, *), seed: 4)

@@ -6,6 +6,7 @@ import PrismCL
 /// and the device time per kernel (from profiling events the queue records), so the share of host
 /// overhead shows.
 func benchTrainStep(_ bench: Bench, architecture: String, batch: Int, steps: Int) throws {
+    guard bench.wants("train_step_\(architecture)") else { return }
     let engine = bench.engine
     let spec = architecture == "mlp" ? try ModelSpec.mlp(inputShape: [1, 28, 28], hidden: [128], classes: 10) : try ModelSpec.cnn()
     let model = try Sequential(spec: spec, seed: 1, engine: engine)

@@ -9,7 +9,7 @@ struct PrismBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prism-bench",
         abstract: "Benchmark Prism's OpenCL kernels against the device's measured peak and against peers.",
-        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self])
+        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self, AllCommand.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -27,6 +27,9 @@ struct CommonOptions: ParsableArguments {
 
     @Flag(help: "Also print each case's median time per kernel.")
     var breakdown = false
+
+    @Option(help: "Run only the cases whose name contains this text (e.g. sgemm, conv2, backward).")
+    var filter: String?
 
     @Option(name: .customLong("define"), help: "Override a kernel tunable: FILE.cl:NAME=VALUE (repeatable), e.g. conv2d.cl:CONV_FWD_NP=6.")
     var defines: [String] = []
@@ -51,6 +54,7 @@ struct CommonOptions: ParsableArguments {
         say("device: \(engine.device.summary)")
         let bench = Bench(engine: engine, warmup: warmup, repeats: repeats)
         bench.breakdown = breakdown
+        bench.filter = filter
         return bench
     }
 
@@ -122,6 +126,23 @@ struct TrainCommand: ParsableCommand {
             guard ["cnn", "mlp"].contains(arch) else { throw ValidationError("--arch: cnn or mlp") }
             let bench = try options.makeBench()
             try benchTrainStep(bench, architecture: arch, batch: batch, steps: options.repeats)
+            try options.finish(bench)
+        }
+    }
+}
+
+struct AllCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all", abstract: "Every case: the peaks, the kernels (with peers) and the training steps, in one run.")
+    @OptionGroup var options: CommonOptions
+
+    func run() throws {
+        try runReportingErrors {
+            let bench = try options.makeBench()
+            bench.peak = try measurePeak(bench)
+            try benchSGEMM(bench, sizes: [1024, 2048])
+            try benchConvolutions(bench, batch: 256)
+            for arch in ["cnn", "mlp"] { try benchTrainStep(bench, architecture: arch, batch: 64, steps: options.repeats) }
             try options.finish(bench)
         }
     }

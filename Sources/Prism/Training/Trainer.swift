@@ -130,22 +130,31 @@ public final class Trainer {
             let order = seededPermutation(train.count, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
             let start = DispatchTime.now().uptimeNanoseconds
             var lossSum = 0.0, correct = 0, seen = 0
-            for step in 0..<steps {
+            // The next batch is gathered on the host and its upload enqueued while the device still
+            // computes the current step (the queue is in order, so it lands after the step's kernels).
+            func upload(_ step: Int) throws -> (x: Tensor, labels: [Int32]) {
                 let indices = order[(step * batch)..<min((step + 1) * batch, train.count)]
                 train.gather(indices, into: &features, labels: &labels)
-                let x = try Tensor(features, shape: [indices.count] + train.exampleShape, engine: engine)
+                let storage = try engine.buffer(count: features.count)
+                try storage.writeAsync(features)
+                return (try Tensor(engine: engine, shape: [indices.count] + train.exampleShape, storage: storage), labels)
+            }
+            var next = try upload(0)
+            for step in 0..<steps {
+                let (x, batchLabels) = next
                 let logits = try model(x, training: true)
-                let loss = try crossEntropy(logits, labels: labels)
+                let loss = try crossEntropy(logits, labels: batchLabels)
                 optimizer.zeroGrad()
                 try loss.backward()
                 try optimizer.step()
+                if step + 1 < steps { next = try upload(step + 1) }
                 let value = Double(try loss.item())
                 guard value.isFinite else {
                     throw TrainingError("training: loss is \(value) at epoch \(epoch), step \(step + 1) of \(steps); stopped (the last checkpoint is kept)")
                 }
-                correct += try countCorrect(logits, labels)
-                lossSum += value * Double(indices.count)
-                seen += indices.count
+                correct += try countCorrect(logits, batchLabels)
+                lossSum += value * Double(batchLabels.count)
+                seen += batchLabels.count
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
                 let rate = Double(seen) / max(elapsed, 1e-9)
                 progress(StepProgress(epoch: epoch, step: step + 1, steps: steps, loss: lossSum / Double(seen),
