@@ -61,6 +61,11 @@ let package = Package(
             name: "PrismExplain",
             dependencies: ["Prism", "PrismCL"]
         ),
+        // Pictures and reports: colormaps, PNG (through zlib), heatmaps.
+        .target(
+            name: "PrismReport",
+            dependencies: ["Prism", "PrismExplain", "CZlib"]
+        ),
         // Seeded random data, tolerance checks, finite differences (for tests and benchmarks).
         .target(
             name: "PrismTestSupport",
@@ -83,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismCL", "Prism", "PrismExplain",
+                "PrismCL", "Prism", "PrismExplain", "PrismReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -99,6 +104,10 @@ let package = Package(
             name: "PrismExplainTests",
             dependencies: ["PrismExplain", "Prism", "PrismReference", "PrismTestSupport"],
             exclude: []
+        ),
+        .testTarget(
+            name: "PrismReportTests",
+            dependencies: ["PrismReport", "PrismExplain", "CZlib"]
         ),
         .testTarget(
             name: "PrismTests",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Prism
 import PrismExplain
+import PrismReport
 
 extension ShapleyMethod: ExpressibleByArgument {}
 
@@ -54,6 +55,9 @@ struct ExplainCommand: ParsableCommand {
 
     @Option(help: "Write values.npy, base_values.npy, outputs.npy (and standard_errors.npy) into this folder.")
     var npy: String?
+
+    @Option(help: "Images only: write, per example, the input, the Shapley values of the predicted class as a heatmap (red raises, blue lowers the output) and the heatmap over the input, as PNG files into this folder.")
+    var png: String?
 
     @Option(help: "How many features to print per example.")
     var top: Int = 5
@@ -163,6 +167,26 @@ struct ExplainCommand: ParsableCommand {
             }
             if let json { try explanation.writeJSON(path: json) }
             if let npy { try explanation.writeNumPy(directory: npy) }
+            if let png {
+                guard spec.inputShape.count == 3, spec.inputShape[0] == 1 else {
+                    throw ValidationError("--png: pictures need single-channel images, the model's input is \(spec.inputShape)")
+                }
+                try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true)
+                let (h, w) = (spec.inputShape[1], spec.inputShape[2])
+                let scale = max(1, 224 / max(h, w))
+                for (n, i) in rows.enumerated() {
+                    let outputs = Array(explanation.outputs![(n * o)..<((n + 1) * o)])
+                    let predicted = outputs.indices.max(by: { outputs[$0] < outputs[$1] })!
+                    let input = try Heatmap.image(try test.example(i).features, width: w, height: h)
+                    let values = try Heatmap.pixelValues(explanation.attributions(instance: n, output: predicted), groups: groups)
+                    let heat = try Heatmap.attribution(values, width: w, height: h)
+                    let stem = (png as NSString).appendingPathComponent("example-\(i)")
+                    try input.upscaled(by: scale).writePNG(path: stem + "-input.png")
+                    try heat.upscaled(by: scale).writePNG(path: stem + "-\(method.rawValue).png")
+                    try Heatmap.blend(input, heat, alpha: 0.6).upscaled(by: scale).writePNG(path: stem + "-\(method.rawValue)-overlay.png")
+                }
+                printLine("wrote \(rows.count * 3) PNG files into \(png)")
+            }
         }
     }
 

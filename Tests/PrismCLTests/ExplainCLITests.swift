@@ -63,3 +63,28 @@ import Testing
         #expect(run.status == 0, "\(run.stderr)")
     }
 }
+
+extension ExplainCLITests {
+    /// `--png` on images: three pictures per example, real PNG files of the upscaled size.
+    @Test func pngPicturesForImages() throws {
+        let dir = NSTemporaryDirectory() + "prism-png-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/m.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--arch", "mlp", "--hidden", "8",
+                                  "--epochs", "1", "--limit", "64", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let result = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "2",
+                                   "--method", "permutation-shap", "--samples", "200", "--background", "4", "--superpixel", "7",
+                                   "--png", dir + "/png"])
+        #expect(result.status == 0, "\(result.stderr)")
+        for name in ["example-2-input.png", "example-2-permutation-shap.png", "example-2-permutation-shap-overlay.png"] {
+            let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/png/" + name)))
+            #expect(bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(name)")
+            // IHDR: width and height 28 × 8 = 224.
+            #expect(Array(bytes[16..<24]) == [0, 0, 0, 224, 0, 0, 0, 224], "\(name)")
+        }
+        let csv = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--png", dir + "/x"])
+        #expect(csv.status == 1)
+    }
+}
