@@ -7,7 +7,7 @@ deps:
 	@.ci/install-deps
 
 # The main job on the embedded default: train the reference CNN on Fashion-MNIST (5 epochs, Adam
-# 1e-3, batch 64), evaluate it, and explain one test image with Kernel SHAP over 49 superpixels.
+# 1e-3, batch 64), evaluate it, and explain two test images with Kernel SHAP over 49 superpixels.
 # Results land in out/.
 demo: deps
 	swift build -c release --product prism
