@@ -16,7 +16,7 @@ demo: deps
 	.build/release/prism train --arch cnn --epochs 5 --batch 64 --lr 1e-3 --optimizer adam --seed 0 --out out/cnn.safetensors
 	.build/release/prism eval --model out/cnn.safetensors
 	.build/release/prism predict --model out/cnn.safetensors --index 0
-	.build/release/prism explain --model out/cnn.safetensors --index 0,1 --method kernel-shap --background 50 --json out/explain.json --npy out/explain --png out/explain
+	.build/release/prism explain --model out/cnn.safetensors --index 0,1 --method kernel-shap --background 50 --out out/report
 
 test: deps
 	swift test

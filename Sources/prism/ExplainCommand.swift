@@ -56,6 +56,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Write values.npy, base_values.npy, outputs.npy (and standard_errors.npy) into this folder.")
     var npy: String?
 
+    @Option(help: "Write a report into this folder: index.html with the pictures (images) or the top features, explanation.json and the .npy files.")
+    var out: String?
+
     @Option(help: "Images only: write, per example, the input, the Shapley values of the predicted class as a heatmap (red raises, blue lowers the output) and the heatmap over the input, as PNG files into this folder.")
     var png: String?
 
@@ -83,6 +86,19 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            // The report folder is checked before any work.
+            if let out {
+                do {
+                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                    let probe = (out as NSString).appendingPathComponent(".prism-write-test")
+                    guard FileManager.default.createFile(atPath: probe, contents: Data()) else { throw CocoaError(.fileWriteNoPermission) }
+                    try FileManager.default.removeItem(atPath: probe)
+                } catch {
+                    throw DataError("\(out): cannot write the report there")
+                }
+            }
+            let json = self.json ?? out.map { ($0 as NSString).appendingPathComponent("explanation.json") }
+            let npy = self.npy ?? out.map { ($0 as NSString).appendingPathComponent("npy") }
             let engine = Engine(context: try global.context())
             let loaded = try LoadedModel(path: model, engine: engine)
             let spec = loaded.model.spec
@@ -167,8 +183,10 @@ struct ExplainCommand: ParsableCommand {
             }
             if let json { try explanation.writeJSON(path: json) }
             if let npy { try explanation.writeNumPy(directory: npy) }
-            if let png {
-                guard spec.inputShape.count == 3, spec.inputShape[0] == 1 else {
+            let isImage = spec.inputShape.count == 3 && spec.inputShape[0] == 1
+            var pictures: [Int: [(String, String)]] = [:]
+            if let png = png ?? (isImage ? out : nil) {
+                guard isImage else {
                     throw ValidationError("--png: pictures need single-channel images, the model's input is \(spec.inputShape)")
                 }
                 try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true)
@@ -180,12 +198,40 @@ struct ExplainCommand: ParsableCommand {
                     let input = try Heatmap.image(try test.example(i).features, width: w, height: h)
                     let values = try Heatmap.pixelValues(explanation.attributions(instance: n, output: predicted), groups: groups)
                     let heat = try Heatmap.attribution(values, width: w, height: h)
-                    let stem = (png as NSString).appendingPathComponent("example-\(i)")
-                    try input.upscaled(by: scale).writePNG(path: stem + "-input.png")
-                    try heat.upscaled(by: scale).writePNG(path: stem + "-\(method.rawValue).png")
-                    try Heatmap.blend(input, heat, alpha: 0.6).upscaled(by: scale).writePNG(path: stem + "-\(method.rawValue)-overlay.png")
+                    let names = ["example-\(i)-input.png", "example-\(i)-\(method.rawValue).png", "example-\(i)-\(method.rawValue)-overlay.png"]
+                    try input.upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[0]))
+                    try heat.upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[1]))
+                    try Heatmap.blend(input, heat, alpha: 0.6).upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[2]))
+                    pictures[i] = [(names[0], "input"), (names[1], "\(method.rawValue), class \(loaded.className(predicted))"),
+                                   (names[2], "overlay")]
                 }
                 printLine("wrote \(rows.count * 3) PNG files into \(png)")
+            }
+            if let out {
+                var examples: [HTMLReport.Example] = []
+                for (n, i) in rows.enumerated() {
+                    let outputs = Array(explanation.outputs![(n * o)..<((n + 1) * o)])
+                    let predicted = outputs.indices.max(by: { outputs[$0] < outputs[$1] })!
+                    let phi = explanation.attributions(instance: n, output: predicted)
+                    let gap = explanation.additivityGap(instance: n, output: predicted) ?? .nan
+                    let topFeatures = phi.indices.sorted(by: { abs(phi[$0]) > abs(phi[$1]) }).prefix(5)
+                        .map { String(format: "%@ %+.4f", names[$0], phi[$0]) }.joined(separator: ", ")
+                    let caption = String(format: "%@, budget %@, %d model evaluations in %.2f s; f(x) = %.4f, base value %.4f, Σφ + base − f(x) = %.2e. Largest: %@.",
+                                         method.rawValue, explanation.settings["budget"] ?? "default", parts[n].modelEvaluations, parts[n].seconds,
+                                         outputs[predicted], explanation.baseValues![n * o + predicted], gap, topFeatures)
+                    let truth = try test.example(i).label
+                    examples.append(HTMLReport.Example(title: "Test example \(i): predicted \(loaded.className(predicted)), true \(loaded.className(Int(truth)))",
+                                                       caption: caption, images: pictures[i] ?? []))
+                }
+                let report = HTMLReport(
+                    title: "Prism: \(method.rawValue) explanations of \(model)",
+                    summary: ["Data: \(dataOptions.sourceName). Background: \(backgroundNote).",
+                              "Values explain the predicted class's output (logit) against the background's average; features: \(isImage ? "\(superpixel)×\(superpixel) superpixels" : "columns")."],
+                    examples: examples,
+                    files: [("explanation.json", "values, base values, f(x), standard errors, settings"),
+                            ("npy/values.npy", "values [instances, features, outputs] for numpy.load")])
+                try report.write(directory: out)
+                printLine("wrote \((out as NSString).appendingPathComponent("index.html"))")
             }
         }
     }

@@ -86,5 +86,18 @@ extension ExplainCLITests {
         }
         let csv = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--png", dir + "/x"])
         #expect(csv.status == 1)
+
+        // --out: a report folder whose page links only files that are there.
+        let report = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0,3",
+                                   "--method", "permutation-shap", "--samples", "200", "--background", "4", "--superpixel", "7",
+                                   "--out", dir + "/report"])
+        #expect(report.status == 0, "\(report.stderr)")
+        let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
+        let links = html.components(separatedBy: "src=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
+            + html.components(separatedBy: "href=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
+        #expect(links.count == 8)
+        for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
+        let unwritable = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--out", "/proc/prism-report"])
+        #expect(unwritable.status == 1 && unwritable.stderr == "/proc/prism-report: cannot write the report there\n")
     }
 }

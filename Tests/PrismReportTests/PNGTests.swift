@@ -72,3 +72,22 @@ func decodePNG(_ bytes: [UInt8]) throws -> (width: Int, height: Int, pixels: [UI
         #expect(Colormap.viridis.color(0) == (68, 1, 84) && Colormap.viridis.color(1) == (253, 231, 37))
     }
 }
+
+@Suite struct HTMLReportTests {
+    @Test func linksOnlyFilesThatExistAndEscapesText() throws {
+        let dir = NSTemporaryDirectory() + "prism-report-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try RGBImage(width: 2, height: 2).writePNG(path: dir + "/a.png")
+        let report = HTMLReport(title: "t <1>", summary: ["x & y"],
+                                examples: [.init(title: "e", caption: "c", images: [("a.png", "input")])],
+                                files: [("b.json", "data")])
+        #expect(throws: ReportError("report: b.json is linked but missing from \(dir)")) { try report.write(directory: dir) }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/index.html"))
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: dir + "/b.json"))
+        try report.write(directory: dir)
+        let html = try String(contentsOfFile: dir + "/index.html", encoding: .utf8)
+        #expect(html.contains("<title>t &lt;1&gt;</title>") && html.contains("x &amp; y"))
+        #expect(html.contains("src=\"a.png\"") && html.contains("href=\"b.json\""))
+    }
+}

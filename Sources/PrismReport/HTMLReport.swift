@@ -1,0 +1,82 @@
+import Foundation
+import Prism
+import PrismExplain
+
+/// One self-contained HTML page (relative links only) showing image explanations: per example the
+/// input, the attribution heatmap and the overlay, with a caption saying how they were computed.
+public struct HTMLReport {
+    /// One example's row of pictures.
+    public struct Example {
+        public var title: String
+        public var caption: String
+        /// (file name relative to the report folder, alt text).
+        public var images: [(String, String)]
+        public init(title: String, caption: String, images: [(String, String)]) {
+            self.title = title
+            self.caption = caption
+            self.images = images
+        }
+    }
+
+    public var title: String
+    public var summary: [String]
+    public var examples: [Example]
+    /// (file name relative to the report folder, description) of the data files.
+    public var files: [(String, String)]
+
+    public init(title: String, summary: [String], examples: [Example], files: [(String, String)]) {
+        self.title = title
+        self.summary = summary
+        self.examples = examples
+        self.files = files
+    }
+
+    /// Every file the page links to.
+    public var linkedFiles: [String] { examples.flatMap { $0.images.map(\.0) } + files.map(\.0) }
+
+    public func html() -> String {
+        var out = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+        <style>
+        body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+        figure { display: inline-block; margin: 0 1em 1em 0; text-align: center; }
+        figure img { image-rendering: pixelated; width: 224px; height: 224px; border: 1px solid #ccc; }
+        .caption { color: #555; font-size: 0.9em; max-width: 60em; }
+        .legend span { display: inline-block; width: 1em; height: 1em; vertical-align: middle; }
+        </style></head><body>
+        <h1>\(escape(title))</h1>
+
+        """
+        for line in summary { out += "<p>\(escape(line))</p>\n" }
+        out += "<p class=\"legend\"><span style=\"background:#ff0051\"></span> raises the class's output &nbsp; "
+            + "<span style=\"background:#008bfb\"></span> lowers it &nbsp; white: no effect</p>\n"
+        for example in examples {
+            out += "<h2>\(escape(example.title))</h2>\n<div>\n"
+            for (file, alt) in example.images {
+                out += "<figure><img src=\"\(escape(file))\" alt=\"\(escape(alt))\"><figcaption>\(escape(alt))</figcaption></figure>\n"
+            }
+            out += "</div>\n<p class=\"caption\">\(escape(example.caption))</p>\n"
+        }
+        if !files.isEmpty {
+            out += "<h2>Data</h2>\n<ul>\n"
+            for (file, description) in files { out += "<li><a href=\"\(escape(file))\">\(escape(file))</a>: \(escape(description))</li>\n" }
+            out += "</ul>\n"
+        }
+        return out + "</body></html>\n"
+    }
+
+    /// Writes `index.html` into `directory` atomically, after checking that every linked file exists there.
+    /// - Throws: `ReportError` naming a linked file that is missing.
+    public func write(directory: String) throws {
+        for file in linkedFiles where !FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(file)) {
+            throw ReportError("report: \(file) is linked but missing from \(directory)")
+        }
+        try writeFileAtomically(path: (directory as NSString).appendingPathComponent("index.html"), bytes: Array(html().utf8))
+    }
+
+    private func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
