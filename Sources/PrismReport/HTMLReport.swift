@@ -40,6 +40,7 @@ public struct HTMLReport {
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
         <style>
         body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+        p { overflow-wrap: anywhere; max-width: 60em; }
         figure { display: inline-block; margin: 0 1em 1em 0; text-align: center; }
         figure img { image-rendering: pixelated; width: 224px; height: 224px; border: 1px solid #ccc; }
         .caption { color: #555; font-size: 0.9em; max-width: 60em; }
