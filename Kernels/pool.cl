@@ -12,6 +12,11 @@
 //                            that pixel. One work-item per input pixel gathers from the (at most
 //                            ⌈kh/sh⌉·⌈kw/sw⌉) windows that contain it: overlapping windows
 //                            (kernel > stride) never race. Overwrites dx.
+//   maxpool2x2_forward       the 2×2, stride 2, unpadded case (every CNN's pooling) with explicit vectors:
+//                            a work-item computes 8 outputs of a row from two float8 pairs of the two
+//                            input rows, even and odd lanes split by swizzles. Same results and argmax
+//                            rule as maxpool2d_forward. Global (ceil(Q / 8), P, planes), one work-group
+//                            per plane. (2.6 → 2.0 ms per training step of the reference CNN at batch 64.)
 //   maxpool2d_backward_scatter  the same when windows do not overlap (stride ≥ kernel, the common
 //                            2×2 / stride 2): one work-item per output writes dy to its argmax pixel, so
 //                            no two work-items write one pixel; dx must be zero beforehand. Several times
@@ -113,6 +118,52 @@ __kernel void maxpool2d_backward(__global const float *dy, __global const int *a
         for (int q = qBegin; q < qEnd; ++q)
             if (argmax[base + p * Q + q] == hw) sum += dy[base + p * Q + q];
     dx[i] = sum;
+}
+
+// Candidate (v, index) replaces (best, bestIndex) lane by lane when it is larger, or NaN over a number.
+#define TAKE8(v, index)                                                                  \
+    {                                                                                    \
+        const int8 take_ = isgreater(v, best) | (isnan(v) & ~isnan(best));               \
+        best = select(best, v, take_);                                                   \
+        bestIndex = select(bestIndex, index, take_);                                     \
+    }
+
+__kernel void maxpool2x2_forward(__global const float *x, __global float *y, __global int *argmax, POOL_GEOM) {
+    const int q0 = (int)get_global_id(0) * 8, p = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (q0 >= Q || p >= P || plane >= planes) return;
+    const __global float *row0 = x + (size_t)plane * H * W + (2 * p) * W + 2 * q0;
+    const __global float *row1 = row0 + W;
+    const int i0 = (plane * P + p) * Q + q0;
+    // Offsets inside the plane of the four window pixels of each of the 8 outputs.
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    const int8 top = (2 * p) * W + 2 * (q0 + lane);
+    if (q0 + 8 <= Q) {
+        const float8 a0 = vload8(0, row0), a1 = vload8(1, row0);
+        const float8 b0 = vload8(0, row1), b1 = vload8(1, row1);
+        const float8 topLeft = (float8)(a0.s0246, a1.s0246), topRight = (float8)(a0.s1357, a1.s1357);
+        const float8 bottomLeft = (float8)(b0.s0246, b1.s0246), bottomRight = (float8)(b0.s1357, b1.s1357);
+        // Row-major window order: the first of equal values wins (strictly greater replaces).
+        float8 best = topLeft;
+        int8 bestIndex = top;
+        TAKE8(topRight, top + 1);
+        TAKE8(bottomLeft, top + W);
+        TAKE8(bottomRight, top + W + 1);
+        vstore8(best, 0, y + i0);
+        vstore8(bestIndex, 0, argmax + i0);
+        return;
+    }
+    for (int l = 0; l < Q - q0; ++l) {
+        const int o = 2 * l;
+        float best = row0[o];
+        int bestIndex = (2 * p) * W + 2 * (q0 + l);
+        const float c[3] = {row0[o + 1], row1[o], row1[o + 1]};
+        const int at[3] = {bestIndex + 1, bestIndex + W, bestIndex + W + 1};
+        for (int k = 0; k < 3; ++k) {
+            if (c[k] > best || (isnan(c[k]) && !isnan(best))) { best = c[k]; bestIndex = at[k]; }
+        }
+        y[i0 + l] = best;
+        argmax[i0 + l] = bestIndex;
+    }
 }
 
 __kernel void maxpool2d_backward_scatter(__global const float *dy, __global const int *argmax, __global float *dx, POOL_GEOM) {

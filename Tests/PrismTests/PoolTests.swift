@@ -29,6 +29,7 @@ struct PoolCase: CustomStringConvertible, Sendable {
         PoolCase(n: 2, c: 3, h: 9, w: 7, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
         PoolCase(n: 1, c: 2, h: 6, w: 8, kernel: (2, 2), stride: (2, 2)),
         PoolCase(n: 1, c: 2, h: 7, w: 9, kernel: (2, 2), stride: (3, 2), padding: (1, 1)),
+        PoolCase(n: 1, c: 1, h: 5, w: 35, kernel: (2, 2), stride: (2, 2)),
     ])
 
     /// A shuffled ramp: every value distinct, so the maximum of each window is unique.
@@ -109,5 +110,27 @@ struct PoolCase: CustomStringConvertible, Sendable {
             == "avgPool2d: padding (2, 0) must be between 0 and half the kernel: [1, 1, 2, 2] × [2, 2]")
         #expect(message { try avgPool2d(x, kernel: (0, 2)) }?.hasPrefix("avgPool2d: kernel (0, 2) and stride (0, 2) must be ≥ 1") == true)
         #expect(message { try globalAvgPool2d(x3) } == "globalAvgPool2d: input must have rank 4 [N, C, H, W] with positive sizes: [1, 4, 4]")
+    }
+}
+
+extension PoolTests {
+    /// The vectorized 2×2 kernel keeps the rules of the general one: ties go to the first pixel in
+    /// row-major window order, NaN wins over numbers; full 8-output blocks and the tail alike.
+    @Test func twoByTwoTiesAndNaN() throws {
+        let engine = try testEngine()
+        var x = [Float](repeating: 1, count: 2 * 20)  // one plane of 2 × 20: Q = 10 (a block of 8 and a tail of 2)
+        x[2 * 3 + 1] = .nan          // window 3, top right
+        x[20 + 2 * 9 + 1] = .nan     // window 9 (in the tail), bottom right
+        let xt = try Tensor(x, shape: [1, 1, 2, 20], engine: engine, requiresGrad: true)
+        let y = try maxPool2d(xt, kernel: (2, 2))
+        let values = try y.toArray()
+        #expect(values.enumerated().allSatisfy { ($0.offset == 3 || $0.offset == 9) ? $0.element.isNaN : $0.element == 1 })
+        try y.backward(try Tensor.ones(y.shape, engine: engine))
+        let grad = try #require(xt.grad).toArray()
+        for q in 0..<10 {
+            let expected = q == 3 ? 2 * q + 1 : q == 9 ? 20 + 2 * q + 1 : 2 * q
+            #expect(grad[expected] == 1, "window \(q)")
+        }
+        #expect(grad.reduce(0, +) == 10)
     }
 }

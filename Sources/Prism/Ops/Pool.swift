@@ -63,7 +63,12 @@ public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
     let out = try Tensor.empty(g.outputShape, engine: engine)
     let argmax = try engine.context.buffer(Int32.self, count: out.count)
     let defines = g.defines
-    try engine.launch("pool.cl", "maxpool2d_forward", defines: defines, global: g.outputRange, [input.storage, out.storage, argmax] + g.arguments)
+    if g.kernel == (2, 2), g.stride == (2, 2), g.padding == (0, 0) {
+        try engine.launch("pool.cl", "maxpool2x2_forward", defines: defines, global: [(g.q + 7) / 8, g.p, g.planes], local: [(g.q + 7) / 8, g.p, 1],
+                          [input.storage, out.storage, argmax] + g.arguments)
+    } else {
+        try engine.launch("pool.cl", "maxpool2d_forward", defines: defines, global: g.outputRange, [input.storage, out.storage, argmax] + g.arguments)
+    }
     out.record(inputs: [input]) { dy in
         if g.disjoint {
             let dx = try Tensor.zeros(input.shape, engine: engine)
