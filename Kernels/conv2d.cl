@@ -59,6 +59,8 @@
 //                              host asks for 1 × 8 when C ≤ 8)
 //   CONV_DW_KV, CONV_DW_NP     backward-weight micro-tile (default 2 × 6: 16 channels × 6 columns)
 //   CONV_ROWS_KB, CONV_ROWS_NP channels and output rows per work-item of conv2d_forward_rows (8, 4)
+//   CONV_RELU   1: the forward kernels apply max(·, 0) (NaN passes through) after the bias, so a
+//               Conv2D followed by ReLU needs no separate pass (the host sets it per call)
 //   CONV_PADDED 1 when ph or pw is non-zero (selects the checked loads of conv2d_forward_cpu and
 //               conv2d_backward_weight; the host sets it per call)
 //   CONV_TM, CONV_TN, CONV_TD, CONV_WM, CONV_WN   GPU-shaped tile sizes (defaults 32, 32, 8, 2, 2)
@@ -85,6 +87,15 @@
 #ifndef CONV_PADDED
 #define CONV_PADDED 0
 #endif
+#ifndef CONV_RELU
+#define CONV_RELU 0
+#endif
+#if CONV_RELU
+#define CONV_ACTIVATE(v) relu_keep_nan(v)
+#else
+#define CONV_ACTIVATE(v) (v)
+#endif
+inline float relu_keep_nan(const float v) { return v < 0.0f ? 0.0f : v; }
 #ifndef CONV_ROWS_KB
 #define CONV_ROWS_KB 8
 #endif
@@ -238,7 +249,7 @@ __kernel void conv2d_forward_cpu(__global const float *x, __global const float *
             #pragma unroll
             for (int l = 0; l < 8; ++l) {
                 const int k = kb * CONV_FWD_KB + v * 8 + l;
-                if (k < K) y[(n * K + k) * PQ + pq] = lanes[l] + (hasBias ? bias[k] : 0.0f);
+                if (k < K) y[(n * K + k) * PQ + pq] = CONV_ACTIVATE(lanes[l] + (hasBias ? bias[k] : 0.0f));
             }
         }
     }
@@ -289,7 +300,10 @@ __kernel void conv2d_forward_rows(__global const float *x, __global const float 
         for (int j = 0; j < CONV_ROWS_KB; ++j) {
             const int k = k0 + j;
             if (k >= K) break;
-            const float8 v = acc[j] + (float8)(hasBias ? bias[k] : 0.0f);
+            float8 v = acc[j] + (float8)(hasBias ? bias[k] : 0.0f);
+#if CONV_RELU
+            v = select(v, (float8)(0.0f), v < (float8)(0.0f));  // NaN passes through
+#endif
             __global float *out = y + ((n * K + k) * P + p) * Q + q0;
             if (full) {
                 vstore8(v, 0, out);
@@ -365,7 +379,7 @@ __kernel void conv2d_forward_gpu(__global const float *x, __global const float *
             const int col = n0 + lx + b * LX;
             if (col >= NPQ) continue;
             const int n = col / PQ, pq = col - n * PQ;
-            y[(n * K + k) * PQ + pq] = acc[a][b] + (hasBias ? bias[k] : 0.0f);
+            y[(n * K + k) * PQ + pq] = CONV_ACTIVATE(acc[a][b] + (hasBias ? bias[k] : 0.0f));
         }
     }
 }

@@ -194,3 +194,26 @@ extension Conv2DTests {
         #expect(throws: TensorError.self) { try conv2d(x, weight: w, bias: nil, stride: (2, 1), variant: .rows) }
     }
 }
+
+extension Conv2DTests {
+    /// The fused ReLU epilogue of every forward kernel, and its backward (gradient only where y > 0).
+    @Test(arguments: [Conv2DVariant.cpu, .gpu, .rows])
+    func fusedReLUMatchesReference(_ variant: Conv2DVariant) throws {
+        let engine = try testEngine()
+        let cs = TestSizes.small ? ConvCase(n: 2, c: 2, h: 6, w: 13, k: 9, r: 3, s: 3) : ConvCase(n: 3, c: 3, h: 12, w: 21, k: 17, r: 3, s: 3)
+        let (x, w, b) = Self.inputs(cs, seed: 61)
+        let xt = try Tensor(x, shape: cs.xShape, engine: engine, requiresGrad: true)
+        let wt = try Tensor(w, shape: cs.wShape, engine: engine, requiresGrad: true)
+        let bt = try Tensor(b, shape: [cs.k], engine: engine, requiresGrad: true)
+        let y = try conv2d(xt, weight: wt, bias: bt, relu: true, variant: variant)
+        let ref = Reference.conv2d(x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape, bias: doubles(b))
+        expectClose(try y.toArray(), Reference.unary(0, x: ref.y), atol: 1e-5, rtol: 1e-4, "relu forward \(variant)")
+        let dy = seededFloats(y.count, seed: 67)
+        try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
+        let masked = Reference.unaryBackward(0, x: ref.y, dy: doubles(dy))
+        let g = Reference.conv2dBackward(dy: masked, x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape)
+        expectClose(try #require(xt.grad).toArray(), g.dx, atol: 1e-4, rtol: 1e-4, "dx \(variant)")
+        expectClose(try #require(wt.grad).toArray(), g.dw, atol: 1e-3, rtol: 1e-4, "dw \(variant)")
+        expectClose(try #require(bt.grad).toArray(), g.db, atol: 1e-3, rtol: 1e-4, "db \(variant)")
+    }
+}

@@ -123,3 +123,22 @@ extension ModelTests {
         }
     }
 }
+
+extension ModelTests {
+    /// Conv2D and Linear followed by ReLU run fused; asking for the layer's own output runs the pair
+    /// unfused and gives the pre-activation (with negatives), and the model's output is the same.
+    @Test func fusedLayersGiveTheSameOutputAndUnfuseForCapture() throws {
+        let engine = try testEngine()
+        let spec = try ModelSpec.cnn(height: 12, width: 12, classes: 5)
+        let model = try Sequential(spec: spec, seed: 4, engine: engine)
+        #expect((model.layers[0] as? Conv2DLayer)?.fusedReLU == true && (model.layers[7] as? Linear)?.fusedReLU == true)
+        let x = try Tensor.uniform([2, 1, 12, 12], low: -1, high: 1, seed: 8, engine: engine)
+        let fused = try model(x).toArray()
+        let (out, acts) = try model.forward(x, capture: ["0.conv2d", "1.relu", "7.linear"])
+        #expect(try out.toArray() == fused)
+        let pre = try #require(acts["0.conv2d"]).toArray(), post = try #require(acts["1.relu"]).toArray()
+        #expect(pre.contains { $0 < 0 })
+        #expect(post == pre.map { $0 < 0 ? 0 : $0 })
+        #expect(try #require(acts["7.linear"]).toArray().contains { $0 < 0 })
+    }
+}

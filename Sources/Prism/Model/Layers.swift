@@ -58,6 +58,11 @@ public final class Linear: Layer {
     public func forward(_ x: Tensor, training: Bool) throws -> Tensor {
         try linear(x, weight: weight, bias: bias, relu: fusedReLU)
     }
+
+    /// The layer alone, without a fused ReLU (when its own output is asked for).
+    public func forwardUnfused(_ x: Tensor) throws -> Tensor {
+        try linear(x, weight: weight, bias: bias, relu: false)
+    }
 }
 
 /// 2-D convolution with a bias, like `nn.Conv2d`.
@@ -66,6 +71,8 @@ public final class Conv2DLayer: Layer {
     public let bias: Tensor?
     public let stride: (Int, Int)
     public let padding: (Int, Int)
+    /// Set by `Sequential` when a ReLU follows: the convolution's epilogue applies it.
+    public var fusedReLU = false
     public var kind: String { "conv2d" }
 
     public init(weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0)) throws {
@@ -93,6 +100,11 @@ public final class Conv2DLayer: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) throws -> Tensor {
+        try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, relu: fusedReLU)
+    }
+
+    /// The layer alone, without a fused ReLU (when its own output is asked for).
+    public func forwardUnfused(_ x: Tensor) throws -> Tensor {
         try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
     }
 }

@@ -26,9 +26,10 @@ public final class Sequential {
             case .softmax: layers.append(Softmax())
             }
         }
-        // A ReLU right after a Linear runs in the matmul's epilogue.
-        for i in layers.indices.dropLast() {
-            if let linear = layers[i] as? Linear, layers[i + 1] is ReLU { linear.fusedReLU = true }
+        // A ReLU right after a Linear or a Conv2D runs in that layer's epilogue.
+        for i in layers.indices.dropLast() where layers[i + 1] is ReLU {
+            (layers[i] as? Linear)?.fusedReLU = true
+            (layers[i] as? Conv2DLayer)?.fusedReLU = true
         }
         self.engine = engine
         self.spec = spec
@@ -45,8 +46,8 @@ public final class Sequential {
     /// The number of trainable scalars.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    /// The name of layer `i`'s output activation: `"<i>.<kind>"` (e.g. `"1.relu"`). A fused
-    /// Linear+ReLU pair gives its output under both names.
+    /// The name of layer `i`'s output activation: `"<i>.<kind>"` (e.g. `"1.relu"`). A Linear or
+    /// Conv2D followed by ReLU runs as one fused op unless its own output is captured.
     public func activationName(_ i: Int) -> String { "\(i).\(layers[i].kind)" }
 
     /// Runs the model.
@@ -65,11 +66,24 @@ public final class Sequential {
         var captured: [String: Tensor] = [:]
         var i = 0
         while i < layers.count {
-            h = try layers[i].forward(h, training: training)
             var names = [activationName(i)]
-            if let linear = layers[i] as? Linear, linear.fusedReLU {
+            let fused = (layers[i] as? Linear)?.fusedReLU ?? (layers[i] as? Conv2DLayer)?.fusedReLU ?? false
+            if fused && capture.contains(activationName(i)) {
+                // The layer's own (pre-ReLU) output is asked for: run the pair unfused.
+                let pre = try (layers[i] as? Linear)?.forwardUnfused(h) ?? (layers[i] as! Conv2DLayer).forwardUnfused(h)
+                pre.name = names[0]
+                pre.retainGrad()
+                captured[names[0]] = pre
+                h = pre
                 i += 1
-                names.append(activationName(i))
+                names = [activationName(i)]
+                h = try layers[i].forward(h, training: training)
+            } else {
+                h = try layers[i].forward(h, training: training)
+                if fused {
+                    i += 1
+                    names.append(activationName(i))
+                }
             }
             h.name = names.last
             for name in names where capture.contains(name) {

@@ -118,20 +118,30 @@ let flatKernelGroupSize = 64
 ///   - weight: [K, C, R, S].
 ///   - bias: [K], or nil.
 ///   - stride, padding, dilation: (height, width) each.
+///   - relu: apply max(·, 0) in the kernels' epilogue (a Conv2D followed by ReLU, in one pass).
 ///   - variant: which forward kernel runs (tests force each; `.automatic` picks by device type).
 /// - Throws: `TensorError` when ranks, channels or the bias shape disagree, or the output would be
 ///   empty; `CLError` from the device.
 /// - Returns: [N, K, P, Q] with P = (H + 2·padding.0 − dilation.0·(R − 1) − 1) / stride.0 + 1, Q likewise.
 public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
-                   dilation: (Int, Int) = (1, 1), variant: Conv2DVariant = .automatic) throws -> Tensor {
+                   dilation: (Int, Int) = (1, 1), relu: Bool = false, variant: Conv2DVariant = .automatic) throws -> Tensor {
     let g = try Conv2DGeometry(input: input.shape, weight: weight.shape, bias: bias?.shape,
                                stride: stride, padding: padding, dilation: dilation)
     let engine = input.engine
     let out = try Tensor.empty(g.outputShape, engine: engine)
-    try Conv2DKernels.forward(engine, g, x: input.storage, w: weight.storage, bias: bias?.storage, y: out.storage, variant: variant)
+    try Conv2DKernels.forward(engine, g, x: input.storage, w: weight.storage, bias: bias?.storage, y: out.storage, relu: relu, variant: variant)
 
     let inputs = [input, weight] + (bias.map { [$0] } ?? [])
-    out.record(inputs: inputs) { dy in
+    let y = out.storage
+    out.record(inputs: inputs) { upstream in
+        // The fused ReLU's backward: the gradient passes where the output is positive.
+        var dy = upstream
+        if relu {
+            dy = try Tensor.empty(upstream.shape, engine: engine)
+            let n = upstream.count
+            try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                              [y, upstream.storage, dy.storage, Int32(n)])
+        }
         let dx = input.requiresGrad ? try Conv2DKernels.backwardInput(engine, g, dy: dy.storage, w: weight.storage).0 : nil
         let dw = weight.requiresGrad ? try Conv2DKernels.backwardWeight(engine, g, x: input.storage, dy: dy.storage).0 : nil
         var grads: [Tensor?] = [
@@ -162,7 +172,8 @@ public enum Conv2DKernels {
     /// - Returns: the launches' events.
     @discardableResult
     public static func forward(_ engine: Engine, _ g: Conv2DGeometry, x: Buffer<Float>, w: Buffer<Float>, bias: Buffer<Float>?,
-                               y: Buffer<Float>, variant: Conv2DVariant = .automatic) throws -> [Event] {
+                               y: Buffer<Float>, relu: Bool = false, variant: Conv2DVariant = .automatic) throws -> [Event] {
+        let activation = ["CONV_RELU": relu ? "1" : "0"]
         let tiles = Conv2DTiles(engine: engine)
         let biasBuffer = try bias ?? zeroBuffer(engine)
         let hasBias = Int32(bias == nil ? 0 : 1)
@@ -171,14 +182,14 @@ public enum Conv2DKernels {
         }
         if variant == .rows || (variant == .automatic && engine.isCPU && g.suitsRowKernel) {
             let channels = tiles.rowChannels
-            let main = try engine.launch("conv2d.cl", "conv2d_forward_rows", defines: unpaddedProgram,
+            let main = try engine.launch("conv2d.cl", "conv2d_forward_rows", defines: unpaddedProgram.merging(activation) { $1 },
                                          global: [(g.q + 7) / 8, g.n * ((g.p + tiles.rowRows - 1) / tiles.rowRows), (g.k + channels - 1) / channels],
                                          [x, w, biasBuffer, hasBias, y] + g.arguments)
             return [main].compactMap { $0 }
         }
         let useCPU = variant == .cpu || (variant == .automatic && engine.isCPU)
         if useCPU {
-            let defines = ["CONV_PADDED": g.padded ? "1" : "0"]
+            let defines = ["CONV_PADDED": g.padded ? "1" : "0"].merging(activation) { $1 }
             let kBlocks = (g.k + tiles.forwardChannels - 1) / tiles.forwardChannels
             let packed = try engine.buffer(count: kBlocks * tiles.forwardChannels * g.c * g.r * g.s)
             let pack = try engine.launch("conv2d.cl", "conv2d_pack_weight", defines: defines, global: [roundUp(packed.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
@@ -192,7 +203,7 @@ public enum Conv2DKernels {
         let lx = tiles.tn / tiles.wn, ly = tiles.tm / tiles.wm
         let groupsX = (g.n * g.p * g.q + tiles.tn - 1) / tiles.tn
         let groupsY = (g.k + tiles.tm - 1) / tiles.tm
-        let main = try engine.launch("conv2d.cl", "conv2d_forward_gpu", defines: unpaddedProgram, global: [groupsX * lx, groupsY * ly], local: [lx, ly],
+        let main = try engine.launch("conv2d.cl", "conv2d_forward_gpu", defines: unpaddedProgram.merging(activation) { $1 }, global: [groupsX * lx, groupsY * ly], local: [lx, ly],
                                      [x, w, biasBuffer, hasBias, y] + g.arguments)
         return [main].compactMap { $0 }
     }
