@@ -110,10 +110,7 @@ final class Bench {
                 say("    " + label.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %10.3f ms", sorted[sorted.count / 2]))
             }
         }
-        times.sort()
-        let mid = times.count / 2
-        let median = times.count % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid])
-        return (median, times.first ?? 0)
+        return medianAndMinimum(times)
     }
 
     /// The median and minimum over `repeats` runs of `body`'s wall-clock time, from an idle queue to
@@ -128,9 +125,7 @@ final class Bench {
             try engine.synchronize()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-6)
         }
-        times.sort()
-        let mid = times.count / 2
-        return (times.count % 2 == 1 ? times[mid] : 0.5 * (times[mid - 1] + times[mid]), times.first ?? 0)
+        return medianAndMinimum(times)
     }
 
     /// Records a compute-bound result timed from the host (see `wallTime`).
@@ -170,6 +165,13 @@ final class Bench {
                           type: info.type.rawValue, computeUnits: info.computeUnits, library: "prism"),
             date: date, command: command, peak: peak, results: results)
     }
+}
+
+/// The median and the smallest of some timings (at least one).
+func medianAndMinimum(_ times: [Double]) -> (median: Double, min: Double) {
+    let sorted = times.sorted()
+    let mid = sorted.count / 2
+    return (sorted.count % 2 == 1 ? sorted[mid] : 0.5 * (sorted[mid - 1] + sorted[mid]), sorted.first ?? 0)
 }
 
 /// Seeded uniform values in [-1, 1) on the device.

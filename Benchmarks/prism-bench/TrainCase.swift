@@ -31,11 +31,10 @@ func benchTrainStep(_ bench: Bench, architecture: String, batch: Int, steps: Int
         times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-6)
     }
     let kernels = try EventLog.shared.stop()
-    times.sort()
-    let median = times[times.count / 2]
+    let median = medianAndMinimum(times).median
     let deviceMs = kernels.values.reduce(0, +) / Double(steps)
     bench.add(BenchResult(name: "train_step_\(architecture)", shape: "batch \(batch)", library: "prism", medianMs: median,
-                          minMs: times.first ?? 0, runs: steps, gflops: nil, gbps: nil, peakShare: nil))
+                          minMs: medianAndMinimum(times).min, runs: steps, gflops: nil, gbps: nil, peakShare: nil))
     say(String(format: "    %.0f images/s; device time %.2f ms per step (%.0f%% of the step)", Double(batch) / (median * 1e-3),
                deviceMs, 100 * deviceMs / median))
     if bench.breakdown {

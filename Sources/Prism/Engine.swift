@@ -45,9 +45,7 @@ public final class Engine: @unchecked Sendable {
     /// The program for `file` built with, in increasing precedence: the tuning table's defines for
     /// this device, `defines` from the call site, and `defineOverrides[file]`.
     public func program(_ file: String, defines: [String: String] = [:]) throws -> Program {
-        var all = context.tunedDefines(for: file)
-        for (k, v) in defines { all[k] = v }
-        for (k, v) in defineOverrides[file] ?? [:] { all[k] = v }
+        let all = resolvedDefines(file, defines)
         let key = file + "|" + all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: ",")
         lock.lock()
         if let program = programs[key] { lock.unlock(); return program }
@@ -55,6 +53,16 @@ public final class Engine: @unchecked Sendable {
         let program = try context.program(file: file, defines: all, options: "-cl-mad-enable")
         lock.lock(); programs[key] = program; lock.unlock()
         return program
+    }
+
+    /// The defines a program of `file` is built with, in increasing precedence: the tuning table's
+    /// for this device, `callSite`, and `defineOverrides[file]`. Hosts that size their launches from
+    /// a tunable read it here, so launch and kernel always agree.
+    public func resolvedDefines(_ file: String, _ callSite: [String: String] = [:]) -> [String: String] {
+        var all = context.tunedDefines(for: file)
+        for (k, v) in callSite { all[k] = v }
+        for (k, v) in defineOverrides[file] ?? [:] { all[k] = v }
+        return all
     }
 
     /// Enqueues kernel `name` of `file`.

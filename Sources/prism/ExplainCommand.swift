@@ -167,9 +167,11 @@ struct ExplainCommand: ParsableCommand {
             if spec.inputShape.count == 3 { explanation.settings["superpixel"] = String(superpixel) }
 
             let o = explanation.outputCount
+            // f(x) of each example and its predicted class (the first largest output).
+            let exampleOutputs = rows.indices.map { Array(explanation.outputs![($0 * o)..<(($0 + 1) * o)]) }
+            let predictedClasses = exampleOutputs.map { out in out.indices.max(by: { out[$0] < out[$1] })! }
             for (n, i) in rows.enumerated() {
-                let outputs = Array(explanation.outputs![(n * o)..<((n + 1) * o)])
-                let predicted = outputs.indices.max(by: { outputs[$0] < outputs[$1] })!
+                let outputs = exampleOutputs[n], predicted = predictedClasses[n]
                 let base = explanation.baseValues![n * o + predicted]
                 printLine(String(format: "example %d: predicted %@ (%d), f(x) %.4f, base value %.4f, %@ with %d model evaluations in %.2f s",
                                  i, loaded.className(predicted), predicted, outputs[predicted], base, method.rawValue,
@@ -193,8 +195,7 @@ struct ExplainCommand: ParsableCommand {
                 let (h, w) = (spec.inputShape[1], spec.inputShape[2])
                 let scale = max(1, 224 / max(h, w))
                 for (n, i) in rows.enumerated() {
-                    let outputs = Array(explanation.outputs![(n * o)..<((n + 1) * o)])
-                    let predicted = outputs.indices.max(by: { outputs[$0] < outputs[$1] })!
+                    let predicted = predictedClasses[n]
                     let input = try Heatmap.image(try test.example(i).features, width: w, height: h)
                     let values = try Heatmap.pixelValues(explanation.attributions(instance: n, output: predicted), groups: groups)
                     let heat = try Heatmap.attribution(values, width: w, height: h)
@@ -210,8 +211,7 @@ struct ExplainCommand: ParsableCommand {
             if let out {
                 var examples: [HTMLReport.Example] = []
                 for (n, i) in rows.enumerated() {
-                    let outputs = Array(explanation.outputs![(n * o)..<((n + 1) * o)])
-                    let predicted = outputs.indices.max(by: { outputs[$0] < outputs[$1] })!
+                    let outputs = exampleOutputs[n], predicted = predictedClasses[n]
                     let phi = explanation.attributions(instance: n, output: predicted)
                     let gap = explanation.additivityGap(instance: n, output: predicted) ?? .nan
                     let topFeatures = phi.indices.sorted(by: { abs(phi[$0]) > abs(phi[$1]) }).prefix(5)

@@ -96,7 +96,7 @@ private func temporaryFolder() -> String {
     func handMade(_ header: String, _ data: [UInt8]) -> [UInt8] {
         var json = Array(header.utf8)
         while json.count % 8 != 0 { json.append(0x20) }
-        var out: [UInt8] = (0..<8).map { UInt8(truncatingIfNeeded: json.count >> (8 * $0)) }
+        let out: [UInt8] = (0..<8).map { UInt8(truncatingIfNeeded: json.count >> (8 * $0)) }
         return out + json + data
     }
 

@@ -20,6 +20,14 @@ extension Layer {
     public var parameters: [(name: String, tensor: Tensor)] { [] }
 }
 
+/// A layer that can apply a following ReLU in its own kernel's epilogue (Linear, Conv2D).
+public protocol ReLUFusable: Layer {
+    /// Set by `Sequential` when a ReLU follows.
+    var fusedReLU: Bool { get set }
+    /// The layer alone, without the fused ReLU (when its own output is asked for).
+    func forwardUnfused(_ x: Tensor) throws -> Tensor
+}
+
 /// Uniform in ±1/√fanIn: PyTorch's default initialisation of Linear and Conv2d weights and biases
 /// (kaiming_uniform with a = √5 gives exactly this bound for the weights).
 func defaultInitialization(_ shape: [Int], fanIn: Int, seed: UInt64, engine: Engine) throws -> Tensor {
@@ -28,7 +36,7 @@ func defaultInitialization(_ shape: [Int], fanIn: Int, seed: UInt64, engine: Eng
 }
 
 /// y = x·Wᵀ + b, with W [out, in] (PyTorch's layout); optionally followed by a fused ReLU.
-public final class Linear: Layer {
+public final class Linear: ReLUFusable {
     public let weight: Tensor
     public let bias: Tensor?
     /// Set by `Sequential` when a ReLU follows: the matmul epilogue applies it.
@@ -66,7 +74,7 @@ public final class Linear: Layer {
 }
 
 /// 2-D convolution with a bias, like `nn.Conv2d`.
-public final class Conv2DLayer: Layer {
+public final class Conv2DLayer: ReLUFusable {
     public let weight: Tensor
     public let bias: Tensor?
     public let stride: (Int, Int)

@@ -28,8 +28,7 @@ public final class Sequential {
         }
         // A ReLU right after a Linear or a Conv2D runs in that layer's epilogue.
         for i in layers.indices.dropLast() where layers[i + 1] is ReLU {
-            (layers[i] as? Linear)?.fusedReLU = true
-            (layers[i] as? Conv2DLayer)?.fusedReLU = true
+            (layers[i] as? ReLUFusable)?.fusedReLU = true
         }
         self.engine = engine
         self.spec = spec
@@ -67,10 +66,11 @@ public final class Sequential {
         var i = 0
         while i < layers.count {
             var names = [activationName(i)]
-            let fused = (layers[i] as? Linear)?.fusedReLU ?? (layers[i] as? Conv2DLayer)?.fusedReLU ?? false
-            if fused && capture.contains(activationName(i)) {
+            let fusable = (layers[i] as? ReLUFusable).flatMap { $0.fusedReLU ? $0 : nil }
+            let fused = fusable != nil
+            if let fusable, capture.contains(activationName(i)) {
                 // The layer's own (pre-ReLU) output is asked for: run the pair unfused.
-                let pre = try (layers[i] as? Linear)?.forwardUnfused(h) ?? (layers[i] as! Conv2DLayer).forwardUnfused(h)
+                let pre = try fusable.forwardUnfused(h)
                 pre.name = names[0]
                 pre.retainGrad()
                 captured[names[0]] = pre

@@ -80,9 +80,7 @@ private struct Conv2DTiles {
 
     /// The tiles a program of `conv2d.cl` built with call-site `defines` uses.
     init(engine: Engine, defines callSite: [String: String] = [:]) {
-        var defines = engine.context.tunedDefines(for: "conv2d.cl")
-        for (key, value) in callSite { defines[key] = value }
-        for (key, value) in engine.defineOverrides["conv2d.cl"] ?? [:] { defines[key] = value }
+        let defines = engine.resolvedDefines("conv2d.cl", callSite)
         func value(_ name: String, _ fallback: Int) -> Int { defines[name].flatMap { Int($0) } ?? fallback }
         forwardChannels = 8 * value("CONV_FWD_KV", 2)
         forwardPixels = value("CONV_FWD_NP", 6)

@@ -46,8 +46,7 @@ private struct MatmulTiles {
     let tm, tn, wm, wn: Int
 
     init(engine: Engine) {
-        var defines = engine.context.tunedDefines(for: "matmul.cl")
-        for (key, value) in engine.defineOverrides["matmul.cl"] ?? [:] { defines[key] = value }
+        let defines = engine.resolvedDefines("matmul.cl")
         func value(_ name: String, _ fallback: Int) -> Int { defines[name].flatMap { Int($0) } ?? fallback }
         tm = value("MM_TM", 64)
         tn = value("MM_TN", 64)
@@ -193,16 +192,14 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool = fals
     return y
 }
 
-/// The launches of `matmul.cl` on raw buffers, for the ops above and for benchmarks, which can call
-/// them repeatedly on preallocated buffers and sum `Event.durationNanoseconds()` over the returned events.
 extension Engine {
-    /// Whether the CPU GEMM reads A from packed panels (`MM_PACKED_A`, default 1, from the overrides or
-    /// the tuning table; the kernel is compiled with the same value).
-    var isPackedA: Bool {
-        (defineOverrides["matmul.cl"]?["MM_PACKED_A"] ?? context.tunedDefines(for: "matmul.cl")["MM_PACKED_A"]) != "0"
-    }
+    /// Whether the CPU GEMM reads A from packed panels (`MM_PACKED_A`, default 1; the kernel is
+    /// compiled with the same value).
+    var isPackedA: Bool { resolvedDefines("matmul.cl")["MM_PACKED_A"] != "0" }
 }
 
+/// The launches of `matmul.cl` on raw buffers, for the ops above and for benchmarks, which can call
+/// them repeatedly on preallocated buffers and sum `Event.durationNanoseconds()` over the returned events.
 public enum MatmulKernels {
     /// The largest element count a kernel may index with 32-bit integers.
     static let indexLimit = Int(Int32.max)
