@@ -94,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrismCLTests",
-            dependencies: ["PrismCL", "prism"]
+            dependencies: ["PrismCL", "prism", "Prism", "PrismExplain"]
         ),
         .testTarget(
             name: "PrismReferenceTests",

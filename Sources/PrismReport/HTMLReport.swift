@@ -2,37 +2,48 @@ import Foundation
 import Prism
 import PrismExplain
 
-/// One self-contained HTML page (relative links only) showing image explanations: per example the
-/// input, the attribution heatmap and the overlay, with a caption saying how they were computed.
+/// One self-contained HTML page (relative links only) showing explanations: figures for the whole
+/// run (training curves, mean |φ| per feature…), then per example a row of pictures — the input and,
+/// per method, the attribution heatmap and the overlay, side by side — with captions saying how each
+/// was computed.
 public struct HTMLReport {
     /// One example's row of pictures.
     public struct Example {
         public var title: String
-        public var caption: String
-        /// (file name relative to the report folder, alt text).
+        /// One paragraph per method (or one for the example).
+        public var captions: [String]
+        /// (file name relative to the report folder, alt text shown below the picture).
         public var images: [(String, String)]
-        public init(title: String, caption: String, images: [(String, String)]) {
+        /// Plots of this example (waterfall, deletion/insertion curves): (file, caption).
+        public var plots: [(String, String)]
+        public init(title: String, captions: [String], images: [(String, String)], plots: [(String, String)] = []) {
             self.title = title
-            self.caption = caption
+            self.captions = captions
             self.images = images
+            self.plots = plots
         }
     }
 
     public var title: String
     public var summary: [String]
+    /// Figures about the whole run, shown before the examples: (file, caption).
+    public var figures: [(String, String)]
     public var examples: [Example]
     /// (file name relative to the report folder, description) of the data files.
     public var files: [(String, String)]
 
-    public init(title: String, summary: [String], examples: [Example], files: [(String, String)]) {
+    public init(title: String, summary: [String], figures: [(String, String)] = [], examples: [Example], files: [(String, String)]) {
         self.title = title
         self.summary = summary
+        self.figures = figures
         self.examples = examples
         self.files = files
     }
 
     /// Every file the page links to.
-    public var linkedFiles: [String] { examples.flatMap { $0.images.map(\.0) } + files.map(\.0) }
+    public var linkedFiles: [String] {
+        figures.map(\.0) + examples.flatMap { $0.images.map(\.0) + $0.plots.map(\.0) } + files.map(\.0)
+    }
 
     public func html() -> String {
         var out = """
@@ -42,7 +53,9 @@ public struct HTMLReport {
         body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
         p { overflow-wrap: anywhere; max-width: 60em; }
         figure { display: inline-block; margin: 0 1em 1em 0; text-align: center; }
-        figure img { image-rendering: pixelated; width: 224px; height: 224px; border: 1px solid #ccc; }
+        figure img.picture { image-rendering: pixelated; width: 168px; height: 168px; border: 1px solid #ccc; }
+        figure img.plot { max-width: 640px; }
+        figcaption { font-size: 0.85em; max-width: 640px; }
         .caption { color: #555; font-size: 0.9em; max-width: 60em; }
         .legend span { display: inline-block; width: 1em; height: 1em; vertical-align: middle; }
         </style></head><body>
@@ -52,12 +65,21 @@ public struct HTMLReport {
         for line in summary { out += "<p>\(escape(line))</p>\n" }
         out += "<p class=\"legend\"><span style=\"background:#ff0051\"></span> raises the class's output &nbsp; "
             + "<span style=\"background:#008bfb\"></span> lowers it &nbsp; white: no effect</p>\n"
+        if !figures.isEmpty {
+            out += "<div>\n"
+            for (file, caption) in figures { out += figure(file, caption, kind: "plot") }
+            out += "</div>\n"
+        }
         for example in examples {
             out += "<h2>\(escape(example.title))</h2>\n<div>\n"
-            for (file, alt) in example.images {
-                out += "<figure><img src=\"\(escape(file))\" alt=\"\(escape(alt))\"><figcaption>\(escape(alt))</figcaption></figure>\n"
+            for (file, alt) in example.images { out += figure(file, alt, kind: "picture") }
+            out += "</div>\n"
+            for caption in example.captions { out += "<p class=\"caption\">\(escape(caption))</p>\n" }
+            if !example.plots.isEmpty {
+                out += "<div>\n"
+                for (file, caption) in example.plots { out += figure(file, caption, kind: "plot") }
+                out += "</div>\n"
             }
-            out += "</div>\n<p class=\"caption\">\(escape(example.caption))</p>\n"
         }
         if !files.isEmpty {
             out += "<h2>Data</h2>\n<ul>\n"
@@ -74,6 +96,10 @@ public struct HTMLReport {
             throw ReportError("report: \(file) is linked but missing from \(directory)")
         }
         try writeFileAtomically(path: (directory as NSString).appendingPathComponent("index.html"), bytes: Array(html().utf8))
+    }
+
+    private func figure(_ file: String, _ caption: String, kind: String) -> String {
+        "<figure><img class=\"\(kind)\" src=\"\(escape(file))\" alt=\"\(escape(caption))\"><figcaption>\(escape(caption))</figcaption></figure>\n"
     }
 
     private func escape(_ text: String) -> String {

@@ -4,17 +4,18 @@ import Prism
 import PrismExplain
 import PrismReport
 
-extension ShapleyMethod: ExpressibleByArgument {}
-
 struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
-        abstract: "Shapley values of a model's outputs for test examples, against a background set.",
+        abstract: "Explain a model's predictions for test examples: Shapley values, gradients, LRP, occlusion, LIME.",
         discussion: """
-            The examples are rows --index of the test set of --data. Hidden features take the values of the \
-            background rows: --background N draws N training rows with the seed, --background-data uses every \
-            row of a CSV file (columns matched by name, the label column ignored) or of an MNIST-format folder's \
-            training images. Images are explained by --superpixel K×K cells (default 4), tabular data by column.
+            The examples are rows --index of the test set of --data; each method explains the predicted class. \
+            Several --method values (repeated or comma-separated) run side by side and the report shows them in \
+            columns. SHAP methods hide features by taking the values of background rows: --background N draws N \
+            training rows with the seed, --background-data uses every row of a CSV file (columns matched by name, \
+            the label column ignored) or of an MNIST-format folder's training images. Images are explained by \
+            --superpixel K×K cells (default 4) for the SHAP methods and LIME and by pixel for the gradient \
+            methods, tabular data by column. --metrics adds deletion and insertion curves.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -26,11 +27,10 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Test-set examples to explain: I or I,J,…")
     var index: String = "0"
 
-    @Option(help: "exact-shap, kernel-shap, permutation-shap or sampling-shap.")
-    var method: ShapleyMethod = .kernel
+    @Option(help: "Method(s): \(ExplainMethodName.allCases.map(\.rawValue).joined(separator: ", ")); repeat or separate by commas for several.")
+    var method: [String] = ["kernel-shap"]
 
-    @Option(help: "Coalition budget (default: the method's; kernel-shap 2M + 2048).")
-    var samples: Int?
+    @OptionGroup var methodOptions: MethodOptions
 
     @Option(help: "Background: this many training rows drawn with the seed.")
     var background: Int?
@@ -41,14 +41,8 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Images: superpixels of K×K pixels.")
     var superpixel: Int = 4
 
-    @Option(help: "Seed of the background draw and of the sampling.")
-    var seed: UInt64 = 0
-
-    @Option(help: "Sampled estimates: stop when max standard error < T × (max φ − min φ).")
-    var stopThreshold: Double?
-
-    @Option(help: "Model rows per forward pass (default: sized from device memory).")
-    var rowsPerChunk: Int?
+    @Flag(help: "Add deletion and insertion curves (most relevant features first, replaced by the baseline) and their areas.")
+    var metrics = false
 
     @Option(help: "Write the explanation as JSON to this file.")
     var json: String?
@@ -59,7 +53,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Write a report into this folder: index.html with the pictures (images) or the top features, explanation.json and the .npy files.")
     var out: String?
 
-    @Option(help: "Images only: write, per example, the input, the Shapley values of the predicted class as a heatmap (red raises, blue lowers the output) and the heatmap over the input, as PNG files into this folder.")
+    @Option(help: "Images only: write, per example, the input and per method the attributions of the predicted class as a heatmap (red raises, blue lowers the output) and the heatmap over the input, as PNG files into this folder.")
     var png: String?
 
     @Option(help: "How many features to print per example.")
@@ -68,10 +62,7 @@ struct ExplainCommand: ParsableCommand {
     func validate() throws {
         if background != nil && backgroundData != nil { throw ValidationError("give --background or --background-data, not both") }
         if let background, background < 1 { throw ValidationError("--background must be at least 1") }
-        if let samples, samples < 1 { throw ValidationError("--samples must be at least 1") }
         if superpixel < 1 { throw ValidationError("--superpixel must be at least 1") }
-        if let rowsPerChunk, rowsPerChunk < 1 { throw ValidationError("--rows-per-chunk must be at least 1") }
-        if let stopThreshold, !(stopThreshold > 0) { throw ValidationError("--stop-threshold must be positive") }
         _ = try indices()
     }
 
@@ -86,19 +77,9 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            // The report folder is checked before any work.
-            if let out {
-                do {
-                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-                    let probe = (out as NSString).appendingPathComponent(".prism-write-test")
-                    guard FileManager.default.createFile(atPath: probe, contents: Data()) else { throw CocoaError(.fileWriteNoPermission) }
-                    try FileManager.default.removeItem(atPath: probe)
-                } catch {
-                    throw DataError("\(out): cannot write the report there")
-                }
-            }
-            let json = self.json ?? out.map { ($0 as NSString).appendingPathComponent("explanation.json") }
-            let npy = self.npy ?? out.map { ($0 as NSString).appendingPathComponent("npy") }
+            let methods = try ExplainMethodName.parse(method)
+            let destination = ExplainOutputs(json: json, npy: npy, png: png, out: out)
+            try destination.checkWritable()
             let engine = Engine(context: try global.context())
             let loaded = try LoadedModel(path: model, engine: engine)
             let spec = loaded.model.spec
@@ -115,22 +96,12 @@ struct ExplainCommand: ParsableCommand {
 
             // Background rows.
             let width = test.exampleSize
-            var backgroundValues: [Float]
-            var backgroundNote: String
+            let backgroundValues: [Float], backgroundNote: String
             if let backgroundData {
                 backgroundValues = try loadBackground(path: backgroundData, width: width, standardization: loaded.standardization)
                 backgroundNote = "all \(backgroundValues.count / width) rows of \(backgroundData)"
             } else {
-                let train = data.train!
-                let n = min(background ?? 100, train.count)
-                var rng = SplitMix64(seed: seed ^ 0xBAC6_0000)
-                var order = Array(0..<train.count)
-                for i in 0..<n { order.swapAt(i, i + Int(rng.next() % UInt64(train.count - i))) }
-                let chosen = Array(order[0..<n])
-                backgroundValues = []
-                backgroundValues.reserveCapacity(n * width)
-                for r in chosen { backgroundValues += train.features[(r * width)..<((r + 1) * width)] }
-                backgroundNote = "training rows " + chosen.map(String.init).joined(separator: ",")
+                (backgroundValues, backgroundNote) = try sampleBackground(data.train!, count: background ?? 100, seed: methodOptions.seed)
             }
 
             // Features.
@@ -144,95 +115,14 @@ struct ExplainCommand: ParsableCommand {
                 names = try dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width)
                     : (0..<width).map { "feature \($0)" }
             }
-
-            var estimator: ShapleyEstimator = method.estimator(budget: samples, seed: seed)
-            if let stopThreshold {
-                let rule = StoppingRule(threshold: stopThreshold)
-                if var k = estimator as? KernelShap { k.stopping = rule; estimator = k }
-                if var p = estimator as? PermutationShap { p.stopping = rule; estimator = p }
-                if var s = estimator as? SamplingShap { s.stopping = rule; estimator = s }
-            }
-            var parts: [Explanation] = []
-            for i in rows {
-                let game = try DeviceGame(model: loaded.model, instance: try test.example(i).features, background: backgroundValues,
-                                          groups: groups, rowsPerChunk: rowsPerChunk)
-                parts.append(try estimator.explain(game))
-            }
-            var explanation = try Explanation(stacking: parts)
-            explanation.featureNames = names
-            explanation.settings["model"] = model
-            explanation.settings["data"] = dataOptions.sourceName
-            explanation.settings["indices"] = rows.map(String.init).joined(separator: ",")
-            explanation.settings["background"] = backgroundNote
-            if spec.inputShape.count == 3 { explanation.settings["superpixel"] = String(superpixel) }
-
-            let o = explanation.outputCount
-            // f(x) of each example and its predicted class (the first largest output).
-            let exampleOutputs = rows.indices.map { Array(explanation.outputs![($0 * o)..<(($0 + 1) * o)]) }
-            let predictedClasses = exampleOutputs.map { out in out.indices.max(by: { out[$0] < out[$1] })! }
-            for (n, i) in rows.enumerated() {
-                let outputs = exampleOutputs[n], predicted = predictedClasses[n]
-                let base = explanation.baseValues![n * o + predicted]
-                printLine(String(format: "example %d: predicted %@ (%d), f(x) %.4f, base value %.4f, %@ with %d model evaluations in %.2f s",
-                                 i, loaded.className(predicted), predicted, outputs[predicted], base, method.rawValue,
-                                 parts[n].modelEvaluations, parts[n].seconds))
-                let phi = explanation.attributions(instance: n, output: predicted)
-                for j in phi.indices.sorted(by: { abs(phi[$0]) > abs(phi[$1]) }).prefix(max(0, top)) {
-                    var line = String(format: "  %@  %+.5f", names[j], phi[j])
-                    if let se = explanation.standardErrors { line += String(format: " ± %.5f", se[(n * names.count + j) * o + predicted]) }
-                    printLine(line)
-                }
-            }
-            if let json { try explanation.writeJSON(path: json) }
-            if let npy { try explanation.writeNumPy(directory: npy) }
-            let isImage = spec.inputShape.count == 3 && spec.inputShape[0] == 1
-            var pictures: [Int: [(String, String)]] = [:]
-            if let png = png ?? (isImage ? out : nil) {
-                guard isImage else {
-                    throw ValidationError("--png: pictures need single-channel images, the model's input is \(spec.inputShape)")
-                }
-                try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true)
-                let (h, w) = (spec.inputShape[1], spec.inputShape[2])
-                let scale = max(1, 224 / max(h, w))
-                for (n, i) in rows.enumerated() {
-                    let predicted = predictedClasses[n]
-                    let input = try Heatmap.image(try test.example(i).features, width: w, height: h)
-                    let values = try Heatmap.pixelValues(explanation.attributions(instance: n, output: predicted), groups: groups)
-                    let heat = try Heatmap.attribution(values, width: w, height: h)
-                    let names = ["example-\(i)-input.png", "example-\(i)-\(method.rawValue).png", "example-\(i)-\(method.rawValue)-overlay.png"]
-                    try input.upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[0]))
-                    try heat.upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[1]))
-                    try Heatmap.blend(input, heat, alpha: 0.6).upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[2]))
-                    pictures[i] = [(names[0], "input"), (names[1], "\(method.rawValue), class \(loaded.className(predicted))"),
-                                   (names[2], "overlay")]
-                }
-                printLine("wrote \(rows.count * 3) PNG files into \(png)")
-            }
-            if let out {
-                var examples: [HTMLReport.Example] = []
-                for (n, i) in rows.enumerated() {
-                    let outputs = exampleOutputs[n], predicted = predictedClasses[n]
-                    let phi = explanation.attributions(instance: n, output: predicted)
-                    let gap = explanation.additivityGap(instance: n, output: predicted) ?? .nan
-                    let topFeatures = phi.indices.sorted(by: { abs(phi[$0]) > abs(phi[$1]) }).prefix(5)
-                        .map { String(format: "%@ %+.4f", names[$0], phi[$0]) }.joined(separator: ", ")
-                    let caption = String(format: "%@, budget %@, %d model evaluations in %.2f s; f(x) = %.4f, base value %.4f, Σφ + base − f(x) = %.2e. Largest: %@.",
-                                         method.rawValue, explanation.settings["budget"] ?? "default", parts[n].modelEvaluations, parts[n].seconds,
-                                         outputs[predicted], explanation.baseValues![n * o + predicted], gap, topFeatures)
-                    let truth = try test.example(i).label
-                    examples.append(HTMLReport.Example(title: "Test example \(i): predicted \(loaded.className(predicted)), true \(loaded.className(Int(truth)))",
-                                                       caption: caption, images: pictures[i] ?? []))
-                }
-                let report = HTMLReport(
-                    title: "Prism: \(method.rawValue) explanations of \(model)",
-                    summary: ["Data: \(dataOptions.sourceName). Background: \(backgroundNote).",
-                              "Values explain the predicted class's output (logit) against the background's average; features: \(isImage ? "\(superpixel)×\(superpixel) superpixels" : "columns")."],
-                    examples: examples,
-                    files: [("explanation.json", "values, base values, f(x), standard errors, settings"),
-                            ("npy/values.npy", "values [instances, features, outputs] for numpy.load")])
-                try report.write(directory: out)
-                printLine("wrote \((out as NSString).appendingPathComponent("index.html"))")
-            }
+            var job = ExplainJob(engine: engine, loaded: loaded, modelPath: model, test: test, sourceName: dataOptions.sourceName, rows: rows,
+                                 methods: methods, options: methodOptions, background: backgroundValues,
+                                 backgroundNote: backgroundNote, groups: groups, featureNames: names,
+                                 superpixel: spec.inputShape.count == 3 ? superpixel : nil)
+            job.metrics = metrics
+            job.top = top
+            let (runs, outputs, predicted) = try job.runAll()
+            try job.write(runs, outputs: outputs, predicted: predicted, to: destination)
         }
     }
 
@@ -260,6 +150,19 @@ struct ExplainCommand: ParsableCommand {
         }
         return images.features
     }
+}
+
+/// `count` training rows drawn without replacement with the seed, and a note naming them.
+func sampleBackground(_ train: LabeledData, count: Int, seed: UInt64) throws -> (values: [Float], note: String) {
+    let n = min(count, train.count), width = train.exampleSize
+    var rng = SplitMix64(seed: seed ^ 0xBAC6_0000)
+    var order = Array(0..<train.count)
+    for i in 0..<n { order.swapAt(i, i + Int(rng.next() % UInt64(train.count - i))) }
+    let chosen = Array(order[0..<n])
+    var values: [Float] = []
+    values.reserveCapacity(n * width)
+    for r in chosen { values += train.features[(r * width)..<((r + 1) * width)] }
+    return (values, "training rows " + chosen.map(String.init).joined(separator: ","))
 }
 
 /// The feature columns of a CSV file: the header without the label column.

@@ -1,4 +1,7 @@
 import Foundation
+import Prism
+import PrismCL
+import PrismExplain
 import Testing
 
 /// `prism explain` run as a user runs it, on the committed tabular fixture.
@@ -99,5 +102,60 @@ extension ExplainCLITests {
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
         let unwritable = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--out", "/proc/prism-report"])
         #expect(unwritable.status == 1 && unwritable.stderr == "/proc/prism-report: cannot write the report there\n")
+    }
+}
+
+extension ExplainCLITests {
+    /// Several methods in one call: one JSON per method whose values equal the library's, pictures in
+    /// columns per method, and an unknown method named in one line.
+    @Test func severalMethodsSideBySideEqualTheLibrary() throws {
+        let dir = NSTemporaryDirectory() + "prism-methods-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/m.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--arch", "cnn",
+                                  "--epochs", "1", "--limit", "64", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let run = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0,3",
+                                "--method", "ig,gradcam", "--method", "occlusion", "--steps", "16", "--window", "7", "--metrics",
+                                "--out", dir + "/report"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("deletion AUC"))
+
+        // The library on the same model and inputs, for the predicted classes.
+        var settings = Settings.current
+        settings.device = "cpu"
+        let engine = try Engine(settings: settings)
+        let (net, _) = try Sequential.load(path: model, engine: engine)
+        let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
+        let x = try test.example(0).features + test.example(3).features
+        let logits = try engine.noGrad { try net(try Tensor(x, shape: [2, 1, 28, 28], engine: engine)).toArray() }
+        let predicted = (0..<2).map { i in (0..<10).max { logits[i * 10 + $0] < logits[i * 10 + $1] }! }
+        let differentiable = DifferentiableModel(net)
+        let expected: [String: Explanation] = [
+            "ig": try IntegratedGradients(model: differentiable, steps: 16).explain(instances: x, targets: .perInstance(predicted)),
+            "gradcam": try GradCAM(model: differentiable, layer: "4.relu").explain(instances: x, targets: .perInstance(predicted)),
+            "occlusion": try Occlusion(model: differentiable, window: (7, 7), stride: (7, 7)).explain(instances: x, targets: .perInstance(predicted)),
+        ]
+        for (name, reference) in expected {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/explanation-\(name).json"))) as! [String: Any]
+            let values = json["values"] as! [Double]
+            #expect(values.count == reference.values.count, "\(name)")
+            for (a, b) in zip(values, reference.values) { #expect(abs(a - b) <= 1e-5 + 1e-4 * abs(b), "\(name)") }
+            #expect(FileManager.default.fileExists(atPath: dir + "/report/npy/\(name)/values.npy"))
+        }
+        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/metrics.json"))) as! [String: Any]
+        #expect(Set(metrics.keys) == ["ig", "gradcam", "occlusion"])
+
+        // Per example: the input and, per method, heatmap and overlay; every link resolves.
+        let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
+        let images = html.components(separatedBy: "src=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        #expect(images.count == 2 * (1 + 3 * 2))
+        #expect(images.contains("example-3-gradcam-overlay.png"))
+        let links = images + html.components(separatedBy: "href=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
+
+        let unknown = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--method", "ig,shapely"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("unknown method 'shapely'"), "\(unknown.stderr)")
     }
 }

@@ -80,7 +80,7 @@ func decodePNG(_ bytes: [UInt8]) throws -> (width: Int, height: Int, pixels: [UI
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try RGBImage(width: 2, height: 2).writePNG(path: dir + "/a.png")
         let report = HTMLReport(title: "t <1>", summary: ["x & y"],
-                                examples: [.init(title: "e", caption: "c", images: [("a.png", "input")])],
+                                examples: [.init(title: "e", captions: ["c"], images: [("a.png", "input")])],
                                 files: [("b.json", "data")])
         #expect(throws: ReportError("report: b.json is linked but missing from \(dir)")) { try report.write(directory: dir) }
         #expect(!FileManager.default.fileExists(atPath: dir + "/index.html"))

@@ -1,0 +1,227 @@
+import ArgumentParser
+import Foundation
+import Prism
+import PrismExplain
+import PrismReport
+
+/// One `prism explain` (or `prism demo`) run: test examples of a model explained by one or more
+/// methods, each explaining the example's predicted class, then written as JSON, NumPy arrays,
+/// pictures and a report.
+struct ExplainJob {
+    let engine: Engine
+    let loaded: LoadedModel
+    let modelPath: String
+    let test: LabeledData
+    let sourceName: String
+    /// Test-set indices.
+    let rows: [Int]
+    let methods: [ExplainMethodName]
+    let options: MethodOptions
+    /// Background rows for the SHAP methods (and the mean baseline).
+    let background: [Float]
+    let backgroundNote: String
+    /// Features of the SHAP methods and LIME, and the units of the deletion/insertion metric.
+    let groups: FeatureGroups
+    let featureNames: [String]
+    /// Images: the superpixel side.
+    let superpixel: Int?
+    /// Add the deletion/insertion curves of each explanation.
+    var metrics = false
+    /// Features printed per example.
+    var top = 5
+
+    /// One method's result.
+    struct MethodRun {
+        var method: ExplainMethodName
+        var explanation: Explanation
+        /// Per example, the explanation's output slot holding the predicted class.
+        var outputSlot: [Int]
+        /// Per example: model evaluations and seconds (batched methods: the batch's share).
+        var evaluations: [Int]
+        var seconds: [Double]
+        /// Per example, with `metrics`.
+        var curves: [DeletionInsertion.Curves]?
+    }
+
+    var model: Sequential { loaded.model }
+    var inputShape: [Int] { model.spec.inputShape }
+    var isImage: Bool { inputShape.count == 3 }
+    var elementCount: Int { inputShape.reduce(1, *) }
+
+    /// The examples' values, [rows] + input shape, row-major.
+    func instances() throws -> [Float] {
+        try rows.flatMap { try test.example($0).features }
+    }
+
+    /// The model's outputs [rows][classes] and each example's predicted class (the first largest output).
+    func predictions(_ x: [Float]) throws -> (outputs: [[Float]], predicted: [Int]) {
+        let c = model.spec.classCount
+        let flat = try engine.noGrad { try model(try Tensor(x, shape: [rows.count] + inputShape, engine: engine)).toArray() }
+        let outputs = rows.indices.map { Array(flat[($0 * c)..<(($0 + 1) * c)]) }
+        return (outputs, outputs.map { o in o.indices.max(by: { o[$0] < o[$1] })! })
+    }
+
+    /// The reference inputs of IG, occlusion, LIME and the metric: one row per example.
+    func baselineRows(_ x: [Float]) throws -> [Float] {
+        let n = rows.count
+        switch options.baseline {
+        case .zeros:
+            return [Float](repeating: 0, count: n * elementCount)
+        case .mean:
+            guard case let .values(mean) = try AttributionBaseline.mean(of: background, elementCount: elementCount) else { return [] }
+            return [[Float]](repeating: mean, count: n).flatMap { $0 }
+        case .blur:
+            guard isImage else { throw ValidationError("--baseline blur needs images, the model's input is \(inputShape)") }
+            let sigma = options.blurSigma ?? Double(max(inputShape[1], inputShape[2])) / 10
+            guard case let .values(v) = try AttributionBaseline.blurred(x, shape: inputShape, sigma: sigma) else { return [] }
+            return v
+        }
+    }
+
+    /// The default Grad-CAM activation: the last convolution's output, after its ReLU when one follows.
+    func gradCAMLayer() throws -> String {
+        if let layer = options.layer { return layer }
+        guard let i = model.layers.lastIndex(where: { $0.kind == "conv2d" }) else {
+            throw ValidationError("gradcam: the model has no convolution; name an activation with --layer")
+        }
+        return i + 1 < model.layers.count && model.layers[i + 1].kind == "relu" ? model.activationName(i + 1) : model.activationName(i)
+    }
+
+    /// Runs one method on the examples `x` for their predicted classes.
+    func run(_ method: ExplainMethodName, x: [Float], predicted: [Int], baseline: [Float]) throws -> MethodRun {
+        let n = rows.count
+        if let shapley = method.shapley {
+            var estimator = shapley.estimator(budget: options.samples, seed: options.seed)
+            if let threshold = options.stopThreshold {
+                let rule = StoppingRule(threshold: threshold)
+                if var k = estimator as? KernelShap { k.stopping = rule; estimator = k }
+                if var p = estimator as? PermutationShap { p.stopping = rule; estimator = p }
+                if var s = estimator as? SamplingShap { s.stopping = rule; estimator = s }
+            }
+            var parts: [Explanation] = []
+            for i in 0..<n {
+                let game = try DeviceGame(model: model, instance: Array(x[(i * elementCount)..<((i + 1) * elementCount)]),
+                                          background: background, groups: groups, rowsPerChunk: options.rowsPerChunk)
+                parts.append(try estimator.explain(game))
+            }
+            var explanation = try Explanation(stacking: parts)
+            explanation.featureNames = featureNames
+            explanation.settings["background"] = backgroundNote
+            if let superpixel { explanation.settings["superpixel"] = String(superpixel) }
+            return MethodRun(method: method, explanation: explanation, outputSlot: predicted,
+                             evaluations: parts.map(\.modelEvaluations), seconds: parts.map(\.seconds))
+        }
+        let differentiable = DifferentiableModel(model)
+        let chunk = options.rowsPerChunk
+        let attribution: AttributionMethod
+        switch method {
+        case .saliency: attribution = Saliency(model: differentiable, rowsPerChunk: chunk)
+        case .gradxinput: attribution = GradientTimesInput(model: differentiable, rowsPerChunk: chunk)
+        case .ig:
+            attribution = IntegratedGradients(model: differentiable, steps: options.steps, rule: options.igRule,
+                                              baseline: .values(baseline), rowsPerChunk: chunk)
+        case .smoothgrad:
+            attribution = SmoothGrad(model: differentiable, samples: options.samples ?? 50, noiseLevel: options.noise,
+                                     variant: options.smoothgradVariant, seed: options.seed, rowsPerChunk: chunk)
+        case .gradcam:
+            attribution = GradCAM(model: differentiable, layer: try gradCAMLayer(), relu: !options.noGradcamRelu, rowsPerChunk: chunk)
+        case .lrp:
+            let rule: LRP.Rule = switch options.lrpRule {
+            case .epsilon: .epsilon(options.lrpEpsilon)
+            case .zplus: .zPlus
+            case .gamma: .gamma(options.lrpGamma)
+            }
+            attribution = LRP(model: model, rule: rule, rowsPerChunk: chunk)
+        case .occlusion:
+            let side = options.window ?? superpixel ?? 1
+            let step = options.stride ?? side
+            let window = isImage ? (side, side) : (1, side), strides = isImage ? (step, step) : (1, step)
+            attribution = Occlusion(model: differentiable, window: window, stride: strides, baseline: .values(baseline), rowsPerChunk: chunk)
+        case .lime:
+            attribution = LIME(model: differentiable, groups: groups, samples: options.samples ?? 1000, kernelWidth: options.kernelWidth,
+                               baseline: .values(baseline), seed: options.seed, rowsPerChunk: chunk)
+        case .exactShap, .kernelShap, .permutationShap, .samplingShap:
+            throw ValidationError("\(method.rawValue) is a SHAP method")
+        }
+        var explanation = try attribution.explain(instances: x, targets: .perInstance(predicted))
+        if explanation.featureCount == groups.featureCount {
+            explanation.featureNames = featureNames
+        }
+        if [.ig, .occlusion, .lime].contains(method) { explanation.settings["baseline"] = options.baseline.rawValue }
+        return MethodRun(method: method, explanation: explanation, outputSlot: [Int](repeating: 0, count: n),
+                         evaluations: [Int](repeating: explanation.modelEvaluations / max(n, 1), count: n),
+                         seconds: [Double](repeating: explanation.seconds / Double(max(n, 1)), count: n))
+    }
+
+    /// Deletion and insertion curves of each example's explanation, removing features (superpixels or columns)
+    /// most relevant first and replacing them by the baseline.
+    func curves(_ run: MethodRun, x: [Float], predicted: [Int], baseline: [Float]) throws -> [DeletionInsertion.Curves] {
+        let d = elementCount
+        return try rows.indices.map { i in
+            let metric = DeletionInsertion(model: DifferentiableModel(model), groups: groups, steps: 20,
+                                           baseline: .values(Array(baseline[(i * d)..<((i + 1) * d)])),
+                                           seed: options.seed, rowsPerChunk: options.rowsPerChunk)
+            return try metric.curves(explanation: run.explanation, instance: i, output: run.outputSlot[i], target: predicted[i], instances: x)
+        }
+    }
+
+    /// Runs every method, printing per example the predicted class and the largest attributions.
+    func runAll(progress: (String) -> Void = { _ in }) throws -> (runs: [MethodRun], outputs: [[Float]], predicted: [Int]) {
+        let x = try instances()
+        let (outputs, predicted) = try predictions(x)
+        let baseline = try methods.contains(where: { [.ig, .occlusion, .lime].contains($0) }) || metrics ? baselineRows(x) : []
+        var runs: [MethodRun] = []
+        for method in methods {
+            progress("\(method.title): explaining \(rows.count) example\(rows.count == 1 ? "" : "s")…")
+            var result = try run(method, x: x, predicted: predicted, baseline: baseline)
+            result.explanation.settings["model"] = modelPath
+            result.explanation.settings["data"] = sourceName
+            result.explanation.settings["indices"] = rows.map(String.init).joined(separator: ",")
+            if metrics { result.curves = try curves(result, x: x, predicted: predicted, baseline: baseline) }
+            runs.append(result)
+            let e = result.explanation
+            for (n, i) in rows.enumerated() {
+                let p = predicted[n], slot = result.outputSlot[n]
+                var line = String(format: "example %d: predicted %@ (%d), f(x) %.4f", i, loaded.className(p), p, outputs[n][p])
+                if let base = e.baseValues?[n * e.outputCount + slot] { line += String(format: ", base value %.4f", base) }
+                line += String(format: ", %@ with %d model evaluations in %.2f s", method.rawValue, result.evaluations[n], result.seconds[n])
+                if let c = result.curves?[n] {
+                    line += String(format: "; deletion AUC %.4f (random %.4f), insertion AUC %.4f (random %.4f)",
+                                   c.deletionAUC, c.randomDeletionAUC, c.insertionAUC, c.randomInsertionAUC)
+                }
+                printLine(line)
+                let phi = e.attributions(instance: n, output: slot)
+                for j in phi.indices.sorted(by: { abs(phi[$0]) > abs(phi[$1]) }).prefix(max(0, top)) {
+                    var entry = String(format: "  %@  %+.5f", featureName(j, of: e), phi[j])
+                    if let se = e.standardErrors { entry += String(format: " ± %.5f", se[(n * e.featureCount + j) * e.outputCount + slot]) }
+                    printLine(entry)
+                }
+            }
+        }
+        return (runs, outputs, predicted)
+    }
+
+    /// The name of feature `j` of an explanation: a SHAP feature, or an input element (pixel or column).
+    func featureName(_ j: Int, of e: Explanation) -> String {
+        if let names = e.featureNames, j < names.count { return names[j] }
+        if isImage {
+            let (h, w) = (inputShape[1], inputShape[2])
+            return "pixel (\(j % (h * w) / w), \(j % w))"
+        }
+        return j < featureNames.count ? featureNames[j] : "feature \(j)"
+    }
+
+    /// Per-pixel values of example `n` of a run, for pictures: superpixel values spread over their pixels,
+    /// pixel values summed over channels.
+    func pixelValues(_ run: MethodRun, example n: Int) throws -> [Double] {
+        let e = run.explanation
+        let phi = e.attributions(instance: n, output: run.outputSlot[n])
+        let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
+        if e.featureCount == h * w { return phi }
+        let perElement = e.featureCount == elementCount ? phi : try Heatmap.pixelValues(phi, groups: groups)
+        guard perElement.count == c * h * w else {
+            throw ReportError("\(run.method.rawValue): \(e.featureCount) values do not map onto a \(c)×\(h)×\(w) image")
+        }
+        return (0..<(h * w)).map { p in (0..<c).reduce(0) { $0 + perElement[$1 * h * w + p] } }
+    }
+}

@@ -1,0 +1,199 @@
+import ArgumentParser
+import Foundation
+import Prism
+import PrismExplain
+import PrismReport
+
+/// Where an explain run writes its results.
+struct ExplainOutputs {
+    /// The explanation as JSON (several methods: one file per method, the method's name before the extension).
+    var json: String?
+    /// A folder for the NumPy arrays (several methods: a subfolder per method).
+    var npy: String?
+    /// A folder for the PNG pictures (images only).
+    var png: String?
+    /// A report folder: index.html with every picture, the JSON and the arrays.
+    var out: String?
+
+    /// The defaults inside a report folder.
+    init(json: String?, npy: String?, png: String?, out: String?) {
+        self.out = out
+        self.json = json ?? out.map { ($0 as NSString).appendingPathComponent("explanation.json") }
+        self.npy = npy ?? out.map { ($0 as NSString).appendingPathComponent("npy") }
+        self.png = png
+    }
+
+    /// Checks, before any work, that the report folder can be written.
+    /// - Throws: `DataError` naming the folder.
+    func checkWritable() throws {
+        guard let out else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let probe = (out as NSString).appendingPathComponent(".prism-write-test")
+            guard FileManager.default.createFile(atPath: probe, contents: Data()) else { throw CocoaError(.fileWriteNoPermission) }
+            try FileManager.default.removeItem(atPath: probe)
+        } catch {
+            throw DataError("\(out): cannot write the report there")
+        }
+    }
+}
+
+/// What a caller adds to the report page.
+struct ReportExtras {
+    var title: String?
+    var summary: [String] = []
+    /// Figures about the whole run (files already in the report folder): (file, caption).
+    var figures: [(String, String)] = []
+    var files: [(String, String)] = []
+}
+
+extension ExplainJob {
+    /// `explanation.json` → `explanation-ig.json` when several methods share one name.
+    func perMethod(_ path: String, _ method: ExplainMethodName, file: Bool) -> String {
+        guard methods.count > 1 else { return path }
+        if !file { return (path as NSString).appendingPathComponent(method.rawValue) }
+        let ext = (path as NSString).pathExtension
+        let stem = ext.isEmpty ? path : (path as NSString).deletingPathExtension
+        return stem + "-" + method.rawValue + (ext.isEmpty ? "" : "." + ext)
+    }
+
+    /// Writes the JSON, the arrays, the pictures and the report of `runs`.
+    func write(_ runs: [MethodRun], outputs: [[Float]], predicted: [Int], to destination: ExplainOutputs, extras: ReportExtras = ReportExtras()) throws {
+        var dataFiles: [(String, String)] = []
+        for run in runs {
+            if let json = destination.json {
+                let path = perMethod(json, run.method, file: true)
+                try run.explanation.writeJSON(path: path)
+                dataFiles.append((relative(path, to: destination.out), "\(run.method.title): values, base values, f(x), settings"))
+            }
+            if let npy = destination.npy {
+                let folder = perMethod(npy, run.method, file: false)
+                try run.explanation.writeNumPy(directory: folder)
+                dataFiles.append((relative((folder as NSString).appendingPathComponent("values.npy"), to: destination.out),
+                                  "\(run.method.title): values [instances, features, outputs] for numpy.load"))
+            }
+        }
+        if metrics, let out = destination.out {
+            let path = (out as NSString).appendingPathComponent("metrics.json")
+            try writeMetrics(runs, path: path)
+            dataFiles.append(("metrics.json", "deletion and insertion curves and their areas, per method and example"))
+        }
+        var pictures: [Int: [(String, String)]] = [:]
+        if let png = destination.png ?? (isImage ? destination.out : nil) {
+            guard isImage, inputShape[0] == 1 else {
+                throw ValidationError("--png: pictures need single-channel images, the model's input is \(inputShape)")
+            }
+            try FileManager.default.createDirectory(atPath: png, withIntermediateDirectories: true)
+            let (h, w) = (inputShape[1], inputShape[2])
+            let scale = max(1, 224 / max(h, w))
+            var count = 0
+            for (n, i) in rows.enumerated() {
+                let input = try Heatmap.image(try test.example(i).features, width: w, height: h)
+                let inputName = "example-\(i)-input.png"
+                try input.upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(inputName))
+                var files = [(relative((png as NSString).appendingPathComponent(inputName), to: destination.out), "input")]
+                count += 1
+                for run in runs {
+                    let heat = try Heatmap.attribution(try pixelValues(run, example: n), width: w, height: h)
+                    let names = ["example-\(i)-\(run.method.rawValue).png", "example-\(i)-\(run.method.rawValue)-overlay.png"]
+                    try heat.upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[0]))
+                    try Heatmap.blend(input, heat, alpha: 0.6).upscaled(by: scale).writePNG(path: (png as NSString).appendingPathComponent(names[1]))
+                    files.append((relative((png as NSString).appendingPathComponent(names[0]), to: destination.out), run.method.title))
+                    files.append((relative((png as NSString).appendingPathComponent(names[1]), to: destination.out), "\(run.method.title) over the input"))
+                    count += 2
+                }
+                pictures[i] = files
+            }
+            printLine("wrote \(count) PNG files into \(png)")
+        }
+        guard let out = destination.out else { return }
+        var examples: [HTMLReport.Example] = []
+        for (n, i) in rows.enumerated() {
+            let p = predicted[n]
+            let captions = runs.map { caption($0, example: n, predicted: p, outputs: outputs[n]) }
+            let truth = try test.example(i).label
+            let probabilities = softmax(outputs[n])
+            let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(3)
+                .map { String(format: "%@ %.1f%%", loaded.className($0), 100 * probabilities[$0]) }.joined(separator: ", ")
+            examples.append(HTMLReport.Example(
+                title: "Test example \(i): predicted \(loaded.className(p)), true \(loaded.className(Int(truth)))",
+                captions: ["Top classes: \(ranked)."] + captions, images: pictures[i] ?? []))
+        }
+        let methodList = runs.map(\.method.title).joined(separator: ", ")
+        let report = HTMLReport(
+            title: extras.title ?? "Prism: \(methodList) explanations of \(modelPath)",
+            summary: extras.summary + [
+                "Data: \(sourceName). Background: \(backgroundNote).",
+                "Every method explains the predicted class's output (logit); features: \(isImage ? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels for the SHAP methods and LIME, pixels for the gradient methods" : "columns"). Each heatmap is scaled to its own largest magnitude.",
+            ],
+            figures: extras.figures, examples: examples, files: dataFiles + extras.files)
+        try report.write(directory: out)
+        printLine("wrote \((out as NSString).appendingPathComponent("index.html"))")
+    }
+
+    /// How one method's picture of example `n` was computed.
+    func caption(_ run: MethodRun, example n: Int, predicted p: Int, outputs: [Float]) -> String {
+        let e = run.explanation, slot = run.outputSlot[n]
+        var parts: [String] = []
+        var head = "\(run.method.title) (\(e.method)"
+        if let budget = e.settings["budget"] { head += ", budget \(budget)" }
+        if run.method == .ig { head += ", \(options.steps) steps, \(options.igRule.rawValue)" }
+        if let baseline = e.settings["baseline"] { head += ", baseline \(baseline)" }
+        head += ")"
+        parts.append(head + String(format: ": %d model evaluations in %.2f s", run.evaluations[n], run.seconds[n])
+                     + (run.method.shapley == nil && rows.count > 1 ? " (share of a batch of \(rows.count))" : ""))
+        if let base = e.baseValues?[n * e.outputCount + slot], let gap = e.additivityGap(instance: n, output: slot) {
+            let baseName = run.method.shapley != nil ? "base value" : run.method == .ig ? "f(x′)" : "base"
+            parts.append(String(format: "f(x) = %.4f, %@ %.4f, Σφ + %@ − f(x) = %.2e", Double(outputs[p]), baseName, base, baseName, gap))
+        }
+        if let r2 = e.settings["r2"] { parts.append("surrogate R² \(r2)") }
+        if let c = run.curves?[n] {
+            parts.append(String(format: "deletion AUC %.3f (random %.3f), insertion AUC %.3f (random %.3f)",
+                                c.deletionAUC, c.randomDeletionAUC, c.insertionAUC, c.randomInsertionAUC))
+        }
+        let phi = e.attributions(instance: n, output: slot)
+        if e.featureCount <= 64 {
+            let largest = phi.indices.sorted { abs(phi[$0]) > abs(phi[$1]) }.prefix(3)
+                .map { String(format: "%@ %+.4f", featureName($0, of: e), phi[$0]) }.joined(separator: ", ")
+            parts.append("largest: \(largest)")
+        }
+        return parts.joined(separator: "; ") + "."
+    }
+
+    /// metrics.json: per method, per example, the curves and their areas.
+    func writeMetrics(_ runs: [MethodRun], path: String) throws {
+        struct Entry: Encodable {
+            var index: Int
+            var fractions, deletion, insertion, randomDeletion, randomInsertion: [Double]
+            var deletionAUC, insertionAUC, randomDeletionAUC, randomInsertionAUC: Double
+        }
+        var all: [String: [Entry]] = [:]
+        for run in runs {
+            guard let curves = run.curves else { continue }
+            all[run.method.rawValue] = zip(rows, curves).map { i, c in
+                Entry(index: i, fractions: c.fractions, deletion: c.deletion, insertion: c.insertion, randomDeletion: c.randomDeletion,
+                      randomInsertion: c.randomInsertion, deletionAUC: c.deletionAUC, insertionAUC: c.insertionAUC,
+                      randomDeletionAUC: c.randomDeletionAUC, randomInsertionAUC: c.randomInsertionAUC)
+            }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFileAtomically(path: path, bytes: Array(try encoder.encode(all)))
+    }
+
+    /// `path` relative to the report folder when it lies inside it.
+    func relative(_ path: String, to folder: String?) -> String {
+        guard let folder else { return path }
+        let prefix = (folder as NSString).standardizingPath + "/"
+        let full = (path as NSString).standardizingPath
+        return full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : path
+    }
+}
+
+/// Probabilities from logits.
+func softmax(_ logits: [Float]) -> [Double] {
+    let m = Double(logits.max() ?? 0)
+    let e = logits.map { exp(Double($0) - m) }
+    let s = e.reduce(0, +)
+    return e.map { $0 / s }
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import Foundation
+import Prism
+import PrismExplain
+
+/// The methods `prism explain --method` runs, as the command line spells them.
+enum ExplainMethodName: String, CaseIterable, ExpressibleByArgument {
+    case exactShap = "exact-shap"
+    case kernelShap = "kernel-shap"
+    case permutationShap = "permutation-shap"
+    case samplingShap = "sampling-shap"
+    case saliency
+    case gradxinput
+    case ig
+    case smoothgrad
+    case gradcam
+    case lrp
+    case occlusion
+    case lime
+
+    /// The Shapley estimator family, for the SHAP methods.
+    var shapley: ShapleyMethod? {
+        switch self {
+        case .exactShap: .exact
+        case .kernelShap: .kernel
+        case .permutationShap: .permutation
+        case .samplingShap: .sampling
+        default: nil
+        }
+    }
+
+    /// A heading for pictures and captions.
+    var title: String {
+        switch self {
+        case .exactShap: "Exact Shapley values"
+        case .kernelShap: "Kernel SHAP"
+        case .permutationShap: "Permutation SHAP"
+        case .samplingShap: "Sampling Shapley values"
+        case .saliency: "Saliency"
+        case .gradxinput: "Gradient × input"
+        case .ig: "Integrated Gradients"
+        case .smoothgrad: "SmoothGrad"
+        case .gradcam: "Grad-CAM"
+        case .lrp: "LRP"
+        case .occlusion: "Occlusion"
+        case .lime: "LIME"
+        }
+    }
+
+    /// `--method` values: repeated options and comma-separated lists, in order, without repeats.
+    /// - Throws: `ValidationError` naming an unknown method.
+    static func parse(_ values: [String]) throws -> [ExplainMethodName] {
+        var methods: [ExplainMethodName] = []
+        for part in values.flatMap({ $0.split(separator: ",") }) {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let method = ExplainMethodName(rawValue: name) else {
+                throw ValidationError("--method: unknown method '\(name)' (choose from \(allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            if !methods.contains(method) { methods.append(method) }
+        }
+        guard !methods.isEmpty else { throw ValidationError("--method: no method given") }
+        return methods
+    }
+}
+
+/// The reference input of Integrated Gradients, occlusion, LIME and the deletion/insertion metric.
+enum BaselineName: String, CaseIterable, ExpressibleByArgument {
+    case zeros, mean, blur
+}
+
+/// The LRP rule of Linear and Conv2D layers.
+enum LRPRuleName: String, CaseIterable, ExpressibleByArgument {
+    case epsilon
+    case zplus = "z-plus"
+    case gamma
+}
+
+extension IntegratedGradients.Rule: ExpressibleByArgument {}
+extension SmoothGrad.Variant: ExpressibleByArgument {}
+
+/// Options of the individual methods.
+struct MethodOptions: ParsableArguments {
+    @Option(help: "Budget: coalitions (SHAP methods; kernel-shap default 2M + 2048), perturbed samples (lime, default 1000), noise samples (smoothgrad, default 50).")
+    var samples: Int?
+
+    @Option(help: "Seed of the background draw, the sampling and the noise.")
+    var seed: UInt64 = 0
+
+    @Option(help: "SHAP: stop when max standard error < T × (max φ − min φ).")
+    var stopThreshold: Double?
+
+    @Option(help: "ig: number of integration points.")
+    var steps: Int = 50
+
+    @Option(help: "ig: quadrature rule (\(IntegratedGradients.Rule.allCases.map(\.rawValue).joined(separator: ", "))).")
+    var igRule: IntegratedGradients.Rule = .gaussLegendre
+
+    @Option(help: "ig, occlusion, lime and --metrics: the reference input: zeros, mean (of the background) or blur (each image blurred).")
+    var baseline: BaselineName = .zeros
+
+    @Option(help: "blur baseline: Gaussian σ in pixels (default: a tenth of the image's larger side).")
+    var blurSigma: Double?
+
+    @Option(help: "smoothgrad: σ of the noise as a fraction of each input's range.")
+    var noise: Double = 0.15
+
+    @Option(help: "smoothgrad: smoothgrad, smoothgrad-squared or vargrad.")
+    var smoothgradVariant: SmoothGrad.Variant = .smoothGrad
+
+    @Option(help: "gradcam: the activation (e.g. 4.relu; default: the last convolution's output after its ReLU).")
+    var layer: String?
+
+    @Flag(help: "gradcam: keep negative values of the class map.")
+    var noGradcamRelu = false
+
+    @Option(help: "lrp: rule of Linear and Conv2D layers: epsilon, z-plus or gamma.")
+    var lrpRule: LRPRuleName = .epsilon
+
+    @Option(help: "lrp: ε of the epsilon rule.")
+    var lrpEpsilon: Double = 1e-6
+
+    @Option(help: "lrp: γ of the gamma rule.")
+    var lrpGamma: Double = 0.25
+
+    @Option(help: "occlusion: window side in pixels (images) or columns (default: --superpixel for images, 1 otherwise).")
+    var window: Int?
+
+    @Option(help: "occlusion: window stride (default: the window side).")
+    var stride: Int?
+
+    @Option(help: "lime: width of the exponential kernel on the cosine distance.")
+    var kernelWidth: Double = 0.25
+
+    @Option(help: "Model rows per forward pass (default: sized from device memory).")
+    var rowsPerChunk: Int?
+
+    func validate() throws {
+        if let samples, samples < 1 { throw ValidationError("--samples must be at least 1") }
+        if let stopThreshold, !(stopThreshold > 0) { throw ValidationError("--stop-threshold must be positive") }
+        if steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let blurSigma, !(blurSigma > 0) { throw ValidationError("--blur-sigma must be positive") }
+        if !(noise >= 0) { throw ValidationError("--noise must be a non-negative number") }
+        if let window, window < 1 { throw ValidationError("--window must be at least 1") }
+        if let stride, stride < 1 { throw ValidationError("--stride must be at least 1") }
+        if !(kernelWidth > 0) { throw ValidationError("--kernel-width must be positive") }
+        if !(lrpEpsilon >= 0) { throw ValidationError("--lrp-epsilon must be a non-negative number") }
+        if !(lrpGamma >= 0) { throw ValidationError("--lrp-gamma must be a non-negative number") }
+        if let rowsPerChunk, rowsPerChunk < 1 { throw ValidationError("--rows-per-chunk must be at least 1") }
+    }
+
+    /// Every option at its default (for callers that build a job without a command line).
+    static func defaults() throws -> MethodOptions { try parse([]) }
+}
