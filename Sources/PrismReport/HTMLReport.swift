@@ -52,8 +52,9 @@ public struct HTMLReport {
         <style>
         body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
         p { overflow-wrap: anywhere; max-width: 60em; }
-        figure { display: inline-block; margin: 0 1em 1em 0; text-align: center; }
-        figure img.picture { image-rendering: pixelated; width: 168px; height: 168px; border: 1px solid #ccc; }
+        figure { display: inline-block; margin: 0 0.8em 1em 0; text-align: center; vertical-align: top; }
+        figure:has(img.picture) { width: 152px; }
+        figure img.picture { image-rendering: pixelated; width: 150px; height: 150px; border: 1px solid #ccc; }
         figure img.plot { max-width: 640px; }
         figcaption { font-size: 0.85em; max-width: 640px; }
         .caption { color: #555; font-size: 0.9em; max-width: 60em; }

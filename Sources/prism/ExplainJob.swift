@@ -29,6 +29,10 @@ struct ExplainJob {
     var metrics = false
     /// Features printed per example.
     var top = 5
+    /// Print a line per example and method (the predicted class and the largest attributions).
+    var printsExamples = true
+    /// Called while a method works through the examples (method, examples done, examples in all).
+    var onProgress: (ExplainMethodName, Int, Int) -> Void = { _, _, _ in }
 
     /// One method's result.
     struct MethodRun {
@@ -100,6 +104,7 @@ struct ExplainJob {
             }
             var parts: [Explanation] = []
             for i in 0..<n {
+                onProgress(method, i, n)
                 let game = try DeviceGame(model: model, instance: Array(x[(i * elementCount)..<((i + 1) * elementCount)]),
                                           background: background, groups: groups, rowsPerChunk: options.rowsPerChunk)
                 parts.append(try estimator.explain(game))
@@ -166,21 +171,22 @@ struct ExplainJob {
     }
 
     /// Runs every method, printing per example the predicted class and the largest attributions.
-    func runAll(progress: (String) -> Void = { _ in }) throws -> (runs: [MethodRun], outputs: [[Float]], predicted: [Int]) {
+    func runAll() throws -> (runs: [MethodRun], outputs: [[Float]], predicted: [Int]) {
         let x = try instances()
         let (outputs, predicted) = try predictions(x)
         let baseline = try methods.contains(where: { [.ig, .occlusion, .lime].contains($0) }) || metrics ? baselineRows(x) : []
         var runs: [MethodRun] = []
         for method in methods {
-            progress("\(method.title): explaining \(rows.count) example\(rows.count == 1 ? "" : "s")…")
+            onProgress(method, 0, rows.count)
             var result = try run(method, x: x, predicted: predicted, baseline: baseline)
             result.explanation.settings["model"] = modelPath
             result.explanation.settings["data"] = sourceName
             result.explanation.settings["indices"] = rows.map(String.init).joined(separator: ",")
             if metrics { result.curves = try curves(result, x: x, predicted: predicted, baseline: baseline) }
             runs.append(result)
+            onProgress(method, rows.count, rows.count)
             let e = result.explanation
-            for (n, i) in rows.enumerated() {
+            for (n, i) in rows.enumerated() where printsExamples {
                 let p = predicted[n], slot = result.outputSlot[n]
                 var line = String(format: "example %d: predicted %@ (%d), f(x) %.4f", i, loaded.className(p), p, outputs[n][p])
                 if let base = e.baseValues?[n * e.outputCount + slot] { line += String(format: ", base value %.4f", base) }

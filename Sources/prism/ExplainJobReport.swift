@@ -123,7 +123,7 @@ extension ExplainJob {
         let report = HTMLReport(
             title: extras.title ?? "Prism: \(methodList) explanations of \(modelPath)",
             summary: extras.summary + [
-                "Data: \(sourceName). Background: \(backgroundNote).",
+                "Data: \(sourceName). Background: \(backgroundNote.count > 160 ? backgroundNote.prefix(150) + "… (all in the JSON settings)" : backgroundNote).",
                 "Every method explains the predicted class's output (logit); features: \(isImage ? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels for the SHAP methods and LIME, pixels for the gradient methods" : "columns"). Each heatmap is scaled to its own largest magnitude.",
             ],
             figures: extras.figures, examples: examples, files: dataFiles + extras.files)

@@ -10,7 +10,7 @@ struct PrismCommand: ParsableCommand {
         commandName: "prism",
         abstract: "Train and explain neural networks on any OpenCL device.",
         version: version,
-        subcommands: [DevicesCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, ExplainCommand.self]
+        subcommands: [DemoCommand.self, DevicesCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, ExplainCommand.self]
     )
 }
 

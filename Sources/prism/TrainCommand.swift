@@ -110,23 +110,30 @@ struct TrainCommand: ParsableCommand {
             }
             let model = trainer.model
             printError("training \(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; device \(engine.device.name)")
-            var line = ProgressLine()
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            try trainer.fit(train: train, test: loaded.test, checkpoint: checkpointPath, progress: { p in
-                line.show(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f ex/s  ETA %@", p.epoch, trainer.config.epochs, p.step, p.steps,
-                                 p.loss, p.accuracy, p.examplesPerSecond, formatDuration(p.secondsLeft)))
-            }, epochEnd: { report in
-                line.clear()
-                try model.save(path: out, metadata: trainer.extraMetadata)
-                try appendLine(String(decoding: try encoder.encode(report), as: UTF8.self), to: logPath)
-                printLine(String(format: "epoch %d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  %.0f ex/s  %.1f s",
-                             report.epoch, trainer.config.epochs, report.trainLoss, report.trainAccuracy, report.testLoss ?? .nan,
-                             report.testAccuracy ?? .nan, report.examplesPerSecond, report.seconds))
-            })
+            try fitWithProgress(trainer, train: train, test: loaded.test, out: out, checkpoint: checkpointPath, log: logPath)
             printLine("wrote \(out) (checkpoint \(checkpointPath), log \(logPath))")
         }
     }
+}
+
+/// Trains with a progress line on a terminal and one line per epoch; after each epoch writes the
+/// model to `out` and appends the epoch's report to the JSON-lines `log` (the trainer writes the checkpoint).
+func fitWithProgress(_ trainer: Trainer, train: LabeledData, test: LabeledData, out: String, checkpoint: String, log: String) throws {
+    let model = trainer.model
+    var line = ProgressLine()
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    try trainer.fit(train: train, test: test, checkpoint: checkpoint, progress: { p in
+        line.show(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f ex/s  ETA %@", p.epoch, trainer.config.epochs, p.step, p.steps,
+                         p.loss, p.accuracy, p.examplesPerSecond, formatDuration(p.secondsLeft)))
+    }, epochEnd: { report in
+        line.clear()
+        try model.save(path: out, metadata: trainer.extraMetadata)
+        try appendLine(String(decoding: try encoder.encode(report), as: UTF8.self), to: log)
+        printLine(String(format: "epoch %d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  %.0f ex/s  %.1f s",
+                     report.epoch, trainer.config.epochs, report.trainLoss, report.trainAccuracy, report.testLoss ?? .nan,
+                     report.testAccuracy ?? .nan, report.examplesPerSecond, report.seconds))
+    })
 }
 
 /// Appends one line to a log file (creating it).

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import Prism
+import PrismExplain
+import PrismReport
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "The main job: train the cnn on Fashion-MNIST (or reuse a cached model), explain test images with Kernel SHAP, Integrated Gradients and Grad-CAM, and write a report.",
+        discussion: """
+            The model is cached under --cache (default $XDG_CACHE_HOME/prism or ~/.cache/prism), keyed by \
+            architecture, data, epochs and seed; a later run reuses it. The report lands in --out with every \
+            picture, the explanations as JSON and NumPy arrays, deletion/insertion curves and the training log.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "An MNIST-format folder (default: Fashion-MNIST from Debian's dataset-fashion-mnist).")
+    var data: String?
+
+    @Option(help: "The report folder.")
+    var out: String = "out/demo"
+
+    @Option(help: "How many test images to explain (the first ones).")
+    var examples: Int = 8
+
+    @Option(help: "Training epochs when no cached model exists.")
+    var epochs: Int = 1
+
+    @Option(help: "Seed of training, the background draw and the sampling.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Training rows drawn as the SHAP background.")
+    var background: Int = 50
+
+    @Option(help: "Use only the first N training examples (for a quick look).")
+    var limit: Int?
+
+    @Option(help: "The model cache folder.")
+    var cache: String?
+
+    @Flag(help: "Train even when a cached model exists (and replace it).")
+    var retrain = false
+
+    func validate() throws {
+        guard examples >= 1 else { throw ValidationError("--examples must be at least 1") }
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
+        guard background >= 1 else { throw ValidationError("--background must be at least 1") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    /// The cache folder: --cache, else $XDG_CACHE_HOME/prism, else ~/.cache/prism.
+    var cacheDirectory: String {
+        if let cache { return cache }
+        let env = ProcessInfo.processInfo.environment
+        if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return (xdg as NSString).appendingPathComponent("prism") }
+        return (NSHomeDirectory() as NSString).appendingPathComponent(".cache/prism")
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let start = DispatchTime.now()
+            let dataOptions = try DataOptions.parse(data.map { ["--data", $0] } ?? [])
+            guard !dataOptions.isCSV else { throw ValidationError("demo: --data must be an MNIST-format folder of images") }
+            let destination = ExplainOutputs(json: nil, npy: nil, png: nil, out: out)
+            try destination.checkWritable()
+            let engine = Engine(context: try global.context())
+            printLine("device: \(engine.device.name)")
+
+            var loadedData = try dataOptions.load()
+            if let limit, let train = loadedData.train { loadedData.train = try train.prefix(limit) }
+            guard let train = loadedData.train else { throw DataError("demo: no training data") }
+            let test = loadedData.test
+            guard test.exampleShape.count == 3, test.count >= examples else {
+                throw DataError("demo: \(dataOptions.sourceName) has \(test.count) test examples of shape \(test.exampleShape); need \(examples) images")
+            }
+
+            // The model: cached, or trained now and cached.
+            let source = data.map { ($0 as NSString).lastPathComponent } ?? "fashion-mnist"
+            let key = "cnn-\(source)\(limit.map { "-limit\($0)" } ?? "")-\(epochs)ep-seed\(seed)"
+                .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
+            let modelPath = (cacheDirectory as NSString).appendingPathComponent(String(key) + ".safetensors")
+            let logPath = modelPath + ".log.jsonl"
+            var loaded: LoadedModel?
+            if !retrain && FileManager.default.fileExists(atPath: modelPath) {
+                do {
+                    loaded = try LoadedModel(path: modelPath, engine: engine)
+                    printLine("using the cached model \(modelPath)")
+                } catch {
+                    printError("the cached model \(modelPath) does not load (\(error)); training a new one")
+                }
+            }
+            if loaded == nil {
+                try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
+                let spec = try ModelSpec.cnn(height: train.exampleShape[1], width: train.exampleShape[2], channels: train.exampleShape[0],
+                                             classes: max(train.classCount, test.classCount))
+                let trainer = try Trainer(model: try Sequential(spec: spec, seed: seed, engine: engine),
+                                          config: TrainingConfig(epochs: epochs, batchSize: 64, learningRate: 1e-3, optimizer: .adam, seed: seed))
+                var extra = ["prism.data": dataOptions.sourceName]
+                if let names = dataOptions.classNames { extra["prism.classes"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self) }
+                trainer.extraMetadata = extra
+                printLine("training cnn (\(trainer.model.parameterCount) parameters) for \(epochs) epoch\(epochs == 1 ? "" : "s") on \(train.count) images of \(dataOptions.sourceName)")
+                try? FileManager.default.removeItem(atPath: logPath)
+                let partial = modelPath + ".partial"
+                try fitWithProgress(trainer, train: train, test: test, out: partial, checkpoint: modelPath + ".ckpt", log: logPath)
+                // The cached file appears only once training has finished.
+                try? FileManager.default.removeItem(atPath: modelPath)
+                try FileManager.default.moveItem(atPath: partial, toPath: modelPath)
+                try? FileManager.default.removeItem(atPath: modelPath + ".ckpt")
+                loaded = try LoadedModel(path: modelPath, engine: engine)
+            }
+            let model = loaded!
+            let accuracy = try evaluate(model.model, on: test).accuracy
+            printLine(String(format: "test accuracy %.4f on %d images", accuracy, test.count))
+
+            // Explanations.
+            let (backgroundValues, backgroundNote) = try sampleBackground(train, count: background, seed: seed)
+            let shape = test.exampleShape
+            let groups = try FeatureGroups.grid(channels: shape[0], height: shape[1], width: shape[2], cell: 4)
+            var options = try MethodOptions.defaults()
+            options.seed = seed
+            var job = ExplainJob(engine: engine, loaded: model, modelPath: modelPath, test: test, sourceName: dataOptions.sourceName,
+                                 rows: Array(0..<examples), methods: [.kernelShap, .ig, .gradcam], options: options,
+                                 background: backgroundValues, backgroundNote: "\(backgroundValues.count / test.exampleSize) \(backgroundNote)",
+                                 groups: groups, featureNames: (0..<groups.featureCount).map { "superpixel \($0)" }, superpixel: 4)
+            job.metrics = true
+            job.printsExamples = false
+            var line = ProgressLine()
+            var methodStart = DispatchTime.now()
+            job.onProgress = { method, done, total in
+                if done == 0 { methodStart = DispatchTime.now() }
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - methodStart.uptimeNanoseconds) / 1e9
+                if done == total {
+                    line.clear()
+                    printLine(String(format: "%@: %d images in %.1f s", method.title, total, seconds))
+                } else if done > 0 {
+                    let rate = Double(done) / seconds
+                    line.show(String(format: "%@: image %d/%d  %.2f images/s  ETA %@", method.title, done + 1, total, rate,
+                                     formatDuration(Double(total - done) / rate)))
+                } else {
+                    line.show("\(method.title): image 1/\(total)")
+                }
+            }
+            let (runs, outputs, predicted) = try job.runAll()
+
+            // Report.
+            var extras = ReportExtras()
+            extras.title = "Prism demo: why the cnn classifies Fashion-MNIST images as it does"
+            extras.summary = [String(format: "Model: the cnn (%d parameters), trained %d epoch%@ (Adam 1e-3, batch 64, seed %d) on %d images; test accuracy %.4f on %d images. Device: %@.",
+                                     model.model.parameterCount, epochs, epochs == 1 ? "" : "s", seed, train.count, accuracy, test.count, engine.device.name)]
+            let logCopy = (out as NSString).appendingPathComponent("training-log.jsonl")
+            if let log = FileManager.default.contents(atPath: logPath) {
+                try writeFileAtomically(path: logCopy, bytes: Array(log))
+                extras.files.append(("training-log.jsonl", "the training run's log, one JSON object per epoch"))
+            }
+            try job.write(runs, outputs: outputs, predicted: predicted, to: destination, extras: extras)
+            let correct = zip(job.rows, predicted).filter { (try? test.example($0.0).label).map { Int($0) } == $0.1 }.count
+            printLine(String(format: "explained %d test images (%d classified correctly) in %.0f s in all; open %@",
+                             examples, correct, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9,
+                             (out as NSString).appendingPathComponent("index.html")))
+        }
+    }
+}

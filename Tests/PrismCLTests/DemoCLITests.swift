@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// `prism demo` end to end on the image fixture: it trains and caches a model, explains with three
+/// methods, writes a report whose links resolve, and reuses the cache on the next run.
+@Suite(.serialized) struct DemoCLITests {
+    @Test func trainsCachesExplainsAndReports() throws {
+        let dir = NSTemporaryDirectory() + "prism-demo-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = ["demo", "--device", "cpu", "--data", TrainCLITests.images, "--cache", dir + "/cache", "--examples", "2",
+                    "--background", "3", "--out", dir + "/report"]
+        let first = try runPrism(args)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("training cnn") && first.stdout.contains("open \(dir)/report/index.html"), "\(first.stdout)")
+        let cached = try FileManager.default.contentsOfDirectory(atPath: dir + "/cache").filter { $0.hasSuffix(".safetensors") }
+        #expect(cached == ["cnn-fashion-mnist-subset-1ep-seed0.safetensors"])
+
+        // Shapley values add up to f(x) − E[f]; Integrated Gradients' to f(x) − f(x′) up to the quadrature error.
+        for (method, tolerance) in [("kernel-shap", 1e-4), ("ig", 5e-2)] {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/explanation-\(method).json"))) as! [String: Any]
+            let values = json["values"] as! [Double], base = json["baseValues"] as! [Double], outputs = json["outputs"] as! [Double]
+            let (m, o) = (json["featureCount"] as! Int, json["outputCount"] as! Int)
+            #expect(json["instanceCount"] as? Int == 2)
+            for i in 0..<2 {
+                for k in 0..<o {
+                    let sum = (0..<m).reduce(0.0) { $0 + values[(i * m + $1) * o + k] }
+                    let scale = max(1, abs(outputs[i * o + k]))
+                    #expect(abs(sum + base[i * o + k] - outputs[i * o + k]) <= tolerance * scale, "\(method) example \(i) output \(k)")
+                }
+            }
+        }
+        let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
+        let links = html.components(separatedBy: "src=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+            + html.components(separatedBy: "href=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        #expect(links.count >= 2 * 7 + 3)
+        for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
+        #expect(html.contains("Kernel SHAP") && html.contains("Integrated Gradients") && html.contains("Grad-CAM") && html.contains("deletion AUC"))
+
+        let second = try runPrism(args)
+        #expect(second.status == 0 && second.stdout.contains("using the cached model") && !second.stdout.contains("training cnn"), "\(second.stdout)")
+
+        let unwritable = try runPrism(["demo", "--device", "cpu", "--data", TrainCLITests.images, "--cache", dir + "/cache2", "--out", "/proc/prism-demo"])
+        #expect(unwritable.status == 1 && unwritable.stderr == "/proc/prism-demo: cannot write the report there\n", "\(unwritable.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cache2"))
+    }
+}
