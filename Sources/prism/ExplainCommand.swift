@@ -44,6 +44,9 @@ struct ExplainCommand: ParsableCommand {
     @Flag(help: "Add deletion and insertion curves (most relevant features first, replaced by the baseline) and their areas.")
     var metrics = false
 
+    @Flag(help: "Add the model-parameter randomization check: re-initialize the layers from the top down, explain again after each, report the rank correlation with the original attributions.")
+    var randomization = false
+
     @Option(help: "Write the explanation as JSON to this file.")
     var json: String?
 
@@ -120,6 +123,7 @@ struct ExplainCommand: ParsableCommand {
                                  backgroundNote: backgroundNote, groups: groups, featureNames: names,
                                  superpixel: spec.inputShape.count == 3 ? superpixel : nil)
             job.metrics = metrics
+            job.randomization = randomization
             job.top = top
             let (runs, outputs, predicted) = try job.runAll()
             try job.write(runs, outputs: outputs, predicted: predicted, to: destination)

@@ -27,6 +27,8 @@ struct ExplainJob {
     let superpixel: Int?
     /// Add the deletion/insertion curves of each explanation.
     var metrics = false
+    /// Add the cascading model-parameter randomization check of each method.
+    var randomization = false
     /// Features printed per example.
     var top = 5
     /// Print a line per example and method (the predicted class and the largest attributions).
@@ -45,6 +47,8 @@ struct ExplainJob {
         var seconds: [Double]
         /// Per example, with `metrics`.
         var curves: [DeletionInsertion.Curves]?
+        /// With `randomization`: the cascade's stages, top layer first.
+        var randomization: [ParameterRandomization.Stage]?
     }
 
     var model: Sequential { loaded.model }
@@ -91,17 +95,60 @@ struct ExplainJob {
         return i + 1 < model.layers.count && model.layers[i + 1].kind == "relu" ? model.activationName(i + 1) : model.activationName(i)
     }
 
+    /// `method` as an attribution method on `model` (the job's model, or a randomized copy).
+    func attribution(_ method: ExplainMethodName, on model: Sequential, baseline: [Float]) throws -> AttributionMethod {
+        let differentiable = DifferentiableModel(model)
+        let chunk = options.rowsPerChunk
+        switch method {
+        case .saliency: return Saliency(model: differentiable, rowsPerChunk: chunk)
+        case .gradxinput: return GradientTimesInput(model: differentiable, rowsPerChunk: chunk)
+        case .ig:
+            return IntegratedGradients(model: differentiable, steps: options.steps, rule: options.igRule,
+                                       baseline: .values(baseline), rowsPerChunk: chunk)
+        case .smoothgrad:
+            return SmoothGrad(model: differentiable, samples: options.samples ?? 50, noiseLevel: options.noise,
+                              variant: options.smoothgradVariant, seed: options.seed, rowsPerChunk: chunk)
+        case .gradcam:
+            return GradCAM(model: differentiable, layer: try gradCAMLayer(), relu: !options.noGradcamRelu, rowsPerChunk: chunk)
+        case .lrp:
+            let rule: LRP.Rule = switch options.lrpRule {
+            case .epsilon: .epsilon(options.lrpEpsilon)
+            case .zplus: .zPlus
+            case .gamma: .gamma(options.lrpGamma)
+            }
+            return LRP(model: model, rule: rule, rowsPerChunk: chunk)
+        case .occlusion:
+            let side = options.window ?? superpixel ?? 1
+            let step = options.stride ?? side
+            let window = isImage ? (side, side) : (1, side), strides = isImage ? (step, step) : (1, step)
+            return Occlusion(model: differentiable, window: window, stride: strides, baseline: .values(baseline), rowsPerChunk: chunk)
+        case .lime:
+            return LIME(model: differentiable, groups: groups, samples: options.samples ?? 1000, kernelWidth: options.kernelWidth,
+                        baseline: .values(baseline), seed: options.seed, rowsPerChunk: chunk)
+        case .exactShap, .kernelShap, .permutationShap, .samplingShap:
+            return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background, groups: groups,
+                                      rowsPerChunk: chunk)
+        }
+    }
+
+    /// The SHAP estimator of `method` with the budget, seed and stopping rule of the options.
+    func shapleyEstimator(_ method: ExplainMethodName) throws -> ShapleyEstimator {
+        guard let shapley = method.shapley else { throw ValidationError("\(method.rawValue) is not a SHAP method") }
+        var estimator = shapley.estimator(budget: options.samples, seed: options.seed)
+        if let threshold = options.stopThreshold {
+            let rule = StoppingRule(threshold: threshold)
+            if var k = estimator as? KernelShap { k.stopping = rule; estimator = k }
+            if var p = estimator as? PermutationShap { p.stopping = rule; estimator = p }
+            if var s = estimator as? SamplingShap { s.stopping = rule; estimator = s }
+        }
+        return estimator
+    }
+
     /// Runs one method on the examples `x` for their predicted classes.
     func run(_ method: ExplainMethodName, x: [Float], predicted: [Int], baseline: [Float]) throws -> MethodRun {
         let n = rows.count
-        if let shapley = method.shapley {
-            var estimator = shapley.estimator(budget: options.samples, seed: options.seed)
-            if let threshold = options.stopThreshold {
-                let rule = StoppingRule(threshold: threshold)
-                if var k = estimator as? KernelShap { k.stopping = rule; estimator = k }
-                if var p = estimator as? PermutationShap { p.stopping = rule; estimator = p }
-                if var s = estimator as? SamplingShap { s.stopping = rule; estimator = s }
-            }
+        if method.shapley != nil {
+            let estimator = try shapleyEstimator(method)
             var parts: [Explanation] = []
             for i in 0..<n {
                 onProgress(method, i, n)
@@ -116,39 +163,7 @@ struct ExplainJob {
             return MethodRun(method: method, explanation: explanation, outputSlot: predicted,
                              evaluations: parts.map(\.modelEvaluations), seconds: parts.map(\.seconds))
         }
-        let differentiable = DifferentiableModel(model)
-        let chunk = options.rowsPerChunk
-        let attribution: AttributionMethod
-        switch method {
-        case .saliency: attribution = Saliency(model: differentiable, rowsPerChunk: chunk)
-        case .gradxinput: attribution = GradientTimesInput(model: differentiable, rowsPerChunk: chunk)
-        case .ig:
-            attribution = IntegratedGradients(model: differentiable, steps: options.steps, rule: options.igRule,
-                                              baseline: .values(baseline), rowsPerChunk: chunk)
-        case .smoothgrad:
-            attribution = SmoothGrad(model: differentiable, samples: options.samples ?? 50, noiseLevel: options.noise,
-                                     variant: options.smoothgradVariant, seed: options.seed, rowsPerChunk: chunk)
-        case .gradcam:
-            attribution = GradCAM(model: differentiable, layer: try gradCAMLayer(), relu: !options.noGradcamRelu, rowsPerChunk: chunk)
-        case .lrp:
-            let rule: LRP.Rule = switch options.lrpRule {
-            case .epsilon: .epsilon(options.lrpEpsilon)
-            case .zplus: .zPlus
-            case .gamma: .gamma(options.lrpGamma)
-            }
-            attribution = LRP(model: model, rule: rule, rowsPerChunk: chunk)
-        case .occlusion:
-            let side = options.window ?? superpixel ?? 1
-            let step = options.stride ?? side
-            let window = isImage ? (side, side) : (1, side), strides = isImage ? (step, step) : (1, step)
-            attribution = Occlusion(model: differentiable, window: window, stride: strides, baseline: .values(baseline), rowsPerChunk: chunk)
-        case .lime:
-            attribution = LIME(model: differentiable, groups: groups, samples: options.samples ?? 1000, kernelWidth: options.kernelWidth,
-                               baseline: .values(baseline), seed: options.seed, rowsPerChunk: chunk)
-        case .exactShap, .kernelShap, .permutationShap, .samplingShap:
-            throw ValidationError("\(method.rawValue) is a SHAP method")
-        }
-        var explanation = try attribution.explain(instances: x, targets: .perInstance(predicted))
+        var explanation = try attribution(method, on: model, baseline: baseline).explain(instances: x, targets: .perInstance(predicted))
         if explanation.featureCount == groups.featureCount {
             explanation.featureNames = featureNames
         }
@@ -183,6 +198,12 @@ struct ExplainJob {
             result.explanation.settings["data"] = sourceName
             result.explanation.settings["indices"] = rows.map(String.init).joined(separator: ",")
             if metrics { result.curves = try curves(result, x: x, predicted: predicted, baseline: baseline) }
+            if randomization {
+                let check = ParameterRandomization(model: model, seed: options.seed &+ 1) { try attribution(method, on: $0, baseline: baseline) }
+                result.randomization = try check.run(instances: x, targets: .perInstance(predicted))
+                printLine("\(method.rawValue): parameter randomization (layers re-initialized from the top; rank correlation with the original, of |φ| and of φ): "
+                          + result.randomization!.map { String(format: "%@ %.3f/%.3f", $0.layer, $0.spearmanAbsolute, $0.spearman) }.joined(separator: ", "))
+            }
             runs.append(result)
             onProgress(method, rows.count, rows.count)
             let e = result.explanation

@@ -73,10 +73,10 @@ extension ExplainJob {
                                   "\(run.method.title): values [instances, features, outputs] for numpy.load"))
             }
         }
-        if metrics, let out = destination.out {
+        if metrics || randomization, let out = destination.out {
             let path = (out as NSString).appendingPathComponent("metrics.json")
             try writeMetrics(runs, path: path)
-            dataFiles.append(("metrics.json", "deletion and insertion curves and their areas, per method and example"))
+            dataFiles.append(("metrics.json", "deletion/insertion curves and their areas per method and example, the parameter-randomization stages per method"))
         }
         var pictures: [Int: [(String, String)]] = [:]
         if let png = destination.png ?? (isImage ? destination.out : nil) {
@@ -147,6 +147,10 @@ extension ExplainJob {
             parts.append(String(format: "f(x) = %.4f, %@ %.4f, Σφ + %@ − f(x) = %.2e", Double(outputs[p]), baseName, base, baseName, gap))
         }
         if let r2 = e.settings["r2"] { parts.append("surrogate R² \(r2)") }
+        if let stages = run.randomization, n == 0 {
+            parts.append("parameter randomization over all examples (rank correlation of |φ| / φ with the original as layers are re-initialized from the top): "
+                         + stages.map { String(format: "%@ %.2f/%.2f", $0.layer, $0.spearmanAbsolute, $0.spearman) }.joined(separator: ", "))
+        }
         if let c = run.curves?[n] {
             parts.append(String(format: "deletion AUC %.3f (random %.3f), insertion AUC %.3f (random %.3f)",
                                 c.deletionAUC, c.randomDeletionAUC, c.insertionAUC, c.randomInsertionAUC))
@@ -160,21 +164,30 @@ extension ExplainJob {
         return parts.joined(separator: "; ") + "."
     }
 
-    /// metrics.json: per method, per example, the curves and their areas.
+    /// metrics.json: per method, per example, the curves and their areas, and the randomization stages.
     func writeMetrics(_ runs: [MethodRun], path: String) throws {
         struct Entry: Encodable {
             var index: Int
             var fractions, deletion, insertion, randomDeletion, randomInsertion: [Double]
             var deletionAUC, insertionAUC, randomDeletionAUC, randomInsertionAUC: Double
         }
-        var all: [String: [Entry]] = [:]
+        struct Stage: Encodable {
+            var layer: String
+            var spearmanAbsolute, spearman: Double
+        }
+        struct Method: Encodable {
+            var curves: [Entry]?
+            var randomization: [Stage]?
+        }
+        var all: [String: Method] = [:]
         for run in runs {
-            guard let curves = run.curves else { continue }
-            all[run.method.rawValue] = zip(rows, curves).map { i, c in
+            let stages = run.randomization?.map { Stage(layer: $0.layer, spearmanAbsolute: $0.spearmanAbsolute, spearman: $0.spearman) }
+            let curves = run.curves.map { curves in zip(rows, curves).map { i, c in
                 Entry(index: i, fractions: c.fractions, deletion: c.deletion, insertion: c.insertion, randomDeletion: c.randomDeletion,
                       randomInsertion: c.randomInsertion, deletionAUC: c.deletionAUC, insertionAUC: c.insertionAUC,
                       randomDeletionAUC: c.randomDeletionAUC, randomInsertionAUC: c.randomInsertionAUC)
-            }
+            } }
+            if curves != nil || stages != nil { all[run.method.rawValue] = Method(curves: curves, randomization: stages) }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

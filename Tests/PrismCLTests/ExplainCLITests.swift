@@ -117,7 +117,7 @@ extension ExplainCLITests {
                                   "--epochs", "1", "--limit", "64", "--out", model])
         #expect(train.status == 0, "\(train.stderr)")
         let run = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0,3",
-                                "--method", "ig,gradcam", "--method", "occlusion", "--steps", "16", "--window", "7", "--metrics",
+                                "--method", "ig,gradcam", "--method", "occlusion", "--steps", "16", "--window", "7", "--metrics", "--randomization",
                                 "--out", dir + "/report"])
         #expect(run.status == 0, "\(run.stderr)")
         #expect(run.stdout.contains("deletion AUC"))
@@ -146,6 +146,12 @@ extension ExplainCLITests {
         }
         let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/metrics.json"))) as! [String: Any]
         #expect(Set(metrics.keys) == ["ig", "gradcam", "occlusion"])
+        for (name, entry) in metrics {
+            let fields = entry as! [String: Any]
+            #expect((fields["curves"] as? [Any])?.count == 2, "\(name)")
+            let stages = (fields["randomization"] as? [[String: Any]])?.compactMap { $0["layer"] as? String }
+            #expect(stages == ["9.linear", "7.linear", "3.conv2d", "0.conv2d"], "\(name)")
+        }
 
         // Per example: the input and, per method, heatmap and overlay; every link resolves.
         let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
