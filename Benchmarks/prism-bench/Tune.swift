@@ -1,0 +1,232 @@
+import ArgumentParser
+import Foundation
+import Prism
+import PrismCL
+
+/// Which kernel family `prism-bench tune` searches.
+enum TuneTarget: String, ExpressibleByArgument, CaseIterable {
+    case gemm, conv2d
+}
+
+struct TuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune",
+        abstract: "Search a kernel family's tunables on this device and record the winners in a tuning table.",
+        discussion: """
+            Every candidate is built, its output checked against exact sums at sampled positions, and its median \
+            device time measured; a candidate with a wrong output is refused. The defaults are measured first and \
+            kept unless a candidate is more than 2% faster. Winners are merged into --out (keyed platform or \
+            vendor → device name), the format of Kernels/tuning.json and of PRISM_TUNING_FILE.
+            """)
+
+    @Argument(help: "gemm or conv2d.")
+    var target: TuneTarget
+
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "The tuning table to merge the winners into (created when missing).")
+    var out: String = "tuning.json"
+
+    @Option(help: "Random candidates after the grid, per searched kernel.")
+    var random: Int = 12
+
+    @Option(help: "Seed of the random candidates.")
+    var seed: UInt64 = 1
+
+    @Option(help: "gemm: the square size.")
+    var size: Int = 1024
+
+    @Option(help: "conv2d: the batch of the reference network's convolutions.")
+    var batch: Int = 64
+
+    func run() throws {
+        try runReportingErrors {
+            guard size >= 1, batch >= 1, random >= 0 else { throw ValidationError("--size, --batch and --random must be positive") }
+            var table = TuningTable()
+            if let data = FileManager.default.contents(atPath: out) { table = try TuningTable.decode(data, source: out) }
+            let bench = try options.makeBench()
+            let engine = bench.engine
+            let info = engine.device
+            let vendorKey = info.platform.localizedCaseInsensitiveContains("portable computing") ? info.platform : info.vendor
+            let stages: [TuneStage]
+            switch target {
+            case .gemm: stages = [try gemmStage(engine, n: size)]
+            case .conv2d: stages = try convolutionStages(engine, batch: batch)
+            }
+            for stage in stages {
+                say("\(stage.name): \(stage.search.parameters.map { "\($0.name) ∈ {\($0.values.joined(separator: ","))}" }.joined(separator: ", "))")
+                let outcome = try stage.search.run(evaluate: { candidate in
+                    engine.defineOverrides[stage.file, default: [:]].merge(candidate) { $1 }
+                    try stage.check()
+                    return try bench.time(stage.body).median
+                }, log: { trial in
+                    let name = trial.defines.keys.sorted().map { "\($0)=\(trial.defines[$0]!)" }.joined(separator: " ")
+                    say("  " + name.padding(toLength: 56, withPad: " ", startingAt: 0)
+                        + (trial.milliseconds.map { String(format: "%10.3f ms", $0) } ?? "  refused: \(trial.refusal ?? "")"))
+                })
+                engine.defineOverrides[stage.file, default: [:]].merge(outcome.best) { $1 }
+                let chosen = outcome.best.keys.sorted().map { "\($0)=\(outcome.best[$0]!)" }.joined(separator: " ")
+                say(String(format: "%@: %@ — %.3f ms against %.3f ms with the defaults (%@)", stage.name, chosen, outcome.bestMilliseconds,
+                           outcome.defaultMilliseconds, outcome.improved ? String(format: "%.1f%% faster", 100 * (1 - outcome.bestMilliseconds / outcome.defaultMilliseconds)) : "defaults kept"))
+                table = table.setting(outcome.best, file: stage.file, vendor: vendorKey, device: info.name)
+            }
+            try writeFileAtomically(path: out, bytes: Array(try table.json()))
+            say("wrote \(out) (\(vendorKey) → \(info.name))")
+        }
+    }
+}
+
+/// One kernel's search: its file, the tunables, a check of the output and the timed work.
+struct TuneStage {
+    var name: String
+    var file: String
+    var search: TuningSearch
+    /// Runs the kernels once with the current defines and throws `TuningSearch.Refusal` on a wrong output.
+    var check: () throws -> Void
+    var body: () throws -> [Event]
+}
+
+/// The defaults of `names` as the engine resolves them now (the kernel file's own defaults when
+/// neither the table nor an override sets them).
+func currentDefaults(_ engine: Engine, file: String, _ fallback: [String: String]) -> [String: String] {
+    let resolved = engine.resolvedDefines(file)
+    return fallback.reduce(into: [:]) { $0[$1.key] = resolved[$1.key] ?? $1.value }
+}
+
+func gemmStage(_ engine: Engine, n: Int) throws -> TuneStage {
+    let a = try randomBuffer(engine, count: n * n, seed: 1), b = try randomBuffer(engine, count: n * n, seed: 2)
+    let c = try engine.buffer(count: n * n)
+    let info = engine.device
+    let search: TuningSearch
+    if engine.isCPU {
+        search = TuningSearch(parameters: [.init("MM_MB", ["4", "8", "16", "32", "64"]), .init("MM_PACKED_A", ["0", "1"]),
+                                           .init("MM_PACK_ROWS", ["8", "16", "32", "64"])],
+                              defaults: currentDefaults(engine, file: "matmul.cl", ["MM_MB": "32", "MM_PACKED_A": "1", "MM_PACK_ROWS": "32"]),
+                              grid: ["MM_MB", "MM_PACKED_A"])
+    } else {
+        search = TuningSearch(parameters: [.init("MM_TM", ["32", "64", "128"]), .init("MM_TN", ["32", "64", "128"]),
+                                           .init("MM_TK", ["8", "16", "32"]), .init("MM_WM", ["2", "4", "8"]), .init("MM_WN", ["2", "4", "8"])],
+                              defaults: currentDefaults(engine, file: "matmul.cl", ["MM_TM": "64", "MM_TN": "64", "MM_TK": "16", "MM_WM": "4", "MM_WN": "4"]),
+                              grid: ["MM_TM", "MM_TN"], randomCandidates: 24) { d in
+            let (tm, tn, tk, wm, wn) = (Int(d["MM_TM"]!)!, Int(d["MM_TN"]!)!, Int(d["MM_TK"]!)!, Int(d["MM_WM"]!)!, Int(d["MM_WN"]!)!)
+            return tm % wm == 0 && tn % wn == 0 && (tm / wm) * (tn / wn) <= info.maxWorkGroupSize && (tm + tn) * tk * 4 <= info.localMemoryBytes
+        }
+    }
+    return TuneStage(name: "sgemm \(n)³", file: "matmul.cl", search: search, check: {
+        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n).forEach { try $0.wait() }
+        do { try checkSGEMM("sgemm", a: a, b: b, c: c, n: n) } catch { throw TuningSearch.Refusal(String(describing: error)) }
+    }, body: {
+        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
+    })
+}
+
+/// The reference network's convolutions: conv2's forward, backward-input and backward-weight
+/// micro-tiles and conv1's row kernel on a CPU; the shared tile sizes on a GPU.
+func convolutionStages(_ engine: Engine, batch: Int) throws -> [TuneStage] {
+    func layer(_ input: [Int], _ weight: [Int]) throws -> (Conv2DGeometry, Buffer<Float>, Buffer<Float>, Buffer<Float>, Buffer<Float>, Buffer<Float>) {
+        let g = try Conv2DGeometry(input: input, weight: weight, bias: [weight[0]], stride: (1, 1), padding: (0, 0), dilation: (1, 1))
+        return (g, try randomBuffer(engine, count: input.reduce(1, *), seed: 3), try randomBuffer(engine, count: weight.reduce(1, *), seed: 4),
+                try randomBuffer(engine, count: weight[0], seed: 5), try engine.buffer(count: g.outputShape.reduce(1, *)),
+                try randomBuffer(engine, count: g.outputShape.reduce(1, *), seed: 6))
+    }
+    let (g1, x1, w1, b1, y1, _) = try layer([batch, 1, 28, 28], [32, 1, 3, 3])
+    let (g2, x2, w2, b2, y2, dy2) = try layer([batch, 32, 13, 13], [64, 32, 3, 3])
+    let conv = ConvolutionCheck()
+    func forward(_ g: Conv2DGeometry, _ x: Buffer<Float>, _ w: Buffer<Float>, _ b: Buffer<Float>, _ y: Buffer<Float>) -> () throws -> Void {
+        { try Conv2DKernels.forward(engine, g, x: x, w: w, bias: b, y: y).forEach { try $0.wait() }
+          try conv.forward(g, x: x.read(), w: w.read(), b: b.read(), y: y.read()) }
+    }
+    if !engine.isCPU {
+        let info = engine.device
+        let search = TuningSearch(
+            parameters: [.init("CONV_TM", ["16", "32", "64"]), .init("CONV_TN", ["16", "32", "64"]), .init("CONV_TD", ["4", "8", "16"]),
+                         .init("CONV_WM", ["1", "2", "4"]), .init("CONV_WN", ["1", "2", "4"])],
+            defaults: currentDefaults(engine, file: "conv2d.cl", ["CONV_TM": "32", "CONV_TN": "32", "CONV_TD": "8", "CONV_WM": "2", "CONV_WN": "2"]),
+            grid: ["CONV_TM", "CONV_TN"], randomCandidates: 24) { d in
+            let (tm, tn, td, wm, wn) = (Int(d["CONV_TM"]!)!, Int(d["CONV_TN"]!)!, Int(d["CONV_TD"]!)!, Int(d["CONV_WM"]!)!, Int(d["CONV_WN"]!)!)
+            return tm % wm == 0 && tn % wn == 0 && (tm / wm) * (tn / wn) <= info.maxWorkGroupSize && (tm + tn) * td * 4 <= info.localMemoryBytes
+        }
+        return [TuneStage(name: "conv2 forward", file: "conv2d.cl", search: search, check: forward(g2, x2, w2, b2, y2),
+                          body: { try Conv2DKernels.forward(engine, g2, x: x2, w: w2, bias: b2, y: y2) })]
+    }
+    func microTile(_ prefix: String, _ kv: [String], _ np: [String]) -> TuningSearch {
+        TuningSearch(parameters: [.init("\(prefix)_KV", kv), .init("\(prefix)_NP", np)],
+                     defaults: currentDefaults(engine, file: "conv2d.cl", ["\(prefix)_KV": "2", "\(prefix)_NP": "6"]),
+                     grid: ["\(prefix)_KV", "\(prefix)_NP"], randomCandidates: 0)
+    }
+    return [
+        TuneStage(name: "conv2 forward", file: "conv2d.cl", search: microTile("CONV_FWD", ["1", "2", "3", "4"], ["2", "4", "6", "8", "12"]),
+                  check: forward(g2, x2, w2, b2, y2), body: { try Conv2DKernels.forward(engine, g2, x: x2, w: w2, bias: b2, y: y2) }),
+        TuneStage(name: "conv2 backward input", file: "conv2d.cl", search: microTile("CONV_DX", ["1", "2", "4"], ["2", "4", "6", "8"]),
+                  check: {
+                      let (dx, events) = try Conv2DKernels.backwardInput(engine, g2, dy: dy2, w: w2)
+                      try events.forEach { try $0.wait() }
+                      try conv.backwardInput(g2, dy: dy2.read(), w: w2.read(), dx: dx.read())
+                  }, body: { try Conv2DKernels.backwardInput(engine, g2, dy: dy2, w: w2).1 }),
+        TuneStage(name: "conv2 backward weight", file: "conv2d.cl", search: microTile("CONV_DW", ["1", "2", "4"], ["2", "4", "6", "8"]),
+                  check: {
+                      let (dw, events) = try Conv2DKernels.backwardWeight(engine, g2, x: x2, dy: dy2)
+                      try events.forEach { try $0.wait() }
+                      try conv.backwardWeight(g2, x: x2.read(), dy: dy2.read(), dw: dw.read())
+                  }, body: { try Conv2DKernels.backwardWeight(engine, g2, x: x2, dy: dy2).1 }),
+        TuneStage(name: "conv1 forward (rows)", file: "conv2d.cl",
+                  search: TuningSearch(parameters: [.init("CONV_ROWS_KB", ["4", "8", "16", "32"]), .init("CONV_ROWS_NP", ["1", "2", "4", "8"])],
+                                       defaults: currentDefaults(engine, file: "conv2d.cl", ["CONV_ROWS_KB": "8", "CONV_ROWS_NP": "4"]),
+                                       grid: ["CONV_ROWS_KB", "CONV_ROWS_NP"], randomCandidates: 0),
+                  check: forward(g1, x1, w1, b1, y1), body: { try Conv2DKernels.forward(engine, g1, x: x1, w: w1, bias: b1, y: y1) }),
+    ]
+}
+
+/// Exact sums at sampled positions of a stride-1, unpadded convolution's forward and backward passes
+/// (layouts NCHW and KCRS); a mismatch is a `TuningSearch.Refusal`.
+struct ConvolutionCheck {
+    var samples = 48
+
+    func compare(_ what: String, got: Float, expected: Double) throws {
+        guard abs(Double(got) - expected) <= 1e-3 + 1e-4 * abs(expected) else {
+            throw TuningSearch.Refusal("\(what) = \(got), expected \(expected)")
+        }
+    }
+
+    func forward(_ g: Conv2DGeometry, x: [Float], w: [Float], b: [Float], y: [Float]) throws {
+        let (oh, ow) = (g.outputShape[2], g.outputShape[3])
+        var rng = SplitMix64(seed: 7)
+        for _ in 0..<samples {
+            let (n, k, i, j) = (Int(rng.next() % UInt64(g.n)), Int(rng.next() % UInt64(g.k)), Int(rng.next() % UInt64(oh)), Int(rng.next() % UInt64(ow)))
+            var sum = Double(b[k])
+            for c in 0..<g.c { for r in 0..<g.r { for s in 0..<g.s {
+                sum += Double(x[((n * g.c + c) * g.h + i + r) * g.w + j + s]) * Double(w[((k * g.c + c) * g.r + r) * g.s + s])
+            } } }
+            try compare("y[\(n), \(k), \(i), \(j)]", got: y[((n * g.k + k) * oh + i) * ow + j], expected: sum)
+        }
+    }
+
+    func backwardInput(_ g: Conv2DGeometry, dy: [Float], w: [Float], dx: [Float]) throws {
+        let (oh, ow) = (g.outputShape[2], g.outputShape[3])
+        var rng = SplitMix64(seed: 8)
+        for _ in 0..<samples {
+            let (n, c, h, x) = (Int(rng.next() % UInt64(g.n)), Int(rng.next() % UInt64(g.c)), Int(rng.next() % UInt64(g.h)), Int(rng.next() % UInt64(g.w)))
+            var sum = 0.0
+            for k in 0..<g.k { for r in 0..<g.r { for s in 0..<g.s {
+                let (i, j) = (h - r, x - s)
+                if i >= 0 && i < oh && j >= 0 && j < ow {
+                    sum += Double(dy[((n * g.k + k) * oh + i) * ow + j]) * Double(w[((k * g.c + c) * g.r + r) * g.s + s])
+                }
+            } } }
+            try compare("dx[\(n), \(c), \(h), \(x)]", got: dx[((n * g.c + c) * g.h + h) * g.w + x], expected: sum)
+        }
+    }
+
+    func backwardWeight(_ g: Conv2DGeometry, x: [Float], dy: [Float], dw: [Float]) throws {
+        let (oh, ow) = (g.outputShape[2], g.outputShape[3])
+        var rng = SplitMix64(seed: 9)
+        for _ in 0..<samples / 4 {
+            let (k, c, r, s) = (Int(rng.next() % UInt64(g.k)), Int(rng.next() % UInt64(g.c)), Int(rng.next() % UInt64(g.r)), Int(rng.next() % UInt64(g.s)))
+            var sum = 0.0
+            for n in 0..<g.n { for i in 0..<oh { for j in 0..<ow {
+                sum += Double(dy[((n * g.k + k) * oh + i) * ow + j]) * Double(x[((n * g.c + c) * g.h + i + r) * g.w + j + s])
+            } } }
+            try compare("dw[\(k), \(c), \(r), \(s)]", got: dw[((k * g.c + c) * g.r + r) * g.s + s], expected: sum)
+        }
+    }
+}
