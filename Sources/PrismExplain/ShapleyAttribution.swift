@@ -9,16 +9,20 @@ public struct ShapleyAttribution: AttributionMethod {
     public var estimator: ShapleyEstimator
     /// Background rows [N] + the model's input shape.
     public var background: [Float]
+    /// Optional weights of the background rows (e.g. `BackgroundSummary.weights`).
+    public var backgroundWeights: [Float]?
     public var groups: FeatureGroups?
     /// Model rows per device batch (nil: sized from the device's memory).
     public var rowsPerChunk: Int?
 
     public var name: String { estimator.method }
 
-    public init(model: Sequential, estimator: ShapleyEstimator, background: [Float], groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) {
+    public init(model: Sequential, estimator: ShapleyEstimator, background: [Float], backgroundWeights: [Float]? = nil,
+                groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) {
         self.model = model
         self.estimator = estimator
         self.background = background
+        self.backgroundWeights = backgroundWeights
         self.groups = groups
         self.rowsPerChunk = rowsPerChunk
     }
@@ -34,7 +38,7 @@ public struct ShapleyAttribution: AttributionMethod {
         var parts: [Explanation] = []
         for i in 0..<n {
             let game = try DeviceGame(model: model, instance: Array(instances[(i * d)..<((i + 1) * d)]), background: background,
-                                      groups: groups, rowsPerChunk: rowsPerChunk)
+                                      backgroundWeights: backgroundWeights, groups: groups, rowsPerChunk: rowsPerChunk)
             let full = try estimator.explain(game)
             let picked = targets.classes(instance: i)
             let m = full.featureCount

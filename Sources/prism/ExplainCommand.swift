@@ -38,6 +38,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Background: every row of this CSV file or MNIST-format folder (training images).")
     var backgroundData: String?
 
+    @Option(help: "Summarize the background into K weighted k-means centroids (shap.kmeans): fewer model evaluations per coalition.")
+    var kmeans: Int?
+
     @Option(help: "Images: superpixels of K×K pixels.")
     var superpixel: Int = 4
 
@@ -66,6 +69,7 @@ struct ExplainCommand: ParsableCommand {
         if background != nil && backgroundData != nil { throw ValidationError("give --background or --background-data, not both") }
         if let background, background < 1 { throw ValidationError("--background must be at least 1") }
         if superpixel < 1 { throw ValidationError("--superpixel must be at least 1") }
+        if let kmeans, kmeans < 1 { throw ValidationError("--kmeans must be at least 1") }
         _ = try indices()
     }
 
@@ -99,12 +103,20 @@ struct ExplainCommand: ParsableCommand {
 
             // Background rows.
             let width = test.exampleSize
-            let backgroundValues: [Float], backgroundNote: String
+            var backgroundValues: [Float], backgroundNote: String
             if let backgroundData {
                 backgroundValues = try loadBackground(path: backgroundData, width: width, standardization: loaded.standardization)
                 backgroundNote = "all \(backgroundValues.count / width) rows of \(backgroundData)"
             } else {
                 (backgroundValues, backgroundNote) = try sampleBackground(data.train!, count: background ?? 100, seed: methodOptions.seed)
+            }
+            var backgroundWeights: [Float]?
+            if let kmeans {
+                let rowsIn = backgroundValues.count / width
+                guard kmeans <= rowsIn else { throw ValidationError("--kmeans \(kmeans) is more than the \(rowsIn) background rows") }
+                let summary = try BackgroundSummary.kMeans(backgroundValues, width: width, k: kmeans, seed: methodOptions.seed)
+                (backgroundValues, backgroundWeights) = (summary.rows, summary.weights)
+                backgroundNote = "\(summary.count) k-means centroids weighted by cluster size, of " + backgroundNote
             }
 
             // Features.
@@ -122,6 +134,7 @@ struct ExplainCommand: ParsableCommand {
                                  methods: methods, options: methodOptions, background: backgroundValues,
                                  backgroundNote: backgroundNote, groups: groups, featureNames: names,
                                  superpixel: spec.inputShape.count == 3 ? superpixel : nil)
+            job.backgroundWeights = backgroundWeights
             job.metrics = metrics
             job.randomization = randomization
             job.top = top

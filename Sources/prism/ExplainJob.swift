@@ -19,6 +19,8 @@ struct ExplainJob {
     let options: MethodOptions
     /// Background rows for the SHAP methods (and the mean baseline).
     let background: [Float]
+    /// Weights of the background rows (k-means cluster sizes), nil for equal weights.
+    var backgroundWeights: [Float]? = nil
     let backgroundNote: String
     /// Features of the SHAP methods and LIME, and the units of the deletion/insertion metric.
     let groups: FeatureGroups
@@ -126,8 +128,8 @@ struct ExplainJob {
             return LIME(model: differentiable, groups: groups, samples: options.samples ?? 1000, kernelWidth: options.kernelWidth,
                         baseline: .values(baseline), seed: options.seed, rowsPerChunk: chunk)
         case .exactShap, .kernelShap, .permutationShap, .samplingShap:
-            return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background, groups: groups,
-                                      rowsPerChunk: chunk)
+            return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background,
+                                      backgroundWeights: backgroundWeights, groups: groups, rowsPerChunk: chunk)
         }
     }
 
@@ -153,7 +155,8 @@ struct ExplainJob {
             for i in 0..<n {
                 onProgress(method, i, n)
                 let game = try DeviceGame(model: model, instance: Array(x[(i * elementCount)..<((i + 1) * elementCount)]),
-                                          background: background, groups: groups, rowsPerChunk: options.rowsPerChunk)
+                                          background: background, backgroundWeights: backgroundWeights, groups: groups,
+                                          rowsPerChunk: options.rowsPerChunk)
                 parts.append(try estimator.explain(game))
             }
             var explanation = try Explanation(stacking: parts)

@@ -165,3 +165,27 @@ extension ExplainCLITests {
         #expect(unknown.status == 1 && unknown.stderr.contains("unknown method 'shapely'"), "\(unknown.stderr)")
     }
 }
+
+extension ExplainCLITests {
+    /// --kmeans: the drawn background becomes K weighted centroids; Shapley values still add up to f(x).
+    @Test func kMeansBackgroundSummary() throws {
+        let dir = NSTemporaryDirectory() + "prism-kmeans-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        let run = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "1",
+                                "--method", "exact-shap", "--background", "20", "--kmeans", "3", "--json", dir + "/e.json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/e.json"))) as! [String: Any]
+        let settings = json["settings"] as! [String: String]
+        #expect(settings["background"]?.hasPrefix("3 k-means centroids weighted by cluster size, of training rows") == true, "\(settings)")
+        let values = json["values"] as! [Double], base = json["baseValues"] as! [Double], outputs = json["outputs"] as! [Double]
+        for k in 0..<3 {
+            let sum = (0..<4).reduce(0.0) { $0 + values[$1 * 3 + k] }
+            #expect(abs(sum + base[k] - outputs[k]) <= 1e-4 * max(1, abs(outputs[k])))
+        }
+        let tooMany = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model,
+                                    "--background", "5", "--kmeans", "9"])
+        #expect(tooMany.status == 1 && tooMany.stderr == "--kmeans 9 is more than the 5 background rows\n", "\(tooMany.stderr)")
+    }
+}
