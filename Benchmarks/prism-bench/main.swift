@@ -9,7 +9,7 @@ struct PrismBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prism-bench",
         abstract: "Benchmark Prism's OpenCL kernels against the device's measured peak and against peers.",
-        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self, AllCommand.self, TuneCommand.self])
+        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self, AllCommand.self, ShapCommand.self, TuneCommand.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -143,6 +143,30 @@ struct AllCommand: ParsableCommand {
             try benchSGEMM(bench, sizes: [1024, 2048])
             try benchConvolutions(bench, batch: 256)
             for arch in ["cnn", "mlp"] { try benchTrainStep(bench, architecture: arch, batch: 64, steps: options.repeats) }
+            try options.finish(bench)
+        }
+    }
+}
+
+struct ShapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shap",
+        abstract: "The SHAP evaluator: Kernel SHAP on the cnn and an MLP, Exact at M = 16, the host evaluator, evaluations/s per chunk size.")
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "Chunk sizes (model rows per forward pass) of the evaluator sweep, comma-separated.")
+    var chunks: String = "256,1024,4096,16384,65536"
+
+    @Flag(help: "Also Exact Shapley values at M = 20 (2^20 coalitions × 100 rows).")
+    var exact20 = false
+
+    func run() throws {
+        try runReportingErrors {
+            let sizes = chunks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--chunks: positive sizes, comma-separated") }
+            let bench = try options.makeBench()
+            bench.peak = try measurePeak(bench)
+            try benchShap(bench, chunkSizes: sizes, exact20: exact20)
             try options.finish(bench)
         }
     }

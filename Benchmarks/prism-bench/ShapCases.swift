@@ -1,0 +1,111 @@
+import Foundation
+import Prism
+import PrismCL
+import PrismExplain
+import PrismReference
+
+/// Floating-point operations of one forward pass of `spec` for one example (multiply-adds × 2 of
+/// its convolutions and Linear layers; the element-wise layers are not counted).
+func forwardFLOPs(_ spec: ModelSpec) throws -> Double {
+    let shapes = try spec.layerOutputShapes()
+    var flops = 0.0
+    for (layer, output) in zip(spec.layers, shapes) {
+        switch layer {
+        case let .linear(i, o): flops += 2 * Double(i * o) * Double(output.dropLast().reduce(1, *))
+        case let .conv2d(c, k, r, _, _): flops += 2 * Double(k * c * r * r) * Double(output[1] * output[2])
+        default: break
+        }
+    }
+    return flops
+}
+
+/// The SHAP evaluator: Kernel SHAP explanations of the reference CNN (49 superpixels, 50 background
+/// images) and of a 30-feature MLP (100 background rows), Exact Shapley values of the MLP at M = 16
+/// (and 20 with `exact20`), the same coalitions through the CPU reference evaluator (`HostGame`), and
+/// the evaluator's model evaluations per second over chunk sizes. Timed from the host (an explanation
+/// is many kernels and host work); GFLOP/s counts the model's forward FLOPs × evaluations.
+func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool) throws {
+    let engine = bench.engine
+    func record(_ name: String, shape: String, seconds: [Double], evaluations: Int, flopsPerEvaluation: Double) {
+        let (median, minimum) = medianAndMinimum(seconds)
+        let gflops = Double(evaluations) * flopsPerEvaluation / (median * 1e9)
+        bench.add(BenchResult(name: name, shape: shape, library: "prism", medianMs: median * 1e3, minMs: minimum * 1e3, runs: seconds.count,
+                              gflops: gflops, gbps: nil, peakShare: bench.peak.map { gflops / $0.gflops }))
+        say(String(format: "    %.0f model evaluations/s", Double(evaluations) / median))
+    }
+    func timed(_ body: () throws -> Explanation) throws -> (seconds: [Double], evaluations: Int) {
+        for _ in 0..<min(bench.warmup, 1) { _ = try body() }
+        var seconds: [Double] = [], evaluations = 0
+        for _ in 0..<max(1, min(bench.repeats, 5)) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            evaluations = try body().modelEvaluations
+            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+        }
+        return (seconds, evaluations)
+    }
+
+    // Image: the cnn, one test-like image, 50 background images.
+    let cnnSpec = try ModelSpec.cnn()
+    let cnn = try Sequential(spec: cnnSpec, seed: 1, engine: engine)
+    let cnnFLOPs = try forwardFLOPs(cnnSpec)
+    var rng = SplitMix64(seed: 11)
+    let image = (0..<784).map { _ in rng.nextFloat() }
+    let images = (0..<(50 * 784)).map { _ in rng.nextFloat() }
+    let grid = try FeatureGroups.grid(channels: 1, height: 28, width: 28, cell: 4)
+    if bench.wants("shap_kernel_cnn") {
+        let t = try timed { try KernelShap(seed: 1).explain(try DeviceGame(model: cnn, instance: image, background: images, groups: grid)) }
+        record("shap_kernel_cnn", shape: "M 49, N 50, budget 2146", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: cnnFLOPs)
+    }
+    // The evaluator alone over chunk sizes: 2048 random coalitions of the image.
+    if bench.wants("shap_chunk") {
+        let coalitions = (0..<(2048 * 49)).map { _ in UInt8(rng.next() & 1) }
+        for rows in chunkSizes {
+            let game = try DeviceGame(model: cnn, instance: image, background: images, groups: grid, rowsPerChunk: rows)
+            _ = try game.values(coalitions: Array(coalitions[0..<(64 * 49)]), count: 64)
+            var seconds: [Double] = []
+            for _ in 0..<max(1, min(bench.repeats, 3)) {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try game.values(coalitions: coalitions, count: 2048)
+                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            }
+            record("shap_chunk_\(rows)", shape: "cnn, 2048 coalitions × 50 rows", seconds: seconds, evaluations: 2048 * 50, flopsPerEvaluation: cnnFLOPs)
+        }
+    }
+
+    // Tabular: a 30-feature MLP (64, 32 hidden), 100 background rows.
+    let mlpSpec = try ModelSpec.mlp(inputShape: [30], hidden: [64, 32], classes: 2)
+    let mlp = try Sequential(spec: mlpSpec, seed: 2, engine: engine)
+    let mlpFLOPs = try forwardFLOPs(mlpSpec)
+    let row = (0..<30).map { _ in 2 * rng.nextFloat() - 1 }
+    let rows = (0..<(100 * 30)).map { _ in 2 * rng.nextFloat() - 1 }
+    if bench.wants("shap_kernel_mlp") {
+        let t = try timed { try KernelShap(budget: 2048, seed: 1).explain(try DeviceGame(model: mlp, instance: row, background: rows)) }
+        record("shap_kernel_mlp", shape: "M 30, N 100, budget 2048", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: mlpFLOPs)
+    }
+    if bench.wants("shap_kernel_mlp_host") {
+        // The CPU reference evaluator: the same model run by PrismReference on the host.
+        let state = try mlp.stateDict()
+        let host = try HostGame(instance: row, background: rows, groups: .elements(30), outputCount: 2) { x, n in
+            try hostMLP(x, rows: n, state: state, layers: [1, 3, 5])
+        }
+        let t = try timed { try KernelShap(budget: 2048, seed: 1).explain(host) }
+        record("shap_kernel_mlp_host", shape: "M 30, N 100, budget 2048 (host)", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: mlpFLOPs)
+    }
+    for m in exact20 ? [16, 20] : [16] where bench.wants("shap_exact_mlp_\(m)") {
+        let groups = try FeatureGroups(elementFeature: (0..<30).map { Int32($0 < m ? $0 : -1) }, featureCount: m)
+        let t = try timed { try ExactShapley().explain(try DeviceGame(model: mlp, instance: row, background: rows, groups: groups)) }
+        record("shap_exact_mlp_\(m)", shape: "M \(m), N 100, 2^\(m) coalitions", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: mlpFLOPs)
+    }
+}
+
+/// A ReLU MLP on the host from a state dict, through `PrismReference.linear` (Double): Linear layers
+/// at the given indices, ReLU between them.
+func hostMLP(_ x: [Float], rows: Int, state: [String: HostTensor], layers: [Int]) throws -> [Float] {
+    var h = x.map(Double.init)
+    for (position, index) in layers.enumerated() {
+        guard let w = state["\(index).weight"], let b = state["\(index).bias"] else { throw BenchError("host MLP: no layer \(index)") }
+        h = Reference.linear(x: h, weight: w.values.map(Double.init), bias: b.values.map(Double.init), rows: rows,
+                             inFeatures: w.shape[1], outFeatures: w.shape[0], relu: position + 1 < layers.count)
+    }
+    return h.map(Float.init)
+}
