@@ -16,7 +16,27 @@ func testEngine() throws -> Engine {
     settings.device = settings.device ?? "cpu"
     let engine = try Engine(settings: settings)
     Thread.current.threadDictionary[key] = engine
+    TestEngines.keep(engine)
     return engine
+}
+
+/// Every test engine, held until the process ends. A thread's dictionary is emptied when the thread
+/// exits, and the test runner retires idle threads while tests still run on others; an engine freed
+/// then would tear down its OpenCL context on the exiting thread while another engine's kernels run,
+/// which corrupts Oclgrind 21.10's heap (aborts such as "tcache_thread_shutdown(): unaligned tcache
+/// chunk detected" in ModelTests).
+///
+/// `@unchecked Sendable`: `engines` is only touched under `lock`.
+final class TestEngines: @unchecked Sendable {
+    private static let shared = TestEngines()
+    private let lock = NSLock()
+    private var engines: [Engine] = []
+
+    static func keep(_ engine: Engine) {
+        shared.lock.lock()
+        shared.engines.append(engine)
+        shared.lock.unlock()
+    }
 }
 
 /// Records an issue unless `actual` matches `expected` within `atol + rtol·|expected|` (NaN fails).
