@@ -53,9 +53,8 @@ public struct Settings: Sendable, Equatable {
         device = value("PRISM_DEVICE")
         kernelsDirectory = value("PRISM_KERNELS_DIR")
         tuningFile = value("PRISM_TUNING_FILE")
-        let noCache = value("PRISM_NO_CACHE").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false
-        diskCacheEnabled = !noCache
         func flag(_ key: String) -> Bool { value(key).map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false }
+        diskCacheEnabled = !flag("PRISM_NO_CACHE")
         bufferPoolEnabled = !flag("PRISM_NO_POOL")
         retainsReleasedBuffers = flag("PRISM_RETAIN_BUFFERS")
         if let dir = value("PRISM_CACHE_DIR") {
