@@ -11,8 +11,9 @@
 //                              barriers; PoCL vectorizes across rows.
 //   layernorm_forward_group    GPU-shaped: one work-group of LN_GROUP work-items per row (global
 //                              rows·LN_GROUP, local LN_GROUP): strided loads, sums by a local-memory tree.
-//                              No early return: PoCL corrupts memory when a work-group returns before
-//                              a barrier, even uniformly; the global size is exactly rows·LN_GROUP.
+//                              No row guard: with a `return` before the barriers, even one never taken,
+//                              PoCL's build of these kernels corrupted the host heap. The global size
+//                              is exactly rows·LN_GROUP, so every group has a row.
 //   layernorm_backward_rows    dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·γ, from the saved mean
 //   layernorm_backward_group   and rstd; one work-item / one work-group per row as above.
 //   layernorm_param_partials   dγ = Σ_rows dy·x̂ and dβ = Σ_rows dy, first pass: work-item (j, b) of the 2-D

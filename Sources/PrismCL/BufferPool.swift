@@ -6,7 +6,9 @@ import Foundation
 ///
 /// Sizes are rounded up to a multiple of 256 bytes. The pool keeps at most `capacityBytes` of idle
 /// memory; past that the oldest idle allocations are released. On allocation failure the pool is
-/// emptied and the allocation retried once.
+/// emptied and the allocation retried once. With `retainsReleased`, released allocations are instead
+/// held, never reused, until `releaseRetained()` (for memory checkers: see
+/// `Settings.retainsReleasedBuffers`).
 public final class BufferPool: @unchecked Sendable {
     // `@unchecked Sendable`: all mutable state is guarded by `lock`.
     public struct Statistics: Equatable, Sendable {
@@ -14,6 +16,8 @@ public final class BufferPool: @unchecked Sendable {
         public var misses = 0
         public var idleBytes = 0
         public var idleBuffers = 0
+        /// Released allocations held, unused, with `retainsReleased`.
+        public var retainedBuffers = 0
     }
 
     struct Allocation {
@@ -22,15 +26,19 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     public let capacityBytes: Int
+    /// Whether released allocations are held until `releaseRetained()` instead of reused or released.
+    public let retainsReleased: Bool
     private let lock = NSLock()
     private var idle: [Int: [cl_mem]] = [:]
+    private var retained: [cl_mem] = []
     private var order: [(bytes: Int, handle: cl_mem)] = []
     private var stats = Statistics()
     /// Test hook: a function that may replace the real `clCreateBuffer` status (to simulate failure).
     var allocationHook: ((Int) -> cl_int?)?
 
-    init(capacityBytes: Int) {
+    init(capacityBytes: Int, retainsReleased: Bool = false) {
         self.capacityBytes = max(capacityBytes, 0)
+        self.retainsReleased = retainsReleased
     }
 
     public var statistics: Statistics {
@@ -74,6 +82,12 @@ public final class BufferPool: @unchecked Sendable {
     /// Takes back an allocation of `capacityBytes` bytes for reuse.
     func recycle(_ handle: cl_mem, capacityBytes size: Int) {
         lock.lock()
+        if retainsReleased {
+            retained.append(handle)
+            stats.retainedBuffers += 1
+            lock.unlock()
+            return
+        }
         idle[size, default: []].append(handle)
         order.append((size, handle))
         stats.idleBytes += size
@@ -93,7 +107,17 @@ public final class BufferPool: @unchecked Sendable {
         for handle in evicted { clReleaseMemObject(handle) }
     }
 
-    /// Releases every idle allocation.
+    /// Releases the allocations held with `retainsReleased` (when the context closes).
+    func releaseRetained() {
+        lock.lock()
+        let all = retained
+        retained = []
+        stats.retainedBuffers = 0
+        lock.unlock()
+        for handle in all { clReleaseMemObject(handle) }
+    }
+
+    /// Releases every idle allocation (not those held with `retainsReleased`).
     public func drain() {
         lock.lock()
         let all = idle.values.flatMap { $0 }

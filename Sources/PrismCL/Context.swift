@@ -42,7 +42,8 @@ public final class Context: @unchecked Sendable {
             clReleaseContext(context)
             throw error
         }
-        pool = BufferPool(capacityBytes: settings.bufferPoolEnabled ? min(device.info.globalMemoryBytes / 4, 4 << 30) : 0)
+        pool = BufferPool(capacityBytes: settings.bufferPoolEnabled ? min(device.info.globalMemoryBytes / 4, 4 << 30) : 0,
+                          retainsReleased: settings.retainsReleasedBuffers)
         programs = ProgramCache(
             device: device,
             directory: settings.diskCacheEnabled ? settings.cacheDirectory : nil,
@@ -71,6 +72,7 @@ public final class Context: @unchecked Sendable {
 
     deinit {
         pool.drain()
+        pool.releaseRetained()
         programs.releaseAll()
         queue.release()
         clReleaseContext(handle)

@@ -11,6 +11,7 @@ import Foundation
 /// | `XDG_CACHE_HOME` | base of the default cache folder |
 /// | `PRISM_TUNING_FILE` | a tuning table (JSON) searched before the shipped one |
 /// | `PRISM_NO_POOL` | `1` gives every buffer a fresh allocation (no reuse; for memory checkers) |
+/// | `PRISM_RETAIN_BUFFERS` | `1` holds released buffers until the context closes, so no allocation is reused (for memory checkers) |
 public struct Settings: Sendable, Equatable {
     /// Device selection, as given (nil: the default choice GPU > accelerator > CPU).
     public var device: String?
@@ -23,9 +24,16 @@ public struct Settings: Sendable, Equatable {
     /// A user tuning table searched before the shipped one.
     public var tuningFile: String?
     /// Whether released buffers are kept for reuse. Off, every buffer is a new allocation, which
-    /// memory checkers such as Oclgrind's uninitialized-memory check need: they track a reused
-    /// allocation's contents unreliably, and reuse would hide reads of memory a kernel never wrote.
+    /// memory checkers need: reuse would hide reads of memory a kernel never wrote. (The driver may
+    /// still reuse a released allocation's address; `retainsReleasedBuffers` prevents that too.)
     public var bufferPoolEnabled = true
+    /// Whether a released buffer's allocation is held, unused, until the context closes instead of
+    /// being given back to the driver (and never reused, whatever `bufferPoolEnabled` says). A driver
+    /// may hand a released allocation's address to the next buffer; Oclgrind 21.10 does (it reuses
+    /// buffer slots) while its uninitialized-memory checker keeps the old slot's shadow state, so it
+    /// reports reads of data a kernel did write, and misses reads of data nobody wrote. Device memory
+    /// only grows: for memory checkers running small problems.
+    public var retainsReleasedBuffers = false
 
     public init(device: String? = nil, kernelsDirectory: String? = nil,
                 diskCacheEnabled: Bool = true, cacheDirectory: String, tuningFile: String? = nil) {
@@ -45,9 +53,10 @@ public struct Settings: Sendable, Equatable {
         device = value("PRISM_DEVICE")
         kernelsDirectory = value("PRISM_KERNELS_DIR")
         tuningFile = value("PRISM_TUNING_FILE")
-        let noCache = value("PRISM_NO_CACHE").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false
-        diskCacheEnabled = !noCache
-        bufferPoolEnabled = !(value("PRISM_NO_POOL").map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false)
+        func flag(_ key: String) -> Bool { value(key).map { ["1", "true", "yes", "on"].contains($0.lowercased()) } ?? false }
+        diskCacheEnabled = !flag("PRISM_NO_CACHE")
+        bufferPoolEnabled = !flag("PRISM_NO_POOL")
+        retainsReleasedBuffers = flag("PRISM_RETAIN_BUFFERS")
         if let dir = value("PRISM_CACHE_DIR") {
             cacheDirectory = dir
         } else if let xdg = value("XDG_CACHE_HOME") {

@@ -86,6 +86,24 @@ import Testing
         #expect(context.pool.statistics.hits == before.hits + 1)
     }
 
+    /// With `retainsReleasedBuffers` (for memory checkers) a released allocation is held, never handed
+    /// to a later buffer, even with the pool on.
+    @Test func retainedBuffersAreNeverReused() throws {
+        var settings = Settings.current
+        settings.diskCacheEnabled = false
+        settings.retainsReleasedBuffers = true
+        let context = try Context(device: try Device.select("cpu"), settings: settings)
+        var released: [cl_mem] = []
+        for _ in 0..<3 {
+            let buffer = try context.buffer(Float.self, count: 1000)
+            #expect(!released.contains(buffer.handle))
+            try buffer.write([Float](repeating: 1, count: 1000))
+            released.append(buffer.handle)
+        }
+        #expect(context.pool.statistics.retainedBuffers == 3)
+        #expect(context.pool.statistics.idleBuffers == 0 && context.pool.statistics.hits == 0)
+    }
+
     @Test func allocationFailureDrainsThePoolAndRetriesOnce() throws {
         let device = try Device.select("cpu")
         var settings = Settings.current

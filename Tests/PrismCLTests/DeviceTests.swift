@@ -112,5 +112,8 @@ import Testing
         #expect(d.cacheDirectory == "/home/u/.cache/prism")
         #expect(Settings(environment: ["PRISM_CACHE_DIR": "/c", "XDG_CACHE_HOME": "/xdg"]).cacheDirectory == "/c")
         #expect(Settings(environment: ["PRISM_NO_CACHE": "0"]).diskCacheEnabled)
+        #expect(d.bufferPoolEnabled && !d.retainsReleasedBuffers)
+        let checker = Settings(environment: ["PRISM_NO_POOL": "1", "PRISM_RETAIN_BUFFERS": "yes"])
+        #expect(!checker.bufferPoolEnabled && checker.retainsReleasedBuffers)
     }
 }
