@@ -75,6 +75,17 @@ __kernel void affine_f32(__global const float *x, __global float *y, const float
 #endif
 #define M_SQRT2_OVER_PI_F 0.79788456080286536f
 
+// erf by Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7, about two float32 ulps near ±1):
+// a polynomial in 1/(1 + p|x|) and one exp, which PoCL vectorizes, where the built-in erf ran as a
+// scalar library call per element (GELU took 10× the time of ReLU).
+inline float prism_erf(const float x) {
+    const float a = fabs(x);
+    const float t = 1.0f / fma(0.3275911f, a, 1.0f);
+    const float poly = t * fma(t, fma(t, fma(t, fma(t, 1.061405429f, -1.453152027f), 1.421413741f), -0.284496736f), 0.254829592f);
+    const float r = 1.0f - poly * exp(-a * a);
+    return copysign(r, x);
+}
+
 __kernel void unary_f32(__global const float *x, __global float *y, const int op, const int n) {
     const int i = (int)get_global_id(0);
     if (i >= n) return;
@@ -82,7 +93,7 @@ __kernel void unary_f32(__global const float *x, __global float *y, const int op
     float r;
     switch (UNARY_CODE) {
     case 0: r = v < 0.0f ? 0.0f : v; break;  // NaN passes through, as in PyTorch
-    case 1: r = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F)); break;
+    case 1: r = 0.5f * v * (1.0f + prism_erf(v * M_SQRT1_2_F)); break;
     case 2: r = 0.5f * v * (1.0f + tanh(M_SQRT2_OVER_PI_F * (v + 0.044715f * v * v * v))); break;
     case 3: r = tanh(v); break;
     case 4: r = 1.0f / (1.0f + exp(-v)); break;
@@ -100,7 +111,7 @@ __kernel void unary_backward_f32(__global const float *x, __global const float *
     float d;
     switch (UNARY_CODE) {
     case 0: d = v > 0.0f ? 1.0f : 0.0f; break;
-    case 1: d = 0.5f * (1.0f + erf(v * M_SQRT1_2_F)) + v * 0.39894228040143268f * exp(-0.5f * v * v); break;
+    case 1: d = 0.5f * (1.0f + prism_erf(v * M_SQRT1_2_F)) + v * 0.39894228040143268f * exp(-0.5f * v * v); break;
     case 2: {
         const float u = M_SQRT2_OVER_PI_F * (v + 0.044715f * v * v * v);
         const float t = tanh(u);

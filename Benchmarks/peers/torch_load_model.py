@@ -19,6 +19,64 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_train import load  # noqa: E402  (the same IDX reader as the training peer)
 
 
+class PatchEmbedding(nn.Module):
+    """Prism's patchEmbedding: a stride-p convolution, a class token in front, learned positions."""
+
+    def __init__(self, channels, patch, dim, tokens):
+        super().__init__()
+        self.proj = nn.Conv2d(channels, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
+
+    def forward(self, x):
+        x = self.proj(x).flatten(2).transpose(1, 2)
+        return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embed
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        o = nn.functional.scaled_dot_product_attention(q, k, v)
+        return self.proj(o.transpose(1, 2).reshape(b, t, d))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(nn.functional.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Prism's transformerBlock (pre-norm, timm's parameter names)."""
+
+    def __init__(self, dim, heads, mlp):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, mlp)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ClassToken(nn.Module):
+    def forward(self, x):
+        return x[:, 0]
+
+
 def build(spec):
     layers = []
     for layer in spec["layers"]:
@@ -41,6 +99,16 @@ def build(spec):
             layers.append(nn.Dropout(args["probability"]))
         elif kind == "softmax":
             layers.append(nn.Softmax(dim=-1))
+        elif kind == "patchEmbedding":
+            p = args["patch"]
+            tokens = (args["height"] // p) * (args["width"] // p) + 1
+            layers.append(PatchEmbedding(args["channels"], p, args["dim"], tokens))
+        elif kind == "transformerBlock":
+            layers.append(Block(args["dim"], args["heads"], args["mlpDim"]))
+        elif kind == "layerNorm":
+            layers.append(nn.LayerNorm(args["dim"]))
+        elif kind == "classToken":
+            layers.append(ClassToken())
         else:
             sys.exit(f"unknown layer {kind}")
     return nn.Sequential(*layers)

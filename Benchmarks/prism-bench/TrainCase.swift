@@ -8,7 +8,8 @@ import PrismCL
 func benchTrainStep(_ bench: Bench, architecture: String, batch: Int, steps: Int) throws {
     guard bench.wants("train_step_\(architecture)") else { return }
     let engine = bench.engine
-    let spec = architecture == "mlp" ? try ModelSpec.mlp(inputShape: [1, 28, 28], hidden: [128], classes: 10) : try ModelSpec.cnn()
+    let spec = architecture == "mlp" ? try ModelSpec.mlp(inputShape: [1, 28, 28], hidden: [128], classes: 10)
+        : architecture == "vit" ? try ModelSpec.vit() : try ModelSpec.cnn()
     let model = try Sequential(spec: spec, seed: 1, engine: engine)
     let adam = try Adam(model.parameters, lr: 1e-3)
     var rng = SplitMix64(seed: 7)

@@ -9,7 +9,7 @@ struct PrismBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prism-bench",
         abstract: "Benchmark Prism's OpenCL kernels against the device's measured peak and against peers.",
-        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self, AllCommand.self, ShapCommand.self, TuneCommand.self])
+        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self, AllCommand.self, AttentionCommand.self, ShapCommand.self, TuneCommand.self])
 }
 
 struct CommonOptions: ParsableArguments {
@@ -117,13 +117,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Batch size.")
     var batch: Int = 64
 
-    @Option(help: "Architecture: cnn or mlp.")
+    @Option(help: "Architecture: cnn, mlp or vit.")
     var arch: String = "cnn"
 
     func run() throws {
         try runReportingErrors {
             guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-            guard ["cnn", "mlp"].contains(arch) else { throw ValidationError("--arch: cnn or mlp") }
+            guard ["cnn", "mlp", "vit"].contains(arch) else { throw ValidationError("--arch: cnn, mlp or vit") }
             let bench = try options.makeBench()
             try benchTrainStep(bench, architecture: arch, batch: batch, steps: options.repeats)
             try options.finish(bench)
@@ -143,6 +143,27 @@ struct AllCommand: ParsableCommand {
             try benchSGEMM(bench, sizes: [1024, 2048])
             try benchConvolutions(bench, batch: 256)
             for arch in ["cnn", "mlp"] { try benchTrainStep(bench, architecture: arch, batch: 64, steps: options.repeats) }
+            try options.finish(bench)
+        }
+    }
+}
+
+struct AttentionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "attention",
+        abstract: "Fused attention forward and forward+backward against materialized attention (matmul + softmax), B8 H8 d64 at T 256 and 1024.")
+    @OptionGroup var options: CommonOptions
+
+    @Option(help: "Sequence lengths, comma-separated.")
+    var lengths: String = "256,1024"
+
+    func run() throws {
+        try runReportingErrors {
+            let ts = lengths.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !ts.isEmpty, ts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--lengths: positive lengths, comma-separated") }
+            let bench = try options.makeBench()
+            bench.peak = try measurePeak(bench)
+            try benchAttention(bench, shapes: ts.map { (8, 8, $0, 64) })
             try options.finish(bench)
         }
     }

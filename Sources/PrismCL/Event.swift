@@ -66,12 +66,18 @@ public final class EventLog: @unchecked Sendable {
         lock.lock(); events?.append(event); lock.unlock()
     }
 
-    /// Stops recording and returns the device milliseconds spent per kernel name.
-    public func stop() throws -> [String: Double] {
+    /// Stops recording and returns the recorded events, in launch order.
+    public func stopEvents() -> [Event] {
         lock.lock()
+        defer { lock.unlock() }
         let recorded = events ?? []
         events = nil
-        lock.unlock()
+        return recorded
+    }
+
+    /// Stops recording and returns the device milliseconds spent per kernel name.
+    public func stop() throws -> [String: Double] {
+        let recorded = stopEvents()
         var totals: [String: Double] = [:]
         for event in recorded {
             totals[event.label ?? "?", default: 0] += Double(try event.durationNanoseconds()) * 1e-6

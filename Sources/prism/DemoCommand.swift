@@ -7,7 +7,7 @@ import PrismReport
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "The main job: train the cnn on Fashion-MNIST (or reuse a cached model), explain test images with Kernel SHAP, Integrated Gradients and Grad-CAM, and write a report.",
+        abstract: "The main job: train the cnn on Fashion-MNIST (or reuse a cached model), explain test images with Kernel SHAP, Integrated Gradients and Grad-CAM (attention rollout for --arch vit), and write a report.",
         discussion: """
             The model is cached under --cache (default $XDG_CACHE_HOME/prism or ~/.cache/prism), keyed by \
             architecture, data, epochs and seed; a later run reuses it. The report lands in --out with every \
@@ -18,6 +18,9 @@ struct DemoCommand: ParsableCommand {
 
     @Option(help: "An MNIST-format folder (default: Fashion-MNIST from Debian's dataset-fashion-mnist).")
     var data: String?
+
+    @Option(help: "Architecture: cnn, or vit (explained with attention rollout instead of Grad-CAM).")
+    var arch: Architecture = .cnn
 
     @Option(help: "The report folder.")
     var out: String = "out/demo"
@@ -48,6 +51,7 @@ struct DemoCommand: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard background >= 1 else { throw ValidationError("--background must be at least 1") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        guard arch != .mlp else { throw ValidationError("--arch: cnn or vit") }
     }
 
     /// The cache folder: --cache, else $XDG_CACHE_HOME/prism, else ~/.cache/prism.
@@ -78,7 +82,7 @@ struct DemoCommand: ParsableCommand {
 
             // The model: cached, or trained now and cached.
             let source = data.map { ($0 as NSString).lastPathComponent } ?? "fashion-mnist"
-            let key = "cnn-\(source)\(limit.map { "-limit\($0)" } ?? "")-\(epochs)ep-seed\(seed)"
+            let key = "\(arch.rawValue)-\(source)\(limit.map { "-limit\($0)" } ?? "")-\(epochs)ep-seed\(seed)"
                 .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
             let modelPath = (cacheDirectory as NSString).appendingPathComponent(String(key) + ".safetensors")
             let logPath = modelPath + ".log.jsonl"
@@ -93,14 +97,15 @@ struct DemoCommand: ParsableCommand {
             }
             if loaded == nil {
                 try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
-                let spec = try ModelSpec.cnn(height: train.exampleShape[1], width: train.exampleShape[2], channels: train.exampleShape[0],
-                                             classes: max(train.classCount, test.classCount))
+                let (h, w, c, classes) = (train.exampleShape[1], train.exampleShape[2], train.exampleShape[0], max(train.classCount, test.classCount))
+                let spec = arch == .vit ? try ModelSpec.vit(height: h, width: w, channels: c, classes: classes)
+                    : try ModelSpec.cnn(height: h, width: w, channels: c, classes: classes)
                 let trainer = try Trainer(model: try Sequential(spec: spec, seed: seed, engine: engine),
                                           config: TrainingConfig(epochs: epochs, batchSize: 64, learningRate: 1e-3, optimizer: .adam, seed: seed))
                 var extra = ["prism.data": dataOptions.sourceName]
                 if let names = dataOptions.classNames { extra["prism.classes"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self) }
                 trainer.extraMetadata = extra
-                printLine("training cnn (\(trainer.model.parameterCount) parameters) for \(epochs) epoch\(epochs == 1 ? "" : "s") on \(train.count) images of \(dataOptions.sourceName)")
+                printLine("training \(arch.rawValue) (\(trainer.model.parameterCount) parameters) for \(epochs) epoch\(epochs == 1 ? "" : "s") on \(train.count) images of \(dataOptions.sourceName)")
                 try? FileManager.default.removeItem(atPath: logPath)
                 let partial = modelPath + ".partial"
                 try fitWithProgress(trainer, train: train, test: test, out: partial, checkpoint: modelPath + ".ckpt", log: logPath)
@@ -121,7 +126,7 @@ struct DemoCommand: ParsableCommand {
             var options = try MethodOptions.defaults()
             options.seed = seed
             var job = ExplainJob(engine: engine, loaded: model, modelPath: modelPath, test: test, sourceName: dataOptions.sourceName,
-                                 rows: Array(0..<examples), methods: [.kernelShap, .ig, .gradcam], options: options,
+                                 rows: Array(0..<examples), methods: [.kernelShap, .ig, arch == .vit ? .attentionRollout : .gradcam], options: options,
                                  background: backgroundValues, backgroundNote: "\(backgroundValues.count / test.exampleSize) \(backgroundNote)",
                                  groups: groups, featureNames: (0..<groups.featureCount).map { "superpixel \($0)" }, superpixel: 4)
             job.metrics = true
@@ -146,8 +151,8 @@ struct DemoCommand: ParsableCommand {
 
             // Report.
             var extras = ReportExtras()
-            extras.title = "Prism demo: why the cnn classifies Fashion-MNIST images as it does"
-            extras.summary = [String(format: "Model: the cnn (%d parameters), trained %d epoch%@ (Adam 1e-3, batch 64, seed %d) on %d images; test accuracy %.4f on %d images. Device: %@.",
+            extras.title = "Prism demo: why the \(arch.rawValue) classifies Fashion-MNIST images as it does"
+            extras.summary = [String(format: "Model: the \(arch.rawValue) (%d parameters), trained %d epoch%@ (Adam 1e-3, batch 64, seed %d) on %d images; test accuracy %.4f on %d images. Device: %@.",
                                      model.model.parameterCount, epochs, epochs == 1 ? "" : "s", seed, train.count, accuracy, test.count, engine.device.name)]
             let logCopy = (out as NSString).appendingPathComponent("training-log.jsonl")
             if let log = FileManager.default.contents(atPath: logPath) {

@@ -51,6 +51,8 @@ struct ExplainJob {
         var curves: [DeletionInsertion.Curves]?
         /// With `randomization`: the cascade's stages, top layer first.
         var randomization: [ParameterRandomization.Stage]?
+        /// The features' pixels when they are neither the job's groups nor input elements (patches).
+        var featureGroups: FeatureGroups?
     }
 
     var model: Sequential { loaded.model }
@@ -127,6 +129,9 @@ struct ExplainJob {
         case .lime:
             return LIME(model: differentiable, groups: groups, samples: options.samples ?? 1000, kernelWidth: options.kernelWidth,
                         baseline: .values(baseline), seed: options.seed, rowsPerChunk: chunk)
+        case .attentionRollout, .attentionGradient:
+            return try AttentionAttribution(model: model, kind: method == .attentionRollout ? .rollout : .gradient,
+                                            rowsPerChunk: chunk ?? 64)
         case .exactShap, .kernelShap, .permutationShap, .samplingShap:
             return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background,
                                       backgroundWeights: backgroundWeights, groups: groups, rowsPerChunk: chunk)
@@ -171,9 +176,14 @@ struct ExplainJob {
             explanation.featureNames = featureNames
         }
         if [.ig, .occlusion, .lime].contains(method) { explanation.settings["baseline"] = options.baseline.rawValue }
-        return MethodRun(method: method, explanation: explanation, outputSlot: [Int](repeating: 0, count: n),
-                         evaluations: [Int](repeating: explanation.modelEvaluations / max(n, 1), count: n),
-                         seconds: [Double](repeating: explanation.seconds / Double(max(n, 1)), count: n))
+        var result = MethodRun(method: method, explanation: explanation, outputSlot: [Int](repeating: 0, count: n),
+                               evaluations: [Int](repeating: explanation.modelEvaluations / max(n, 1), count: n),
+                               seconds: [Double](repeating: explanation.seconds / Double(max(n, 1)), count: n))
+        if method == .attentionRollout || method == .attentionGradient {
+            let patch = try AttentionMaps(model: model).grid.patch
+            result.featureGroups = try FeatureGroups.grid(channels: inputShape[0], height: inputShape[1], width: inputShape[2], cell: patch)
+        }
+        return result
     }
 
     /// Deletion and insertion curves of each example's explanation, removing features (superpixels or columns)
@@ -181,7 +191,7 @@ struct ExplainJob {
     func curves(_ run: MethodRun, x: [Float], predicted: [Int], baseline: [Float]) throws -> [DeletionInsertion.Curves] {
         let d = elementCount
         return try rows.indices.map { i in
-            let metric = DeletionInsertion(model: DifferentiableModel(model), groups: groups, steps: 20,
+            let metric = DeletionInsertion(model: DifferentiableModel(model), groups: run.featureGroups ?? groups, steps: 20,
                                            baseline: .values(Array(baseline[(i * d)..<((i + 1) * d)])),
                                            seed: options.seed, rowsPerChunk: options.rowsPerChunk)
             return try metric.curves(explanation: run.explanation, instance: i, output: run.outputSlot[i], target: predicted[i], instances: x)
@@ -248,7 +258,7 @@ struct ExplainJob {
         let phi = e.attributions(instance: n, output: run.outputSlot[n])
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
         if e.featureCount == h * w { return phi }
-        let perElement = e.featureCount == elementCount ? phi : try Heatmap.pixelValues(phi, groups: groups)
+        let perElement = e.featureCount == elementCount ? phi : try Heatmap.pixelValues(phi, groups: run.featureGroups ?? groups)
         guard perElement.count == c * h * w else {
             throw ReportError("\(run.method.rawValue): \(e.featureCount) values do not map onto a \(c)×\(h)×\(w) image")
         }

@@ -17,6 +17,8 @@ enum ExplainMethodName: String, CaseIterable, ExpressibleByArgument {
     case lrp
     case occlusion
     case lime
+    case attentionRollout = "attention-rollout"
+    case attentionGradient = "attention-gradient"
 
     /// The Shapley estimator family, for the SHAP methods.
     var shapley: ShapleyMethod? {
@@ -44,6 +46,8 @@ enum ExplainMethodName: String, CaseIterable, ExpressibleByArgument {
         case .lrp: "LRP"
         case .occlusion: "Occlusion"
         case .lime: "LIME"
+        case .attentionRollout: "Attention rollout"
+        case .attentionGradient: "Attention × gradient"
         }
     }
 

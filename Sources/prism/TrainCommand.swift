@@ -3,7 +3,7 @@ import Foundation
 import Prism
 
 enum Architecture: String, ExpressibleByArgument, CaseIterable {
-    case cnn, mlp
+    case cnn, mlp, vit
 }
 
 extension OptimizerKind: ExpressibleByArgument {}
@@ -16,8 +16,14 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "Architecture: cnn (images) or mlp.")
+    @Option(help: "Architecture: cnn or vit (images), or mlp.")
     var arch: Architecture = .cnn
+
+    @Option(help: "vit only: patch side (the image sides must be multiples).")
+    var patch: Int = 7
+
+    @Option(help: "vit only: number of transformer blocks.")
+    var depth: Int = 4
 
     @Option(help: "mlp only: hidden layer sizes, comma-separated.")
     var hidden: String = "128"
@@ -53,6 +59,7 @@ struct TrainCommand: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
+        guard patch >= 1, depth >= 1 else { throw ValidationError("--patch and --depth must be at least 1") }
     }
 
     func run() throws {
@@ -87,6 +94,12 @@ struct TrainCommand: ParsableCommand {
                         throw ValidationError("--arch cnn needs images [channels, height, width]; \(dataOptions.sourceName) has examples of shape \(train.exampleShape) (use --arch mlp)")
                     }
                     spec = try ModelSpec.cnn(height: train.exampleShape[1], width: train.exampleShape[2], channels: train.exampleShape[0], classes: classes)
+                case .vit:
+                    guard train.exampleShape.count == 3 else {
+                        throw ValidationError("--arch vit needs images [channels, height, width]; \(dataOptions.sourceName) has examples of shape \(train.exampleShape) (use --arch mlp)")
+                    }
+                    spec = try ModelSpec.vit(height: train.exampleShape[1], width: train.exampleShape[2], channels: train.exampleShape[0],
+                                             classes: classes, patch: patch, depth: depth)
                 case .mlp:
                     let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
                     guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {

@@ -189,3 +189,39 @@ extension ExplainCLITests {
         #expect(tooMany.status == 1 && tooMany.stderr == "--kmeans 9 is more than the 5 background rows\n", "\(tooMany.stderr)")
     }
 }
+
+extension ExplainCLITests {
+    /// A vision transformer trained and explained from the command line: attention rollout and
+    /// attention × gradient per patch, equal to the library's values, with pictures in the report.
+    @Test func visionTransformerAttentionExplanations() throws {
+        let dir = NSTemporaryDirectory() + "prism-vit-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/vit.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--arch", "vit", "--depth", "2",
+                                  "--epochs", "1", "--limit", "128", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let run = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0,3",
+                                "--method", "attention-rollout,attention-gradient", "--out", dir + "/report"])
+        #expect(run.status == 0, "\(run.stderr)")
+        var settings = Settings.current
+        settings.device = "cpu"
+        let engine = try Engine(settings: settings)
+        let (net, _) = try Sequential.load(path: model, engine: engine)
+        let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
+        let x = try test.example(0).features + test.example(3).features
+        let logits = try engine.noGrad { try net(try Tensor(x, shape: [2, 1, 28, 28], engine: engine)).toArray() }
+        let predicted = (0..<2).map { i in (0..<10).max { logits[i * 10 + $0] < logits[i * 10 + $1] }! }
+        for (name, kind) in [("attention-rollout", AttentionAttribution.Kind.rollout), ("attention-gradient", .gradient)] {
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/explanation-\(name).json"))) as! [String: Any]
+            #expect(json["featureCount"] as? Int == 16)
+            let values = json["values"] as! [Double]
+            let reference = try AttentionAttribution(model: net, kind: kind).explain(instances: x, targets: .perInstance(predicted))
+            #expect(values.count == reference.values.count)
+            for (a, b) in zip(values, reference.values) { #expect(abs(a - b) <= 1e-6 + 1e-5 * abs(b), "\(name)") }
+            #expect(FileManager.default.fileExists(atPath: dir + "/report/example-3-\(name)-overlay.png"))
+        }
+        let gradcam = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--method", "gradcam"])
+        #expect(gradcam.status == 1 && gradcam.stderr == "gradcam: the model has no convolution; name an activation with --layer\n", "\(gradcam.stderr)")
+    }
+}

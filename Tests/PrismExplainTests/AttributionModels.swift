@@ -73,6 +73,8 @@ struct ReferenceNetwork {
             case .relu: h = Reference.unary(0, x: h)
             case .gelu: h = Reference.unary(1, x: h)
             case .flatten: shape = [rows, shape.dropFirst().reduce(1, *)]
+            case .patchEmbedding, .transformerBlock, .layerNorm, .classToken:
+                preconditionFailure("the attribution reference chain has no \(layer) (use a CNN or MLP)")
             case .dropout: break
             case .softmax: h = Reference.softmax(x: h, classes: shape.last!)
             }

@@ -39,6 +39,23 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         ])
     }
 
+    /// A small vision transformer (pre-norm, class token, learned positions): PatchEmbedding of
+    /// `patch`×`patch` patches to width `dim`, `depth` TransformerBlocks with `heads` heads and an MLP
+    /// of width `mlpDim`, LayerNorm, the class token, Linear to the classes.
+    public static func vit(height: Int = 28, width: Int = 28, channels: Int = 1, classes: Int = 10, patch: Int = 7, dim: Int = 64,
+                           depth: Int = 4, heads: Int = 4, mlpDim: Int = 128) throws -> ModelSpec {
+        guard patch > 0, height % patch == 0, width % patch == 0 else {
+            throw TensorError("vit: a \(height)×\(width) image does not split into \(patch)×\(patch) patches")
+        }
+        guard dim > 0, heads > 0, dim % heads == 0, depth > 0, mlpDim > 0, classes > 0 else {
+            throw TensorError("vit: invalid sizes (width \(dim), heads \(heads), depth \(depth), MLP \(mlpDim), classes \(classes))")
+        }
+        let layers: [LayerSpec] = [.patchEmbedding(channels: channels, height: height, width: width, patch: patch, dim: dim)]
+            + [LayerSpec](repeating: .transformerBlock(dim: dim, heads: heads, mlpDim: mlpDim), count: depth)
+            + [.layerNorm(dim: dim), .classToken, .linear(inFeatures: dim, outFeatures: classes)]
+        return ModelSpec(architecture: "vit", inputShape: [channels, height, width], classCount: classes, layers: layers)
+    }
+
     /// A multilayer perceptron: Flatten, then Linear+ReLU for each hidden size, then Linear to the classes.
     public static func mlp(inputShape: [Int], hidden: [Int] = [128], classes: Int) throws -> ModelSpec {
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
@@ -82,6 +99,16 @@ public struct ModelSpec: Codable, Equatable, Sendable {
                 shape = [shape.reduce(1, *)]
             case .relu, .gelu, .dropout, .softmax:
                 break
+            case let .patchEmbedding(c, h, w, p, d):
+                guard shape == [c, h, w] else { throw fail("expects [\(c), \(h), \(w)]") }
+                shape = [(h / p) * (w / p) + 1, d]
+            case let .transformerBlock(d, _, _):
+                guard shape.count == 2, shape[1] == d else { throw fail("expects [T, \(d)]") }
+            case let .layerNorm(d):
+                guard shape.last == d else { throw fail("expects a last axis of \(d)") }
+            case .classToken:
+                guard shape.count == 2 else { throw fail("expects [T, D]") }
+                shape = [shape[1]]
             }
             shapes.append(shape)
         }
@@ -93,9 +120,15 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     public var peakActivationElements: Int {
         guard let shapes = try? layerOutputShapes() else { return inputShape.reduce(1, *) }
         var previous = inputShape.reduce(1, *), peak = previous
-        for shape in shapes {
+        for (layer, shape) in zip(layers, shapes) {
             let current = shape.reduce(1, *)
             peak = max(peak, previous + current)
+            if case let .transformerBlock(d, heads, m) = layer {
+                // Inside a block: Q, K, V packed and permuted, the heads' outputs, the MLP's hidden
+                // layer and, when attention maps are kept, the probabilities.
+                let t = shape[0]
+                peak = max(peak, previous + t * (7 * d + m) + heads * t * t)
+            }
             previous = current
         }
         return peak
@@ -130,12 +163,27 @@ public enum LayerSpec: Codable, Equatable, Sendable {
     case flatten
     case dropout(probability: Float)
     case softmax
+    /// [C, H, W] → [1 + T, D]: patches, class token, positions (`PatchEmbedding`).
+    case patchEmbedding(channels: Int, height: Int, width: Int, patch: Int, dim: Int)
+    /// [T, D] → [T, D] (`TransformerBlock`).
+    case transformerBlock(dim: Int, heads: Int, mlpDim: Int)
+    /// LayerNorm over the last axis of width `dim`.
+    case layerNorm(dim: Int)
+    /// [T, D] → [D]: the class token.
+    case classToken
 
     /// The parameter shapes of the layer under PyTorch's names (`weight`, `bias`).
     public var parameterShapes: [(name: String, shape: [Int])] {
         switch self {
         case let .linear(i, o): return [("weight", [o, i]), ("bias", [o])]
         case let .conv2d(c, k, r, _, _): return [("weight", [k, c, r, r]), ("bias", [k])]
+        case let .patchEmbedding(c, h, w, p, d):
+            return [("proj.weight", [d, c, p, p]), ("proj.bias", [d]), ("cls_token", [1, 1, d]), ("pos_embed", [1, (h / p) * (w / p) + 1, d])]
+        case let .transformerBlock(d, _, m):
+            return [("norm1.weight", [d]), ("norm1.bias", [d]), ("attn.qkv.weight", [3 * d, d]), ("attn.qkv.bias", [3 * d]),
+                    ("attn.proj.weight", [d, d]), ("attn.proj.bias", [d]), ("norm2.weight", [d]), ("norm2.bias", [d]),
+                    ("mlp.fc1.weight", [m, d]), ("mlp.fc1.bias", [m]), ("mlp.fc2.weight", [d, m]), ("mlp.fc2.bias", [d])]
+        case let .layerNorm(d): return [("weight", [d]), ("bias", [d])]
         default: return []
         }
     }

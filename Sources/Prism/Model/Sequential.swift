@@ -24,6 +24,12 @@ public final class Sequential {
             case .flatten: layers.append(Flatten())
             case let .dropout(p): layers.append(try Dropout(probability: p, seed: layerSeed))
             case .softmax: layers.append(Softmax())
+            case let .patchEmbedding(c, h, w, p, d):
+                layers.append(try PatchEmbedding(channels: c, height: h, width: w, patch: p, dim: d, seed: layerSeed, engine: engine))
+            case let .transformerBlock(d, heads, m):
+                layers.append(try TransformerBlock(dim: d, heads: heads, mlpDim: m, seed: layerSeed, engine: engine))
+            case let .layerNorm(d): layers.append(try LayerNormLayer(dim: d, engine: engine))
+            case .classToken: layers.append(ClassTokenLayer())
             }
         }
         // A ReLU right after a Linear or a Conv2D runs in that layer's epilogue.

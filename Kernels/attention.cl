@@ -1,0 +1,248 @@
+// attention.cl — fused scaled dot-product attention, O = softmax(Q·Kᵀ·scale + mask)·V, forward and
+// backward in the FlashAttention-2 scheme: the T×T scores never reach global memory.
+//
+// Layouts: rows of ATT_D floats addressed through strides, so that Q, K and V can be read straight out
+// of a packed projection [B, T, 3, H, d] and O written as [B, T, H, d] without permutes. Row i of head
+// z (batch z / heads, head z mod heads) of an input starts at offset + b·inB + h·inH + i·inT (Q, K, V
+// share the strides, each with its own offset; dQ, dK, dV are written the same way), and of O and dO
+// at b·outB + h·outH + i·outT. Contiguous [B, H, T, d] tensors are inB = H·T·d, inH = T·d, inT = d.
+// L (the per-row log-sum-exp saved by the forward) and Dl (the rows of dO·O) are [B·H][T]; P, the
+// optional probabilities, is [B·H][T][T].
+//
+// Masks: `causal` = 1 hides key j from query i when j > i; `lens`, when `hasLens` = 1, holds per batch
+// element the number of valid keys (keys at or past it are padding). A query row that sees no key
+// gets output 0, L = +∞ and zero gradients (every p = exp(s − L) is 0).
+//
+// Kernels and when each runs:
+//   attention_forward        every forward pass. A work-group of ATT_BQ work-items owns ATT_BQ query rows
+//                            of one head; each work-item keeps its query row, running max m, running sum l
+//                            and output accumulator in private memory and walks the keys in tiles of
+//                            ATT_BK rows of K and V staged in local memory by the whole group (online
+//                            softmax: on a new maximum the sums are rescaled by exp(m_old − m_new)).
+//                            Writes O and L = m + log(l). Global (ceil(T / ATT_BQ)·ATT_BQ, BH), local (ATT_BQ, 1).
+//   attention_delta          Dl[i] = dO_i·O_i, first step of the backward. One work-item per row; global (T, BH).
+//   attention_backward_dq    dQ_i = scale · Σ_j p_ij (dO_i·V_j − Dl_i) K_j with p_ij = exp(s_ij − L_i) recomputed;
+//                            K and V tiles in local memory as in the forward. Same launch shape.
+//   attention_backward_dkv   dV_j = Σ_i p_ij dO_i and dK_j = scale · Σ_i p_ij (dO_i·V_j − Dl_i) Q_i: one work-item
+//                            per key row, tiles of ATT_BQ rows of Q and dO (and their L, Dl) in local memory.
+//                            Global (ceil(T / ATT_BQ)·ATT_BQ, BH), local (ATT_BQ, 1). dQ, dK, dV are overwritten.
+//   attention_probabilities  the explicit mode for explanations (never on the training path): P_ij =
+//                            exp(s_ij − L_i) from a forward's L. One work-item per (row, head); global (T, BH).
+// Indices are 32-bit: the host refuses tensors of 2³¹ elements or more. Any T ≥ 1 works (the last tile is
+// guarded); ATT_D is the head width, set by the host per call (1…128).
+//
+// Tunables (-D):
+//   ATT_BQ   query rows per work-group (default 32)
+//   ATT_BK   key rows per local-memory tile (default 32)
+
+#ifndef ATT_D
+#define ATT_D 64
+#endif
+#ifndef ATT_BQ
+#define ATT_BQ 32
+#endif
+#ifndef ATT_BK
+#define ATT_BK 32
+#endif
+
+// The layout arguments every kernel takes after its own.
+#define ATT_LAYOUT const int inB, const int inH, const int inT, const int qOff, const int kOff, const int vOff, \
+                   const int outB, const int outH, const int outT
+// Start of row i of head z in an input (add the tensor's offset) and in the output.
+#define ATT_IN(z, i) ((size_t)((z) / heads) * inB + (size_t)((z) - ((z) / heads) * heads) * inH + (size_t)(i) * inT)
+#define ATT_OUT(z, i) ((size_t)((z) / heads) * outB + (size_t)((z) - ((z) / heads) * heads) * outH + (size_t)(i) * outT)
+
+// Number of keys query i of head z may see (keys 0 … limit − 1).
+inline int attention_limit(const int i, const int t, const int causal, const int hasLens, __global const int* lens,
+                           const int z, const int heads) {
+    int limit = t;
+    if (hasLens) limit = min(limit, lens[z / heads]);
+    if (causal) limit = min(limit, i + 1);
+    return max(limit, 0);
+}
+
+__kernel void attention_forward(__global const float* q, __global const float* k, __global const float* v,
+                                __global float* o, __global float* lse, const int t, const int heads, const float scale,
+                                const int causal, const int hasLens, __global const int* lens, ATT_LAYOUT) {
+    __local float kt[ATT_BK * ATT_D];
+    __local float vt[ATT_BK * ATT_D];
+    const int li = get_local_id(0);
+    const int i = get_global_id(0);
+    const int z = get_global_id(1);
+    const int live = i < t;
+    const int limit = live ? attention_limit(i, t, causal, hasLens, lens, z, heads) : 0;
+    // The group's largest limit: tiles past it are skipped by every work-item.
+    const int lastRow = min(t - 1, (int)(get_group_id(0) * ATT_BQ + ATT_BQ - 1));
+    const int groupLimit = attention_limit(lastRow, t, causal, hasLens, lens, z, heads);
+    float qi[ATT_D], acc[ATT_D];
+    for (int c = 0; c < ATT_D; ++c) {
+        qi[c] = live ? q[qOff + ATT_IN(z, i) + c] * scale : 0.0f;
+        acc[c] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j0 = 0; j0 < groupLimit; j0 += ATT_BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = li; e < ATT_BK * ATT_D; e += ATT_BQ) {
+            const int jj = e / ATT_D, c = e - jj * ATT_D, j = j0 + jj;
+            kt[e] = j < t ? k[kOff + ATT_IN(z, j) + c] : 0.0f;
+            vt[e] = j < t ? v[vOff + ATT_IN(z, j) + c] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int n = min(ATT_BK, limit - j0);
+        if (n <= 0) continue;
+        float s[ATT_BK];
+        float tileMax = -INFINITY;
+        for (int jj = 0; jj < n; ++jj) {
+            float dot = 0.0f;
+            for (int c = 0; c < ATT_D; ++c) dot = fma(qi[c], kt[jj * ATT_D + c], dot);
+            s[jj] = dot;
+            tileMax = fmax(tileMax, dot);
+        }
+        const float mNew = fmax(m, tileMax);
+        const float correction = exp(m - mNew);  // 0 on the first tile (m = −∞)
+        l *= correction;
+        for (int c = 0; c < ATT_D; ++c) acc[c] *= correction;
+        for (int jj = 0; jj < n; ++jj) {
+            const float p = exp(s[jj] - mNew);
+            l += p;
+            for (int c = 0; c < ATT_D; ++c) acc[c] = fma(p, vt[jj * ATT_D + c], acc[c]);
+        }
+        m = mNew;
+    }
+    if (!live) return;
+    const float inverse = l > 0.0f ? 1.0f / l : 0.0f;
+    for (int c = 0; c < ATT_D; ++c) o[ATT_OUT(z, i) + c] = acc[c] * inverse;
+    lse[(size_t)z * t + i] = l > 0.0f ? m + log(l) : INFINITY;
+}
+
+__kernel void attention_delta(__global const float* o, __global const float* dout, __global float* delta, const int t,
+                              const int heads, ATT_LAYOUT) {
+    const int i = get_global_id(0), z = get_global_id(1);
+    if (i >= t) return;
+    const size_t row = ATT_OUT(z, i);
+    float sum = 0.0f;
+    for (int c = 0; c < ATT_D; ++c) sum = fma(o[row + c], dout[row + c], sum);
+    delta[(size_t)z * t + i] = sum;
+}
+
+__kernel void attention_backward_dq(__global const float* q, __global const float* k, __global const float* v,
+                                    __global const float* dout, __global const float* lse, __global const float* delta,
+                                    __global float* dq, const int t, const int heads, const float scale,
+                                    const int causal, const int hasLens, __global const int* lens, ATT_LAYOUT) {
+    __local float kt[ATT_BK * ATT_D];
+    __local float vt[ATT_BK * ATT_D];
+    const int li = get_local_id(0);
+    const int i = get_global_id(0);
+    const int z = get_global_id(1);
+    const int live = i < t;
+    const int limit = live ? attention_limit(i, t, causal, hasLens, lens, z, heads) : 0;
+    const int lastRow = min(t - 1, (int)(get_group_id(0) * ATT_BQ + ATT_BQ - 1));
+    const int groupLimit = attention_limit(lastRow, t, causal, hasLens, lens, z, heads);
+    float qi[ATT_D], doi[ATT_D], acc[ATT_D];
+    for (int c = 0; c < ATT_D; ++c) {
+        qi[c] = live ? q[qOff + ATT_IN(z, i) + c] * scale : 0.0f;
+        doi[c] = live ? dout[ATT_OUT(z, i) + c] : 0.0f;
+        acc[c] = 0.0f;
+    }
+    const float li_lse = live ? lse[(size_t)z * t + i] : INFINITY;
+    const float di = live ? delta[(size_t)z * t + i] : 0.0f;
+    for (int j0 = 0; j0 < groupLimit; j0 += ATT_BK) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = li; e < ATT_BK * ATT_D; e += ATT_BQ) {
+            const int jj = e / ATT_D, c = e - jj * ATT_D, j = j0 + jj;
+            kt[e] = j < t ? k[kOff + ATT_IN(z, j) + c] : 0.0f;
+            vt[e] = j < t ? v[vOff + ATT_IN(z, j) + c] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int n = min(ATT_BK, limit - j0);
+        for (int jj = 0; jj < n; ++jj) {
+            float s = 0.0f, dp = 0.0f;
+            for (int c = 0; c < ATT_D; ++c) {
+                s = fma(qi[c], kt[jj * ATT_D + c], s);
+                dp = fma(doi[c], vt[jj * ATT_D + c], dp);
+            }
+            const float ds = exp(s - li_lse) * (dp - di);
+            for (int c = 0; c < ATT_D; ++c) acc[c] = fma(ds, kt[jj * ATT_D + c], acc[c]);
+        }
+    }
+    if (!live) return;
+    for (int c = 0; c < ATT_D; ++c) dq[qOff + ATT_IN(z, i) + c] = acc[c] * scale;
+}
+
+__kernel void attention_backward_dkv(__global const float* q, __global const float* k, __global const float* v,
+                                     __global const float* dout, __global const float* lse, __global const float* delta,
+                                     __global float* dk, __global float* dv, const int t, const int heads, const float scale,
+                                     const int causal, const int hasLens, __global const int* lens, ATT_LAYOUT) {
+    __local float qt[ATT_BQ * ATT_D];
+    __local float dot_[ATT_BQ * ATT_D];
+    __local float lt[ATT_BQ];
+    __local float dt[ATT_BQ];
+    const int li = get_local_id(0);
+    const int j = get_global_id(0);
+    const int z = get_global_id(1);
+    const int keys = hasLens ? min(t, lens[z / heads]) : t;
+    const int live = j < t;
+    const int valid = live && j < keys;
+    float kj[ATT_D], vj[ATT_D], dkj[ATT_D], dvj[ATT_D];
+    for (int c = 0; c < ATT_D; ++c) {
+        kj[c] = live ? k[kOff + ATT_IN(z, j) + c] : 0.0f;
+        vj[c] = live ? v[vOff + ATT_IN(z, j) + c] : 0.0f;
+        dkj[c] = 0.0f;
+        dvj[c] = 0.0f;
+    }
+    // With the causal mask only queries i ≥ j see key j: start at the group's first key row.
+    const int firstKey = get_group_id(0) * ATT_BQ;
+    const int start = causal ? firstKey : 0;
+    for (int i0 = start; i0 < t; i0 += ATT_BQ) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int e = li; e < ATT_BQ * ATT_D; e += ATT_BQ) {
+            const int ii = e / ATT_D, c = e - ii * ATT_D, i = i0 + ii;
+            qt[e] = i < t ? q[qOff + ATT_IN(z, i) + c] * scale : 0.0f;
+            dot_[e] = i < t ? dout[ATT_OUT(z, i) + c] : 0.0f;
+        }
+        lt[li] = i0 + li < t ? lse[(size_t)z * t + i0 + li] : INFINITY;
+        dt[li] = i0 + li < t ? delta[(size_t)z * t + i0 + li] : 0.0f;
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (!valid) continue;
+        const int n = min(ATT_BQ, t - i0);
+        for (int ii = 0; ii < n; ++ii) {
+            if (causal && i0 + ii < j) continue;
+            float s = 0.0f, dp = 0.0f;
+            for (int c = 0; c < ATT_D; ++c) {
+                s = fma(qt[ii * ATT_D + c], kj[c], s);
+                dp = fma(dot_[ii * ATT_D + c], vj[c], dp);
+            }
+            const float p = exp(s - lt[ii]);
+            const float ds = p * (dp - dt[ii]);
+            for (int c = 0; c < ATT_D; ++c) {
+                dvj[c] = fma(p, dot_[ii * ATT_D + c], dvj[c]);
+                dkj[c] = fma(ds, qt[ii * ATT_D + c], dkj[c]);
+            }
+        }
+    }
+    if (!live) return;
+    // qt already carries the scale, so dK = Σ ds · (scale · Q) needs nothing more.
+    for (int c = 0; c < ATT_D; ++c) {
+        dk[kOff + ATT_IN(z, j) + c] = dkj[c];
+        dv[vOff + ATT_IN(z, j) + c] = dvj[c];
+    }
+}
+
+__kernel void attention_probabilities(__global const float* q, __global const float* k, __global const float* lse,
+                                      __global float* p, const int t, const int heads, const float scale,
+                                      const int causal, const int hasLens, __global const int* lens, ATT_LAYOUT) {
+    const int i = get_global_id(0), z = get_global_id(1);
+    if (i >= t) return;
+    const int limit = attention_limit(i, t, causal, hasLens, lens, z, heads);
+    const float li = lse[(size_t)z * t + i];
+    __global float* row = p + ((size_t)z * t + i) * t;
+    for (int j = 0; j < t; ++j) {
+        float value = 0.0f;
+        if (j < limit) {
+            float s = 0.0f;
+            for (int c = 0; c < ATT_D; ++c) s = fma(q[qOff + ATT_IN(z, i) + c] * scale, k[kOff + ATT_IN(z, j) + c], s);
+            value = exp(s - li);
+        }
+        row[j] = value;
+    }
+}
