@@ -158,6 +158,19 @@ struct DemoCommand: ParsableCommand {
             if let log = FileManager.default.contents(atPath: logPath) {
                 try writeFileAtomically(path: logCopy, bytes: Array(log))
                 extras.files.append(("training-log.jsonl", "the training run's log, one JSON object per epoch"))
+                let epochs = String(decoding: log, as: UTF8.self).split(separator: "\n")
+                    .compactMap { try? JSONDecoder().decode(EpochReport.self, from: Data($0.utf8)) }
+                if !epochs.isEmpty {
+                    let x: [Double] = epochs.map { Double($0.epoch) }
+                    var series: [LinePlot.Series] = [.init(name: "train loss", x: x, y: epochs.map(\.trainLoss)),
+                                                     .init(name: "train accuracy", x: x, y: epochs.map(\.trainAccuracy), dashed: true)]
+                    let testLoss: [Double] = epochs.compactMap(\.testLoss), testAccuracy: [Double] = epochs.compactMap(\.testAccuracy)
+                    if testLoss.count == x.count { series.insert(.init(name: "test loss", x: x, y: testLoss), at: 1) }
+                    if testAccuracy.count == x.count { series.append(.init(name: "test accuracy", x: x, y: testAccuracy, dashed: true)) }
+                    let plot = LinePlot(series: series, title: "Training", xLabel: "epoch", yLabel: "loss, accuracy")
+                    try plot.write(to: URL(fileURLWithPath: (out as NSString).appendingPathComponent("training.svg")))
+                    extras.figures.append(("training.svg", "Training: loss and accuracy per epoch (from training-log.jsonl)"))
+                }
             }
             try job.write(runs, outputs: outputs, predicted: predicted, to: destination, extras: extras)
             let correct = zip(job.rows, predicted).filter { (try? test.example($0.0).label).map { Int($0) } == $0.1 }.count

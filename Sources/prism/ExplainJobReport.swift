@@ -117,7 +117,8 @@ extension ExplainJob {
                 .map { String(format: "%@ %.1f%%", loaded.className($0), 100 * probabilities[$0]) }.joined(separator: ", ")
             examples.append(HTMLReport.Example(
                 title: "Test example \(i): predicted \(loaded.className(p)), true \(loaded.className(Int(truth)))",
-                captions: ["Top classes: \(ranked)."] + captions, images: pictures[i] ?? []))
+                captions: ["Top classes: \(ranked)."] + captions, images: pictures[i] ?? [],
+                plots: try examplePlots(runs, example: n, index: i, predicted: p, folder: out)))
         }
         let methodList = runs.map(\.method.title).joined(separator: ", ")
         let report = HTMLReport(
@@ -126,9 +127,77 @@ extension ExplainJob {
                 "Data: \(sourceName). Background: \(backgroundNote.count > 160 ? backgroundNote.prefix(150) + "… (all in the JSON settings)" : backgroundNote).",
                 "Every method explains the predicted class's output (logit); features: \(isImage ? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels for the SHAP methods and LIME, pixels for the gradient methods" : "columns"). Each heatmap is scaled to its own largest magnitude.",
             ],
-            figures: extras.figures, examples: examples, files: dataFiles + extras.files)
+            figures: extras.figures + (try summaryPlots(runs, folder: out)), examples: examples, files: dataFiles + extras.files)
         try report.write(directory: out)
         printLine("wrote \((out as NSString).appendingPathComponent("index.html"))")
+    }
+
+    /// Per example: the waterfall of each SHAP method (features from the base value to f(x)) and the
+    /// deletion and insertion curves of every method (next to the random order's), as SVG files.
+    func examplePlots(_ runs: [MethodRun], example n: Int, index i: Int, predicted p: Int, folder: String) throws -> [(String, String)] {
+        var plots: [(String, String)] = []
+        for run in runs where run.method.shapley != nil {
+            let e = run.explanation, slot = run.outputSlot[n]
+            guard let base = e.baseValues?[n * e.outputCount + slot] else { continue }
+            let name = "example-\(i)-\(run.method.rawValue)-waterfall.svg"
+            try WaterfallPlot(names: (0..<e.featureCount).map { featureName($0, of: e) }, values: e.attributions(instance: n, output: slot),
+                              baseValue: base, title: "\(run.method.title): \(loaded.className(p))")
+                .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(name)))
+            plots.append((name, "\(run.method.title) waterfall: from the base value (the background's mean output) to f(x) for class \(loaded.className(p))"))
+        }
+        let withCurves = runs.filter { $0.curves != nil }
+        if let first = withCurves.first?.curves?[n] {
+            for (kind, pick, random) in [("deletion", { (c: DeletionInsertion.Curves) in c.deletion }, first.randomDeletion),
+                                         ("insertion", { (c: DeletionInsertion.Curves) in c.insertion }, first.randomInsertion)] {
+                var series = withCurves.map { run -> LinePlot.Series in
+                    let c = run.curves![n]
+                    return .init(name: "\(run.method.title) (\(String(format: "%.3f", kind == "deletion" ? c.deletionAUC : c.insertionAUC)))",
+                                 x: c.fractions, y: pick(c))
+                }
+                series.append(.init(name: "random order", x: first.fractions, y: random, dashed: true))
+                let name = "example-\(i)-\(kind).svg"
+                try LinePlot(series: series, title: "\(kind.capitalized) curve, \(loaded.className(p))", xLabel: "fraction of features \(kind == "deletion" ? "removed" : "inserted")",
+                             yLabel: "probability of the class").write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(name)))
+                plots.append((name, "\(kind.capitalized): the most relevant features first (area under the curve in brackets; \(kind == "deletion" ? "lower" : "higher") is better)"))
+            }
+        }
+        return plots
+    }
+
+    /// Over all examples: mean |φ| per feature of each SHAP method, and for tabular data with several
+    /// examples shap's beeswarm; for a vision transformer, the attention maps of the first example.
+    func summaryPlots(_ runs: [MethodRun], folder: String) throws -> [(String, String)] {
+        var plots: [(String, String)] = []
+        let x = try instances()
+        for run in runs where run.method.shapley != nil {
+            let e = run.explanation, m = e.featureCount
+            let perInstance = (0..<e.instanceCount).map { e.attributions(instance: $0, output: run.outputSlot[$0]) }
+            let meanAbs = (0..<m).map { j in perInstance.reduce(0.0) { $0 + abs($1[j]) } / Double(e.instanceCount) }
+            let names = (0..<m).map { featureName($0, of: e) }
+            let bar = "\(run.method.rawValue)-mean-abs.svg"
+            try BarPlot(names: names, values: meanAbs, title: "\(run.method.title): mean |φ| of the predicted class")
+                .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(bar)))
+            plots.append((bar, "\(run.method.title): mean |φ| per feature over the \(e.instanceCount) examples, predicted classes"))
+            if !isImage && e.instanceCount >= 2 && m == elementCount {
+                let swarm = "\(run.method.rawValue)-beeswarm.svg"
+                try BeeswarmPlot(featureNames: names, values: perInstance.flatMap { $0 }, featureValues: x.map(Double.init),
+                                 title: "\(run.method.title): φ of the predicted class per example")
+                    .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(swarm)))
+                plots.append((swarm, "\(run.method.title): one dot per example and feature, colour by the feature's value"))
+            }
+        }
+        if runs.contains(where: { $0.method == .attentionRollout || $0.method == .attentionGradient }) {
+            let maps = try AttentionMaps(model: model)
+            let (rows, columns, _) = maps.grid
+            let p = try maps.probabilities(instances: Array(x[0..<elementCount]))[0]
+            let t = p.tokens
+            let grid = p.layers.map { layer in (0..<p.heads).map { h in (1..<t).map { layer[h * t * t + $0] } } }
+            let name = "attention-maps.svg"
+            try AttentionGridPlot(maps: grid, rows: rows, columns: columns, title: "Attention of the class token to each patch, test example \(self.rows[0])")
+                .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(name)))
+            plots.append((name, "Attention maps per layer (rows) and head (columns) of test example \(self.rows[0]): the class token's attention to each patch, each map scaled to its own maximum"))
+        }
+        return plots
     }
 
     /// How one method's picture of example `n` was computed.

@@ -98,7 +98,10 @@ extension ExplainCLITests {
         let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
         let links = html.components(separatedBy: "src=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
             + html.components(separatedBy: "href=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
-        #expect(links.count == 8)
+        // Per example the input, heatmap and overlay and the waterfall; the mean |φ| bars; the JSON and the arrays.
+        #expect(links.count == 2 * 4 + 1 + 2)
+        #expect(links.filter { $0.hasSuffix(".svg") }.sorted() == ["example-0-permutation-shap-waterfall.svg", "example-3-permutation-shap-waterfall.svg",
+                                                                   "permutation-shap-mean-abs.svg"])
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
         let unwritable = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--out", "/proc/prism-report"])
         #expect(unwritable.status == 1 && unwritable.stderr == "/proc/prism-report: cannot write the report there\n")
@@ -156,7 +159,9 @@ extension ExplainCLITests {
         // Per example: the input and, per method, heatmap and overlay; every link resolves.
         let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
         let images = html.components(separatedBy: "src=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
-        #expect(images.count == 2 * (1 + 3 * 2))
+        #expect(images.filter { $0.hasSuffix(".png") }.count == 2 * (1 + 3 * 2))
+        #expect(images.filter { $0.hasSuffix(".svg") }.sorted() == ["example-0-deletion.svg", "example-0-insertion.svg",
+                                                                    "example-3-deletion.svg", "example-3-insertion.svg"])
         #expect(images.contains("example-3-gradcam-overlay.png"))
         let links = images + html.components(separatedBy: "href=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
