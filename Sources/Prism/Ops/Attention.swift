@@ -55,21 +55,34 @@ struct AttentionLayout {
     var arguments: [any KernelArgument] { [inB, inH, inT, qOff, kOff, vOff, outB, outH, outT].map { Int32($0) } }
 }
 
+/// Which attention kernels run (tests force each; `.automatic` takes the CPU-shaped kernels on a CPU
+/// when d is a multiple of 8, the local-memory kernels otherwise).
+public enum AttentionVariant: Sendable {
+    case automatic, cpu, general
+}
+
 /// Runs the fused forward and records the backward; `q`, `k`, `v` are the same buffer when packed.
 /// - Returns: O with `outputShape`, recording gradients to `inputs` (three tensors, or one packed one).
 func fusedAttention(_ g: AttentionGeometry, layout: AttentionLayout, q: Buffer<Float>, k: Buffer<Float>, v: Buffer<Float>,
-                    inputs: [Tensor], outputShape: [Int], causal: Bool, keyLengths: [Int]?, scale: Float?) throws -> Tensor {
+                    inputs: [Tensor], outputShape: [Int], causal: Bool, keyLengths: [Int]?, scale: Float?,
+                    variant: AttentionVariant) throws -> Tensor {
     let engine = inputs[0].engine
+    if variant == .cpu && g.d % 8 != 0 {
+        throw TensorError("attention: the CPU kernels need a head width that is a multiple of 8, got \(g.d)")
+    }
+    let cpu = variant == .cpu || (variant == .automatic && engine.isCPU && g.d % 8 == 0)
+    let suffix = cpu ? "_cpu" : ""
     let s = scale ?? 1 / Float(g.d).squareRoot()
     let lens = try engine.context.buffer((keyLengths ?? [0]).map { Int32($0) })
     let flags: [any KernelArgument] = [Int32(g.t), Int32(g.heads), s, Int32(causal ? 1 : 0), Int32(keyLengths == nil ? 0 : 1), lens]
         + layout.arguments
     let defines = ["ATT_D": String(g.d)]
     let bq = Int(engine.resolvedDefines("attention.cl", defines)["ATT_BQ"] ?? "") ?? 32
-    let rows = roundUp(g.t, bq)
+    // The CPU kernels: one work-item per row, no work-group; the others: ATT_BQ rows per work-group.
+    let (global, local) = cpu ? ([g.t, g.bh], [1, 1]) : ([roundUp(g.t, bq), g.bh], [bq, 1])
     let out = try Tensor.empty(outputShape, engine: engine)
     let lse = try engine.buffer(count: g.bh * g.t)
-    try engine.launch("attention.cl", "attention_forward", defines: defines, global: [rows, g.bh], local: [bq, 1],
+    try engine.launch("attention.cl", "attention_forward" + suffix, defines: defines, global: global, local: local,
                       [q, k, v, out.storage, lse] + flags)
     out.record(inputs: inputs, op: "attention") { [engine, os = out.storage] dout in
         let delta = try engine.buffer(count: g.bh * g.t)
@@ -77,9 +90,9 @@ func fusedAttention(_ g: AttentionGeometry, layout: AttentionLayout, q: Buffer<F
                           [os, dout.storage, delta, Int32(g.t), Int32(g.heads)] + layout.arguments)
         let grads = try inputs.map { try Tensor.empty($0.shape, engine: engine) }
         let (dq, dk, dv) = grads.count == 1 ? (grads[0], grads[0], grads[0]) : (grads[0], grads[1], grads[2])
-        try engine.launch("attention.cl", "attention_backward_dq", defines: defines, global: [rows, g.bh], local: [bq, 1],
+        try engine.launch("attention.cl", "attention_backward_dq" + suffix, defines: defines, global: global, local: local,
                           [q, k, v, dout.storage, lse, delta, dq.storage] + flags)
-        try engine.launch("attention.cl", "attention_backward_dkv", defines: defines, global: [rows, g.bh], local: [bq, 1],
+        try engine.launch("attention.cl", "attention_backward_dkv" + suffix, defines: defines, global: global, local: local,
                           [q, k, v, dout.storage, lse, delta, dk.storage, dv.storage] + flags)
         return grads
     }
@@ -98,10 +111,10 @@ func fusedAttention(_ g: AttentionGeometry, layout: AttentionLayout, q: Buffer<F
 /// - Throws: `TensorError` for mismatched shapes, d outside 1…128, or key lengths outside 0…T.
 /// - Returns: O, [batch, heads, T, d], recording its backward to q, k and v.
 public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, causal: Bool = false, keyLengths: [Int]? = nil,
-                                      scale: Float? = nil) throws -> Tensor {
+                                      scale: Float? = nil, variant: AttentionVariant = .automatic) throws -> Tensor {
     let g = try AttentionGeometry(q, k, v, keyLengths: keyLengths)
     return try fusedAttention(g, layout: .contiguous(g), q: q.storage, k: k.storage, v: v.storage, inputs: [q, k, v],
-                              outputShape: q.shape, causal: causal, keyLengths: keyLengths, scale: scale)
+                              outputShape: q.shape, causal: causal, keyLengths: keyLengths, scale: scale, variant: variant)
 }
 
 /// Multi-head self-attention straight from a packed Q/K/V projection: `qkv` [batch, T, 3·heads·d]
@@ -110,14 +123,14 @@ public func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, causal: B
 /// heads through strides, and the backward writes the packed gradient.
 /// - Throws: as `scaledDotProductAttention`, and when the last axis is not 3·heads·d.
 public func packedSelfAttention(_ qkv: Tensor, heads: Int, causal: Bool = false, keyLengths: [Int]? = nil,
-                                scale: Float? = nil) throws -> Tensor {
+                                scale: Float? = nil, variant: AttentionVariant = .automatic) throws -> Tensor {
     guard qkv.rank == 3, heads > 0, qkv.shape[2] % (3 * heads) == 0 else {
         throw TensorError.shape("attention", "qkv must be [batch, T, 3·heads·d]", qkv.shape, [heads])
     }
     let (b, t, d) = (qkv.shape[0], qkv.shape[1], qkv.shape[2] / (3 * heads))
     let g = try AttentionGeometry(batch: b, heads: heads, t: t, d: d, keyLengths: keyLengths, shapes: (qkv.shape, [heads]))
     return try fusedAttention(g, layout: .packed(g), q: qkv.storage, k: qkv.storage, v: qkv.storage, inputs: [qkv],
-                              outputShape: [b, t, heads * d], causal: causal, keyLengths: keyLengths, scale: scale)
+                              outputShape: [b, t, heads * d], causal: causal, keyLengths: keyLengths, scale: scale, variant: variant)
 }
 
 /// The attention probabilities softmax(Q·Kᵀ·scale + mask), [batch, heads, T, T] — the explicit mode
