@@ -15,6 +15,8 @@ import Testing
     @Test(arguments: lengths, widths)
     func forwardAndBackwardMatchReference(_ t: Int, _ d: Int) throws {
         let engine = try testEngine()
+        // Both kernel families: the CPU-shaped ones (d a multiple of 8) and the local-memory ones.
+        for variant in [AttentionVariant.cpu, .general] where variant == .general || d % 8 == 0 {
         for causal in [false, true] {
             for padded in [false, true] {
                 // Backward at every T for d = 16; forward only at the larger widths (keeps the suite quick).
@@ -28,9 +30,9 @@ import Testing
                 let qt = try Tensor(q, shape: shape, engine: engine, requiresGrad: true)
                 let kt = try Tensor(k, shape: shape, engine: engine, requiresGrad: true)
                 let vt = try Tensor(v, shape: shape, engine: engine, requiresGrad: true)
-                let o = try scaledDotProductAttention(q: qt, k: kt, v: vt, causal: causal, keyLengths: lens)
+                let o = try scaledDotProductAttention(q: qt, k: kt, v: vt, causal: causal, keyLengths: lens, variant: variant)
                 let scale = 1 / Double(Float(d).squareRoot())
-                let label = "T \(t) d \(d) causal \(causal) padded \(padded)"
+                let label = "\(variant) T \(t) d \(d) causal \(causal) padded \(padded)"
                 let reference = Reference.attention(q: doubles(q), k: doubles(k), v: doubles(v), heads: h, t: t, d: d, scale: scale,
                                                     causal: causal, keyLengths: lens)
                 expectClose(try o.toArray(), reference, atol: 2e-5, rtol: 1e-4, label)
@@ -43,6 +45,7 @@ import Testing
                 expectClose(try #require(kt.grad).toArray(), g.dk, atol: 5e-5, rtol: 1e-3, "dk " + label)
                 expectClose(try #require(vt.grad).toArray(), g.dv, atol: 5e-5, rtol: 1e-3, "dv " + label)
             }
+        }
         }
     }
 
