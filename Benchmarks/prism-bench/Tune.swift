@@ -44,7 +44,9 @@ struct TuneCommand: ParsableCommand {
             guard size >= 1, batch >= 1, random >= 0 else { throw ValidationError("--size, --batch and --random must be positive") }
             var table = TuningTable()
             if let data = FileManager.default.contents(atPath: out) { table = try TuningTable.decode(data, source: out) }
-            let bench = try options.makeBench()
+            // Fresh buffers for every launch: a candidate that leaves part of a scratch buffer unwritten must
+            // not pass its check on data a previous candidate left there.
+            let bench = try options.makeBench(bufferPool: false)
             let engine = bench.engine
             let info = engine.device
             let vendorKey = info.platform.localizedCaseInsensitiveContains("portable computing") ? info.platform : info.vendor

@@ -39,9 +39,10 @@ struct CommonOptions: ParsableArguments {
         guard warmup >= 0 else { throw ValidationError("--warmup must not be negative") }
     }
 
-    func makeBench() throws -> Bench {
+    func makeBench(bufferPool: Bool = true) throws -> Bench {
         var settings = Settings.current
         if let device { settings.device = device }
+        if !bufferPool { settings.bufferPoolEnabled = false }
         let engine = try Engine(settings: settings)
         for define in defines {
             let parts = define.split(separator: ":", maxSplits: 1).map(String.init)

@@ -164,11 +164,14 @@ struct LinearCase: CustomStringConvertible, Sendable {
     }
 
     /// Other block and tile sizes, set through `defineOverrides`, give the same answers; so does the CPU
-    /// GEMM reading A in place (MM_PACKED_A = 0) and packing with a row count that does not divide K.
-    @Test func overriddenTilesMatchReference() throws {
+    /// GEMM reading A in place (MM_PACKED_A = 0) or packing it, with a packing row count that does not
+    /// divide K: one row per packing work-item, more work-items than the launch would have at the
+    /// default 32 (the host sizes the packing launches from the define).
+    @Test(arguments: ["0", "1"])
+    func overriddenTilesMatchReference(_ packedA: String) throws {
         let engine = try testEngine()
         let saved = engine.defineOverrides["matmul.cl"]
-        engine.defineOverrides["matmul.cl"] = ["MM_PACKED_A": "0", "MM_PACK_ROWS": "5", "MM_MB": "3", "MM_TM": "16", "MM_TN": "32", "MM_TK": "4", "MM_WM": "2", "MM_WN": "4"]
+        engine.defineOverrides["matmul.cl"] = ["MM_PACKED_A": packedA, "MM_PACK_ROWS": "1", "MM_MB": "3", "MM_TM": "16", "MM_TN": "32", "MM_TK": "4", "MM_WM": "2", "MM_WN": "4"]
         defer { engine.defineOverrides["matmul.cl"] = saved }
         let cs = TestSizes.small ? MatmulCase(batch: 2, m: 23, n: 37, k: 9, transposeA: true)
             : MatmulCase(batch: 2, m: 71, n: 37, k: 19, transposeA: true)

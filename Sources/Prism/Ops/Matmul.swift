@@ -255,7 +255,9 @@ public enum MatmulKernels {
         let sizes: [any KernelArgument] = [Int32(m), Int32(n), Int32(k)]
         if useCPU {
             let packed = try engine.buffer(count: panels)
-            let packRows = 32  // MM_PACK_ROWS
+            // Packing work-items cover MM_PACK_ROWS rows of K each: size the launch from the value the
+            // kernels are built with (a fixed 32 left rows unpacked under a tuned 8).
+            let packRows = Int(engine.resolvedDefines("matmul.cl")["MM_PACK_ROWS"] ?? "") ?? 32
             let packBatches = broadcastB ? 1 : batch
             let panelRows = (n + 15) / 16 * k
             let packItems = (n + 15) / 16 * ((k + packRows - 1) / packRows)
