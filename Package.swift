@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "prism-bench",
             dependencies: [
-                "Prism", "PrismCL", "PrismExplain", "PrismReference", "PrismTestSupport", "CCLBlast",
+                "Prism", "PrismCL", "PrismExplain", "PrismReference", "PrismReport", "PrismTestSupport", "CCLBlast",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/prism-bench"

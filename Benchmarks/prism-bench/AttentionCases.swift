@@ -8,7 +8,7 @@ import PrismReference
 /// P = softmax(S), O = PV, and their backward through the tape). FLOPs as FlashAttention counts them:
 /// forward 4·B·H·T²·d, backward 2.5× the forward. Outputs are checked against the Double reference at
 /// sampled rows before timing.
-func benchAttention(_ bench: Bench, shapes: [(b: Int, h: Int, t: Int, d: Int)]) throws {
+func benchAttention(_ bench: Bench, shapes: [(b: Int, h: Int, t: Int, d: Int)], backward: Bool = true) throws {
     let engine = bench.engine
     for (b, h, t, d) in shapes {
         let shape = [b, h, t, d], n = shape.reduce(1, *)
@@ -48,6 +48,7 @@ func benchAttention(_ bench: Bench, shapes: [(b: Int, h: Int, t: Int, d: Int)]) 
                 return EventLog.shared.stopEvents()
             }
         }
+        guard backward else { continue }
         try bench.compute("attention_forward_backward", shape: label, flops: 3.5 * forwardFLOPs) {
             EventLog.shared.start()
             try scaledDotProductAttention(q: q, k: k, v: v).backward(dout)

@@ -24,7 +24,7 @@ struct BenchError: Error, CustomStringConvertible {
 
 /// SGEMM C = A·B, square: Prism's kernel for this device, then CLBlast (the peer) on the same device
 /// in the same run.
-func benchSGEMM(_ bench: Bench, sizes: [Int]) throws {
+func benchSGEMM(_ bench: Bench, sizes: [Int], peer: Bool = true) throws {
     let engine = bench.engine
     for n in sizes where bench.wants("sgemm") {
         let a = try randomBuffer(engine, count: n * n, seed: 1), b = try randomBuffer(engine, count: n * n, seed: 2)
@@ -37,6 +37,7 @@ func benchSGEMM(_ bench: Bench, sizes: [Int]) throws {
         try bench.compute("sgemm", shape: "\(n)x\(n)x\(n)", flops: flops) {
             try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
         }
+        guard peer else { continue }
         do {
             _ = try clblastSgemm(engine.context, a: a, b: b, c: c, m: n, n: n, k: n)
             try checkSGEMM("sgemm_clblast", a: a, b: b, c: c, n: n)

@@ -24,8 +24,10 @@ func forwardFLOPs(_ spec: ModelSpec) throws -> Double {
 /// (and 20 with `exact20`), the same coalitions through the CPU reference evaluator (`HostGame`), and
 /// the evaluator's model evaluations per second over chunk sizes. Timed from the host (an explanation
 /// is many kernels and host work); GFLOP/s counts the model's forward FLOPs × evaluations.
-func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool) throws {
+func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool, only: String? = nil) throws {
     let engine = bench.engine
+    /// Whether case `name` runs: `--filter`, and `only` (a prefix) when given.
+    func wants(_ name: String) -> Bool { bench.wants(name) && (only.map { name.hasPrefix($0) } ?? true) }
     func record(_ name: String, shape: String, seconds: [Double], evaluations: Int, flopsPerEvaluation: Double) {
         let (median, minimum) = medianAndMinimum(seconds)
         let gflops = Double(evaluations) * flopsPerEvaluation / (median * 1e9)
@@ -52,12 +54,12 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool) throws {
     let image = (0..<784).map { _ in rng.nextFloat() }
     let images = (0..<(50 * 784)).map { _ in rng.nextFloat() }
     let grid = try FeatureGroups.grid(channels: 1, height: 28, width: 28, cell: 4)
-    if bench.wants("shap_kernel_cnn") {
+    if wants("shap_kernel_cnn") {
         let t = try timed { try KernelShap(seed: 1).explain(try DeviceGame(model: cnn, instance: image, background: images, groups: grid)) }
         record("shap_kernel_cnn", shape: "M 49, N 50, budget 2146", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: cnnFLOPs)
     }
     // The evaluator alone over chunk sizes: 2048 random coalitions of the image.
-    if bench.wants("shap_chunk") {
+    if wants("shap_chunk") {
         let coalitions = (0..<(2048 * 49)).map { _ in UInt8(rng.next() & 1) }
         for rows in chunkSizes {
             let game = try DeviceGame(model: cnn, instance: image, background: images, groups: grid, rowsPerChunk: rows)
@@ -68,7 +70,8 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool) throws {
                 _ = try game.values(coalitions: coalitions, count: 2048)
                 seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
             }
-            record("shap_chunk_\(rows)", shape: "cnn, 2048 coalitions × 50 rows", seconds: seconds, evaluations: 2048 * 50, flopsPerEvaluation: cnnFLOPs)
+            record("shap_chunk", shape: "\(rows) rows per chunk (cnn, 2048 coalitions × 50 rows)", seconds: seconds, evaluations: 2048 * 50,
+                   flopsPerEvaluation: cnnFLOPs)
         }
     }
 
@@ -78,11 +81,11 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool) throws {
     let mlpFLOPs = try forwardFLOPs(mlpSpec)
     let row = (0..<30).map { _ in 2 * rng.nextFloat() - 1 }
     let rows = (0..<(100 * 30)).map { _ in 2 * rng.nextFloat() - 1 }
-    if bench.wants("shap_kernel_mlp") {
+    if wants("shap_kernel_mlp") {
         let t = try timed { try KernelShap(budget: 2048, seed: 1).explain(try DeviceGame(model: mlp, instance: row, background: rows)) }
         record("shap_kernel_mlp", shape: "M 30, N 100, budget 2048", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: mlpFLOPs)
     }
-    if bench.wants("shap_kernel_mlp_host") {
+    if wants("shap_kernel_mlp_host") {
         // The CPU reference evaluator: the same model run by PrismReference on the host.
         let state = try mlp.stateDict()
         let host = try HostGame(instance: row, background: rows, groups: .elements(30), outputCount: 2) { x, n in
@@ -91,7 +94,7 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool) throws {
         let t = try timed { try KernelShap(budget: 2048, seed: 1).explain(host) }
         record("shap_kernel_mlp_host", shape: "M 30, N 100, budget 2048 (host)", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: mlpFLOPs)
     }
-    for m in exact20 ? [16, 20] : [16] where bench.wants("shap_exact_mlp_\(m)") {
+    for m in exact20 ? [16, 20] : [16] where wants("shap_exact_mlp_\(m)") {
         let groups = try FeatureGroups(elementFeature: (0..<30).map { Int32($0 < m ? $0 : -1) }, featureCount: m)
         let t = try timed { try ExactShapley().explain(try DeviceGame(model: mlp, instance: row, background: rows, groups: groups)) }
         record("shap_exact_mlp_\(m)", shape: "M \(m), N 100, 2^\(m) coalitions", seconds: t.seconds, evaluations: t.evaluations, flopsPerEvaluation: mlpFLOPs)

@@ -9,7 +9,7 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "The main job: train the cnn on Fashion-MNIST (or reuse a cached model), explain test images with Kernel SHAP, Integrated Gradients and Grad-CAM (attention rollout for --arch vit), and write a report.",
         discussion: """
-            The model is cached under --cache (default $XDG_CACHE_HOME/prism or ~/.cache/prism), keyed by \
+            The model is cached under --cache (default: Prism's cache folder, ~/.cache/prism), keyed by \
             architecture, data, epochs and seed; a later run reuses it. The report lands in --out with every \
             picture, the explanations as JSON and NumPy arrays, deletion/insertion curves and the training log.
             """)
@@ -54,13 +54,9 @@ struct DemoCommand: ParsableCommand {
         guard arch != .mlp else { throw ValidationError("--arch: cnn or vit") }
     }
 
-    /// The cache folder: --cache, else $XDG_CACHE_HOME/prism, else ~/.cache/prism.
-    var cacheDirectory: String {
-        if let cache { return cache }
-        let env = ProcessInfo.processInfo.environment
-        if let xdg = env["XDG_CACHE_HOME"], !xdg.isEmpty { return (xdg as NSString).appendingPathComponent("prism") }
-        return (NSHomeDirectory() as NSString).appendingPathComponent(".cache/prism")
-    }
+    /// The cache folder: --cache, else Prism's cache folder (PRISM_CACHE_DIR, $XDG_CACHE_HOME/prism or
+    /// $HOME/.cache/prism, where compiled kernels are kept too).
+    var cacheDirectory: String { cache ?? global.settings.cacheDirectory }
 
     func run() throws {
         try runReportingErrors {
