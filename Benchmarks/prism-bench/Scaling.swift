@@ -38,7 +38,9 @@ struct ScalingCommand: ParsableCommand {
             try options.finish(bench)
             guard let svg else { return }
             try FileManager.default.createDirectory(atPath: svg, withIntermediateDirectories: true)
+            // The device's name, cut to fit a plot title ("pthread-skylake-avx512-Intel(R) Xeon(R) Processor").
             let device = bench.engine.device.name
+            let shortName = device.count > 24 ? String(device.prefix(22)) + "…" : device
             func series(_ name: String, label: String, _ x: (BenchResult) -> Double?) -> LinePlot.Series? {
                 let rows = bench.results.filter { $0.name == name }
                 let points = rows.compactMap { r in x(r).flatMap { xv in r.gflops.map { (xv, $0) } } }
@@ -49,12 +51,12 @@ struct ScalingCommand: ParsableCommand {
             }
             let plots: [(String, [LinePlot.Series?], String, String)] = [
                 ("scaling-sgemm.svg", [series("sgemm", label: "Prism SGEMM") { Double($0.shape.split(separator: "x").first ?? "").map { log2($0) } }],
-                 "SGEMM on \(device)", "log2 n (n × n × n)"),
+                 "SGEMM (\(shortName))", "log2 n (n × n × n)"),
                 ("scaling-attention.svg", [series("attention_forward", label: "fused") { number(in: $0.shape, after: "T").map { log2($0) } },
                                            series("attention_materialized_forward", label: "matmul + softmax") { number(in: $0.shape, after: "T").map { log2($0) } }],
-                 "Attention forward (B 8, H 8, d 64) on \(device)", "log2 T"),
+                 "Attention forward, B 8 H 8 d 64 (\(shortName))", "log2 T"),
                 ("scaling-shap.svg", [series("shap_chunk", label: "cnn evaluations") { Double($0.shape.split(separator: " ").first ?? "").map { log2($0) } }],
-                 "SHAP evaluator (cnn, 50 background rows) on \(device)", "log2 rows per chunk"),
+                 "SHAP evaluator, cnn (\(shortName))", "log2 rows per chunk"),
             ]
             for (file, candidates, title, xLabel) in plots {
                 let present = candidates.compactMap { $0 }

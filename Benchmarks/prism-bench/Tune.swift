@@ -2,10 +2,11 @@ import ArgumentParser
 import Foundation
 import Prism
 import PrismCL
+import PrismReference
 
 /// Which kernel family `prism-bench tune` searches.
 enum TuneTarget: String, ExpressibleByArgument, CaseIterable {
-    case gemm, conv2d
+    case gemm, conv2d, attention
 }
 
 struct TuneCommand: ParsableCommand {
@@ -19,7 +20,7 @@ struct TuneCommand: ParsableCommand {
             vendor → device name), the format of Kernels/tuning.json and of PRISM_TUNING_FILE.
             """)
 
-    @Argument(help: "gemm or conv2d.")
+    @Argument(help: "gemm, conv2d or attention.")
     var target: TuneTarget
 
     @OptionGroup var options: CommonOptions
@@ -54,6 +55,7 @@ struct TuneCommand: ParsableCommand {
             switch target {
             case .gemm: stages = [try gemmStage(engine, n: size)]
             case .conv2d: stages = try convolutionStages(engine, batch: batch)
+            case .attention: stages = [try attentionStage(engine)]
             }
             for stage in stages {
                 say("\(stage.name): \(stage.search.parameters.map { "\($0.name) ∈ {\($0.values.joined(separator: ","))}" }.joined(separator: ", "))")
@@ -231,4 +233,40 @@ struct ConvolutionCheck {
             try compare("dw[\(k), \(c), \(r), \(s)]", got: dw[((k * g.c + c) * g.r + r) * g.s + s], expected: sum)
         }
     }
+}
+
+/// The local-memory attention kernels (the GPU path; on a CPU the CPU-shaped kernels have no
+/// tunables, and these are tuned for when they are forced): query rows per work-group and key rows
+/// per tile, forward + backward at B 2, H 4, T 256, d 64, checked against the Double reference on
+/// the first head.
+func attentionStage(_ engine: Engine) throws -> TuneStage {
+    let (b, h, t, d) = (2, 4, 256, 64)
+    let shape = [b, h, t, d], n = shape.reduce(1, *)
+    var rng = SplitMix64(seed: 41)
+    let values = (0..<(3 * n)).map { _ in 2 * rng.nextFloat() - 1 }
+    let q = try Tensor(Array(values[0..<n]), shape: shape, engine: engine, requiresGrad: true)
+    let k = try Tensor(Array(values[n..<(2 * n)]), shape: shape, engine: engine, requiresGrad: true)
+    let v = try Tensor(Array(values[(2 * n)...]), shape: shape, engine: engine, requiresGrad: true)
+    let dout = try Tensor((0..<n).map { _ in 2 * rng.nextFloat() - 1 }, shape: shape, engine: engine)
+    let rows = t * d
+    let reference = Reference.attention(q: values[0..<rows].map(Double.init), k: values[n..<(n + rows)].map(Double.init),
+                                        v: values[(2 * n)..<(2 * n + rows)].map(Double.init), heads: 1, t: t, d: d,
+                                        scale: 1 / Double(Float(d).squareRoot()))
+    let info = engine.device
+    let search = TuningSearch(parameters: [.init("ATT_BQ", ["8", "16", "32", "64"]), .init("ATT_BK", ["8", "16", "32", "64"])],
+                              defaults: currentDefaults(engine, file: "attention.cl", ["ATT_BQ": "32", "ATT_BK": "32"]),
+                              grid: ["ATT_BQ", "ATT_BK"], randomCandidates: 0) { candidate in
+        let (bq, bk) = (Int(candidate["ATT_BQ"]!)!, Int(candidate["ATT_BK"]!)!)
+        return bq <= info.maxWorkGroupSize && 2 * max(bq, bk) * d * 4 + 2 * bq * 4 <= info.localMemoryBytes
+    }
+    return TuneStage(name: "attention forward + backward (local-memory kernels)", file: "attention.cl", search: search, check: {
+        let o = try scaledDotProductAttention(q: q, k: k, v: v, variant: .general).toArray()
+        for e in stride(from: 0, to: rows, by: 61) where !(abs(Double(o[e]) - reference[e]) <= 1e-4 + 1e-3 * abs(reference[e])) {
+            throw TuningSearch.Refusal("O[\(e)] = \(o[e]), expected \(reference[e])")
+        }
+    }, body: {
+        EventLog.shared.start()
+        try scaledDotProductAttention(q: q, k: k, v: v, variant: .general).backward(dout)
+        return EventLog.shared.stopEvents()
+    })
 }
