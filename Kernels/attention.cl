@@ -323,13 +323,25 @@ __kernel void attention_backward_dq_cpu(__global const float* q, __global const 
         acc[c] = (float8)(0.0f);
     }
     const float li = lse[(size_t)z * t + i], di = delta[(size_t)z * t + i];
-    for (int j = 0; j < limit; ++j) {
-        __global const float* kr = k + kOff + ATT_IN(z, j);
-        float s, dp;
-        ATT_DOT(qi, kr, s);
-        ATT_DOT(doi, v + vOff + ATT_IN(z, j), dp);
-        const float ds = exp(s - li) * (dp - di);
-        for (int c = 0; c < ATT_DV; ++c) acc[c] = fma((float8)(ds), vload8(c, kr), acc[c]);
+    // Keys in blocks of 8: the probabilities of a block come from one float8 exp.
+    for (int j0 = 0; j0 < limit; j0 += 8) {
+        const int n = min(8, limit - j0);
+        float sv[8], dpv[8];
+        for (int jj = 0; jj < 8; ++jj) {
+            float s = -INFINITY, dp = 0.0f;
+            if (jj < n) {
+                ATT_DOT(qi, k + kOff + ATT_IN(z, j0 + jj), s);
+                ATT_DOT(doi, v + vOff + ATT_IN(z, j0 + jj), dp);
+            }
+            sv[jj] = s;
+            dpv[jj] = dp;
+        }
+        float dsv[8];
+        vstore8(exp(vload8(0, sv) - li) * (vload8(0, dpv) - di), 0, dsv);
+        for (int jj = 0; jj < n; ++jj) {
+            __global const float* kr = k + kOff + ATT_IN(z, j0 + jj);
+            for (int c = 0; c < ATT_DV; ++c) acc[c] = fma((float8)(dsv[jj]), vload8(c, kr), acc[c]);
+        }
     }
     for (int c = 0; c < ATT_DV; ++c) vstore8(acc[c] * scale, c, dq + qOff + ATT_IN(z, i));
 }
@@ -348,18 +360,34 @@ __kernel void attention_backward_dkv_cpu(__global const float* q, __global const
         dkj[c] = (float8)(0.0f);
         dvj[c] = (float8)(0.0f);
     }
-    if (j < keys) {
-        for (int i = causal ? j : 0; i < t; ++i) {
-            __global const float* qr = q + qOff + ATT_IN(z, i);
-            __global const float* dor = dout + ATT_OUT(z, i);
-            float s, dp;
-            ATT_DOT(kj, qr, s);
-            ATT_DOT(vj, dor, dp);
-            const float p = exp(s - lse[(size_t)z * t + i]);
-            const float ds = p * (dp - delta[(size_t)z * t + i]);
+    // Queries in blocks of 8 (those that see key j: i ≥ j under the causal mask), one float8 exp per block.
+    for (int i0 = causal ? j : 0; i0 < t && j < keys; i0 += 8) {
+        const int n = min(8, t - i0);
+        float sv[8], dpv[8], lv[8], dl[8];
+        for (int ii = 0; ii < 8; ++ii) {
+            float s = 0.0f, dp = 0.0f, l = INFINITY, d = 0.0f;
+            if (ii < n) {
+                const int i = i0 + ii;
+                ATT_DOT(kj, q + qOff + ATT_IN(z, i), s);
+                ATT_DOT(vj, dout + ATT_OUT(z, i), dp);
+                l = lse[(size_t)z * t + i];
+                d = delta[(size_t)z * t + i];
+            }
+            sv[ii] = s;
+            dpv[ii] = dp;
+            lv[ii] = l;
+            dl[ii] = d;
+        }
+        const float8 p = exp(vload8(0, sv) - vload8(0, lv));  // 0 past t (L = +∞)
+        float pv[8], dsv[8];
+        vstore8(p, 0, pv);
+        vstore8(p * (vload8(0, dpv) - vload8(0, dl)), 0, dsv);
+        for (int ii = 0; ii < n; ++ii) {
+            __global const float* qr = q + qOff + ATT_IN(z, i0 + ii);
+            __global const float* dor = dout + ATT_OUT(z, i0 + ii);
             for (int c = 0; c < ATT_DV; ++c) {
-                dvj[c] = fma((float8)(p), vload8(c, dor), dvj[c]);
-                dkj[c] = fma((float8)(ds), vload8(c, qr), dkj[c]);
+                dvj[c] = fma((float8)(pv[ii]), vload8(c, dor), dvj[c]);
+                dkj[c] = fma((float8)(dsv[ii]), vload8(c, qr), dkj[c]);
             }
         }
     }
