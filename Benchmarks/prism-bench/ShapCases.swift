@@ -65,10 +65,20 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool, only: String? =
             let game = try DeviceGame(model: cnn, instance: image, background: images, groups: grid, rowsPerChunk: rows)
             _ = try game.values(coalitions: Array(coalitions[0..<(64 * 49)]), count: 64)
             var seconds: [Double] = []
+            if bench.breakdown { EventLog.shared.start() }
             for _ in 0..<max(1, min(bench.repeats, 3)) {
                 let start = DispatchTime.now().uptimeNanoseconds
                 _ = try game.values(coalitions: coalitions, count: 2048)
                 seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+            }
+            if bench.breakdown {
+                let kernels = try EventLog.shared.stop()
+                let runs = Double(seconds.count)
+                say(String(format: "    device time %.1f ms per 2048 coalitions (wall %.1f ms)", kernels.values.reduce(0, +) / runs,
+                           1e3 * seconds.reduce(0, +) / runs))
+                for (label, total) in kernels.sorted(by: { $0.value > $1.value }).prefix(16) {
+                    say("    " + label.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %9.1f ms", total / runs))
+                }
             }
             record("shap_chunk", shape: "\(rows) rows per chunk (cnn, 2048 coalitions × 50 rows)", seconds: seconds, evaluations: 2048 * 50,
                    flopsPerEvaluation: cnnFLOPs)

@@ -10,10 +10,21 @@ import PrismCL
 /// Work is cut into chunks of at most `rowsPerChunk` model rows (whole coalitions: a coalition's N
 /// rows are never split), so any number of coalitions runs in bounded device memory. Results do not
 /// depend on the chunk size.
+///
+/// Several instances can share one device batch: with I instances the game is their joint game, each
+/// coalition evaluated for every instance in the same forward passes, and its outputs are the I
+/// instances' outputs side by side ([instance][class], `outputCount` = I·O). Shapley values are linear
+/// in the value function, so an estimator run on the joint game gives each instance's values, the same
+/// as with a game per instance and the same seed (`ShapleyEstimator.explain(_:instances:)` splits them).
 public final class DeviceGame: CoalitionGame {
     public let engine: Engine
     public let featureCount: Int
+    /// The game's outputs: `instanceCount` × `classCount`, instance-major.
     public let outputCount: Int
+    /// Instances sharing the batch.
+    public let instanceCount: Int
+    /// The model's output width O.
+    public let classCount: Int
     /// The shape of one model input without the batch, e.g. [1, 28, 28].
     public let inputShape: [Int]
     /// Background rows N.
@@ -22,7 +33,7 @@ public final class DeviceGame: CoalitionGame {
     public var rowsPerChunk: Int
     /// Model rows evaluated so far (coalitions × background rows).
     public private(set) var modelEvaluations = 0
-    public var rowsPerCoalition: Int { backgroundCount }
+    public var rowsPerCoalition: Int { instanceCount * backgroundCount }
 
     private let elementCount: Int
     private let instance: Buffer<Float>
@@ -33,21 +44,22 @@ public final class DeviceGame: CoalitionGame {
 
     /// - Parameters:
     ///   - engine: where to run.
-    ///   - instance: the input to explain, `inputShape.reduce(1, *)` values.
+    ///   - instances: the inputs to explain, I × `inputShape.reduce(1, *)` values (one instance or several
+    ///     sharing each batch).
     ///   - inputShape: one input's shape without the batch.
     ///   - background: N rows of the same size, row-major.
     ///   - backgroundWeights: optional non-negative weights for the rows (default equal).
     ///   - groups: the features: which input elements each feature covers.
-    ///   - outputCount: the model's output width O.
+    ///   - outputCount: the model's output width O (the game has I·O outputs).
     ///   - rowsPerChunk: model rows per forward pass (nil: sized from the device's memory).
     ///   - model: the forward pass, [B] + inputShape → [B, O]; called inside `noGrad`.
     /// - Throws: `ExplainError` when sizes disagree (naming both), or device errors.
-    public init(engine: Engine, instance: [Float], inputShape: [Int], background: [Float], backgroundWeights: [Float]? = nil,
+    public init(engine: Engine, instances: [Float], inputShape: [Int], background: [Float], backgroundWeights: [Float]? = nil,
                 groups: FeatureGroups, outputCount: Int, rowsPerChunk: Int? = nil,
                 model: @escaping (Tensor) throws -> Tensor) throws {
         let d = inputShape.reduce(1, *)
-        guard d > 0, instance.count == d else {
-            throw ExplainError("explain: instance has \(instance.count) values, the model input \(inputShape) needs \(d)")
+        guard d > 0, !instances.isEmpty, instances.count % d == 0 else {
+            throw ExplainError("explain: \(instances.count) instance values are not a whole number of inputs of shape \(inputShape) (\(d) values each)")
         }
         guard !background.isEmpty, background.count % d == 0 else {
             throw ExplainError("explain: background of \(background.count) values is not a whole number of rows of width \(d) (model input \(inputShape))")
@@ -67,11 +79,13 @@ public final class DeviceGame: CoalitionGame {
         self.engine = engine
         self.inputShape = inputShape
         self.featureCount = groups.featureCount
-        self.outputCount = outputCount
+        self.instanceCount = instances.count / d
+        self.classCount = outputCount
+        self.outputCount = instanceCount * outputCount
         self.backgroundCount = n
         self.elementCount = d
         self.model = model
-        self.instance = try engine.context.buffer(instance)
+        self.instance = try engine.context.buffer(instances)
         self.background = try engine.context.buffer(background)
         self.weights = try engine.context.buffer(w)
         self.groups = try engine.context.buffer(groups.elementFeature)
@@ -93,28 +107,31 @@ public final class DeviceGame: CoalitionGame {
     }
 
     public func values(coalitions: [UInt8], count: Int) throws -> [Double] {
-        let m = featureCount, n = backgroundCount, o = outputCount, d = elementCount
+        let m = featureCount, n = backgroundCount, o = classCount, d = elementCount, instances = instanceCount
         guard coalitions.count == count * m else {
             throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(m) features")
         }
-        var result = [Double](repeating: 0, count: count * o)
-        let perChunk = max(1, rowsPerChunk / n)
+        // Per coalition: I·N model rows, I·O values ([instance][class]).
+        var result = [Double](repeating: 0, count: count * instances * o)
+        let perChunk = max(1, rowsPerChunk / (n * instances))
         var start = 0
         while start < count {
             let s = min(perChunk, count - start)
+            let rows = s * instances * n
             let mask = try engine.context.buffer(Array(coalitions[(start * m)..<((start + s) * m)]))
-            let inputs = try Tensor.empty([s * n] + inputShape, engine: engine)
-            try engine.launch("shap.cl", "shap_perturb", global: [d, n, s],
-                              [mask, instance, background, groups, inputs.storage, Int32(s), Int32(n), Int32(d), Int32(m)])
+            let inputs = try Tensor.empty([rows] + inputShape, engine: engine)
+            try engine.launch("shap.cl", "shap_perturb", global: [d, n, s * instances],
+                              [mask, instance, background, groups, inputs.storage, Int32(s), Int32(n), Int32(d), Int32(m), Int32(instances)])
             let outputs = try engine.noGrad { try model(inputs) }
-            guard outputs.shape == [s * n, o] else {
-                throw ExplainError("explain: the model returned shape \(outputs.shape) for \(s * n) inputs; expected [\(s * n), \(o)]")
+            guard outputs.shape == [rows, o] else {
+                throw ExplainError("explain: the model returned shape \(outputs.shape) for \(rows) inputs; expected [\(rows), \(o)]")
             }
-            let v = try engine.buffer(count: s * o)
-            try engine.launch("shap.cl", "shap_reduce", global: [o, s], [outputs.storage, weights, v, Int32(s), Int32(n), Int32(o)])
+            let v = try engine.buffer(count: s * instances * o)
+            try engine.launch("shap.cl", "shap_reduce", global: [o, s * instances],
+                              [outputs.storage, weights, v, Int32(s * instances), Int32(n), Int32(o)])
             let values = try v.read()
-            for i in 0..<(s * o) { result[start * o + i] = Double(values[i]) }
-            modelEvaluations += s * n
+            for i in 0..<(s * instances * o) { result[start * instances * o + i] = Double(values[i]) }
+            modelEvaluations += rows
             start += s
         }
         return result
@@ -125,20 +142,45 @@ extension DeviceGame {
     /// The game of one instance of a Prism model: inputs of the model's shape, outputs its classes.
     /// - Parameters:
     ///   - model: the network; it runs in inference mode (no tape, dropout off).
-    ///   - instance: the input to explain, `model.spec.inputShape` values.
+    ///   - instances: the inputs to explain, I × `model.spec.inputShape` values (several share each batch).
     ///   - background: N rows of the same size, row-major.
     ///   - backgroundWeights: optional non-negative weights for the rows (default equal).
     ///   - groups: the features (default: every input element is one).
     ///   - rowsPerChunk: model rows per forward pass (nil: sized from the device's memory).
     /// - Throws: `ExplainError` when sizes disagree, or device errors.
-    public convenience init(model: Sequential, instance: [Float], background: [Float], backgroundWeights: [Float]? = nil,
+    public convenience init(model: Sequential, instances: [Float], background: [Float], backgroundWeights: [Float]? = nil,
                             groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
         let shape = model.spec.inputShape
         let rows = rowsPerChunk ?? DeviceGame.defaultRowsPerChunk(device: model.engine.device, elementCount: shape.reduce(1, *),
                                                                   outputCount: model.spec.classCount,
                                                                   activationElements: model.spec.peakActivationElements)
-        try self.init(engine: model.engine, instance: instance, inputShape: shape, background: background,
+        try self.init(engine: model.engine, instances: instances, inputShape: shape, background: background,
                       backgroundWeights: backgroundWeights, groups: groups ?? .elements(shape.reduce(1, *)),
                       outputCount: model.spec.classCount, rowsPerChunk: rows) { try model($0) }
+    }
+}
+
+extension DeviceGame {
+    /// The game of one instance (see the designated initializer).
+    public convenience init(engine: Engine, instance: [Float], inputShape: [Int], background: [Float], backgroundWeights: [Float]? = nil,
+                            groups: FeatureGroups, outputCount: Int, rowsPerChunk: Int? = nil,
+                            model: @escaping (Tensor) throws -> Tensor) throws {
+        let d = inputShape.reduce(1, *)
+        guard instance.count == d else {
+            throw ExplainError("explain: instance has \(instance.count) values, the model input \(inputShape) needs \(d)")
+        }
+        try self.init(engine: engine, instances: instance, inputShape: inputShape, background: background, backgroundWeights: backgroundWeights,
+                      groups: groups, outputCount: outputCount, rowsPerChunk: rowsPerChunk, model: model)
+    }
+
+    /// The game of one instance of a Prism model (see `init(model:instances:…)`).
+    public convenience init(model: Sequential, instance: [Float], background: [Float], backgroundWeights: [Float]? = nil,
+                            groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
+        let d = model.spec.inputShape.reduce(1, *)
+        guard instance.count == d else {
+            throw ExplainError("explain: instance has \(instance.count) values, the model input \(model.spec.inputShape) needs \(d)")
+        }
+        try self.init(model: model, instances: instance, background: background, backgroundWeights: backgroundWeights, groups: groups,
+                      rowsPerChunk: rowsPerChunk)
     }
 }

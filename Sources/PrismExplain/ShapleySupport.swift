@@ -18,6 +18,52 @@ extension ShapleyEstimator {
     }
 }
 
+extension ShapleyEstimator {
+    /// Explains `instances` instances in one run of a joint game whose outputs are theirs side by side
+    /// ([instance][output], as a `DeviceGame` over several instances gives): every coalition is
+    /// evaluated for all of them in the same device batches. Shapley values are linear in the value
+    /// function, so each instance gets the values a game of its own would give with the same seed.
+    /// With a stopping rule the rule is checked over all instances' values together.
+    /// - Throws: `ExplainError` when the game's outputs are not a multiple of `instances`, or the
+    ///   estimator's errors.
+    public func explain(_ game: CoalitionGame, instances: Int) throws -> Explanation {
+        guard instances > 0, game.outputCount % instances == 0 else {
+            throw ExplainError("explain: a game with \(game.outputCount) outputs cannot be split into \(instances) instances")
+        }
+        var joint = try explain(game).splittingOutputs(intoInstances: instances)
+        joint.settings["instancesPerBatch"] = String(instances)
+        return joint
+    }
+}
+
+extension Explanation {
+    /// This explanation with each instance's outputs split into `count` instances of `outputCount / count`
+    /// outputs (instance-major): the explanation of a joint game, per instance. Evaluations and seconds
+    /// stay the totals.
+    /// - Throws: `ExplainError` when `outputCount` is not a multiple of `count`.
+    public func splittingOutputs(intoInstances count: Int) throws -> Explanation {
+        guard count > 0, outputCount % count == 0 else {
+            throw ExplainError("explanation: \(outputCount) outputs cannot be split into \(count) instances")
+        }
+        let m = featureCount, o = outputCount / count, joint = outputCount
+        func split(_ a: [Double]) -> [Double] {
+            var out = [Double](repeating: 0, count: a.count)
+            for i in 0..<instanceCount {
+                for c in 0..<count {
+                    for j in 0..<m {
+                        for k in 0..<o { out[((i * count + c) * m + j) * o + k] = a[(i * m + j) * joint + c * o + k] }
+                    }
+                }
+            }
+            return out
+        }
+        // Base values and outputs [instance][joint] already read as [instance · count][o].
+        return try Explanation(method: method, instanceCount: instanceCount * count, featureCount: m, outputCount: o,
+                               values: split(values), baseValues: baseValues, outputs: outputs, standardErrors: standardErrors.map(split),
+                               featureNames: featureNames, modelEvaluations: modelEvaluations, seconds: seconds, settings: settings)
+    }
+}
+
 /// The Shapley estimators by name, as the CLI spells them.
 public enum ShapleyMethod: String, CaseIterable, Sendable {
     case exact = "exact-shap"

@@ -157,19 +157,26 @@ struct ExplainJob {
         if method.shapley != nil {
             let estimator = try shapleyEstimator(method)
             var parts: [Explanation] = []
-            for i in 0..<n {
-                onProgress(method, i, n)
-                let game = try DeviceGame(model: model, instance: Array(x[(i * elementCount)..<((i + 1) * elementCount)]),
+            var evaluations: [Int] = [], seconds: [Double] = []
+            let batch = options.instancesPerBatch
+            for first in stride(from: 0, to: n, by: batch) {
+                onProgress(method, first, n)
+                let count = min(batch, n - first)
+                let game = try DeviceGame(model: model, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
                                           background: background, backgroundWeights: backgroundWeights, groups: groups,
                                           rowsPerChunk: options.rowsPerChunk)
-                parts.append(try estimator.explain(game))
+                let part = count == 1 ? try estimator.explain(game) : try estimator.explain(game, instances: count)
+                parts.append(part)
+                // Instances sharing a batch share its cost equally.
+                evaluations += [Int](repeating: part.modelEvaluations / count, count: count)
+                seconds += [Double](repeating: part.seconds / Double(count), count: count)
             }
             var explanation = try Explanation(stacking: parts)
             explanation.featureNames = featureNames
             explanation.settings["background"] = backgroundNote
             if let superpixel { explanation.settings["superpixel"] = String(superpixel) }
             return MethodRun(method: method, explanation: explanation, outputSlot: predicted,
-                             evaluations: parts.map(\.modelEvaluations), seconds: parts.map(\.seconds))
+                             evaluations: evaluations, seconds: seconds)
         }
         var explanation = try attribution(method, on: model, baseline: baseline).explain(instances: x, targets: .perInstance(predicted))
         if explanation.featureCount == groups.featureCount {

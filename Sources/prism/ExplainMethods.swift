@@ -138,6 +138,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "Model rows per forward pass (default: sized from device memory).")
     var rowsPerChunk: Int?
 
+    @Option(help: "SHAP: instances explained together, sharing every device batch (each gets the values it would alone; a stopping rule then waits for all of them).")
+    var instancesPerBatch: Int = 1
+
     func validate() throws {
         if let samples, samples < 1 { throw ValidationError("--samples must be at least 1") }
         if let stopThreshold, !(stopThreshold > 0) { throw ValidationError("--stop-threshold must be positive") }
@@ -150,6 +153,7 @@ struct MethodOptions: ParsableArguments {
         if !(lrpEpsilon >= 0) { throw ValidationError("--lrp-epsilon must be a non-negative number") }
         if !(lrpGamma >= 0) { throw ValidationError("--lrp-gamma must be a non-negative number") }
         if let rowsPerChunk, rowsPerChunk < 1 { throw ValidationError("--rows-per-chunk must be at least 1") }
+        if instancesPerBatch < 1 { throw ValidationError("--instances-per-batch must be at least 1") }
     }
 
     /// Every option at its default (for callers that build a job without a command line).

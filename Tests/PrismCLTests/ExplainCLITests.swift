@@ -47,6 +47,28 @@ import Testing
         for i in exact.indices { #expect(abs(exact[i] - kernel[i]) <= 1e-9 + 1e-9 * abs(exact[i])) }
     }
 
+    /// `--instances-per-batch`: instances sharing device batches get the values they get one at a time.
+    @Test func instancesSharingBatchesGiveTheSameValues() throws {
+        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        var values: [[Double]] = []
+        for batch in ["1", "2"] {
+            let run = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model,
+                                    "--index", "0,4,7", "--method", "permutation-shap", "--samples", "40", "--background", "10",
+                                    "--instances-per-batch", batch, "--json", dir + "/b\(batch).json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/b\(batch).json"))) as? [String: Any])
+            #expect(json["instanceCount"] as? Int == 3)
+            values.append(try #require(json["values"] as? [Double]))
+        }
+        #expect(values[0].count == 3 * 4 * 3)
+        for i in values[0].indices { #expect(abs(values[0][i] - values[1][i]) <= 1e-6 + 1e-5 * abs(values[0][i]), "value \(i)") }
+        let bad = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--instances-per-batch", "0"])
+        #expect(bad.status != 0 && bad.stderr.contains("--instances-per-batch must be at least 1"), "\(bad.stderr)")
+    }
+
     @Test func badInputsGiveOneLineErrors() throws {
         let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

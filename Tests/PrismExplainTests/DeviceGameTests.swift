@@ -98,3 +98,38 @@ struct LinearImageModel {
         }
     }
 }
+
+extension DeviceGameTests {
+    /// Three instances sharing each device batch: every estimator gives each instance the values,
+    /// base values, outputs and standard errors of a game of its own with the same seed, at any chunk size.
+    @Test(arguments: TestSizes.pick([ShapleyMethod.exact, .kernel, .permutation, .sampling], small: [.kernel]))
+    func instancesSharingABatchGetTheirOwnValues(method: ShapleyMethod) throws {
+        let engine = try explainTestEngine()
+        let mlp = try SmallMLP(engine: engine)
+        let instances = [mlp.instance] + (1...2).map { seededFloats(SmallMLP.features, seed: 30 + UInt64($0), low: -2, high: 2) }
+        let estimator = method.estimator(budget: method == .exact ? nil : TestSizes.small ? 24 : 120, seed: 5)
+        let separate = try Explanation(stacking: try instances.map {
+            try estimator.explain(try DeviceGame(model: mlp.model, instance: $0, background: mlp.background))
+        })
+        for rows in TestSizes.pick([7, 1_000], small: [50]) {
+            let joint = try DeviceGame(model: mlp.model, instances: instances.flatMap { $0 }, background: mlp.background, rowsPerChunk: rows)
+            #expect(joint.instanceCount == 3 && joint.outputCount == 3 * SmallMLP.classes && joint.rowsPerCoalition == 3 * SmallMLP.backgroundRows)
+            let together = try estimator.explain(joint, instances: 3)
+            #expect(together.instanceCount == 3 && together.outputCount == SmallMLP.classes)
+            expectClose(together.values, separate.values, atol: 1e-6, rtol: 1e-5, "\(method) values, \(rows) rows per chunk")
+            expectClose(try #require(together.baseValues), try #require(separate.baseValues), atol: 1e-6, rtol: 1e-5, "base values")
+            expectClose(try #require(together.outputs), try #require(separate.outputs), atol: 1e-6, rtol: 1e-5, "outputs")
+            if let se = separate.standardErrors {
+                expectClose(try #require(together.standardErrors), se, atol: 1e-6, rtol: 1e-4, "\(method) standard errors")
+            }
+            #expect(together.modelEvaluations == separate.modelEvaluations)
+            // Additivity per instance (Sampling SHAP estimates each feature alone and is not additive).
+            for i in 0..<3 where method != .sampling {
+                for o in 0..<SmallMLP.classes { #expect(abs(try #require(together.additivityGap(instance: i, output: o))) < 1e-4) }
+            }
+        }
+        #expect(throws: ExplainError.self) {
+            try estimator.explain(try DeviceGame(model: mlp.model, instances: instances.flatMap { $0 }, background: mlp.background), instances: 2)
+        }
+    }
+}

@@ -217,3 +217,85 @@ extension Conv2DTests {
         expectClose(try #require(bt.grad).toArray(), g.db, atol: 1e-3, rtol: 1e-4, "db \(variant)")
     }
 }
+
+extension Conv2DTests {
+    /// Pooled-convolution cases: odd and even outputs (a dropped last row or column), channel counts
+    /// off the 8- and 16-channel tiles, one row per batch of pooled pixels and the rows kernel's
+    /// partial 8-pixel blocks; the micro-tile kernel also with padding and stride.
+    static let pooledCases: [ConvCase] = TestSizes.pick([
+        ConvCase(n: 1, c: 1, h: 4, w: 4, k: 1, r: 3, s: 3),
+        ConvCase(n: 3, c: 1, h: 28, w: 28, k: 32, r: 3, s: 3),
+        ConvCase(n: 2, c: 1, h: 9, w: 27, k: 7, r: 3, s: 3),
+        ConvCase(n: 2, c: 2, h: 12, w: 19, k: 9, r: 2, s: 3, bias: false),
+        ConvCase(n: 3, c: 32, h: 13, w: 13, k: 64, r: 3, s: 3),
+        ConvCase(n: 1, c: 3, h: 10, w: 35, k: 17, r: 3, s: 3),
+    ], small: [
+        ConvCase(n: 1, c: 1, h: 4, w: 4, k: 1, r: 3, s: 3),
+        ConvCase(n: 2, c: 1, h: 7, w: 12, k: 9, r: 3, s: 3),
+    ])
+    static let pooledPaddedCases: [ConvCase] = TestSizes.pick([
+        ConvCase(n: 2, c: 3, h: 11, w: 14, k: 17, r: 3, s: 3, padding: (1, 1)),
+        ConvCase(n: 1, c: 5, h: 17, w: 13, k: 33, r: 3, s: 3, stride: (2, 2), padding: (1, 1)),
+    ], small: [
+        ConvCase(n: 1, c: 2, h: 7, w: 6, k: 9, r: 3, s: 3, padding: (1, 1)),
+    ])
+
+    /// Reference: conv2d (+ bias), ReLU when asked, then 2×2 / stride 2 max pooling.
+    static func pooledReference(_ cs: ConvCase, x: [Float], w: [Float], b: [Float], relu: Bool) -> (y: [Double], shape: [Int]) {
+        let conv = Reference.conv2d(x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape, bias: cs.bias ? doubles(b) : nil,
+                                    stride: cs.stride, padding: cs.padding)
+        let activated = relu ? Reference.unary(0, x: conv.y) : conv.y
+        let pooled = Reference.maxPool2d(x: activated, shape: conv.shape, kernel: (2, 2), stride: (2, 2))
+        return (pooled.y, pooled.shape)
+    }
+
+    /// Every case through the micro-tile kernel; the unpadded shallow ones through the rows kernel too.
+    static let pooledRuns: [(ConvCase, Conv2DVariant)] = (pooledCases + pooledPaddedCases).map { ($0, .cpu) }
+        + pooledCases.filter { $0.c * $0.r * $0.s <= 32 }.map { ($0, .rows) }
+
+    @Test(arguments: pooledRuns)
+    func pooledConvolutionMatchesReference(_ cs: ConvCase, _ variant: Conv2DVariant) throws {
+        let engine = try testEngine()
+        let (x, w, b) = Self.inputs(cs, seed: 71)
+        for relu in [false, true] {
+        let y = try engine.noGrad {
+            try conv2dMaxPool2x2(try Tensor(x, shape: cs.xShape, engine: engine), weight: try Tensor(w, shape: cs.wShape, engine: engine),
+                                 bias: cs.bias ? try Tensor(b, shape: [cs.k], engine: engine) : nil, stride: cs.stride, padding: cs.padding,
+                                 relu: relu, variant: variant)
+        }
+        let ref = Self.pooledReference(cs, x: x, w: w, b: b, relu: relu)
+        #expect(y.shape == ref.shape)
+        expectClose(try y.toArray(), ref.y, atol: 1e-4, rtol: 1e-4, "pooled \(cs) \(variant) relu \(relu)")
+        }
+    }
+
+    /// A NaN anywhere in a window wins the window, as in maxPool2d (and passes the ReLU).
+    @Test(arguments: [Conv2DVariant.cpu, .rows])
+    func pooledConvolutionKeepsNaN(_ variant: Conv2DVariant) throws {
+        let engine = try testEngine()
+        let cs = ConvCase(n: 1, c: 1, h: 10, w: 10, k: 3, r: 1, s: 1)
+        var (x, w, b) = Self.inputs(cs, seed: 73)
+        x[3 * 10 + 5] = .nan   // pixel (3, 5): pooled (1, 2) of every channel
+        let y = try engine.noGrad {
+            try conv2dMaxPool2x2(try Tensor(x, shape: cs.xShape, engine: engine), weight: try Tensor(w, shape: cs.wShape, engine: engine),
+                                 bias: try Tensor(b, shape: [cs.k], engine: engine), relu: true, variant: variant).toArray()
+        }
+        for k in 0..<3 {
+            for i in 0..<25 {
+                let value = y[k * 25 + i]
+                #expect(value.isNaN == (i == 1 * 5 + 2), "channel \(k) pooled pixel \(i): \(value)")
+            }
+        }
+    }
+
+    @Test func pooledConvolutionRefusesGradientsAndTinyOutputs() throws {
+        let engine = try testEngine()
+        let x = try Tensor.zeros([1, 1, 8, 8], engine: engine)
+        let w = try Tensor(seededFloats(18, seed: 3), shape: [2, 1, 3, 3], engine: engine, requiresGrad: true)
+        #expect(throws: TensorError.self) { try conv2dMaxPool2x2(x, weight: w, bias: nil) }
+        #expect(throws: TensorError.self) {
+            try engine.noGrad { try conv2dMaxPool2x2(try Tensor.zeros([1, 1, 3, 4], engine: engine), weight: w, bias: nil) }
+        }
+        #expect(throws: TensorError.self) { try engine.noGrad { try conv2dMaxPool2x2(x, weight: w, bias: nil, variant: .gpu) } }
+    }
+}

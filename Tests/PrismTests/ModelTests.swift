@@ -142,3 +142,32 @@ extension ModelTests {
         #expect(try #require(acts["7.linear"]).toArray().contains { $0 < 0 })
     }
 }
+
+extension ModelTests {
+    /// Inference (inside `noGrad`) runs Conv2D → ReLU → MaxPool2D(2) as one pooled convolution on a CPU
+    /// device; its logits equal the taped forward's (separate convolution and pooling kernels) bit for
+    /// bit, for the golden network against PyTorch's values and for the reference cnn.
+    @Test func inferenceWithPooledConvolutionsEqualsTheTapedForward() throws {
+        let engine = try testEngine()
+        let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
+        let small = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+        try small.loadStateDict(golden.tensors, source: "golden.safetensors")
+        let input = try golden.tensor("input", shape: [3, 1, 14, 14])
+        let x = try Tensor(input.values, shape: input.shape, engine: engine)
+        let inference = try engine.noGrad { try small(x).toArray() }
+        #expect(inference == (try small(x).toArray()))
+        expectClose(inference, try golden.tensor("logits", shape: [3, 10]).values, atol: 1e-5, rtol: 1e-4, "golden logits")
+
+        // (Under the simulator the golden network alone: it runs both pooled kernels.)
+        if TestSizes.small { return }
+        let cnn = try Sequential(spec: try ModelSpec.cnn(), seed: 5, engine: engine)
+        let images = try Tensor(seededFloats(5 * 784, seed: 9, low: 0, high: 1), shape: [5, 1, 28, 28], engine: engine)
+        let taped = try cnn(images).toArray()
+        let fused = try engine.noGrad { try cnn(images).toArray() }
+        #expect(fused == taped)
+        // Capturing a pooled layer's activation runs that block unfused, with the same result.
+        let captured = try engine.noGrad { try cnn.forward(images, capture: ["2.maxpool2d"]) }
+        #expect(try captured.output.toArray() == taped)
+        #expect(captured.activations["2.maxpool2d"]?.shape == [5, 32, 13, 13])
+    }
+}

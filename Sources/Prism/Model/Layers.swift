@@ -115,6 +115,12 @@ public final class Conv2DLayer: ReLUFusable {
     public func forwardUnfused(_ x: Tensor) throws -> Tensor {
         try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
     }
+
+    /// The layer (with its fused ReLU) followed by 2×2 max pooling with stride 2, in one kernel;
+    /// inference only (see `conv2dMaxPool2x2`).
+    public func forwardPooled(_ x: Tensor) throws -> Tensor {
+        try conv2dMaxPool2x2(x, weight: weight, bias: bias, stride: stride, padding: padding, relu: fusedReLU)
+    }
 }
 
 /// Max pooling with a square window.

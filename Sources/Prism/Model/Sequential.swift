@@ -74,6 +74,14 @@ public final class Sequential {
             var names = [activationName(i)]
             let fusable = (layers[i] as? ReLUFusable).flatMap { $0.fusedReLU ? $0 : nil }
             let fused = fusable != nil
+            if let pool = pooledConvolution(at: i, input: h, capture: capture) {
+                // Inference: Conv2D (→ ReLU) → MaxPool2D(2) in one kernel.
+                h = try pool.conv.forwardPooled(h)
+                i = pool.last
+                h.name = activationName(i)
+                i += 1
+                continue
+            }
             if let fusable, capture.contains(activationName(i)) {
                 // The layer's own (pre-ReLU) output is asked for: run the pair unfused.
                 let pre = try fusable.forwardUnfused(h)
@@ -102,6 +110,20 @@ public final class Sequential {
             throw TensorError("model: no activation named '\(missing)'; names are \(layers.indices.map(activationName).joined(separator: ", "))")
         }
         return (h, captured)
+    }
+
+    /// When layer `i` starts Conv2D (→ fused ReLU) → MaxPool2D(2, stride 2) and the three can run as one
+    /// pooled convolution: outside the tape (inside `noGrad`), on a CPU device, no activation of theirs
+    /// captured, and a convolution output of at least 2×2. Returns the convolution and the pool's index.
+    private func pooledConvolution(at i: Int, input: Tensor, capture: Set<String>) -> (conv: Conv2DLayer, last: Int)? {
+        guard !engine.isGradEnabled, engine.isCPU, let conv = layers[i] as? Conv2DLayer, input.rank == 4 else { return nil }
+        let last = conv.fusedReLU ? i + 2 : i + 1
+        guard last < layers.count, let pool = layers[last] as? MaxPool2DLayer, pool.kernel == 2, pool.stride == 2,
+              (i...last).allSatisfy({ !capture.contains(activationName($0)) }),
+              let g = try? Conv2DGeometry(input: input.shape, weight: conv.weight.shape, bias: conv.bias?.shape,
+                                          stride: conv.stride, padding: conv.padding, dilation: (1, 1)),
+              g.p >= 2, g.q >= 2 else { return nil }
+        return (conv, last)
     }
 
     /// The output only.

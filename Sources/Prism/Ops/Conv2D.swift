@@ -156,6 +156,35 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int,
     return out
 }
 
+/// Conv2D (with an optional fused ReLU) followed by 2×2 max pooling with stride 2, in one pass of the
+/// CPU-shaped forward kernels: the full-size activation is never written. The inference path of
+/// `Sequential` (inside `noGrad`) uses it for Conv2D → ReLU → MaxPool2D(2) on CPU devices; the values
+/// equal `maxPool2d(conv2d(…, relu: relu), kernel: (2, 2))` exactly.
+/// - Parameters:
+///   - input, weight, bias, stride, padding, dilation, relu: as `conv2d`.
+///   - variant: `.automatic` (the row kernel for shallow inputs, else the micro-tile kernel), `.cpu`
+///     or `.rows`; there is no GPU-shaped fused kernel.
+/// - Throws: `TensorError` when shapes disagree, the convolution's output is smaller than 2×2, the
+///   variant is `.gpu` (or `.automatic` on a device that is not a CPU), or gradients are being
+///   recorded for an input (this op has no backward); `CLError` from the device.
+/// - Returns: [N, K, P / 2, Q / 2] for the convolution's output [N, K, P, Q].
+public func conv2dMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                             dilation: (Int, Int) = (1, 1), relu: Bool = false, variant: Conv2DVariant = .automatic) throws -> Tensor {
+    let g = try Conv2DGeometry(input: input.shape, weight: weight.shape, bias: bias?.shape,
+                               stride: stride, padding: padding, dilation: dilation)
+    let engine = input.engine
+    guard g.p >= 2, g.q >= 2 else {
+        throw TensorError("conv2dMaxPool2x2: the convolution's output \(g.p)×\(g.q) is smaller than one 2×2 window")
+    }
+    if engine.isGradEnabled, ([input, weight] + (bias.map { [$0] } ?? [])).contains(where: \.requiresGrad) {
+        throw TensorError("conv2dMaxPool2x2: inference only (no backward); call it inside noGrad or use conv2d and maxPool2d")
+    }
+    let out = try Tensor.empty([g.n, g.k, g.p / 2, g.q / 2], engine: engine)
+    try Conv2DKernels.forward(engine, g, x: input.storage, w: weight.storage, bias: bias?.storage, y: out.storage, relu: relu,
+                              variant: variant, pool2x2: true)
+    return out
+}
+
 /// The launches of `conv2d.cl` on raw buffers. Each returns the events of its launches, in order,
 /// so a benchmark can time them.
 public enum Conv2DKernels {
@@ -166,17 +195,39 @@ public enum Conv2DKernels {
         try engine.context.buffer([Float](repeating: 0, count: 64))
     }
 
-    /// y = conv2d(x, w) + bias with the geometry `g` (y overwritten).
+    /// y = conv2d(x, w) + bias with the geometry `g` (y overwritten); with `pool2x2`, y is that
+    /// (activated) output max-pooled over 2×2 windows with stride 2, [N, K, P / 2, Q / 2] (CPU kernels only).
     /// - Returns: the launches' events.
     @discardableResult
     public static func forward(_ engine: Engine, _ g: Conv2DGeometry, x: Buffer<Float>, w: Buffer<Float>, bias: Buffer<Float>?,
-                               y: Buffer<Float>, relu: Bool = false, variant: Conv2DVariant = .automatic) throws -> [Event] {
-        let activation = ["CONV_RELU": relu ? "1" : "0"]
-        let tiles = Conv2DTiles(engine: engine)
+                               y: Buffer<Float>, relu: Bool = false, variant: Conv2DVariant = .automatic,
+                               pool2x2: Bool = false) throws -> [Event] {
+        var activation = ["CONV_RELU": relu ? "1" : "0"]
+        var tiles = Conv2DTiles(engine: engine)
+        if pool2x2 {
+            activation["CONV_POOL"] = "1"
+            guard variant == .cpu || variant == .rows || (variant == .automatic && engine.isCPU) else {
+                throw TensorError("conv2d: the fused 2×2 max pooling runs in the CPU-shaped kernels only (variant \(variant), device type \(engine.isCPU ? "CPU" : "not a CPU"))")
+            }
+            // Whole windows per work-item: 4 taps per pooled pixel in the micro-tile kernel.
+            let pixels = tiles.forwardPixels % 4 == 0 ? tiles.forwardPixels : 4
+            activation["CONV_FWD_NP"] = String(pixels)
+            tiles = Conv2DTiles(engine: engine, defines: activation)
+        }
         let biasBuffer = try bias ?? zeroBuffer(engine)
         let hasBias = Int32(bias == nil ? 0 : 1)
         if variant == .rows && !g.suitsRowKernel {
             throw TensorError("conv2d: the rows variant needs stride 1, no padding or dilation and C·R·S ≤ 32, got \(g.stride), \(g.padding), \(g.dilation), C·R·S \(g.c * g.r * g.s)")
+        }
+        if pool2x2 && (variant == .rows || (variant == .automatic && g.suitsRowKernel)) {
+            let kBlocks = (g.k + tiles.forwardChannels - 1) / tiles.forwardChannels
+            let packed = try engine.buffer(count: kBlocks * tiles.forwardChannels * g.c * g.r * g.s)
+            let pack = try engine.launch("conv2d.cl", "conv2d_pack_weight", defines: unpaddedProgram.merging(activation) { $1 },
+                                         global: [roundUp(packed.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                         [w, packed, Int32(g.k), Int32(g.c), Int32(g.r * g.s)])
+            let main = try engine.launch("conv2d.cl", "conv2d_forward_rows_pool", defines: unpaddedProgram.merging(activation) { $1 },
+                                         global: [g.p / 2, g.n, kBlocks], local: [1, 1, 1], [x, packed, biasBuffer, hasBias, y] + g.arguments)
+            return [pack, main].compactMap { $0 }
         }
         if variant == .rows || (variant == .automatic && engine.isCPU && g.suitsRowKernel) {
             let channels = tiles.rowChannels
@@ -192,7 +243,7 @@ public enum Conv2DKernels {
             let packed = try engine.buffer(count: kBlocks * tiles.forwardChannels * g.c * g.r * g.s)
             let pack = try engine.launch("conv2d.cl", "conv2d_pack_weight", defines: defines, global: [roundUp(packed.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
                                          [w, packed, Int32(g.k), Int32(g.c), Int32(g.r * g.s)])
-            let columns = (g.n * g.p * g.q + tiles.forwardPixels - 1) / tiles.forwardPixels
+            let columns = ((pool2x2 ? 4 * g.n * (g.p / 2) * (g.q / 2) : g.n * g.p * g.q) + tiles.forwardPixels - 1) / tiles.forwardPixels
             let width = cpuGroupWidth
             let main = try engine.launch("conv2d.cl", "conv2d_forward_cpu", defines: defines, global: [roundUp(columns, width), kBlocks], local: [width, 1],
                                          [x, packed, biasBuffer, hasBias, try zeroBuffer(engine), y] + g.arguments)
