@@ -26,6 +26,14 @@ import Foundation
 /// there are a few dozen draws; with only a handful of draws any standard error is unreliable. With
 /// every coalition enumerated the standard errors are zero.
 ///
+/// Feature selection (`numFeatures`, shap's `l1_reg="num_features(k)"`): for each output separately,
+/// least-angle regression (LARS, k steps) on shap's augmented problem — each coalition row z once with
+/// weight w·(M − |z|) against v(z) − v(∅) and once as z − 1 with weight w·|z| against v(z) − v(all) —
+/// picks k features in the order they enter; the constrained least squares is then solved over those
+/// alone (the last to enter eliminated) and every other feature gets 0. Values match shap's. No
+/// standard errors are reported for a selected fit (the selection itself has no delta-method variance);
+/// a stopping rule still judges the unselected estimate.
+///
 /// The budget counts coalitions other than ∅ and all (shap's `nsamples`): default 2M + 2048, capped
 /// at 2^M − 2 (every coalition, which gives exact Shapley values), minimum M. M = 0 gives no values;
 /// M = 1 gives φ = v(all) − v(∅).
@@ -43,6 +51,8 @@ public struct KernelShap: ShapleyEstimator {
     public var stopping: StoppingRule?
     /// Sampled pairs (S, S̄) per call to the game when a stopping rule is set.
     public var drawsPerRound: Int
+    /// Keep only this many features per output, chosen by LARS (shap's `num_features(k)`); nil: all.
+    public var numFeatures: Int?
 
     /// Standard errors of the sampled part.
     public enum StandardErrorMethod: String, Sendable {
@@ -54,7 +64,9 @@ public struct KernelShap: ShapleyEstimator {
     }
 
     public init(budget: Int? = nil, seed: UInt64 = 0, standardErrorBatches: Int = 16,
-                standardErrorMethod: StandardErrorMethod = .linearization, stopping: StoppingRule? = nil, drawsPerRound: Int = 64) {
+                standardErrorMethod: StandardErrorMethod = .linearization, stopping: StoppingRule? = nil, drawsPerRound: Int = 64,
+                numFeatures: Int? = nil) {
+        self.numFeatures = numFeatures
         self.budget = budget
         self.seed = seed
         self.standardErrorBatches = standardErrorBatches
@@ -87,6 +99,7 @@ public struct KernelShap: ShapleyEstimator {
         }
         guard drawsPerRound > 0 else { throw ExplainError("kernel-shap: draws per round must be positive, got \(drawsPerRound)") }
         guard standardErrorBatches >= 2 else { throw ExplainError("kernel-shap: standard errors need at least 2 batches, got \(standardErrorBatches)") }
+        if let numFeatures, numFeatures < 1 { throw ExplainError("kernel-shap: num-features must be at least 1, got \(numFeatures)") }
         if m <= 30 { budget = min(budget, (1 << m) - 2) }
         settings["budget"] = String(budget)
 
@@ -181,7 +194,62 @@ public struct KernelShap: ShapleyEstimator {
             settings["stoppedEarly"] = String(stoppedEarly)
         }
         if final.ridge > 0 { settings["ridge"] = String(final.ridge) }
+        if let k = numFeatures, k < m {
+            settings["numFeatures"] = String(k)
+            return try finish(selectedFit(v, rowCount: masks.count / m, draws: draws, keep: k), nil)
+        }
         return try finish(final.phi, final.standardErrors)
+
+        /// φ [M, O] with `keep` features per output chosen by LARS on shap's augmented problem, the
+        /// constrained weighted least squares solved over them, 0 elsewhere.
+        func selectedFit(_ v: [Double], rowCount: Int, draws: [(Int, Int)], keep: Int) -> [Double] {
+            // Row weights: exact kernel weights of enumerated rows, scale × multiplicity of sampled ones.
+            var w = fixedWeight + [Double](repeating: 0, count: rowCount - fixedRows)
+            if !draws.isEmpty {
+                let scale = pairWeight[(enumeratedPairs + 1)...].reduce(0, +) / Double(2 * draws.count)
+                for pair in draws { w[pair.0] += scale; w[pair.1] += scale }
+            }
+            // Gram matrix of the augmented rows, shared by every output.
+            var gram = [Double](repeating: 0, count: m * m)
+            for r in 0..<rowCount {
+                let z = (0..<m).map { Double(masks[r * m + $0]) }
+                let size = z.reduce(0, +)
+                let present = w[r] * (Double(m) - size), absent = w[r] * size
+                for i in 0..<m {
+                    for j in 0..<m { gram[i * m + j] += present * z[i] * z[j] + absent * (z[i] - 1) * (z[j] - 1) }
+                }
+            }
+            var phi = [Double](repeating: 0, count: m * o)
+            for k in 0..<o {
+                var b = [Double](repeating: 0, count: m)
+                for r in 0..<rowCount {
+                    let ey = v[r * o + k] - v0[k]
+                    var size = 0.0
+                    for j in 0..<m { size += Double(masks[r * m + j]) }
+                    let present = w[r] * (Double(m) - size) * ey, absent = w[r] * size * (ey - delta[k])
+                    for j in 0..<m { b[j] += present * Double(masks[r * m + j]) + absent * (Double(masks[r * m + j]) - 1) }
+                }
+                let chosen = larsOrder(gram: gram, correlations: b, n: m, steps: keep)
+                guard let last = chosen.last else { continue }
+                let kept = Array(chosen.dropLast())
+                // Rows x_j = z_j − z_last (j kept), y = v(z) − v(∅) − z_last·Δ, weights w.
+                let p = kept.count
+                var a = [Double](repeating: 0, count: p * p), rhs = [Double](repeating: 0, count: p)
+                for r in 0..<rowCount where w[r] != 0 {
+                    let zl = Double(masks[r * m + last])
+                    let x = kept.map { Double(masks[r * m + $0]) - zl }
+                    let y = v[r * o + k] - v0[k] - zl * delta[k]
+                    for i in 0..<p where x[i] != 0 {
+                        for j in 0..<p { a[i * p + j] += w[r] * x[i] * x[j] }
+                        rhs[i] += w[r] * x[i] * y
+                    }
+                }
+                let beta = p > 0 ? solveNormalEquations(a, n: p, rhs, rhs: 1).x : []
+                for (i, j) in kept.enumerated() { phi[j * o + k] = beta[i] }
+                phi[last * o + k] = delta[k] - beta.reduce(0, +)
+            }
+            return phi
+        }
 
         /// The Kernel SHAP solution and its standard errors from the first `rowCount` rows' values
         /// and the draws so far.
@@ -305,6 +373,46 @@ func linearizedErrors(phi: [Double], normal: [Double], draws: [(Int, Int)], xs: 
     }
     // moments.standardErrors = sd/√n; the sum of n influences has sd·√n = that × n.
     return moments.standardErrors.map { $0 * Double(n) }
+}
+
+/// The features least-angle regression (Efron et al. 2004, the `lar` method of scikit-learn's
+/// `lars_path`) adds in its first `steps` steps, in order, from the Gram matrix XᵀX [n, n] and the
+/// correlations Xᵀy [n]: each step adds the inactive feature most correlated with the residual and
+/// moves along the equiangular direction of the active ones until another feature is as correlated.
+/// Stops early when the residual is uncorrelated with every feature or the active Gram matrix is singular.
+func larsOrder(gram: [Double], correlations xty: [Double], n: Int, steps: Int) -> [Int] {
+    var active: [Int] = []
+    var beta = [Double](repeating: 0, count: n)
+    let scale = max(xty.map(abs).max() ?? 0, 1e-300)
+    while active.count < min(steps, n) {
+        // c = Xᵀ(y − Xβ)
+        let c = (0..<n).map { i in xty[i] - (0..<n).reduce(0.0) { $0 + gram[i * n + $1] * beta[$1] } }
+        var next = -1, best = -1.0
+        for j in 0..<n where !active.contains(j) && abs(c[j]) > best { best = abs(c[j]); next = j }
+        let top = active.isEmpty ? best : active.map { abs(c[$0]) }.reduce(best, max)
+        guard next >= 0, top > 1e-12 * scale else { break }
+        active.append(next)
+        let signs = active.map { c[$0] < 0 ? -1.0 : 1.0 }
+        let q = active.count
+        var ga = [Double](repeating: 0, count: q * q)
+        for (i, a) in active.enumerated() { for (j, b) in active.enumerated() { ga[i * q + j] = gram[a * n + b] } }
+        guard let g = choleskySolve(ga, n: q, signs, rhs: 1) else { break }
+        let norm = zip(signs, g).reduce(0) { $0 + $1.0 * $1.1 }
+        guard norm > 0 else { break }
+        let equiangular = 1 / norm.squareRoot()
+        let direction = g.map { $0 * equiangular }
+        if active.count == min(steps, n) { break }
+        // a_j = correlation of the direction with feature j; step to the next feature joining.
+        var gamma = top / equiangular
+        for j in 0..<n where !active.contains(j) {
+            let aj = zip(active, direction).reduce(0) { $0 + gram[j * n + $1.0] * $1.1 }
+            for candidate in [(top - c[j]) / (equiangular - aj), (top + c[j]) / (equiangular + aj)] where candidate > 1e-15 {
+                gamma = min(gamma, candidate)
+            }
+        }
+        for (i, a) in active.enumerated() { beta[a] += gamma * direction[i] }
+    }
+    return active
 }
 
 /// Calls `body` with the 0/1 mask of every subset of 0..<n with `size` elements, in lexicographic order.

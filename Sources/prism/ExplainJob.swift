@@ -142,6 +142,7 @@ struct ExplainJob {
     func shapleyEstimator(_ method: ExplainMethodName) throws -> ShapleyEstimator {
         guard let shapley = method.shapley else { throw ValidationError("\(method.rawValue) is not a SHAP method") }
         var estimator = shapley.estimator(budget: options.samples, seed: options.seed)
+        if var k = estimator as? KernelShap, let numFeatures = options.numFeatures { k.numFeatures = numFeatures; estimator = k }
         if let threshold = options.stopThreshold {
             let rule = StoppingRule(threshold: threshold)
             if var k = estimator as? KernelShap { k.stopping = rule; estimator = k }

@@ -93,6 +93,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "SHAP: stop when max standard error < T × (max φ − min φ).")
     var stopThreshold: Double?
 
+    @Option(help: "kernel-shap: keep K features per output, chosen by least-angle regression (shap's l1_reg=\"num_features(K)\"); the rest get 0.")
+    var numFeatures: Int?
+
     @Option(help: "ig: number of integration points.")
     var steps: Int = 50
 
@@ -153,6 +156,7 @@ struct MethodOptions: ParsableArguments {
         if !(lrpEpsilon >= 0) { throw ValidationError("--lrp-epsilon must be a non-negative number") }
         if !(lrpGamma >= 0) { throw ValidationError("--lrp-gamma must be a non-negative number") }
         if let rowsPerChunk, rowsPerChunk < 1 { throw ValidationError("--rows-per-chunk must be at least 1") }
+        if let numFeatures, numFeatures < 1 { throw ValidationError("--num-features must be at least 1") }
         if instancesPerBatch < 1 { throw ValidationError("--instances-per-batch must be at least 1") }
     }
 

@@ -47,8 +47,9 @@ import Testing
         for i in exact.indices { #expect(abs(exact[i] - kernel[i]) <= 1e-9 + 1e-9 * abs(exact[i])) }
     }
 
-    /// `--instances-per-batch`: instances sharing device batches get the values they get one at a time.
-    @Test func instancesSharingBatchesGiveTheSameValues() throws {
+    /// `--instances-per-batch`: instances sharing device batches get the values they get one at a time;
+    /// `--num-features`: Kernel SHAP keeps that many features per class.
+    @Test func instancesSharingBatchesAndFeatureSelection() throws {
         let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -67,6 +68,17 @@ import Testing
         for i in values[0].indices { #expect(abs(values[0][i] - values[1][i]) <= 1e-6 + 1e-5 * abs(values[0][i]), "value \(i)") }
         let bad = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--instances-per-batch", "0"])
         #expect(bad.status != 0 && bad.stderr.contains("--instances-per-batch must be at least 1"), "\(bad.stderr)")
+
+        // --num-features: two features per class kept, the library's values.
+        let run = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model,
+                                "--index", "4", "--method", "kernel-shap", "--num-features", "2", "--background", "10",
+                                "--json", dir + "/nf.json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/nf.json"))) as? [String: Any])
+        let selected = try #require(json["values"] as? [Double])
+        #expect(selected.count == 4 * 3)
+        for o in 0..<3 { #expect((0..<4).filter { selected[$0 * 3 + o] != 0 }.count == 2, "class \(o): \(selected)") }
+        #expect((json["settings"] as? [String: String])?["numFeatures"] == "2")
     }
 
     @Test func badInputsGiveOneLineErrors() throws {

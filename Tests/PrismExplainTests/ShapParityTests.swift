@@ -26,5 +26,17 @@ import Testing
         expectClose(e.values, expected, atol: 2e-5, rtol: 1e-4, "kernel-shap vs shap")
         let base = try #require(file.tensors["expected_value"]).values.map(Double.init)
         expectClose(e.baseValues ?? [], base + base, atol: 2e-5, rtol: 1e-5, "base value vs shap's expected_value")
+
+        // l1_reg="num_features(3)": LARS picks 3 features per output, as shap does.
+        let selected = try KernelShap(budget: 62, seed: 0, numFeatures: 3).explain(games)
+        #expect(selected.standardErrors == nil && selected.settings["numFeatures"] == "3")
+        let shapSelected = try #require(file.tensors["shap_values_num_features_3"]).values.map(Double.init)
+        expectClose(selected.values, shapSelected, atol: 2e-5, rtol: 1e-4, "kernel-shap numFeatures(3) vs shap num_features(3)")
+        for i in 0..<2 {
+            for o in 0..<3 {
+                #expect((0..<6).filter { selected.value(instance: i, feature: $0, output: o) != 0 }.count == 3)
+                #expect(abs(try #require(selected.additivityGap(instance: i, output: o))) < 1e-4)
+            }
+        }
     }
 }

@@ -31,6 +31,38 @@ import Testing
         if method == .kernel { #expect(Int(e.settings["sampled"] ?? "0")! > 0, "the Kernel SHAP run should sample") }
     }
 
+    /// A linear game in which only 3 of 9 features matter: Kernel SHAP with numFeatures(3) (sampled and
+    /// enumerated budgets) keeps exactly those, with their closed-form values, and 0 elsewhere;
+    /// numFeatures(k ≥ M) is the unselected fit.
+    @Test func numFeaturesKeepsTheFeaturesThatMatter() throws {
+        let engine = try explainTestEngine()
+        var weight = [Float](repeating: 0, count: 2 * 30)
+        let groups = try FeatureGroups.grid(channels: 1, height: 5, width: 6, cell: 2)
+        let live: Set<Int32> = [1, 4, 8]
+        let raw = seededFloats(2 * 30, seed: 31)
+        for o in 0..<2 { for e in 0..<30 where live.contains(groups.elementFeature[e]) { weight[o * 30 + e] = raw[o * 30 + e] } }
+        let model = LinearImageModel(c: 1, h: 5, w: 6, outputs: 2, weight: weight, bias: [0.5, -1])
+        let x = seededFloats(30, seed: 32), background = seededFloats(3 * 30, seed: 33)
+        let game = try DeviceGame(engine: engine, instance: x, inputShape: [1, 5, 6], background: background, groups: groups,
+                                  outputCount: 2, model: model.forward(engine))
+        var expected = [Double](repeating: 0, count: 9 * 2)
+        for e in 0..<30 {
+            let meanB = (0..<3).reduce(0.0) { $0 + Double(background[$1 * 30 + e]) / 3 }
+            for o in 0..<2 { expected[Int(groups.elementFeature[e]) * 2 + o] += Double(weight[o * 30 + e]) * (Double(x[e]) - meanB) }
+        }
+        for budget in [60, 510] {
+            let e = try KernelShap(budget: budget, seed: 3, numFeatures: 3).explain(game)
+            expectClose(e.values, expected, atol: 2e-5, rtol: 1e-4, "numFeatures(3), budget \(budget)")
+            for o in 0..<2 {
+                let kept = Set((0..<9).filter { e.value(instance: 0, feature: $0, output: o) != 0 }.map(Int32.init))
+                #expect(kept == live, "output \(o) kept \(kept.sorted())")
+            }
+        }
+        let all = try KernelShap(budget: 60, seed: 3, numFeatures: 9).explain(game)
+        #expect(all.values == (try KernelShap(budget: 60, seed: 3).explain(game)).values)
+        #expect(throws: ExplainError.self) { try KernelShap(numFeatures: 0).explain(game) }
+    }
+
     /// Σφ + base = f(x) to 1e-4 relative on the MLP (sampled budgets for Kernel and Permutation).
     @Test(arguments: [ShapleyMethod.exact, .kernel, .permutation])
     func additivity(method: ShapleyMethod) throws {
