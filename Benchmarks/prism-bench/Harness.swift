@@ -17,10 +17,13 @@ struct BenchResult: Codable {
     var gbps: Double?
     /// `gflops` as a fraction of the measured FMA peak (or `gbps` of the measured copy bandwidth).
     var peakShare: Double?
+    /// For estimators: the mean relative error ‖φ − φ_ref‖ / ‖φ_ref‖ over the runs, against a
+    /// high-precision reference.
+    var relError: Double? = nil
 
     enum CodingKeys: String, CodingKey {
         case name, shape, library, runs, gflops, gbps
-        case medianMs = "median_ms", minMs = "min_ms", peakShare = "peak_share"
+        case medianMs = "median_ms", minMs = "min_ms", peakShare = "peak_share", relError = "rel_error"
     }
 }
 
@@ -154,6 +157,7 @@ final class Bench {
         if let g = result.gflops { line += String(format: " %9.1f GFLOP/s", g) }
         if let b = result.gbps { line += String(format: " %9.1f GB/s", b) }
         if let s = result.peakShare { line += String(format: " %5.1f%% of peak", 100 * s) }
+        if let e = result.relError { line += String(format: "  error %.2f%%", 100 * e) }
         say(line)
     }
 

@@ -122,3 +122,71 @@ func hostMLP(_ x: [Float], rows: Int, state: [String: HostTensor], layers: [Int]
     }
     return h.map(Float.init)
 }
+
+/// The tabular problem of the SHAP peers (`Benchmarks/peers/shap_tabular.py`): the 30-feature MLP
+/// (64, 32 hidden, 2 classes, seeded), one instance and 100 background rows, written to `directory`
+/// as `mlp.safetensors` and `problem.json` together with a high-precision reference (antithetic
+/// permutation SHAP over `referencePermutations` permutations, its standard errors alongside). Then
+/// Prism's estimators on it, each over `seeds` seeds: median seconds per explanation and mean
+/// relative error ‖φ − φ_ref‖ / ‖φ_ref‖ (all features and classes) against the reference.
+func benchShapTabular(_ bench: Bench, directory: String, seeds: Int, referencePermutations: Int) throws {
+    let engine = bench.engine
+    let spec = try ModelSpec.mlp(inputShape: [30], hidden: [64, 32], classes: 2)
+    let mlp = try Sequential(spec: spec, seed: 2, engine: engine)
+    var rng = SplitMix64(seed: 11)
+    let row = (0..<30).map { _ in 2 * rng.nextFloat() - 1 }
+    let rows = (0..<(100 * 30)).map { _ in 2 * rng.nextFloat() - 1 }
+    let flops = try forwardFLOPs(spec)
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try mlp.save(path: (directory as NSString).appendingPathComponent("mlp.safetensors"))
+    func game() throws -> DeviceGame { try DeviceGame(model: mlp, instance: row, background: rows) }
+
+    let perPermutation = PermutationShap.coalitionsPerPermutation(features: 30)
+    let start = DispatchTime.now().uptimeNanoseconds
+    let reference = try PermutationShap(budget: 2 + referencePermutations * perPermutation, seed: 987_654_321,
+                                        permutationsPerRound: 256).explain(try game())
+    let referenceSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+    let norm = reference.values.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    say(String(format: "    reference: %d permutations, %d model evaluations in %.1f s; largest standard error %.2e (%.3f%% of ‖φ‖)",
+               referencePermutations, reference.modelEvaluations, referenceSeconds,
+               reference.standardErrors?.max() ?? 0, 100 * (reference.standardErrors.map { $0.reduce(0) { $0 + $1 * $1 }.squareRoot() } ?? 0) / norm))
+    let problem: [String: Any] = [
+        "description": "prism-bench shap --problem: 30-feature MLP (64, 32 hidden, 2 classes), one instance, 100 background rows",
+        "instance": row.map(Double.init), "background": stride(from: 0, to: rows.count, by: 30).map { rows[$0..<($0 + 30)].map(Double.init) },
+        "reference": reference.values, "reference_standard_errors": reference.standardErrors ?? [],
+        "reference_method": "permutation-shap, \(referencePermutations) antithetic permutations",
+        "base_value": reference.baseValues ?? [], "output": reference.outputs ?? [], "features": 30, "classes": 2,
+    ]
+    let data = try JSONSerialization.data(withJSONObject: problem, options: [.prettyPrinted, .sortedKeys])
+    try writeFileAtomically(path: (directory as NSString).appendingPathComponent("problem.json"), bytes: Array(data))
+    say("    wrote \(directory)/mlp.safetensors and problem.json")
+
+    func relativeError(_ e: Explanation) -> Double {
+        zip(e.values, reference.values).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot() / norm
+    }
+    let cases: [(String, String, (UInt64) -> ShapleyEstimator)] = [
+        ("shap_tabular_kernel", "M 30, N 100, budget 2048", { KernelShap(budget: 2048, seed: $0) }),
+        ("shap_tabular_kernel_500", "M 30, N 100, budget 500", { KernelShap(budget: 500, seed: $0) }),
+        ("shap_tabular_permutation", "M 30, N 100, 8 permutations (max_evals 500)", { PermutationShap(seed: $0) }),
+        ("shap_tabular_permutation_32", "M 30, N 100, 32 permutations (max_evals 2000)", { PermutationShap(budget: 2 + 32 * perPermutation, seed: $0) }),
+    ]
+    for (name, shape, make) in cases where bench.wants(name) {
+        _ = try make(0).explain(try game())  // warm-up: programs built
+        var seconds: [Double] = [], errors: [Double] = [], evaluations = 0
+        for seed in 1...UInt64(max(seeds, 1)) {
+            let g = try game()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let e = try make(seed).explain(g)
+            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+            errors.append(relativeError(e))
+            evaluations = e.modelEvaluations
+        }
+        let (median, minimum) = medianAndMinimum(seconds)
+        let gflops = Double(evaluations) * flops / (median * 1e9)
+        bench.add(BenchResult(name: name, shape: shape, library: "prism", medianMs: median * 1e3, minMs: minimum * 1e3, runs: seconds.count,
+                              gflops: gflops, gbps: nil, peakShare: bench.peak.map { gflops / $0.gflops },
+                              relError: errors.reduce(0, +) / Double(errors.count)))
+        say(String(format: "    %d model evaluations per explanation; error over %d seeds: mean %.2f%%, max %.2f%%", evaluations, errors.count,
+                   100 * errors.reduce(0, +) / Double(errors.count), 100 * (errors.max() ?? 0)))
+    }
+}

@@ -182,13 +182,27 @@ struct ShapCommand: ParsableCommand {
     @Flag(help: "Also Exact Shapley values at M = 20 (2^20 coalitions × 100 rows).")
     var exact20 = false
 
+    @Option(help: "Write the tabular problem (30-feature MLP, instance, background, a high-precision reference) to this folder for Benchmarks/peers/shap_tabular.py, and time Prism's estimators on it with their errors.")
+    var problem: String?
+
+    @Option(help: "Seeds per estimator in the --problem cases.")
+    var seeds: Int = 5
+
+    @Option(help: "Permutations of the --problem reference.")
+    var referencePermutations: Int = 4096
+
     func run() throws {
         try runReportingErrors {
             let sizes = chunks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--chunks: positive sizes, comma-separated") }
             let bench = try options.makeBench()
             bench.peak = try measurePeak(bench)
-            try benchShap(bench, chunkSizes: sizes, exact20: exact20)
+            if let problem {
+                guard seeds >= 1, referencePermutations >= 2 else { throw ValidationError("--seeds ≥ 1 and --reference-permutations ≥ 2") }
+                try benchShapTabular(bench, directory: problem, seeds: seeds, referencePermutations: referencePermutations)
+            } else {
+                try benchShap(bench, chunkSizes: sizes, exact20: exact20)
+            }
             try options.finish(bench)
         }
     }
