@@ -1,3 +1,5 @@
+import Foundation
+
 /// How input elements form the features (players) of an explanation: each element belongs to one
 /// feature index in 0..<featureCount, or to none (−1: always taken from the instance).
 public struct FeatureGroups: Equatable, Sendable {
@@ -70,6 +72,132 @@ public struct FeatureGroups: Equatable, Sendable {
         for _ in 0..<channels { map += perPixel }
         return try FeatureGroups(elementFeature: map, featureCount: index.count)
     }
+}
+
+extension FeatureGroups {
+    /// Groups from a segmentation map file (see `segments(_:channels:height:width:)`): a NumPy `.npy`
+    /// array of integers (int8…int64, uint8…uint64, or floats holding whole numbers; C order) or a JSON
+    /// array of integers, flat or nested, with height × width labels.
+    /// - Throws: `ExplainError` naming the file: unreadable, not a .npy or JSON array of integers, an
+    ///   unsupported dtype, or a label count that does not fit the image.
+    public static func segments(file path: String, channels: Int, height: Int, width: Int) throws -> FeatureGroups {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ExplainError("\(path): cannot read the segmentation map") }
+        let labels = path.lowercased().hasSuffix(".npy") ? try npyIntegers(Array(data), path: path) : try jsonIntegers(data, path: path)
+        guard labels.count == height * width else {
+            throw ExplainError("\(path): segmentation map has \(labels.count) labels, the \(height)×\(width) image needs \(height * width)")
+        }
+        return try segments(labels, channels: channels, height: height, width: width)
+    }
+
+    /// Tabular groups of columns: each group is one feature; columns in no group are features of their
+    /// own, after the groups. Returns the groups and the features' names (group names, then the
+    /// remaining columns' names).
+    /// - Parameters:
+    ///   - groups: (name, column indices) per group, in order.
+    ///   - columnNames: every column's name.
+    /// - Throws: `ExplainError` for an empty group, a column outside the data or in two groups.
+    public static func columns(_ groups: [(name: String, columns: [Int])], columnNames: [String]) throws -> (groups: FeatureGroups, names: [String]) {
+        var map = [Int32](repeating: -1, count: columnNames.count)
+        var names: [String] = []
+        for (g, group) in groups.enumerated() {
+            guard !group.columns.isEmpty else { throw ExplainError("feature groups: group '\(group.name)' has no columns") }
+            for c in group.columns {
+                guard c >= 0, c < columnNames.count else {
+                    throw ExplainError("feature groups: group '\(group.name)' names column \(c), the data has \(columnNames.count)")
+                }
+                guard map[c] < 0 else {
+                    throw ExplainError("feature groups: column '\(columnNames[c])' is in group '\(groups[Int(map[c])].name)' and in '\(group.name)'")
+                }
+                map[c] = Int32(g)
+            }
+            names.append(group.name)
+        }
+        for c in map.indices where map[c] < 0 {
+            map[c] = Int32(names.count)
+            names.append(columnNames[c])
+        }
+        return (try FeatureGroups(elementFeature: map, featureCount: names.count), names)
+    }
+}
+
+/// The integers of a NumPy .npy file (format 1.0–3.0, little-endian or single-byte types, C order).
+func npyIntegers(_ bytes: [UInt8], path: String) throws -> [Int] {
+    guard bytes.count >= 10, bytes[0] == 0x93, String(decoding: bytes[1..<6], as: UTF8.self) == "NUMPY" else {
+        throw ExplainError("\(path): not a .npy file (bad magic)")
+    }
+    let major = bytes[6]
+    let headerLength: Int, start: Int
+    if major == 1 {
+        headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+        start = 10
+    } else {
+        guard bytes.count >= 12 else { throw ExplainError("\(path): truncated .npy header") }
+        headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
+        start = 12
+    }
+    guard bytes.count >= start + headerLength else { throw ExplainError("\(path): truncated .npy header") }
+    let header = String(decoding: bytes[start..<(start + headerLength)], as: UTF8.self)
+    func field(_ key: String) -> String? {
+        guard let range = header.range(of: "'\(key)':") else { return nil }
+        return String(header[range.upperBound...]).trimmingCharacters(in: .whitespaces)
+    }
+    guard let descrField = field("descr"), let quote = descrField.first, quote == "'" || quote == "\"",
+          let end = descrField.dropFirst().firstIndex(of: quote) else { throw ExplainError("\(path): .npy header has no dtype") }
+    let descr = String(descrField[descrField.index(after: descrField.startIndex)..<end])
+    if field("fortran_order")?.hasPrefix("True") == true { throw ExplainError("\(path): Fortran-ordered .npy arrays are not supported") }
+    let body = Array(bytes[(start + headerLength)...])
+    func little(_ i: Int, _ size: Int) -> UInt64 { (0..<size).reduce(UInt64(0)) { $0 | UInt64(body[i * size + $1]) << (8 * UInt64($1)) } }
+    guard descr.count >= 3, let size = Int(descr.dropFirst(2)), [1, 2, 4, 8].contains(size),
+          descr.first == "<" || descr.first == "|" || (size == 1 && descr.first == "=") else {
+        throw ExplainError("\(path): .npy dtype \(descr) is not supported (integers or floats, little-endian)")
+    }
+    guard body.count % size == 0 else { throw ExplainError("\(path): .npy data is not a whole number of \(descr) values") }
+    let count = body.count / size
+    switch descr.dropFirst().first {
+    case "i":
+        return (0..<count).map { i in
+            let raw = little(i, size), shift = UInt64(64 - 8 * size)
+            return Int(Int64(bitPattern: raw << shift) >> Int64(shift))
+        }
+    case "u":
+        return try (0..<count).map { i in
+            let raw = little(i, size)
+            guard raw <= UInt64(Int.max) else { throw ExplainError("\(path): label \(raw) is too large") }
+            return Int(raw)
+        }
+    case "f":
+        guard size == 4 || size == 8 else { throw ExplainError("\(path): .npy dtype \(descr) is not supported") }
+        return try (0..<count).map { i in
+            let v = size == 8 ? Double(bitPattern: little(i, 8)) : Double(Float(bitPattern: UInt32(little(i, 4))))
+            guard v.isFinite, v == v.rounded(), abs(v) < 1e15 else { throw ExplainError("\(path): value \(v) at \(i) is not a whole number") }
+            return Int(v)
+        }
+    default:
+        throw ExplainError("\(path): .npy dtype \(descr) is not supported (integers or floats)")
+    }
+}
+
+/// The integers of a JSON array, flat or nested.
+func jsonIntegers(_ data: Data, path: String) throws -> [Int] {
+    /// An integer or an array of them, nested.
+    enum Labels: Decodable {
+        case one(Int)
+        case many([Labels])
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let n = try? container.decode(Int.self) { self = .one(n) } else { self = .many(try container.decode([Labels].self)) }
+        }
+        var flat: [Int] {
+            switch self {
+            case let .one(n): return [n]
+            case let .many(list): return list.flatMap(\.flat)
+            }
+        }
+    }
+    guard let labels = try? JSONDecoder().decode([Labels].self, from: data) else {
+        throw ExplainError("\(path): not a JSON array of integer labels")
+    }
+    return labels.flatMap(\.flat)
 }
 
 /// An error in setting up or running an explanation.

@@ -44,6 +44,12 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Images: superpixels of K×K pixels.")
     var superpixel: Int = 4
 
+    @Option(help: "Images: features from a segmentation map instead of the superpixel grid: a .npy or JSON array of one integer label per pixel (height × width).")
+    var segments: String?
+
+    @Option(help: "Tabular: features from groups of columns, a JSON array of {\"name\": …, \"columns\": [column names or 0-based indices]}; columns in no group stay features of their own.")
+    var groups: String?
+
     @Flag(help: "Add deletion and insertion curves (most relevant features first, replaced by the baseline) and their areas.")
     var metrics = false
 
@@ -123,17 +129,30 @@ struct ExplainCommand: ParsableCommand {
             let groups: FeatureGroups
             let names: [String]
             if spec.inputShape.count == 3 {
-                groups = try FeatureGroups.grid(channels: spec.inputShape[0], height: spec.inputShape[1], width: spec.inputShape[2], cell: superpixel)
-                names = (0..<groups.featureCount).map { "superpixel \($0)" }
+                guard self.groups == nil else { throw ValidationError("--groups is for tabular data; images take --segments or --superpixel") }
+                let (c, h, w) = (spec.inputShape[0], spec.inputShape[1], spec.inputShape[2])
+                if let segments {
+                    groups = try FeatureGroups.segments(file: segments, channels: c, height: h, width: w)
+                    names = (0..<groups.featureCount).map { "segment \($0)" }
+                } else {
+                    groups = try FeatureGroups.grid(channels: c, height: h, width: w, cell: superpixel)
+                    names = (0..<groups.featureCount).map { "superpixel \($0)" }
+                }
             } else {
-                groups = .elements(width)
-                names = try dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width)
+                guard segments == nil else { throw ValidationError("--segments is for images; tabular data takes --groups") }
+                let columnNames = try dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width)
                     : (0..<width).map { "feature \($0)" }
+                if let path = self.groups {
+                    (groups, names) = try FeatureGroups.columns(try readColumnGroups(path: path, columnNames: columnNames), columnNames: columnNames)
+                } else {
+                    (groups, names) = (.elements(width), columnNames)
+                }
             }
             var job = ExplainJob(engine: engine, loaded: loaded, modelPath: model, test: test, sourceName: dataOptions.sourceName, rows: rows,
                                  methods: methods, options: methodOptions, background: backgroundValues,
                                  backgroundNote: backgroundNote, groups: groups, featureNames: names,
-                                 superpixel: spec.inputShape.count == 3 ? superpixel : nil)
+                                 superpixel: spec.inputShape.count == 3 && segments == nil ? superpixel : nil)
+            job.segmentation = segments
             job.backgroundWeights = backgroundWeights
             job.metrics = metrics
             job.randomization = randomization
@@ -183,6 +202,36 @@ func sampleBackground(_ train: LabeledData, count: Int, seed: UInt64) throws -> 
 }
 
 /// The feature columns of a CSV file: the header without the label column.
+/// The column groups of a `--groups` file: [{"name": …, "columns": [names or 0-based indices]}, …].
+/// - Throws: `DataError` naming the file and the group for malformed JSON or an unknown column.
+func readColumnGroups(path: String, columnNames: [String]) throws -> [(name: String, columns: [Int])] {
+    /// A column by name or index.
+    enum Column: Decodable {
+        case name(String), index(Int)
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let i = try? c.decode(Int.self) { self = .index(i) } else { self = .name(try c.decode(String.self)) }
+        }
+    }
+    struct Group: Decodable { let name: String; let columns: [Column] }
+    guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read the groups file") }
+    guard let groups = try? JSONDecoder().decode([Group].self, from: data) else {
+        throw DataError("\(path): not a JSON array of {\"name\": …, \"columns\": [names or indices]} groups")
+    }
+    return try groups.map { group in
+        (group.name, try group.columns.map { column in
+            switch column {
+            case let .index(i): return i
+            case let .name(n):
+                guard let i = columnNames.firstIndex(of: n) else {
+                    throw DataError("\(path): group '\(group.name)' names column '\(n)', not among \(columnNames.joined(separator: ", "))")
+                }
+                return i
+            }
+        })
+    }
+}
+
 func csvFeatureNames(path: String, label: String, width: Int) throws -> [String] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8), let first = text.split(separator: "\n").first else {
         throw DataError("\(path): not a readable CSV file")

@@ -25,8 +25,10 @@ struct ExplainJob {
     /// Features of the SHAP methods and LIME, and the units of the deletion/insertion metric.
     let groups: FeatureGroups
     let featureNames: [String]
-    /// Images: the superpixel side.
+    /// Images: the superpixel side (nil with a segmentation map).
     let superpixel: Int?
+    /// Images: the segmentation map file the features come from, if any.
+    var segmentation: String?
     /// Add the deletion/insertion curves of each explanation.
     var metrics = false
     /// Add the cascading model-parameter randomization check of each method.
@@ -176,6 +178,7 @@ struct ExplainJob {
             explanation.featureNames = featureNames
             explanation.settings["background"] = backgroundNote
             if let superpixel { explanation.settings["superpixel"] = String(superpixel) }
+            if let segmentation { explanation.settings["segments"] = segmentation }
             return MethodRun(method: method, explanation: explanation, outputSlot: predicted,
                              evaluations: evaluations, seconds: seconds)
         }

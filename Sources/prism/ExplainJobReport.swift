@@ -125,7 +125,7 @@ extension ExplainJob {
             title: extras.title ?? "Prism: \(methodList) explanations of \(modelPath)",
             summary: extras.summary + [
                 "Data: \(sourceName). Background: \(backgroundNote.count > 160 ? backgroundNote.prefix(150) + "… (all in the JSON settings)" : backgroundNote).",
-                "Every method explains the predicted class's output (logit); features: \(isImage ? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels for the SHAP methods and LIME, pixels for the gradient methods" : "columns"). Each heatmap is scaled to its own largest magnitude.",
+                "Every method explains the predicted class's output (logit); features: \(isImage ? (segmentation.map { "the segments of \(($0 as NSString).lastPathComponent)" } ?? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels") + " for the SHAP methods and LIME, pixels for the gradient methods" : groups.featureCount == elementCount ? "columns" : "groups of columns"). Each heatmap is scaled to its own largest magnitude.",
             ],
             figures: extras.figures + (try summaryPlots(runs, folder: out)), examples: examples, files: dataFiles + extras.files)
         try report.write(directory: out)

@@ -81,6 +81,40 @@ import Testing
         #expect((json["settings"] as? [String: String])?["numFeatures"] == "2")
     }
 
+    /// `--groups`: features from groups of columns, named by the groups; every column its own group is
+    /// the ungrouped explanation; bad group files give one line.
+    @Test func columnGroupsFromAFile() throws {
+        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "3",
+                    "--method", "exact-shap", "--background", "12"]
+        func explain(_ extra: [String], _ name: String) throws -> [String: Any] {
+            let run = try runPrism(base + extra + ["--json", dir + "/\(name).json"])
+            #expect(run.status == 0, "\(run.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).json"))) as? [String: Any])
+        }
+        try #"[{"name": "sepal", "columns": ["sepal_length", "sepal_width"]}, {"name": "petal", "columns": [2, 3]}]"#
+            .write(toFile: dir + "/g.json", atomically: true, encoding: .utf8)
+        let grouped = try explain(["--groups", dir + "/g.json"], "grouped")
+        #expect(grouped["featureCount"] as? Int == 2 && grouped["featureNames"] as? [String] == ["sepal", "petal"])
+        let values = try #require(grouped["values"] as? [Double]), baseValues = try #require(grouped["baseValues"] as? [Double])
+        let outputs = try #require(grouped["outputs"] as? [Double])
+        for o in 0..<3 { #expect(abs(values[o] + values[3 + o] + baseValues[o] - outputs[o]) < 1e-4, "additivity, class \(o)") }
+
+        try #"[{"name": "a", "columns": [0]}, {"name": "b", "columns": [1]}, {"name": "c", "columns": [2]}, {"name": "d", "columns": [3]}]"#
+            .write(toFile: dir + "/each.json", atomically: true, encoding: .utf8)
+        let each = try explain(["--groups", dir + "/each.json"], "each"), plain = try explain([], "plain")
+        #expect(each["values"] as? [Double] == plain["values"] as? [Double])
+
+        try #"[{"name": "x", "columns": ["petal_colour"]}]"#.write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+        let bad = try runPrism(base + ["--groups", dir + "/bad.json"])
+        #expect(bad.status == 1 && bad.stderr.contains("group 'x' names column 'petal_colour'"), "\(bad.stderr)")
+        let image = try runPrism(base + ["--segments", dir + "/g.json"])
+        #expect(image.status != 0 && image.stderr.contains("--segments is for images"), "\(image.stderr)")
+    }
+
     @Test func badInputsGiveOneLineErrors() throws {
         let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -123,6 +157,25 @@ extension ExplainCLITests {
         }
         let csv = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--png", dir + "/x"])
         #expect(csv.status == 1)
+
+        // --segments: a map drawing the 7×7 grid gives the grid's values.
+        var rows: [String] = []
+        for h in 0..<28 {
+            let labels: [String] = (0..<28).map { (w: Int) -> String in String((h / 7) * 4 + w / 7) }
+            rows.append("[" + labels.joined(separator: ",") + "]")
+        }
+        let map: String = "[" + rows.joined(separator: ",") + "]"
+        try map.write(toFile: dir + "/seg.json", atomically: true, encoding: .utf8)
+        var values: [[Double]] = []
+        for features in [["--superpixel", "7"], ["--segments", dir + "/seg.json"]] {
+            let run = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "2",
+                                    "--method", "permutation-shap", "--samples", "200", "--background", "4", "--json", dir + "/seg-out.json"] + features)
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/seg-out.json"))) as? [String: Any])
+            #expect(json["featureCount"] as? Int == 16)
+            values.append(try #require(json["values"] as? [Double]))
+        }
+        #expect(values[0] == values[1])
 
         // --out: a report folder whose page links only files that are there.
         let report = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0,3",

@@ -133,3 +133,55 @@ extension DeviceGameTests {
         }
     }
 }
+
+extension DeviceGameTests {
+    /// Segmentation maps from .npy files (int64, uint8, float64; as numpy.save writes them) and JSON
+    /// (nested), each equal to the in-memory map; bad files name the file and the problem.
+    @Test func segmentationMapFiles() throws {
+        let dir = NSTemporaryDirectory() + "prism-segments-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let labels = [5, 5, 2, 2, 5, 9, 9, 2, 0, 0, 9, 2]  // a 3×4 image
+        let expected = try FeatureGroups.segments(labels, channels: 2, height: 3, width: 4)
+        func npy(_ descr: String, _ size: Int, shape: String, _ encode: (Int) -> [UInt8]) throws -> String {
+            var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
+            header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+            var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
+            bytes += Array(header.utf8)
+            for l in labels { bytes += encode(l) }
+            let path = dir + "/\(descr.dropFirst())-\(size).npy"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let files = [
+            try npy("<i8", 8, shape: "(3, 4)") { l in withUnsafeBytes(of: Int64(l).littleEndian) { Array($0) } },
+            try npy("|u1", 1, shape: "(12,)") { [UInt8($0)] },
+            try npy("<i4", 4, shape: "(3, 4)") { l in withUnsafeBytes(of: Int32(l).littleEndian) { Array($0) } },
+        ]
+        for file in files { #expect(try FeatureGroups.segments(file: file, channels: 2, height: 3, width: 4) == expected, "\(file)") }
+        try writeNpy(labels.map(Double.init), shape: [3, 4], path: dir + "/f8.npy")
+        #expect(try FeatureGroups.segments(file: dir + "/f8.npy", channels: 2, height: 3, width: 4) == expected)
+        try "[[5, 5, 2, 2], [5, 9, 9, 2], [0, 0, 9, 2]]".write(toFile: dir + "/s.json", atomically: true, encoding: .utf8)
+        #expect(try FeatureGroups.segments(file: dir + "/s.json", channels: 2, height: 3, width: 4) == expected)
+
+        func message(_ path: String, height: Int = 3) -> String? {
+            do { _ = try FeatureGroups.segments(file: path, channels: 1, height: height, width: 4); return nil } catch { return "\(error)" }
+        }
+        #expect(message(files[0], height: 4)?.contains("has 12 labels, the 4×4 image needs 16") == true)
+        try "[[1, true]]".write(toFile: dir + "/bool.json", atomically: true, encoding: .utf8)
+        #expect(message(dir + "/bool.json")?.contains("not a JSON array of integer labels") == true)
+        try "not numpy".write(toFile: dir + "/bad.npy", atomically: true, encoding: .utf8)
+        #expect(message(dir + "/bad.npy")?.contains("bad.npy: not a .npy file") == true)
+        #expect(message(dir + "/missing.json")?.contains("cannot read") == true)
+    }
+
+    /// Groups of tabular columns: one feature per group, the other columns features of their own after them.
+    @Test func columnGroups() throws {
+        let (groups, names) = try FeatureGroups.columns([("size", [3, 0]), ("colour", [2])], columnNames: ["a", "b", "c", "d", "e"])
+        #expect(groups.elementFeature == [0, 2, 1, 0, 3])
+        #expect(names == ["size", "colour", "b", "e"])
+        #expect(throws: ExplainError.self) { try FeatureGroups.columns([("x", [0]), ("y", [0])], columnNames: ["a", "b"]) }
+        #expect(throws: ExplainError.self) { try FeatureGroups.columns([("x", [2])], columnNames: ["a", "b"]) }
+        #expect(throws: ExplainError.self) { try FeatureGroups.columns([("x", [])], columnNames: ["a", "b"]) }
+    }
+}
