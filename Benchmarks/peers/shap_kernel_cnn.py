@@ -5,7 +5,7 @@ the same background training rows (read from Prism's explanation JSON), the same
 seconds, model evaluations per second, and the largest difference from Prism's values.
 
     prism explain --model m.safetensors --index 1 --background 50 --json e.json
-    python3 Benchmarks/peers/shap_kernel_cnn.py m.safetensors e.json [--threads N] [--captum]
+    python3 Benchmarks/peers/shap_kernel_cnn.py m.safetensors e.json [--threads N] [--captum] [--reference ref.json]
 """
 import argparse
 import json
@@ -30,6 +30,8 @@ def main():
     ap.add_argument("explanation")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--batch", type=int, default=5000, help="model rows per forward pass")
+    ap.add_argument("--reference", help="a prism explain JSON of the same image and background with a much larger budget: "
+                                          "print shap's and Prism's relative errors ‖φ − φ_ref‖ / ‖φ_ref‖ against it")
     ap.add_argument("--captum", action="store_true",
                     help="also Captum's KernelShap (same budget and superpixels, one baseline: the background mean, "
                          "the predicted class only; Captum has no background average)")
@@ -83,6 +85,15 @@ def main():
     scale = np.abs(prism).max()
     print(f"largest |shap - prism| / max|prism|: {np.abs(phi - prism).max() / scale:.4f} "
           f"(both sample coalitions; Prism's reported standard errors: max {max(doc['standardErrors']):.4f})")
+    if args.reference:
+        ref_doc = json.load(open(args.reference))
+        if ref_doc["settings"]["background"] != settings["background"] or ref_doc["settings"]["indices"] != settings["indices"]:
+            sys.exit("--reference: a different image or background")
+        ref = np.array(ref_doc["values"]).reshape(prism.shape)
+        ref_se = np.linalg.norm(ref_doc["standardErrors"]) / np.linalg.norm(ref)
+        print(f"relative error against the reference (budget {ref_doc['settings']['budget']}, its own relative standard error "
+              f"{100 * ref_se:.2f}%): shap {100 * np.linalg.norm(phi - ref) / np.linalg.norm(ref):.2f}%, "
+              f"Prism {100 * np.linalg.norm(prism - ref) / np.linalg.norm(ref):.2f}%")
     if args.captum:
         import captum
         from captum.attr import KernelShap
