@@ -75,10 +75,11 @@ struct ExplainJob {
         return (outputs, outputs.map { o in o.indices.max(by: { o[$0] < o[$1] })! })
     }
 
-    /// The reference inputs of IG, occlusion, LIME and the metric: one row per example.
-    func baselineRows(_ x: [Float]) throws -> [Float] {
+    /// The reference inputs of IG, occlusion, LIME and the metric (`--baseline`), or of the SHAP methods
+    /// (`--shap-baseline`): one row per example.
+    func baselineRows(_ x: [Float], kind: BaselineName? = nil) throws -> [Float] {
         let n = rows.count
-        switch options.baseline {
+        switch kind ?? options.baseline {
         case .zeros:
             return [Float](repeating: 0, count: n * elementCount)
         case .mean:
@@ -162,11 +163,17 @@ struct ExplainJob {
             var parts: [Explanation] = []
             var evaluations: [Int] = [], seconds: [Double] = []
             let batch = options.instancesPerBatch
+            // --shap-baseline: hidden features from one reference row per example instead of the background.
+            let references = try options.shapBaseline.map { try baselineRows(x, kind: $0) }
+            if options.shapBaseline == .blur && batch > 1 {
+                throw ValidationError("--instances-per-batch shares one background; --shap-baseline blur gives each example its own")
+            }
             for first in stride(from: 0, to: n, by: batch) {
                 onProgress(method, first, n)
                 let count = min(batch, n - first)
+                let hidden = references.map { Array($0[(first * elementCount)..<((first + 1) * elementCount)]) } ?? background
                 let game = try DeviceGame(model: model, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
-                                          background: background, backgroundWeights: backgroundWeights, groups: groups,
+                                          background: hidden, backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups,
                                           rowsPerChunk: options.rowsPerChunk)
                 let part = count == 1 ? try estimator.explain(game) : try estimator.explain(game, instances: count)
                 parts.append(part)
@@ -176,7 +183,8 @@ struct ExplainJob {
             }
             var explanation = try Explanation(stacking: parts)
             explanation.featureNames = featureNames
-            explanation.settings["background"] = backgroundNote
+            explanation.settings["background"] = options.shapBaseline.map { "baseline: \($0.rawValue)" + ($0 == .mean ? " of " + backgroundNote : "") }
+                ?? backgroundNote
             if let superpixel { explanation.settings["superpixel"] = String(superpixel) }
             if let segmentation { explanation.settings["segments"] = segmentation }
             return MethodRun(method: method, explanation: explanation, outputSlot: predicted,

@@ -93,6 +93,9 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "SHAP: stop when max standard error < T × (max φ − min φ).")
     var stopThreshold: Double?
 
+    @Option(help: "SHAP: hide features with one reference input per example instead of the background rows: zeros, mean (of the background) or blur (each image blurred; --blur-sigma).")
+    var shapBaseline: BaselineName?
+
     @Option(help: "kernel-shap: keep K features per output, chosen by least-angle regression (shap's l1_reg=\"num_features(K)\"); the rest get 0.")
     var numFeatures: Int?
 

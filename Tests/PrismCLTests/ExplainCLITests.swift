@@ -177,6 +177,23 @@ extension ExplainCLITests {
         }
         #expect(values[0] == values[1])
 
+        // --shap-baseline zeros: hidden superpixels are black, as the library's game with one zero background row.
+        let black = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "2",
+                                  "--method", "exact-shap", "--superpixel", "14", "--shap-baseline", "zeros", "--json", dir + "/black.json"])
+        #expect(black.status == 0, "\(black.stderr)")
+        let blackJSON = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/black.json"))) as? [String: Any])
+        #expect((blackJSON["settings"] as? [String: String])?["background"] == "baseline: zeros")
+        var settings = Settings.current
+        settings.device = "cpu"
+        let engine = try Engine(settings: settings)
+        let (net, _) = try Sequential.load(path: model, engine: engine)
+        let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
+        let library = try ExactShapley().explain(try DeviceGame(model: net, instance: try test.example(2).features, background: [Float](repeating: 0, count: 784),
+                                                                groups: try FeatureGroups.grid(channels: 1, height: 28, width: 28, cell: 14)))
+        let cli = try #require(blackJSON["values"] as? [Double])
+        #expect(cli.count == library.values.count)
+        for i in cli.indices { #expect(abs(cli[i] - library.values[i]) <= 1e-5 + 1e-5 * abs(library.values[i]), "value \(i)") }
+
         // --out: a report folder whose page links only files that are there.
         let report = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0,3",
                                    "--method", "permutation-shap", "--samples", "200", "--background", "4", "--superpixel", "7",
