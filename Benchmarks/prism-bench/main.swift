@@ -134,7 +134,7 @@ struct TrainCommand: ParsableCommand {
 
 struct AllCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "all", abstract: "Every case: the peaks, the kernels (with peers) and the training steps, in one run.")
+        commandName: "all", abstract: "Every case: the peaks, the kernels (with peers), attention, the training steps and the SHAP evaluator, in one run.")
     @OptionGroup var options: CommonOptions
 
     func run() throws {
@@ -143,7 +143,9 @@ struct AllCommand: ParsableCommand {
             bench.peak = try measurePeak(bench)
             try benchSGEMM(bench, sizes: [1024, 2048])
             try benchConvolutions(bench, batch: 256)
-            for arch in ["cnn", "mlp"] { try benchTrainStep(bench, architecture: arch, batch: 64, steps: options.repeats) }
+            try benchAttention(bench, shapes: [(8, 8, 256, 64), (8, 8, 1024, 64)])
+            for arch in ["cnn", "mlp", "vit"] { try benchTrainStep(bench, architecture: arch, batch: 64, steps: options.repeats) }
+            try benchShap(bench, chunkSizes: [256, 1024, 4096, 16384], exact20: false)
             try options.finish(bench)
         }
     }
