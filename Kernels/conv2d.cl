@@ -112,6 +112,9 @@ inline float relu_keep_nan(const float v) { return v < 0.0f ? 0.0f : v; }
 #ifndef CONV_POOL
 #define CONV_POOL 0
 #endif
+#if CONV_POOL && (CONV_FWD_NP % 4 != 0)
+#error "CONV_POOL needs CONV_FWD_NP to be a multiple of 4: a work-item must hold whole 2x2 windows"
+#endif
 // Lane-wise maximum in which NaN wins (max-pooling's rule in pool.cl).
 inline float8 max_keep_nan8(const float8 a, const float8 b) { return select(select(b, a, isgreater(a, b)), a, isnan(a)); }
 inline float4 max_keep_nan4(const float4 a, const float4 b) { return select(select(b, a, isgreater(a, b)), a, isnan(a)); }

@@ -45,6 +45,9 @@ def main():
     model.eval()
     doc = json.load(open(args.explanation))
     settings = doc["settings"]
+    if "segments" in settings or settings.get("background", "").startswith("baseline:"):
+        sys.exit("shap_kernel_cnn.py: needs an explanation over grid superpixels against training rows "
+                 "(no --segments or --shap-baseline)")
     index = int(settings["indices"].split(",")[0])
     rows = [int(r) for r in settings["background"].removeprefix("training rows ").split(",")]
     budget = int(settings["budget"])

@@ -65,12 +65,10 @@ def main():
             return model(torch.from_numpy(np.asarray(rows, dtype=np.float32))).double().numpy()
 
     def as_matrix(values):
-        v = np.asarray(values)
-        if v.ndim == 3:  # [instances, features, outputs]
-            v = v[0]
-        elif isinstance(values, list):  # one [instances, features] array per output
-            v = np.stack([np.asarray(a)[0] for a in values], axis=-1)
-        return v.reshape(m, classes)
+        if isinstance(values, list):  # older shap: one [instances, features] array per output
+            return np.stack([np.asarray(a)[0] for a in values], axis=-1).reshape(m, classes)
+        v = np.asarray(values)  # [instances, features, outputs]
+        return v[0].reshape(m, classes)
 
     def kernel(seed):
         np.random.seed(seed)

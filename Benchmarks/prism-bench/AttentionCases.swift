@@ -66,10 +66,14 @@ func benchAttention(_ bench: Bench, shapes: [(b: Int, h: Int, t: Int, d: Int)], 
             return EventLog.shared.stopEvents()
         }
         guard canMaterialize else { continue }
-        try bench.compute("attention_materialized_forward_backward", shape: label, library: "prism-matmul-softmax", flops: 3.5 * forwardFLOPs) {
-            EventLog.shared.start()
-            try materialized().backward(dout)
-            return EventLog.shared.stopEvents()
+        do {
+            try bench.compute("attention_materialized_forward_backward", shape: label, library: "prism-matmul-softmax", flops: 3.5 * forwardFLOPs) {
+                EventLog.shared.start()
+                try materialized().backward(dout)
+                return EventLog.shared.stopEvents()
+            }
+        } catch let CLError.allocationFailed(bytes, reason) {
+            say("    \(label): matmul + softmax backward not run: a buffer of \(bytes) bytes is \(reason)")
         }
     }
 }

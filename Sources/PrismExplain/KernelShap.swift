@@ -229,6 +229,11 @@ public struct KernelShap: ShapleyEstimator {
                     let present = w[r] * (Double(m) - size) * ey, absent = w[r] * size * (ey - delta[k])
                     for j in 0..<m { b[j] += present * Double(masks[r * m + j]) + absent * (Double(masks[r * m + j]) - 1) }
                 }
+                guard delta[k].isFinite, b.allSatisfy(\.isFinite) else {
+                    // A non-finite model output: no selection, the values are NaN as the unselected fit's would be.
+                    for j in 0..<m { phi[j * o + k] = .nan }
+                    continue
+                }
                 let chosen = larsOrder(gram: gram, correlations: b, n: m, steps: keep)
                 guard let last = chosen.last else { continue }
                 let kept = Array(chosen.dropLast())
@@ -379,16 +384,19 @@ func linearizedErrors(phi: [Double], normal: [Double], draws: [(Int, Int)], xs: 
 /// `lars_path`) adds in its first `steps` steps, in order, from the Gram matrix XᵀX [n, n] and the
 /// correlations Xᵀy [n]: each step adds the inactive feature most correlated with the residual and
 /// moves along the equiangular direction of the active ones until another feature is as correlated.
-/// Stops early when the residual is uncorrelated with every feature or the active Gram matrix is singular.
+/// A feature that would make the active Gram matrix singular (collinear with the active ones) is
+/// dropped from the candidates and the next one is tried, as scikit-learn does. Stops early when the
+/// residual is uncorrelated with every remaining feature.
 func larsOrder(gram: [Double], correlations xty: [Double], n: Int, steps: Int) -> [Int] {
     var active: [Int] = []
+    var excluded = Set<Int>()
     var beta = [Double](repeating: 0, count: n)
     let scale = max(xty.map(abs).max() ?? 0, 1e-300)
     while active.count < min(steps, n) {
         // c = Xᵀ(y − Xβ)
         let c = (0..<n).map { i in xty[i] - (0..<n).reduce(0.0) { $0 + gram[i * n + $1] * beta[$1] } }
         var next = -1, best = -1.0
-        for j in 0..<n where !active.contains(j) && abs(c[j]) > best { best = abs(c[j]); next = j }
+        for j in 0..<n where !active.contains(j) && !excluded.contains(j) && abs(c[j]) > best { best = abs(c[j]); next = j }
         let top = active.isEmpty ? best : active.map { abs(c[$0]) }.reduce(best, max)
         guard next >= 0, top > 1e-12 * scale else { break }
         active.append(next)
@@ -396,15 +404,16 @@ func larsOrder(gram: [Double], correlations xty: [Double], n: Int, steps: Int) -
         let q = active.count
         var ga = [Double](repeating: 0, count: q * q)
         for (i, a) in active.enumerated() { for (j, b) in active.enumerated() { ga[i * q + j] = gram[a * n + b] } }
-        guard let g = choleskySolve(ga, n: q, signs, rhs: 1) else { break }
-        let norm = zip(signs, g).reduce(0) { $0 + $1.0 * $1.1 }
-        guard norm > 0 else { break }
+        guard let g = choleskySolve(ga, n: q, signs, rhs: 1), case let norm = zip(signs, g).reduce(0, { $0 + $1.0 * $1.1 }), norm > 0 else {
+            excluded.insert(active.removeLast())
+            continue
+        }
         let equiangular = 1 / norm.squareRoot()
         let direction = g.map { $0 * equiangular }
         if active.count == min(steps, n) { break }
         // a_j = correlation of the direction with feature j; step to the next feature joining.
         var gamma = top / equiangular
-        for j in 0..<n where !active.contains(j) {
+        for j in 0..<n where !active.contains(j) && !excluded.contains(j) {
             let aj = zip(active, direction).reduce(0) { $0 + gram[j * n + $1.0] * $1.1 }
             for candidate in [(top - c[j]) / (equiangular - aj), (top + c[j]) / (equiangular + aj)] where candidate > 1e-15 {
                 gamma = min(gamma, candidate)

@@ -151,7 +151,7 @@ struct ExplainCommand: ParsableCommand {
             var job = ExplainJob(engine: engine, loaded: loaded, modelPath: model, test: test, sourceName: dataOptions.sourceName, rows: rows,
                                  methods: methods, options: methodOptions, background: backgroundValues,
                                  backgroundNote: backgroundNote, groups: groups, featureNames: names,
-                                 superpixel: spec.inputShape.count == 3 && segments == nil ? superpixel : nil)
+                                 superpixel: spec.inputShape.count == 3 ? superpixel : nil)
             job.segmentation = segments
             job.backgroundWeights = backgroundWeights
             job.metrics = metrics

@@ -25,7 +25,7 @@ struct ExplainJob {
     /// Features of the SHAP methods and LIME, and the units of the deletion/insertion metric.
     let groups: FeatureGroups
     let featureNames: [String]
-    /// Images: the superpixel side (nil with a segmentation map).
+    /// Images: the superpixel side (the features unless `segmentation` is set; occlusion's default window).
     let superpixel: Int?
     /// Images: the segmentation map file the features come from, if any.
     var segmentation: String?
@@ -165,7 +165,7 @@ struct ExplainJob {
             let batch = options.instancesPerBatch
             // --shap-baseline: hidden features from one reference row per example instead of the background.
             let references = try options.shapBaseline.map { try baselineRows(x, kind: $0) }
-            if options.shapBaseline == .blur && batch > 1 {
+            if options.shapBaseline == .blur && batch > 1 && n > 1 {
                 throw ValidationError("--instances-per-batch shares one background; --shap-baseline blur gives each example its own")
             }
             for first in stride(from: 0, to: n, by: batch) {
@@ -185,8 +185,11 @@ struct ExplainJob {
             explanation.featureNames = featureNames
             explanation.settings["background"] = options.shapBaseline.map { "baseline: \($0.rawValue)" + ($0 == .mean ? " of " + backgroundNote : "") }
                 ?? backgroundNote
-            if let superpixel { explanation.settings["superpixel"] = String(superpixel) }
-            if let segmentation { explanation.settings["segments"] = segmentation }
+            if let segmentation {
+                explanation.settings["segments"] = segmentation
+            } else if let superpixel {
+                explanation.settings["superpixel"] = String(superpixel)
+            }
             return MethodRun(method: method, explanation: explanation, outputSlot: predicted,
                              evaluations: evaluations, seconds: seconds)
         }

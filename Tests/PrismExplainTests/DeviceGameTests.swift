@@ -167,7 +167,11 @@ extension DeviceGameTests {
         func message(_ path: String, height: Int = 3) -> String? {
             do { _ = try FeatureGroups.segments(file: path, channels: 1, height: height, width: 4); return nil } catch { return "\(error)" }
         }
-        #expect(message(files[0], height: 4)?.contains("has 12 labels, the 4×4 image needs 16") == true)
+        #expect(message(files[0], height: 4)?.contains("has shape [3, 4], the image needs [4, 4]") == true)
+        let transposed = try npy("<i2", 2, shape: "(4, 3)") { l in withUnsafeBytes(of: Int16(l).littleEndian) { Array($0) } }
+        #expect(message(transposed)?.contains("has shape [4, 3], the image needs [3, 4]") == true)
+        try "[1, 2, 3]".write(toFile: dir + "/short.json", atomically: true, encoding: .utf8)
+        #expect(message(dir + "/short.json")?.contains("has 3 labels, the 3×4 image needs 12") == true)
         try "[[1, true]]".write(toFile: dir + "/bool.json", atomically: true, encoding: .utf8)
         #expect(message(dir + "/bool.json")?.contains("not a JSON array of integer labels") == true)
         try "not numpy".write(toFile: dir + "/bad.npy", atomically: true, encoding: .utf8)

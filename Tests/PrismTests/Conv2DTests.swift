@@ -299,3 +299,27 @@ extension Conv2DTests {
         #expect(throws: TensorError.self) { try engine.noGrad { try conv2dMaxPool2x2(x, weight: w, bias: nil, variant: .gpu) } }
     }
 }
+
+extension Conv2DTests {
+    /// An override of CONV_FWD_NP that would split a 2×2 window between work-items: the pooled
+    /// convolution refuses it, and inference falls back to the separate kernels with the same logits.
+    @Test func pooledConvolutionRefusesASplitWindowOverride() throws {
+        let engine = try testEngine()
+        let saved = engine.defineOverrides["conv2d.cl"]
+        engine.defineOverrides["conv2d.cl"] = ["CONV_FWD_NP": "6"]
+        defer { engine.defineOverrides["conv2d.cl"] = saved }
+        #expect(!Conv2DKernels.supportsPooling(engine))
+        let cs = ConvCase(n: 2, c: 3, h: 9, w: 9, k: 17, r: 3, s: 3)
+        let (x, w, b) = Self.inputs(cs, seed: 79)
+        #expect(throws: TensorError.self) {
+            try engine.noGrad {
+                try conv2dMaxPool2x2(try Tensor(x, shape: cs.xShape, engine: engine), weight: try Tensor(w, shape: cs.wShape, engine: engine),
+                                     bias: try Tensor(b, shape: [cs.k], engine: engine), variant: .cpu)
+            }
+        }
+        let model = try Sequential(spec: goldenSpec, seed: 3, engine: engine)
+        let input = try Tensor(seededFloats(2 * 196, seed: 83, low: 0, high: 1), shape: [2, 1, 14, 14], engine: engine)
+        let inference = try engine.noGrad { try model(input).toArray() }
+        #expect(inference == (try model(input).toArray()))
+    }
+}

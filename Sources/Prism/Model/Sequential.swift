@@ -116,7 +116,7 @@ public final class Sequential {
     /// pooled convolution: outside the tape (inside `noGrad`), on a CPU device, no activation of theirs
     /// captured, and a convolution output of at least 2×2. Returns the convolution and the pool's index.
     private func pooledConvolution(at i: Int, input: Tensor, capture: Set<String>) -> (conv: Conv2DLayer, last: Int)? {
-        guard !engine.isGradEnabled, engine.isCPU, let conv = layers[i] as? Conv2DLayer, input.rank == 4 else { return nil }
+        guard !engine.isGradEnabled, let conv = layers[i] as? Conv2DLayer, input.rank == 4, Conv2DKernels.supportsPooling(engine) else { return nil }
         let last = conv.fusedReLU ? i + 2 : i + 1
         guard last < layers.count, let pool = layers[last] as? MaxPool2DLayer, pool.kernel == 2, pool.stride == 2,
               (i...last).allSatisfy({ !capture.contains(activationName($0)) }),

@@ -159,7 +159,9 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int,
 /// Conv2D (with an optional fused ReLU) followed by 2×2 max pooling with stride 2, in one pass of the
 /// CPU-shaped forward kernels: the full-size activation is never written. The inference path of
 /// `Sequential` (inside `noGrad`) uses it for Conv2D → ReLU → MaxPool2D(2) on CPU devices; the values
-/// equal `maxPool2d(conv2d(…, relu: relu), kernel: (2, 2))` exactly.
+/// equal `maxPool2d(conv2d(…, relu: relu), kernel: (2, 2))` up to float rounding — exactly for the
+/// micro-tile kernel and for single-channel inputs (the shallow kernel sums a multi-channel input's
+/// taps in another order).
 /// - Parameters:
 ///   - input, weight, bias, stride, padding, dilation, relu: as `conv2d`.
 ///   - variant: `.automatic` (the row kernel for shallow inputs, else the micro-tile kernel), `.cpu`
@@ -188,6 +190,19 @@ public func conv2dMaxPool2x2(_ input: Tensor, weight: Tensor, bias: Tensor?, str
 /// The launches of `conv2d.cl` on raw buffers. Each returns the events of its launches, in order,
 /// so a benchmark can time them.
 public enum Conv2DKernels {
+    /// Call-site defines of the pooled forward: 4 taps per pooled pixel in the micro-tile kernel, so
+    /// a work-item holds whole windows (the tuned CONV_FWD_NP when it is a multiple of 4).
+    private static func poolDefines(_ engine: Engine) -> [String: String] {
+        let pixels = Conv2DTiles(engine: engine).forwardPixels
+        return ["CONV_POOL": "1", "CONV_FWD_NP": String(pixels % 4 == 0 ? pixels : 4)]
+    }
+
+    /// Whether `forward(…, pool2x2: true)` can run on this engine: a CPU device, and no override of
+    /// CONV_FWD_NP that splits a window between work-items.
+    public static func supportsPooling(_ engine: Engine) -> Bool {
+        engine.isCPU && Conv2DTiles(engine: engine, defines: poolDefines(engine)).forwardPixels % 4 == 0
+    }
+
     /// A buffer of zeros (the kernels read its first element), written whole from the host: Oclgrind
     /// counts neither a device-side fill nor the unwritten rest of a pooled allocation as initialized,
     /// so the buffer fills the pool's smallest allocation (256 bytes).
@@ -205,14 +220,14 @@ public enum Conv2DKernels {
         var activation = ["CONV_RELU": relu ? "1" : "0"]
         var tiles = Conv2DTiles(engine: engine)
         if pool2x2 {
-            activation["CONV_POOL"] = "1"
             guard variant == .cpu || variant == .rows || (variant == .automatic && engine.isCPU) else {
                 throw TensorError("conv2d: the fused 2×2 max pooling runs in the CPU-shaped kernels only (variant \(variant), device type \(engine.isCPU ? "CPU" : "not a CPU"))")
             }
-            // Whole windows per work-item: 4 taps per pooled pixel in the micro-tile kernel.
-            let pixels = tiles.forwardPixels % 4 == 0 ? tiles.forwardPixels : 4
-            activation["CONV_FWD_NP"] = String(pixels)
+            activation.merge(poolDefines(engine)) { $1 }
             tiles = Conv2DTiles(engine: engine, defines: activation)
+            guard tiles.forwardPixels % 4 == 0 else {
+                throw TensorError("conv2d: the fused 2×2 max pooling needs CONV_FWD_NP to be a multiple of 4 (whole windows per work-item), got \(tiles.forwardPixels) from an override")
+            }
         }
         let biasBuffer = try bias ?? zeroBuffer(engine)
         let hasBias = Int32(bias == nil ? 0 : 1)
