@@ -209,12 +209,12 @@ public struct KernelShap: ShapleyEstimator {
                 let scale = pairWeight[(enumeratedPairs + 1)...].reduce(0, +) / Double(2 * draws.count)
                 for pair in draws { w[pair.0] += scale; w[pair.1] += scale }
             }
-            // Gram matrix of the augmented rows, shared by every output.
+            // Gram matrix of the augmented rows, shared by every output; |z| per row.
+            let sizes = (0..<rowCount).map { r in Double((0..<m).reduce(0) { $0 + Int(masks[r * m + $1]) }) }
             var gram = [Double](repeating: 0, count: m * m)
             for r in 0..<rowCount {
                 let z = (0..<m).map { Double(masks[r * m + $0]) }
-                let size = z.reduce(0, +)
-                let present = w[r] * (Double(m) - size), absent = w[r] * size
+                let present = w[r] * (Double(m) - sizes[r]), absent = w[r] * sizes[r]
                 for i in 0..<m {
                     for j in 0..<m { gram[i * m + j] += present * z[i] * z[j] + absent * (z[i] - 1) * (z[j] - 1) }
                 }
@@ -224,9 +224,7 @@ public struct KernelShap: ShapleyEstimator {
                 var b = [Double](repeating: 0, count: m)
                 for r in 0..<rowCount {
                     let ey = v[r * o + k] - v0[k]
-                    var size = 0.0
-                    for j in 0..<m { size += Double(masks[r * m + j]) }
-                    let present = w[r] * (Double(m) - size) * ey, absent = w[r] * size * (ey - delta[k])
+                    let present = w[r] * (Double(m) - sizes[r]) * ey, absent = w[r] * sizes[r] * (ey - delta[k])
                     for j in 0..<m { b[j] += present * Double(masks[r * m + j]) + absent * (Double(masks[r * m + j]) - 1) }
                 }
                 guard delta[k].isFinite, b.allSatisfy(\.isFinite) else {

@@ -30,6 +30,7 @@ extension ShapleyEstimator {
         guard instances > 0, game.outputCount % instances == 0 else {
             throw ExplainError("explain: a game with \(game.outputCount) outputs cannot be split into \(instances) instances")
         }
+        guard instances > 1 else { return try explain(game) }
         var joint = try explain(game).splittingOutputs(intoInstances: instances)
         joint.settings["instancesPerBatch"] = String(instances)
         return joint

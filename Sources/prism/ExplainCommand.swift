@@ -201,7 +201,6 @@ func sampleBackground(_ train: LabeledData, count: Int, seed: UInt64) throws -> 
     return (values, "training rows " + chosen.map(String.init).joined(separator: ","))
 }
 
-/// The feature columns of a CSV file: the header without the label column.
 /// The column groups of a `--groups` file: [{"name": …, "columns": [names or 0-based indices]}, …].
 /// - Throws: `DataError` naming the file and the group for malformed JSON or an unknown column.
 func readColumnGroups(path: String, columnNames: [String]) throws -> [(name: String, columns: [Int])] {
@@ -232,6 +231,7 @@ func readColumnGroups(path: String, columnNames: [String]) throws -> [(name: Str
     }
 }
 
+/// The feature columns of a CSV file: the header without the label column.
 func csvFeatureNames(path: String, label: String, width: Int) throws -> [String] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8), let first = text.split(separator: "\n").first else {
         throw DataError("\(path): not a readable CSV file")

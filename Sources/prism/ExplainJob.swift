@@ -175,7 +175,7 @@ struct ExplainJob {
                 let game = try DeviceGame(model: model, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
                                           background: hidden, backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups,
                                           rowsPerChunk: options.rowsPerChunk)
-                let part = count == 1 ? try estimator.explain(game) : try estimator.explain(game, instances: count)
+                let part = try estimator.explain(game, instances: count)
                 parts.append(part)
                 // Instances sharing a batch share its cost equally.
                 evaluations += [Int](repeating: part.modelEvaluations / count, count: count)

@@ -18,14 +18,19 @@ let goldenSpec = ModelSpec(architecture: "custom", inputShape: [1, 14, 14], clas
     .flatten, .linear(inFeatures: 32, outFeatures: 10),
 ])
 
+/// The network of `golden.safetensors` with its weights loaded, the fixture, and its input batch [3, 1, 14, 14].
+func goldenModel(_ engine: Engine) throws -> (model: Sequential, golden: SafetensorsFile, input: HostTensor) {
+    let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
+    let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+    try model.loadStateDict(golden.tensors, source: "golden.safetensors")
+    return (model, golden, try golden.tensor("input", shape: [3, 1, 14, 14]))
+}
+
 @Suite struct ModelTests {
     /// Forward, loss, every parameter gradient and the input gradient against PyTorch (float64) values.
     @Test func goldenCNNMatchesPyTorch() throws {
         let engine = try testEngine()
-        let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
-        let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
-        try model.loadStateDict(golden.tensors, source: "golden.safetensors")
-        let input = try golden.tensor("input", shape: [3, 1, 14, 14])
+        let (model, golden, input) = try goldenModel(engine)
         let labels = try golden.tensor("labels", shape: [3]).values.map { Int32($0) }
         let x = try Tensor(input.values, shape: input.shape, engine: engine, requiresGrad: true)
         let logits = try model(x)
@@ -149,16 +154,13 @@ extension ModelTests {
     /// bit, for the golden network against PyTorch's values and for the reference cnn.
     @Test func inferenceWithPooledConvolutionsEqualsTheTapedForward() throws {
         let engine = try testEngine()
-        let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
-        let small = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
-        try small.loadStateDict(golden.tensors, source: "golden.safetensors")
-        let input = try golden.tensor("input", shape: [3, 1, 14, 14])
+        let (small, golden, input) = try goldenModel(engine)
         let x = try Tensor(input.values, shape: input.shape, engine: engine)
         let inference = try engine.noGrad { try small(x).toArray() }
         #expect(inference == (try small(x).toArray()))
         expectClose(inference, try golden.tensor("logits", shape: [3, 10]).values, atol: 1e-5, rtol: 1e-4, "golden logits")
 
-        // (Under the simulator the golden network alone: it runs both pooled kernels.)
+        // (Under the simulator the golden network alone; Conv2DTests force each pooled kernel there.)
         if TestSizes.small { return }
         let cnn = try Sequential(spec: try ModelSpec.cnn(), seed: 5, engine: engine)
         let images = try Tensor(seededFloats(5 * 784, seed: 9, low: 0, high: 1), shape: [5, 1, 28, 28], engine: engine)
