@@ -396,3 +396,259 @@ __kernel void attention_backward_dkv_cpu(__global const float* q, __global const
         vstore8(dvj[c], c, dv + vOff + ATT_IN(z, j));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Tiled CPU kernels (ATT_D a multiple of 16): every product is a GEMM micro-tile of 4 rows × 16
+// columns held in 8 float8 accumulators (the matmul kernel's shape), on tiles of 16 queries × 16 keys.
+//
+//   attention_pack_panels     writes rows of K (or V) as transposed panels pt[z][b][c][16] = X[z][16·b + l][c],
+//                             zero past T, so that a tile's scores are a micro-tile over a contiguous panel.
+//                             One work-item per panel; global (ceil(T / 16), BH).
+//   attention_forward_tiled   one work-item per 16 query rows: per key block, S = Q·Kᵀ (panels), the online
+//                             softmax row by row, then O = O·correction + P·V, O held in private memory.
+//                             Global (ceil(T / 16), BH), local (1, 1).
+//   attention_backward_tiled  one work-item per head, so that it owns dQ, dK and dV of the head and every
+//                             product runs once (FlashAttention-2's count: S, dP = dO·Vᵀ, dV += Pᵀ·dO,
+//                             dK += dSᵀ·Q, dQ += dS·K). Key blocks outer (dK, dV in private memory), query
+//                             blocks inner (dQ accumulated in place, zeroed first). Global (BH), local (1).
+// Rows past T read row T − 1 (so every load is in bounds) and are never stored; their probabilities are 0.
+
+#define ATT_TC (ATT_D / 16)
+
+inline float att_hmax(const float8 v) {
+    const float4 a = fmax(v.lo, v.hi);
+    const float2 b = fmax(a.lo, a.hi);
+    return fmax(b.x, b.y);
+}
+
+// x0[r], x1[r] += Σ_c a_r[c] · panel[c][0…15] for the rows a0…a3 (pointers to ATT_D floats).
+#define ATT_PANEL_TILE(a0, a1, a2, a3, panel, x0, x1) do { \
+    for (int c_ = 0; c_ < ATT_D; ++c_) { \
+        const float8 b0_ = vload8(0, (panel) + c_ * 16), b1_ = vload8(1, (panel) + c_ * 16); \
+        float8 a_ = (float8)((a0)[c_]); x0[0] = fma(a_, b0_, x0[0]); x1[0] = fma(a_, b1_, x1[0]); \
+        a_ = (float8)((a1)[c_]); x0[1] = fma(a_, b0_, x0[1]); x1[1] = fma(a_, b1_, x1[1]); \
+        a_ = (float8)((a2)[c_]); x0[2] = fma(a_, b0_, x0[2]); x1[2] = fma(a_, b1_, x1[2]); \
+        a_ = (float8)((a3)[c_]); x0[3] = fma(a_, b0_, x0[3]); x1[3] = fma(a_, b1_, x1[3]); \
+    } } while (0)
+
+// y0[r], y1[r] += Σ_n w[(n)·16 + col + r] · rowsAt(n)[0…15] over n = 0…15: four rows (or columns, through
+// `col` and the weight layout) of a 16 × 16 tile w times 16 rows of 16 floats.
+#define ATT_ROWS_TILE(w, wRow, wCol, rowAt, y0, y1) do { \
+    for (int n_ = 0; n_ < 16; ++n_) { \
+        __global const float* row_ = rowAt(n_); \
+        const float8 b0_ = vload8(0, row_), b1_ = vload8(1, row_); \
+        _Pragma("unroll") for (int r_ = 0; r_ < 4; ++r_) { \
+            const float8 a_ = (float8)((w)[(wRow) * 16 + (wCol)]); \
+            y0[r_] = fma(a_, b0_, y0[r_]); y1[r_] = fma(a_, b1_, y1[r_]); \
+        } \
+    } } while (0)
+
+// Four rows of 16 floats, `stride` floats apart, to and from the accumulators y0, y1.
+#define ATT_LOAD_ROWS(y0, y1, ptr, stride) do { _Pragma("unroll") for (int r_ = 0; r_ < 4; ++r_) { \
+    y0[r_] = vload8(0, (ptr) + r_ * (stride)); y1[r_] = vload8(1, (ptr) + r_ * (stride)); } } while (0)
+#define ATT_STORE_ROWS(y0, y1, ptr, stride) do { _Pragma("unroll") for (int r_ = 0; r_ < 4; ++r_) { \
+    vstore8(y0[r_], 0, (ptr) + r_ * (stride)); vstore8(y1[r_], 1, (ptr) + r_ * (stride)); } } while (0)
+
+__kernel void attention_pack_panels(__global const float* x, __global float* pt, const int off, const int t,
+                                    const int heads, ATT_LAYOUT) {
+    const int b = get_global_id(0), z = get_global_id(1);
+    const int blocks = (t + 15) / 16;
+    if (b >= blocks) return;
+    __global float* out = pt + ((size_t)z * blocks + b) * (ATT_D * 16);
+    for (int l = 0; l < 16; ++l) {
+        const int j = b * 16 + l;
+        if (j < t) {
+            __global const float* row = x + off + ATT_IN(z, j);
+            for (int c = 0; c < ATT_D; ++c) out[c * 16 + l] = row[c];
+        } else {
+            for (int c = 0; c < ATT_D; ++c) out[c * 16 + l] = 0.0f;
+        }
+    }
+}
+
+__kernel void attention_forward_tiled(__global const float* q, __global const float* kp, __global const float* v,
+                                      __global float* o, __global float* lse, const int t, const int heads, const float scale,
+                                      const int causal, const int hasLens, __global const int* lens, ATT_LAYOUT) {
+    const int qb = get_global_id(0), z = get_global_id(1);
+    const int i0 = qb * 16;
+    if (i0 >= t) return;
+    const int blocks = (t + 15) / 16;
+    const int groupLimit = attention_limit(min(t - 1, i0 + 15), t, causal, hasLens, lens, z, heads);
+    __global const float* qz = q + qOff + ATT_IN(z, 0);
+    __global const float* vz = v + vOff + ATT_IN(z, 0);
+    float acc[16 * ATT_D];  // the block's output rows
+    float pb[16 * 16];      // the tile's probabilities
+    float m[16], l[16], corr[16];
+    int lim[16];
+    for (int r = 0; r < 16; ++r) {
+        lim[r] = i0 + r < t ? attention_limit(i0 + r, t, causal, hasLens, lens, z, heads) : 0;
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+    }
+    for (int e = 0; e < 16 * ATT_D; e += 8) vstore8((float8)(0.0f), 0, acc + e);
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int kb = 0; kb * 16 < groupLimit; ++kb) {
+        const int j0 = kb * 16;
+        __global const float* panel = kp + ((size_t)z * blocks + kb) * (ATT_D * 16);
+        for (int g = 0; g < 4; ++g) {
+            const int r0 = g * 4;
+            float8 x0[4], x1[4];
+            for (int r = 0; r < 4; ++r) x0[r] = x1[r] = (float8)(0.0f);
+            ATT_PANEL_TILE(qz + (size_t)min(i0 + r0, t - 1) * inT, qz + (size_t)min(i0 + r0 + 1, t - 1) * inT,
+                           qz + (size_t)min(i0 + r0 + 2, t - 1) * inT, qz + (size_t)min(i0 + r0 + 3, t - 1) * inT,
+                           panel, x0, x1);
+            #pragma unroll
+            for (int r = 0; r < 4; ++r) {
+                const int row = r0 + r;
+                const int8 cut = (int8)(lim[row] - j0);
+                const float8 s0 = select((float8)(-INFINITY), x0[r] * scale, lane < cut);
+                const float8 s1 = select((float8)(-INFINITY), x1[r] * scale, lane + 8 < cut);
+                const float mNew = fmax(m[row], att_hmax(fmax(s0, s1)));
+                // A row that has seen no key yet (m = −∞ still) keeps p = 0 and l = 0.
+                float c = 1.0f;
+                float8 p0 = (float8)(0.0f), p1 = (float8)(0.0f);
+                if (mNew > -INFINITY) {
+                    c = exp(m[row] - mNew);
+                    p0 = exp(s0 - mNew);
+                    p1 = exp(s1 - mNew);
+                }
+                l[row] = fma(l[row], c, att_hsum(p0 + p1));
+                m[row] = mNew;
+                corr[row] = c;
+                vstore8(p0, 0, pb + row * 16);
+                vstore8(p1, 1, pb + row * 16);
+            }
+        }
+        // O = O·correction + P·V over the block's 16 keys.
+        #define ATT_V_ROW(n) (vz + (size_t)min(j0 + (n), t - 1) * inT + cc * 16)
+        for (int g = 0; g < 4; ++g) {
+            for (int cc = 0; cc < ATT_TC; ++cc) {
+                float8 y0[4], y1[4];
+                float* rows = acc + g * 4 * ATT_D + cc * 16;
+                ATT_LOAD_ROWS(y0, y1, rows, ATT_D);
+                #pragma unroll
+                for (int r = 0; r < 4; ++r) {
+                    y0[r] *= corr[g * 4 + r];
+                    y1[r] *= corr[g * 4 + r];
+                }
+                ATT_ROWS_TILE(pb, g * 4 + r_, n_, ATT_V_ROW, y0, y1);
+                ATT_STORE_ROWS(y0, y1, rows, ATT_D);
+            }
+        }
+        #undef ATT_V_ROW
+    }
+    for (int r = 0; r < 16 && i0 + r < t; ++r) {
+        const float inverse = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+        __global float* out = o + ATT_OUT(z, i0 + r);
+        for (int c = 0; c < ATT_D; c += 8) vstore8(vload8(0, acc + r * ATT_D + c) * inverse, 0, out + c);
+        lse[(size_t)z * t + i0 + r] = l[r] > 0.0f ? m[r] + log(l[r]) : INFINITY;
+    }
+}
+
+__kernel void attention_backward_tiled(__global const float* q, __global const float* k, __global const float* kp,
+                                       __global const float* vp, __global const float* dout, __global const float* lse,
+                                       __global const float* delta, __global float* dq, __global float* dk, __global float* dv,
+                                       const int t, const int heads, const float scale, const int causal, const int hasLens,
+                                       __global const int* lens, ATT_LAYOUT) {
+    const int z = get_global_id(0);
+    const int blocks = (t + 15) / 16;
+    const int keys = hasLens ? min(t, lens[z / heads]) : t;
+    __global const float* qz = q + qOff + ATT_IN(z, 0);
+    __global const float* kz = k + kOff + ATT_IN(z, 0);
+    __global const float* doz = dout + ATT_OUT(z, 0);
+    __global float* dqz = dq + qOff + ATT_IN(z, 0);
+    __global float* dkz = dk + kOff + ATT_IN(z, 0);
+    __global float* dvz = dv + vOff + ATT_IN(z, 0);
+    __global const float* lz = lse + (size_t)z * t;
+    __global const float* dz = delta + (size_t)z * t;
+    for (int i = 0; i < t; ++i)
+        for (int c = 0; c < ATT_D; c += 8) vstore8((float8)(0.0f), 0, dqz + (size_t)i * inT + c);
+    float dka[16 * ATT_D], dva[16 * ATT_D];  // the key block's dK and dV rows
+    float pb[16 * 16], db[16 * 16];          // the tile's P and scale·dS, [query][key]
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int kb = 0; kb < blocks; ++kb) {
+        const int j0 = kb * 16;
+        for (int e = 0; e < 16 * ATT_D; e += 8) {
+            vstore8((float8)(0.0f), 0, dka + e);
+            vstore8((float8)(0.0f), 0, dva + e);
+        }
+        __global const float* kpanel = kp + ((size_t)z * blocks + kb) * (ATT_D * 16);
+        __global const float* vpanel = vp + ((size_t)z * blocks + kb) * (ATT_D * 16);
+        // Keys past the valid ones get zero gradients; under the causal mask only queries i ≥ j0 see the block.
+        for (int i0 = causal ? j0 : 0; i0 < t && j0 < keys; i0 += 16) {
+            for (int g = 0; g < 4; ++g) {
+                const int r0 = i0 + g * 4;
+                float8 x0[4], x1[4], y0[4], y1[4];
+                for (int r = 0; r < 4; ++r) x0[r] = x1[r] = y0[r] = y1[r] = (float8)(0.0f);
+                ATT_PANEL_TILE(qz + (size_t)min(r0, t - 1) * inT, qz + (size_t)min(r0 + 1, t - 1) * inT,
+                               qz + (size_t)min(r0 + 2, t - 1) * inT, qz + (size_t)min(r0 + 3, t - 1) * inT,
+                               kpanel, x0, x1);
+                ATT_PANEL_TILE(doz + (size_t)min(r0, t - 1) * outT, doz + (size_t)min(r0 + 1, t - 1) * outT,
+                               doz + (size_t)min(r0 + 2, t - 1) * outT, doz + (size_t)min(r0 + 3, t - 1) * outT,
+                               vpanel, y0, y1);
+                #pragma unroll
+                for (int r = 0; r < 4; ++r) {
+                    const int i = r0 + r, row = g * 4 + r;
+                    const int live = i < t;
+                    const float li = live ? lz[i] : INFINITY, di = live ? dz[i] : 0.0f;
+                    const int8 cut = (int8)((live ? attention_limit(i, t, causal, hasLens, lens, z, heads) : 0) - j0);
+                    const float8 p0 = select((float8)(0.0f), exp(x0[r] * scale - li), lane < cut);
+                    const float8 p1 = select((float8)(0.0f), exp(x1[r] * scale - li), lane + 8 < cut);
+                    vstore8(p0, 0, pb + row * 16);
+                    vstore8(p1, 1, pb + row * 16);
+                    vstore8(p0 * (y0[r] - di) * scale, 0, db + row * 16);
+                    vstore8(p1 * (y1[r] - di) * scale, 1, db + row * 16);
+                }
+            }
+            // dV rows += Pᵀ·dO and dK rows += dSᵀ·Q, four keys × 16 columns at a time.
+            #define ATT_DO_ROW(n) (doz + (size_t)min(i0 + (n), t - 1) * outT + cc * 16)
+            #define ATT_Q_ROW(n) (qz + (size_t)min(i0 + (n), t - 1) * inT + cc * 16)
+            for (int g = 0; g < 4; ++g) {
+                for (int cc = 0; cc < ATT_TC; ++cc) {
+                    float8 y0[4], y1[4];
+                    float* dvr = dva + g * 4 * ATT_D + cc * 16;
+                    float* dkr = dka + g * 4 * ATT_D + cc * 16;
+                    ATT_LOAD_ROWS(y0, y1, dvr, ATT_D);
+                    ATT_ROWS_TILE(pb, n_, g * 4 + r_, ATT_DO_ROW, y0, y1);
+                    ATT_STORE_ROWS(y0, y1, dvr, ATT_D);
+                    ATT_LOAD_ROWS(y0, y1, dkr, ATT_D);
+                    ATT_ROWS_TILE(db, n_, g * 4 + r_, ATT_Q_ROW, y0, y1);
+                    ATT_STORE_ROWS(y0, y1, dkr, ATT_D);
+                }
+            }
+            #undef ATT_DO_ROW
+            #undef ATT_Q_ROW
+            // dQ rows += dS·K over the block's keys.
+            #define ATT_K_ROW(n) (kz + (size_t)min(j0 + (n), t - 1) * inT + cc * 16)
+            for (int g = 0; g < 4; ++g) {
+                for (int cc = 0; cc < ATT_TC; ++cc) {
+                    float8 y0[4], y1[4];
+                    #pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        __global const float* row = dqz + (size_t)min(i0 + g * 4 + r, t - 1) * inT + cc * 16;
+                        y0[r] = vload8(0, row);
+                        y1[r] = vload8(1, row);
+                    }
+                    ATT_ROWS_TILE(db, g * 4 + r_, n_, ATT_K_ROW, y0, y1);
+                    #pragma unroll
+                    for (int r = 0; r < 4; ++r) {
+                        if (i0 + g * 4 + r < t) {
+                            __global float* row = dqz + (size_t)(i0 + g * 4 + r) * inT + cc * 16;
+                            vstore8(y0[r], 0, row);
+                            vstore8(y1[r], 1, row);
+                        }
+                    }
+                }
+            }
+            #undef ATT_K_ROW
+        }
+        for (int jj = 0; jj < 16 && j0 + jj < t; ++jj) {
+            __global float* kr = dkz + (size_t)(j0 + jj) * inT;
+            __global float* vr = dvz + (size_t)(j0 + jj) * inT;
+            for (int c = 0; c < ATT_D; c += 8) {
+                vstore8(vload8(0, dka + jj * ATT_D + c), 0, kr + c);
+                vstore8(vload8(0, dva + jj * ATT_D + c), 0, vr + c);
+            }
+        }
+    }
+}

@@ -15,8 +15,9 @@ import Testing
     @Test(arguments: lengths, widths)
     func forwardAndBackwardMatchReference(_ t: Int, _ d: Int) throws {
         let engine = try testEngine()
-        // Both kernel families: the CPU-shaped ones (d a multiple of 8) and the local-memory ones.
-        for variant in [AttentionVariant.cpu, .general] where variant == .general || d % 8 == 0 {
+        // Every kernel family: the tiled CPU ones (d a multiple of 16), the CPU row ones (d a multiple
+        // of 8) and the local-memory ones.
+        for variant in [AttentionVariant.tiled, .cpu, .general] where variant == .general || d % (variant == .tiled ? 16 : 8) == 0 {
         for causal in [false, true] {
             for padded in [false, true] {
                 // Backward at every T for d = 16; forward only at the larger widths (keeps the suite quick).
@@ -72,23 +73,52 @@ import Testing
         }
     }
 
-    /// A query that sees no key (key length 0) outputs zeros and passes finite, zero gradients.
-    @Test func fullyMaskedRowsGiveZeros() throws {
+    /// A query that sees no key (key length 0) outputs zeros and passes finite, zero gradients, with
+    /// every kernel family.
+    @Test(arguments: [AttentionVariant.tiled, .cpu, .general])
+    func fullyMaskedRowsGiveZeros(_ variant: AttentionVariant) throws {
         let engine = try testEngine()
-        let shape = [2, 1, 5, 8], n = 80
+        let shape = [2, 1, 5, 16], n = 160
         let qt = try Tensor(seededFloats(n, seed: 1), shape: shape, engine: engine, requiresGrad: true)
         let kt = try Tensor(seededFloats(n, seed: 2), shape: shape, engine: engine, requiresGrad: true)
         let vt = try Tensor(seededFloats(n, seed: 3), shape: shape, engine: engine, requiresGrad: true)
-        let o = try scaledDotProductAttention(q: qt, k: kt, v: vt, keyLengths: [5, 0])
+        let o = try scaledDotProductAttention(q: qt, k: kt, v: vt, keyLengths: [5, 0], variant: variant)
         let values = try o.toArray()
-        #expect(values[40...].allSatisfy { $0 == 0 })
+        #expect(values[80...].allSatisfy { $0 == 0 })
         try o.sum().backward()
         for grad in [qt.grad, kt.grad, vt.grad] {
             let g = try #require(grad).toArray()
-            #expect(g.allSatisfy(\.isFinite) && g[40...].allSatisfy { $0 == 0 })
+            #expect(g.allSatisfy(\.isFinite) && g[80...].allSatisfy { $0 == 0 })
         }
         #expect(throws: TensorError.self) { try scaledDotProductAttention(q: qt, k: kt, v: vt, keyLengths: [5]) }
         #expect(throws: TensorError.self) { try scaledDotProductAttention(q: qt, k: kt, v: vt, keyLengths: [5, 6]) }
+    }
+
+    /// The tiled kernels at the widest head (d = 128: the largest private tiles) and at lengths around
+    /// their 16-row tiles, causal with padding, forward and backward against the reference.
+    @Test(arguments: [15, 16, 17, 48])
+    func tiledKernelsAtTheWidestHead(_ t: Int) throws {
+        let engine = try testEngine()
+        let (b, h, d) = (2, 1, 128)
+        let shape = [b, h, t, d], n = b * h * t * d
+        let q = seededFloats(n, seed: 7, low: -1, high: 1), k = seededFloats(n, seed: 8, low: -1, high: 1)
+        let v = seededFloats(n, seed: 9), dout = seededFloats(n, seed: 10)
+        let lens = [t, t / 3]
+        let qt = try Tensor(q, shape: shape, engine: engine, requiresGrad: true)
+        let kt = try Tensor(k, shape: shape, engine: engine, requiresGrad: true)
+        let vt = try Tensor(v, shape: shape, engine: engine, requiresGrad: true)
+        let o = try scaledDotProductAttention(q: qt, k: kt, v: vt, causal: true, keyLengths: lens, variant: .tiled)
+        let scale = 1 / Double(Float(d).squareRoot())
+        expectClose(try o.toArray(), Reference.attention(q: doubles(q), k: doubles(k), v: doubles(v), heads: h, t: t, d: d, scale: scale,
+                                                         causal: true, keyLengths: lens), atol: 2e-5, rtol: 1e-4, "O T \(t)")
+        try o.backward(try Tensor(dout, shape: shape, engine: engine))
+        let g = Reference.attentionBackward(q: doubles(q), k: doubles(k), v: doubles(v), dout: doubles(dout), heads: h, t: t, d: d,
+                                            scale: scale, causal: true, keyLengths: lens)
+        expectClose(try #require(qt.grad).toArray(), g.dq, atol: 5e-5, rtol: 1e-3, "dq T \(t)")
+        expectClose(try #require(kt.grad).toArray(), g.dk, atol: 5e-5, rtol: 1e-3, "dk T \(t)")
+        expectClose(try #require(vt.grad).toArray(), g.dv, atol: 5e-5, rtol: 1e-3, "dv T \(t)")
+        let narrow = try Tensor(seededFloats(2 * 8 * 8, seed: 1), shape: [2, 1, 8, 8], engine: engine)
+        #expect(throws: TensorError.self) { try scaledDotProductAttention(q: narrow, k: narrow, v: narrow, variant: .tiled) }
     }
 }
 

@@ -55,10 +55,11 @@ struct AttentionLayout {
     var arguments: [any KernelArgument] { [inB, inH, inT, qOff, kOff, vOff, outB, outH, outT].map { Int32($0) } }
 }
 
-/// Which attention kernels run (tests force each; `.automatic` takes the CPU-shaped kernels on a CPU
-/// when d is a multiple of 8, the local-memory kernels otherwise).
+/// Which attention kernels run (tests force each). `.automatic` takes, on a CPU, the tiled kernels
+/// when d is a multiple of 16, the row kernels (`.cpu`) when it is a multiple of 8; the local-memory
+/// kernels (`.general`) otherwise and on other devices.
 public enum AttentionVariant: Sendable {
-    case automatic, cpu, general
+    case automatic, cpu, tiled, general
 }
 
 /// Runs the fused forward and records the backward; `q`, `k`, `v` are the same buffer when packed.
@@ -70,26 +71,55 @@ func fusedAttention(_ g: AttentionGeometry, layout: AttentionLayout, q: Buffer<F
     if variant == .cpu && g.d % 8 != 0 {
         throw TensorError("attention: the CPU kernels need a head width that is a multiple of 8, got \(g.d)")
     }
-    let cpu = variant == .cpu || (variant == .automatic && engine.isCPU && g.d % 8 == 0)
-    let suffix = cpu ? "_cpu" : ""
+    if variant == .tiled && g.d % 16 != 0 {
+        throw TensorError("attention: the tiled kernels need a head width that is a multiple of 16, got \(g.d)")
+    }
+    let chosen: AttentionVariant
+    if variant != .automatic {
+        chosen = variant
+    } else if engine.isCPU {
+        chosen = g.d % 16 == 0 ? .tiled : g.d % 8 == 0 ? .cpu : .general
+    } else {
+        chosen = .general
+    }
     let s = scale ?? 1 / Float(g.d).squareRoot()
     let lens = try engine.context.buffer((keyLengths ?? [0]).map { Int32($0) })
     let flags: [any KernelArgument] = [Int32(g.t), Int32(g.heads), s, Int32(causal ? 1 : 0), Int32(keyLengths == nil ? 0 : 1), lens]
         + layout.arguments
     let defines = ["ATT_D": String(g.d)]
-    let bq = Int(engine.resolvedDefines("attention.cl", defines)["ATT_BQ"] ?? "") ?? 32
-    // The CPU kernels: one work-item per row, no work-group; the others: ATT_BQ rows per work-group.
-    let (global, local) = cpu ? ([g.t, g.bh], [1, 1]) : ([roundUp(g.t, bq), g.bh], [bq, 1])
     let out = try Tensor.empty(outputShape, engine: engine)
     let lse = try engine.buffer(count: g.bh * g.t)
-    try engine.launch("attention.cl", "attention_forward" + suffix, defines: defines, global: global, local: local,
-                      [q, k, v, out.storage, lse] + flags)
+    let blocks = (g.t + 15) / 16
+    // Tiled: rows of K or V as transposed 16-row panels (see attention_pack_panels).
+    func panels(_ x: Buffer<Float>, offset: Int) throws -> Buffer<Float> {
+        let p = try engine.buffer(count: g.bh * blocks * 16 * g.d)
+        try engine.launch("attention.cl", "attention_pack_panels", defines: defines, global: [blocks, g.bh],
+                          [x, p, Int32(offset), Int32(g.t), Int32(g.heads)] + layout.arguments)
+        return p
+    }
+    let suffix = chosen == .cpu ? "_cpu" : ""
+    let bq = Int(engine.resolvedDefines("attention.cl", defines)["ATT_BQ"] ?? "") ?? 32
+    // The CPU row kernels: one work-item per row, no work-group; the others: ATT_BQ rows per work-group.
+    let (global, local) = chosen == .cpu ? ([g.t, g.bh], [1, 1]) : ([roundUp(g.t, bq), g.bh], [bq, 1])
+    if chosen == .tiled {
+        try engine.launch("attention.cl", "attention_forward_tiled", defines: defines, global: [blocks, g.bh], local: [1, 1],
+                          [q, try panels(k, offset: layout.kOff), v, out.storage, lse] + flags)
+    } else {
+        try engine.launch("attention.cl", "attention_forward" + suffix, defines: defines, global: global, local: local,
+                          [q, k, v, out.storage, lse] + flags)
+    }
     out.record(inputs: inputs, op: "attention") { [engine, os = out.storage] dout in
         let delta = try engine.buffer(count: g.bh * g.t)
         try engine.launch("attention.cl", "attention_delta", defines: defines, global: [g.t, g.bh],
                           [os, dout.storage, delta, Int32(g.t), Int32(g.heads)] + layout.arguments)
         let grads = try inputs.map { try Tensor.empty($0.shape, engine: engine) }
         let (dq, dk, dv) = grads.count == 1 ? (grads[0], grads[0], grads[0]) : (grads[0], grads[1], grads[2])
+        if chosen == .tiled {
+            let kp = try panels(k, offset: layout.kOff), vp = try panels(v, offset: layout.vOff)
+            try engine.launch("attention.cl", "attention_backward_tiled", defines: defines, global: [g.bh], local: [1],
+                              [q, k, kp, vp, dout.storage, lse, delta, dq.storage, dk.storage, dv.storage] + flags)
+            return grads
+        }
         try engine.launch("attention.cl", "attention_backward_dq" + suffix, defines: defines, global: global, local: local,
                           [q, k, v, dout.storage, lse, delta, dq.storage] + flags)
         try engine.launch("attention.cl", "attention_backward_dkv" + suffix, defines: defines, global: global, local: local,
