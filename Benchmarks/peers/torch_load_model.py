@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Loads a model file written by `prism train` into the equivalent PyTorch nn.Sequential (built from
-the architecture JSON in the file's metadata), evaluates it on the Fashion-MNIST test set and prints
+the architecture JSON in the file's metadata, with its input normalization in front when it has one), evaluates it on the Fashion-MNIST test set and prints
 its accuracy and the logits of the first test images, to compare with `prism eval` / `prism predict`.
 
     python3 Benchmarks/peers/torch_load_model.py out/cnn.safetensors [--count 3]
@@ -77,6 +77,20 @@ class ClassToken(nn.Module):
         return x[:, 0]
 
 
+class NormalizedSequential(nn.Sequential):
+    """nn.Sequential that first applies the spec's inputNormalization, (x - mean[c]) / std[c] per
+    channel (torchvision's Normalize), from constants that are not part of the state dict."""
+
+    def __init__(self, mean, std, rank, *layers):
+        super().__init__(*layers)
+        shape = (1, len(mean)) + (1,) * (rank - 1)
+        self.register_buffer("input_mean", torch.tensor(mean, dtype=torch.float32).reshape(shape), persistent=False)
+        self.register_buffer("input_std", torch.tensor(std, dtype=torch.float32).reshape(shape), persistent=False)
+
+    def forward(self, x):
+        return super().forward((x - self.input_mean) / self.input_std)
+
+
 def build(spec):
     layers = []
     for layer in spec["layers"]:
@@ -111,6 +125,9 @@ def build(spec):
             layers.append(ClassToken())
         else:
             sys.exit(f"unknown layer {kind}")
+    norm = spec.get("inputNormalization")
+    if norm:
+        return NormalizedSequential(norm["mean"], norm["std"], len(spec["inputShape"]), *layers)
     return nn.Sequential(*layers)
 
 

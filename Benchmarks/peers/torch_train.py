@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch (CPU) training the reference CNN on Fashion-MNIST exactly as `prism train` does:
 Conv(1->32, 3x3)+ReLU, MaxPool 2, Conv(32->64, 3x3)+ReLU, MaxPool 2, Flatten, Linear(1600->128)+ReLU,
-Linear(128->10); Adam 1e-3, batch 64, cross-entropy, pixels scaled to [0, 1], reshuffled each epoch.
+Linear(128->10); Adam 1e-3, batch 64, cross-entropy, pixels scaled to [0, 1] and (with --normalize
+dataset, the default, as `prism train`) normalized by the training set's mean and standard deviation,
+reshuffled each epoch.
 Prints, per epoch, train loss, test accuracy and training images/s, and writes the same figures as JSON.
 
-    python3 Benchmarks/peers/torch_train.py [--epochs 5] [--limit N] [--threads N] [--json torch_train.json]
+    python3 Benchmarks/peers/torch_train.py [--epochs 5] [--limit N] [--threads N] [--normalize dataset|none] [--json torch_train.json]
 """
 import argparse
 import gzip
@@ -44,6 +46,7 @@ def main():
     ap.add_argument("--limit", type=int)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--normalize", choices=["dataset", "none"], default="dataset")
     ap.add_argument("--json")
     args = ap.parse_args()
     if args.threads:
@@ -51,6 +54,12 @@ def main():
     torch.manual_seed(args.seed)
     xtr, ytr = load("train", args.limit)
     xte, yte = load("t10k")
+    if args.normalize == "dataset":
+        # Population mean and standard deviation of the training pixels, in float64 (as prism train).
+        pixels = xtr.double()
+        mean, std = pixels.mean().item(), pixels.std(unbiased=False).item()
+        xtr, xte = (xtr - mean) / std, (xte - mean) / std
+        print(f"inputs normalized by mean {mean:.4f}, std {std:.4f}", flush=True)
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),

@@ -77,7 +77,7 @@ public struct LRP: AttributionMethod {
             // The input of every layer, then the logits.
             var layerInputs: [Tensor] = []
             let logits: [Float] = try engine.noGrad {
-                var h = x
+                var h = try model.normalizedInput(x)
                 for layer in model.layers {
                     layerInputs.append(h)
                     h = try layer.forward(h, training: false)

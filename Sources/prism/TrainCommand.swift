@@ -6,6 +6,11 @@ enum Architecture: String, ExpressibleByArgument, CaseIterable {
     case cnn, mlp, vit
 }
 
+/// How `prism train` normalizes image inputs.
+enum InputNormalizationChoice: String, ExpressibleByArgument, CaseIterable {
+    case dataset, none
+}
+
 extension OptimizerKind: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
@@ -27,6 +32,9 @@ struct TrainCommand: ParsableCommand {
 
     @Option(help: "mlp only: hidden layer sizes, comma-separated.")
     var hidden: String = "128"
+
+    @Option(help: "Images: 'dataset' (default) normalizes each channel by the training set's mean and standard deviation inside the model (torchvision's Normalize; the model still takes raw pixels), 'none' feeds raw pixels. CSV columns are standardized instead.")
+    var normalize: InputNormalizationChoice?
 
     @Option(help: "Number of epochs (the total, also when resuming).")
     var epochs: Int = 3
@@ -87,7 +95,7 @@ struct TrainCommand: ParsableCommand {
                 trainer = resumed
             } else {
                 let classes = max(train.classCount, loaded.test.classCount)
-                let spec: ModelSpec
+                var spec: ModelSpec
                 switch arch {
                 case .cnn:
                     guard train.exampleShape.count == 3 else {
@@ -106,6 +114,11 @@ struct TrainCommand: ParsableCommand {
                         throw ValidationError("--hidden: '\(hidden)' is not a comma-separated list of positive sizes")
                     }
                     spec = try ModelSpec.mlp(inputShape: train.exampleShape, hidden: sizes.map { $0! }, classes: classes)
+                }
+                if train.exampleShape.count == 3 {
+                    if (normalize ?? .dataset) == .dataset { spec.inputNormalization = train.channelStatistics() }
+                } else if normalize == .dataset {
+                    throw ValidationError("--normalize dataset is for images; \(dataOptions.sourceName)'s columns are standardized already")
                 }
                 let model = try Sequential(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,

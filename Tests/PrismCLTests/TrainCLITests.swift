@@ -1,4 +1,6 @@
 import Foundation
+import Prism
+import PrismCL
 import Testing
 
 /// `prism train`, `eval` and `predict` run as a user runs them, on the committed fixtures.
@@ -79,6 +81,26 @@ import Testing
         #expect(eval.status == 0, "\(eval.stderr)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
         #expect((result["accuracy"] as? Double ?? 0) >= 0.9)
+    }
+
+    /// Image models carry the training set's channel statistics as their input normalization
+    /// (unless --normalize none); CSV data refuses it (its columns are standardized).
+    @Test func imageModelsCarryTheTrainingSetsNormalization() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let engine = Engine(context: try testContext())
+        let data = try LabeledData(try ImageDataset.loadMNISTFormat(directory: Self.images, split: .train))
+        for choice in ["dataset", "none"] {
+            let model = dir + "/\(choice).safetensors"
+            let train = try runPrism(["train", "--device", "cpu", "--data", Self.images, "--arch", "mlp", "--hidden", "8",
+                                      "--epochs", "1", "--normalize", choice, "--out", model])
+            #expect(train.status == 0, "\(train.stderr)")
+            let spec = try Sequential.load(path: model, engine: engine).model.spec
+            #expect(spec.inputNormalization == (choice == "dataset" ? data.channelStatistics() : nil), "\(choice)")
+        }
+        let csv = try runPrism(["train", "--device", "cpu", "--data", Self.fixtures + "/tabular.csv", "--label", "species",
+                                "--arch", "mlp", "--normalize", "dataset", "--out", dir + "/t.safetensors"])
+        expectOneLineError(csv, "--normalize dataset is for images")
     }
 
     @Test func badIDXFilesNameTheFileAndTheProblem() throws {

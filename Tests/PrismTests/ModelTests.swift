@@ -173,3 +173,72 @@ extension ModelTests {
         #expect(captured.activations["2.maxpool2d"]?.shape == [5, 32, 13, 13])
     }
 }
+
+/// The spec's input normalization: the model on raw inputs equals the same weights on inputs
+/// normalized on the host, the gradient reaches the raw input scaled by 1/std, and the constants
+/// travel with the file.
+@Suite struct InputNormalizationTests {
+    @Test(arguments: [1, 3])
+    func normalizedModelEqualsHostNormalizedInputs(_ channels: Int) throws {
+        let engine = try testEngine()
+        var spec = try ModelSpec.cnn(height: 12, width: 12, channels: channels, classes: 4)
+        let plain = try Sequential(spec: spec, seed: 5, engine: engine)
+        let mean: [Float] = [0.25, 0.5, -0.1].prefix(channels).map { $0 }, std: [Float] = [0.3, 2, 0.7].prefix(channels).map { $0 }
+        spec.inputNormalization = .init(mean: mean, std: std)
+        let model = try Sequential(spec: spec, seed: 5, engine: engine)
+        try model.loadStateDict(try plain.stateDict())
+        let (n, plane) = (3, 144)
+        let raw = seededFloats(n * channels * plane, seed: 11)
+        var normalized = raw
+        for e in 0..<n { for c in 0..<channels { for p in 0..<plane {
+            let i = (e * channels + c) * plane + p
+            normalized[i] = (raw[i] - mean[c]) / std[c]
+        } } }
+        let x = try Tensor(raw, shape: [n, channels, 12, 12], engine: engine, requiresGrad: true)
+        let xn = try Tensor(normalized, shape: [n, channels, 12, 12], engine: engine, requiresGrad: true)
+        let y = try model(x), yn = try plain(xn)
+        expectClose(try y.toArray(), doubles(try yn.toArray()), atol: 1e-5, rtol: 1e-5, "logits, \(channels) channels")
+        try y.sum().backward()
+        try yn.sum().backward()
+        let g = try #require(x.grad).toArray(), gn = try #require(xn.grad).toArray()
+        var expected = [Double](repeating: 0, count: g.count)
+        for i in g.indices { expected[i] = Double(gn[i]) / Double(std[(i / plane) % channels]) }
+        expectClose(g, expected, atol: 1e-6, rtol: 1e-4, "input gradient, \(channels) channels")
+        // Inference (pooled convolutions outside the tape) starts from the normalized input too.
+        let inference = try engine.noGrad { try model(try Tensor(raw, shape: [n, channels, 12, 12], engine: engine)).toArray() }
+        expectClose(inference, doubles(try yn.toArray()), atol: 1e-5, rtol: 1e-5, "inference logits")
+
+        let path = NSTemporaryDirectory() + "prism-normalized-\(getpid())-\(channels).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try model.save(path: path)
+        let (loaded, file) = try Sequential.load(path: path, engine: engine)
+        #expect(loaded.spec.inputNormalization == spec.inputNormalization)
+        #expect(file.metadata[Sequential.specMetadataKey]?.contains("\"inputNormalization\"") == true)
+        #expect(try loaded(x).toArray() == y.toArray())
+    }
+
+    /// A spec without the field (every file written before it existed) decodes with none, and bad
+    /// constants are refused with the reason.
+    @Test func oldSpecsDecodeAndBadConstantsAreRefused() throws {
+        let engine = try testEngine()
+        var spec = try ModelSpec.mlp(inputShape: [2, 3], hidden: [4], classes: 2)
+        #expect(!(try spec.json()).contains("inputNormalization"))
+        #expect(try ModelSpec.decode(json: try spec.json()).inputNormalization == nil)
+        spec.inputNormalization = .init(mean: [0], std: [1])
+        #expect(throws: TensorError.self) { try Sequential(spec: spec, seed: 0, engine: engine) }
+        spec.inputNormalization = .init(mean: [0, 1], std: [1, 0])
+        #expect(throws: TensorError.self) { try Sequential(spec: spec, seed: 0, engine: engine) }
+        spec.inputNormalization = .init(mean: [0, 1], std: [1, 2])
+        _ = try Sequential(spec: spec, seed: 0, engine: engine)
+    }
+
+    /// Per-channel statistics over every example, against the closed form.
+    @Test func channelStatisticsOfLabeledData() throws {
+        // Two examples of shape [2, 2]: channel 0 holds 1, 3 and 5, 7; channel 1 is constant 4.
+        let data = try LabeledData(features: [1, 3, 4, 4, 5, 7, 4, 4], labels: [0, 1], exampleShape: [2, 2], classCount: 2)
+        let s = data.channelStatistics()
+        #expect(s.mean == [4, 4])
+        #expect(abs(s.std[0] - Float(5).squareRoot()) < 1e-6)  // values 1, 3, 5, 7 about 4: variance 5
+        #expect(s.std[1] == 1)  // no spread
+    }
+}

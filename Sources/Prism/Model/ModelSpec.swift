@@ -11,12 +11,39 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     public var layers: [LayerSpec]
     /// Architecture name (`cnn`, `mlp`, or `custom`).
     public var architecture: String
+    /// Applied to the input before the first layer, when present: x ↦ (x − mean[c]) / std[c] per
+    /// channel c of the input's first axis (torchvision's `Normalize`). The model takes raw inputs
+    /// (pixels in [0, 1]); explanations and their baselines stay in that space.
+    public var inputNormalization: InputNormalization?
 
     public init(architecture: String, inputShape: [Int], classCount: Int, layers: [LayerSpec]) {
         self.architecture = architecture
         self.inputShape = inputShape
         self.classCount = classCount
         self.layers = layers
+    }
+
+    /// Per-channel input normalization (see `inputNormalization`).
+    public struct InputNormalization: Codable, Equatable, Sendable {
+        public var mean: [Float]
+        public var std: [Float]
+
+        public init(mean: [Float], std: [Float]) {
+            self.mean = mean
+            self.std = std
+        }
+
+        /// Checks the constants against an input shape.
+        /// - Throws: `TensorError` when the counts do not match the input's first axis or a value is
+        ///   not finite or a standard deviation is not positive.
+        public func validate(inputShape: [Int]) throws {
+            guard let channels = inputShape.first, mean.count == channels, std.count == channels else {
+                throw TensorError("model: input normalization has \(mean.count) means and \(std.count) standard deviations for an input of shape \(inputShape) (one per channel of the first axis)")
+            }
+            guard mean.allSatisfy(\.isFinite), std.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw TensorError("model: input normalization needs finite means and positive standard deviations, got mean \(mean), std \(std)")
+            }
+        }
     }
 
     /// The reference CNN: Conv(1→32, 3×3)+ReLU, MaxPool 2, Conv(32→64, 3×3)+ReLU, MaxPool 2,

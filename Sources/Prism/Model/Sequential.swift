@@ -6,6 +6,9 @@ public final class Sequential {
     public let engine: Engine
     public let spec: ModelSpec
     public let layers: [Layer]
+    /// `spec.inputNormalization` on the device: the mean and 1/std shaped [1, C, 1, …] to broadcast
+    /// over a batch (nil without one, or with a single channel, which runs as one affine map).
+    private let normalization: (mean: Tensor, inverseStd: Tensor)?
 
     /// Builds `spec`'s layers with PyTorch's default initialization, seeded.
     /// - Throws: `TensorError` when a layer's sizes are invalid.
@@ -36,9 +39,29 @@ public final class Sequential {
         for i in layers.indices.dropLast() where layers[i + 1] is ReLU {
             (layers[i] as? ReLUFusable)?.fusedReLU = true
         }
+        if let n = spec.inputNormalization {
+            try n.validate(inputShape: spec.inputShape)
+        }
+        if let n = spec.inputNormalization, n.mean.count > 1 {
+            let shape = [1, n.mean.count] + [Int](repeating: 1, count: spec.inputShape.count - 1)
+            normalization = (try Tensor(n.mean, shape: shape, engine: engine), try Tensor(n.std.map { 1 / $0 }, shape: shape, engine: engine))
+        } else {
+            normalization = nil
+        }
         self.engine = engine
         self.spec = spec
         self.layers = layers
+    }
+
+    /// The first layer's input: `x` after the spec's input normalization (`x` itself without one),
+    /// recording its backward, so that gradients reach the raw input.
+    public func normalizedInput(_ x: Tensor) throws -> Tensor {
+        guard let n = spec.inputNormalization else { return x }
+        if let normalization {
+            return try x.sub(normalization.mean).mul(normalization.inverseStd)
+        }
+        let inverse = 1 / n.std[0]
+        return try x.affine(scale: inverse, shift: -n.mean[0] * inverse)
     }
 
     /// Every trainable tensor under its PyTorch state-dict name, in layer order.
@@ -67,7 +90,7 @@ public final class Sequential {
         guard x.rank == spec.inputShape.count + 1, Array(x.shape.dropFirst()) == spec.inputShape else {
             throw TensorError("model: input has shape \(x.shape), the model expects [batch] + \(spec.inputShape)")
         }
-        var h = x
+        var h = try normalizedInput(x)
         var captured: [String: Tensor] = [:]
         var i = 0
         while i < layers.count {

@@ -25,6 +25,35 @@ public struct LabeledData: Sendable {
         self.classCount = classCount
     }
 
+    /// Mean and (population) standard deviation of the features per channel of the first axis of
+    /// `exampleShape`, over every example — the constants of `ModelSpec.InputNormalization`. A
+    /// channel with no spread gets standard deviation 1.
+    public func channelStatistics() -> ModelSpec.InputNormalization {
+        let channels = exampleShape.first ?? 1
+        let inner = exampleSize / max(channels, 1)
+        var sum = [Double](repeating: 0, count: channels), squares = sum
+        for e in 0..<count {
+            for c in 0..<channels {
+                let start = e * exampleSize + c * inner
+                var s = 0.0, q = 0.0
+                for v in features[start..<(start + inner)] {
+                    let d = Double(v)
+                    s += d
+                    q += d * d
+                }
+                sum[c] += s
+                squares[c] += q
+            }
+        }
+        let n = Double(max(count * inner, 1))
+        let mean = sum.map { $0 / n }
+        let std = zip(squares, mean).map { q, m in
+            let variance = max(q / n - m * m, 0)
+            return variance > 0 ? variance.squareRoot() : 1
+        }
+        return ModelSpec.InputNormalization(mean: mean.map(Float.init), std: std.map(Float.init))
+    }
+
     public init(_ images: ImageDataset) throws {
         try self.init(features: images.pixels, labels: images.labels, exampleShape: images.imageShape, classCount: images.classCount)
     }
