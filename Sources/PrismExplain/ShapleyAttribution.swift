@@ -12,14 +12,19 @@ public struct ShapleyAttribution: AttributionMethod {
     /// Optional weights of the background rows (e.g. `BackgroundSummary.weights`).
     public var backgroundWeights: [Float]?
     public var groups: FeatureGroups?
+    /// Optional reference rows, one per instance ([instances] + the input shape): instance i's hidden
+    /// features take row i's values instead of the background's (one reference input per instance,
+    /// as shap with a single baseline row). `background` and its weights are then unused.
+    public var references: [Float]?
     /// Model rows per device batch (nil: sized from the device's memory).
     public var rowsPerChunk: Int?
 
     public var name: String { estimator.method }
 
     public init(model: Sequential, estimator: ShapleyEstimator, background: [Float], backgroundWeights: [Float]? = nil,
-                groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) {
+                groups: FeatureGroups? = nil, references: [Float]? = nil, rowsPerChunk: Int? = nil) {
         self.model = model
+        self.references = references
         self.estimator = estimator
         self.background = background
         self.backgroundWeights = backgroundWeights
@@ -35,10 +40,14 @@ public struct ShapleyAttribution: AttributionMethod {
         }
         let n = instances.count / d
         try targets.validate(instanceCount: n, classCount: classes)
+        if let references, references.count != instances.count {
+            throw ExplainError("\(name): \(references.count / d) reference rows for \(n) instances")
+        }
         var parts: [Explanation] = []
         for i in 0..<n {
-            let game = try DeviceGame(model: model, instance: Array(instances[(i * d)..<((i + 1) * d)]), background: background,
-                                      backgroundWeights: backgroundWeights, groups: groups, rowsPerChunk: rowsPerChunk)
+            let hidden = references.map { Array($0[(i * d)..<((i + 1) * d)]) } ?? background
+            let game = try DeviceGame(model: model, instance: Array(instances[(i * d)..<((i + 1) * d)]), background: hidden,
+                                      backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups, rowsPerChunk: rowsPerChunk)
             let full = try estimator.explain(game)
             let picked = targets.classes(instance: i)
             let m = full.featureCount

@@ -102,8 +102,9 @@ struct ExplainJob {
         return i + 1 < model.layers.count && model.layers[i + 1].kind == "relu" ? model.activationName(i + 1) : model.activationName(i)
     }
 
-    /// `method` as an attribution method on `model` (the job's model, or a randomized copy).
-    func attribution(_ method: ExplainMethodName, on model: Sequential, baseline: [Float]) throws -> AttributionMethod {
+    /// `method` as an attribution method on `model` (the job's model, or a randomized copy);
+    /// `shapReferences`: the `--shap-baseline` rows of the examples, for the SHAP methods.
+    func attribution(_ method: ExplainMethodName, on model: Sequential, baseline: [Float], shapReferences: [Float]? = nil) throws -> AttributionMethod {
         let differentiable = DifferentiableModel(model)
         let chunk = options.rowsPerChunk
         switch method {
@@ -137,7 +138,7 @@ struct ExplainJob {
                                             rowsPerChunk: chunk ?? 64)
         case .exactShap, .kernelShap, .permutationShap, .samplingShap:
             return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background,
-                                      backgroundWeights: backgroundWeights, groups: groups, rowsPerChunk: chunk)
+                                      backgroundWeights: backgroundWeights, groups: groups, references: shapReferences, rowsPerChunk: chunk)
         }
     }
 
@@ -234,7 +235,11 @@ struct ExplainJob {
             result.explanation.settings["indices"] = rows.map(String.init).joined(separator: ",")
             if metrics { result.curves = try curves(result, x: x, predicted: predicted, baseline: baseline) }
             if randomization {
-                let check = ParameterRandomization(model: model, seed: options.seed &+ 1) { try attribution(method, on: $0, baseline: baseline) }
+                // SHAP hides features as the main run did: with the --shap-baseline rows when given.
+                let references = method.shapley == nil ? nil : try options.shapBaseline.map { try baselineRows(x, kind: $0) }
+                let check = ParameterRandomization(model: model, seed: options.seed &+ 1) {
+                    try attribution(method, on: $0, baseline: baseline, shapReferences: references)
+                }
                 result.randomization = try check.run(instances: x, targets: .perInstance(predicted))
                 printLine("\(method.rawValue): parameter randomization (layers re-initialized from the top; rank correlation with the original, of |φ| and of φ): "
                           + result.randomization!.map { String(format: "%@ %.3f/%.3f", $0.layer, $0.spearmanAbsolute, $0.spearman) }.joined(separator: ", "))

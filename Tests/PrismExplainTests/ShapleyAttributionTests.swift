@@ -30,4 +30,25 @@ import Testing
         }
         #expect(throws: ExplainError.self) { try method.explain(instances: x, targets: .classes([3])) }
     }
+
+    /// With one reference row per instance, a linear model's exact values are w·(x − r) for the
+    /// instance's own reference r (the background is not used).
+    @Test func referenceRowsReplaceTheBackgroundPerInstance() throws {
+        let engine = try explainTestEngine()
+        let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [], classes: 2), seed: 3, engine: engine)
+        let w = try model.stateDict()["1.weight"]!.values
+        let x = seededFloats(2 * 4, seed: 5), references = seededFloats(2 * 4, seed: 6)
+        var method = ShapleyAttribution(model: model, estimator: ExactShapley(), background: seededFloats(3 * 4, seed: 7),
+                                        references: references)
+        let e = try method.explain(instances: x, targets: .perInstance([1, 0]))
+        for (i, c) in [1, 0].enumerated() {
+            let phi = e.attributions(instance: i, output: 0)
+            for j in 0..<4 {
+                let expected = Double(w[c * 4 + j]) * (Double(x[i * 4 + j]) - Double(references[i * 4 + j]))
+                #expect(abs(phi[j] - expected) <= 1e-5 + 1e-5 * abs(expected), "instance \(i) feature \(j)")
+            }
+        }
+        method.references = Array(references.prefix(4))
+        #expect(throws: ExplainError.self) { try method.explain(instances: x, targets: .perInstance([1, 0])) }
+    }
 }
