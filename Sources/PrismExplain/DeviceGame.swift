@@ -147,13 +147,19 @@ extension DeviceGame {
     ///   - backgroundWeights: optional non-negative weights for the rows (default equal).
     ///   - groups: the features (default: every input element is one).
     ///   - rowsPerChunk: model rows per forward pass (nil: sized from the device's memory).
-    /// - Throws: `ExplainError` when sizes disagree, or device errors.
+    /// - Throws: `ExplainError` when sizes disagree or, with the memory-sized chunk, when one
+    ///   coalition's I × N rows would not fit in it; device errors.
     public convenience init(model: Sequential, instances: [Float], background: [Float], backgroundWeights: [Float]? = nil,
                             groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
         let shape = model.spec.inputShape
         let rows = rowsPerChunk ?? DeviceGame.defaultRowsPerChunk(device: model.engine.device, elementCount: shape.reduce(1, *),
                                                                   outputCount: model.spec.classCount,
                                                                   activationElements: model.spec.peakActivationElements)
+        let d = shape.reduce(1, *), perCoalition = (background.count / max(d, 1)) * (instances.count / max(d, 1))
+        if rowsPerChunk == nil, perCoalition > rows {
+            // A coalition's rows are never split across chunks: past the memory-sized chunk they would not fit.
+            throw ExplainError("explain: a coalition needs \(instances.count / max(d, 1)) instances × \(background.count / max(d, 1)) background rows = \(perCoalition) model rows, more than the \(rows) that fit the device's memory in one pass; explain fewer instances per batch or use a smaller background")
+        }
         try self.init(engine: model.engine, instances: instances, inputShape: shape, background: background,
                       backgroundWeights: backgroundWeights, groups: groups ?? .elements(shape.reduce(1, *)),
                       outputCount: model.spec.classCount, rowsPerChunk: rows) { try model($0) }

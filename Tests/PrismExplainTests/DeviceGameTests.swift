@@ -96,6 +96,22 @@ struct LinearImageModel {
         #expect(throws: ExplainError.self) {
             try DeviceGame(engine: engine, instance: [1, 2, 3], inputShape: [4], background: [1, 2, 3, 4], groups: groups, outputCount: 1) { $0 }
         }
+        // More instances × background rows per coalition than the memory-sized chunk holds (at most
+        // 65,536 rows): refused up front with the sizes, not left to fail an allocation.
+        let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [], classes: 2), seed: 1, engine: engine)
+        let limit = DeviceGame.defaultRowsPerChunk(device: engine.device, elementCount: 4, outputCount: 2,
+                                                   activationElements: model.spec.peakActivationElements)
+        let instances = limit / 300 + 1
+        do {
+            _ = try DeviceGame(model: model, instances: [Float](repeating: 0.5, count: 4 * instances),
+                               background: [Float](repeating: 0, count: 4 * 300))
+            Issue.record("should fail")
+        } catch let e as ExplainError {
+            #expect(e.description.hasPrefix("explain: a coalition needs \(instances) instances × 300 background rows"), "\(e)")
+        }
+        // With the chunk size given, the caller has chosen: it runs.
+        _ = try DeviceGame(model: model, instances: [Float](repeating: 0.5, count: 4 * instances),
+                           background: [Float](repeating: 0, count: 4 * 300), rowsPerChunk: 1000)
     }
 }
 
