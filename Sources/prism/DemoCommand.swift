@@ -78,7 +78,7 @@ struct DemoCommand: ParsableCommand {
 
             // The model: cached, or trained now and cached.
             let source = data.map { ($0 as NSString).lastPathComponent } ?? "fashion-mnist"
-            let key = "\(arch.rawValue)-\(source)\(limit.map { "-limit\($0)" } ?? "")-\(epochs)ep-seed\(seed)"
+            let key = "\(arch.rawValue)-\(source)\(limit.map { "-limit\($0)" } ?? "")-\(epochs)ep-seed\(seed)-normalized"
                 .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
             let modelPath = (cacheDirectory as NSString).appendingPathComponent(String(key) + ".safetensors")
             let logPath = modelPath + ".log.jsonl"
@@ -94,8 +94,9 @@ struct DemoCommand: ParsableCommand {
             if loaded == nil {
                 try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
                 let (h, w, c, classes) = (train.exampleShape[1], train.exampleShape[2], train.exampleShape[0], max(train.classCount, test.classCount))
-                let spec = arch == .vit ? try ModelSpec.vit(height: h, width: w, channels: c, classes: classes)
+                var spec = arch == .vit ? try ModelSpec.vit(height: h, width: w, channels: c, classes: classes)
                     : try ModelSpec.cnn(height: h, width: w, channels: c, classes: classes)
+                spec.inputNormalization = train.channelStatistics()  // as prism train does for images
                 let trainer = try Trainer(model: try Sequential(spec: spec, seed: seed, engine: engine),
                                           config: TrainingConfig(epochs: epochs, batchSize: 64, learningRate: 1e-3, optimizer: .adam, seed: seed))
                 var extra = ["prism.data": dataOptions.sourceName]

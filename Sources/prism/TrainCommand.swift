@@ -68,6 +68,9 @@ struct TrainCommand: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
         guard patch >= 1, depth >= 1 else { throw ValidationError("--patch and --depth must be at least 1") }
+        if resume && normalize != nil {
+            throw ValidationError("--normalize applies to a new run; --resume continues with the checkpoint's model and its normalization")
+        }
     }
 
     func run() throws {

@@ -101,6 +101,9 @@ import Testing
         let csv = try runPrism(["train", "--device", "cpu", "--data", Self.fixtures + "/tabular.csv", "--label", "species",
                                 "--arch", "mlp", "--normalize", "dataset", "--out", dir + "/t.safetensors"])
         expectOneLineError(csv, "--normalize dataset is for images")
+        let resumed = try runPrism(["train", "--device", "cpu", "--data", Self.images, "--epochs", "2", "--normalize", "none",
+                                    "--out", dir + "/dataset.safetensors", "--resume"])
+        #expect(resumed.status != 0 && resumed.stderr.contains("--normalize applies to a new run"), "\(resumed.stderr)")
     }
 
     @Test func badIDXFilesNameTheFileAndTheProblem() throws {
