@@ -432,8 +432,9 @@ inline float att_hmax(const float8 v) {
         a_ = (float8)((a3)[c_]); x0[3] = fma(a_, b0_, x0[3]); x1[3] = fma(a_, b1_, x1[3]); \
     } } while (0)
 
-// y0[r], y1[r] += Σ_n w[(n)·16 + col + r] · rowsAt(n)[0…15] over n = 0…15: four rows (or columns, through
-// `col` and the weight layout) of a 16 × 16 tile w times 16 rows of 16 floats.
+// y0[r_], y1[r_] += Σ_{n_ = 0…15} w[wRow·16 + wCol] · rowAt(n_)[0…15], wRow and wCol being expressions in r_
+// (the accumulator row, 0…3) and n_: (g·4 + r_, n_) takes four rows of the 16 × 16 tile w, (n_, g·4 + r_)
+// four rows of its transpose, times 16 rows of 16 floats.
 #define ATT_ROWS_TILE(w, wRow, wCol, rowAt, y0, y1) do { \
     for (int n_ = 0; n_ < 16; ++n_) { \
         __global const float* row_ = rowAt(n_); \
