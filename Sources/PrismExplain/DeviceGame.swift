@@ -93,7 +93,8 @@ public final class DeviceGame: CoalitionGame {
             guard rowsPerChunk > 0 else { throw ExplainError("explain: rows per chunk must be positive, got \(rowsPerChunk)") }
             self.rowsPerChunk = rowsPerChunk
         } else {
-            self.rowsPerChunk = DeviceGame.defaultRowsPerChunk(device: engine.device, elementCount: d, outputCount: outputCount)
+            self.rowsPerChunk = try DeviceGame.memorySizedChunk(device: engine.device, elementCount: d, outputCount: outputCount,
+                                                                instances: instanceCount, backgroundRows: n)
         }
     }
 
@@ -104,6 +105,19 @@ public final class DeviceGame: CoalitionGame {
         let budget = min(device.globalMemoryBytes / 32, device.maxAllocationBytes / 4)
         let perRow = 4 * (elementCount + outputCount + activationElements)
         return max(1, min(65_536, budget / max(perRow, 1)))
+    }
+
+    /// `defaultRowsPerChunk`, refusing a game whose coalitions do not fit in it: a coalition's
+    /// instances × background rows are never split across chunks.
+    /// - Throws: `ExplainError` with the sizes.
+    static func memorySizedChunk(device: DeviceInfo, elementCount: Int, outputCount: Int, activationElements: Int = 0,
+                                 instances: Int, backgroundRows: Int) throws -> Int {
+        let rows = defaultRowsPerChunk(device: device, elementCount: elementCount, outputCount: outputCount, activationElements: activationElements)
+        let perCoalition = instances * backgroundRows
+        guard perCoalition <= rows else {
+            throw ExplainError("explain: a coalition needs \(instances) instances × \(backgroundRows) background rows = \(perCoalition) model rows, more than the \(rows) that fit the device's memory in one pass; explain fewer instances per batch or use a smaller background")
+        }
+        return rows
     }
 
     public func values(coalitions: [UInt8], count: Int) throws -> [Double] {
@@ -151,15 +165,10 @@ extension DeviceGame {
     ///   coalition's I × N rows would not fit in it; device errors.
     public convenience init(model: Sequential, instances: [Float], background: [Float], backgroundWeights: [Float]? = nil,
                             groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
-        let shape = model.spec.inputShape
-        let rows = rowsPerChunk ?? DeviceGame.defaultRowsPerChunk(device: model.engine.device, elementCount: shape.reduce(1, *),
-                                                                  outputCount: model.spec.classCount,
-                                                                  activationElements: model.spec.peakActivationElements)
-        let d = shape.reduce(1, *), perCoalition = (background.count / max(d, 1)) * (instances.count / max(d, 1))
-        if rowsPerChunk == nil, perCoalition > rows {
-            // A coalition's rows are never split across chunks: past the memory-sized chunk they would not fit.
-            throw ExplainError("explain: a coalition needs \(instances.count / max(d, 1)) instances × \(background.count / max(d, 1)) background rows = \(perCoalition) model rows, more than the \(rows) that fit the device's memory in one pass; explain fewer instances per batch or use a smaller background")
-        }
+        let shape = model.spec.inputShape, d = shape.reduce(1, *)
+        let rows = try rowsPerChunk ?? DeviceGame.memorySizedChunk(device: model.engine.device, elementCount: d, outputCount: model.spec.classCount,
+                                                                   activationElements: model.spec.peakActivationElements,
+                                                                   instances: instances.count / max(d, 1), backgroundRows: background.count / max(d, 1))
         try self.init(engine: model.engine, instances: instances, inputShape: shape, background: background,
                       backgroundWeights: backgroundWeights, groups: groups ?? .elements(shape.reduce(1, *)),
                       outputCount: model.spec.classCount, rowsPerChunk: rows) { try model($0) }

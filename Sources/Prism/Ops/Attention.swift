@@ -101,21 +101,25 @@ func fusedAttention(_ g: AttentionGeometry, layout: AttentionLayout, q: Buffer<F
     let bq = Int(engine.resolvedDefines("attention.cl", defines)["ATT_BQ"] ?? "") ?? 32
     // The CPU row kernels: one work-item per row, no work-group; the others: ATT_BQ rows per work-group.
     let (global, local) = chosen == .cpu ? ([g.t, g.bh], [1, 1]) : ([roundUp(g.t, bq), g.bh], [bq, 1])
+    // The tiled forward's K panels, kept for its backward (which packs only V).
+    var keyPanels: Buffer<Float>?
     if chosen == .tiled {
+        let kp = try panels(k, offset: layout.kOff)
         try engine.launch("attention.cl", "attention_forward_tiled", defines: defines, global: [blocks, g.bh], local: [1, 1],
-                          [q, try panels(k, offset: layout.kOff), v, out.storage, lse] + flags)
+                          [q, kp, v, out.storage, lse] + flags)
+        keyPanels = kp
     } else {
         try engine.launch("attention.cl", "attention_forward" + suffix, defines: defines, global: global, local: local,
                           [q, k, v, out.storage, lse] + flags)
     }
-    out.record(inputs: inputs, op: "attention") { [engine, os = out.storage] dout in
+    out.record(inputs: inputs, op: "attention") { [engine, os = out.storage, keyPanels] dout in
         let delta = try engine.buffer(count: g.bh * g.t)
         try engine.launch("attention.cl", "attention_delta", defines: defines, global: [g.t, g.bh],
                           [os, dout.storage, delta, Int32(g.t), Int32(g.heads)] + layout.arguments)
         let grads = try inputs.map { try Tensor.empty($0.shape, engine: engine) }
         let (dq, dk, dv) = grads.count == 1 ? (grads[0], grads[0], grads[0]) : (grads[0], grads[1], grads[2])
-        if chosen == .tiled {
-            let kp = try panels(k, offset: layout.kOff), vp = try panels(v, offset: layout.vOff)
+        if let kp = keyPanels {
+            let vp = try panels(v, offset: layout.vOff)
             try engine.launch("attention.cl", "attention_backward_tiled", defines: defines, global: [g.bh], local: [1],
                               [q, k, kp, vp, dout.storage, lse, delta, dq.storage, dk.storage, dv.storage] + flags)
             return grads
