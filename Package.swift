@@ -43,18 +43,32 @@ let package = Package(
             name: "PrismCL",
             dependencies: ["COpenCL", "PrismKernels"]
         ),
-        // zlib (Debian: zlib1g-dev), for gzip-compressed datasets.
+        // zlib (Debian: zlib1g-dev), for gzip-compressed datasets. Its module map links nothing:
+        // CImageDecode links libz.a statically for every binary (after libpng16.a, which needs it).
         .systemLibrary(
             name: "CZlib",
             path: "Sources/CZlib",
             providers: [.apt(["zlib1g-dev"])]
+        ),
+        // PNG and JPEG decoding for the user's input files, in C so that libpng's and libjpeg's
+        // longjmp error handling stays inside C (Debian: libpng-dev, libjpeg62-turbo-dev). The
+        // static archives are linked so that a release binary needs no libpng, libjpeg or libz at
+        // run time; the order matters to GNU ld: libpng16.a uses libz.a and libm.
+        .target(
+            name: "CImageDecode",
+            path: "Sources/CImageDecode",
+            linkerSettings: [
+                .unsafeFlags([
+                    "-Xlinker", "-l:libpng16.a", "-Xlinker", "-l:libjpeg.a", "-Xlinker", "-l:libz.a", "-Xlinker", "-lm",
+                ]),
+            ]
         ),
         // Plain-Swift implementations (Double accumulation): the oracle every kernel is checked against.
         .target(name: "PrismReference"),
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismCL", "CZlib", .product(name: "SwiftCSV", package: "SwiftCSV")]
+            dependencies: ["PrismCL", "CZlib", "CImageDecode", .product(name: "SwiftCSV", package: "SwiftCSV")]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(
