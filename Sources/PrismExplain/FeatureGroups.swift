@@ -1,4 +1,5 @@
 import Foundation
+import Prism
 
 /// How input elements form the features (players) of an explanation: each element belongs to one
 /// feature index in 0..<featureCount, or to none (−1: always taken from the instance).
@@ -129,70 +130,15 @@ extension FeatureGroups {
     }
 }
 
-/// The integers of a NumPy .npy file (format 1.0–3.0, little-endian or single-byte types, C order)
-/// and the array's shape.
+/// The integers of a NumPy .npy file (format 1.0–3.0, little-endian or single-byte types, C order;
+/// integers, booleans or floats holding whole numbers, read by `NumPyArray`) and the array's shape.
 func npyIntegers(_ bytes: [UInt8], path: String) throws -> (values: [Int], shape: [Int]) {
-    guard bytes.count >= 10, bytes[0] == 0x93, String(decoding: bytes[1..<6], as: UTF8.self) == "NUMPY" else {
-        throw ExplainError("\(path): not a .npy file (bad magic)")
+    do {
+        let array = try NumPyArray.parse(bytes, name: path)
+        return (try array.integers(name: path), array.shape)
+    } catch let error as DataError {
+        throw ExplainError(error.message)
     }
-    let major = bytes[6]
-    guard (1...3).contains(major) else { throw ExplainError("\(path): .npy format version \(major) is not supported (1 to 3)") }
-    let headerLength: Int, start: Int
-    if major == 1 {
-        headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
-        start = 10
-    } else {
-        guard bytes.count >= 12 else { throw ExplainError("\(path): truncated .npy header") }
-        headerLength = (0..<4).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
-        start = 12
-    }
-    guard bytes.count >= start + headerLength else { throw ExplainError("\(path): truncated .npy header") }
-    let header = String(decoding: bytes[start..<(start + headerLength)], as: UTF8.self)
-    func field(_ key: String) -> String? {
-        guard let range = header.range(of: "'\(key)':") else { return nil }
-        return String(header[range.upperBound...]).trimmingCharacters(in: .whitespaces)
-    }
-    guard let descrField = field("descr"), let quote = descrField.first, quote == "'" || quote == "\"",
-          let end = descrField.dropFirst().firstIndex(of: quote) else { throw ExplainError("\(path): .npy header has no dtype") }
-    let descr = String(descrField[descrField.index(after: descrField.startIndex)..<end])
-    if field("fortran_order")?.hasPrefix("True") == true { throw ExplainError("\(path): Fortran-ordered .npy arrays are not supported") }
-    guard let shapeField = field("shape"), shapeField.first == "(", let close = shapeField.firstIndex(of: ")") else {
-        throw ExplainError("\(path): .npy header has no shape")
-    }
-    let shape = shapeField[shapeField.index(after: shapeField.startIndex)..<close].split(separator: ",")
-        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.compactMap { Int($0) }
-    let body = Array(bytes[(start + headerLength)...])
-    func little(_ i: Int, _ size: Int) -> UInt64 { (0..<size).reduce(UInt64(0)) { $0 | UInt64(body[i * size + $1]) << (8 * UInt64($1)) } }
-    guard descr.count >= 3, let size = Int(descr.dropFirst(2)), [1, 2, 4, 8].contains(size),
-          descr.first == "<" || descr.first == "|" || (size == 1 && descr.first == "=") else {
-        throw ExplainError("\(path): .npy dtype \(descr) is not supported (integers or floats, little-endian)")
-    }
-    let count = shape.reduce(1, *)
-    guard body.count >= count * size else { throw ExplainError("\(path): .npy data holds fewer than the \(count) values of shape \(shape)") }
-    let values: [Int]
-    switch descr.dropFirst().first {
-    case "i":
-        values = (0..<count).map { i in
-            let raw = little(i, size), shift = UInt64(64 - 8 * size)
-            return Int(Int64(bitPattern: raw << shift) >> Int64(shift))
-        }
-    case "u":
-        values = try (0..<count).map { i in
-            let raw = little(i, size)
-            guard raw <= UInt64(Int.max) else { throw ExplainError("\(path): label \(raw) is too large") }
-            return Int(raw)
-        }
-    case "f":
-        guard size == 4 || size == 8 else { throw ExplainError("\(path): .npy dtype \(descr) is not supported") }
-        values = try (0..<count).map { i in
-            let v = size == 8 ? Double(bitPattern: little(i, 8)) : Double(Float(bitPattern: UInt32(little(i, 4))))
-            guard v.isFinite, v == v.rounded(), abs(v) < 1e15 else { throw ExplainError("\(path): value \(v) at \(i) is not a whole number") }
-            return Int(v)
-        }
-    default:
-        throw ExplainError("\(path): .npy dtype \(descr) is not supported (integers or floats)")
-    }
-    return (values, shape)
 }
 
 /// The integers of a JSON array, flat or nested.

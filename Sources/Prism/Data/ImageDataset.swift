@@ -1,26 +1,30 @@
 import Foundation
 
-/// Labelled grayscale images held on the host: pixels scaled to [0, 1], shape [count, 1, height, width].
+/// Labelled images held on the host: pixels scaled to [0, 1], shape [count, channels, height, width]
+/// (MNIST-format data is grayscale, 1 channel).
 public struct ImageDataset: Sendable {
     public var pixels: [Float]
     public var labels: [Int32]
+    public var channels: Int
     public var height: Int
     public var width: Int
     public var classCount: Int
 
     public var count: Int { labels.count }
-    /// The shape of one image, NCHW without the batch: [1, height, width].
-    public var imageShape: [Int] { [1, height, width] }
+    /// The shape of one image, NCHW without the batch: [channels, height, width].
+    public var imageShape: [Int] { [channels, height, width] }
 
-    public init(pixels: [Float], labels: [Int32], height: Int, width: Int, classCount: Int) throws {
-        guard pixels.count == labels.count * height * width else {
-            throw DataError("dataset: \(pixels.count) pixels do not make \(labels.count) images of \(height)×\(width)")
+    public init(pixels: [Float], labels: [Int32], channels: Int = 1, height: Int, width: Int, classCount: Int) throws {
+        let (size, overflow) = channels.multipliedReportingOverflow(by: height * width)
+        guard channels > 0, !overflow, pixels.count == labels.count * size else {
+            throw DataError("dataset: \(pixels.count) pixels do not make \(labels.count) images of \(channels)×\(height)×\(width)")
         }
         if let bad = labels.first(where: { $0 < 0 || Int($0) >= classCount }) {
             throw DataError("dataset: label \(bad) outside 0..<\(classCount)")
         }
         self.pixels = pixels
         self.labels = labels
+        self.channels = channels
         self.height = height
         self.width = width
         self.classCount = classCount
