@@ -10,6 +10,7 @@
 
 #include <png.h>
 #include <jpeglib.h>
+#include <jerror.h>
 
 static void set_error(prism_image *out, const char *message) {
     snprintf(out->error, sizeof out->error, "%s", message);
@@ -143,6 +144,8 @@ typedef struct {
     struct jpeg_error_mgr manager;
     jmp_buf jump;
     prism_image *out;
+    /// Set when the data ended before the image did (libjpeg then fills the rest with gray).
+    int truncated;
 } jpeg_error;
 
 static void jpeg_on_error(j_common_ptr info) {
@@ -154,8 +157,10 @@ static void jpeg_on_error(j_common_ptr info) {
 }
 
 static void jpeg_on_message(j_common_ptr info, int level) {
-    (void)info;
-    (void)level;  // Warnings (corrupt data that the decoder recovers from) are not printed.
+    // Warnings about corrupt data the decoder recovers from are not printed (PIL ignores them too);
+    // premature end of data is remembered and refused, as PIL refuses a truncated image.
+    jpeg_error *error = (jpeg_error *)info->err;
+    if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) error->truncated = 1;
 }
 
 int prism_decode_jpeg(const unsigned char *data, size_t size, size_t max_values, prism_image *out) {
@@ -170,6 +175,7 @@ int prism_decode_jpeg(const unsigned char *data, size_t size, size_t max_values,
     error.manager.error_exit = jpeg_on_error;
     error.manager.emit_message = jpeg_on_message;
     error.out = out;
+    error.truncated = 0;
     if (setjmp(error.jump)) {
         jpeg_destroy_decompress(&info);
         prism_image_free(out);
@@ -214,6 +220,12 @@ int prism_decode_jpeg(const unsigned char *data, size_t size, size_t max_values,
         jpeg_read_scanlines(&info, &row, 1);
     }
     jpeg_finish_decompress(&info);
+    if (error.truncated) {
+        set_error(out, "file is truncated (premature end of JPEG data)");
+        jpeg_destroy_decompress(&info);
+        prism_image_free(out);
+        return -1;
+    }
     out->width = (int)info.output_width;
     out->height = (int)info.output_height;
     out->channels = info.output_components;

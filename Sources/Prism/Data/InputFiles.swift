@@ -166,11 +166,14 @@ public enum InputFiles {
             throw DataError("\(name): column \(extra.map { "'\($0)'" }.joined(separator: ", ")) is not one of the model's features (list it as ignored to skip it)")
         }
         let indices = featureNames.map { header.firstIndex(of: $0)! }
-        var values: [Float] = [], sources: [String] = []
+        var values: [Float] = [], sources: [String] = [], blank = 0
         values.reserveCapacity(csv.rows.count * indices.count)
         for (r, row) in csv.rows.enumerated() {
             let line = r + 2
-            if row.count == 1 && row[0].trimmingCharacters(in: .whitespaces).isEmpty { continue }  // blank line
+            if row.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+                blank += 1
+                continue
+            }
             guard row.count == header.count else {
                 throw DataError("\(name): row \(line) has \(row.count) cells, the header has \(header.count)")
             }
@@ -185,6 +188,7 @@ public enum InputFiles {
         }
         guard !sources.isEmpty else { throw DataError("\(name): no data rows") }
         var notes: [String] = []
+        if blank > 0 { notes.append("\(name): \(blank) blank row\(blank > 1 ? "s" : "") skipped") }
         let ignored = header.filter { ignoring.contains($0) }
         if !ignored.isEmpty { notes.append("\(name): column\(ignored.count > 1 ? "s" : "") \(ignored.joined(separator: ", ")) ignored") }
         if indices != indices.sorted() { notes.append("\(name): columns taken in the model's order (\(featureNames.joined(separator: ", ")))") }

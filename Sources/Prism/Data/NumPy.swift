@@ -78,8 +78,9 @@ public struct NumPyArray: Equatable, Sendable {
         }
         let (size, overflow) = count.multipliedReportingOverflow(by: itemSize)
         let present = bytes.count - bodyStart
-        guard !overflow, size <= present else {
-            throw DataError("\(name): .npy data holds \(present) bytes, fewer than the \(overflow ? "overflowing" : String(size))-byte array of shape \(shape) and dtype \(descr)")
+        guard !overflow else { throw DataError("\(name): .npy shape \(shape) of dtype \(descr) needs more bytes than can be addressed") }
+        guard size <= present else {
+            throw DataError("\(name): .npy data holds \(present) bytes, fewer than the \(size)-byte array of shape \(shape) and dtype \(descr)")
         }
         guard size == present else {
             throw DataError("\(name): .npy data holds \(present) bytes, more than the \(size) bytes of shape \(shape) and dtype \(descr)")
