@@ -43,24 +43,30 @@ let package = Package(
             name: "PrismCL",
             dependencies: ["COpenCL", "PrismKernels"]
         ),
-        // zlib (Debian: zlib1g-dev), for gzip-compressed datasets. Its module map links nothing:
-        // CImageDecode links libz.a statically for every binary (after libpng16.a, which needs it).
-        .systemLibrary(
+        // zlib (Debian: zlib1g-dev), for gzip-compressed datasets, linked from its static archive so
+        // that a release binary needs no libz at run time.
+        .target(
             name: "CZlib",
             path: "Sources/CZlib",
-            providers: [.apt(["zlib1g-dev"])]
+            linkerSettings: [
+                .unsafeFlags(["-Xlinker", "-l:libz.a"], .when(platforms: [.linux])),
+                .linkedLibrary("z", .when(platforms: [.macOS])),
+            ]
         ),
         // PNG and JPEG decoding for the user's input files, in C so that libpng's and libjpeg's
         // longjmp error handling stays inside C (Debian: libpng-dev, libjpeg62-turbo-dev). The
-        // static archives are linked so that a release binary needs no libpng, libjpeg or libz at
-        // run time; the order matters to GNU ld: libpng16.a uses libz.a and libm.
+        // static archives are linked so that a release binary needs no libpng or libjpeg at run
+        // time; libz.a is named again after libpng16.a, which uses it (GNU ld reads archives in order).
         .target(
             name: "CImageDecode",
+            dependencies: ["CZlib"],
             path: "Sources/CImageDecode",
             linkerSettings: [
                 .unsafeFlags([
                     "-Xlinker", "-l:libpng16.a", "-Xlinker", "-l:libjpeg.a", "-Xlinker", "-l:libz.a", "-Xlinker", "-lm",
-                ]),
+                ], .when(platforms: [.linux])),
+                .linkedLibrary("png16", .when(platforms: [.macOS])),
+                .linkedLibrary("jpeg", .when(platforms: [.macOS])),
             ]
         ),
         // Plain-Swift implementations (Double accumulation): the oracle every kernel is checked against.
