@@ -45,6 +45,10 @@ import Testing
         try fm.removeItem(atPath: dir + "/empty")
         let strict = errorMessage { _ = try ImageDataset.loadImageFolder(directory: dir, height: 7, width: 5, channels: 1) }
         #expect(strict?.contains("dog/a.png: the image has 3 channels") == true, "\(strict ?? "no error")")
+        try fm.createSymbolicLink(atPath: dir + "/cat/more/loop", withDestinationPath: dir + "/cat")
+        let loop = errorMessage { _ = try ImageDataset.loadImageFolder(directory: dir, height: 7, width: 5, channels: 1, policy: .convert) }
+        #expect(loop == "\(dir)/cat/more/loop: a link back to a folder it is in", "\(loop ?? "no error")")
+        try fm.removeItem(atPath: dir + "/cat/more/loop")
         try copy("gray8.png", "stray.png")
         let stray = errorMessage { _ = try ImageDataset.loadImageFolder(directory: dir, height: 7, width: 5, channels: 1, policy: .convert) }
         #expect(stray?.contains("stray.png: a file beside the class folders") == true, "\(stray ?? "no error")")

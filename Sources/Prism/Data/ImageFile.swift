@@ -6,7 +6,8 @@ import Foundation
 /// 8-bit samples map to v / 255 and 16-bit PNG samples to v / 65535, as torchvision's `ToTensor`.
 /// Palette PNGs come as RGB (RGBA with a transparency chunk), gray PNGs of 1, 2 or 4 bits scaled to
 /// 8 bits; PNG gamma is not applied (as PIL). JPEGs decode with libjpeg-turbo's defaults (accurate
-/// integer DCT, smooth chroma upsampling), as PIL does.
+/// integer DCT, smooth chroma upsampling), as PIL does; a JPEG's EXIF orientation is not applied
+/// (PIL's `Image.open` does not apply it either).
 public struct ImageFile: Sendable {
     /// 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA.
     public var channels: Int

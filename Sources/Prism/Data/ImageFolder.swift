@@ -64,10 +64,13 @@ extension ImageDataset {
     }
 
     /// A class folder's files, recursively: its own files in sorted order, then each subfolder's.
-    private static func imageFiles(_ directory: String) throws -> [String] {
+    /// Links are followed, but a folder already visited (a link to a folder above) is refused.
+    private static func imageFiles(_ directory: String, visited: Set<String> = []) throws -> [String] {
+        let real = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        guard !visited.contains(real) else { throw DataError("\(directory): a link back to a folder it is in") }
         let entries = try visibleEntries(directory)
         var files = entries.filter { !$0.isDirectory }.map(\.path)
-        for folder in entries where folder.isDirectory { files += try imageFiles(folder.path) }
+        for folder in entries where folder.isDirectory { files += try imageFiles(folder.path, visited: visited.union([real])) }
         return files
     }
 }
