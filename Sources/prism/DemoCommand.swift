@@ -64,7 +64,7 @@ struct DemoCommand: ParsableCommand {
             let dataOptions = try DataOptions.parse(data.map { ["--data", $0] } ?? [])
             guard !dataOptions.isCSV else { throw ValidationError("demo: --data must be an MNIST-format folder of images") }
             let destination = ExplainOutputs(json: nil, npy: nil, png: nil, out: out)
-            try destination.checkWritable()
+            try destination.check()
             let engine = Engine(context: try global.context())
             printLine("device: \(engine.device.name)")
 
@@ -117,20 +117,26 @@ struct DemoCommand: ParsableCommand {
             printLine(String(format: "test accuracy %.4f on %d images", accuracy, test.count))
 
             // Explanations.
-            let (backgroundValues, backgroundNote) = try sampleBackground(train, count: background, seed: seed)
+            let drawn = try sampleBackground(train, count: background, seed: seed)
             let shape = test.exampleShape
             let groups = try FeatureGroups.grid(channels: shape[0], height: shape[1], width: shape[2], cell: 4)
             var options = try MethodOptions.defaults()
             options.seed = seed
-            var job = ExplainJob(engine: engine, loaded: model, modelPath: modelPath, test: test, sourceName: dataOptions.sourceName,
-                                 rows: Array(0..<examples), methods: [.kernelShap, .ig, arch == .vit ? .attentionRollout : .gradcam], options: options,
-                                 background: backgroundValues, backgroundNote: "\(backgroundValues.count / test.exampleSize) \(backgroundNote)",
-                                 groups: groups, featureNames: (0..<groups.featureCount).map { "superpixel \($0)" }, superpixel: 4)
-            job.metrics = true
-            job.printsExamples = false
+            let rows = Array(0..<examples)
+            let instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: examples,
+                                             names: rows.map { "test example \($0)" }, indices: rows,
+                                             labels: try rows.map { Int(try test.example($0).label) }, source: dataOptions.sourceName)
+            var plan = ExplainPlan(engine: engine, loaded: model, modelPath: modelPath, instances: instances,
+                                   methods: try MethodRegistry.shared.parse(["kernel-shap", "ig", arch == .vit ? "attention-rollout" : "gradcam"]),
+                                   options: options, background: drawn.values,
+                                   backgroundNote: "\(background) training rows of \(dataOptions.sourceName) drawn with seed \(seed)",
+                                   groups: groups, featureNames: (0..<groups.featureCount).map { "superpixel \($0)" }, superpixel: 4,
+                                   outputs: destination)
+            plan.backgroundIndices = drawn.indices
+            plan.metrics = true
             var line = ProgressLine()
             var methodStart = DispatchTime.now()
-            job.onProgress = { method, done, total in
+            let results = try plan.run { method, done, total in
                 if done == 0 { methodStart = DispatchTime.now() }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - methodStart.uptimeNanoseconds) / 1e9
                 if done == total {
@@ -144,7 +150,6 @@ struct DemoCommand: ParsableCommand {
                     line.show("\(method.title): image 1/\(total)")
                 }
             }
-            let (runs, outputs, predicted) = try job.runAll()
 
             // Report.
             var extras = ReportExtras()
@@ -169,8 +174,8 @@ struct DemoCommand: ParsableCommand {
                     extras.figures.append(("training.svg", "Training: loss and accuracy per epoch (from training-log.jsonl)"))
                 }
             }
-            try job.write(runs, outputs: outputs, predicted: predicted, to: destination, extras: extras)
-            let correct = zip(job.rows, predicted).filter { (try? test.example($0.0).label).map { Int($0) } == $0.1 }.count
+            for line in try plan.writeAll(results, extras: extras) { printLine(line) }
+            let correct = zip(rows, results.predicted).filter { (try? test.example($0.0).label).map { Int($0) } == $0.1 }.count
             printLine(String(format: "explained %d test images (%d classified correctly) in %.0f s in all; open %@",
                              examples, correct, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9,
                              (out as NSString).appendingPathComponent("index.html")))
