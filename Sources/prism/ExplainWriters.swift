@@ -21,7 +21,7 @@ extension ExplainPlan {
         var lines: [String] = []
         var dataFiles: [(String, String)] = []
         if let json = outputs.json {
-            try OutputFile(path: json, allowStandardOutput: true).write(try ExplainDocument(plan: self, results: results).encoded())
+            try OutputFile(path: json, allowStandardOutput: true).write(try ExplainDocument(plan: self, results: results).encoded() + Data("\n".utf8))
             if !outputs.jsonToStandardOutput {
                 dataFiles.append((relative(json, to: outputs.out), "every method's values, base values, f(x), settings, the inputs, features and background (JSON)"))
             }

@@ -339,3 +339,38 @@ extension ExplainCLITests {
         #expect(gradcam.status == 1 && gradcam.stderr == "gradcam: the model has no convolution; name an activation with --layer\n", "\(gradcam.stderr)")
     }
 }
+
+extension ExplainCLITests {
+    /// Output paths are checked before any work; a background equal to the example is refused
+    /// instead of giving all-zero values; --background above the training rows is refused, not clamped;
+    /// --json - writes the document to standard output and the other lines to standard error.
+    @Test func checksBeforeWorkAndNoSilentDegenerateResults() throws {
+        let dir = NSTemporaryDirectory() + "prism-plan-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--method", "exact-shap"]
+
+        let missing = try runPrism(base + ["--json", dir + "/no/such/folder/e.json"])
+        #expect(missing.status == 1 && missing.stdout.isEmpty && missing.stderr.split(separator: "\n").count == 1
+                && missing.stderr.contains(dir + "/no/such/folder"), "\(missing.stdout) \(missing.stderr)")
+
+        // Test row 0 of the fixture's split, as the only background row.
+        let csv = try String(contentsOfFile: Self.csv, encoding: .utf8).split(separator: "\n")
+        let testRow0 = csv[1 + 120]
+        try (String(csv[0]) + "\n" + testRow0 + "\n").write(toFile: dir + "/same.csv", atomically: true, encoding: .utf8)
+        let same = try runPrism(base + ["--index", "0", "--background-data", dir + "/same.csv"])
+        #expect(same.status == 1 && same.stderr.contains("equals test example 0 on every feature, so every SHAP value would be 0"), "\(same.stderr)")
+
+        let tooMany = try runPrism(base + ["--background", "500"])
+        #expect(tooMany.status == 1 && tooMany.stderr == "--background 500 is more than the 120 training rows of \(Self.csv)\n", "\(tooMany.stderr)")
+        let features = try runPrism(base + ["--method", "kernel-shap", "--num-features", "9"])
+        #expect(features.status == 1 && features.stderr == "--num-features 9 is more than the 4 features\n", "\(features.stderr)")
+
+        let stdout = try runPrism(base + ["--index", "1", "--background", "8", "--json", "-"])
+        #expect(stdout.status == 0, "\(stdout.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(stdout.stdout.utf8)) as? [String: Any])
+        #expect((doc["methods"] as? [[String: Any]])?.first?["method"] as? String == "exact-shap")
+        #expect(stdout.stderr.contains("example 1: predicted"))
+    }
+}
