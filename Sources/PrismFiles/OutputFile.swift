@@ -18,7 +18,7 @@ public struct OutputFile: Sendable {
     public let path: String
     /// Whether the bytes are gzip-compressed on the way out.
     public let gzip: Bool
-    /// Whether the data is flushed to the disk (fsync) before the rename.
+    /// Whether the data is flushed to the disk (fsync) before the rename, and the folder after it.
     public let sync: Bool
     /// Whether this is standard output.
     public var isStandardOutput: Bool { path == "-" && allowsStandardOutput }
@@ -29,7 +29,7 @@ public struct OutputFile: Sendable {
     ///   - path: the file; a symbolic link is followed to its final target. `-` is standard output.
     ///   - allowStandardOutput: whether `-` may name standard output (otherwise it is refused).
     ///   - gzip: compress the bytes with gzip.
-    ///   - sync: flush the temporary file to the disk before renaming it.
+    ///   - sync: flush the temporary file to the disk before renaming it, and its folder after.
     /// - Throws: `FileError` naming the path when the target is not a regular file (a folder, FIFO,
     ///   socket or device), cannot be written, or its folder is missing or cannot be written.
     public init(path: String, allowStandardOutput: Bool = false, gzip: Bool = false, sync: Bool = false) throws {
@@ -119,6 +119,13 @@ public struct OutputFile: Sendable {
             throw FileError.system(path: path, "cannot replace \(resolved.target)", errno)
         }
         renamed = true
+        if sync {
+            // The rename itself reaches the disk with the folder.
+            let folderDescriptor = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            guard folderDescriptor >= 0 else { throw FileError.system(path: path, "cannot open the folder \(folder) to flush it", errno) }
+            defer { close(folderDescriptor) }
+            guard fsync(folderDescriptor) == 0 else { throw FileError.system(path: path, "cannot flush the folder \(folder)", errno) }
+        }
     }
 
     /// Writes the whole buffer to a descriptor, retrying after interruptions and short writes.

@@ -50,6 +50,12 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
         umask(mask)
         #expect(linkMode(path) & 0o777 == 0o666 & ~mask)
         #expect(try listing(folder) == ["out.bin"])
+        // Data and text, flushed to the disk on the way.
+        try OutputFile(path: path, sync: true).write(Data([7, 8]))
+        #expect(contents(path) == [7, 8])
+        try OutputFile(path: path, sync: true).write("é\n")
+        #expect(contents(path) == [0xC3, 0xA9, 0x0A])
+        #expect(try listing(folder) == ["out.bin"])
     }
 
     @Test func overwritingKeepsTheFilesPermissions() throws {

@@ -2,14 +2,19 @@ import Foundation
 import PrismFiles
 import Testing
 
+/// The built `prism-files-probe` (it sits next to the test bundle).
+func probeURL() -> URL {
+    let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let url = bin.appendingPathComponent("prism-files-probe")
+    if FileManager.default.fileExists(atPath: url.path) { return url }
+    // swift-testing may run from inside the .xctest bundle on some layouts.
+    return bin.deletingLastPathComponent().appendingPathComponent("prism-files-probe")
+}
+
 /// Runs `prism-files-probe` (built next to the test bundle) with standard output sent to `output`,
 /// under the numeric user id `user` where given.
 func runProbe(_ arguments: [String], output: Any? = nil, asUser user: String? = nil) throws -> (status: Int32, exited: Bool, stderr: String) {
-    let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    var url = bin.appendingPathComponent("prism-files-probe")
-    if !FileManager.default.fileExists(atPath: url.path) {
-        url = bin.deletingLastPathComponent().appendingPathComponent("prism-files-probe")
-    }
+    let url = probeURL()
     let process = Process()
     if let user {
         // setpriv (util-linux) runs the probe under another user id, for checks that root would pass.
@@ -64,6 +69,20 @@ func runProbe(_ arguments: [String], output: Any? = nil, asUser user: String? = 
         #expect(result.exited, "ended by a signal (\(result.status)) instead of an error")
         #expect(result.status == 1)
         #expect(result.stderr == "standard output: cannot write (Broken pipe)\n", "\(result.stderr)")
+    }
+
+    @Test func aClosedStandardOutputIsOneLine() throws {
+        // The shell closes descriptor 1 before starting the probe.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "exec \"$0\" - 10 >&-", probeURL().path]
+        let err = Pipe()
+        process.standardError = err
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1)
+        #expect(stderr == "standard output: cannot write (Bad file descriptor)\n", "\(stderr)")
     }
 
     @Test func standardOutputCarriesTheBytes() throws {
