@@ -42,6 +42,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 @Suite struct OutputFileTests {
     @Test func writesANewFileWithTheUmaskAppliedAndLeavesNothingElse() throws {
         let folder = try makeFolder("new")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/out.bin"
         let bytes: [UInt8] = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 37) }
         try OutputFile(path: path).write(bytes)
@@ -60,6 +61,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 
     @Test func overwritingKeepsTheFilesPermissions() throws {
         let folder = try makeFolder("mode")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/out.txt"
         for mode: mode_t in [0o600, 0o640, 0o755] {
             try Data("old".utf8).write(to: URL(fileURLWithPath: path))
@@ -73,6 +75,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 
     @Test func aSymbolicLinkStaysALinkAndItsTargetIsWritten() throws {
         let folder = try makeFolder("link")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         try Data("old".utf8).write(to: URL(fileURLWithPath: folder + "/real.bin"))
         #expect(chmod(folder + "/real.bin", 0o600) == 0)
         #expect(symlink("real.bin", folder + "/link.bin") == 0)
@@ -93,6 +96,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 
     @Test func aChainOfLinksIsFollowedToTheEnd() throws {
         let folder = try makeFolder("chain")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/sub", withIntermediateDirectories: false)
         try Data("old".utf8).write(to: URL(fileURLWithPath: folder + "/sub/c"))
         // a -> sub/b (relative to a's folder), sub/b -> c (relative to sub), so the end is sub/c.
@@ -112,6 +116,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 
     @Test func foldersFIFOsAndDevicesAreRefusedAndLeftAlone() throws {
         let folder = try makeFolder("special")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/dir", withIntermediateDirectories: false)
         expectFileError("\(folder)/dir: is a folder, not a regular file; refusing to replace it") { _ = try OutputFile(path: folder + "/dir") }
         expectFileError("\(folder)/dir/: names a folder, not a file") { _ = try OutputFile(path: folder + "/dir/") }
@@ -140,6 +145,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 
     @Test func aMissingOrUnwritableFolderIsRefused() throws {
         let folder = try makeFolder("parent")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         expectFileError("\(folder)/none/out.bin: the folder \(folder)/none does not exist") { _ = try OutputFile(path: folder + "/none/out.bin") }
         try Data().write(to: URL(fileURLWithPath: folder + "/plain"))
         expectFileError("\(folder)/plain/out.bin: cannot be examined (Not a directory)") { _ = try OutputFile(path: folder + "/plain/out.bin") }
@@ -162,6 +168,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 
     @Test func gzipOutputInflatesToTheBytes() throws {
         let folder = try makeFolder("gzip")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let bytes: [UInt8] = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 251 + $0 / 1000) }
         for payload in [bytes, []] {
             try OutputFile(path: folder + "/out.gz", gzip: true).write(payload)
@@ -177,6 +184,7 @@ func expectFileError(_ message: String, sourceLocation: SourceLocation = #_sourc
 
     @Test func outputFolderChecksAndCreates() throws {
         let folder = try makeFolder("folder")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let nested = folder + "/a/b/c/"
         expectFileError("\(folder)/a/b/c: no such folder") { _ = try OutputFolder(path: nested, create: false) }
         let made = try OutputFolder(path: nested, create: true)

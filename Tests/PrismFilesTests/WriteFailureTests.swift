@@ -39,6 +39,7 @@ func runProbe(_ arguments: [String], output: Any? = nil, asUser user: String? = 
 @Suite struct WriteFailureTests {
     @Test func aFileTooLargeIsOneLineAndLeavesNoTemporaryFile() throws {
         let folder = try makeFolder("efbig")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let path = folder + "/big.bin"
         try Data("old".utf8).write(to: URL(fileURLWithPath: path))
         // A limit of 1000 bytes; 4096 bytes to write.
@@ -87,6 +88,7 @@ func runProbe(_ arguments: [String], output: Any? = nil, asUser user: String? = 
 
     @Test func standardOutputCarriesTheBytes() throws {
         let folder = try makeFolder("stdout")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         #expect(FileManager.default.createFile(atPath: folder + "/captured", contents: nil))
         let capture = try #require(FileHandle(forWritingAtPath: folder + "/captured"))
         let result = try runProbe(["-", "70000"], output: capture)
@@ -97,6 +99,7 @@ func runProbe(_ arguments: [String], output: Any? = nil, asUser user: String? = 
 
     @Test func anUnwritableFolderOrFileIsRefusedForAnOrdinaryUser() throws {
         let folder = try makeFolder("permissions")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/locked", withIntermediateDirectories: false)
         try Data("old".utf8).write(to: URL(fileURLWithPath: folder + "/readonly"))
         #expect(chmod(folder, 0o755) == 0 && chmod(folder + "/locked", 0o555) == 0 && chmod(folder + "/readonly", 0o444) == 0)
