@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismFiles
 
 /// What every explainer returns: one attribution per (instance, feature, output), with the base value
 /// and model output they add up to where the method is additive (Shapley values), standard errors
@@ -85,15 +86,15 @@ public struct Explanation: Codable, Equatable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try writeFileAtomically(path: path, bytes: Array(try encoder.encode(self)))
+        try OutputFile(path: path).write(try encoder.encode(self))
     }
 
     /// Writes `values.npy` [instances, features, outputs] and, where present, `base_values.npy`,
     /// `outputs.npy` [instances, outputs] and `standard_errors.npy` (float64, NumPy format 1.0) into
     /// `directory`, creating it.
     public func writeNumPy(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let folder = try OutputFolder(path: directory, create: true)
+        func path(_ name: String) -> String { folder.path(name) }
         let shape3 = [instanceCount, featureCount, outputCount], shape2 = [instanceCount, outputCount]
         try writeNpy(values, shape: shape3, path: path("values.npy"))
         if let baseValues { try writeNpy(baseValues, shape: shape2, path: path("base_values.npy")) }
@@ -120,7 +121,7 @@ public func writeNpy(_ values: [Double], shape: [Int], path: String) throws {
     for v in values {
         withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
     }
-    try writeFileAtomically(path: path, bytes: bytes)
+    try OutputFile(path: path).write(bytes)
 }
 
 /// One setting of an explanation: a string, an integer, a real number or a flag; encoded in JSON as

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 
 enum Architecture: String, ExpressibleByArgument, CaseIterable {
     case cnn, mlp, vit
@@ -78,6 +79,10 @@ struct TrainCommand: ParsableCommand {
             let engine = Engine(context: try global.context())
             let checkpointPath = checkpoint ?? out + ".ckpt"
             let logPath = log ?? out + ".log.jsonl"
+            // Refuse outputs that cannot be written before loading data or training.
+            _ = try OutputFile(path: out)
+            _ = try OutputFile(path: checkpointPath)
+            let logFile = try OutputFile(path: logPath)
             var resumed: Trainer?
             var standardization: TabularDataset.Standardization?
             if resume {
@@ -135,7 +140,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 trainer.extraMetadata = extra
                 // A fresh run starts a fresh log.
-                try? FileManager.default.removeItem(atPath: logPath)
+                try logFile.write([])
             }
             let model = trainer.model
             printError("training \(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; device \(engine.device.name)")
@@ -165,15 +170,14 @@ func fitWithProgress(_ trainer: Trainer, train: LabeledData, test: LabeledData, 
     })
 }
 
-/// Appends one line to a log file (creating it).
+/// Appends one line to a log file (creating it): the whole log is rewritten through `OutputFile`,
+/// so a reader never sees half a line and a failed write leaves the previous log whole.
 func appendLine(_ line: String, to path: String) throws {
-    let data = Data((line + "\n").utf8)
-    if !FileManager.default.fileExists(atPath: path) {
-        guard FileManager.default.createFile(atPath: path, contents: data) else { throw DataError("\(path): cannot write") }
-        return
+    let file = try OutputFile(path: path)
+    var previous = Data()
+    if FileManager.default.fileExists(atPath: path) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read the log to add to it") }
+        previous = data
     }
-    guard let handle = FileHandle(forWritingAtPath: path) else { throw DataError("\(path): cannot write") }
-    defer { try? handle.close() }
-    try handle.seekToEnd()
-    try handle.write(contentsOf: data)
+    try file.write(previous + Data((line + "\n").utf8))
 }

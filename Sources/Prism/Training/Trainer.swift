@@ -1,4 +1,5 @@
 import Foundation
+import PrismFiles
 
 /// Which optimizer `Trainer` builds.
 public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
@@ -199,7 +200,7 @@ public final class Trainer {
         var metadata = extraMetadata
         metadata[Sequential.specMetadataKey] = try model.spec.json()
         metadata[Self.stateMetadataKey] = String(decoding: try encoder.encode(state), as: UTF8.self)
-        try SafetensorsFile(tensors: tensors, metadata: metadata).write(path: path)
+        try SafetensorsFile(tensors: tensors, metadata: metadata).write(to: OutputFile(path: path, sync: true))
     }
 
     /// A trainer that continues the run saved at `path` (its spec, config, weights and optimizer state).
