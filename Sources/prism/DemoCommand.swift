@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 import PrismExplain
 import PrismReport
 
@@ -158,7 +159,7 @@ struct DemoCommand: ParsableCommand {
                                      model.model.parameterCount, epochs, epochs == 1 ? "" : "s", seed, train.count, accuracy, test.count, engine.device.name)]
             let logCopy = (out as NSString).appendingPathComponent("training-log.jsonl")
             if let log = FileManager.default.contents(atPath: logPath) {
-                try writeFileAtomically(path: logCopy, bytes: Array(log))
+                try OutputFile(path: logCopy).write(log)
                 extras.files.append(("training-log.jsonl", "the training run's log, one JSON object per epoch"))
                 let epochs = String(decoding: log, as: UTF8.self).split(separator: "\n")
                     .compactMap { try? JSONDecoder().decode(EpochReport.self, from: Data($0.utf8)) }

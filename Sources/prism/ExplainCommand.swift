@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 import PrismExplain
 import PrismReport
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 import PrismExplain
 
 /// The examples an explain run explains: their values and where they came from.
