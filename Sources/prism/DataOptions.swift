@@ -90,10 +90,10 @@ struct DataOptions: ParsableArguments {
             let (train, test, _) = try loadImages(needTrain: needTrain)
             return (train, test)
         }
-        guard let s = model.standardization else {
-            throw DataError("\(model.path) has no stored standardization ('\(standardizationKey)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
+        let data = try loadCSVSets(task: model.task.kind, classCount: model.model.spec.classCount, standardization: model.standardization,
+                                   inputShape: model.model.spec.inputShape, needTrain: needTrain) {
+            DataError("\(model.path) has no stored standardization ('\(standardizationKey)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
         }
-        let data = try loadCSVSets(task: model.task.kind, classCount: model.model.spec.classCount, standardization: s, needTrain: needTrain)
         return (data.train, data.test)
     }
 
@@ -104,10 +104,9 @@ struct DataOptions: ParsableArguments {
     func load(standardization given: TabularDataset.Standardization?, needTrain: Bool = true) throws
         -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
         guard isCSV else { return try loadImages(needTrain: needTrain) }
-        guard let given else {
-            throw DataError("the model has no stored standardization ('\(standardizationKey)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
+        let data = try loadCSVSets(task: .classification, classCount: nil, standardization: given, inputShape: nil, needTrain: needTrain) {
+            DataError("the model has no stored standardization ('\(standardizationKey)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
         }
-        let data = try loadCSVSets(task: .classification, classCount: nil, standardization: given, needTrain: needTrain)
         return (data.train, data.test, given)
     }
 
@@ -118,11 +117,17 @@ struct DataOptions: ParsableArguments {
 
     /// A CSV's sets with the label column read as `task` says (classes checked against `classCount`),
     /// features standardized with `s`; regression targets stay in their units.
-    private func loadCSVSets(task: ModelTask.Kind, classCount: Int?, standardization s: TabularDataset.Standardization,
-                             needTrain: Bool) throws -> (train: LabeledData?, test: LabeledData) {
+    /// - Throws: `DataError` when the rows do not have the model's `inputShape` (when given); `missing()`
+    ///   when they do and `s` is nil.
+    private func loadCSVSets(task: ModelTask.Kind, classCount: Int?, standardization s: TabularDataset.Standardization?,
+                             inputShape: [Int]?, needTrain: Bool, missing: () -> DataError) throws -> (train: LabeledData?, test: LabeledData) {
         let label = try labelColumn()
         let all = task == .regression ? try TabularDataset.loadRegressionCSV(path: path, target: label)
             : try TabularDataset.loadCSV(path: path, label: label, classCount: classCount)
+        if let inputShape, inputShape != [all.featureCount] {
+            throw DataError("data: examples have shape \([all.featureCount]), the model expects \(inputShape)")
+        }
+        guard let s else { throw missing() }
         let (train, test) = try split(all, classCount: task == .regression ? nil : all.classCount)
         return (needTrain ? try LabeledData(try train.standardized(with: s)) : nil, try LabeledData(try test.standardized(with: s)))
     }

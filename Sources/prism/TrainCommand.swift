@@ -76,6 +76,7 @@ struct TrainCommand: ParsableCommand {
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
         guard patch >= 1, depth >= 1 else { throw ValidationError("--patch and --depth must be at least 1") }
         guard maxClasses >= 1 else { throw ValidationError("--max-classes must be at least 1") }
+
         if resume && normalize != nil {
             throw ValidationError("--normalize applies to a new run; --resume continues with the checkpoint's model and its normalization")
         }
@@ -83,6 +84,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            if dataOptions.isCSV && normalize == .dataset {
+                throw ValidationError("--normalize dataset is for images; \(dataOptions.sourceName)'s columns are standardized already")
+            }
             let engine = Engine(context: try global.context())
             let checkpointPath = checkpoint ?? out + ".ckpt"
             let logPath = log ?? out + ".log.jsonl"
@@ -141,8 +145,6 @@ struct TrainCommand: ParsableCommand {
                 spec.task = loaded.task
                 if train.exampleShape.count == 3 {
                     if (normalize ?? .dataset) == .dataset { spec.inputNormalization = train.channelStatistics() }
-                } else if normalize == .dataset {
-                    throw ValidationError("--normalize dataset is for images; \(dataOptions.sourceName)'s columns are standardized already")
                 }
                 let model = try Sequential(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
