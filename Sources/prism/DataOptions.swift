@@ -7,7 +7,7 @@ struct DataOptions: ParsableArguments {
     @Option(help: "An MNIST-format folder (train-/t10k- IDX files, gzip or plain) or a CSV file. Default: Fashion-MNIST from Debian's dataset-fashion-mnist.")
     var data: String?
 
-    @Option(help: "CSV only: the name of the label column.")
+    @Option(help: "CSV only: the name of the label column (class indices, or the numeric target of a regression model).")
     var label: String?
 
     @Option(help: "CSV only: a separate test file (default: the last 20% of --data's rows).")

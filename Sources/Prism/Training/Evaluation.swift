@@ -47,8 +47,10 @@ public func evaluate(_ model: Sequential, on data: LabeledData, batchSize: Int =
 /// Class probabilities (softmax of the logits) for a batch of examples.
 /// - Parameter x: [batch] + the model's input shape.
 /// - Returns: [batch][classes].
+/// - Throws: `DataError` for a regression model (its outputs are values, not logits).
 public func predictProbabilities(_ model: Sequential, _ x: Tensor) throws -> [[Float]] {
-    try model.engine.noGrad {
+    guard !model.spec.isRegression else { throw DataError("predictProbabilities: the model predicts values, not class scores") }
+    return try model.engine.noGrad {
         let probabilities = try model(x).softmax()
         let values = try probabilities.toArray()
         let classes = probabilities.shape[1]
@@ -56,7 +58,7 @@ public func predictProbabilities(_ model: Sequential, _ x: Tensor) throws -> [[F
     }
 }
 
-/// A regression model's errors on a labelled set, over every output of every example.
+/// A regression model's errors on a labelled set, pooled over every output of every example.
 public struct RegressionResult: Codable, Equatable, Sendable {
     public var count: Int
     /// Mean squared error.
