@@ -69,7 +69,7 @@ struct DemoCommand: ParsableCommand {
             let engine = Engine(context: try global.context())
             printLine("device: \(engine.device.name)")
 
-            var loadedData = try dataOptions.load()
+            var loadedData = try dataOptions.load(standardization: nil)
             if let limit, let train = loadedData.train { loadedData.train = try train.prefix(limit) }
             guard let train = loadedData.train else { throw DataError("demo: no training data") }
             let test = loadedData.test
@@ -98,11 +98,10 @@ struct DemoCommand: ParsableCommand {
                 var spec = arch == .vit ? try ModelSpec.vit(height: h, width: w, channels: c, classes: classes)
                     : try ModelSpec.cnn(height: h, width: w, channels: c, classes: classes)
                 spec.inputNormalization = train.channelStatistics()  // as prism train does for images
+                spec.task = .classification(classes: dataOptions.classNames)
                 let trainer = try Trainer(model: try Sequential(spec: spec, seed: seed, engine: engine),
                                           config: TrainingConfig(epochs: epochs, batchSize: 64, learningRate: 1e-3, optimizer: .adam, seed: seed))
-                var extra = ["prism.data": dataOptions.sourceName]
-                if let names = dataOptions.classNames { extra["prism.classes"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self) }
-                trainer.extraMetadata = extra
+                trainer.extraMetadata = ["prism.data": dataOptions.sourceName]
                 printLine("training \(arch.rawValue) (\(trainer.model.parameterCount) parameters) for \(epochs) epoch\(epochs == 1 ? "" : "s") on \(train.count) images of \(dataOptions.sourceName)")
                 try? FileManager.default.removeItem(atPath: logPath)
                 let partial = modelPath + ".partial"
@@ -165,8 +164,9 @@ struct DemoCommand: ParsableCommand {
                     .compactMap { try? JSONDecoder().decode(EpochReport.self, from: Data($0.utf8)) }
                 if !epochs.isEmpty {
                     let x: [Double] = epochs.map { Double($0.epoch) }
-                    var series: [LinePlot.Series] = [.init(name: "train loss", x: x, y: epochs.map(\.trainLoss)),
-                                                     .init(name: "train accuracy", x: x, y: epochs.map(\.trainAccuracy), dashed: true)]
+                    var series: [LinePlot.Series] = [.init(name: "train loss", x: x, y: epochs.map(\.trainLoss))]
+                    let trainAccuracy: [Double] = epochs.compactMap(\.trainAccuracy)
+                    if trainAccuracy.count == x.count { series.append(.init(name: "train accuracy", x: x, y: trainAccuracy, dashed: true)) }
                     let testLoss: [Double] = epochs.compactMap(\.testLoss), testAccuracy: [Double] = epochs.compactMap(\.testAccuracy)
                     if testLoss.count == x.count { series.insert(.init(name: "test loss", x: x, y: testLoss), at: 1) }
                     if testAccuracy.count == x.count { series.append(.init(name: "test accuracy", x: x, y: testAccuracy, dashed: true)) }
