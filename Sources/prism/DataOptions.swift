@@ -92,7 +92,7 @@ struct DataOptions: ParsableArguments {
         }
         let data = try loadCSVSets(task: model.task.kind, classCount: model.model.spec.classCount, standardization: model.standardization,
                                    inputShape: model.model.spec.inputShape, needTrain: needTrain) {
-            DataError("\(model.path) has no stored standardization ('\(standardizationKey)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
+            DataError("\(model.path) has no stored standardization ('\(ModelFileKey.standardization)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
         }
         return (data.train, data.test)
     }
@@ -105,7 +105,7 @@ struct DataOptions: ParsableArguments {
         -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
         guard isCSV else { return try loadImages(needTrain: needTrain) }
         let data = try loadCSVSets(task: .classification, classCount: nil, standardization: given, inputShape: nil, needTrain: needTrain) {
-            DataError("the model has no stored standardization ('\(standardizationKey)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
+            DataError("the model has no stored standardization ('\(ModelFileKey.standardization)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
         }
         return (data.train, data.test, given)
     }
@@ -168,8 +168,6 @@ struct DataOptions: ParsableArguments {
     }
 }
 
-/// The metadata key of a CSV model's standardization.
-let standardizationKey = "prism.standardization"
 
 /// The metadata key of a regression checkpoint's target standardization (what `--resume` continues
 /// with; the model file itself is written in the targets' units).

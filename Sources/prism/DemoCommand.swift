@@ -101,7 +101,7 @@ struct DemoCommand: ParsableCommand {
                 spec.task = .classification(classes: dataOptions.classNames)
                 let trainer = try Trainer(model: try Sequential(spec: spec, seed: seed, engine: engine),
                                           config: TrainingConfig(epochs: epochs, batchSize: 64, learningRate: 1e-3, optimizer: .adam, seed: seed))
-                trainer.extraMetadata = ["prism.data": dataOptions.sourceName]
+                trainer.extraMetadata = [ModelFileKey.data: dataOptions.sourceName]
                 printLine("training \(arch.rawValue) (\(trainer.model.parameterCount) parameters) for \(epochs) epoch\(epochs == 1 ? "" : "s") on \(train.count) images of \(dataOptions.sourceName)")
                 try? FileManager.default.removeItem(atPath: logPath)
                 let partial = modelPath + ".partial"
@@ -123,9 +123,9 @@ struct DemoCommand: ParsableCommand {
             var options = try MethodOptions.defaults()
             options.seed = seed
             let rows = Array(0..<examples)
-            let instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: examples,
-                                             names: rows.map { "test example \($0)" }, indices: rows,
-                                             labels: try rows.map { Int(try test.example($0).label) }, source: dataOptions.sourceName)
+            var instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: examples,
+                                             names: rows.map { "test example \($0)" }, indices: rows, source: dataOptions.sourceName)
+            instances.labels = try rows.map { Int(try test.example($0).label) }
             var plan = ExplainPlan(engine: engine, loaded: model, modelPath: modelPath, instances: instances,
                                    methods: try MethodRegistry.shared.parse(["kernel-shap", "ig", arch == .vit ? "attention-rollout" : "gradcam"]),
                                    options: options, background: drawn.values,

@@ -2,48 +2,6 @@ import ArgumentParser
 import Foundation
 import Prism
 
-/// A model file with what the CLI needs next to the weights.
-struct LoadedModel {
-    var model: Sequential
-    /// The file it was read from.
-    var path: String
-    var standardization: TabularDataset.Standardization?
-    var classNames: [String]?
-    /// What the outputs mean (a file without a stored task holds a classifier).
-    var task: ModelTask { model.spec.resolvedTask }
-
-    init(path: String, engine: Engine) throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
-        let (model, file) = try Sequential.load(path: path, engine: engine)
-        self.model = model
-        self.path = path
-        if let json = file.metadata[standardizationKey] {
-            standardization = try? JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
-            if standardization == nil { throw DataError("\(path): metadata '\(standardizationKey)' is not a standardization") }
-        }
-        switch model.spec.resolvedTask {
-        case let .classification(classes):
-            // Files written before the task was stored keep their class names in 'prism.classes'.
-            classNames = classes ?? file.metadata["prism.classes"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
-        case let .regression(outputs):
-            guard outputs.count == model.spec.classCount else {
-                throw DataError("\(path): the regression task names \(outputs.count) outputs, the model has \(model.spec.classCount)")
-            }
-        }
-    }
-
-    func className(_ i: Int) -> String {
-        if let classNames, classNames.indices.contains(i) { return classNames[i] }
-        return "class \(i)"
-    }
-
-    /// The name of regression output `i`.
-    func outputName(_ i: Int) -> String {
-        if case let .regression(outputs) = task, outputs.indices.contains(i) { return outputs[i] }
-        return "output \(i)"
-    }
-}
-
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",

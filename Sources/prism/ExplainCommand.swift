@@ -31,7 +31,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Method(s), repeated or comma-separated: \(MethodRegistry.shared.help).", valueName: "method"))
     var method: [String] = ["kernel-shap"]
 
-    @Option(help: "The output to explain: predicted (the largest output, default), an output index, or a class name.")
+    @Option(help: "The output to explain: predicted (the largest output, default for classifiers), an output index, or a class or output name (a one-output regression model: its output).")
     var target: String = "predicted"
 
     @OptionGroup var methodOptions: MethodOptions
@@ -118,7 +118,7 @@ struct ExplainCommand: ParsableCommand {
         let loaded = try LoadedModel(path: model, engine: engine)
         let spec = loaded.model.spec
         let needTrain = backgroundData == nil
-        let data = try dataOptions.load(standardization: loaded.standardization, needTrain: needTrain)
+        let data = try dataOptions.load(for: loaded, needTrain: needTrain)
         let test = data.test
         guard test.exampleShape == spec.inputShape else {
             throw DataError("data: examples have shape \(test.exampleShape), the model expects \(spec.inputShape)")
@@ -128,9 +128,13 @@ struct ExplainCommand: ParsableCommand {
             throw ValidationError("--index \(bad) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
         }
         let width = test.exampleSize
-        let instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: rows.count,
-                                         names: rows.map { "test example \($0)" }, indices: rows,
-                                         labels: try rows.map { Int(try test.example($0).label) }, source: dataOptions.sourceName)
+        var instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: rows.count,
+                                         names: rows.map { "test example \($0)" }, indices: rows, source: dataOptions.sourceName)
+        if test.isRegression {
+            instances.trueValues = try rows.map { try test.target($0) }
+        } else {
+            instances.labels = try rows.map { Int(try test.example($0).label) }
+        }
 
         // Background rows.
         var backgroundValues: [Float], backgroundNote: String, backgroundIndices: [Int]?
@@ -187,7 +191,14 @@ struct ExplainCommand: ParsableCommand {
         var plan = ExplainPlan(engine: engine, loaded: loaded, modelPath: model, instances: instances, methods: methods, options: options,
                                background: backgroundValues, backgroundNote: backgroundNote, groups: groups, featureNames: names,
                                superpixel: spec.inputShape.count == 3 && segments == nil ? superpixel : nil, outputs: outputs)
-        plan.target = try ExplainTarget.parse(target, outputNames: loaded.classNames, outputCount: spec.classCount)
+        plan.target = try ExplainTarget.parse(target, outputNames: loaded.outputNames, outputCount: spec.classCount)
+        if loaded.task.kind == .regression && plan.target == .predicted {
+            // A regression model has no predicted class: its one output is explained (several need --target).
+            guard spec.classCount == 1 else {
+                throw ValidationError("--target: the regression model has \(spec.classCount) outputs (\(loaded.outputNames.joined(separator: ", "))); name the one to explain")
+            }
+            plan.target = .output(0)
+        }
         plan.backgroundIndices = backgroundIndices
         plan.segmentation = segments
         plan.backgroundWeights = backgroundWeights

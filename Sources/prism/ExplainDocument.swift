@@ -60,6 +60,8 @@ struct ExplainDocument: Encodable {
         var names: [String]
         var indices: [Int]?
         var labels: [Int]?
+        /// Regression models: the true target values [examples, outputs], when known.
+        var trueValues: [[Double]]?
         var values: ShapedArray
     }
     struct Features: Encodable {
@@ -134,9 +136,10 @@ struct ExplainDocument: Encodable {
         let n = plan.instances.count
         let spec = plan.model.spec
         model = Model(path: plan.modelPath, inputShape: spec.inputShape, outputCount: spec.classCount,
-                      outputNames: plan.loaded.classNames, task: "classification")
+                      outputNames: plan.loaded.task.kind == .regression || plan.loaded.classNames != nil ? plan.loaded.outputNames : nil,
+                      task: plan.loaded.task.kind.rawValue)
         inputs = Inputs(source: plan.instances.source, names: plan.instances.names, indices: plan.instances.indices,
-                        labels: plan.instances.labels, values: ShapedArray(shape: [n] + spec.inputShape, values: plan.instances.values))
+                        labels: plan.instances.labels, trueValues: plan.instances.trueValues?.map { $0.map(Double.init) }, values: ShapedArray(shape: [n] + spec.inputShape, values: plan.instances.values))
         let groups = plan.groups
         if plan.isImage {
             let (h, w) = (spec.inputShape[1], spec.inputShape[2])

@@ -13,8 +13,10 @@ struct ExplainInstances {
     var names: [String]
     /// Test-set indices, when the examples are rows of a test set.
     var indices: [Int]?
-    /// True labels, when known.
+    /// True labels, when known (classifiers).
     var labels: [Int]?
+    /// True target values, when known (regression models).
+    var trueValues: [[Float]]?
     /// Where they come from, for the report and the JSON (`Fashion-MNIST (…)`, `the files given with --input`).
     var source: String
 }

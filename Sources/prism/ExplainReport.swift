@@ -14,18 +14,27 @@ extension ExplainPlan {
         for n in 0..<instances.count {
             let p = results.predicted[n], t = results.targets[n]
             let captions = runs.map { caption($0, example: n, target: t, outputs: results.outputs[n]) }
-            let probabilities = softmax(results.outputs[n])
-            let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(3)
-                .map { String(format: "%@ %.1f%%", loaded.className($0), 100 * probabilities[$0]) }.joined(separator: ", ")
-            var title = "\(instances.indices == nil ? instances.names[n] : "Test example \(instances.indices![n])"): predicted \(loaded.className(p))"
-            if let labels = instances.labels { title += ", true \(loaded.className(labels[n]))" }
-            if t != p { title += "; explaining \(loaded.className(t))" }
+            let name = instances.indices == nil ? instances.names[n] : "Test example \(instances.indices![n])"
+            var title: String, head: [String]
+            if loaded.task.kind == .regression {
+                title = "\(name): output '\(loaded.outputName(t))' = " + String(format: "%.4g", results.outputs[n][t])
+                if let truth = instances.trueValues?[n], t < truth.count { title += String(format: ", true %.4g", truth[t]) }
+                head = []
+            } else {
+                let probabilities = softmax(results.outputs[n])
+                let ranked = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(3)
+                    .map { String(format: "%@ %.1f%%", loaded.className($0), 100 * probabilities[$0]) }.joined(separator: ", ")
+                title = "\(name): predicted \(loaded.name(ofOutput: p))"
+                if let labels = instances.labels { title += ", true \(loaded.className(labels[n]))" }
+                if t != p { title += "; explaining \(loaded.className(t))" }
+                head = ["Top classes: \(ranked)."]
+            }
             examples.append(HTMLReport.Example(
-                title: title, captions: ["Top classes: \(ranked)."] + captions, images: pictures[n] ?? [],
+                title: title, captions: head + captions, images: pictures[n] ?? [],
                 plots: try examplePlots(runs, example: n, target: t, folder: out)))
         }
         let methodList = runs.map(\.method.title).joined(separator: ", ")
-        let explained = target == .predicted ? "the predicted class's output (logit)" : "output \(loaded.className(results.targets.first ?? 0))"
+        let explained = target == .predicted ? "the predicted class's output (logit)" : "output '\(loaded.name(ofOutput: results.targets.first ?? 0))'"
         let report = HTMLReport(
             title: extras.title ?? "Prism: \(methodList) explanations of \(modelPath)",
             summary: extras.summary + [
@@ -46,9 +55,9 @@ extension ExplainPlan {
             guard let base = e.baseValues?[n * e.outputCount + slot] else { continue }
             let name = "\(i)-\(run.method.name)-waterfall.svg"
             try WaterfallPlot(names: (0..<e.featureCount).map { featureName($0, of: e) }, values: e.attributions(instance: n, output: slot),
-                              baseValue: base, title: "\(run.method.title): \(loaded.className(p))")
+                              baseValue: base, title: "\(run.method.title): \(loaded.name(ofOutput: p))")
                 .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(name)))
-            plots.append((name, "\(run.method.title) waterfall: from the base value (the background's mean output) to f(x) for class \(loaded.className(p))"))
+            plots.append((name, "\(run.method.title) waterfall: from the base value (the background's mean output) to f(x) for class \(loaded.name(ofOutput: p))"))
         }
         let withCurves = runs.filter { $0.curves != nil }
         if let first = withCurves.first?.curves?[n] {
@@ -61,7 +70,7 @@ extension ExplainPlan {
                 }
                 series.append(.init(name: "random order", x: first.fractions, y: random, dashed: true))
                 let name = "\(i)-\(kind).svg"
-                try LinePlot(series: series, title: "\(kind.capitalized) curve, \(loaded.className(p))", xLabel: "fraction of features \(kind == "deletion" ? "removed" : "inserted")",
+                try LinePlot(series: series, title: "\(kind.capitalized) curve, \(loaded.name(ofOutput: p))", xLabel: "fraction of features \(kind == "deletion" ? "removed" : "inserted")",
                              yLabel: "probability of the class").write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(name)))
                 plots.append((name, "\(kind.capitalized): the most relevant features first (area under the curve in brackets; \(kind == "deletion" ? "lower" : "higher") is better)"))
             }
@@ -80,13 +89,13 @@ extension ExplainPlan {
             let meanAbs = (0..<m).map { j in perInstance.reduce(0.0) { $0 + abs($1[j]) } / Double(e.instanceCount) }
             let names = (0..<m).map { featureName($0, of: e) }
             let bar = "\(run.method.name)-mean-abs.svg"
-            try BarPlot(names: names, values: meanAbs, title: "\(run.method.title): mean |φ| of the predicted class")
+            try BarPlot(names: names, values: meanAbs, title: "\(run.method.title): mean |φ| of the explained output")
                 .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(bar)))
-            plots.append((bar, "\(run.method.title): mean |φ| per feature over the \(e.instanceCount) examples, predicted classes"))
+            plots.append((bar, "\(run.method.title): mean |φ| per feature over the \(e.instanceCount) examples, explained outputs"))
             if !isImage && e.instanceCount >= 2 && m == elementCount {
                 let swarm = "\(run.method.name)-beeswarm.svg"
                 try BeeswarmPlot(featureNames: names, values: perInstance.flatMap { $0 }, featureValues: x.map(Double.init),
-                                 title: "\(run.method.title): φ of the predicted class per example")
+                                 title: "\(run.method.title): φ of the explained output per example")
                     .write(to: URL(fileURLWithPath: (folder as NSString).appendingPathComponent(swarm)))
                 plots.append((swarm, "\(run.method.title): one dot per example and feature, colour by the feature's value"))
             }

@@ -55,9 +55,15 @@ extension ExplainPlan {
             let e = run.explanation
             for n in 0..<instances.count {
                 let p = results.predicted[n], t = results.targets[n], slot = run.outputSlot[n]
-                var line = String(format: "%@: predicted %@ (%d)", exampleLabel(n), loaded.className(p), p)
-                if t != p { line += String(format: ", explaining %@ (%d)", loaded.className(t), t) }
-                line += String(format: ", f(x) %.4f", results.outputs[n][t])
+                var line: String
+                if loaded.task.kind == .regression {
+                    line = String(format: "%@: output '%@', f(x) %.4f", exampleLabel(n), loaded.outputName(t), results.outputs[n][t])
+                    if let truth = instances.trueValues?[n], t < truth.count { line += String(format: " (true %.4f)", truth[t]) }
+                } else {
+                    line = String(format: "%@: predicted %@ (%d)", exampleLabel(n), loaded.className(p), p)
+                    if t != p { line += String(format: ", explaining %@ (%d)", loaded.className(t), t) }
+                    line += String(format: ", f(x) %.4f", results.outputs[n][t])
+                }
                 if let base = e.baseValues?[n * e.outputCount + slot] { line += String(format: ", base value %.4f", base) }
                 line += String(format: ", %@ with %d model evaluations in %.2f s", run.method.name, run.evaluations[n], run.seconds[n])
                 if let c = run.curves?[n] {

@@ -104,7 +104,7 @@ struct TrainCommand: ParsableCommand {
                     throw ValidationError("--resume: no checkpoint at \(checkpointPath)")
                 }
                 let trainer = try Trainer.resume(path: checkpointPath, epochs: epochs, engine: engine)
-                if let json = trainer.extraMetadata[standardizationKey] {
+                if let json = trainer.extraMetadata[ModelFileKey.standardization] {
                     standardization = try JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
                 }
                 if let json = trainer.extraMetadata[targetStandardizationKey] {
@@ -154,9 +154,9 @@ struct TrainCommand: ParsableCommand {
                 let model = try Sequential(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
                                                                            optimizer: optimizer, seed: seed))
-                var extra: [String: String] = ["prism.data": dataOptions.sourceName]
+                var extra: [String: String] = [ModelFileKey.data: dataOptions.sourceName]
                 if let s = loaded.standardization {
-                    extra[standardizationKey] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+                    extra[ModelFileKey.standardization] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
                 }
                 if let t = loaded.targetStandardization {
                     extra[targetStandardizationKey] = String(decoding: try JSONEncoder().encode(t), as: UTF8.self)
