@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "PrismCL", targets: ["PrismCL"]),
         .library(name: "Prism", targets: ["Prism"]),
         .library(name: "PrismReference", targets: ["PrismReference"]),
+        .library(name: "PrismFiles", targets: ["PrismFiles"]),
         .executable(name: "prism", targets: ["prism"]),
         .executable(name: "prism-bench", targets: ["prism-bench"]),
     ],
@@ -69,22 +70,27 @@ let package = Package(
                 .linkedLibrary("jpeg", .when(platforms: [.macOS])),
             ]
         ),
+        // Output files: checked before any work, written through a temporary file and a rename.
+        .target(
+            name: "PrismFiles",
+            dependencies: ["CZlib"]
+        ),
         // Plain-Swift implementations (Double accumulation): the oracle every kernel is checked against.
         .target(name: "PrismReference"),
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismCL", "CZlib", "CImageDecode", .product(name: "SwiftCSV", package: "SwiftCSV")]
+            dependencies: ["PrismCL", "PrismFiles", "CZlib", "CImageDecode", .product(name: "SwiftCSV", package: "SwiftCSV")]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(
             name: "PrismExplain",
-            dependencies: ["Prism", "PrismCL"]
+            dependencies: ["Prism", "PrismCL", "PrismFiles"]
         ),
         // Pictures and reports: colormaps, PNG (through zlib), heatmaps.
         .target(
             name: "PrismReport",
-            dependencies: ["Prism", "PrismExplain", "CZlib"]
+            dependencies: ["Prism", "PrismExplain", "PrismFiles", "CZlib"]
         ),
         // Seeded random data, tolerance checks, finite differences (for tests and benchmarks).
         .target(
@@ -100,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "prism-bench",
             dependencies: [
-                "Prism", "PrismCL", "PrismExplain", "PrismReference", "PrismReport", "PrismTestSupport", "CCLBlast",
+                "Prism", "PrismCL", "PrismExplain", "PrismFiles", "PrismReference", "PrismReport", "PrismTestSupport", "CCLBlast",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/prism-bench"
@@ -108,13 +114,23 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismCL", "Prism", "PrismExplain", "PrismReport",
+                "PrismCL", "Prism", "PrismExplain", "PrismFiles", "PrismReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "PrismCLTests",
             dependencies: ["PrismCL", "prism", "Prism", "PrismExplain"]
+        ),
+        // Writes through OutputFile in a process of its own (a file size limit, a redirected standard output).
+        .executableTarget(
+            name: "prism-files-probe",
+            dependencies: ["PrismFiles"],
+            path: "Tests/PrismFilesProbe"
+        ),
+        .testTarget(
+            name: "PrismFilesTests",
+            dependencies: ["PrismFiles", "prism-files-probe", "CZlib"]
         ),
         .testTarget(
             name: "PrismReferenceTests",

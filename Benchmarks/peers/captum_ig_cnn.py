@@ -40,11 +40,12 @@ def main():
     model.load_state_dict(load_file(args.model))
     model.eval()
     doc = json.load(open(args.explanation))
-    settings = doc["settings"]
-    if doc["method"] != "integrated-gradients":
-        sys.exit(f"{args.explanation}: method {doc['method']}, expected integrated-gradients")
-    indices = [int(i) for i in settings["indices"].split(",")]
-    steps = int(settings.get("steps", "50"))
+    method = next((m for m in doc["methods"] if m["method"] == "ig"), None)
+    if method is None:
+        sys.exit(f"{args.explanation}: no ig explanation")
+    settings = method["settings"]
+    indices = doc["inputs"]["indices"]
+    steps = settings.get("steps", 50)
     rule = settings.get("rule", "gauss-legendre").replace("-", "")
     xte, _ = load("t10k")
     x = xte[indices]
@@ -62,10 +63,10 @@ def main():
     print(f"captum {captum.__version__} IntegratedGradients: {len(indices)} images, {steps} steps ({rule}), "
           f"internal_batch_size {args.internal_batch_size}: median {seconds:.2f} s over {args.repeat} runs, "
           f"{len(indices) / seconds:.1f} images/s; torch {torch.__version__} with {torch.get_num_threads()} threads")
-    prism = np.array(doc["values"]).reshape(len(indices), -1)
+    prism = np.array(method["values"]["values"]).reshape(len(indices), -1)
     ours = phi.detach().numpy().reshape(len(indices), -1).astype(np.float64)
     scale = np.abs(prism).max()
-    print(f"Prism: {len(indices) / doc['seconds']:.1f} images/s in the JSON's run; "
+    print(f"Prism: {len(indices) / method['seconds']:.1f} images/s in the JSON's run; "
           f"largest |captum - prism| / max|prism|: {np.abs(ours - prism).max() / scale:.2e}")
 
 

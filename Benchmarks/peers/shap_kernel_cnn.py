@@ -44,14 +44,18 @@ def main():
     model.load_state_dict(load_file(args.model))
     model.eval()
     doc = json.load(open(args.explanation))
-    settings = doc["settings"]
-    if "segments" in settings or settings.get("background", "").startswith("baseline:"):
+    method = next((m for m in doc["methods"] if m["method"] == "kernel-shap"), None)
+    if method is None:
+        sys.exit(f"{args.explanation}: no kernel-shap explanation")
+    settings = method["settings"]
+    if doc["features"]["kind"] != "superpixels" or doc["background"].get("indices") is None \
+            or doc["background"].get("shap_reference"):
         sys.exit("shap_kernel_cnn.py: needs an explanation over grid superpixels against training rows "
-                 "(no --segments or --shap-baseline)")
-    index = int(settings["indices"].split(",")[0])
-    rows = [int(r) for r in settings["background"].removeprefix("training rows ").split(",")]
-    budget = int(settings["budget"])
-    cell = int(settings.get("superpixel", "4"))
+                 "(no --segments, --shap-baseline or --kmeans)")
+    index = doc["inputs"]["indices"][0]
+    rows = doc["background"]["indices"]
+    budget = settings["budget"]
+    cell = doc["features"]["superpixel"]
     xtr, _ = load("train")
     xte, _ = load("t10k")
     x = xte[index:index + 1]
@@ -82,19 +86,20 @@ def main():
     values = explainer.shap_values(np.ones((1, features)), nsamples=budget, l1_reg=False, silent=True)
     seconds = time.perf_counter() - start
     phi = np.stack(values, -1)[0] if isinstance(values, list) else values[0]
-    prism = np.array(doc["values"]).reshape(doc["featureCount"], doc["outputCount"])
+    prism = np.array(method["values"]["values"])[0]
     print(f"shap {shap.__version__} KernelExplainer: {seconds:.2f} s, {evaluations} model rows, "
           f"{evaluations / seconds:.0f} rows/s, torch {torch.__version__} with {torch.get_num_threads()} threads")
     scale = np.abs(prism).max()
     print(f"largest |shap - prism| / max|prism|: {np.abs(phi - prism).max() / scale:.4f} "
-          f"(both sample coalitions; Prism's reported standard errors: max {max(doc['standardErrors']):.4f})")
+          f"(both sample coalitions; Prism's reported standard errors: max {np.max(method['standard_errors']['values']):.4f})")
     if args.reference:
         ref_doc = json.load(open(args.reference))
-        if ref_doc["settings"]["background"] != settings["background"] or ref_doc["settings"]["indices"] != settings["indices"]:
+        ref_method = next(m for m in ref_doc["methods"] if m["method"] == "kernel-shap")
+        if ref_doc["background"].get("indices") != rows or ref_doc["inputs"]["indices"][0] != index:
             sys.exit("--reference: a different image or background")
-        ref = np.array(ref_doc["values"]).reshape(prism.shape)
-        ref_se = np.linalg.norm(ref_doc["standardErrors"]) / np.linalg.norm(ref)
-        print(f"relative error against the reference (budget {ref_doc['settings']['budget']}, its own relative standard error "
+        ref = np.array(ref_method["values"]["values"])[0]
+        ref_se = np.linalg.norm(ref_method["standard_errors"]["values"]) / np.linalg.norm(ref)
+        print(f"relative error against the reference (budget {ref_method['settings']['budget']}, its own relative standard error "
               f"{100 * ref_se:.2f}%): shap {100 * np.linalg.norm(phi - ref) / np.linalg.norm(ref):.2f}%, "
               f"Prism {100 * np.linalg.norm(prism - ref) / np.linalg.norm(ref):.2f}%")
     if args.captum:

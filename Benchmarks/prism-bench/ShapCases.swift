@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismFiles
 import PrismCL
 import PrismExplain
 import PrismReference
@@ -158,7 +159,7 @@ func benchShapTabular(_ bench: Bench, directory: String, seeds: Int, referencePe
         "base_value": reference.baseValues ?? [], "output": reference.outputs ?? [], "features": 30, "classes": 2,
     ]
     let data = try JSONSerialization.data(withJSONObject: problem, options: [.prettyPrinted, .sortedKeys])
-    try writeFileAtomically(path: (directory as NSString).appendingPathComponent("problem.json"), bytes: Array(data))
+    try OutputFile(path: (directory as NSString).appendingPathComponent("problem.json")).write(data)
     say("    wrote \(directory)/mlp.safetensors and problem.json")
 
     func relativeError(_ e: Explanation) -> Double {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 import PrismCL
 import PrismReference
 
@@ -43,6 +44,7 @@ struct TuneCommand: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             guard size >= 1, batch >= 1, random >= 0 else { throw ValidationError("--size, --batch and --random must be positive") }
+            let output = try OutputFile(path: out)
             var table = TuningTable()
             if let data = FileManager.default.contents(atPath: out) { table = try TuningTable.decode(data, source: out) }
             // Fresh buffers for every launch: a candidate that leaves part of a scratch buffer unwritten must
@@ -74,7 +76,7 @@ struct TuneCommand: ParsableCommand {
                            outcome.defaultMilliseconds, outcome.improved ? String(format: "%.1f%% faster", 100 * (1 - outcome.bestMilliseconds / outcome.defaultMilliseconds)) : "defaults kept"))
                 table = table.setting(outcome.best, file: stage.file, vendor: vendorKey, device: info.name)
             }
-            try writeFileAtomically(path: out, bytes: Array(try table.json()))
+            try output.write(try table.json())
             say("wrote \(out) (\(vendorKey) → \(info.name))")
         }
     }

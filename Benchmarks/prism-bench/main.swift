@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 import PrismCL
 
 /// The kernel benchmark: median device-event times, GFLOP/s and the share of the device's measured
@@ -40,6 +41,8 @@ struct CommonOptions: ParsableArguments {
     }
 
     func makeBench(bufferPool: Bool = true) throws -> Bench {
+        // Refuse an unwritable --json before any timing.
+        if let json { _ = try OutputFile(path: json) }
         var settings = Settings.current
         if let device { settings.device = device }
         if !bufferPool { settings.bufferPoolEnabled = false }
@@ -64,7 +67,7 @@ struct CommonOptions: ParsableArguments {
         let command = (["prism-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try writeFileAtomically(path: json, bytes: Array(try encoder.encode(bench.report(command: command))))
+        try OutputFile(path: json).write(try encoder.encode(bench.report(command: command)))
         say("wrote \(json)")
     }
 }

@@ -217,6 +217,6 @@ public struct AttentionAttribution: AttributionMethod {
         return try Explanation(method: name, instanceCount: n, featureCount: m, outputCount: slots, values: values,
                                featureNames: (0..<m).map { "patch \($0)" }, modelEvaluations: evaluations,
                                seconds: Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9,
-                               settings: ["targets": targets.description, "grid": "\(rows)x\(columns)"])
+                               settings: ["targets": .string(targets.description), "grid": .ints([rows, columns])])
     }
 }

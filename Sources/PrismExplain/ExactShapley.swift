@@ -64,6 +64,6 @@ public struct ExactShapley: ShapleyEstimator {
         }
         return try Explanation(method: method, instanceCount: 1, featureCount: m, outputCount: o, values: phi,
                                baseValues: empty, outputs: full, modelEvaluations: counter.modelEvaluations,
-                               seconds: counter.seconds, settings: ["coalitions": String(total)])
+                               seconds: counter.seconds, settings: ["coalitions": .int(total)])
     }
 }

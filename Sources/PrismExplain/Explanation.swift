@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismFiles
 
 /// What every explainer returns: one attribution per (instance, feature, output), with the base value
 /// and model output they add up to where the method is additive (Shapley values), standard errors
@@ -28,12 +29,13 @@ public struct Explanation: Codable, Equatable, Sendable {
     public var modelEvaluations: Int
     /// Wall-clock seconds.
     public var seconds: Double
-    /// Method-specific settings worth recording (budget, seed, background rows, steps…).
-    public var settings: [String: String]
+    /// Method-specific settings worth recording (budget, seed, background rows, steps…), snake_case
+    /// keys with typed values (numbers stay numbers in JSON).
+    public var settings: [String: SettingValue]
 
     public init(method: String, instanceCount: Int, featureCount: Int, outputCount: Int, values: [Double],
                 baseValues: [Double]? = nil, outputs: [Double]? = nil, standardErrors: [Double]? = nil,
-                featureNames: [String]? = nil, modelEvaluations: Int, seconds: Double, settings: [String: String] = [:]) throws {
+                featureNames: [String]? = nil, modelEvaluations: Int, seconds: Double, settings: [String: SettingValue] = [:]) throws {
         let count = instanceCount * featureCount * outputCount
         guard values.count == count else {
             throw ExplainError("explanation: \(values.count) values for \(instanceCount) instances × \(featureCount) features × \(outputCount) outputs")
@@ -84,15 +86,15 @@ public struct Explanation: Codable, Equatable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        try writeFileAtomically(path: path, bytes: Array(try encoder.encode(self)))
+        try OutputFile(path: path).write(try encoder.encode(self))
     }
 
     /// Writes `values.npy` [instances, features, outputs] and, where present, `base_values.npy`,
     /// `outputs.npy` [instances, outputs] and `standard_errors.npy` (float64, NumPy format 1.0) into
     /// `directory`, creating it.
     public func writeNumPy(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        func path(_ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+        let folder = try OutputFolder(path: directory, create: true)
+        func path(_ name: String) -> String { folder.path(name) }
         let shape3 = [instanceCount, featureCount, outputCount], shape2 = [instanceCount, outputCount]
         try writeNpy(values, shape: shape3, path: path("values.npy"))
         if let baseValues { try writeNpy(baseValues, shape: shape2, path: path("base_values.npy")) }
@@ -119,5 +121,70 @@ public func writeNpy(_ values: [Double], shape: [Int], path: String) throws {
     for v in values {
         withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 }
     }
-    try writeFileAtomically(path: path, bytes: bytes)
+    try OutputFile(path: path).write(bytes)
+}
+
+/// One setting of an explanation: a string, an integer, a real number or a flag; encoded in JSON as
+/// the value itself (`"budget": 2146`, `"relu": true`).
+public enum SettingValue: Codable, Equatable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral,
+    ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral {
+    case string(String)
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    /// A size or shape, e.g. a window's [height, width].
+    case ints([Int])
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .int(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int.self) { self = .int(i) }
+        else if let d = try? c.decode(Double.self) { self = .double(d) }
+        else if let a = try? c.decode([Int].self) { self = .ints(a) }
+        else { self = .string(try c.decode(String.self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case let .string(s): try c.encode(s)
+        case let .int(i): try c.encode(i)
+        case let .double(d): try c.encode(d)
+        case let .bool(b): try c.encode(b)
+        case let .ints(a): try c.encode(a)
+        }
+    }
+
+    /// The value as text (as a caption shows it).
+    public var description: String {
+        switch self {
+        case let .string(s): s
+        case let .int(i): String(i)
+        case let .double(d): String(d)
+        case let .bool(b): String(b)
+        case let .ints(a): a.map(String.init).joined(separator: "×")
+        }
+    }
+
+    /// An unsigned integer (a seed): a number when it fits in `Int`, else its decimal text.
+    public static func unsigned(_ value: UInt64) -> SettingValue {
+        value <= UInt64(Int.max) ? .int(Int(value)) : .string(String(value))
+    }
+
+    /// The integer, when the value is one.
+    public var intValue: Int? { if case let .int(i) = self { i } else { nil } }
+
+    /// The number (an integer or a real), when the value is one.
+    public var doubleValue: Double? {
+        switch self {
+        case let .int(i): Double(i)
+        case let .double(d): d
+        default: nil
+        }
+    }
 }

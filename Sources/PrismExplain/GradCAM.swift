@@ -89,8 +89,8 @@ public struct GradCAM: AttributionMethod {
         let explanation = try Explanation(method: name, instanceCount: n, featureCount: height * width, outputCount: slots,
                                           values: upsampled, outputs: setup.targetOutputs(outputs), modelEvaluations: evaluations,
                                           seconds: AttributionSetup.seconds(since: start),
-                                          settings: ["layer": layer, "relu": "\(relu)", "coarse": "\(coarseSize.height)x\(coarseSize.width)",
-                                                     "targets": targets.description, "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                                          settings: ["layer": .string(layer), "relu": .bool(relu), "coarse": .ints([coarseSize.height, coarseSize.width]),
+                                                     "targets": .string(targets.description), "rows_per_chunk": .int(setup.rowsPerChunk)])
         return Result(explanation: explanation, coarse: coarse, coarseSize: coarseSize)
     }
 

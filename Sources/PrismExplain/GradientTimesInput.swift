@@ -27,6 +27,6 @@ public struct GradientTimesInput: AttributionMethod {
         return try Explanation(method: name, instanceCount: setup.instanceCount, featureCount: d,
                                outputCount: targets.outputCount, values: values, outputs: setup.targetOutputs(outputs),
                                modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
-                               settings: ["targets": targets.description, "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                               settings: ["targets": .string(targets.description), "rows_per_chunk": .int(setup.rowsPerChunk)])
     }
 }

@@ -127,14 +127,14 @@ public struct IntegratedGradients: AttributionMethod {
         let baseValues = setup.targetOutputs(Array(ends[(n * c)...]))
         var explanation = try Explanation(method: name, instanceCount: n, featureCount: d, outputCount: slots, values: values,
                                           baseValues: baseValues, outputs: outputs, modelEvaluations: evaluations,
-                                          seconds: 0, settings: ["steps": "\(steps)", "rule": rule.rawValue,
-                                                                 "baseline": baseline.description, "targets": targets.description,
-                                                                 "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                                          seconds: 0, settings: ["steps": .int(steps), "rule": .string(rule.rawValue),
+                                                                 "baseline": .string(baseline.description), "targets": .string(targets.description),
+                                                                 "rows_per_chunk": .int(setup.rowsPerChunk)])
         var gap = 0.0
         for i in 0..<n {
             for t in 0..<slots { gap = Swift.max(gap, abs(explanation.additivityGap(instance: i, output: t) ?? 0)) }
         }
-        explanation.settings["completeness_gap"] = "\(gap)"
+        explanation.settings["completeness_gap"] = .double(gap)
         explanation.seconds = AttributionSetup.seconds(since: start)
         return explanation
     }

@@ -85,7 +85,7 @@ public struct KernelShap: ShapleyEstimator {
         let m = counter.featureCount, o = counter.outputCount
         let (v0, vAll) = try counter.endpoints()
         let delta = (0..<o).map { vAll[$0] - v0[$0] }
-        var settings = ["seed": String(seed)]
+        var settings: [String: SettingValue] = ["seed": .unsigned(seed)]
         func finish(_ phi: [Double], _ se: [Double]?) throws -> Explanation {
             try Explanation(method: method, instanceCount: 1, featureCount: m, outputCount: o, values: phi, baseValues: v0,
                             outputs: vAll, standardErrors: se, modelEvaluations: counter.modelEvaluations,
@@ -101,7 +101,7 @@ public struct KernelShap: ShapleyEstimator {
         guard standardErrorBatches >= 2 else { throw ExplainError("kernel-shap: standard errors need at least 2 batches, got \(standardErrorBatches)") }
         if let numFeatures, numFeatures < 1 { throw ExplainError("kernel-shap: num-features must be at least 1, got \(numFeatures)") }
         if m <= 30 { budget = min(budget, (1 << m) - 2) }
-        settings["budget"] = String(budget)
+        settings["budget"] = .int(budget)
 
         // Size pairs k = 1…⌊M/2⌋ cover sizes {k, M − k}; kernel weight of size s in total: (M−1)/(s(M−s)).
         let pairCount = m / 2
@@ -137,7 +137,7 @@ public struct KernelShap: ShapleyEstimator {
             }
         }
         let fixedRows = fixedWeight.count
-        settings["enumerated"] = String(fixedRows)
+        settings["enumerated"] = .int(fixedRows)
 
         // Paired sampling over the sizes left, in rounds when a stopping rule is set.
         var v = try counter.values(masks, count: fixedRows)
@@ -186,16 +186,16 @@ public struct KernelShap: ShapleyEstimator {
             }
         }
         let final = result ?? fit(v, rowCount: fixedRows, draws: [])
-        settings["sampled"] = String(masks.count / m - fixedRows)
-        settings["draws"] = String(draws.count)
-        if !draws.isEmpty { settings["standardErrors"] = standardErrorMethod.rawValue }
+        settings["sampled"] = .int(masks.count / m - fixedRows)
+        settings["draws"] = .int(draws.count)
+        if !draws.isEmpty { settings["standard_errors"] = .string(standardErrorMethod.rawValue) }
         if let stopping {
-            settings["stoppingThreshold"] = String(stopping.threshold)
-            settings["stoppedEarly"] = String(stoppedEarly)
+            settings["stopping_threshold"] = .double(stopping.threshold)
+            settings["stopped_early"] = .bool(stoppedEarly)
         }
-        if final.ridge > 0 { settings["ridge"] = String(final.ridge) }
+        if final.ridge > 0 { settings["ridge"] = .double(final.ridge) }
         if let k = numFeatures, k < m {
-            settings["numFeatures"] = String(k)
+            settings["num_features"] = .int(k)
             return try finish(selectedFit(v, rowCount: masks.count / m, draws: draws, keep: k), nil)
         }
         return try finish(final.phi, final.standardErrors)

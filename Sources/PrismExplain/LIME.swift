@@ -79,9 +79,9 @@ public struct LIME: AttributionMethod {
         }
         return try Explanation(method: name, instanceCount: n, featureCount: m, outputCount: slots, values: values,
                                baseValues: intercepts, outputs: outputs, modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
-                               settings: ["samples": "\(samples)", "kernel_width": "\(kernelWidth)", "ridge": "\(ridge)", "seed": "\(seed)",
-                                          "baseline": baseline.description, "r2": "\(worstR2)", "targets": targets.description,
-                                          "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                               settings: ["samples": .int(samples), "kernel_width": .double(kernelWidth), "ridge": .double(ridge), "seed": .unsigned(seed),
+                                          "baseline": .string(baseline.description), "r2": .double(worstR2), "targets": .string(targets.description),
+                                          "rows_per_chunk": .int(setup.rowsPerChunk)])
     }
 
     /// Weighted ridge regression of y on 0/1 masks [samples, features] with an unpenalized intercept:

@@ -106,16 +106,16 @@ public struct LRP: AttributionMethod {
         var explanation = try Explanation(method: name, instanceCount: n, featureCount: d, outputCount: slots, values: values,
                                           baseValues: [Double](repeating: 0, count: n * slots), outputs: setup.targetOutputs(outputs),
                                           modelEvaluations: evaluations, seconds: 0,
-                                          settings: ["rule": rule.description, "targets": targets.description,
-                                                     "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                                          settings: ["rule": .string(rule.description), "targets": .string(targets.description),
+                                                     "rows_per_chunk": .int(setup.rowsPerChunk)])
         if !layerRules.isEmpty {
-            explanation.settings["layer_rules"] = layerRules.keys.sorted().map { "\($0):\(layerRules[$0]!)" }.joined(separator: ",")
+            explanation.settings["layer_rules"] = .string(layerRules.keys.sorted().map { "\($0):\(layerRules[$0]!)" }.joined(separator: ","))
         }
         var gap = 0.0
         for i in 0..<n {
             for t in 0..<slots { gap = Swift.max(gap, abs(explanation.additivityGap(instance: i, output: t) ?? 0)) }
         }
-        explanation.settings["conservation_gap"] = "\(gap)"
+        explanation.settings["conservation_gap"] = .double(gap)
         explanation.seconds = AttributionSetup.seconds(since: start)
         return explanation
     }

@@ -108,8 +108,8 @@ public struct Occlusion: AttributionMethod {
         }
         return try Explanation(method: name, instanceCount: n, featureCount: d, outputCount: slots, values: values,
                                outputs: setup.targetOutputs(outputs), modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
-                               settings: ["window": "\(window.height)x\(window.width)", "stride": "\(stride.height)x\(stride.width)",
-                                          "windows": "\(origins.count)", "baseline": baseline.description,
-                                          "targets": targets.description, "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                               settings: ["window": .ints([window.height, window.width]), "stride": .ints([stride.height, stride.width]),
+                                          "windows": .int(origins.count), "baseline": .string(baseline.description),
+                                          "targets": .string(targets.description), "rows_per_chunk": .int(setup.rowsPerChunk)])
     }
 }

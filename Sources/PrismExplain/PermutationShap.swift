@@ -43,7 +43,7 @@ public struct PermutationShap: ShapleyEstimator {
         var counter = try CountingGame(game)
         let m = counter.featureCount, o = counter.outputCount
         let (v0, vAll) = try counter.endpoints()
-        var settings = ["seed": String(seed)]
+        var settings: [String: SettingValue] = ["seed": .unsigned(seed)]
         func finish(_ phi: [Double], _ se: [Double]?) throws -> Explanation {
             try Explanation(method: method, instanceCount: 1, featureCount: m, outputCount: o, values: phi, baseValues: v0,
                             outputs: vAll, standardErrors: se, modelEvaluations: counter.modelEvaluations,
@@ -59,7 +59,7 @@ public struct PermutationShap: ShapleyEstimator {
         guard permutationsPerRound > 0 else { throw ExplainError("permutation-shap: permutations per round must be positive") }
         let perPermutation = Self.coalitionsPerPermutation(features: m)
         let permutations = (budget - 2) / perPermutation
-        settings["budget"] = String(budget)
+        settings["budget"] = .int(budget)
 
         var rng = ShapleyRandom(seed: seed)
         var moments = RunningMoments(size: m * o)
@@ -111,10 +111,10 @@ public struct PermutationShap: ShapleyEstimator {
                 break
             }
         }
-        settings["permutations"] = String(moments.count)
+        settings["permutations"] = .int(moments.count)
         if let stopping {
-            settings["stoppingThreshold"] = String(stopping.threshold)
-            settings["stoppedEarly"] = String(stoppedEarly)
+            settings["stopping_threshold"] = .double(stopping.threshold)
+            settings["stopped_early"] = .bool(stoppedEarly)
         }
         return try finish(moments.mean, moments.standardErrors)
     }

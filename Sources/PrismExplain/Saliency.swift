@@ -29,8 +29,8 @@ public struct Saliency: AttributionMethod {
         return try Explanation(method: name, instanceCount: setup.instanceCount, featureCount: model.elementCount,
                                outputCount: targets.outputCount, values: values, outputs: setup.targetOutputs(outputs),
                                modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
-                               settings: ["absolute": "\(absolute)", "targets": targets.description,
-                                          "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                               settings: ["absolute": .bool(absolute), "targets": .string(targets.description),
+                                          "rows_per_chunk": .int(setup.rowsPerChunk)])
     }
 }
 

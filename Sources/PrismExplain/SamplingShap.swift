@@ -38,7 +38,7 @@ public struct SamplingShap: ShapleyEstimator {
         var counter = try CountingGame(game)
         let m = counter.featureCount, o = counter.outputCount
         let (v0, vAll) = try counter.endpoints()
-        var settings = ["seed": String(seed)]
+        var settings: [String: SettingValue] = ["seed": .unsigned(seed)]
         func finish(_ phi: [Double], _ se: [Double]?) throws -> Explanation {
             try Explanation(method: method, instanceCount: 1, featureCount: m, outputCount: o, values: phi, baseValues: v0,
                             outputs: vAll, standardErrors: se, modelEvaluations: counter.modelEvaluations,
@@ -53,7 +53,7 @@ public struct SamplingShap: ShapleyEstimator {
         }
         guard samplesPerRound > 0 else { throw ExplainError("sampling-shap: samples per round must be positive") }
         let draws = (budget - 2) / (2 * m)
-        settings["budget"] = String(budget)
+        settings["budget"] = .int(budget)
 
         var rng = ShapleyRandom(seed: seed)
         var moments = (0..<m).map { _ in RunningMoments(size: o) }
@@ -90,10 +90,10 @@ public struct SamplingShap: ShapleyEstimator {
                 break
             }
         }
-        settings["samplesPerFeature"] = String(done)
+        settings["samples_per_feature"] = .int(done)
         if let stopping {
-            settings["stoppingThreshold"] = String(stopping.threshold)
-            settings["stoppedEarly"] = String(stoppedEarly)
+            settings["stopping_threshold"] = .double(stopping.threshold)
+            settings["stopped_early"] = .bool(stoppedEarly)
         }
         return try finish(moments.flatMap(\.mean), moments.flatMap(\.standardErrors))
     }

@@ -61,7 +61,7 @@ public struct ShapleyAttribution: AttributionMethod {
                                          settings: full.settings))
         }
         var explanation = try Explanation(stacking: parts)
-        explanation.settings["targets"] = targets.description
+        explanation.settings["targets"] = .string(targets.description)
         return explanation
     }
 }

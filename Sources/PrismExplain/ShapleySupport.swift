@@ -32,7 +32,7 @@ extension ShapleyEstimator {
         }
         guard instances > 1 else { return try explain(game) }
         var joint = try explain(game).splittingOutputs(intoInstances: instances)
-        joint.settings["instancesPerBatch"] = String(instances)
+        joint.settings["instances_per_batch"] = .int(instances)
         return joint
     }
 }

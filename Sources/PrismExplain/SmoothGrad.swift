@@ -111,7 +111,7 @@ public struct SmoothGrad: AttributionMethod {
         return try Explanation(method: name, instanceCount: n, featureCount: d, outputCount: slots, values: values,
                                outputs: setup.targetOutputs(outputs), standardErrors: standardErrors,
                                modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
-                               settings: ["samples": "\(samples)", "noise_level": "\(noiseLevel)", "seed": "\(seed)",
-                                          "targets": targets.description, "rows_per_chunk": "\(setup.rowsPerChunk)"])
+                               settings: ["samples": .int(samples), "noise_level": .double(noiseLevel), "seed": .unsigned(seed),
+                                          "targets": .string(targets.description), "rows_per_chunk": .int(setup.rowsPerChunk)])
     }
 }

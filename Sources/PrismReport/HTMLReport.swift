@@ -1,6 +1,7 @@
 import Foundation
 import Prism
 import PrismExplain
+import PrismFiles
 
 /// One self-contained HTML page (relative links only) showing explanations: figures for the whole
 /// run (training curves, mean |φ| per feature…), then per example a row of pictures — the input and,
@@ -91,12 +92,14 @@ public struct HTMLReport {
     }
 
     /// Writes `index.html` into `directory` atomically, after checking that every linked file exists there.
-    /// - Throws: `ReportError` naming a linked file that is missing.
+    /// - Throws: `ReportError` naming a linked file that is missing; `FileError` when the folder or
+    ///   `index.html` cannot be written.
     public func write(directory: String) throws {
-        for file in linkedFiles where !FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent(file)) {
+        let folder = try OutputFolder(path: directory, create: false)
+        for file in linkedFiles where !FileManager.default.fileExists(atPath: folder.path(file)) {
             throw ReportError("report: \(file) is linked but missing from \(directory)")
         }
-        try writeFileAtomically(path: (directory as NSString).appendingPathComponent("index.html"), bytes: Array(html().utf8))
+        try folder.file("index.html").write(html())
     }
 
     private func figure(_ file: String, _ caption: String, kind: String) -> String {

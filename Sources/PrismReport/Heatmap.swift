@@ -15,6 +15,30 @@ public enum Heatmap {
         return out
     }
 
+    /// An input image [channels, height, width] as a picture: one channel in grey levels scaled to its
+    /// own minimum and maximum; three channels as RGB, values in [0, 1] (pixel space, as `ToTensor`
+    /// gives) mapped to 0…255 and clipped; any other count as the mean over channels in grey levels.
+    public static func input(_ values: [Float], channels: Int, width: Int, height: Int) throws -> RGBImage {
+        let plane = width * height
+        guard channels > 0, width > 0, height > 0, values.count == channels * plane else {
+            throw ReportError("picture: \(values.count) values do not make a \(channels)×\(height)×\(width) image")
+        }
+        switch channels {
+        case 1:
+            return try image(values, width: width, height: height)
+        case 3:
+            var out = RGBImage(width: width, height: height)
+            func level(_ v: Float) -> UInt8 { UInt8((Double(v) * 255).rounded().clamped(0, 255)) }
+            for p in 0..<plane {
+                out[p % width, p / width] = (level(values[p]), level(values[plane + p]), level(values[2 * plane + p]))
+            }
+            return out
+        default:
+            let mean = (0..<plane).map { p in (0..<channels).reduce(Float(0)) { $0 + values[$1 * plane + p] } / Float(channels) }
+            return try image(mean, width: width, height: height)
+        }
+    }
+
     /// Per-pixel attributions from per-feature values: every pixel takes the value of its feature.
     public static func pixelValues(_ featureValues: [Double], groups: FeatureGroups) throws -> [Double] {
         guard featureValues.count == groups.featureCount else {

@@ -1,6 +1,7 @@
 import CZlib
 import Foundation
 import Prism
+import PrismFiles
 
 /// An 8-bit RGB image held on the host, row-major, 3 bytes per pixel.
 public struct RGBImage: Equatable, Sendable {
@@ -58,8 +59,15 @@ public struct RGBImage: Equatable, Sendable {
     }
 
     /// Writes the PNG atomically.
+    /// - Throws: `FileError` when `path` cannot be written (see `OutputFile`).
     public func writePNG(path: String) throws {
-        try writeFileAtomically(path: path, bytes: try pngData())
+        try writePNG(to: OutputFile(path: path))
+    }
+
+    /// Writes the PNG to an output file checked beforehand.
+    /// - Throws: `FileError` when the write fails.
+    public func writePNG(to file: OutputFile) throws {
+        try file.write(try pngData())
     }
 }
 

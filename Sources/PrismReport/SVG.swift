@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismFiles
 
 /// A small SVG document builder: escaped text, fixed number formatting, a viewBox so plots scale,
 /// and the shared pieces of the plots (axes with 1-2-5 ticks, titles, legends). Every data point a
@@ -106,7 +107,7 @@ func tickLabel(_ v: Double) -> String {
 
 /// Writes text atomically (temp file + rename).
 func writeText(_ text: String, to url: URL) throws {
-    try writeFileAtomically(path: url.path, bytes: Array(text.utf8))
+    try OutputFile(path: url.path).write(text)
 }
 
 /// Checks plot inputs: non-empty, finite.

@@ -7,7 +7,7 @@ struct DataOptions: ParsableArguments {
     @Option(help: "An MNIST-format folder (train-/t10k- IDX files, gzip or plain) or a CSV file. Default: Fashion-MNIST from Debian's dataset-fashion-mnist.")
     var data: String?
 
-    @Option(help: "CSV only: the name of the label column.")
+    @Option(help: "CSV only: the name of the label column (class indices, or the numeric target of a regression model).")
     var label: String?
 
     @Option(help: "CSV only: a separate test file (default: the last 20% of --data's rows).")
@@ -33,29 +33,125 @@ struct DataOptions: ParsableArguments {
     /// The class names, when known.
     var classNames: [String]? { data == nil ? ImageDataset.fashionMNISTClasses : nil }
 
-    /// Loads the training and test sets; a CSV's standardization is computed on its training rows
-    /// unless one is given (from a saved model).
-    func load(standardization given: TabularDataset.Standardization? = nil, needTrain: Bool = true) throws
-        -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
-        if isCSV {
-            guard let label else { throw ValidationError("--label is required with a CSV file (the name of the class column)") }
-            let all = try TabularDataset.loadCSV(path: path, label: label)
-            var train = all, test = all
-            if let testData {
-                test = try TabularDataset.loadCSV(path: testData, label: label, classCount: all.classCount)
-                guard test.featureNames == all.featureNames else {
-                    throw DataError("\(testData): columns \(test.featureNames) differ from \(path)'s \(all.featureNames)")
-                }
-            } else {
-                let cut = max(1, all.count * 4 / 5)
-                train = subset(all, 0..<cut)
-                test = all.count - cut > 0 ? subset(all, cut..<all.count) : subset(all, 0..<cut)
+    /// What `prism train` reads: the sets, the transforms it computed (or was given) and the task.
+    struct TrainingData {
+        var train: LabeledData
+        var test: LabeledData
+        /// CSV only: the features' standardization.
+        var standardization: TabularDataset.Standardization?
+        /// Regression only: the targets' standardization (train and test targets are standardized with it).
+        var targetStandardization: TabularDataset.Standardization?
+        var task: ModelTask
+        /// How the label column was read, for a person to read.
+        var note: String?
+    }
+
+    /// Loads the sets `prism train` trains on. A CSV's label column is read as `requested` says, or
+    /// by its values when nil (`LabelColumnDecision`); features (and regression targets) are
+    /// standardized with the given transforms (a resumed run's) or the training rows' own.
+    func loadForTraining(task requested: ModelTask.Kind?, maxClasses: Int, standardization given: TabularDataset.Standardization? = nil,
+                         targetStandardization givenTarget: TabularDataset.Standardization? = nil) throws -> TrainingData {
+        guard isCSV else {
+            if requested == .regression {
+                throw ValidationError("--task regression needs a CSV file with a numeric target column; \(sourceName) holds class labels")
             }
-            if let limit { train = subset(train, 0..<min(limit, train.count)) }
-            if let testLimit { test = subset(test, 0..<min(testLimit, test.count)) }
-            let s = given ?? train.standardization()
-            return (needTrain ? try LabeledData(try train.standardized(with: s)) : nil, try LabeledData(try test.standardized(with: s)), s)
+            let (train, test, _) = try loadImages(needTrain: true)
+            return TrainingData(train: train!, test: test, task: .classification(classes: classNames))
         }
+        let label = try labelColumn()
+        let raw = try TabularDataset.loadRegressionCSV(path: path, target: label)
+        let decision = try LabelColumnDecision.decide(column: label, source: (path as NSString).lastPathComponent, values: raw.targets ?? [], requested: requested, maxClasses: maxClasses)
+        let name = (path as NSString).lastPathComponent
+        let all = decision.kind == .classification ? try raw.classified(classCount: decision.classCount, source: name) : raw
+        var (train, test) = try split(all, classCount: decision.classCount)
+        let s = given ?? train.standardization()
+        train = try train.standardized(with: s)
+        test = try test.standardized(with: s)
+        var targetStandardization: TabularDataset.Standardization?
+        if decision.kind == .regression, let t = givenTarget ?? train.targetStandardization() {
+            targetStandardization = t
+            train = try train.targetsStandardized(with: t)
+            test = try test.targetsStandardized(with: t)
+        }
+        let task: ModelTask = decision.kind == .regression ? .regression(outputs: [label]) : .classification(classes: nil)
+        return TrainingData(train: try LabeledData(train), test: try LabeledData(test), standardization: s,
+                            targetStandardization: targetStandardization, task: task, note: decision.note)
+    }
+
+    /// Loads the test set (and the training set when `needTrain`) for a saved model: a CSV's label
+    /// column is read as the model's task says, and its features standardized with the model's stored
+    /// standardization, never one computed from the data.
+    /// - Throws: `DataError` naming the model file when it has no stored standardization for CSV data.
+    func load(for model: LoadedModel, needTrain: Bool = false) throws -> (train: LabeledData?, test: LabeledData) {
+        guard isCSV else {
+            if model.task.kind == .regression {
+                throw DataError("\(model.path) is a regression model; \(sourceName) holds images with class labels")
+            }
+            let (train, test, _) = try loadImages(needTrain: needTrain)
+            return (train, test)
+        }
+        let data = try loadCSVSets(task: model.task.kind, classCount: model.model.spec.classCount, standardization: model.standardization,
+                                   inputShape: model.model.spec.inputShape, needTrain: needTrain) {
+            DataError("\(model.path) has no stored standardization ('\(ModelFileKey.standardization)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
+        }
+        return (data.train, data.test)
+    }
+
+    /// Loads the training and test sets for a saved model whose stored standardization is `given`
+    /// (nil: the model has none); a CSV's labels are read as class indices.
+    /// - Throws: `DataError` when the data is a CSV file and `given` is nil (the model lacks the
+    ///   standardization its CSV inputs need; it is not recomputed from the data).
+    func load(standardization given: TabularDataset.Standardization?, needTrain: Bool = true) throws
+        -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
+        guard isCSV else { return try loadImages(needTrain: needTrain) }
+        let data = try loadCSVSets(task: .classification, classCount: nil, standardization: given, inputShape: nil, needTrain: needTrain) {
+            DataError("the model has no stored standardization ('\(ModelFileKey.standardization)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
+        }
+        return (data.train, data.test, given)
+    }
+
+    private func labelColumn() throws -> String {
+        guard let label else { throw ValidationError("--label is required with a CSV file (the name of the label or target column)") }
+        return label
+    }
+
+    /// A CSV's sets with the label column read as `task` says (classes checked against `classCount`),
+    /// features standardized with `s`; regression targets stay in their units.
+    /// - Throws: `DataError` when the rows do not have the model's `inputShape` (when given); `missing()`
+    ///   when they do and `s` is nil.
+    private func loadCSVSets(task: ModelTask.Kind, classCount: Int?, standardization s: TabularDataset.Standardization?,
+                             inputShape: [Int]?, needTrain: Bool, missing: () -> DataError) throws -> (train: LabeledData?, test: LabeledData) {
+        let label = try labelColumn()
+        let all = task == .regression ? try TabularDataset.loadRegressionCSV(path: path, target: label)
+            : try TabularDataset.loadCSV(path: path, label: label, classCount: classCount)
+        if let inputShape, inputShape != [all.featureCount] {
+            throw DataError("data: examples have shape \([all.featureCount]), the model expects \(inputShape)")
+        }
+        guard let s else { throw missing() }
+        let (train, test) = try split(all, classCount: task == .regression ? nil : all.classCount)
+        return (needTrain ? try LabeledData(try train.standardized(with: s)) : nil, try LabeledData(try test.standardized(with: s)))
+    }
+
+    /// Training and test rows: `--test-data`'s rows (read like `all`'s) or the last 20% of `all`'s, each cut to its limit.
+    private func split(_ all: TabularDataset, classCount: Int?) throws -> (train: TabularDataset, test: TabularDataset) {
+        var train = all, test = all
+        if let testData {
+            test = try TabularDataset.loadRegressionCSV(path: testData, target: all.labelName)
+            if all.targets == nil { test = try test.classified(classCount: classCount, source: (testData as NSString).lastPathComponent) }
+            guard test.featureNames == all.featureNames else {
+                throw DataError("\(testData): columns \(test.featureNames) differ from \(path)'s \(all.featureNames)")
+            }
+        } else {
+            let cut = max(1, all.count * 4 / 5)
+            train = subset(all, 0..<cut)
+            test = all.count - cut > 0 ? subset(all, cut..<all.count) : subset(all, 0..<cut)
+        }
+        if let limit { train = subset(train, 0..<min(limit, train.count)) }
+        if let testLimit { test = subset(test, 0..<min(testLimit, test.count)) }
+        return (train, test)
+    }
+
+    private func loadImages(needTrain: Bool) throws -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
         if data == nil && !FileManager.default.fileExists(atPath: path) {
             throw DataError("\(path): Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist), or pass --data DIR")
         }
@@ -67,13 +163,15 @@ struct DataOptions: ParsableArguments {
     private func subset(_ t: TabularDataset, _ range: Range<Int>) -> TabularDataset {
         var copy = t
         copy.features = Array(t.features[(range.lowerBound * t.featureCount)..<(range.upperBound * t.featureCount)])
-        copy.labels = Array(t.labels[range])
+        if let targets = t.targets { copy.targets = Array(targets[range]) } else { copy.labels = Array(t.labels[range]) }
         return copy
     }
 }
 
-/// The metadata key of a CSV model's standardization.
-let standardizationKey = "prism.standardization"
+
+/// The metadata key of a regression checkpoint's target standardization (what `--resume` continues
+/// with; the model file itself is written in the targets' units).
+let targetStandardizationKey = "prism.target-standardization"
 
 /// A terminal progress line on stderr (rewritten in place), silent when stderr is not a terminal.
 struct ProgressLine {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 import PrismExplain
 import PrismReport
 
@@ -64,11 +65,11 @@ struct DemoCommand: ParsableCommand {
             let dataOptions = try DataOptions.parse(data.map { ["--data", $0] } ?? [])
             guard !dataOptions.isCSV else { throw ValidationError("demo: --data must be an MNIST-format folder of images") }
             let destination = ExplainOutputs(json: nil, npy: nil, png: nil, out: out)
-            try destination.checkWritable()
+            try destination.check()
             let engine = Engine(context: try global.context())
             printLine("device: \(engine.device.name)")
 
-            var loadedData = try dataOptions.load()
+            var loadedData = try dataOptions.load(standardization: nil)
             if let limit, let train = loadedData.train { loadedData.train = try train.prefix(limit) }
             guard let train = loadedData.train else { throw DataError("demo: no training data") }
             let test = loadedData.test
@@ -97,11 +98,10 @@ struct DemoCommand: ParsableCommand {
                 var spec = arch == .vit ? try ModelSpec.vit(height: h, width: w, channels: c, classes: classes)
                     : try ModelSpec.cnn(height: h, width: w, channels: c, classes: classes)
                 spec.inputNormalization = train.channelStatistics()  // as prism train does for images
+                spec.task = .classification(classes: dataOptions.classNames)
                 let trainer = try Trainer(model: try Sequential(spec: spec, seed: seed, engine: engine),
                                           config: TrainingConfig(epochs: epochs, batchSize: 64, learningRate: 1e-3, optimizer: .adam, seed: seed))
-                var extra = ["prism.data": dataOptions.sourceName]
-                if let names = dataOptions.classNames { extra["prism.classes"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self) }
-                trainer.extraMetadata = extra
+                trainer.extraMetadata = [ModelFileKey.data: dataOptions.sourceName]
                 printLine("training \(arch.rawValue) (\(trainer.model.parameterCount) parameters) for \(epochs) epoch\(epochs == 1 ? "" : "s") on \(train.count) images of \(dataOptions.sourceName)")
                 try? FileManager.default.removeItem(atPath: logPath)
                 let partial = modelPath + ".partial"
@@ -117,20 +117,26 @@ struct DemoCommand: ParsableCommand {
             printLine(String(format: "test accuracy %.4f on %d images", accuracy, test.count))
 
             // Explanations.
-            let (backgroundValues, backgroundNote) = try sampleBackground(train, count: background, seed: seed)
+            let drawn = try sampleBackground(train, count: background, seed: seed)
             let shape = test.exampleShape
             let groups = try FeatureGroups.grid(channels: shape[0], height: shape[1], width: shape[2], cell: 4)
             var options = try MethodOptions.defaults()
             options.seed = seed
-            var job = ExplainJob(engine: engine, loaded: model, modelPath: modelPath, test: test, sourceName: dataOptions.sourceName,
-                                 rows: Array(0..<examples), methods: [.kernelShap, .ig, arch == .vit ? .attentionRollout : .gradcam], options: options,
-                                 background: backgroundValues, backgroundNote: "\(backgroundValues.count / test.exampleSize) \(backgroundNote)",
-                                 groups: groups, featureNames: (0..<groups.featureCount).map { "superpixel \($0)" }, superpixel: 4)
-            job.metrics = true
-            job.printsExamples = false
+            let rows = Array(0..<examples)
+            var instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: examples,
+                                             names: rows.map { "test example \($0)" }, indices: rows, source: dataOptions.sourceName)
+            instances.labels = try rows.map { Int(try test.example($0).label) }
+            var plan = ExplainPlan(engine: engine, loaded: model, modelPath: modelPath, instances: instances,
+                                   methods: try MethodRegistry.shared.parse(["kernel-shap", "ig", arch == .vit ? "attention-rollout" : "gradcam"]),
+                                   options: options, background: drawn.values,
+                                   backgroundNote: "\(background) training rows of \(dataOptions.sourceName) drawn with seed \(seed)",
+                                   groups: groups, featureNames: (0..<groups.featureCount).map { "superpixel \($0)" }, superpixel: 4,
+                                   outputs: destination)
+            plan.backgroundIndices = drawn.indices
+            plan.metrics = true
             var line = ProgressLine()
             var methodStart = DispatchTime.now()
-            job.onProgress = { method, done, total in
+            let results = try plan.run { method, done, total in
                 if done == 0 { methodStart = DispatchTime.now() }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - methodStart.uptimeNanoseconds) / 1e9
                 if done == total {
@@ -144,7 +150,6 @@ struct DemoCommand: ParsableCommand {
                     line.show("\(method.title): image 1/\(total)")
                 }
             }
-            let (runs, outputs, predicted) = try job.runAll()
 
             // Report.
             var extras = ReportExtras()
@@ -153,14 +158,15 @@ struct DemoCommand: ParsableCommand {
                                      model.model.parameterCount, epochs, epochs == 1 ? "" : "s", seed, train.count, accuracy, test.count, engine.device.name)]
             let logCopy = (out as NSString).appendingPathComponent("training-log.jsonl")
             if let log = FileManager.default.contents(atPath: logPath) {
-                try writeFileAtomically(path: logCopy, bytes: Array(log))
+                try OutputFile(path: logCopy).write(log)
                 extras.files.append(("training-log.jsonl", "the training run's log, one JSON object per epoch"))
                 let epochs = String(decoding: log, as: UTF8.self).split(separator: "\n")
                     .compactMap { try? JSONDecoder().decode(EpochReport.self, from: Data($0.utf8)) }
                 if !epochs.isEmpty {
                     let x: [Double] = epochs.map { Double($0.epoch) }
-                    var series: [LinePlot.Series] = [.init(name: "train loss", x: x, y: epochs.map(\.trainLoss)),
-                                                     .init(name: "train accuracy", x: x, y: epochs.map(\.trainAccuracy), dashed: true)]
+                    var series: [LinePlot.Series] = [.init(name: "train loss", x: x, y: epochs.map(\.trainLoss))]
+                    let trainAccuracy: [Double] = epochs.compactMap(\.trainAccuracy)
+                    if trainAccuracy.count == x.count { series.append(.init(name: "train accuracy", x: x, y: trainAccuracy, dashed: true)) }
                     let testLoss: [Double] = epochs.compactMap(\.testLoss), testAccuracy: [Double] = epochs.compactMap(\.testAccuracy)
                     if testLoss.count == x.count { series.insert(.init(name: "test loss", x: x, y: testLoss), at: 1) }
                     if testAccuracy.count == x.count { series.append(.init(name: "test accuracy", x: x, y: testAccuracy, dashed: true)) }
@@ -169,8 +175,8 @@ struct DemoCommand: ParsableCommand {
                     extras.figures.append(("training.svg", "Training: loss and accuracy per epoch (from training-log.jsonl)"))
                 }
             }
-            try job.write(runs, outputs: outputs, predicted: predicted, to: destination, extras: extras)
-            let correct = zip(job.rows, predicted).filter { (try? test.example($0.0).label).map { Int($0) } == $0.1 }.count
+            for line in try plan.writeAll(results, extras: extras) { printLine(line) }
+            let correct = zip(rows, results.predicted).filter { (try? test.example($0.0).label).map { Int($0) } == $0.1 }.count
             printLine(String(format: "explained %d test images (%d classified correctly) in %.0f s in all; open %@",
                              examples, correct, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9,
                              (out as NSString).appendingPathComponent("index.html")))

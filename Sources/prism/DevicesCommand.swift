@@ -28,18 +28,18 @@ struct DevicesCommand: ParsableCommand {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 let data = try encoder.encode(Listing(selected: chosen.info.index, devices: infos))
-                print(String(decoding: data, as: UTF8.self))
+                printLine(String(decoding: data, as: UTF8.self))
                 return
             }
             for info in infos {
                 let mark = info.index == chosen.info.index ? "*" : " "
-                print("\(mark) #\(info.index) [\(info.type.rawValue)] \(info.name)")
-                print("      platform \(info.platform); vendor \(info.vendor); driver \(info.driverVersion)")
-                print("      \(info.deviceVersion); \(info.openCLCVersion)")
-                print("      \(info.computeUnits) compute units @ \(info.clockMHz) MHz; global \(mib(info.globalMemoryBytes)); local \(kib(info.localMemoryBytes)); max alloc \(mib(info.maxAllocationBytes))")
-                print("      max work-group \(info.maxWorkGroupSize); fp16 \(info.fp16 ? "yes" : "no"); fp64 \(info.fp64 ? "yes" : "no")")
+                printLine("\(mark) #\(info.index) [\(info.type.rawValue)] \(info.name)")
+                printLine("      platform \(info.platform); vendor \(info.vendor); driver \(info.driverVersion)")
+                printLine("      \(info.deviceVersion); \(info.openCLCVersion)")
+                printLine("      \(info.computeUnits) compute units @ \(info.clockMHz) MHz; global \(mib(info.globalMemoryBytes)); local \(kib(info.localMemoryBytes)); max alloc \(mib(info.maxAllocationBytes))")
+                printLine("      max work-group \(info.maxWorkGroupSize); fp16 \(info.fp16 ? "yes" : "no"); fp64 \(info.fp64 ? "yes" : "no")")
             }
-            print("* = selected (PRISM_DEVICE or --device; default GPU > accelerator > CPU)")
+            printLine("* = selected (PRISM_DEVICE or --device; default GPU > accelerator > CPU)")
         }
     }
 

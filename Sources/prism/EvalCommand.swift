@@ -2,33 +2,10 @@ import ArgumentParser
 import Foundation
 import Prism
 
-/// A model file with what the CLI needs next to the weights.
-struct LoadedModel {
-    var model: Sequential
-    var standardization: TabularDataset.Standardization?
-    var classNames: [String]?
-
-    init(path: String, engine: Engine) throws {
-        guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
-        let (model, file) = try Sequential.load(path: path, engine: engine)
-        self.model = model
-        if let json = file.metadata[standardizationKey] {
-            standardization = try? JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
-            if standardization == nil { throw DataError("\(path): metadata '\(standardizationKey)' is not a standardization") }
-        }
-        classNames = file.metadata["prism.classes"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
-    }
-
-    func className(_ i: Int) -> String {
-        if let classNames, i < classNames.count { return classNames[i] }
-        return "class \(i)"
-    }
-}
-
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Accuracy, loss and the confusion matrix of a model on the test set.")
+        abstract: "A classifier's accuracy, loss and confusion matrix, or a regression model's RMSE, MAE and R², on the test set.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
@@ -43,11 +20,22 @@ struct EvalCommand: ParsableCommand {
         try runReportingErrors {
             let engine = Engine(context: try global.context())
             let loaded = try LoadedModel(path: model, engine: engine)
-            let test = try dataOptions.load(standardization: loaded.standardization, needTrain: false).test
+            let test = try dataOptions.load(for: loaded).test
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            if loaded.task.kind == .regression {
+                let result = try evaluateRegression(loaded.model, on: test)
+                if json {
+                    printLine(String(decoding: try encoder.encode(result), as: UTF8.self))
+                    return
+                }
+                let names = (0..<loaded.model.spec.classCount).map { "'\(loaded.outputName($0))'" }.joined(separator: ", ")
+                printLine(String(format: "%@ on %@ (regression, %@): RMSE %.4f, MAE %.4f, R² %.4f over %d examples", model, dataOptions.sourceName,
+                                 names, result.rmse, result.mae, result.r2, result.count))
+                return
+            }
             let result = try evaluate(loaded.model, on: test)
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 printLine(String(decoding: try encoder.encode(result), as: UTF8.self))
                 return
             }
@@ -69,7 +57,7 @@ struct EvalCommand: ParsableCommand {
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "The top classes, with probabilities, for one test example.")
+        abstract: "The top classes, with probabilities, or a regression model's output values, for one test example.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
@@ -87,7 +75,7 @@ struct PredictCommand: ParsableCommand {
         try runReportingErrors {
             let engine = Engine(context: try global.context())
             let loaded = try LoadedModel(path: model, engine: engine)
-            let test = try dataOptions.load(standardization: loaded.standardization, needTrain: false).test
+            let test = try dataOptions.load(for: loaded).test
             guard (0..<test.count).contains(index) else {
                 throw ValidationError("--index \(index) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
             }
@@ -96,6 +84,13 @@ struct PredictCommand: ParsableCommand {
                 throw DataError("data: examples have shape \(test.exampleShape), the model expects \(loaded.model.spec.inputShape)")
             }
             let x = try Tensor(example.features, shape: [1] + test.exampleShape, engine: engine)
+            if loaded.task.kind == .regression {
+                let values = try engine.noGrad { try loaded.model(x).toArray() }
+                let truth = try test.target(index)
+                printLine("example \(index): " + truth.indices.map { String(format: "true '%@' %.4g", loaded.outputName($0), truth[$0]) }.joined(separator: ", "))
+                for (i, v) in values.enumerated() { printLine(String(format: "  output '%@': %.4g", loaded.outputName(i), v)) }
+                return
+            }
             let probabilities = try predictProbabilities(loaded.model, x)[0]
             printLine("example \(index): true class \(example.label) (\(loaded.className(Int(example.label))))")
             for (rank, i) in probabilities.indices.sorted(by: { probabilities[$0] > probabilities[$1] }).prefix(max(1, top)).enumerated() {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 import PrismExplain
 import PrismReport
 
@@ -27,8 +28,11 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Test-set examples to explain: I or I,J,…")
     var index: String = "0"
 
-    @Option(help: "Method(s): \(ExplainMethodName.allCases.map(\.rawValue).joined(separator: ", ")); repeat or separate by commas for several.")
+    @Option(help: ArgumentHelp("Method(s), repeated or comma-separated: \(MethodRegistry.shared.help).", valueName: "method"))
     var method: [String] = ["kernel-shap"]
+
+    @Option(help: "The output to explain: predicted (the largest output, default for classifiers), an output index, or a class or output name (a one-output regression model: its output).")
+    var target: String = "predicted"
 
     @OptionGroup var methodOptions: MethodOptions
 
@@ -56,16 +60,16 @@ struct ExplainCommand: ParsableCommand {
     @Flag(help: "Add the model-parameter randomization check: re-initialize the layers from the top down, explain again after each, report the rank correlation with the original attributions.")
     var randomization = false
 
-    @Option(help: "Write the explanation as JSON to this file.")
+    @Option(help: "Write every method's explanation, the inputs, features and background as one JSON document to this file (- for standard output).")
     var json: String?
 
-    @Option(help: "Write values.npy, base_values.npy, outputs.npy (and standard_errors.npy) into this folder.")
+    @Option(help: "Write inputs.npy and, per method, values.npy, base_values.npy, outputs.npy (and standard_errors.npy) into this folder.")
     var npy: String?
 
     @Option(help: "Write a report into this folder: index.html with the pictures (images) or the top features, explanation.json and the .npy files.")
     var out: String?
 
-    @Option(help: "Images only: write, per example, the input and per method the attributions of the predicted class as a heatmap (red raises, blue lowers the output) and the heatmap over the input, as PNG files into this folder.")
+    @Option(help: "Images only: write, per example, the input and per method the attributions of the explained output as a heatmap (red raises, blue lowers the output) and the heatmap over the input, as PNG files into this folder.")
     var png: String?
 
     @Option(help: "How many features to print per example.")
@@ -89,77 +93,122 @@ struct ExplainCommand: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            let methods = try ExplainMethodName.parse(method)
-            let destination = ExplainOutputs(json: json, npy: npy, png: png, out: out)
-            try destination.checkWritable()
-            let engine = Engine(context: try global.context())
-            let loaded = try LoadedModel(path: model, engine: engine)
-            let spec = loaded.model.spec
-            let needTrain = backgroundData == nil
-            let data = try dataOptions.load(standardization: loaded.standardization, needTrain: needTrain)
-            let test = data.test
-            guard test.exampleShape == spec.inputShape else {
-                throw DataError("data: examples have shape \(test.exampleShape), the model expects \(spec.inputShape)")
-            }
-            let rows = try indices()
-            if let bad = rows.first(where: { $0 >= test.count }) {
-                throw ValidationError("--index \(bad) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
-            }
+        try runReportingErrors(explain)
+    }
 
-            // Background rows.
-            let width = test.exampleSize
-            var backgroundValues: [Float], backgroundNote: String
-            if let backgroundData {
-                backgroundValues = try loadBackground(path: backgroundData, width: width, standardization: loaded.standardization)
-                backgroundNote = "all \(backgroundValues.count / width) rows of \(backgroundData)"
-            } else {
-                (backgroundValues, backgroundNote) = try sampleBackground(data.train!, count: background ?? 100, seed: methodOptions.seed)
-            }
-            var backgroundWeights: [Float]?
-            if let kmeans {
-                let rowsIn = backgroundValues.count / width
-                guard kmeans <= rowsIn else { throw ValidationError("--kmeans \(kmeans) is more than the \(rowsIn) background rows") }
-                let summary = try BackgroundSummary.kMeans(backgroundValues, width: width, k: kmeans, seed: methodOptions.seed)
-                (backgroundValues, backgroundWeights) = (summary.rows, summary.weights)
-                backgroundNote = "\(summary.count) k-means centroids weighted by cluster size, of " + backgroundNote
-            }
+    /// Plan (every check), run, write.
+    func explain() throws {
+        let methods = try MethodRegistry.shared.parse(method)
+        let destination = ExplainOutputs(json: json, npy: npy, png: png, out: out)
+        try destination.check()
+        let engine = Engine(context: try global.context())
+        let plan = try makePlan(engine: engine, methods: methods, outputs: destination)
+        // With the JSON on standard output, everything else goes to standard error.
+        let toStandardError = destination.jsonToStandardOutput
+        let say = { (line: String) in toStandardError ? printError(line) : printLine(line) }
+        for note in plan.notes { printError(note) }
+        let results = try plan.run()
+        for line in plan.summaryLines(results, top: top) { say(line) }
+        for line in try plan.writeAll(results) { say(line) }
+    }
 
-            // Features.
-            let groups: FeatureGroups
-            let names: [String]
-            if spec.inputShape.count == 3 {
-                guard self.groups == nil else { throw ValidationError("--groups is for tabular data; images take --segments or --superpixel") }
-                let (c, h, w) = (spec.inputShape[0], spec.inputShape[1], spec.inputShape[2])
-                if let segments {
-                    groups = try FeatureGroups.segments(file: segments, channels: c, height: h, width: w)
-                    names = (0..<groups.featureCount).map { "segment \($0)" }
-                } else {
-                    groups = try FeatureGroups.grid(channels: c, height: h, width: w, cell: superpixel)
-                    names = (0..<groups.featureCount).map { "superpixel \($0)" }
-                }
-            } else {
-                guard segments == nil else { throw ValidationError("--segments is for images; tabular data takes --groups") }
-                let columnNames = try dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width)
-                    : (0..<width).map { "feature \($0)" }
-                if let path = self.groups {
-                    (groups, names) = try FeatureGroups.columns(try readColumnGroups(path: path, columnNames: columnNames), columnNames: columnNames)
-                } else {
-                    (groups, names) = (.elements(width), columnNames)
-                }
-            }
-            var job = ExplainJob(engine: engine, loaded: loaded, modelPath: model, test: test, sourceName: dataOptions.sourceName, rows: rows,
-                                 methods: methods, options: methodOptions, background: backgroundValues,
-                                 backgroundNote: backgroundNote, groups: groups, featureNames: names,
-                                 superpixel: spec.inputShape.count == 3 ? superpixel : nil)
-            job.segmentation = segments
-            job.backgroundWeights = backgroundWeights
-            job.metrics = metrics
-            job.randomization = randomization
-            job.top = top
-            let (runs, outputs, predicted) = try job.runAll()
-            try job.write(runs, outputs: outputs, predicted: predicted, to: destination)
+    /// Every check before the work: options, the model, the examples, the background, the features.
+    func makePlan(engine: Engine, methods: [ExplainMethod], outputs: ExplainOutputs) throws -> ExplainPlan {
+        let (options, notes) = methodOptions.resolvingOldSpellings(for: methods)
+        let loaded = try LoadedModel(path: model, engine: engine)
+        let spec = loaded.model.spec
+        let needTrain = backgroundData == nil
+        let data = try dataOptions.load(for: loaded, needTrain: needTrain)
+        let test = data.test
+        guard test.exampleShape == spec.inputShape else {
+            throw DataError("data: examples have shape \(test.exampleShape), the model expects \(spec.inputShape)")
         }
+        let rows = try indices()
+        if let bad = rows.first(where: { $0 >= test.count }) {
+            throw ValidationError("--index \(bad) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
+        }
+        let width = test.exampleSize
+        var instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: rows.count,
+                                         names: rows.map { "test example \($0)" }, indices: rows, source: dataOptions.sourceName)
+        if test.isRegression {
+            instances.trueValues = try rows.map { try test.target($0) }
+        } else {
+            instances.labels = try rows.map { Int(try test.example($0).label) }
+        }
+
+        // Background rows.
+        var backgroundValues: [Float], backgroundNote: String, backgroundIndices: [Int]?
+        if let backgroundData {
+            backgroundValues = try loadBackground(path: backgroundData, width: width, standardization: loaded.standardization)
+            backgroundNote = "all \(backgroundValues.count / width) rows of \(backgroundData)"
+            backgroundIndices = Array(0..<(backgroundValues.count / width))
+        } else {
+            let train = data.train!
+            let count = background ?? min(100, train.count)
+            guard count <= train.count else {
+                throw ValidationError("--background \(count) is more than the \(train.count) training rows of \(dataOptions.sourceName)")
+            }
+            let drawn = try sampleBackground(train, count: count, seed: methodOptions.seed)
+            (backgroundValues, backgroundIndices) = (drawn.values, drawn.indices)
+            backgroundNote = "\(count) training rows of \(dataOptions.sourceName) drawn with seed \(methodOptions.seed)"
+        }
+        var backgroundWeights: [Float]?
+        if let kmeans {
+            let rowsIn = backgroundValues.count / width
+            guard kmeans <= rowsIn else { throw ValidationError("--kmeans \(kmeans) is more than the \(rowsIn) background rows") }
+            let summary = try BackgroundSummary.kMeans(backgroundValues, width: width, k: kmeans, seed: methodOptions.seed)
+            (backgroundValues, backgroundWeights) = (summary.rows, summary.weights)
+            backgroundNote = "\(summary.count) k-means centroids weighted by cluster size, of " + backgroundNote
+            backgroundIndices = nil
+        }
+
+        // Features.
+        let groups: FeatureGroups
+        let names: [String]
+        if spec.inputShape.count == 3 {
+            guard self.groups == nil else { throw ValidationError("--groups is for tabular data; images take --segments or --superpixel") }
+            let (c, h, w) = (spec.inputShape[0], spec.inputShape[1], spec.inputShape[2])
+            if let segments {
+                groups = try FeatureGroups.segments(file: segments, channels: c, height: h, width: w)
+                names = (0..<groups.featureCount).map { "segment \($0)" }
+            } else {
+                guard superpixel <= min(h, w) else {
+                    throw ValidationError("--superpixel \(superpixel) is larger than the \(h)×\(w) image")
+                }
+                groups = try FeatureGroups.grid(channels: c, height: h, width: w, cell: superpixel)
+                names = (0..<groups.featureCount).map { "superpixel \($0)" }
+            }
+        } else {
+            guard segments == nil else { throw ValidationError("--segments is for images; tabular data takes --groups") }
+            let columnNames = try dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width)
+                : (0..<width).map { "feature \($0)" }
+            if let path = self.groups {
+                (groups, names) = try FeatureGroups.columns(try readColumnGroups(path: path, columnNames: columnNames), columnNames: columnNames)
+            } else {
+                (groups, names) = (.elements(width), columnNames)
+            }
+        }
+        var plan = ExplainPlan(engine: engine, loaded: loaded, modelPath: model, instances: instances, methods: methods, options: options,
+                               background: backgroundValues, backgroundNote: backgroundNote, groups: groups, featureNames: names,
+                               superpixel: spec.inputShape.count == 3 && segments == nil ? superpixel : nil, outputs: outputs)
+        plan.target = try ExplainTarget.parse(target, outputNames: loaded.outputNames, outputCount: spec.classCount)
+        if loaded.task.kind == .regression && plan.target == .predicted {
+            // A regression model has no predicted class: its one output is explained (several need --target).
+            guard spec.classCount == 1 else {
+                throw ValidationError("--target: the regression model has \(spec.classCount) outputs (\(loaded.outputNames.joined(separator: ", "))); name the one to explain")
+            }
+            plan.target = .output(0)
+        }
+        plan.backgroundIndices = backgroundIndices
+        plan.segmentation = segments
+        plan.backgroundWeights = backgroundWeights
+        plan.metrics = metrics
+        plan.randomization = randomization
+        if let png = outputs.png, spec.inputShape.count != 3 {
+            throw ValidationError("--png \(png): pictures need images, the model's input is \(spec.inputShape)")
+        }
+        plan.notes = notes + (try plan.check())
+        return plan
     }
 
     /// Background rows from a CSV file (columns matched to the model's data by name, other columns
@@ -188,8 +237,8 @@ struct ExplainCommand: ParsableCommand {
     }
 }
 
-/// `count` training rows drawn without replacement with the seed, and a note naming them.
-func sampleBackground(_ train: LabeledData, count: Int, seed: UInt64) throws -> (values: [Float], note: String) {
+/// `count` training rows drawn without replacement with the seed, and their indices.
+func sampleBackground(_ train: LabeledData, count: Int, seed: UInt64) throws -> (values: [Float], indices: [Int]) {
     let n = min(count, train.count), width = train.exampleSize
     var rng = SplitMix64(seed: seed ^ 0xBAC6_0000)
     var order = Array(0..<train.count)
@@ -198,7 +247,7 @@ func sampleBackground(_ train: LabeledData, count: Int, seed: UInt64) throws -> 
     var values: [Float] = []
     values.reserveCapacity(n * width)
     for r in chosen { values += train.features[(r * width)..<((r + 1) * width)] }
-    return (values, "training rows " + chosen.map(String.init).joined(separator: ","))
+    return (values, chosen)
 }
 
 /// The column groups of a `--groups` file: [{"name": …, "columns": [names or 0-based indices]}, …].

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PrismCL
+import PrismFiles
 
 @main
 struct PrismCommand: ParsableCommand {
@@ -40,8 +41,15 @@ struct GlobalOptions: ParsableArguments {
 }
 
 /// Writes one line to standard output at once (unbuffered, so lines show through a pipe as they come).
+/// A failed write (a closed pipe, a full disk) ends the program with one line on standard error and
+/// exit status 1.
 func printLine(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    do {
+        try OutputFile(path: "-", allowStandardOutput: true).write(line + "\n")
+    } catch {
+        printError(String(describing: error))
+        exit(1)
+    }
 }
 
 /// Writes one line to standard error.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Prism
+import PrismFiles
 
 enum Architecture: String, ExpressibleByArgument, CaseIterable {
     case cnn, mlp, vit
@@ -12,14 +13,21 @@ enum InputNormalizationChoice: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension OptimizerKind: ExpressibleByArgument {}
+extension ModelTask.Kind: ExpressibleByArgument {}
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a classifier; write a safetensors model PyTorch can read, a checkpoint after each epoch and a JSON-lines log.")
+        abstract: "Train a classifier or a regression model; write a safetensors model PyTorch can read, a checkpoint after each epoch and a JSON-lines log.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "classification (cross-entropy) or regression (mean squared error on a CSV's numeric --label column, standardized for training; the model predicts in the column's units). Default: a CSV column of integers is read as classes, with a note; any other column is refused.")
+    var task: ModelTask.Kind?
+
+    @Option(help: "CSV classification: the most classes an integer label column may make (largest label + 1).")
+    var maxClasses: Int = LabelColumnDecision.defaultMaxClasses
 
     @Option(help: "Architecture: cnn or vit (images), or mlp.")
     var arch: Architecture = .cnn
@@ -68,6 +76,8 @@ struct TrainCommand: ParsableCommand {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
         guard patch >= 1, depth >= 1 else { throw ValidationError("--patch and --depth must be at least 1") }
+        guard maxClasses >= 1 else { throw ValidationError("--max-classes must be at least 1") }
+
         if resume && normalize != nil {
             throw ValidationError("--normalize applies to a new run; --resume continues with the checkpoint's model and its normalization")
         }
@@ -75,29 +85,48 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
+            if dataOptions.isCSV && normalize == .dataset {
+                throw ValidationError("--normalize dataset is for images; \(dataOptions.sourceName)'s columns are standardized already")
+            }
             let engine = Engine(context: try global.context())
             let checkpointPath = checkpoint ?? out + ".ckpt"
             let logPath = log ?? out + ".log.jsonl"
+            // Refuse outputs that cannot be written before loading data or training.
+            _ = try OutputFile(path: out)
+            _ = try OutputFile(path: checkpointPath)
+            let logFile = try OutputFile(path: logPath)
             var resumed: Trainer?
             var standardization: TabularDataset.Standardization?
+            var targetStandardization: TabularDataset.Standardization?
+            var requestedTask = task
             if resume {
                 guard FileManager.default.fileExists(atPath: checkpointPath) else {
                     throw ValidationError("--resume: no checkpoint at \(checkpointPath)")
                 }
                 let trainer = try Trainer.resume(path: checkpointPath, epochs: epochs, engine: engine)
-                if let json = trainer.extraMetadata[standardizationKey] {
+                if let json = trainer.extraMetadata[ModelFileKey.standardization] {
                     standardization = try JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
                 }
+                if let json = trainer.extraMetadata[targetStandardizationKey] {
+                    targetStandardization = try JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
+                }
+                let saved = trainer.model.spec.resolvedTask.kind
+                if let task, task != saved {
+                    throw ValidationError("--task \(task.rawValue): the checkpoint \(checkpointPath) holds a \(saved.rawValue) model")
+                }
+                requestedTask = saved
                 printError("resuming \(checkpointPath) after epoch \(trainer.epochsDone) of \(trainer.config.epochs)")
                 resumed = trainer
             }
-            let loaded = try dataOptions.load(standardization: standardization)
-            guard let train = loaded.train else { throw ValidationError("no training data") }
+            let loaded = try dataOptions.loadForTraining(task: requestedTask, maxClasses: maxClasses, standardization: standardization,
+                                                         targetStandardization: targetStandardization)
+            if let note = loaded.note { printError("note: " + note) }
+            let train = loaded.train
             let trainer: Trainer
             if let resumed {
                 trainer = resumed
             } else {
-                let classes = max(train.classCount, loaded.test.classCount)
+                let classes = train.isRegression ? train.targetWidth : max(train.classCount, loaded.test.classCount)
                 var spec: ModelSpec
                 switch arch {
                 case .cnn:
@@ -118,27 +147,27 @@ struct TrainCommand: ParsableCommand {
                     }
                     spec = try ModelSpec.mlp(inputShape: train.exampleShape, hidden: sizes.map { $0! }, classes: classes)
                 }
+                spec.task = loaded.task
                 if train.exampleShape.count == 3 {
                     if (normalize ?? .dataset) == .dataset { spec.inputNormalization = train.channelStatistics() }
-                } else if normalize == .dataset {
-                    throw ValidationError("--normalize dataset is for images; \(dataOptions.sourceName)'s columns are standardized already")
                 }
                 let model = try Sequential(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
                                                                            optimizer: optimizer, seed: seed))
-                var extra: [String: String] = ["prism.data": dataOptions.sourceName]
+                var extra: [String: String] = [ModelFileKey.data: dataOptions.sourceName]
                 if let s = loaded.standardization {
-                    extra[standardizationKey] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+                    extra[ModelFileKey.standardization] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
                 }
-                if let names = dataOptions.classNames {
-                    extra["prism.classes"] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self)
+                if let t = loaded.targetStandardization {
+                    extra[targetStandardizationKey] = String(decoding: try JSONEncoder().encode(t), as: UTF8.self)
                 }
                 trainer.extraMetadata = extra
                 // A fresh run starts a fresh log.
-                try? FileManager.default.removeItem(atPath: logPath)
+                try logFile.write([])
             }
             let model = trainer.model
-            printError("training \(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; device \(engine.device.name)")
+            let kind = model.spec.isRegression ? "regression " : ""
+            printError("training \(kind)\(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; device \(engine.device.name)")
             try fitWithProgress(trainer, train: train, test: loaded.test, out: out, checkpoint: checkpointPath, log: logPath)
             printLine("wrote \(out) (checkpoint \(checkpointPath), log \(logPath))")
         }
@@ -147,33 +176,49 @@ struct TrainCommand: ParsableCommand {
 
 /// Trains with a progress line on a terminal and one line per epoch; after each epoch writes the
 /// model to `out` and appends the epoch's report to the JSON-lines `log` (the trainer writes the checkpoint).
+/// A regression model trained on standardized targets (`targetStandardizationKey` in the trainer's
+/// metadata) is written with that standardization undone in its last layer, so it predicts in the
+/// targets' units; its losses are mean squared errors of standardized targets.
 func fitWithProgress(_ trainer: Trainer, train: LabeledData, test: LabeledData, out: String, checkpoint: String, log: String) throws {
     let model = trainer.model
     var line = ProgressLine()
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
+    var metadata = trainer.extraMetadata
+    var affine: (scale: [Float], shift: [Float])?
+    if let json = metadata.removeValue(forKey: targetStandardizationKey) {
+        let t = try JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
+        affine = (t.std, t.mean)
+    }
+    let regression = model.spec.isRegression
     try trainer.fit(train: train, test: test, checkpoint: checkpoint, progress: { p in
-        line.show(String(format: "epoch %d/%d  step %d/%d  loss %.4f  acc %.4f  %.0f ex/s  ETA %@", p.epoch, trainer.config.epochs, p.step, p.steps,
-                         p.loss, p.accuracy, p.examplesPerSecond, formatDuration(p.secondsLeft)))
+        let accuracy = p.accuracy.map { String(format: "  acc %.4f", $0) } ?? ""
+        line.show(String(format: "epoch %d/%d  step %d/%d  loss %.4f%@  %.0f ex/s  ETA %@", p.epoch, trainer.config.epochs, p.step, p.steps,
+                         p.loss, accuracy, p.examplesPerSecond, formatDuration(p.secondsLeft)))
     }, epochEnd: { report in
         line.clear()
-        try model.save(path: out, metadata: trainer.extraMetadata)
+        try model.save(path: out, metadata: metadata, outputAffine: affine)
         try appendLine(String(decoding: try encoder.encode(report), as: UTF8.self), to: log)
-        printLine(String(format: "epoch %d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  %.0f ex/s  %.1f s",
-                     report.epoch, trainer.config.epochs, report.trainLoss, report.trainAccuracy, report.testLoss ?? .nan,
-                     report.testAccuracy ?? .nan, report.examplesPerSecond, report.seconds))
+        if regression {
+            printLine(String(format: "epoch %d/%d  train MSE %.4f  test MSE %.4f (standardized targets)  test R² %.4f  %.0f ex/s  %.1f s",
+                             report.epoch, trainer.config.epochs, report.trainLoss, report.testLoss ?? .nan, report.testR2 ?? .nan,
+                             report.examplesPerSecond, report.seconds))
+        } else {
+            printLine(String(format: "epoch %d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  %.0f ex/s  %.1f s",
+                             report.epoch, trainer.config.epochs, report.trainLoss, report.trainAccuracy ?? .nan, report.testLoss ?? .nan,
+                             report.testAccuracy ?? .nan, report.examplesPerSecond, report.seconds))
+        }
     })
 }
 
-/// Appends one line to a log file (creating it).
+/// Appends one line to a log file (creating it): the whole log is rewritten through `OutputFile`,
+/// so a reader never sees half a line and a failed write leaves the previous log whole.
 func appendLine(_ line: String, to path: String) throws {
-    let data = Data((line + "\n").utf8)
-    if !FileManager.default.fileExists(atPath: path) {
-        guard FileManager.default.createFile(atPath: path, contents: data) else { throw DataError("\(path): cannot write") }
-        return
+    let file = try OutputFile(path: path)
+    var previous = Data()
+    if FileManager.default.fileExists(atPath: path) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read the log to add to it") }
+        previous = data
     }
-    guard let handle = FileHandle(forWritingAtPath: path) else { throw DataError("\(path): cannot write") }
-    defer { try? handle.close() }
-    try handle.seekToEnd()
-    try handle.write(contentsOf: data)
+    try file.write(previous + Data((line + "\n").utf8))
 }

@@ -76,3 +76,24 @@ func runPrism(_ arguments: [String], environment: [String: String] = [:]) throws
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
     }
 }
+
+extension CLITests {
+    /// A closed standard output is one line on standard error and exit status 1, not a SIGPIPE.
+    @Test func closedStandardOutputIsOneLine() throws {
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var url = bin.appendingPathComponent("prism")
+        if !FileManager.default.fileExists(atPath: url.path) { url = bin.deletingLastPathComponent().appendingPathComponent("prism") }
+        let process = Process()
+        process.executableURL = url
+        process.arguments = ["devices", "--device", "cpu"]
+        let out = Pipe(), err = Pipe()
+        try out.fileHandleForReading.close()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(process.terminationReason) \(process.terminationStatus)")
+        #expect(stderr == "standard output: cannot write (Broken pipe)\n", "\(stderr)")
+    }
+}

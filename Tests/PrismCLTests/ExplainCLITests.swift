@@ -29,15 +29,14 @@ import Testing
             #expect(run.status == 0, "\(run.stderr)")
             #expect(run.stdout.hasPrefix("example 0: predicted"))
             #expect(run.stdout.contains("example 4: predicted"))
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/\(method).json"))) as? [String: Any])
-            #expect(json["method"] as? String == method)
-            #expect(json["instanceCount"] as? Int == 2 && json["featureCount"] as? Int == 4)
-            #expect(json["featureNames"] as? [String] == ["sepal_length", "sepal_width", "petal_length", "petal_width"])
-            let settings = try #require(json["settings"] as? [String: String])
-            #expect(settings["background"]?.hasPrefix("training rows ") == true)
-            #expect(settings["background"]?.split(separator: ",").count == 12)
-            #expect(settings["indices"] == "0,4")
-            values[method] = try #require(json["values"] as? [Double])
+            let doc = try ExplainDocumentReader(path: dir + "/\(method).json")
+            #expect(doc.methodNames == [method])
+            #expect(doc.shape() == [2, 4, 3])
+            #expect(doc.featureNames == ["sepal_length", "sepal_width", "petal_length", "petal_width"])
+            #expect((doc.background["indices"] as? [Int])?.count == 12)
+            #expect(doc.inputs["indices"] as? [Int] == [0, 4])
+            #expect(doc.json["version"] as? Int == 1)
+            values[method] = doc.values()
             let npy = try Data(contentsOf: URL(fileURLWithPath: dir + "/\(method)/values.npy"))
             #expect(npy.count >= 128 + 8 * 2 * 4 * 3)
         }
@@ -60,9 +59,9 @@ import Testing
                                     "--index", "0,4,7", "--method", "permutation-shap", "--samples", "40", "--background", "10",
                                     "--instances-per-batch", batch, "--json", dir + "/b\(batch).json"])
             #expect(run.status == 0, "\(run.stderr)")
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/b\(batch).json"))) as? [String: Any])
-            #expect(json["instanceCount"] as? Int == 3)
-            values.append(try #require(json["values"] as? [Double]))
+            let doc = try ExplainDocumentReader(path: dir + "/b\(batch).json")
+            #expect(doc.shape().first == 3)
+            values.append(doc.values())
         }
         #expect(values[0].count == 3 * 4 * 3)
         for i in values[0].indices { #expect(abs(values[0][i] - values[1][i]) <= 1e-6 + 1e-5 * abs(values[0][i]), "value \(i)") }
@@ -74,11 +73,11 @@ import Testing
                                 "--index", "4", "--method", "kernel-shap", "--num-features", "2", "--background", "10",
                                 "--json", dir + "/nf.json"])
         #expect(run.status == 0, "\(run.stderr)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/nf.json"))) as? [String: Any])
-        let selected = try #require(json["values"] as? [Double])
+        let nf = try ExplainDocumentReader(path: dir + "/nf.json")
+        let selected = nf.values()
         #expect(selected.count == 4 * 3)
         for o in 0..<3 { #expect((0..<4).filter { selected[$0 * 3 + o] != 0 }.count == 2, "class \(o): \(selected)") }
-        #expect((json["settings"] as? [String: String])?["numFeatures"] == "2")
+        #expect(nf.settings()["num_features"] as? Int == 2)
     }
 
     /// `--groups`: features from groups of columns, named by the groups; every column its own group is
@@ -90,23 +89,24 @@ import Testing
         let model = try trainedModel(in: dir)
         let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "3",
                     "--method", "exact-shap", "--background", "12"]
-        func explain(_ extra: [String], _ name: String) throws -> [String: Any] {
+        func explain(_ extra: [String], _ name: String) throws -> ExplainDocumentReader {
             let run = try runPrism(base + extra + ["--json", dir + "/\(name).json"])
             #expect(run.status == 0, "\(run.stderr)")
-            return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).json"))) as? [String: Any])
+            return try ExplainDocumentReader(path: dir + "/\(name).json")
         }
         try #"[{"name": "sepal", "columns": ["sepal_length", "sepal_width"]}, {"name": "petal", "columns": [2, 3]}]"#
             .write(toFile: dir + "/g.json", atomically: true, encoding: .utf8)
         let grouped = try explain(["--groups", dir + "/g.json"], "grouped")
-        #expect(grouped["featureCount"] as? Int == 2 && grouped["featureNames"] as? [String] == ["sepal", "petal"])
-        let values = try #require(grouped["values"] as? [Double]), baseValues = try #require(grouped["baseValues"] as? [Double])
-        let outputs = try #require(grouped["outputs"] as? [Double])
+        #expect(grouped.shape() == [1, 2, 3] && grouped.featureNames == ["sepal", "petal"])
+        #expect((grouped.json["features"] as? [String: Any])?["columns"] as? [[Int]] == [[0, 1], [2, 3]])
+        let values = grouped.values(), baseValues = try #require(grouped.array("base_values")?.values)
+        let outputs = try #require(grouped.array("outputs")?.values)
         for o in 0..<3 { #expect(abs(values[o] + values[3 + o] + baseValues[o] - outputs[o]) < 1e-4, "additivity, class \(o)") }
 
         try #"[{"name": "a", "columns": [0]}, {"name": "b", "columns": [1]}, {"name": "c", "columns": [2]}, {"name": "d", "columns": [3]}]"#
             .write(toFile: dir + "/each.json", atomically: true, encoding: .utf8)
         let each = try explain(["--groups", dir + "/each.json"], "each"), plain = try explain([], "plain")
-        #expect(each["values"] as? [Double] == plain["values"] as? [Double])
+        #expect(each.values() == plain.values() && !plain.values().isEmpty)
 
         try #"[{"name": "x", "columns": ["petal_colour"]}]"#.write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
         let bad = try runPrism(base + ["--groups", dir + "/bad.json"])
@@ -171,9 +171,13 @@ extension ExplainCLITests {
             let run = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "2",
                                     "--method", "permutation-shap", "--samples", "200", "--background", "4", "--json", dir + "/seg-out.json"] + features)
             #expect(run.status == 0, "\(run.stderr)")
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/seg-out.json"))) as? [String: Any])
-            #expect(json["featureCount"] as? Int == 16)
-            values.append(try #require(json["values"] as? [Double]))
+            let doc = try ExplainDocumentReader(path: dir + "/seg-out.json")
+            #expect(doc.shape() == [1, 16, 10])
+            // The segmentation map: the feature of each pixel.
+            let map = try #require((doc.json["features"] as? [String: Any])?["segmentation"] as? [String: Any])
+            #expect(map["shape"] as? [Int] == [28, 28])
+            #expect((map["values"] as? [[Int]])?[27][27] == 15)
+            values.append(doc.values())
         }
         #expect(values[0] == values[1])
 
@@ -181,8 +185,8 @@ extension ExplainCLITests {
         let black = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "2",
                                   "--method", "exact-shap", "--superpixel", "14", "--shap-baseline", "zeros", "--json", dir + "/black.json"])
         #expect(black.status == 0, "\(black.stderr)")
-        let blackJSON = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/black.json"))) as? [String: Any])
-        #expect((blackJSON["settings"] as? [String: String])?["background"] == "baseline: zeros")
+        let blackJSON = try ExplainDocumentReader(path: dir + "/black.json")
+        #expect(blackJSON.background["shap_reference"] as? String == "zeros")
         var settings = Settings.current
         settings.device = "cpu"
         let engine = try Engine(settings: settings)
@@ -190,7 +194,7 @@ extension ExplainCLITests {
         let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
         let library = try ExactShapley().explain(try DeviceGame(model: net, instance: try test.example(2).features, background: [Float](repeating: 0, count: 784),
                                                                 groups: try FeatureGroups.grid(channels: 1, height: 28, width: 28, cell: 14)))
-        let cli = try #require(blackJSON["values"] as? [Double])
+        let cli = blackJSON.values()
         #expect(cli.count == library.values.count)
         for i in cli.indices { #expect(abs(cli[i] - library.values[i]) <= 1e-5 + 1e-5 * abs(library.values[i]), "value \(i)") }
 
@@ -202,13 +206,13 @@ extension ExplainCLITests {
         let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
         let links = html.components(separatedBy: "src=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
             + html.components(separatedBy: "href=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
-        // Per example the input, heatmap and overlay and the waterfall; the mean |φ| bars; the JSON and the arrays.
-        #expect(links.count == 2 * 4 + 1 + 2)
+        // Per example the input, heatmap and overlay and the waterfall; the mean |φ| bars; the JSON, the inputs and the values.
+        #expect(links.count == 2 * 4 + 1 + 3)
         #expect(links.filter { $0.hasSuffix(".svg") }.sorted() == ["example-0-permutation-shap-waterfall.svg", "example-3-permutation-shap-waterfall.svg",
                                                                    "permutation-shap-mean-abs.svg"])
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
         let unwritable = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--out", "/proc/prism-report"])
-        #expect(unwritable.status == 1 && unwritable.stderr == "/proc/prism-report: cannot write the report there\n")
+        #expect(unwritable.status == 1 && unwritable.stderr.hasPrefix("/proc/prism-report: ") && unwritable.stderr.split(separator: "\n").count == 1, "\(unwritable.stderr)")
     }
 }
 
@@ -245,16 +249,16 @@ extension ExplainCLITests {
             "occlusion": try Occlusion(model: differentiable, window: (7, 7), stride: (7, 7)).explain(instances: x, targets: .perInstance(predicted)),
         ]
         for (name, reference) in expected {
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/explanation-\(name).json"))) as! [String: Any]
-            let values = json["values"] as! [Double]
+            let doc = try ExplainDocumentReader(path: dir + "/report/explanation.json")
+            #expect(doc.methodNames == ["ig", "gradcam", "occlusion"])
+            let values = doc.values(name)
             #expect(values.count == reference.values.count, "\(name)")
             for (a, b) in zip(values, reference.values) { #expect(abs(a - b) <= 1e-5 + 1e-4 * abs(b), "\(name)") }
             #expect(FileManager.default.fileExists(atPath: dir + "/report/npy/\(name)/values.npy"))
         }
-        let metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/metrics.json"))) as! [String: Any]
-        #expect(Set(metrics.keys) == ["ig", "gradcam", "occlusion"])
-        for (name, entry) in metrics {
-            let fields = entry as! [String: Any]
+        let doc = try ExplainDocumentReader(path: dir + "/report/explanation.json")
+        for name in ["ig", "gradcam", "occlusion"] {
+            let fields = doc.method(name)
             #expect((fields["curves"] as? [Any])?.count == 2, "\(name)")
             let stages = (fields["randomization"] as? [[String: Any]])?.compactMap { $0["layer"] as? String }
             #expect(stages == ["9.linear", "7.linear", "3.conv2d", "0.conv2d"], "\(name)")
@@ -285,10 +289,11 @@ extension ExplainCLITests {
         let run = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "1",
                                 "--method", "exact-shap", "--background", "20", "--kmeans", "3", "--json", dir + "/e.json"])
         #expect(run.status == 0, "\(run.stderr)")
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/e.json"))) as! [String: Any]
-        let settings = json["settings"] as! [String: String]
-        #expect(settings["background"]?.hasPrefix("3 k-means centroids weighted by cluster size, of training rows") == true, "\(settings)")
-        let values = json["values"] as! [Double], base = json["baseValues"] as! [Double], outputs = json["outputs"] as! [Double]
+        let doc = try ExplainDocumentReader(path: dir + "/e.json")
+        #expect((doc.background["description"] as? String)?.hasPrefix("3 k-means centroids weighted by cluster size, of 20 training rows") == true, "\(doc.background)")
+        #expect((doc.background["rows"] as? [String: Any])?["shape"] as? [Int] == [3, 4])
+        #expect((doc.background["weights"] as? [Double])?.reduce(0, +) == 20)
+        let values = doc.values(), base = try #require(doc.array("base_values")?.values), outputs = try #require(doc.array("outputs")?.values)
         for k in 0..<3 {
             let sum = (0..<4).reduce(0.0) { $0 + values[$1 * 3 + k] }
             #expect(abs(sum + base[k] - outputs[k]) <= 1e-4 * max(1, abs(outputs[k])))
@@ -322,9 +327,9 @@ extension ExplainCLITests {
         let logits = try engine.noGrad { try net(try Tensor(x, shape: [2, 1, 28, 28], engine: engine)).toArray() }
         let predicted = (0..<2).map { i in (0..<10).max { logits[i * 10 + $0] < logits[i * 10 + $1] }! }
         for (name, kind) in [("attention-rollout", AttentionAttribution.Kind.rollout), ("attention-gradient", .gradient)] {
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/explanation-\(name).json"))) as! [String: Any]
-            #expect(json["featureCount"] as? Int == 16)
-            let values = json["values"] as! [Double]
+            let doc = try ExplainDocumentReader(path: dir + "/report/explanation.json")
+            #expect(doc.shape(name) == [2, 16, 1])
+            let values = doc.values(name)
             let reference = try AttentionAttribution(model: net, kind: kind).explain(instances: x, targets: .perInstance(predicted))
             #expect(values.count == reference.values.count)
             for (a, b) in zip(values, reference.values) { #expect(abs(a - b) <= 1e-6 + 1e-5 * abs(b), "\(name)") }
@@ -332,5 +337,40 @@ extension ExplainCLITests {
         }
         let gradcam = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--method", "gradcam"])
         #expect(gradcam.status == 1 && gradcam.stderr == "gradcam: the model has no convolution; name an activation with --layer\n", "\(gradcam.stderr)")
+    }
+}
+
+extension ExplainCLITests {
+    /// Output paths are checked before any work; a background equal to the example is refused
+    /// instead of giving all-zero values; --background above the training rows is refused, not clamped;
+    /// --json - writes the document to standard output and the other lines to standard error.
+    @Test func checksBeforeWorkAndNoSilentDegenerateResults() throws {
+        let dir = NSTemporaryDirectory() + "prism-plan-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--method", "exact-shap"]
+
+        let missing = try runPrism(base + ["--json", dir + "/no/such/folder/e.json"])
+        #expect(missing.status == 1 && missing.stdout.isEmpty && missing.stderr.split(separator: "\n").count == 1
+                && missing.stderr.contains(dir + "/no/such/folder"), "\(missing.stdout) \(missing.stderr)")
+
+        // Test row 0 of the fixture's split, as the only background row.
+        let csv = try String(contentsOfFile: Self.csv, encoding: .utf8).split(separator: "\n")
+        let testRow0 = csv[1 + 120]
+        try (String(csv[0]) + "\n" + testRow0 + "\n").write(toFile: dir + "/same.csv", atomically: true, encoding: .utf8)
+        let same = try runPrism(base + ["--index", "0", "--background-data", dir + "/same.csv"])
+        #expect(same.status == 1 && same.stderr.contains("equals test example 0 on every feature, so every SHAP value would be 0"), "\(same.stderr)")
+
+        let tooMany = try runPrism(base + ["--background", "500"])
+        #expect(tooMany.status == 1 && tooMany.stderr == "--background 500 is more than the 120 training rows of \(Self.csv)\n", "\(tooMany.stderr)")
+        let features = try runPrism(base + ["--method", "kernel-shap", "--num-features", "9"])
+        #expect(features.status == 1 && features.stderr == "--num-features 9 is more than the 4 features\n", "\(features.stderr)")
+
+        let stdout = try runPrism(base + ["--index", "1", "--background", "8", "--json", "-"])
+        #expect(stdout.status == 0, "\(stdout.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(stdout.stdout.utf8)) as? [String: Any])
+        #expect((doc["methods"] as? [[String: Any]])?.first?["method"] as? String == "exact-shap")
+        #expect(stdout.stderr.contains("example 1: predicted"))
     }
 }

@@ -69,6 +69,33 @@ import Testing
         #expect(resumed.stdout.contains("epoch 3/3") && !resumed.stdout.contains("epoch 2/3"))
     }
 
+    @Test func outputsAreCheckedBeforeTrainingAndLinksAreKept() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = ["train", "--device", "cpu", "--data", Self.images, "--arch", "mlp", "--hidden", "8", "--epochs", "1", "--batch", "64"]
+        #expect(mkfifo(dir + "/fifo", 0o644) == 0)
+        #expect(symlink("/dev/full", dir + "/full") == 0)
+        let fifo = try runPrism(base + ["--out", dir + "/fifo"])
+        expectOneLineError(fifo, "\(dir)/fifo: is a FIFO (named pipe), not a regular file; refusing to replace it")
+        let full = try runPrism(base + ["--out", dir + "/m.safetensors", "--log", dir + "/full"])
+        expectOneLineError(full, "\(dir)/full: links to /dev/full, which is a character device, not a regular file; refusing to replace it")
+        let missing = try runPrism(base + ["--out", dir + "/m.safetensors", "--checkpoint", dir + "/none/m.ckpt"])
+        expectOneLineError(missing, "\(dir)/none/m.ckpt: the folder \(dir)/none does not exist")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["fifo", "full"])
+
+        // Through links: the links stay, their targets get the model and the log.
+        #expect(symlink("real.safetensors", dir + "/m.safetensors") == 0)
+        #expect(symlink("real.log", dir + "/m.log") == 0)
+        let linked = try runPrism(base + ["--out", dir + "/m.safetensors", "--log", dir + "/m.log"])
+        #expect(linked.status == 0, "\(linked.stderr)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/m.safetensors")) == "real.safetensors")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/m.log")) == "real.log")
+        let model = try SafetensorsFile.read(path: dir + "/real.safetensors")
+        #expect(!model.tensors.isEmpty && model.metadata[Sequential.specMetadataKey] != nil)
+        let log = try String(contentsOfFile: dir + "/real.log", encoding: .utf8).split(separator: "\n")
+        #expect(log.count == 1 && log[0].contains("\"epoch\":1"), "\(log)")
+    }
+
     @Test func csvTrainingWithStandardization() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }

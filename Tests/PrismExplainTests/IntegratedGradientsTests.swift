@@ -39,7 +39,7 @@ import Testing
                     #expect(abs(e.additivityGap(instance: i, output: t)!) < 1e-5)
                 }
             }
-            #expect(Double(e.settings["completeness_gap"]!)! < 1e-5)
+            #expect(e.settings["completeness_gap"]!.doubleValue! < 1e-5)
         }
     }
 
@@ -62,7 +62,7 @@ import Testing
     /// Largest completeness gap of IG on `net` with `rule` and `steps`.
     func gap(_ net: Sequential, _ x: [Float], _ rule: IntegratedGradients.Rule, _ steps: Int) throws -> Double {
         let e = try IntegratedGradients(model: DifferentiableModel(net), steps: steps, rule: rule).explain(instances: x, targets: .classes([0, 1, 2]))
-        return Double(e.settings["completeness_gap"]!)!
+        return e.settings["completeness_gap"]!.doubleValue!
     }
 
     @Test func completenessGapFallsWithStepsOnASmoothNetwork() throws {

@@ -74,7 +74,7 @@ import Testing
         }
         // With biases, ε-LRP does not conserve: the gap is reported.
         let biased = try LRP(model: try twoLayerNet(engine), rule: .epsilon(1e-9)).explain(instances: x, targets: .classes([0]))
-        #expect(Double(biased.settings["conservation_gap"]!)! > 1e-3)
+        #expect(biased.settings["conservation_gap"]!.doubleValue! > 1e-3)
     }
 
     /// z⁺ through the reference CNN (convolutions, max pooling, flatten, linear) with zero biases on

@@ -14,7 +14,7 @@ import Testing
         let e = try Occlusion(model: linear.model(engine), window: (1, 1), baseline: .constant(0.5), rowsPerChunk: rowsPerChunk)
             .explain(instances: x, targets: .classes([0, 2]))
         #expect(e.modelEvaluations == 2 * 13)
-        #expect(e.settings["windows"] == "12")
+        #expect(e.settings["windows"] == 12)
         for i in 0..<2 {
             for (t, c) in [0, 2].enumerated() {
                 let expected = (0..<12).map { linear.w(c, $0) * (Double(x[i * 12 + $0]) - 0.5) }

@@ -21,7 +21,7 @@ import Testing
             try DeviceGame(model: model, instance: Array(instances[(i * 6)..<((i + 1) * 6)]), background: background)
         }
         let e = try KernelShap(budget: 62, seed: 0).explain(games)
-        #expect(e.settings["sampled"] == "0")
+        #expect(e.settings["sampled"] == 0)
         let expected = try #require(file.tensors["shap_values"]).values.map(Double.init)
         expectClose(e.values, expected, atol: 2e-5, rtol: 1e-4, "kernel-shap vs shap")
         let base = try #require(file.tensors["expected_value"]).values.map(Double.init)
@@ -29,7 +29,7 @@ import Testing
 
         // l1_reg="num_features(3)": LARS picks 3 features per output, as shap does.
         let selected = try KernelShap(budget: 62, seed: 0, numFeatures: 3).explain(games)
-        #expect(selected.standardErrors == nil && selected.settings["numFeatures"] == "3")
+        #expect(selected.standardErrors == nil && selected.settings["num_features"] == 3)
         let shapSelected = try #require(file.tensors["shap_values_num_features_3"]).values.map(Double.init)
         expectClose(selected.values, shapSelected, atol: 2e-5, rtol: 1e-4, "kernel-shap numFeatures(3) vs shap num_features(3)")
         for i in 0..<2 {

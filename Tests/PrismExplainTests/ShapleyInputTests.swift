@@ -48,7 +48,7 @@ import Testing
         case .permutation: try PermutationShap(budget: budget, seed: 2, stopping: rule, permutationsPerRound: 4).explain(game)
         default: try SamplingShap(budget: budget, seed: 2, stopping: rule, samplesPerRound: 4).explain(game)
         }
-        #expect(e.settings["stoppedEarly"] == "true")
+        #expect(e.settings["stopped_early"] == true)
         #expect(game.coalitionsAsked < (method == .kernel ? budget : budget / 4))
         #expect(e.modelEvaluations == game.coalitionsAsked)
         let se = try #require(e.standardErrors)

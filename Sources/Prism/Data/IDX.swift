@@ -1,4 +1,5 @@
 import CZlib
+import PrismFiles
 import Foundation
 
 /// A problem with an input file: names the file and what was expected versus found.
@@ -106,7 +107,7 @@ public struct IDXArray: Equatable, Sendable {
 
     /// Writes the array as an IDX file, gzip-compressed when `path` ends in `.gz`, atomically.
     public func write(path: String) throws {
-        try writeFileAtomically(path: path, bytes: encoded(), gzip: path.hasSuffix(".gz"))
+        try OutputFile(path: path, gzip: path.hasSuffix(".gz")).write(encoded())
     }
 }
 
@@ -141,29 +142,4 @@ func readDecompressed(path: String) throws -> [UInt8] {
         throw DataError("\(name): corrupt or truncated compressed data")
     }
     return out
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a reader
-/// never sees a half-written file.
-public func writeFileAtomically(path: String, bytes: [UInt8], gzip: Bool = false) throws {
-    let url = URL(fileURLWithPath: path)
-    let folder = url.deletingLastPathComponent()
-    let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp")
-    do {
-        if gzip {
-            guard let file = gzopen(temporary.path, "wb") else { throw DataError("\(path): cannot write") }
-            let written = bytes.withUnsafeBytes { gzwrite(file, $0.baseAddress, UInt32($0.count)) }
-            let closed = gzclose(file)
-            guard Int(written) == bytes.count || bytes.isEmpty, closed == Z_OK else { throw DataError("\(path): cannot write") }
-        } else {
-            try Data(bytes).write(to: temporary)
-        }
-        guard rename(temporary.path, url.path) == 0 else {
-            throw DataError("\(path): cannot write (\(String(cString: strerror(errno))))")
-        }
-    } catch {
-        try? FileManager.default.removeItem(at: temporary)
-        if let error = error as? DataError { throw error }
-        throw DataError("\(path): cannot write (\(error.localizedDescription))")
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PrismFiles
 
 /// A tensor held on the host, as stored in a file.
 public struct HostTensor: Equatable, Sendable {
@@ -153,8 +154,15 @@ public struct SafetensorsFile: Equatable, Sendable {
     }
 
     /// Writes the file atomically (temporary file, then rename).
+    /// - Throws: `FileError` when `path` cannot be written (see `OutputFile`).
     public func write(path: String) throws {
-        try writeFileAtomically(path: path, bytes: try encoded())
+        try write(to: OutputFile(path: path))
+    }
+
+    /// Writes the file to an output file checked beforehand.
+    /// - Throws: `FileError` when the write fails.
+    public func write(to file: OutputFile) throws {
+        try file.write(try encoded())
     }
 }
 

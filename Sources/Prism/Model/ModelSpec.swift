@@ -5,7 +5,7 @@ import Foundation
 public struct ModelSpec: Codable, Equatable, Sendable {
     /// The shape of one input example without the batch, e.g. [1, 28, 28] or [30].
     public var inputShape: [Int]
-    /// Number of output classes.
+    /// Number of outputs: classes of a classifier, predicted values of a regression model.
     public var classCount: Int
     /// The layers in order; parameter names follow PyTorch's `nn.Sequential` (`"3.weight"`).
     public var layers: [LayerSpec]
@@ -15,6 +15,13 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     /// channel c of the input's first axis (torchvision's `Normalize`). The model takes raw inputs
     /// (pixels in [0, 1]); explanations and their baselines stay in that space.
     public var inputNormalization: InputNormalization?
+    /// What the outputs mean; nil (a file written before tasks were stored) is a classifier.
+    public var task: ModelTask?
+
+    /// `task`, with a classifier of unnamed classes when none is stored.
+    public var resolvedTask: ModelTask { task ?? .classification(classes: nil) }
+    /// Whether the outputs are predicted values rather than class logits.
+    public var isRegression: Bool { resolvedTask.kind == .regression }
 
     public init(architecture: String, inputShape: [Int], classCount: Int, layers: [LayerSpec]) {
         self.architecture = architecture

@@ -181,11 +181,32 @@ public final class Sequential {
     }
 
     /// Writes the model as safetensors (PyTorch names, the spec in the metadata), atomically.
-    /// - Parameter metadata: extra metadata entries (e.g. standardization, class names).
-    public func save(path: String, metadata: [String: String] = [:]) throws {
+    /// - Parameters:
+    ///   - metadata: extra metadata entries (e.g. standardization, class names).
+    ///   - outputAffine: when given, the written model's outputs are y·scale[o] + shift[o] of this
+    ///     model's: the map is folded into the last layer's weight and bias (a model trained on
+    ///     standardized targets is written in the targets' units).
+    /// - Throws: `TensorError` when `outputAffine` is given and the last layer is not a Linear with one
+    ///   output per scale and shift.
+    public func save(path: String, metadata: [String: String] = [:], outputAffine: (scale: [Float], shift: [Float])? = nil) throws {
         var meta = metadata
         meta[Self.specMetadataKey] = try spec.json()
-        try SafetensorsFile(tensors: try stateDict(), metadata: meta).write(path: path)
+        var tensors = try stateDict()
+        if let (scale, shift) = outputAffine {
+            let last = spec.layers.count - 1
+            guard last >= 0, case let .linear(inputs, outputs) = spec.layers[last], scale.count == outputs, shift.count == outputs,
+                  let weight = tensors["\(last).weight"], let bias = tensors["\(last).bias"] else {
+                throw TensorError("save: an output scale needs a last Linear layer with \(scale.count) outputs; the last layer is \(spec.layers.last.map { "\($0)" } ?? "none")")
+            }
+            var w = weight, b = bias
+            for o in 0..<outputs {
+                for i in 0..<inputs { w.values[o * inputs + i] *= scale[o] }
+                b.values[o] = b.values[o] * scale[o] + shift[o]
+            }
+            tensors["\(last).weight"] = w
+            tensors["\(last).bias"] = b
+        }
+        try SafetensorsFile(tensors: tensors, metadata: meta).write(path: path)
     }
 
     /// Rebuilds a model from a file written by `save` (or by PyTorch, given `spec`).

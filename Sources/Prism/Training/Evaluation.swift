@@ -13,6 +13,9 @@ public struct EvaluationResult: Codable, Sendable {
 /// Evaluates `model` on `data` in batches without recording gradients.
 /// - Throws: `DataError` when the examples do not have the model's input shape.
 public func evaluate(_ model: Sequential, on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
+    guard !model.spec.isRegression, !data.isRegression else {
+        throw DataError("evaluate: accuracy is for a classifier on class labels; the \(model.spec.isRegression ? "model predicts values" : "data has numeric targets") (use evaluateRegression)")
+    }
     guard data.exampleShape == model.spec.inputShape else {
         throw DataError("data: examples have shape \(data.exampleShape), the model expects \(model.spec.inputShape)")
     }
@@ -44,11 +47,110 @@ public func evaluate(_ model: Sequential, on data: LabeledData, batchSize: Int =
 /// Class probabilities (softmax of the logits) for a batch of examples.
 /// - Parameter x: [batch] + the model's input shape.
 /// - Returns: [batch][classes].
+/// - Throws: `DataError` for a regression model (its outputs are values, not logits).
 public func predictProbabilities(_ model: Sequential, _ x: Tensor) throws -> [[Float]] {
-    try model.engine.noGrad {
+    guard !model.spec.isRegression else { throw DataError("predictProbabilities: the model predicts values, not class scores") }
+    return try model.engine.noGrad {
         let probabilities = try model(x).softmax()
         let values = try probabilities.toArray()
         let classes = probabilities.shape[1]
         return (0..<probabilities.shape[0]).map { Array(values[($0 * classes)..<(($0 + 1) * classes)]) }
     }
+}
+
+/// A regression model's errors on a labelled set, pooled over every output of every example.
+public struct RegressionResult: Codable, Equatable, Sendable {
+    public var count: Int
+    /// Mean squared error.
+    public var mse: Double
+    /// Root mean squared error.
+    public var rmse: Double
+    /// Mean absolute error.
+    public var mae: Double
+    /// Coefficient of determination: 1 − Σ(y − ŷ)² / Σ(y − ȳ)², with ȳ each output's mean over the
+    /// examples (NaN when every target of an output is the same, as scikit-learn's `r2_score` leaves undefined).
+    public var r2: Double
+
+    enum CodingKeys: String, CodingKey { case count, mse, rmse, mae, r2 }
+
+    /// Encodes a NaN R² as null (JSON has no NaN).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(count, forKey: .count)
+        try c.encode(mse, forKey: .mse)
+        try c.encode(rmse, forKey: .rmse)
+        try c.encode(mae, forKey: .mae)
+        try c.encode(r2.isFinite ? r2 : nil, forKey: .r2)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        count = try c.decode(Int.self, forKey: .count)
+        mse = try c.decode(Double.self, forKey: .mse)
+        rmse = try c.decode(Double.self, forKey: .rmse)
+        mae = try c.decode(Double.self, forKey: .mae)
+        r2 = try c.decodeIfPresent(Double.self, forKey: .r2) ?? .nan
+    }
+
+    /// The metrics of `predictions` against `targets`, both row-major [count, width] (Double accumulation).
+    /// - Throws: `DataError` when the two differ in length or do not make whole rows of `width`.
+    public init(predictions: [Float], targets: [Float], width: Int) throws {
+        guard width > 0, predictions.count == targets.count, targets.count % width == 0 else {
+            throw DataError("regression metrics: \(predictions.count) predictions and \(targets.count) targets do not make rows of \(width)")
+        }
+        let n = targets.count / width
+        var mean = [Double](repeating: 0, count: width)
+        for (i, t) in targets.enumerated() { mean[i % width] += Double(t) / Double(max(n, 1)) }
+        var squares = 0.0, absolute = 0.0, total = 0.0
+        for i in targets.indices {
+            let e = Double(predictions[i]) - Double(targets[i])
+            squares += e * e
+            absolute += abs(e)
+            let d = Double(targets[i]) - mean[i % width]
+            total += d * d
+        }
+        let m = Double(max(targets.count, 1))
+        count = n
+        mse = squares / m
+        rmse = (squares / m).squareRoot()
+        mae = absolute / m
+        r2 = total > 0 ? 1 - squares / total : .nan
+    }
+}
+
+/// Evaluates a regression model on `data` in batches without recording gradients.
+/// - Throws: `DataError` when the model is a classifier, the data has class labels, or the shapes or
+///   output counts do not match.
+public func evaluateRegression(_ model: Sequential, on data: LabeledData, batchSize: Int = 256) throws -> RegressionResult {
+    guard model.spec.isRegression, data.isRegression else {
+        throw DataError("evaluateRegression: needs a regression model and numeric targets; the \(model.spec.isRegression ? "data has class labels" : "model is a classifier")")
+    }
+    guard data.exampleShape == model.spec.inputShape else {
+        throw DataError("data: examples have shape \(data.exampleShape), the model expects \(model.spec.inputShape)")
+    }
+    guard data.targetWidth == model.spec.classCount else {
+        throw DataError("data: \(data.targetWidth) targets per example, the model has \(model.spec.classCount) outputs")
+    }
+    return try RegressionResult(predictions: try predictValues(model, data, batchSize: batchSize), targets: data.targets, width: data.targetWidth)
+}
+
+/// The model's outputs for every example of `data`, row-major [count, outputs], in batches without gradients.
+/// - Throws: `DataError` when the examples do not have the model's input shape.
+public func predictValues(_ model: Sequential, _ data: LabeledData, batchSize: Int = 256) throws -> [Float] {
+    guard data.exampleShape == model.spec.inputShape else {
+        throw DataError("data: examples have shape \(data.exampleShape), the model expects \(model.spec.inputShape)")
+    }
+    var outputs: [Float] = []
+    outputs.reserveCapacity(data.count * model.spec.classCount)
+    var features: [Float] = [], labels: [Int32] = []
+    let batch = max(1, batchSize)
+    try model.engine.noGrad {
+        for start in stride(from: 0, to: data.count, by: batch) {
+            let rows = Array(start..<min(start + batch, data.count))[...]
+            data.gather(rows, into: &features, labels: &labels)
+            let x = try Tensor(features, shape: [rows.count] + data.exampleShape, engine: model.engine)
+            outputs += try model(x).toArray()
+        }
+    }
+    return outputs
 }

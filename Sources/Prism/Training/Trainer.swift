@@ -1,4 +1,5 @@
 import Foundation
+import PrismFiles
 
 /// Which optimizer `Trainer` builds.
 public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
@@ -47,9 +48,9 @@ public struct StepProgress: Sendable {
     public var epoch: Int
     public var step: Int
     public var steps: Int
-    /// Mean loss and accuracy over the epoch so far.
+    /// Mean loss and accuracy over the epoch so far (no accuracy for a regression model).
     public var loss: Double
-    public var accuracy: Double
+    public var accuracy: Double?
     public var examplesPerSecond: Double
     /// Seconds left in the epoch at the current rate.
     public var secondsLeft: Double
@@ -58,21 +59,27 @@ public struct StepProgress: Sendable {
 /// One finished epoch.
 public struct EpochReport: Codable, Sendable {
     public var epoch: Int
+    /// Mean cross-entropy (classifier) or mean squared error (regression model) over the epoch.
     public var trainLoss: Double
-    public var trainAccuracy: Double
+    /// Classifiers only.
+    public var trainAccuracy: Double?
     public var testLoss: Double?
+    /// Classifiers only.
     public var testAccuracy: Double?
+    /// Regression models only: the test set's coefficient of determination.
+    public var testR2: Double?
     public var examplesPerSecond: Double
     public var seconds: Double
 
     enum CodingKeys: String, CodingKey {
         case epoch, seconds
         case trainLoss = "train_loss", trainAccuracy = "train_accuracy", testLoss = "test_loss"
-        case testAccuracy = "test_accuracy", examplesPerSecond = "examples_per_second"
+        case testAccuracy = "test_accuracy", examplesPerSecond = "examples_per_second", testR2 = "test_r2"
     }
 }
 
-/// Mini-batch training of a `Sequential` classifier with cross-entropy, seeded end to end: the same
+/// Mini-batch training of a `Sequential` model, with cross-entropy for a classifier and mean squared
+/// error for a regression model (`ModelSpec.task`), seeded end to end: the same
 /// seed gives the same weights, and a run resumed from a checkpoint ends where an uninterrupted one does.
 ///
 /// Checkpoints are safetensors files holding the parameters (PyTorch names), the optimizer state
@@ -124,7 +131,8 @@ public final class Trainer {
         let engine = model.engine
         let batch = config.batchSize
         let steps = (train.count + batch - 1) / batch
-        var features: [Float] = [], labels: [Int32] = []
+        let regression = model.spec.isRegression
+        var features: [Float] = [], labels: [Int32] = [], targets: [Float] = []
         while epochsDone < config.epochs {
             let epoch = epochsDone + 1
             let order = seededPermutation(train.count, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
@@ -132,18 +140,23 @@ public final class Trainer {
             var lossSum = 0.0, correct = 0, seen = 0
             // The next batch is gathered on the host and its upload enqueued while the device still
             // computes the current step (the queue is in order, so it lands after the step's kernels).
-            func upload(_ step: Int) throws -> (x: Tensor, labels: [Int32]) {
+            func upload(_ step: Int) throws -> (x: Tensor, labels: [Int32], targets: Tensor?) {
                 let indices = order[(step * batch)..<min((step + 1) * batch, train.count)]
                 train.gather(indices, into: &features, labels: &labels)
                 let storage = try engine.buffer(count: features.count)
                 try storage.writeAsync(features)
-                return (try Tensor(engine: engine, shape: [indices.count] + train.exampleShape, storage: storage), labels)
+                var y: Tensor?
+                if regression {
+                    train.gatherTargets(indices, into: &targets)
+                    y = try Tensor(targets, shape: [indices.count, train.targetWidth], engine: engine)
+                }
+                return (try Tensor(engine: engine, shape: [indices.count] + train.exampleShape, storage: storage), labels, y)
             }
             var next = try upload(0)
             for step in 0..<steps {
-                let (x, batchLabels) = next
+                let (x, batchLabels, batchTargets) = next
                 let logits = try model(x, training: true)
-                let loss = try crossEntropy(logits, labels: batchLabels)
+                let loss = try batchTargets.map { try mseLoss(logits, $0) } ?? crossEntropy(logits, labels: batchLabels)
                 optimizer.zeroGrad()
                 try loss.backward()
                 try optimizer.step()
@@ -152,19 +165,25 @@ public final class Trainer {
                 guard value.isFinite else {
                     throw TrainingError("training: loss is \(value) at epoch \(epoch), step \(step + 1) of \(steps); stopped (the last checkpoint is kept)")
                 }
-                correct += try countCorrect(logits, batchLabels)
-                lossSum += value * Double(batchLabels.count)
-                seen += batchLabels.count
+                let rows = x.shape[0]
+                if !regression { correct += try countCorrect(logits, batchLabels) }
+                lossSum += value * Double(rows)
+                seen += rows
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
                 let rate = Double(seen) / max(elapsed, 1e-9)
                 progress(StepProgress(epoch: epoch, step: step + 1, steps: steps, loss: lossSum / Double(seen),
-                                      accuracy: Double(correct) / Double(seen), examplesPerSecond: rate,
+                                      accuracy: regression ? nil : Double(correct) / Double(seen), examplesPerSecond: rate,
                                       secondsLeft: Double(train.count - seen) / rate))
             }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-            var report = EpochReport(epoch: epoch, trainLoss: lossSum / Double(seen), trainAccuracy: Double(correct) / Double(seen),
+            var report = EpochReport(epoch: epoch, trainLoss: lossSum / Double(seen),
+                                     trainAccuracy: regression ? nil : Double(correct) / Double(seen),
                                      examplesPerSecond: Double(seen) / seconds, seconds: seconds)
-            if let test {
+            if let test, regression {
+                let result = try evaluateRegression(model, on: test, batchSize: max(batch, 256))
+                report.testLoss = result.mse
+                report.testR2 = result.r2.isFinite ? result.r2 : nil
+            } else if let test {
                 let result = try evaluate(model, on: test, batchSize: max(batch, 256))
                 report.testLoss = result.loss
                 report.testAccuracy = result.accuracy
@@ -179,6 +198,14 @@ public final class Trainer {
         guard data.exampleShape == model.spec.inputShape else {
             throw DataError("\(what): examples have shape \(data.exampleShape), the model expects \(model.spec.inputShape)")
         }
+        if model.spec.isRegression {
+            guard data.isRegression else { throw DataError("\(what): class labels, but the model is a regression model (it needs numeric targets)") }
+            guard data.targetWidth == model.spec.classCount else {
+                throw DataError("\(what): \(data.targetWidth) targets per example, the model has \(model.spec.classCount) outputs")
+            }
+            return
+        }
+        guard !data.isRegression else { throw DataError("\(what): numeric targets, but the model is a classifier (it needs class labels)") }
         guard data.classCount <= model.spec.classCount else {
             throw DataError("\(what): \(data.classCount) classes, the model has \(model.spec.classCount) outputs")
         }
@@ -199,7 +226,7 @@ public final class Trainer {
         var metadata = extraMetadata
         metadata[Sequential.specMetadataKey] = try model.spec.json()
         metadata[Self.stateMetadataKey] = String(decoding: try encoder.encode(state), as: UTF8.self)
-        try SafetensorsFile(tensors: tensors, metadata: metadata).write(path: path)
+        try SafetensorsFile(tensors: tensors, metadata: metadata).write(to: OutputFile(path: path, sync: true))
     }
 
     /// A trainer that continues the run saved at `path` (its spec, config, weights and optimizer state).

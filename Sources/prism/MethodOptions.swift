@@ -3,70 +3,6 @@ import Foundation
 import Prism
 import PrismExplain
 
-/// The methods `prism explain --method` runs, as the command line spells them.
-enum ExplainMethodName: String, CaseIterable, ExpressibleByArgument {
-    case exactShap = "exact-shap"
-    case kernelShap = "kernel-shap"
-    case permutationShap = "permutation-shap"
-    case samplingShap = "sampling-shap"
-    case saliency
-    case gradxinput
-    case ig
-    case smoothgrad
-    case gradcam
-    case lrp
-    case occlusion
-    case lime
-    case attentionRollout = "attention-rollout"
-    case attentionGradient = "attention-gradient"
-
-    /// The Shapley estimator family, for the SHAP methods.
-    var shapley: ShapleyMethod? {
-        switch self {
-        case .exactShap: .exact
-        case .kernelShap: .kernel
-        case .permutationShap: .permutation
-        case .samplingShap: .sampling
-        default: nil
-        }
-    }
-
-    /// A heading for pictures and captions.
-    var title: String {
-        switch self {
-        case .exactShap: "Exact Shapley values"
-        case .kernelShap: "Kernel SHAP"
-        case .permutationShap: "Permutation SHAP"
-        case .samplingShap: "Sampling Shapley values"
-        case .saliency: "Saliency"
-        case .gradxinput: "Gradient × input"
-        case .ig: "Integrated Gradients"
-        case .smoothgrad: "SmoothGrad"
-        case .gradcam: "Grad-CAM"
-        case .lrp: "LRP"
-        case .occlusion: "Occlusion"
-        case .lime: "LIME"
-        case .attentionRollout: "Attention rollout"
-        case .attentionGradient: "Attention × gradient"
-        }
-    }
-
-    /// `--method` values: repeated options and comma-separated lists, in order, without repeats.
-    /// - Throws: `ValidationError` naming an unknown method.
-    static func parse(_ values: [String]) throws -> [ExplainMethodName] {
-        var methods: [ExplainMethodName] = []
-        for part in values.flatMap({ $0.split(separator: ",") }) {
-            let name = part.trimmingCharacters(in: .whitespaces)
-            guard let method = ExplainMethodName(rawValue: name) else {
-                throw ValidationError("--method: unknown method '\(name)' (choose from \(allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            if !methods.contains(method) { methods.append(method) }
-        }
-        guard !methods.isEmpty else { throw ValidationError("--method: no method given") }
-        return methods
-    }
-}
-
 /// The reference input of Integrated Gradients, occlusion, LIME and the deletion/insertion metric.
 enum BaselineName: String, CaseIterable, ExpressibleByArgument {
     case zeros, mean, blur
@@ -84,8 +20,14 @@ extension SmoothGrad.Variant: ExpressibleByArgument {}
 
 /// Options of the individual methods.
 struct MethodOptions: ParsableArguments {
-    @Option(help: "Budget: coalitions (SHAP methods; kernel-shap default 2M + 2048), perturbed samples (lime, default 1000), noise samples (smoothgrad, default 50).")
+    @Option(help: "SHAP methods: the budget in coalitions (kernel-shap default 2M + 2048).")
     var samples: Int?
+
+    @Option(help: "lime: perturbed samples per example (default 1000).")
+    var limeSamples: Int?
+
+    @Option(help: "smoothgrad: noise samples per example (default 50).")
+    var smoothgradSamples: Int?
 
     @Option(help: "Seed of the background draw, the sampling and the noise.")
     var seed: UInt64 = 0
@@ -149,6 +91,8 @@ struct MethodOptions: ParsableArguments {
 
     func validate() throws {
         if let samples, samples < 1 { throw ValidationError("--samples must be at least 1") }
+        if let limeSamples, limeSamples < 1 { throw ValidationError("--lime-samples must be at least 1") }
+        if let smoothgradSamples, smoothgradSamples < 1 { throw ValidationError("--smoothgrad-samples must be at least 1") }
         if let stopThreshold, !(stopThreshold > 0) { throw ValidationError("--stop-threshold must be positive") }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let blurSigma, !(blurSigma > 0) { throw ValidationError("--blur-sigma must be positive") }
@@ -163,6 +107,26 @@ struct MethodOptions: ParsableArguments {
         if instancesPerBatch < 1 { throw ValidationError("--instances-per-batch must be at least 1") }
     }
 
-    /// Every option at its default (for callers that build a job without a command line).
+    /// Every option at its default (for callers that build a plan without a command line).
     static func defaults() throws -> MethodOptions { try parse([]) }
+
+    /// `--samples` meant LIME's and SmoothGrad's sample counts before they had options of their own:
+    /// with no SHAP method chosen, it still sets them (and says so); otherwise it is the SHAP budget
+    /// only, and a note says where LIME's and SmoothGrad's counts come from.
+    /// - Returns: the options to use and the notes to print.
+    func resolvingOldSpellings(for methods: [ExplainMethod]) -> (MethodOptions, [String]) {
+        guard let samples else { return (self, []) }
+        var resolved = self, notes: [String] = []
+        let shap = methods.contains(where: \.isShapley)
+        for (name, keyPath) in [("lime", \MethodOptions.limeSamples), ("smoothgrad", \MethodOptions.smoothgradSamples)]
+            where methods.contains(where: { $0.name == name }) && self[keyPath: keyPath] == nil {
+            if shap {
+                notes.append("note: --samples \(samples) is the SHAP budget; \(name) takes --\(name)-samples (default \(name == "lime" ? 1000 : 50))")
+            } else {
+                resolved[keyPath: keyPath] = samples
+                notes.append("note: --samples for \(name) is spelled --\(name)-samples now; taken as --\(name)-samples \(samples)")
+            }
+        }
+        return (resolved, notes)
+    }
 }

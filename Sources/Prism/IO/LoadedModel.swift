@@ -1,0 +1,65 @@
+import Foundation
+
+/// The metadata keys of a Prism model file (safetensors `__metadata__`), besides the architecture
+/// (`Sequential.specMetadataKey`) and the training state (`Trainer.stateMetadataKey`).
+public enum ModelFileKey {
+    /// A CSV model's feature standardization (JSON `{"mean": […], "std": […]}`).
+    public static let standardization = "prism.standardization"
+    /// Class names of files written before the task was stored in the architecture (JSON array).
+    public static let classes = "prism.classes"
+    /// Where the training data came from (text).
+    public static let data = "prism.data"
+}
+
+/// A model file with what a caller needs next to the weights: the standardization its CSV inputs
+/// take, its class or output names.
+public struct LoadedModel {
+    public var model: Sequential
+    /// The file it was read from.
+    public var path: String
+    public var standardization: TabularDataset.Standardization?
+    public var classNames: [String]?
+    /// What the outputs mean (a file without a stored task holds a classifier).
+    public var task: ModelTask { model.spec.resolvedTask }
+
+    /// Reads a model file.
+    /// - Throws: `DataError` naming the file: missing, unreadable, or metadata that does not fit the model.
+    public init(path: String, engine: Engine) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
+        let (model, file) = try Sequential.load(path: path, engine: engine)
+        self.model = model
+        self.path = path
+        if let json = file.metadata[ModelFileKey.standardization] {
+            standardization = try? JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
+            if standardization == nil { throw DataError("\(path): metadata '\(ModelFileKey.standardization)' is not a standardization") }
+        }
+        switch model.spec.resolvedTask {
+        case let .classification(classes):
+            // Files written before the task was stored keep their class names in 'prism.classes'.
+            classNames = classes ?? file.metadata[ModelFileKey.classes].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+        case let .regression(outputs):
+            guard outputs.count == model.spec.classCount else {
+                throw DataError("\(path): the regression task names \(outputs.count) outputs, the model has \(model.spec.classCount)")
+            }
+        }
+    }
+
+    public func className(_ i: Int) -> String {
+        if let classNames, classNames.indices.contains(i) { return classNames[i] }
+        return "class \(i)"
+    }
+
+    /// The names of the outputs: class names (or `class i`) of a classifier, output names of a regression model.
+    public var outputNames: [String] {
+        (0..<model.spec.classCount).map { task.kind == .regression ? outputName($0) : className($0) }
+    }
+
+    /// The name of output `i` whatever the task: a class name or a regression output's name.
+    public func name(ofOutput i: Int) -> String { task.kind == .regression ? outputName(i) : className(i) }
+
+    /// The name of regression output `i`.
+    public func outputName(_ i: Int) -> String {
+        if case let .regression(outputs) = task, outputs.indices.contains(i) { return outputs[i] }
+        return "output \(i)"
+    }
+}

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Prism
+import PrismExplain
+
+/// One method's result on the plan's examples.
+struct MethodRun {
+    var method: ExplainMethod
+    var explanation: Explanation
+    /// Per example, the explanation's output slot holding the explained output.
+    var outputSlot: [Int]
+    /// Per example: model evaluations and seconds (batched methods: the batch's share).
+    var evaluations: [Int]
+    var seconds: [Double]
+    /// Per example, with `metrics`.
+    var curves: [DeletionInsertion.Curves]?
+    /// With `randomization`: the cascade's stages, top layer first.
+    var randomization: [ParameterRandomization.Stage]?
+    /// The features' pixels when they are neither the plan's groups nor input elements (patches).
+    var featureGroups: FeatureGroups?
+}
+
+/// What an explain run computed: the model's outputs, the explained output of each example and
+/// every method's result. The writers read only this and the plan.
+struct ExplainResults {
+    /// f(x) per example and output.
+    var outputs: [[Float]]
+    /// Per example, the largest output (the predicted class).
+    var predicted: [Int]
+    /// Per example, the output every method explains.
+    var targets: [Int]
+    var runs: [MethodRun]
+}
+
+extension ExplainPlan {
+    /// Runs every method on the examples.
+    /// - Parameter progress: called as a method works through the examples (method, done, total).
+    func run(progress: (ExplainMethod, Int, Int) -> Void = { _, _, _ in }) throws -> ExplainResults {
+        let x = instances.values
+        let c = model.spec.classCount
+        let flat = try engine.noGrad { try model(try Tensor(x, shape: [instances.count] + inputShape, engine: engine)).toArray() }
+        let outputs = (0..<instances.count).map { Array(flat[($0 * c)..<(($0 + 1) * c)]) }
+        let predicted = outputs.map { o in o.indices.max(by: { o[$0] < o[$1] })! }
+        let targets: [Int] = switch target {
+        case .predicted: predicted
+        case let .output(o): [Int](repeating: o, count: instances.count)
+        }
+        let baseline = try methods.contains(where: \.usesBaseline) || metrics ? baselineRows() : []
+        var runs: [MethodRun] = []
+        for method in methods {
+            progress(method, 0, instances.count)
+            var result = try run(method, targets: targets, baseline: baseline, progress: progress)
+            if metrics { result.curves = try curves(result, targets: targets, baseline: baseline) }
+            if randomization {
+                // SHAP hides features as the main run did: with the --shap-baseline rows when given.
+                let references = method.isShapley ? try options.shapBaseline.map { try baselineRows(kind: $0) } : nil
+                let check = ParameterRandomization(model: model, seed: options.seed &+ 1) {
+                    try attribution(method, on: $0, baseline: baseline, shapReferences: references)
+                }
+                result.randomization = try check.run(instances: x, targets: .perInstance(targets))
+            }
+            runs.append(result)
+            progress(method, instances.count, instances.count)
+        }
+        return ExplainResults(outputs: outputs, predicted: predicted, targets: targets, runs: runs)
+    }
+
+    /// `method` as an attribution method on `model` (the plan's model, or a randomized copy);
+    /// `shapReferences`: the `--shap-baseline` rows of the examples, for the SHAP methods.
+    func attribution(_ method: ExplainMethod, on model: Sequential, baseline: [Float], shapReferences: [Float]? = nil) throws -> AttributionMethod {
+        switch method.kind {
+        case let .attribution(build):
+            return try build(context(on: model, baseline: baseline))
+        case .shapley:
+            return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background,
+                                      backgroundWeights: backgroundWeights, groups: groups, references: shapReferences,
+                                      rowsPerChunk: options.rowsPerChunk)
+        }
+    }
+
+    /// The SHAP estimator of `method` with the budget, seed and stopping rule of the options.
+    func shapleyEstimator(_ method: ExplainMethod) throws -> ShapleyEstimator {
+        guard let shapley = method.shapley else { throw ValidationError("\(method.name) is not a SHAP method") }
+        var estimator = shapley.estimator(budget: options.samples, seed: options.seed)
+        if var k = estimator as? KernelShap, let numFeatures = options.numFeatures { k.numFeatures = numFeatures; estimator = k }
+        if let threshold = options.stopThreshold {
+            let rule = StoppingRule(threshold: threshold)
+            if var k = estimator as? KernelShap { k.stopping = rule; estimator = k }
+            if var p = estimator as? PermutationShap { p.stopping = rule; estimator = p }
+            if var s = estimator as? SamplingShap { s.stopping = rule; estimator = s }
+        }
+        return estimator
+    }
+
+    /// Runs one method on the examples for their target outputs.
+    func run(_ method: ExplainMethod, targets: [Int], baseline: [Float], progress: (ExplainMethod, Int, Int) -> Void) throws -> MethodRun {
+        let n = instances.count, x = instances.values
+        if method.isShapley {
+            let estimator = try shapleyEstimator(method)
+            var parts: [Explanation] = []
+            var evaluations: [Int] = [], seconds: [Double] = []
+            let batch = options.instancesPerBatch
+            // --shap-baseline: hidden features from one reference row per example instead of the background.
+            let references = try options.shapBaseline.map { try baselineRows(kind: $0) }
+            for first in stride(from: 0, to: n, by: batch) {
+                progress(method, first, n)
+                let count = min(batch, n - first)
+                let hidden = references.map { Array($0[(first * elementCount)..<((first + 1) * elementCount)]) } ?? background
+                let game = try DeviceGame(model: model, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
+                                          background: hidden, backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups,
+                                          rowsPerChunk: options.rowsPerChunk)
+                let part = try estimator.explain(game, instances: count)
+                parts.append(part)
+                // Instances sharing a batch share its cost equally.
+                evaluations += [Int](repeating: part.modelEvaluations / count, count: count)
+                seconds += [Double](repeating: part.seconds / Double(count), count: count)
+            }
+            var explanation = try Explanation(stacking: parts)
+            explanation.featureNames = featureNames
+            if let kind = options.shapBaseline {
+                explanation.settings["reference"] = .string(kind.rawValue + (kind == .mean ? " of the background" : ""))
+            }
+            if let superpixel, segmentation == nil { explanation.settings["superpixel"] = .int(superpixel) }
+            return MethodRun(method: method, explanation: explanation, outputSlot: targets,
+                             evaluations: evaluations, seconds: seconds)
+        }
+        var explanation = try attribution(method, on: model, baseline: baseline).explain(instances: x, targets: .perInstance(targets))
+        if explanation.featureCount == groups.featureCount {
+            explanation.featureNames = featureNames
+        }
+        if method.usesBaseline { explanation.settings["baseline"] = .string(options.baseline.rawValue) }
+        var result = MethodRun(method: method, explanation: explanation, outputSlot: [Int](repeating: 0, count: n),
+                               evaluations: [Int](repeating: explanation.modelEvaluations / max(n, 1), count: n),
+                               seconds: [Double](repeating: explanation.seconds / Double(max(n, 1)), count: n))
+        result.featureGroups = try method.featureGroups?(model)
+        return result
+    }
+
+    /// Deletion and insertion curves of each example's explanation, removing features (superpixels or columns)
+    /// most relevant first and replacing them by the baseline.
+    func curves(_ run: MethodRun, targets: [Int], baseline: [Float]) throws -> [DeletionInsertion.Curves] {
+        let d = elementCount
+        return try (0..<instances.count).map { i in
+            let metric = DeletionInsertion(model: DifferentiableModel(model), groups: run.featureGroups ?? groups, steps: 20,
+                                           baseline: .values(Array(baseline[(i * d)..<((i + 1) * d)])),
+                                           seed: options.seed, rowsPerChunk: options.rowsPerChunk)
+            return try metric.curves(explanation: run.explanation, instance: i, output: run.outputSlot[i], target: targets[i],
+                                     instances: instances.values)
+        }
+    }
+
+    /// The name of feature `j` of an explanation: a SHAP feature, or an input element (pixel or column).
+    func featureName(_ j: Int, of e: Explanation) -> String {
+        if let names = e.featureNames, j < names.count { return names[j] }
+        if isImage {
+            let (h, w) = (inputShape[1], inputShape[2])
+            let channel = inputShape[0] > 1 ? "channel \(j / (h * w)) " : ""
+            return "\(channel)pixel (\(j % (h * w) / w), \(j % w))"
+        }
+        return j < featureNames.count ? featureNames[j] : "feature \(j)"
+    }
+}

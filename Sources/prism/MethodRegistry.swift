@@ -1,0 +1,183 @@
+import ArgumentParser
+import Foundation
+import Prism
+import PrismExplain
+
+/// What a method needs to build its explainer for one run: the model (the plan's, or a randomized
+/// copy), the options, and the plan's features and reference rows.
+struct MethodContext {
+    var model: Sequential
+    var options: MethodOptions
+    /// Features of the SHAP methods and LIME.
+    var groups: FeatureGroups
+    /// Images: the superpixel side (occlusion's default window).
+    var superpixel: Int?
+    /// `--baseline` rows, one per instance (empty when no chosen method uses them).
+    var baseline: [Float]
+    var inputShape: [Int] { model.spec.inputShape }
+    var isImage: Bool { inputShape.count == 3 }
+    var differentiable: DifferentiableModel { DifferentiableModel(model) }
+}
+
+/// How a method computes: a Shapley estimator over a coalition game (run by the plan on the device
+/// game, with the background or `--shap-baseline` references), or an attribution method that maps
+/// instances and target outputs to values.
+enum MethodKind: Sendable {
+    case shapley(ShapleyMethod)
+    case attribution(@Sendable (MethodContext) throws -> AttributionMethod)
+}
+
+/// One explanation method as the command line, the JSON, the NumPy files and the report know it.
+/// A new explainer is a file in PrismExplain plus one entry in `MethodRegistry.builtIn` (or a
+/// `register` call): it then appears in `--method`, in `explanation.json`, in the `.npy` folders
+/// and in the report.
+struct ExplainMethod: Sendable, Equatable {
+    /// The `--method` spelling and the name in every output (`kernel-shap`).
+    var name: String
+    /// A heading for pictures and captions (`Kernel SHAP`).
+    var title: String
+    var kind: MethodKind
+    /// The `MethodOptions` it reads (long names), listed in `--help`.
+    var options: [String] = []
+    /// Whether it takes the `--baseline` reference rows.
+    var usesBaseline = false
+    /// What its base values are called in captions (`base value`, `f(x′)`).
+    var baseName = "base"
+    /// Extra words for a caption, from the options (`50 steps, gauss-legendre`).
+    var captionDetail: (@Sendable (MethodOptions) -> String?)? = nil
+    /// Its features' pixels when they are neither the plan's groups nor input elements (patches).
+    var featureGroups: (@Sendable (Sequential) throws -> FeatureGroups?)? = nil
+    /// Whether the report adds the model's attention maps.
+    var showsAttentionMaps = false
+
+    var shapley: ShapleyMethod? { if case let .shapley(m) = kind { m } else { nil } }
+    var isShapley: Bool { shapley != nil }
+
+    static func == (a: ExplainMethod, b: ExplainMethod) -> Bool { a.name == b.name }
+}
+
+/// Every method `prism explain` knows, in `--help` order. Tests may `register` more.
+final class MethodRegistry: @unchecked Sendable {
+    // @unchecked Sendable: `methods` is only read and written under `lock`.
+    static let shared = MethodRegistry()
+
+    private let lock = NSLock()
+    private var methods: [ExplainMethod] = MethodRegistry.builtIn
+
+    /// The registered methods in order.
+    var all: [ExplainMethod] { lock.withLock { methods } }
+
+    /// The method called `name`, if registered.
+    func method(_ name: String) -> ExplainMethod? { all.first { $0.name == name } }
+
+    /// Adds a method.
+    /// - Throws: `ValidationError` when a method of that name exists.
+    func register(_ method: ExplainMethod) throws {
+        try lock.withLock {
+            guard !methods.contains(where: { $0.name == method.name }) else {
+                throw ValidationError("method '\(method.name)' is already registered")
+            }
+            methods.append(method)
+        }
+    }
+
+    /// Removes a method (tests that registered one).
+    func unregister(_ name: String) {
+        lock.withLock { methods.removeAll { $0.name == name } }
+    }
+
+    /// `--method` values: repeated options and comma-separated lists, in order, without repeats.
+    /// - Throws: `ValidationError` naming an unknown method.
+    func parse(_ values: [String]) throws -> [ExplainMethod] {
+        var chosen: [ExplainMethod] = []
+        for part in values.flatMap({ $0.split(separator: ",") }) {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let method = method(name) else {
+                throw ValidationError("--method: unknown method '\(name)' (choose from \(all.map(\.name).joined(separator: ", ")))")
+            }
+            if !chosen.contains(method) { chosen.append(method) }
+        }
+        guard !chosen.isEmpty else { throw ValidationError("--method: no method given") }
+        return chosen
+    }
+
+    /// The `--method` help text: every method with the options it reads.
+    var help: String {
+        all.map { m in m.options.isEmpty ? m.name : "\(m.name) (" + m.options.map { "--" + $0 }.joined(separator: " ") + ")" }
+            .joined(separator: ", ")
+    }
+
+    static let shapleyOptions = ["samples", "stop-threshold", "shap-baseline", "instances-per-batch"]
+
+    static let builtIn: [ExplainMethod] = [
+        ExplainMethod(name: "exact-shap", title: "Exact Shapley values", kind: .shapley(.exact),
+                      options: ["shap-baseline", "instances-per-batch"], baseName: "base value"),
+        ExplainMethod(name: "kernel-shap", title: "Kernel SHAP", kind: .shapley(.kernel),
+                      options: shapleyOptions + ["num-features"], baseName: "base value"),
+        ExplainMethod(name: "permutation-shap", title: "Permutation SHAP", kind: .shapley(.permutation),
+                      options: shapleyOptions, baseName: "base value"),
+        ExplainMethod(name: "sampling-shap", title: "Sampling Shapley values", kind: .shapley(.sampling),
+                      options: shapleyOptions, baseName: "base value"),
+        ExplainMethod(name: "saliency", title: "Saliency", kind: .attribution { c in
+            Saliency(model: c.differentiable, rowsPerChunk: c.options.rowsPerChunk)
+        }),
+        ExplainMethod(name: "gradxinput", title: "Gradient × input", kind: .attribution { c in
+            GradientTimesInput(model: c.differentiable, rowsPerChunk: c.options.rowsPerChunk)
+        }),
+        ExplainMethod(name: "ig", title: "Integrated Gradients", kind: .attribution { c in
+            IntegratedGradients(model: c.differentiable, steps: c.options.steps, rule: c.options.igRule,
+                                baseline: .values(c.baseline), rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["steps", "ig-rule", "baseline"], usesBaseline: true, baseName: "f(x′)",
+           captionDetail: { "\($0.steps) steps, \($0.igRule.rawValue)" }),
+        ExplainMethod(name: "smoothgrad", title: "SmoothGrad", kind: .attribution { c in
+            SmoothGrad(model: c.differentiable, samples: c.options.smoothgradSamples ?? 50, noiseLevel: c.options.noise,
+                       variant: c.options.smoothgradVariant, seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["smoothgrad-samples", "noise", "smoothgrad-variant"]),
+        ExplainMethod(name: "gradcam", title: "Grad-CAM", kind: .attribution { c in
+            GradCAM(model: c.differentiable, layer: try gradCAMLayer(c.model, named: c.options.layer), relu: !c.options.noGradcamRelu,
+                    rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["layer", "no-gradcam-relu"]),
+        ExplainMethod(name: "lrp", title: "LRP", kind: .attribution { c in
+            let rule: LRP.Rule = switch c.options.lrpRule {
+            case .epsilon: .epsilon(c.options.lrpEpsilon)
+            case .zplus: .zPlus
+            case .gamma: .gamma(c.options.lrpGamma)
+            }
+            return LRP(model: c.model, rule: rule, rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["lrp-rule", "lrp-epsilon", "lrp-gamma"]),
+        ExplainMethod(name: "occlusion", title: "Occlusion", kind: .attribution { c in
+            let side = c.options.window ?? c.superpixel ?? 1
+            let step = c.options.stride ?? side
+            let window = c.isImage ? (side, side) : (1, side), strides = c.isImage ? (step, step) : (1, step)
+            return Occlusion(model: c.differentiable, window: window, stride: strides, baseline: .values(c.baseline),
+                             rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["window", "stride", "baseline"], usesBaseline: true),
+        ExplainMethod(name: "lime", title: "LIME", kind: .attribution { c in
+            LIME(model: c.differentiable, groups: c.groups, samples: c.options.limeSamples ?? 1000, kernelWidth: c.options.kernelWidth,
+                 baseline: .values(c.baseline), seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["lime-samples", "kernel-width", "baseline"], usesBaseline: true),
+        ExplainMethod(name: "attention-rollout", title: "Attention rollout", kind: .attribution { c in
+            try AttentionAttribution(model: c.model, kind: .rollout, rowsPerChunk: c.options.rowsPerChunk ?? 64)
+        }, featureGroups: attentionPatches, showsAttentionMaps: true),
+        ExplainMethod(name: "attention-gradient", title: "Attention × gradient", kind: .attribution { c in
+            try AttentionAttribution(model: c.model, kind: .gradient, rowsPerChunk: c.options.rowsPerChunk ?? 64)
+        }, featureGroups: attentionPatches, showsAttentionMaps: true),
+    ]
+}
+
+/// The patches of a vision transformer, as feature groups on its image.
+@Sendable func attentionPatches(_ model: Sequential) throws -> FeatureGroups? {
+    let shape = model.spec.inputShape
+    let patch = try AttentionMaps(model: model).grid.patch
+    return try FeatureGroups.grid(channels: shape[0], height: shape[1], width: shape[2], cell: patch)
+}
+
+/// Grad-CAM's activation: `named`, else the last convolution's output, after its ReLU when one follows.
+/// - Throws: `ValidationError` when the model has no convolution and no layer is named.
+func gradCAMLayer(_ model: Sequential, named: String?) throws -> String {
+    if let named { return named }
+    guard let i = model.layers.lastIndex(where: { $0.kind == "conv2d" }) else {
+        throw ValidationError("gradcam: the model has no convolution; name an activation with --layer")
+    }
+    return i + 1 < model.layers.count && model.layers[i + 1].kind == "relu" ? model.activationName(i + 1) : model.activationName(i)
+}

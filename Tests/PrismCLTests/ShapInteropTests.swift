@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+
+/// Whether `python3` can import shap (the interop check needs it; it is not a dependency of Prism).
+let pythonHasShap: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import shap, matplotlib"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+/// The README's few lines turning `explanation.json` into `shap.Explanation` objects
+/// (`Benchmarks/peers/prism_to_shap.py`) give shap the document's numbers, and shap's plots accept them.
+@Suite(.serialized) struct ShapInteropTests {
+    @Test(.enabled(if: pythonHasShap, "needs python3 with shap and matplotlib (pip install shap)"))
+    func explanationDocumentBecomesShapExplanations() throws {
+        let dir = NSTemporaryDirectory() + "prism-shap-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/t.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--arch", "mlp",
+                                  "--hidden", "8", "--epochs", "2", "--batch", "16", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let explain = try runPrism(["explain", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--model", model,
+                                    "--index", "0,3,9", "--method", "kernel-shap,exact-shap,ig", "--background", "10", "--json", dir + "/e.json"])
+        #expect(explain.status == 0, "\(explain.stderr)")
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Benchmarks/peers/prism_to_shap.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, dir + "/e.json", "--check"]
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(message)")
+    }
+}
