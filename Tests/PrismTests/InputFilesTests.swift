@@ -90,6 +90,8 @@ func temporaryFolder(_ stem: String) throws -> String {
         let rgb = try InputFiles.load(paths: [inputFixture("palette_trns.png")], inputShape: [3, 6, 7])
         expectClose(rgb.values, trns[0..<(3 * 42)].map { Double($0) / 255 }, tol: 1e-7, "palette+tRNS → RGB")
         #expect(rgb.notes.first?.contains("alpha dropped") == true)
+        let rgbaToGray = errorMessage { _ = try InputFiles.load(paths: [inputFixture("rgba8.png")], inputShape: [1, 5, 6]) }
+        #expect(rgbaToGray?.hasPrefix("rgba8.png: the image has 4 channels (RGBA), the model takes 1") == true, "\(rgbaToGray ?? "no error")")
         let rgba = try InputFiles.load(paths: [inputFixture("rgba8.png")], inputShape: [4, 5, 6])
         #expect(rgba.notes.isEmpty, "as is: \(rgba.notes)")
         let message = errorMessage { _ = try InputFiles.load(paths: [inputFixture("rgb8.png")], inputShape: [2, 10, 12]) }

@@ -111,7 +111,7 @@ public struct ImageFile: Sendable {
             image.channels = 1
             steps.append("converted to 1 channel (ITU-R 601-2 luma, as PIL convert(\"L\"))")
         } else if image.channels == 3 && target == 1 {
-            throw DataError("\(name): the image has 3 channels (\(colorType)), the model takes 1 (convert it to gray, or ask for conversion to luma)")
+            throw DataError("\(name): the image has \(channels) channels (\(colorType)), the model takes 1 (convert it to gray, or ask for conversion to luma)")
         } else {
             throw DataError("\(name): the image has \(channels) channels (\(colorType)), the model takes \(target)")
         }
