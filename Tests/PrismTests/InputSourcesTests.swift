@@ -117,5 +117,7 @@ import Testing
         #expect(load(dir) == "\(dir): is a directory, not a file")
         #expect(load(inputFixture("rgb8.png"), [30]) == "rgb8.png: an image, but the model takes inputs of shape [30], not [channels, height, width]")
         #expect((errorMessage { _ = try InputFiles.load(paths: [], inputShape: [3]) }) == "inputs: no files given")
+        let absurd = errorMessage { _ = try InputFiles.load(paths: [inputFixture("rgb8.png")], inputShape: [3, 1 << 40, 1 << 40]) }
+        #expect(absurd?.hasPrefix("inputs: the model's input shape [3, 1099511627776, 1099511627776] is not usable") == true, "\(absurd ?? "no error")")
     }
 }

@@ -19,7 +19,9 @@ extension ImageDataset {
     public static func loadImageFolder(directory: String, height: Int, width: Int, channels: Int,
                                        policy: ImageFile.ChannelPolicy = .strict, resize: ResizeFilter = .bilinear)
         throws -> (dataset: ImageDataset, classes: [String], notes: [String]) {
-        guard height > 0, width > 0, channels > 0 else { throw DataError("\(directory): image size \(channels)×\(height)×\(width) is not usable") }
+        guard height > 0, width > 0, channels > 0, let size = checkedProduct([channels, height, width]), size <= ImageFile.maximumSamples else {
+            throw DataError("\(directory): image size \(channels)×\(height)×\(width) is not usable")
+        }
         let classEntries = try visibleEntries(directory)
         if let file = classEntries.first(where: { !$0.isDirectory }) {
             throw DataError("\(file.path): a file beside the class folders (an image folder holds one subfolder per class)")

@@ -52,7 +52,9 @@ public enum InputFiles {
     public static func load(paths: [String], inputShape: [Int], featureNames: [String]? = nil, ignoring: [String] = [],
                             channels: ImageFile.ChannelPolicy = .strict, resize: ResizeFilter = .bilinear) throws -> InputBatch {
         guard !paths.isEmpty else { throw DataError("inputs: no files given") }
-        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else { throw DataError("inputs: the model's input shape \(inputShape) is not usable") }
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }), let size = checkedProduct(inputShape), size <= ImageFile.maximumSamples else {
+            throw DataError("inputs: the model's input shape \(inputShape) is not usable (1 to \(ImageFile.maximumSamples) values per example)")
+        }
         var batch = InputBatch(values: [], count: 0, shape: inputShape, sources: [], notes: [])
         for path in paths {
             let bytes = try readFile(path)
