@@ -121,3 +121,35 @@ import Testing
         #expect(absurd?.hasPrefix("inputs: the model's input shape [3, 1099511627776, 1099511627776] is not usable") == true, "\(absurd ?? "no error")")
     }
 }
+
+extension InputSourcesTests {
+    /// Every strict prefix of a PNG, a JPEG and a .npy file is refused with one line (the JPEG's
+    /// first 2 bytes are not even recognised as JPEG); seeded single-byte changes either decode to an
+    /// image of consistent size with samples in [0, 1] or are refused — never a crash.
+    @Test func prefixesAndDamagedBytes() throws {
+        for name in ["rgb8.png", "interlaced.png", "rgb.jpg", "gray.jpg"] {
+            let bytes = [UInt8](try #require(FileManager.default.contents(atPath: inputFixture(name))))
+            for n in 0..<bytes.count {
+                let message = errorMessage { _ = try ImageFile.decode(Array(bytes.prefix(n)), name: name) }
+                #expect(message?.hasPrefix(name + ": ") == true && message?.contains("\n") == false, "\(name) cut to \(n) bytes: \(message ?? "decoded")")
+            }
+            var state: UInt64 = 0x5EED_0000 &+ UInt64(bytes.count)
+            for _ in 0..<300 {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                var damaged = bytes
+                damaged[Int((state >> 33) % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: (state >> 16) | 1)
+                do {
+                    let image = try ImageFile.decode(damaged, name: name)
+                    #expect(image.values.count == image.channels * image.height * image.width)
+                    #expect(image.values.allSatisfy { $0 >= 0 && $0 <= 1 })
+                } catch {
+                    #expect("\(error)".hasPrefix(name + ": "))
+                }
+            }
+        }
+        let npy = [UInt8](try #require(FileManager.default.contents(atPath: inputFixture("x_f4.npy"))))
+        for n in 0..<npy.count {
+            #expect(errorMessage { _ = try NumPyArray.parse(Array(npy.prefix(n)), name: "x.npy") }?.hasPrefix("x.npy: ") == true, "cut to \(n)")
+        }
+    }
+}
