@@ -44,6 +44,8 @@ struct DataOptions: ParsableArguments {
         var task: ModelTask
         /// How the label column was read, for a person to read.
         var note: String?
+        /// CSV only: the feature columns in input order.
+        var featureNames: [String]?
     }
 
     /// Loads the sets `prism train` trains on. A CSV's label column is read as `requested` says, or
@@ -75,7 +77,7 @@ struct DataOptions: ParsableArguments {
         }
         let task: ModelTask = decision.kind == .regression ? .regression(outputs: [label]) : .classification(classes: nil)
         return TrainingData(train: try LabeledData(train), test: try LabeledData(test), standardization: s,
-                            targetStandardization: targetStandardization, task: task, note: decision.note)
+                            targetStandardization: targetStandardization, task: task, note: decision.note, featureNames: all.featureNames)
     }
 
     /// Loads the test set (and the training set when `needTrain`) for a saved model: a CSV's label

@@ -158,6 +158,9 @@ struct TrainCommand: ParsableCommand {
                 if let s = loaded.standardization {
                     extra[ModelFileKey.standardization] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
                 }
+                if let names = loaded.featureNames {
+                    extra[ModelFileKey.features] = String(decoding: try JSONEncoder().encode(names), as: UTF8.self)
+                }
                 if let t = loaded.targetStandardization {
                     extra[targetStandardizationKey] = String(decoding: try JSONEncoder().encode(t), as: UTF8.self)
                 }

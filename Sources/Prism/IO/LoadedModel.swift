@@ -9,6 +9,8 @@ public enum ModelFileKey {
     public static let classes = "prism.classes"
     /// Where the training data came from (text).
     public static let data = "prism.data"
+    /// A tabular model's feature (column) names in input order (JSON array), so CSV inputs are matched by name.
+    public static let features = "prism.features"
 }
 
 /// A model file with what a caller needs next to the weights: the standardization its CSV inputs
@@ -19,6 +21,8 @@ public struct LoadedModel {
     public var path: String
     public var standardization: TabularDataset.Standardization?
     public var classNames: [String]?
+    /// A tabular model's feature names in input order, when the file stores them.
+    public var featureNames: [String]?
     /// What the outputs mean (a file without a stored task holds a classifier).
     public var task: ModelTask { model.spec.resolvedTask }
 
@@ -32,6 +36,12 @@ public struct LoadedModel {
         if let json = file.metadata[ModelFileKey.standardization] {
             standardization = try? JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(json.utf8))
             if standardization == nil { throw DataError("\(path): metadata '\(ModelFileKey.standardization)' is not a standardization") }
+        }
+        if let json = file.metadata[ModelFileKey.features] {
+            featureNames = try? JSONDecoder().decode([String].self, from: Data(json.utf8))
+            guard let names = featureNames, [names.count] == model.spec.inputShape else {
+                throw DataError("\(path): metadata '\(ModelFileKey.features)' does not name the model's \(model.spec.inputShape) inputs")
+            }
         }
         switch model.spec.resolvedTask {
         case let .classification(classes):
