@@ -10,7 +10,8 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Explain a model's predictions for test examples: Shapley values, gradients, LRP, occlusion, LIME.",
         discussion: """
-            The examples are rows --index of the test set of --data; each method explains the predicted class. \
+            The examples are the files of --input (PNG or JPEG images, .npy arrays, CSV rows without a label column) \
+            or rows --index of the test set of --data; each method explains the predicted class (--target for another output). \
             Several --method values (repeated or comma-separated) run side by side and the report shows them in \
             columns. SHAP methods hide features by taking the values of background rows: --background N draws N \
             training rows with the seed, --background-data uses every row of a CSV file (columns matched by name, \
@@ -26,7 +27,16 @@ struct ExplainCommand: ParsableCommand {
     var model: String
 
     @Option(help: "Test-set examples to explain: I or I,J,…")
-    var index: String = "0"
+    var index: String?
+
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Explain these files instead of test rows: PNG or JPEG images (pixels scaled to [0, 1] as torchvision's ToTensor, resized to the model's size with --resize), .npy arrays (N×C×H×W or N×F; float32, float64 or uint8), CSV rows without a label column (columns matched to the model's features by name).", valueName: "file"))
+    var input: [String] = []
+
+    @Flag(help: "Images: reduce an RGB image to the model's one channel (luma, as PIL's convert(\"L\")) instead of refusing it.")
+    var convertChannels = false
+
+    @Option(help: "Images of another size than the model's: bilinear (antialiased, as PIL and torchvision's Resize) or none (refuse).")
+    var resize: ResizeFilter = .bilinear
 
     @Option(help: ArgumentHelp("Method(s), repeated or comma-separated: \(MethodRegistry.shared.help).", valueName: "method"))
     var method: [String] = ["kernel-shap"]
@@ -81,9 +91,11 @@ struct ExplainCommand: ParsableCommand {
         if superpixel < 1 { throw ValidationError("--superpixel must be at least 1") }
         if let kmeans, kmeans < 1 { throw ValidationError("--kmeans must be at least 1") }
         _ = try indices()
+        if index != nil && !input.isEmpty { throw ValidationError("give --input or --index, not both") }
     }
 
     func indices() throws -> [Int] {
+        let index = self.index ?? "0"
         let parts = index.split(separator: ",", omittingEmptySubsequences: false)
         let values = parts.map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 }) else {
@@ -114,36 +126,55 @@ struct ExplainCommand: ParsableCommand {
 
     /// Every check before the work: options, the model, the examples, the background, the features.
     func makePlan(engine: Engine, methods: [ExplainMethod], outputs: ExplainOutputs) throws -> ExplainPlan {
-        let (options, notes) = methodOptions.resolvingOldSpellings(for: methods)
+        let (options, optionNotes) = methodOptions.resolvingOldSpellings(for: methods)
         let loaded = try LoadedModel(path: model, engine: engine)
         let spec = loaded.model.spec
-        let needTrain = backgroundData == nil
-        let data = try dataOptions.load(for: loaded, needTrain: needTrain)
-        let test = data.test
-        guard test.exampleShape == spec.inputShape else {
+        let width = spec.inputShape.reduce(1, *)
+        let isImage = spec.inputShape.count == 3
+        // The test set is read for --index; the training set for a --background draw.
+        let shap = methods.contains(where: \.isShapley)
+        let needsBackground = (shap && (options.shapBaseline == nil || options.shapBaseline == .mean))
+            || ((methods.contains(where: \.usesBaseline) || metrics) && options.baseline == .mean)
+        let needTrain = backgroundData == nil && needsBackground
+        let needTest = input.isEmpty
+        let data: (train: LabeledData?, test: LabeledData)? = needTrain || needTest ? try dataOptions.load(for: loaded, needTrain: needTrain) : nil
+        if let test = data?.test, test.exampleShape != spec.inputShape {
             throw DataError("data: examples have shape \(test.exampleShape), the model expects \(spec.inputShape)")
         }
-        let rows = try indices()
-        if let bad = rows.first(where: { $0 >= test.count }) {
-            throw ValidationError("--index \(bad) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
-        }
-        let width = test.exampleSize
-        var instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: rows.count,
+        // A tabular model's features: the names it stores, else the columns of --data.
+        let columnNames: [String]? = isImage ? nil : try loaded.featureNames
+            ?? (dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width) : nil)
+        var notes = optionNotes
+        var instances: ExplainInstances
+        if input.isEmpty {
+            let test = data!.test
+            let rows = try indices()
+            if let bad = rows.first(where: { $0 >= test.count }) {
+                throw ValidationError("--index \(bad) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
+            }
+            instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: rows.count,
                                          names: rows.map { "test example \($0)" }, indices: rows, source: dataOptions.sourceName)
-        if test.isRegression {
-            instances.trueValues = try rows.map { try test.target($0) }
+            if test.isRegression {
+                instances.trueValues = try rows.map { try test.target($0) }
+            } else {
+                instances.labels = try rows.map { Int(try test.example($0).label) }
+            }
         } else {
-            instances.labels = try rows.map { Int(try test.example($0).label) }
+            let batch = try readInputs(input, loaded: loaded, featureNames: columnNames)
+            notes += batch.notes.map { "note: " + $0 }
+            instances = ExplainInstances(values: batch.values, count: batch.count, names: batch.sources, source: "the files given with --input")
         }
 
         // Background rows.
         var backgroundValues: [Float], backgroundNote: String, backgroundIndices: [Int]?
         if let backgroundData {
-            backgroundValues = try loadBackground(path: backgroundData, width: width, standardization: loaded.standardization)
+            backgroundValues = try loadBackground(path: backgroundData, loaded: loaded, featureNames: columnNames)
             backgroundNote = "all \(backgroundValues.count / width) rows of \(backgroundData)"
             backgroundIndices = Array(0..<(backgroundValues.count / width))
+        } else if !needsBackground {
+            (backgroundValues, backgroundNote, backgroundIndices) = ([], "none (no method here uses one)", nil)
         } else {
-            let train = data.train!
+            guard let train = data?.train else { throw ValidationError("--background: no training data to draw from") }
             let count = background ?? min(100, train.count)
             guard count <= train.count else {
                 throw ValidationError("--background \(count) is more than the \(train.count) training rows of \(dataOptions.sourceName)")
@@ -180,8 +211,7 @@ struct ExplainCommand: ParsableCommand {
             }
         } else {
             guard segments == nil else { throw ValidationError("--segments is for images; tabular data takes --groups") }
-            let columnNames = try dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width)
-                : (0..<width).map { "feature \($0)" }
+            let columnNames = columnNames ?? (0..<width).map { "feature \($0)" }
             if let path = self.groups {
                 (groups, names) = try FeatureGroups.columns(try readColumnGroups(path: path, columnNames: columnNames), columnNames: columnNames)
             } else {
@@ -211,29 +241,45 @@ struct ExplainCommand: ParsableCommand {
         return plan
     }
 
-    /// Background rows from a CSV file (columns matched to the model's data by name, other columns
-    /// ignored, standardized like the training data) or an MNIST-format folder's training images.
-    func loadBackground(path: String, width: Int, standardization: TabularDataset.Standardization?) throws -> [Float] {
-        if path.lowercased().hasSuffix(".csv") {
-            guard dataOptions.isCSV else { throw DataError("\(path): a CSV background needs CSV data (--data FILE.csv)") }
-            let names = try csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width)
-            let (header, rows) = try readNumericCSV(path: path, columns: names)
-            var values: [Float] = []
-            for row in rows {
-                for (j, column) in header.enumerated() {
-                    var v = row[column]
-                    if let s = standardization { v = (v - s.mean[j]) / s.std[j] }
-                    values.append(v)
-                }
+    /// The examples of `--input` files for `loaded`: images brought to its input shape, .npy arrays,
+    /// CSV rows matched to its features by name; a tabular model's raw feature values standardized
+    /// with its stored standardization (said in a note).
+    /// - Throws: `DataError` naming the file; a tabular model without a stored standardization.
+    func readInputs(_ paths: [String], loaded: LoadedModel, featureNames: [String]?) throws -> InputBatch {
+        let spec = loaded.model.spec
+        var batch = try InputFiles.load(paths: paths, inputShape: spec.inputShape, featureNames: featureNames,
+                                        ignoring: dataOptions.label.map { [$0] } ?? [], channels: convertChannels ? .convert : .strict,
+                                        resize: resize)
+        if spec.inputShape.count == 1 {
+            guard let s = loaded.standardization else {
+                throw DataError("\(loaded.path) has no stored standardization ('\(ModelFileKey.standardization)'), which tabular inputs need; retrain it with prism train")
             }
-            guard !values.isEmpty else { throw DataError("\(path): no data rows") }
-            return values
+            let f = spec.inputShape[0]
+            guard s.mean.count == f, s.std.count == f else {
+                throw DataError("\(loaded.path): its standardization has \(s.mean.count) columns, the model \(f) inputs")
+            }
+            for i in batch.values.indices { batch.values[i] = (batch.values[i] - s.mean[i % f]) / s.std[i % f] }
+            let what = paths.count == 1 ? (paths[0] as NSString).lastPathComponent : "\(paths.count) files"
+            batch.notes.append("\(what): feature values standardized with the model's stored training-set mean and standard deviation")
         }
-        let images = try LabeledData(try ImageDataset.loadMNISTFormat(directory: path, split: .train))
-        guard images.exampleSize == width else {
-            throw DataError("\(path): background images have \(images.exampleSize) values, the model's inputs \(width)")
+        return batch
+    }
+
+    /// Background rows from `--background-data`: an MNIST-format folder's training images, or a PNG,
+    /// JPEG, .npy or CSV file read as `--input` files are (a CSV's columns matched by name, its label
+    /// column ignored, values standardized like the training data).
+    func loadBackground(path: String, loaded: LoadedModel, featureNames: [String]?) throws -> [Float] {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            let images = try LabeledData(try ImageDataset.loadMNISTFormat(directory: path, split: .train))
+            guard images.exampleShape == loaded.model.spec.inputShape else {
+                throw DataError("\(path): background images have shape \(images.exampleShape), the model's inputs \(loaded.model.spec.inputShape)")
+            }
+            return images.features
         }
-        return images.features
+        let batch = try readInputs([path], loaded: loaded, featureNames: featureNames)
+        guard batch.count > 0 else { throw DataError("\(path): no data rows") }
+        return batch.values
     }
 }
 

@@ -30,10 +30,13 @@ extension ExplainPlan {
         if let npy = outputs.npy {
             dataFiles += try writeNumPy(results, folder: npy)
         }
+        // The report links only what lies inside its folder.
+        dataFiles.removeAll { ($0.0 as NSString).isAbsolutePath }
         var pictures: [Int: [(String, String)]] = [:]
         if let png = outputs.png ?? (isImage ? outputs.out : nil) {
             let count: Int
             (pictures, count) = try writePictures(results, folder: png)
+            pictures = pictures.mapValues { $0.filter { !($0.0 as NSString).isAbsolutePath } }
             lines.append("wrote \(count) PNG files into \(png)")
         }
         if let out = outputs.out {
@@ -157,11 +160,16 @@ extension ExplainPlan {
         return (0..<(h * w)).map { p in (0..<c).reduce(0) { $0 + perElement[$1 * h * w + p] } }
     }
 
-    /// `path` relative to the report folder when it lies inside it.
+    /// `path` relative to the report folder when it lies inside it, else the absolute path (which
+    /// the report then does not link).
     func relative(_ path: String, to folder: String?) -> String {
-        guard let folder else { return path }
-        let prefix = (folder as NSString).standardizingPath + "/"
-        let full = (path as NSString).standardizingPath
-        return full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : path
+        func absolute(_ p: String) -> String {
+            ((p as NSString).isAbsolutePath ? p : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(p) as String)
+                .replacingOccurrences(of: "//", with: "/")
+        }
+        let full = (absolute(path) as NSString).standardizingPath
+        guard let folder else { return full }
+        let prefix = (absolute(folder) as NSString).standardizingPath + "/"
+        return full.hasPrefix(prefix) ? String(full.dropFirst(prefix.count)) : full
     }
 }

@@ -130,3 +130,4 @@ struct MethodOptions: ParsableArguments {
         return (resolved, notes)
     }
 }
+extension ResizeFilter: ExpressibleByArgument {}

@@ -1,0 +1,90 @@
+import Foundation
+import Prism
+import PrismReport
+import Testing
+
+/// `prism explain --input`: the user's own PNG, .npy and unlabelled CSV files give the values the
+/// same examples give as test rows (`--index`), which is the independent answer here.
+@Suite(.serialized) struct ExplainInputsCLITests {
+    func scratch() throws -> String {
+        let dir = NSTemporaryDirectory() + "prism-inputs-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// A little-endian float32 .npy file of `shape`.
+    func writeNpy(_ values: [Float], shape: [Int], path: String) throws {
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? ",), }" : "), }")
+        header += String(repeating: " ", count: (64 - (10 + header.utf8.count + 1) % 64) % 64) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)] + Array(header.utf8)
+        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    @Test func imagesAndArraysGiveTheTestRowsValues() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let images = TrainCLITests.images, model = dir + "/m.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", images, "--arch", "cnn", "--epochs", "1", "--limit", "128", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: images, split: .test))
+        // Test image 2 as an 8-bit grey RGB PNG (its pixels are bytes / 255), test image 3 as a float32 .npy.
+        let pixels = try test.example(2).features
+        var png = RGBImage(width: 28, height: 28)
+        for p in 0..<784 { let v = UInt8((pixels[p] * 255).rounded()); png[p % 28, p / 28] = (v, v, v) }
+        try png.writePNG(path: dir + "/two.png")
+        try writeNpy(try test.example(3).features, shape: [1, 1, 28, 28], path: dir + "/three.npy")
+
+        let common = ["explain", "--device", "cpu", "--data", images, "--model", model, "--method", "exact-shap,saliency",
+                      "--superpixel", "14", "--background", "6"]
+        let rows = try runPrism(common + ["--index", "2,3", "--json", dir + "/rows.json"])
+        #expect(rows.status == 0, "\(rows.stderr)")
+        let strict = try runPrism(common + ["--input", dir + "/two.png", dir + "/three.npy", "--json", dir + "/files.json"])
+        #expect(strict.status == 1 && strict.stderr.contains("two.png") && strict.stderr.contains("3 channels"), "\(strict.stderr)")
+        let files = try runPrism(common + ["--input", dir + "/two.png", dir + "/three.npy", "--convert-channels", "--json", dir + "/files.json",
+                                           "--out", dir + "/report"])
+        #expect(files.status == 0, "\(files.stderr)")
+        #expect(files.stdout.contains("two.png: predicted") && files.stdout.contains("three.npy[0]: predicted"), "\(files.stdout)")
+        let a = try ExplainDocumentReader(path: dir + "/rows.json"), b = try ExplainDocumentReader(path: dir + "/files.json")
+        #expect(b.inputs["names"] as? [String] == ["two.png", "three.npy[0]"])
+        for method in ["exact-shap", "saliency"] {
+            #expect(a.values(method).count == b.values(method).count && !a.values(method).isEmpty)
+            for (x, y) in zip(a.values(method), b.values(method)) { #expect(abs(x - y) <= 1e-6 * max(1, abs(x)), "\(method)") }
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/report/input-0-exact-shap-overlay.png"))
+
+        let missing = try runPrism(common + ["--input", dir + "/nothing.png"])
+        #expect(missing.status == 1 && missing.stderr.split(separator: "\n").count == 1 && missing.stderr.contains("nothing.png"), "\(missing.stderr)")
+        let both = try runPrism(common + ["--input", dir + "/two.png", "--index", "1"])
+        #expect(both.status != 0 && both.stderr.contains("give --input or --index, not both"), "\(both.stderr)")
+    }
+
+    /// CSV rows without a label column, columns in another order, give the test rows' values; a
+    /// missing column is named.
+    @Test func unlabelledCSVRowsMatchedByHeader() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try ExplainCLITests().trainedModel(in: dir)
+        let lines = try String(contentsOfFile: ExplainCLITests.csv, encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").map(String.init) }
+        // Test rows 0 and 4 are file rows 120 and 124 (the last 20% are the test set); columns reversed, no species.
+        let order = [3, 2, 1, 0]
+        let text = ([lines[0]] + [lines[121], lines[125]]).map { row in order.map { row[$0] }.joined(separator: ",") }.joined(separator: "\n") + "\n"
+        try text.write(toFile: dir + "/rows.csv", atomically: true, encoding: .utf8)
+        // The model file alone names its features: no --data needed with --background-data.
+        try ([lines[0].joined(separator: ",")] + lines[1...20].map { $0.joined(separator: ",") }).joined(separator: "\n")
+            .write(toFile: dir + "/bg.csv", atomically: true, encoding: .utf8)
+        let base = ["explain", "--device", "cpu", "--model", model, "--method", "exact-shap", "--label", "species", "--background-data", dir + "/bg.csv"]
+        let rows = try runPrism(base + ["--data", ExplainCLITests.csv, "--index", "0,4", "--json", dir + "/rows.json"])
+        #expect(rows.status == 0, "\(rows.stderr)")
+        let files = try runPrism(base + ["--input", dir + "/rows.csv", "--json", dir + "/files.json"])
+        #expect(files.status == 0, "\(files.stderr)")
+        #expect(files.stderr.contains("feature values standardized with the model's stored"), "\(files.stderr)")
+        let a = try ExplainDocumentReader(path: dir + "/rows.json").values(), b = try ExplainDocumentReader(path: dir + "/files.json").values()
+        #expect(a.count == 2 * 4 * 3 && a.count == b.count)
+        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-5 * max(1, abs(x))) }
+
+        try "sepal_length,sepal_width,petal_length\n5,3,1\n".write(toFile: dir + "/narrow.csv", atomically: true, encoding: .utf8)
+        let narrow = try runPrism(base + ["--input", dir + "/narrow.csv"])
+        #expect(narrow.status == 1 && narrow.stderr.contains("narrow.csv") && narrow.stderr.contains("petal_width"), "\(narrow.stderr)")
+    }
+}
