@@ -29,14 +29,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Test-set examples to explain: I or I,J,…")
     var index: String?
 
-    @Option(parsing: .upToNextOption, help: ArgumentHelp("Explain these files instead of test rows: PNG or JPEG images (pixels scaled to [0, 1] as torchvision's ToTensor, resized to the model's size with --resize), .npy arrays (N×C×H×W or N×F; float32, float64 or uint8), CSV rows without a label column (columns matched to the model's features by name).", valueName: "file"))
-    var input: [String] = []
-
-    @Flag(help: "Images: reduce an RGB image to the model's one channel (luma, as PIL's convert(\"L\")) instead of refusing it.")
-    var convertChannels = false
-
-    @Option(help: "Images of another size than the model's: bilinear (antialiased, as PIL and torchvision's Resize) or none (refuse).")
-    var resize: ResizeFilter = .bilinear
+    @OptionGroup var inputOptions: InputOptions
 
     @Option(help: ArgumentHelp("Method(s), repeated or comma-separated: \(MethodRegistry.shared.help).", valueName: "method"))
     var method: [String] = ["kernel-shap"]
@@ -91,7 +84,7 @@ struct ExplainCommand: ParsableCommand {
         if superpixel < 1 { throw ValidationError("--superpixel must be at least 1") }
         if let kmeans, kmeans < 1 { throw ValidationError("--kmeans must be at least 1") }
         _ = try indices()
-        if index != nil && !input.isEmpty { throw ValidationError("give --input or --index, not both") }
+        if index != nil && !inputOptions.input.isEmpty { throw ValidationError("give --input or --index, not both") }
     }
 
     func indices() throws -> [Int] {
@@ -136,7 +129,7 @@ struct ExplainCommand: ParsableCommand {
         let needsBackground = (shap && (options.shapBaseline == nil || options.shapBaseline == .mean))
             || ((methods.contains(where: \.usesBaseline) || metrics) && options.baseline == .mean)
         let needTrain = backgroundData == nil && needsBackground
-        let needTest = input.isEmpty
+        let needTest = inputOptions.input.isEmpty
         let data: (train: LabeledData?, test: LabeledData)? = needTrain || needTest ? try dataOptions.load(for: loaded, needTrain: needTrain) : nil
         if let test = data?.test, test.exampleShape != spec.inputShape {
             throw DataError("data: examples have shape \(test.exampleShape), the model expects \(spec.inputShape)")
@@ -146,7 +139,7 @@ struct ExplainCommand: ParsableCommand {
             ?? (dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width) : nil)
         var notes = optionNotes
         var instances: ExplainInstances
-        if input.isEmpty {
+        if inputOptions.input.isEmpty {
             let test = data!.test
             let rows = try indices()
             if let bad = rows.first(where: { $0 >= test.count }) {
@@ -160,7 +153,7 @@ struct ExplainCommand: ParsableCommand {
                 instances.labels = try rows.map { Int(try test.example($0).label) }
             }
         } else {
-            let batch = try readInputs(input, loaded: loaded, featureNames: columnNames)
+            let batch = try inputOptions.read(inputOptions.input, loaded: loaded, featureNames: columnNames, label: dataOptions.label)
             notes += batch.notes.map { "note: " + $0 }
             instances = ExplainInstances(values: batch.values, count: batch.count, names: batch.sources, source: "the files given with --input")
         }
@@ -241,30 +234,6 @@ struct ExplainCommand: ParsableCommand {
         return plan
     }
 
-    /// The examples of `--input` files for `loaded`: images brought to its input shape, .npy arrays,
-    /// CSV rows matched to its features by name; a tabular model's raw feature values standardized
-    /// with its stored standardization (said in a note).
-    /// - Throws: `DataError` naming the file; a tabular model without a stored standardization.
-    func readInputs(_ paths: [String], loaded: LoadedModel, featureNames: [String]?) throws -> InputBatch {
-        let spec = loaded.model.spec
-        var batch = try InputFiles.load(paths: paths, inputShape: spec.inputShape, featureNames: featureNames,
-                                        ignoring: dataOptions.label.map { [$0] } ?? [], channels: convertChannels ? .convert : .strict,
-                                        resize: resize)
-        if spec.inputShape.count == 1 {
-            guard let s = loaded.standardization else {
-                throw DataError("\(loaded.path) has no stored standardization ('\(ModelFileKey.standardization)'), which tabular inputs need; retrain it with prism train")
-            }
-            let f = spec.inputShape[0]
-            guard s.mean.count == f, s.std.count == f else {
-                throw DataError("\(loaded.path): its standardization has \(s.mean.count) columns, the model \(f) inputs")
-            }
-            for i in batch.values.indices { batch.values[i] = (batch.values[i] - s.mean[i % f]) / s.std[i % f] }
-            let what = paths.count == 1 ? (paths[0] as NSString).lastPathComponent : "\(paths.count) files"
-            batch.notes.append("\(what): feature values standardized with the model's stored training-set mean and standard deviation")
-        }
-        return batch
-    }
-
     /// Background rows from `--background-data`: an MNIST-format folder's training images, or a PNG,
     /// JPEG, .npy or CSV file read as `--input` files are (a CSV's columns matched by name, its label
     /// column ignored, values standardized like the training data).
@@ -277,7 +246,7 @@ struct ExplainCommand: ParsableCommand {
             }
             return images.features
         }
-        let batch = try readInputs([path], loaded: loaded, featureNames: featureNames)
+        let batch = try inputOptions.read([path], loaded: loaded, featureNames: featureNames, label: dataOptions.label)
         guard batch.count > 0 else { throw DataError("\(path): no data rows") }
         return batch.values
     }

@@ -130,4 +130,3 @@ struct MethodOptions: ParsableArguments {
         return (resolved, notes)
     }
 }
-extension ResizeFilter: ExpressibleByArgument {}

@@ -53,6 +53,13 @@ import Testing
         }
         #expect(FileManager.default.fileExists(atPath: dir + "/report/input-0-exact-shap-overlay.png"))
 
+        // predict: the file's classes and probabilities are the test row's.
+        let row = try runPrism(["predict", "--device", "cpu", "--data", images, "--model", model, "--index", "3", "--top", "10"])
+        let file = try runPrism(["predict", "--device", "cpu", "--model", model, "--input", dir + "/three.npy", "--top", "10"])
+        #expect(row.status == 0 && file.status == 0, "\(row.stderr) \(file.stderr)")
+        #expect(row.stdout.split(separator: "\n").dropFirst() == file.stdout.split(separator: "\n").dropFirst(), "\(row.stdout) \(file.stdout)")
+        #expect(file.stdout.hasPrefix("three.npy[0]\n"))
+
         let missing = try runPrism(common + ["--input", dir + "/nothing.png"])
         #expect(missing.status == 1 && missing.stderr.split(separator: "\n").count == 1 && missing.stderr.contains("nothing.png"), "\(missing.stderr)")
         let both = try runPrism(common + ["--input", dir + "/two.png", "--index", "1"])

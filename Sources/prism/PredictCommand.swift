@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import Prism
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "The top classes, with probabilities, or a regression model's output values, for test examples or the user's files.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var inputOptions: InputOptions
+
+    @Option(help: "The model file (safetensors written by prism train).")
+    var model: String
+
+    @Option(help: "Index of the example in the test set (without --input).")
+    var index: Int?
+
+    @Option(help: "How many classes to print.")
+    var top: Int = 3
+
+    func validate() throws {
+        if index != nil && !inputOptions.input.isEmpty { throw ValidationError("give --input or --index, not both") }
+        if let index, index < 0 { throw ValidationError("--index must be at least 0") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let engine = Engine(context: try global.context())
+            let loaded = try LoadedModel(path: model, engine: engine)
+            let shape = loaded.model.spec.inputShape
+            // The examples: files, or one test row with its true class or value.
+            var names: [String], values: [Float], truths: [String?]
+            if inputOptions.input.isEmpty {
+                let index = self.index ?? 0
+                let test = try dataOptions.load(for: loaded).test
+                guard (0..<test.count).contains(index) else {
+                    throw ValidationError("--index \(index) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
+                }
+                guard test.exampleShape == shape else {
+                    throw DataError("data: examples have shape \(test.exampleShape), the model expects \(shape)")
+                }
+                let example = try test.example(index)
+                (names, values) = (["example \(index)"], example.features)
+                if loaded.task.kind == .regression {
+                    let truth = try test.target(index)
+                    truths = [truth.indices.map { String(format: "true '%@' %.4g", loaded.outputName($0), truth[$0]) }.joined(separator: ", ")]
+                } else {
+                    truths = ["true class \(example.label) (\(loaded.className(Int(example.label))))"]
+                }
+            } else {
+                var features: [String]?
+                if shape.count == 1 {
+                    features = try loaded.featureNames
+                        ?? (dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: shape[0]) : nil)
+                }
+                let batch = try inputOptions.read(inputOptions.input, loaded: loaded, featureNames: features, label: dataOptions.label)
+                for note in batch.notes { printError("note: " + note) }
+                (names, values, truths) = (batch.sources, batch.values, [String?](repeating: nil, count: batch.count))
+            }
+            let x = try Tensor(values, shape: [names.count] + shape, engine: engine)
+            let outputs = loaded.model.spec.classCount
+            if loaded.task.kind == .regression {
+                let predicted = try engine.noGrad { try loaded.model(x).toArray() }
+                for (n, name) in names.enumerated() {
+                    printLine(name + (truths[n].map { ": " + $0 } ?? ""))
+                    for i in 0..<outputs { printLine(String(format: "  output '%@': %.4g", loaded.outputName(i), predicted[n * outputs + i])) }
+                }
+                return
+            }
+            let probabilities = try predictProbabilities(loaded.model, x)
+            for (n, name) in names.enumerated() {
+                printLine(name + (truths[n].map { ": " + $0 } ?? ""))
+                let p = probabilities[n]
+                for (rank, i) in p.indices.sorted(by: { p[$0] > p[$1] }).prefix(max(1, top)).enumerated() {
+                    printLine(String(format: "  %d. %@ (%d)  %.4f", rank + 1, loaded.className(i), i, p[i]))
+                }
+            }
+        }
+    }
+}
