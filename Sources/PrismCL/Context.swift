@@ -152,9 +152,6 @@ public final class Queue: @unchecked Sendable {
     /// Blocks until every enqueued command has finished.
     public func finish() throws { try CLError.check(clFinish(handle), "clFinish") }
 
-    /// Submits enqueued commands to the device without waiting.
-    public func flush() throws { try CLError.check(clFlush(handle), "clFlush") }
-
     func release() {
         guard !released else { return }
         released = true

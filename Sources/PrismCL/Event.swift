@@ -35,9 +35,6 @@ public final class Event: @unchecked Sendable {
         return end >= start ? end - start : 0
     }
 
-    /// The command's execution time in seconds.
-    public func duration() throws -> Double { Double(try durationNanoseconds()) * 1e-9 }
-
     private func profile(_ param: Int32) throws -> UInt64 {
         var value: cl_ulong = 0
         try CLError.check(

@@ -188,3 +188,10 @@ public enum SettingValue: Codable, Equatable, Sendable, CustomStringConvertible,
         }
     }
 }
+
+/// An error in setting up or running an explanation.
+public struct ExplainError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

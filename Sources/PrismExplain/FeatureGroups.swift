@@ -163,10 +163,3 @@ func jsonIntegers(_ data: Data, path: String) throws -> [Int] {
     }
     return labels.flatMap(\.flat)
 }
-
-/// An error in setting up or running an explanation.
-public struct ExplainError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}

@@ -41,6 +41,33 @@ func temporaryPath(_ name: String) -> String {
         #expect(try evaluate(model, on: data).accuracy >= 0.9)
     }
 
+    /// `maxGradNorm`: one plain SGD step moves every weight by the unclipped step × limit / ‖g‖, where
+    /// ‖g‖ is read off the unclipped step (Δw = −lr·g), and a limit above ‖g‖ changes nothing.
+    @Test func gradientClippingScalesTheStepByTheGlobalNorm() throws {
+        let engine = try testEngine()
+        let table = try TabularDataset.loadCSV(path: fixture("tabular.csv"), label: "species")
+        let data = try LabeledData(try table.standardized(with: table.standardization()))
+        let spec = try ModelSpec.mlp(inputShape: [4], hidden: [8], classes: 3)
+        func step(_ limit: Float?) throws -> [Double] {
+            let model = try Sequential(spec: spec, seed: 5, engine: engine)
+            let before = try model.namedParameters.flatMap { try $0.1.toArray() }
+            let config = TrainingConfig(epochs: 1, batchSize: data.count, learningRate: 0.1, optimizer: .sgd, seed: 5, momentum: 0,
+                                        weightDecay: 0, maxGradNorm: limit)
+            try Trainer(model: model, config: config).fit(train: data)
+            let after = try model.namedParameters.flatMap { try $0.1.toArray() }
+            return zip(after, before).map { Double($0) - Double($1) }
+        }
+        let free = try step(nil)
+        let norm = free.reduce(0) { $0 + $1 * $1 }.squareRoot() / 0.1
+        #expect(norm > 0.05)
+        let limit = Float(norm / 4)
+        let clipped = try step(limit)
+        let scale = Double(limit) / (norm + 1e-6)
+        for (c, f) in zip(clipped, free) { #expect(abs(c - f * scale) <= 1e-6 + 1e-3 * abs(f * scale)) }
+        #expect(try step(Float(norm * 2)) == free)
+        #expect(throws: TrainingError.self) { try Trainer(model: try Sequential(spec: spec, seed: 5, engine: engine), config: TrainingConfig(maxGradNorm: 0)) }
+    }
+
     /// Two epochs straight, or one epoch, a stop, and a resume from the checkpoint: the same weights.
     @Test func resumedRunEndsWithTheSameWeights() throws {
         let engine = try testEngine()

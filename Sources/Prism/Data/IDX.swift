@@ -2,13 +2,6 @@ import CZlib
 import PrismFiles
 import Foundation
 
-/// A problem with an input file: names the file and what was expected versus found.
-public struct DataError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// An array read from an IDX file (the MNIST format): its dimensions and raw element values.
 public struct IDXArray: Equatable, Sendable {
     /// IDX element type codes.

@@ -17,9 +17,11 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var momentum: Float
     /// L2 (Adam, SGD) or decoupled (AdamW) weight decay; nil means the optimizer's default.
     public var weightDecay: Float?
+    /// Clip the gradients' global 2-norm to this before every step (`torch.nn.utils.clip_grad_norm_`); nil: no clipping.
+    public var maxGradNorm: Float?
 
     public init(epochs: Int = 3, batchSize: Int = 64, learningRate: Float = 1e-3, optimizer: OptimizerKind = .adam,
-                seed: UInt64 = 0, momentum: Float = 0.9, weightDecay: Float? = nil) {
+                seed: UInt64 = 0, momentum: Float = 0.9, weightDecay: Float? = nil, maxGradNorm: Float? = nil) {
         self.epochs = epochs
         self.batchSize = batchSize
         self.learningRate = learningRate
@@ -27,12 +29,16 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         self.seed = seed
         self.momentum = momentum
         self.weightDecay = weightDecay
+        self.maxGradNorm = maxGradNorm
     }
 
     func validate() throws {
         guard epochs >= 1 else { throw TrainingError("training: epochs must be at least 1, got \(epochs)") }
         guard batchSize >= 1 else { throw TrainingError("training: batch size must be at least 1, got \(batchSize)") }
         guard learningRate > 0, learningRate.isFinite else { throw TrainingError("training: learning rate must be positive, got \(learningRate)") }
+        if let maxGradNorm, !(maxGradNorm > 0 && maxGradNorm.isFinite) {
+            throw TrainingError("training: the gradient-norm limit must be positive, got \(maxGradNorm)")
+        }
     }
 }
 
@@ -159,6 +165,7 @@ public final class Trainer {
                 let loss = try batchTargets.map { try mseLoss(logits, $0) } ?? crossEntropy(logits, labels: batchLabels)
                 optimizer.zeroGrad()
                 try loss.backward()
+                if let maxGradNorm = config.maxGradNorm { try clipGradNorm(model.parameters, maxNorm: maxGradNorm) }
                 try optimizer.step()
                 if step + 1 < steps { next = try upload(step + 1) }
                 let value = Double(try loss.item())
