@@ -374,3 +374,26 @@ extension ExplainCLITests {
         #expect(stdout.stderr.contains("example 1: predicted"))
     }
 }
+
+extension ExplainCLITests {
+    /// --samples is the SHAP budget; LIME and SmoothGrad have their own counts, and the old use of
+    /// --samples for them is taken with a note when no SHAP method runs.
+    @Test func limeAndSmoothGradHaveTheirOwnSampleCounts() throws {
+        let dir = NSTemporaryDirectory() + "prism-samples-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedModel(in: dir)
+        let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "2", "--background", "10"]
+        let old = try runPrism(base + ["--method", "lime,smoothgrad", "--samples", "40", "--json", dir + "/old.json"])
+        #expect(old.status == 0 && old.stderr.contains("note: --samples for lime is spelled --lime-samples now; taken as --lime-samples 40"), "\(old.stderr)")
+        let oldDoc = try ExplainDocumentReader(path: dir + "/old.json")
+        #expect(oldDoc.settings("lime")["samples"] as? Int == 40 && oldDoc.settings("smoothgrad")["samples"] as? Int == 40)
+        let mixed = try runPrism(base + ["--method", "kernel-shap,lime", "--samples", "40", "--smoothgrad-samples", "7", "--json", dir + "/mixed.json"])
+        #expect(mixed.status == 0 && mixed.stderr.contains("note: --samples 40 is the SHAP budget; lime takes --lime-samples (default 1000)"), "\(mixed.stderr)")
+        let mixedDoc = try ExplainDocumentReader(path: dir + "/mixed.json")
+        #expect(mixedDoc.settings("lime")["samples"] as? Int == 1000 && mixedDoc.settings("kernel-shap")["budget"] as? Int == 40)
+        let new = try runPrism(base + ["--method", "lime", "--lime-samples", "30", "--json", dir + "/new.json"])
+        #expect(new.status == 0 && !new.stderr.contains("note:"), "\(new.stderr)")
+        #expect(try ExplainDocumentReader(path: dir + "/new.json").settings("lime")["samples"] as? Int == 30)
+    }
+}
