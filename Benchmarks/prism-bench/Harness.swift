@@ -16,14 +16,34 @@ struct BenchResult: Codable {
     /// Declared bytes moved over the median time (memory-bound cases).
     var gbps: Double?
     /// `gflops` as a fraction of the measured FMA peak (or `gbps` of the measured copy bandwidth).
-    var peakShare: Double?
+    var peakFraction: Double?
     /// For estimators: the mean relative error ‖φ − φ_ref‖ / ‖φ_ref‖ over the runs, against a
     /// high-precision reference.
     var relError: Double? = nil
+    /// The kernel family's variant that ran (as its descriptor names it), where the family has several.
+    var variant: String? = nil
+    /// The same work done by a peer library (CLBlast) on the same device in the same run.
+    var peer: PeerResult? = nil
 
     enum CodingKeys: String, CodingKey {
-        case name, shape, library, runs, gflops, gbps
-        case medianMs = "median_ms", minMs = "min_ms", peakShare = "peak_share", relError = "rel_error"
+        case name, shape, library, runs, gflops, gbps, variant, peer
+        case medianMs = "median_ms", minMs = "min_ms", peakFraction = "peak_fraction", relError = "rel_error"
+    }
+}
+
+/// A peer's timing of a case, kept in the case's `peer` field.
+struct PeerResult: Codable {
+    var library: String
+    var medianMs: Double
+    var minMs: Double
+    var gflops: Double?
+    var peakFraction: Double?
+    /// How it was timed: "events" (device events) or "wall" (host clock, queue idle to `clFinish`).
+    var timing: String
+
+    enum CodingKeys: String, CodingKey {
+        case library, gflops, timing
+        case medianMs = "median_ms", minMs = "min_ms", peakFraction = "peak_fraction"
     }
 }
 
@@ -131,22 +151,38 @@ final class Bench {
         return medianAndMinimum(times)
     }
 
-    /// Records a compute-bound result timed from the host (see `wallTime`).
-    func computeWallClock(_ name: String, shape: String, library: String, flops: Double, _ body: () throws -> Void) throws {
-        guard wants(name) else { return }
+    /// Times a peer's run of the case `name` × `shape` from the host (see `wallTime`) and records it
+    /// in that case's `peer` field (the case must have been recorded first).
+    func peerWallClock(_ name: String, shape: String, library: String, flops: Double, _ body: () throws -> Void) throws {
+        guard wants(name), let index = results.lastIndex(where: { $0.name == name && $0.shape == shape }) else { return }
         let t = try wallTime(body)
         let gflops = flops / (t.median * 1e6)
-        add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,
-                        gflops: gflops, gbps: nil, peakShare: peak.map { gflops / $0.gflops }))
+        let peer = PeerResult(library: library, medianMs: t.median, minMs: t.min, gflops: gflops, peakFraction: peak.map { gflops / $0.gflops },
+                              timing: "wall")
+        results[index].peer = peer
+        var line = "  peer \(library)".padding(toLength: 63, withPad: " ", startingAt: 0) + String(format: " %10.3f ms %9.1f GFLOP/s", t.median, gflops)
+        if let f = peer.peakFraction { line += String(format: " %5.1f%% of peak", 100 * f) }
+        say(line + String(format: "  (Prism %.2f× its time)", results[index].medianMs / t.median))
     }
 
     /// Times `body` and records a compute-bound result of `flops` floating-point operations.
-    func compute(_ name: String, shape: String, library: String = "prism", flops: Double, _ body: () throws -> [Event]) throws {
+    func compute(_ name: String, shape: String, library: String = "prism", variant: String? = nil, flops: Double,
+                 _ body: () throws -> [Event]) throws {
         guard wants(name) else { return }
         let t = try time(body)
         let gflops = flops / (t.median * 1e6)
         add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,
-                        gflops: gflops, gbps: nil, peakShare: peak.map { gflops / $0.gflops }))
+                        gflops: gflops, gbps: nil, peakFraction: peak.map { gflops / $0.gflops }, variant: variant))
+    }
+
+    /// Times `body` and records a memory-bound result that moves `bytes` (its fraction is of the
+    /// measured copy bandwidth).
+    func memory(_ name: String, shape: String, variant: String? = nil, bytes: Double, _ body: () throws -> [Event]) throws {
+        guard wants(name) else { return }
+        let t = try time(body)
+        let gbps = bytes / (t.median * 1e6)
+        add(BenchResult(name: name, shape: shape, library: "prism", medianMs: t.median, minMs: t.min, runs: repeats,
+                        gflops: nil, gbps: gbps, peakFraction: peak.map { gbps / $0.gbps }, variant: variant))
     }
 
     func add(_ result: BenchResult) {
@@ -156,8 +192,9 @@ final class Bench {
         line += String(format: "%10.3f ms", result.medianMs)
         if let g = result.gflops { line += String(format: " %9.1f GFLOP/s", g) }
         if let b = result.gbps { line += String(format: " %9.1f GB/s", b) }
-        if let s = result.peakShare { line += String(format: " %5.1f%% of peak", 100 * s) }
+        if let s = result.peakFraction { line += String(format: " %5.1f%% of peak", 100 * s) }
         if let e = result.relError { line += String(format: "  error %.2f%%", 100 * e) }
+        if let v = result.variant { line += "  [\(v)]" }
         say(line)
     }
 
