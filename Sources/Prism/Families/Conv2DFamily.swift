@@ -88,6 +88,14 @@ public enum Conv2DFamily {
         }
     }
 
+    /// The call-site defines of a pooled forward over `resolved` (the defines in force without them):
+    /// the micro-tile kernel takes 4 taps per pooled pixel, so a work-item must hold whole windows —
+    /// CONV_FWD_NP stays when it is a multiple of 4 and becomes 4 otherwise.
+    public static func pooledCallSite(_ resolved: [String: String]) -> [String: String] {
+        let pixels = descriptor.int("CONV_FWD_NP", in: resolved)
+        return ["CONV_POOL": "1", "CONV_FWD_NP": String(pixels % 4 == 0 ? pixels : 4)]
+    }
+
     /// The call-site defines of the backward-input kernels for `g`: few input channels would leave
     /// most of a 16-channel tile idle, so such layers take 8 channels × 8 pixels.
     static func backwardInputDefines(_ g: Conv2DGeometry) -> [String: String] {

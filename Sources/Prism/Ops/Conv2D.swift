@@ -183,8 +183,7 @@ public enum Conv2DKernels {
     /// Call-site defines of the pooled forward: 4 taps per pooled pixel in the micro-tile kernel, so
     /// a work-item holds whole windows (the tuned CONV_FWD_NP when it is a multiple of 4).
     private static func poolDefines(_ engine: Engine) -> [String: String] {
-        let pixels = Conv2DTiles(engine: engine).forwardPixels
-        return ["CONV_POOL": "1", "CONV_FWD_NP": String(pixels % 4 == 0 ? pixels : 4)]
+        Conv2DFamily.pooledCallSite(engine.resolvedDefines(Conv2DFamily.descriptor.file))
     }
 
     /// Whether `forward(…, pool2x2: true)` can run on this engine: `Conv2DFamily` has a pooled
