@@ -157,12 +157,46 @@ final class Bench {
         guard wants(name), let index = results.lastIndex(where: { $0.name == name && $0.shape == shape }) else { return }
         let t = try wallTime(body)
         let gflops = flops / (t.median * 1e6)
-        let peer = PeerResult(library: library, medianMs: t.median, minMs: t.min, gflops: gflops, peakFraction: peak.map { gflops / $0.gflops },
-                              timing: "wall")
-        results[index].peer = peer
-        var line = "  peer \(library)".padding(toLength: 63, withPad: " ", startingAt: 0) + String(format: " %10.3f ms %9.1f GFLOP/s", t.median, gflops)
+        attachPeer(PeerResult(library: library, medianMs: t.median, minMs: t.min, gflops: gflops, peakFraction: peak.map { gflops / $0.gflops },
+                              timing: "wall"), to: index)
+    }
+
+    /// Records `peer` as result `index`'s peer unless a faster one is there already (the field holds
+    /// the fastest peer: the one a target is set against), and prints it.
+    func attachPeer(_ peer: PeerResult, to index: Int) {
+        var line = "  peer \(peer.library)".padding(toLength: 63, withPad: " ", startingAt: 0) + String(format: " %10.3f ms", peer.medianMs)
+        if let g = peer.gflops { line += String(format: " %9.1f GFLOP/s", g) }
         if let f = peer.peakFraction { line += String(format: " %5.1f%% of peak", 100 * f) }
-        say(line + String(format: "  (Prism %.2f× its time)", results[index].medianMs / t.median))
+        say(line + String(format: "  (Prism takes %.2f× its time)", results[index].medianMs / peer.medianMs))
+        if let current = results[index].peer, current.medianMs <= peer.medianMs { return }
+        results[index].peer = peer
+    }
+
+    /// Attaches the rows of a peer's result file (the JSON the scripts in `Benchmarks/peers` write)
+    /// to the cases with the same name and shape.
+    /// - Throws: `BenchError` naming the file when it is not such a file.
+    func attachPeers(file path: String) throws {
+        struct PeerFile: Decodable {
+            struct Device: Decodable { var library: String?; var name: String? }
+            struct Row: Decodable {
+                var name: String, shape: String?, medianMs: Double, minMs: Double?, gflops: Double?
+                enum CodingKeys: String, CodingKey { case name, shape, gflops, medianMs = "median_ms", minMs = "min_ms" }
+            }
+            var device: Device?
+            var results: [Row]
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw BenchError("--peer \(path): cannot read file") }
+        let file: PeerFile
+        do { file = try JSONDecoder().decode(PeerFile.self, from: data) } catch {
+            throw BenchError("--peer \(path): not a benchmark result file (\(error))")
+        }
+        let library = file.device?.library ?? file.device?.name ?? path
+        for row in file.results where row.medianMs > 0 {
+            guard let index = results.firstIndex(where: { $0.name == row.name && $0.shape == (row.shape ?? "") && $0.library == "prism" }) else { continue }
+            say("\(row.name) \(row.shape ?? ""):")
+            attachPeer(PeerResult(library: library, medianMs: row.medianMs, minMs: row.minMs ?? row.medianMs, gflops: row.gflops,
+                                  peakFraction: row.gflops.flatMap { g in peak.map { g / $0.gflops } }, timing: "peer script"), to: index)
+        }
     }
 
     /// Times `body` and records a compute-bound result of `flops` floating-point operations.

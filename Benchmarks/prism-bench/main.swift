@@ -31,6 +31,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Run only the cases whose name contains this text (e.g. sgemm, conv2, backward).")
     var filter: String?
 
+    @Option(help: "A peer's result file (Benchmarks/peers/*.py --json): its rows go into the matching cases' peer field (repeatable; the fastest peer is kept).")
+    var peer: [String] = []
+
     @Option(name: .customLong("define"), help: "Override a kernel tunable: FILE.cl:NAME=VALUE (repeatable), e.g. conv2d.cl:CONV_FWD_NP=6.")
     var defines: [String] = []
 
@@ -60,6 +63,7 @@ struct CommonOptions: ParsableArguments {
     }
 
     func finish(_ bench: Bench) throws {
+        for path in peer { try bench.attachPeers(file: path) }
         guard let json else { return }
         let command = (["prism-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let encoder = JSONEncoder()
