@@ -38,7 +38,8 @@
 // Indices are 32-bit: the host refuses tensors of 2³¹ elements or more. Any T ≥ 1 works (the last tile is
 // guarded); ATT_D is the head width, set by the host per call (1…128).
 //
-// Tunables (-D):
+// Tunables (-D; the host passes every one, from AttentionFamily and the tuning table, so these defaults
+// only serve a file compiled alone):
 //   ATT_BQ   query rows per work-group (default 32)
 //   ATT_BK   key rows per local-memory tile (default 32)
 

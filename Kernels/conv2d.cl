@@ -57,7 +57,8 @@
 // image, so the inner loop has no branches. conv2d_backward_weight checks bounds per load only when
 // compiled with CONV_PADDED=1. Without padding every gathered pixel is inside the image.
 //
-// Tunables (-D):
+// Tunables (-D; the host passes every one, from Conv2DFamily and the tuning table, so these defaults
+// only serve a file compiled alone):
 //   CONV_FWD_KV, CONV_FWD_NP   forward micro-tile: float8 vectors of output channels × output pixels
 //                              (default 2 × 6: 16 channels × 6 pixels in 12 accumulators, which with the
 //                              2 weight vectors and a broadcast fit AVX2's 16 registers; 4 × 4 spilled

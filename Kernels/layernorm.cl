@@ -6,7 +6,7 @@
 // y = x̂·γ + β. `affine` flags: bit 0 γ is present, bit 1 β is present; an absent one counts as 1 (γ)
 // or 0 (β) and its buffer is never read.
 //
-// Kernels. The forward and dx come in two shapes with the same results; the host picks by device type:
+// Kernels. The forward and dx come in two shapes with the same results; LayerNormFamily (Swift) picks one:
 //   layernorm_forward_rows     CPU-shaped: one work-item per row (1-D global ≥ rows, any local size), no
 //                              barriers; PoCL vectorizes across rows.
 //   layernorm_forward_group    GPU-shaped: one work-group of LN_GROUP work-items per row (global

@@ -41,7 +41,8 @@
 // Indices are 32-bit: the host refuses operands of 2³¹ elements or more. Any M, N, K ≥ 1 works: the
 // tails are guarded (GPU tiles load zeros past the edges; CPU panels are zero-padded past N).
 //
-// Tunables (-D):
+// Tunables (-D; the host passes every one, from GEMMFamily and the tuning table, so these defaults
+// only serve a file compiled alone):
 //   MM_MB                      CPU: row tiles (of 6 rows) per block of the work-item order (default 32)
 //   MM_PACKED_A                CPU: 1 packs op(A) into row panels first (default), 0 reads A in place
 //   MM_PACK_ROWS               CPU: rows of K per packing work-item (default 32)

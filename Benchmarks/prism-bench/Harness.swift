@@ -16,14 +16,34 @@ struct BenchResult: Codable {
     /// Declared bytes moved over the median time (memory-bound cases).
     var gbps: Double?
     /// `gflops` as a fraction of the measured FMA peak (or `gbps` of the measured copy bandwidth).
-    var peakShare: Double?
+    var peakFraction: Double?
     /// For estimators: the mean relative error ‖φ − φ_ref‖ / ‖φ_ref‖ over the runs, against a
     /// high-precision reference.
     var relError: Double? = nil
+    /// The kernel family's variant that ran (as its descriptor names it), where the family has several.
+    var variant: String? = nil
+    /// The same work done by a peer library (CLBlast) on the same device in the same run.
+    var peer: PeerResult? = nil
 
     enum CodingKeys: String, CodingKey {
-        case name, shape, library, runs, gflops, gbps
-        case medianMs = "median_ms", minMs = "min_ms", peakShare = "peak_share", relError = "rel_error"
+        case name, shape, library, runs, gflops, gbps, variant, peer
+        case medianMs = "median_ms", minMs = "min_ms", peakFraction = "peak_fraction", relError = "rel_error"
+    }
+}
+
+/// A peer's timing of a case, kept in the case's `peer` field.
+struct PeerResult: Codable {
+    var library: String
+    var medianMs: Double
+    var minMs: Double
+    var gflops: Double?
+    var peakFraction: Double?
+    /// How it was timed: "events" (device events) or "wall" (host clock, queue idle to `clFinish`).
+    var timing: String
+
+    enum CodingKeys: String, CodingKey {
+        case library, gflops, timing
+        case medianMs = "median_ms", minMs = "min_ms", peakFraction = "peak_fraction"
     }
 }
 
@@ -131,22 +151,72 @@ final class Bench {
         return medianAndMinimum(times)
     }
 
-    /// Records a compute-bound result timed from the host (see `wallTime`).
-    func computeWallClock(_ name: String, shape: String, library: String, flops: Double, _ body: () throws -> Void) throws {
-        guard wants(name) else { return }
+    /// Times a peer's run of the case `name` × `shape` from the host (see `wallTime`) and records it
+    /// in that case's `peer` field (the case must have been recorded first).
+    func peerWallClock(_ name: String, shape: String, library: String, flops: Double, _ body: () throws -> Void) throws {
+        guard wants(name), let index = results.lastIndex(where: { $0.name == name && $0.shape == shape }) else { return }
         let t = try wallTime(body)
         let gflops = flops / (t.median * 1e6)
-        add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,
-                        gflops: gflops, gbps: nil, peakShare: peak.map { gflops / $0.gflops }))
+        attachPeer(PeerResult(library: library, medianMs: t.median, minMs: t.min, gflops: gflops, peakFraction: peak.map { gflops / $0.gflops },
+                              timing: "wall"), to: index)
+    }
+
+    /// Records `peer` as result `index`'s peer unless a faster one is there already (the field holds
+    /// the fastest peer: the one a target is set against), and prints it.
+    func attachPeer(_ peer: PeerResult, to index: Int) {
+        var line = "  peer \(peer.library)".padding(toLength: 63, withPad: " ", startingAt: 0) + String(format: " %10.3f ms", peer.medianMs)
+        if let g = peer.gflops { line += String(format: " %9.1f GFLOP/s", g) }
+        if let f = peer.peakFraction { line += String(format: " %5.1f%% of peak", 100 * f) }
+        say(line + String(format: "  (Prism takes %.2f× its time)", results[index].medianMs / peer.medianMs))
+        if let current = results[index].peer, current.medianMs <= peer.medianMs { return }
+        results[index].peer = peer
+    }
+
+    /// Attaches the rows of a peer's result file (the JSON the scripts in `Benchmarks/peers` write)
+    /// to the cases with the same name and shape.
+    /// - Throws: `BenchError` naming the file when it is not such a file.
+    func attachPeers(file path: String) throws {
+        struct PeerFile: Decodable {
+            struct Device: Decodable { var library: String?; var name: String? }
+            struct Row: Decodable {
+                var name: String, shape: String?, medianMs: Double, minMs: Double?, gflops: Double?
+                enum CodingKeys: String, CodingKey { case name, shape, gflops, medianMs = "median_ms", minMs = "min_ms" }
+            }
+            var device: Device?
+            var results: [Row]
+        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw BenchError("--peer \(path): cannot read file") }
+        let file: PeerFile
+        do { file = try JSONDecoder().decode(PeerFile.self, from: data) } catch {
+            throw BenchError("--peer \(path): not a benchmark result file (\(error))")
+        }
+        let library = file.device?.library ?? file.device?.name ?? path
+        for row in file.results where row.medianMs > 0 {
+            guard let index = results.firstIndex(where: { $0.name == row.name && $0.shape == (row.shape ?? "") && $0.library == "prism" }) else { continue }
+            say("\(row.name) \(row.shape ?? ""):")
+            attachPeer(PeerResult(library: library, medianMs: row.medianMs, minMs: row.minMs ?? row.medianMs, gflops: row.gflops,
+                                  peakFraction: row.gflops.flatMap { g in peak.map { g / $0.gflops } }, timing: "peer script"), to: index)
+        }
     }
 
     /// Times `body` and records a compute-bound result of `flops` floating-point operations.
-    func compute(_ name: String, shape: String, library: String = "prism", flops: Double, _ body: () throws -> [Event]) throws {
+    func compute(_ name: String, shape: String, library: String = "prism", variant: String? = nil, flops: Double,
+                 _ body: () throws -> [Event]) throws {
         guard wants(name) else { return }
         let t = try time(body)
         let gflops = flops / (t.median * 1e6)
         add(BenchResult(name: name, shape: shape, library: library, medianMs: t.median, minMs: t.min, runs: repeats,
-                        gflops: gflops, gbps: nil, peakShare: peak.map { gflops / $0.gflops }))
+                        gflops: gflops, gbps: nil, peakFraction: peak.map { gflops / $0.gflops }, variant: variant))
+    }
+
+    /// Times `body` and records a memory-bound result that moves `bytes` (its fraction is of the
+    /// measured copy bandwidth).
+    func memory(_ name: String, shape: String, variant: String? = nil, bytes: Double, _ body: () throws -> [Event]) throws {
+        guard wants(name) else { return }
+        let t = try time(body)
+        let gbps = bytes / (t.median * 1e6)
+        add(BenchResult(name: name, shape: shape, library: "prism", medianMs: t.median, minMs: t.min, runs: repeats,
+                        gflops: nil, gbps: gbps, peakFraction: peak.map { gbps / $0.gbps }, variant: variant))
     }
 
     func add(_ result: BenchResult) {
@@ -156,8 +226,9 @@ final class Bench {
         line += String(format: "%10.3f ms", result.medianMs)
         if let g = result.gflops { line += String(format: " %9.1f GFLOP/s", g) }
         if let b = result.gbps { line += String(format: " %9.1f GB/s", b) }
-        if let s = result.peakShare { line += String(format: " %5.1f%% of peak", 100 * s) }
+        if let s = result.peakFraction { line += String(format: " %5.1f%% of peak", 100 * s) }
         if let e = result.relError { line += String(format: "  error %.2f%%", 100 * e) }
+        if let v = result.variant { line += "  [\(v)]" }
         say(line)
     }
 

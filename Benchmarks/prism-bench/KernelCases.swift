@@ -34,26 +34,27 @@ func benchSGEMM(_ bench: Bench, sizes: [Int], peer: Bool = true) throws {
             try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
             try checkSGEMM("sgemm", a: a, b: b, c: c, n: n)
         }
-        try bench.compute("sgemm", shape: "\(n)x\(n)x\(n)", flops: flops) {
+        let variant = try GEMMFamily.choose(.automatic, traits: engine.traits, defines: engine.resolvedDefines(GEMMFamily.descriptor.file))
+        try bench.compute("sgemm", shape: "\(n)x\(n)x\(n)", variant: variant.rawValue, flops: flops) {
             try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
         }
         guard peer else { continue }
         do {
             _ = try clblastSgemm(engine.context, a: a, b: b, c: c, m: n, n: n, k: n)
-            try checkSGEMM("sgemm_clblast", a: a, b: b, c: c, n: n)
+            try checkSGEMM("sgemm (CLBlast)", a: a, b: b, c: c, n: n)
             // CLBlast's event covers only its last launch (it may pad or transpose first): timed from the host.
-            try bench.computeWallClock("sgemm_clblast", shape: "\(n)x\(n)x\(n)", library: "clblast", flops: flops) {
+            try bench.peerWallClock("sgemm", shape: "\(n)x\(n)x\(n)", library: "clblast", flops: flops) {
                 _ = try clblastSgemm(engine.context, a: a, b: b, c: c, m: n, n: n, k: n)
             }
         } catch let error as CLBlastError {
-            say("sgemm_clblast \(n)³: skipped, \(error)")
+            say("sgemm \(n)³ peer clblast: skipped, \(error)")
         }
     }
 }
 
 /// The reference network's two convolutions at batch `batch`: forward, backward with respect to the
 /// input, backward with respect to weight and bias, and all of them together (what one training step
-/// spends on the layer).
+/// spends on the layer), each checked at sampled positions before it is timed.
 func benchConvolutions(_ bench: Bench, batch: Int) throws {
     let engine = bench.engine
     let layers: [(String, [Int], [Int])] = [
@@ -69,7 +70,22 @@ func benchConvolutions(_ bench: Bench, batch: Int) throws {
         let dy = try randomBuffer(engine, count: y.count, seed: 6)
         let shape = "N\(g.n) C\(g.c) H\(g.h) W\(g.w) K\(g.k) \(g.r)x\(g.s)"
         let flops = 2.0 * Double(g.multiplyAdds)
-        try bench.compute("\(label)_forward", shape: shape, flops: flops) {
+        let variant = try Conv2DFamily.choose(.automatic, g, traits: engine.traits,
+                                              defines: engine.resolvedDefines(Conv2DFamily.descriptor.file)).rawValue
+        // Every pass checked at sampled positions against exact sums before it is timed.
+        let check = ConvolutionCheck()
+        try Conv2DKernels.forward(engine, g, x: x, w: w, bias: bias, y: y).forEach { try $0.wait() }
+        try check.forward(g, x: x.read(), w: w.read(), b: bias.read(), y: y.read())
+        let (dx, dxEvents) = try Conv2DKernels.backwardInput(engine, g, dy: dy, w: w)
+        try dxEvents.forEach { try $0.wait() }
+        try check.backwardInput(g, dy: dy.read(), w: w.read(), dx: dx.read())
+        let (dw, dwEvents) = try Conv2DKernels.backwardWeight(engine, g, x: x, dy: dy)
+        try dwEvents.forEach { try $0.wait() }
+        try check.backwardWeight(g, x: x.read(), dy: dy.read(), dw: dw.read())
+        let (db, dbEvents) = try Conv2DKernels.backwardBias(engine, g, dy: dy)
+        try dbEvents.forEach { try $0.wait() }
+        try check.backwardBias(g, dy: dy.read(), db: db.read())
+        try bench.compute("\(label)_forward", shape: shape, variant: variant, flops: flops) {
             try Conv2DKernels.forward(engine, g, x: x, w: w, bias: bias, y: y)
         }
         try bench.compute("\(label)_backward_input", shape: shape, flops: flops) {
@@ -78,7 +94,7 @@ func benchConvolutions(_ bench: Bench, batch: Int) throws {
         try bench.compute("\(label)_backward_weight", shape: shape, flops: flops) {
             try Conv2DKernels.backwardWeight(engine, g, x: x, dy: dy).1 + Conv2DKernels.backwardBias(engine, g, dy: dy).1
         }
-        try bench.compute("\(label)_forward_backward", shape: shape, flops: 3 * flops) {
+        try bench.compute("\(label)_forward_backward", shape: shape, variant: variant, flops: 3 * flops) {
             try Conv2DKernels.forward(engine, g, x: x, w: w, bias: bias, y: y)
                 + Conv2DKernels.backwardInput(engine, g, dy: dy, w: w).1
                 + Conv2DKernels.backwardWeight(engine, g, x: x, dy: dy).1

@@ -33,7 +33,7 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool, only: String? =
         let (median, minimum) = medianAndMinimum(seconds)
         let gflops = Double(evaluations) * flopsPerEvaluation / (median * 1e9)
         bench.add(BenchResult(name: name, shape: shape, library: "prism", medianMs: median * 1e3, minMs: minimum * 1e3, runs: seconds.count,
-                              gflops: gflops, gbps: nil, peakShare: bench.peak.map { gflops / $0.gflops }))
+                              gflops: gflops, gbps: nil, peakFraction: bench.peak.map { gflops / $0.gflops }))
         say(String(format: "    %.0f model evaluations/s", Double(evaluations) / median))
     }
     func timed(_ body: () throws -> Explanation) throws -> (seconds: [Double], evaluations: Int) {
@@ -185,7 +185,7 @@ func benchShapTabular(_ bench: Bench, directory: String, seeds: Int, referencePe
         let (median, minimum) = medianAndMinimum(seconds)
         let gflops = Double(evaluations) * flops / (median * 1e9)
         bench.add(BenchResult(name: name, shape: shape, library: "prism", medianMs: median * 1e3, minMs: minimum * 1e3, runs: seconds.count,
-                              gflops: gflops, gbps: nil, peakShare: bench.peak.map { gflops / $0.gflops },
+                              gflops: gflops, gbps: nil, peakFraction: bench.peak.map { gflops / $0.gflops },
                               relError: errors.reduce(0, +) / Double(errors.count)))
         say(String(format: "    %d model evaluations per explanation; error over %d seeds: mean %.2f%%, max %.2f%%", evaluations, errors.count,
                    100 * errors.reduce(0, +) / Double(errors.count), 100 * (errors.max() ?? 0)))

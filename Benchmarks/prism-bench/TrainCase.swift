@@ -35,7 +35,7 @@ func benchTrainStep(_ bench: Bench, architecture: String, batch: Int, steps: Int
     let median = medianAndMinimum(times).median
     let deviceMs = kernels.values.reduce(0, +) / Double(steps)
     bench.add(BenchResult(name: "train_step_\(architecture)", shape: "batch \(batch)", library: "prism", medianMs: median,
-                          minMs: medianAndMinimum(times).min, runs: steps, gflops: nil, gbps: nil, peakShare: nil))
+                          minMs: medianAndMinimum(times).min, runs: steps, gflops: nil, gbps: nil, peakFraction: nil))
     say(String(format: "    %.0f images/s; device time %.2f ms per step (%.0f%% of the step)", Double(batch) / (median * 1e-3),
                deviceMs, 100 * deviceMs / median))
     if bench.breakdown {

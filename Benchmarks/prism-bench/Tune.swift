@@ -55,8 +55,8 @@ struct TuneCommand: ParsableCommand {
             let vendorKey = info.platform.localizedCaseInsensitiveContains("portable computing") ? info.platform : info.vendor
             let stages: [TuneStage]
             switch target {
-            case .gemm: stages = [try gemmStage(engine, n: size)]
-            case .conv2d: stages = try convolutionStages(engine, batch: batch)
+            case .gemm: stages = [try gemmStage(engine, n: size, random: random, seed: seed)]
+            case .conv2d: stages = try convolutionStages(engine, batch: batch, random: random, seed: seed)
             case .attention: stages = [try attentionStage(engine)]
             }
             for stage in stages {
@@ -92,43 +92,35 @@ struct TuneStage {
     var body: () throws -> [Event]
 }
 
-/// The defaults of `names` as the engine resolves them now (the kernel file's own defaults when
-/// neither the table nor an override sets them).
-func currentDefaults(_ engine: Engine, file: String, _ fallback: [String: String]) -> [String: String] {
-    let resolved = engine.resolvedDefines(file)
-    return fallback.reduce(into: [:]) { $0[$1.key] = resolved[$1.key] ?? $1.value }
+/// The search over `group`'s tunables of `family` (`KernelFamilyDescriptor`), starting from the
+/// values the engine resolves now (the table's winners, else the descriptor's defaults).
+func familySearch(_ engine: Engine, _ family: KernelFamilyDescriptor, group: String, random: Int, seed: UInt64,
+                  isValid: @escaping (TuningTable.Defines) -> Bool) -> TuningSearch {
+    TuningSearch(family: family, group: group, current: engine.resolvedDefines(family.file), randomCandidates: random, seed: seed,
+                 isValid: isValid)
 }
 
-func gemmStage(_ engine: Engine, n: Int) throws -> TuneStage {
+/// SGEMM n³ with the variant `GEMMFamily` picks for the device, searching that variant's tunables.
+func gemmStage(_ engine: Engine, n: Int, random: Int, seed: UInt64) throws -> TuneStage {
     let a = try randomBuffer(engine, count: n * n, seed: 1), b = try randomBuffer(engine, count: n * n, seed: 2)
     let c = try engine.buffer(count: n * n)
-    let info = engine.device
-    let search: TuningSearch
-    if engine.isCPU {
-        search = TuningSearch(parameters: [.init("MM_MB", ["4", "8", "16", "32", "64"]), .init("MM_PACKED_A", ["0", "1"]),
-                                           .init("MM_PACK_ROWS", ["8", "16", "32", "64"])],
-                              defaults: currentDefaults(engine, file: "matmul.cl", ["MM_MB": "32", "MM_PACKED_A": "1", "MM_PACK_ROWS": "32"]),
-                              grid: ["MM_MB", "MM_PACKED_A"])
-    } else {
-        search = TuningSearch(parameters: [.init("MM_TM", ["32", "64", "128"]), .init("MM_TN", ["32", "64", "128"]),
-                                           .init("MM_TK", ["8", "16", "32"]), .init("MM_WM", ["2", "4", "8"]), .init("MM_WN", ["2", "4", "8"])],
-                              defaults: currentDefaults(engine, file: "matmul.cl", ["MM_TM": "64", "MM_TN": "64", "MM_TK": "16", "MM_WM": "4", "MM_WN": "4"]),
-                              grid: ["MM_TM", "MM_TN"], randomCandidates: 24) { d in
-            let (tm, tn, tk, wm, wn) = (Int(d["MM_TM"]!)!, Int(d["MM_TN"]!)!, Int(d["MM_TK"]!)!, Int(d["MM_WM"]!)!, Int(d["MM_WN"]!)!)
-            return tm % wm == 0 && tn % wn == 0 && (tm / wm) * (tn / wn) <= info.maxWorkGroupSize && (tm + tn) * tk * 4 <= info.localMemoryBytes
-        }
+    let traits = engine.traits, family = GEMMFamily.descriptor
+    let variant = try GEMMFamily.choose(.automatic, traits: traits, defines: engine.resolvedDefines(family.file))
+    let search = familySearch(engine, family, group: variant.rawValue, random: random, seed: seed) {
+        GEMMFamily.isValid($0, group: variant.rawValue, traits: traits)
     }
-    return TuneStage(name: "sgemm \(n)³", file: "matmul.cl", search: search, check: {
-        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n).forEach { try $0.wait() }
+    return TuneStage(name: "sgemm \(n)³ (\(variant.rawValue))", file: family.file, search: search, check: {
+        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n, variant: variant).forEach { try $0.wait() }
         do { try checkSGEMM("sgemm", a: a, b: b, c: c, n: n) } catch { throw TuningSearch.Refusal(String(describing: error)) }
     }, body: {
-        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n)
+        try MatmulKernels.gemm(engine: engine, a: a, b: b, c: c, m: n, n: n, k: n, variant: variant)
     })
 }
 
-/// The reference network's convolutions: conv2's forward, backward-input and backward-weight
-/// micro-tiles and conv1's row kernel on a CPU; the shared tile sizes on a GPU.
-func convolutionStages(_ engine: Engine, batch: Int) throws -> [TuneStage] {
+/// The reference network's convolutions: conv2's forward with the variant `Conv2DFamily` picks for
+/// it, the backward-input and backward-weight micro-tiles, and conv1's forward when its variant differs
+/// (the row kernel on a CPU) — each searching its group's tunables from the descriptor.
+func convolutionStages(_ engine: Engine, batch: Int, random: Int, seed: UInt64) throws -> [TuneStage] {
     func layer(_ input: [Int], _ weight: [Int]) throws -> (Conv2DGeometry, Buffer<Float>, Buffer<Float>, Buffer<Float>, Buffer<Float>, Buffer<Float>) {
         let g = try Conv2DGeometry(input: input, weight: weight, bias: [weight[0]], stride: (1, 1), padding: (0, 0), dilation: (1, 1))
         return (g, try randomBuffer(engine, count: input.reduce(1, *), seed: 3), try randomBuffer(engine, count: weight.reduce(1, *), seed: 4),
@@ -138,49 +130,36 @@ func convolutionStages(_ engine: Engine, batch: Int) throws -> [TuneStage] {
     let (g1, x1, w1, b1, y1, _) = try layer([batch, 1, 28, 28], [32, 1, 3, 3])
     let (g2, x2, w2, b2, y2, dy2) = try layer([batch, 32, 13, 13], [64, 32, 3, 3])
     let conv = ConvolutionCheck()
-    func forward(_ g: Conv2DGeometry, _ x: Buffer<Float>, _ w: Buffer<Float>, _ b: Buffer<Float>, _ y: Buffer<Float>) -> () throws -> Void {
-        { try Conv2DKernels.forward(engine, g, x: x, w: w, bias: b, y: y).forEach { try $0.wait() }
-          try conv.forward(g, x: x.read(), w: w.read(), b: b.read(), y: y.read()) }
+    let traits = engine.traits, family = Conv2DFamily.descriptor
+    let defines = engine.resolvedDefines(family.file)
+    func search(_ group: String) -> TuningSearch {
+        familySearch(engine, family, group: group, random: random, seed: seed) { Conv2DFamily.isValid($0, group: group, traits: traits) }
     }
-    if !engine.isCPU {
-        let info = engine.device
-        let search = TuningSearch(
-            parameters: [.init("CONV_TM", ["16", "32", "64"]), .init("CONV_TN", ["16", "32", "64"]), .init("CONV_TD", ["4", "8", "16"]),
-                         .init("CONV_WM", ["1", "2", "4"]), .init("CONV_WN", ["1", "2", "4"])],
-            defaults: currentDefaults(engine, file: "conv2d.cl", ["CONV_TM": "32", "CONV_TN": "32", "CONV_TD": "8", "CONV_WM": "2", "CONV_WN": "2"]),
-            grid: ["CONV_TM", "CONV_TN"], randomCandidates: 24) { d in
-            let (tm, tn, td, wm, wn) = (Int(d["CONV_TM"]!)!, Int(d["CONV_TN"]!)!, Int(d["CONV_TD"]!)!, Int(d["CONV_WM"]!)!, Int(d["CONV_WN"]!)!)
-            return tm % wm == 0 && tn % wn == 0 && (tm / wm) * (tn / wn) <= info.maxWorkGroupSize && (tm + tn) * td * 4 <= info.localMemoryBytes
-        }
-        return [TuneStage(name: "conv2 forward", file: "conv2d.cl", search: search, check: forward(g2, x2, w2, b2, y2),
-                          body: { try Conv2DKernels.forward(engine, g2, x: x2, w: w2, bias: b2, y: y2) })]
+    func forward(_ label: String, _ g: Conv2DGeometry, _ x: Buffer<Float>, _ w: Buffer<Float>, _ b: Buffer<Float>,
+                 _ y: Buffer<Float>) throws -> TuneStage {
+        let variant = try Conv2DFamily.choose(.automatic, g, traits: traits, defines: defines)
+        return TuneStage(name: "\(label) forward (\(variant.rawValue))", file: family.file, search: search(variant.rawValue), check: {
+            try Conv2DKernels.forward(engine, g, x: x, w: w, bias: b, y: y, variant: variant).forEach { try $0.wait() }
+            try conv.forward(g, x: x.read(), w: w.read(), b: b.read(), y: y.read())
+        }, body: { try Conv2DKernels.forward(engine, g, x: x, w: w, bias: b, y: y, variant: variant) })
     }
-    func microTile(_ prefix: String, _ kv: [String], _ np: [String]) -> TuningSearch {
-        TuningSearch(parameters: [.init("\(prefix)_KV", kv), .init("\(prefix)_NP", np)],
-                     defaults: currentDefaults(engine, file: "conv2d.cl", ["\(prefix)_KV": "2", "\(prefix)_NP": "6"]),
-                     grid: ["\(prefix)_KV", "\(prefix)_NP"], randomCandidates: 0)
-    }
-    return [
-        TuneStage(name: "conv2 forward", file: "conv2d.cl", search: microTile("CONV_FWD", ["1", "2", "3", "4"], ["2", "4", "6", "8", "12"]),
-                  check: forward(g2, x2, w2, b2, y2), body: { try Conv2DKernels.forward(engine, g2, x: x2, w: w2, bias: b2, y: y2) }),
-        TuneStage(name: "conv2 backward input", file: "conv2d.cl", search: microTile("CONV_DX", ["1", "2", "4"], ["2", "4", "6", "8"]),
-                  check: {
-                      let (dx, events) = try Conv2DKernels.backwardInput(engine, g2, dy: dy2, w: w2)
-                      try events.forEach { try $0.wait() }
-                      try conv.backwardInput(g2, dy: dy2.read(), w: w2.read(), dx: dx.read())
-                  }, body: { try Conv2DKernels.backwardInput(engine, g2, dy: dy2, w: w2).1 }),
-        TuneStage(name: "conv2 backward weight", file: "conv2d.cl", search: microTile("CONV_DW", ["1", "2", "4"], ["2", "4", "6", "8"]),
-                  check: {
-                      let (dw, events) = try Conv2DKernels.backwardWeight(engine, g2, x: x2, dy: dy2)
-                      try events.forEach { try $0.wait() }
-                      try conv.backwardWeight(g2, x: x2.read(), dy: dy2.read(), dw: dw.read())
-                  }, body: { try Conv2DKernels.backwardWeight(engine, g2, x: x2, dy: dy2).1 }),
-        TuneStage(name: "conv1 forward (rows)", file: "conv2d.cl",
-                  search: TuningSearch(parameters: [.init("CONV_ROWS_KB", ["4", "8", "16", "32"]), .init("CONV_ROWS_NP", ["1", "2", "4", "8"])],
-                                       defaults: currentDefaults(engine, file: "conv2d.cl", ["CONV_ROWS_KB": "8", "CONV_ROWS_NP": "4"]),
-                                       grid: ["CONV_ROWS_KB", "CONV_ROWS_NP"], randomCandidates: 0),
-                  check: forward(g1, x1, w1, b1, y1), body: { try Conv2DKernels.forward(engine, g1, x: x1, w: w1, bias: b1, y: y1) }),
+    var stages = [
+        try forward("conv2", g2, x2, w2, b2, y2),
+        TuneStage(name: "conv2 backward input", file: family.file, search: search("backward_input"), check: {
+            let (dx, events) = try Conv2DKernels.backwardInput(engine, g2, dy: dy2, w: w2)
+            try events.forEach { try $0.wait() }
+            try conv.backwardInput(g2, dy: dy2.read(), w: w2.read(), dx: dx.read())
+        }, body: { try Conv2DKernels.backwardInput(engine, g2, dy: dy2, w: w2).1 }),
+        TuneStage(name: "conv2 backward weight", file: family.file, search: search("backward_weight"), check: {
+            let (dw, events) = try Conv2DKernels.backwardWeight(engine, g2, x: x2, dy: dy2)
+            try events.forEach { try $0.wait() }
+            try conv.backwardWeight(g2, x: x2.read(), dy: dy2.read(), dw: dw.read())
+        }, body: { try Conv2DKernels.backwardWeight(engine, g2, x: x2, dy: dy2).1 }),
     ]
+    if try Conv2DFamily.choose(.automatic, g1, traits: traits, defines: defines) != Conv2DFamily.choose(.automatic, g2, traits: traits, defines: defines) {
+        stages.append(try forward("conv1", g1, x1, w1, b1, y1))
+    }
+    return stages
 }
 
 /// Exact sums at sampled positions of a stride-1, unpadded convolution's forward and backward passes
@@ -223,6 +202,15 @@ struct ConvolutionCheck {
         }
     }
 
+    func backwardBias(_ g: Conv2DGeometry, dy: [Float], db: [Float]) throws {
+        let pq = g.outputShape[2] * g.outputShape[3]
+        for k in 0..<g.k {
+            var sum = 0.0
+            for n in 0..<g.n { for e in 0..<pq { sum += Double(dy[(n * g.k + k) * pq + e]) } }
+            try compare("db[\(k)]", got: db[k], expected: sum)
+        }
+    }
+
     func backwardWeight(_ g: Conv2DGeometry, x: [Float], dy: [Float], dw: [Float]) throws {
         let (oh, ow) = (g.outputShape[2], g.outputShape[3])
         var rng = SplitMix64(seed: 9)
@@ -254,14 +242,11 @@ func attentionStage(_ engine: Engine) throws -> TuneStage {
     let reference = Reference.attention(q: values[0..<rows].map(Double.init), k: values[n..<(n + rows)].map(Double.init),
                                         v: values[(2 * n)..<(2 * n + rows)].map(Double.init), heads: 1, t: t, d: d,
                                         scale: 1 / Double(Float(d).squareRoot()))
-    let info = engine.device
-    let search = TuningSearch(parameters: [.init("ATT_BQ", ["8", "16", "32", "64"]), .init("ATT_BK", ["8", "16", "32", "64"])],
-                              defaults: currentDefaults(engine, file: "attention.cl", ["ATT_BQ": "32", "ATT_BK": "32"]),
-                              grid: ["ATT_BQ", "ATT_BK"], randomCandidates: 0) { candidate in
-        let (bq, bk) = (Int(candidate["ATT_BQ"]!)!, Int(candidate["ATT_BK"]!)!)
-        return bq <= info.maxWorkGroupSize && 2 * max(bq, bk) * d * 4 + 2 * bq * 4 <= info.localMemoryBytes
+    let traits = engine.traits, family = AttentionFamily.descriptor
+    let search = familySearch(engine, family, group: AttentionVariant.general.rawValue, random: 0, seed: 1) { candidate in
+        AttentionFamily.unmet(.general, d: d, traits: traits, defines: candidate) == nil
     }
-    return TuneStage(name: "attention forward + backward (local-memory kernels)", file: "attention.cl", search: search, check: {
+    return TuneStage(name: "attention forward + backward (local-memory kernels)", file: family.file, search: search, check: {
         let o = try scaledDotProductAttention(q: q, k: k, v: v, variant: .general).toArray()
         for e in stride(from: 0, to: rows, by: 61) where !(abs(Double(o[e]) - reference[e]) <= 1e-4 + 1e-3 * abs(reference[e])) {
             throw TuningSearch.Refusal("O[\(e)] = \(o[e]), expected \(reference[e])")

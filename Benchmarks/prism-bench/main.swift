@@ -32,6 +32,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Run only the cases whose name contains this text (e.g. sgemm, conv2, backward).")
     var filter: String?
 
+    @Option(help: "A peer's result file (Benchmarks/peers/*.py --json): its rows go into the matching cases' peer field (repeatable; the fastest peer is kept).")
+    var peer: [String] = []
+
     @Option(name: .customLong("define"), help: "Override a kernel tunable: FILE.cl:NAME=VALUE (repeatable), e.g. conv2d.cl:CONV_FWD_NP=6.")
     var defines: [String] = []
 
@@ -63,6 +66,7 @@ struct CommonOptions: ParsableArguments {
     }
 
     func finish(_ bench: Bench) throws {
+        for path in peer { try bench.attachPeers(file: path) }
         guard let json else { return }
         let command = (["prism-bench"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
         let encoder = JSONEncoder()
@@ -88,25 +92,28 @@ struct PeakCommand: ParsableCommand {
 struct KernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
-        abstract: "SGEMM 1024³ and 2048³ (Prism and CLBlast) and the reference network's convolutions, forward and backward.")
+        abstract: "SGEMM 1024³ and 2048³ (Prism, CLBlast as its peer), the reference network's convolutions, layernorm, softmax and pool.")
     @OptionGroup var options: CommonOptions
 
     @Option(help: "Batch size of the convolution cases.")
     var batch: Int = 256
 
-    @Option(help: "Only cases whose group is listed: peak, sgemm, conv (comma-separated).")
-    var only: String = "peak,sgemm,conv"
+    @Option(help: "Only cases whose group is listed: peak, sgemm, conv, layernorm, softmax, pool (comma-separated).")
+    var only: String = "peak,sgemm,conv,layernorm,softmax,pool"
 
     func run() throws {
         try runReportingErrors {
             let groups = Set(only.split(separator: ",").map(String.init))
-            let unknown = groups.subtracting(["peak", "sgemm", "conv"])
+            let unknown = groups.subtracting(["peak", "sgemm", "conv", "layernorm", "softmax", "pool"])
             guard unknown.isEmpty else { throw ValidationError("--only: unknown group \(unknown.sorted().joined(separator: ", "))") }
             guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
             let bench = try options.makeBench()
             if groups.contains("peak") { bench.peak = try measurePeak(bench) }
             if groups.contains("sgemm") { try benchSGEMM(bench, sizes: [1024, 2048]) }
             if groups.contains("conv") { try benchConvolutions(bench, batch: batch) }
+            if groups.contains("layernorm") { try benchLayerNorm(bench, rows: 8192, n: 768) }
+            if groups.contains("softmax") { try benchSoftmax(bench, rows: 8192, c: 1000) }
+            if groups.contains("pool") { try benchPool(bench, shape: [batch, 32, 26, 26]) }
             try options.finish(bench)
         }
     }
@@ -146,6 +153,9 @@ struct AllCommand: ParsableCommand {
             bench.peak = try measurePeak(bench)
             try benchSGEMM(bench, sizes: [1024, 2048])
             try benchConvolutions(bench, batch: 256)
+            try benchLayerNorm(bench, rows: 8192, n: 768)
+            try benchSoftmax(bench, rows: 8192, c: 1000)
+            try benchPool(bench, shape: [256, 32, 26, 26])
             try benchAttention(bench, shapes: [(8, 8, 256, 64), (8, 8, 1024, 64)])
             for arch in ["cnn", "mlp", "vit"] { try benchTrainStep(bench, architecture: arch, batch: 64, steps: options.repeats) }
             try benchShap(bench, chunkSizes: [256, 1024, 4096, 16384], exact20: false)

@@ -99,7 +99,7 @@ extension Tensor {
         let out = try Tensor.empty(a.shape, engine: a.engine)
         let n = a.count
         try out.storage.copy(from: a.storage, count: n)
-        try a.engine.launch("elementwise.cl", "axpy_f32", global: [n], [Float(1), b.storage, out.storage, Int32(n)])
+        try a.engine.launch("elementwise.cl", "axpy_f32", global: [ElementwiseFamily.vectorItems(a.engine, n)], [Float(1), b.storage, out.storage, Int32(n)])
         return out
     }
 }

@@ -37,15 +37,16 @@ public final class Engine: @unchecked Sendable {
 
     public var device: DeviceInfo { context.device.info }
 
-    /// Whether the device is a CPU (PoCL): hot kernels then use their CPU-shaped variants.
-    public var isCPU: Bool { device.type == .cpu }
+    /// The device properties the kernel families' variant rules read.
+    public var traits: DeviceTraits { DeviceTraits(device) }
 
     // MARK: programs and launches
 
-    /// The program for `file` built with, in increasing precedence: the tuning table's defines for
-    /// this device, `defines` from the call site, and `defineOverrides[file]`.
+    /// The program for `file` built with `resolvedDefines(file, defines)` (less the tuning table's
+    /// `variant` entry, which picks kernels and is no define).
     public func program(_ file: String, defines: [String: String] = [:]) throws -> Program {
-        let all = resolvedDefines(file, defines)
+        var all = resolvedDefines(file, defines)
+        all[KernelFamilyDescriptor.variantKey] = nil
         let key = file + "|" + all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: ",")
         lock.lock()
         if let program = programs[key] { lock.unlock(); return program }
@@ -55,11 +56,13 @@ public final class Engine: @unchecked Sendable {
         return program
     }
 
-    /// The defines a program of `file` is built with, in increasing precedence: the tuning table's
-    /// for this device, `callSite`, and `defineOverrides[file]`. Hosts that size their launches from
-    /// a tunable read it here, so launch and kernel always agree.
+    /// The defines a program of `file` is built with, in increasing precedence: its kernel family's
+    /// defaults (every tunable, so the host always passes the full set), the tuning table's for this
+    /// device, `callSite`, and `defineOverrides[file]`. Hosts that size their launches from a tunable
+    /// read it here, so launch and kernel always agree.
     public func resolvedDefines(_ file: String, _ callSite: [String: String] = [:]) -> [String: String] {
-        var all = context.tunedDefines(for: file)
+        var all = KernelFamilies.descriptor(for: file)?.defaults ?? [:]
+        for (k, v) in context.tunedDefines(for: file) { all[k] = v }
         for (k, v) in callSite { all[k] = v }
         for (k, v) in defineOverrides[file] ?? [:] { all[k] = v }
         return all

@@ -65,7 +65,7 @@ public final class Tensor: CustomStringConvertible {
         // A kernel rather than clEnqueueFillBuffer: simulators such as Oclgrind do not count a
         // fill command as initializing memory.
         let n = t.count
-        try engine.launch("elementwise.cl", "fill_f32", global: [n], [t.storage, value, Int32(n)])
+        try engine.launch("elementwise.cl", "fill_f32", global: [ElementwiseFamily.vectorItems(engine, n)], [t.storage, value, Int32(n)])
         t.requiresGrad = requiresGrad
         return t
     }

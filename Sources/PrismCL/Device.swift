@@ -46,6 +46,9 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     public var fp16: Bool
     public var fp64: Bool
     public var extensions: [String]
+    /// `CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT`: floats per native SIMD register (16 on AVX-512, 8 on
+    /// AVX2, often 1 on GPUs, which vectorize across work-items).
+    public var nativeFloatWidth: Int = 1
 
     /// A one-line summary: `#0 cpu "pthread-…" (Portable Computing Language, driver 3.1)`.
     public var summary: String {
@@ -84,7 +87,8 @@ public final class Device: @unchecked Sendable, CustomStringConvertible {
             memoryBaseAddressAlignBits: Int(try Device.scalar(id, CL_DEVICE_MEM_BASE_ADDR_ALIGN, as: cl_uint.self)),
             fp16: extensions.contains("cl_khr_fp16"),
             fp64: extensions.contains("cl_khr_fp64"),
-            extensions: extensions
+            extensions: extensions,
+            nativeFloatWidth: max(1, Int(try Device.scalar(id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, as: cl_uint.self)))
         )
     }
 

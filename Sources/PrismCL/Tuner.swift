@@ -67,6 +67,18 @@ public struct TuningSearch {
         self.isValid = isValid
     }
 
+    /// A search over the tunables of `family` read by `group`'s kernels: values and grid from the
+    /// descriptor, starting from `current` (the values in force now: the table's winners or the
+    /// defaults), with random candidates only when some tunable is off the grid.
+    public init(family: KernelFamilyDescriptor, group: String, current: TuningTable.Defines, randomCandidates: Int, seed: UInt64 = 1,
+                isValid: @escaping (TuningTable.Defines) -> Bool = { _ in true }) {
+        let tunables = family.tunables(group: group).filter { !$0.values.isEmpty }
+        self.init(parameters: tunables.map { Parameter($0.name, $0.values) },
+                  defaults: Dictionary(uniqueKeysWithValues: tunables.map { ($0.name, current[$0.name] ?? $0.defaultValue) }),
+                  grid: tunables.filter(\.grid).map(\.name),
+                  randomCandidates: tunables.allSatisfy(\.grid) ? 0 : randomCandidates, seed: seed, isValid: isValid)
+    }
+
     /// Runs the search.
     /// - Parameters:
     ///   - evaluate: builds the kernels with the defines, checks their output and returns the median

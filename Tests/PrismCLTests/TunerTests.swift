@@ -53,4 +53,39 @@ import Testing
         #expect(decoded.defines(for: "matmul.cl", device: device) == ["MM_MB": "16", "MM_PACK_ROWS": "8"])
         #expect(decoded.defines(for: "matmul.cl", device: TuningTests.device(vendor: "AMD", name: "gfx90a")) == ["MM_MB": "32"])
     }
+
+    /// A family's search takes one group's searchable tunables from its descriptor, starts from the
+    /// values in force (the descriptor's default where none is), grids what the descriptor marks, and
+    /// draws random candidates only when some tunable is off the grid.
+    @Test func familySearchIsTheDescriptorsGroup() {
+        let family = KernelFamilyDescriptor(file: "x.cl", tunables: [
+            Tunable("A", "2", values: ["1", "2"], group: "fast", grid: true), Tunable("B", "8", values: ["8", "16"], group: "fast"),
+            Tunable("C", "0", values: ["0", "1"], group: "slow", grid: true), Tunable("SWITCH", "0", group: "fast"),
+        ], variants: ["fast", "slow"])
+        #expect(family.stem == "x")
+        #expect(family.defaults == ["A": "2", "B": "8", "C": "0", "SWITCH": "0"])
+        let fast = TuningSearch(family: family, group: "fast", current: ["A": "1", "C": "1"], randomCandidates: 5)
+        #expect(fast.parameters.map(\.name) == ["A", "B"])
+        #expect(fast.defaults == ["A": "1", "B": "8"])
+        #expect(fast.grid == ["A"])
+        #expect(fast.randomCandidates == 5)
+        let slow = TuningSearch(family: family, group: "slow", current: [:], randomCandidates: 5)
+        #expect(slow.defaults == ["C": "0"])
+        #expect(slow.randomCandidates == 0)
+    }
+
+    /// The variant rule: forced (refused with the reason when it cannot run), else the table's when it
+    /// can run, else the first that can in order of preference.
+    @Test func variantRuleOrder() throws {
+        enum V: String, KernelVariant { case a, b, c }
+        let unmet: (V) -> String? = { $0 == .a ? "needs more local memory" : nil }
+        #expect(try VariantRule.pick(family: "f", forced: nil, tabled: nil, preference: [V.a, .b, .c], unmet: unmet) == .b)
+        #expect(try VariantRule.pick(family: "f", forced: nil, tabled: "c", preference: [V.a, .b, .c], unmet: unmet) == .c)
+        #expect(try VariantRule.pick(family: "f", forced: nil, tabled: "a", preference: [V.a, .b, .c], unmet: unmet) == .b)
+        #expect(try VariantRule.pick(family: "f", forced: .c, tabled: "b", preference: [V.a, .b], unmet: unmet) == .c)
+        #expect(throws: VariantError("f: the a variant needs more local memory")) {
+            try VariantRule.pick(family: "f", forced: V.a, tabled: nil, preference: [V.b], unmet: unmet)
+        }
+        #expect(throws: VariantError.self) { try VariantRule.pick(family: "f", forced: nil, tabled: nil, preference: [V.a], unmet: unmet) }
+    }
 }

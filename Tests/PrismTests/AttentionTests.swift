@@ -1,4 +1,5 @@
 import Prism
+import PrismCL
 import PrismReference
 import PrismTestSupport
 import Testing
@@ -15,9 +16,10 @@ import Testing
     @Test(arguments: lengths, widths)
     func forwardAndBackwardMatchReference(_ t: Int, _ d: Int) throws {
         let engine = try testEngine()
-        // Every kernel family: the tiled CPU ones (d a multiple of 16), the CPU row ones (d a multiple
-        // of 8) and the local-memory ones.
-        for variant in [AttentionVariant.tiled, .cpu, .general] where variant == .general || d % (variant == .tiled ? 16 : 8) == 0 {
+        // Every variant of the family whose preconditions hold: the tiled ones (d a multiple of 16),
+        // the row ones (d a multiple of 8) and the local-memory ones.
+        let defines = engine.resolvedDefines(AttentionFamily.descriptor.file)
+        for variant in AttentionFamily.variants where AttentionFamily.unmet(variant, d: d, traits: engine.traits, defines: defines) == nil {
         for causal in [false, true] {
             for padded in [false, true] {
                 // Backward at every T for d = 16; forward only at the larger widths (keeps the suite quick).
@@ -75,7 +77,7 @@ import Testing
 
     /// A query that sees no key (key length 0) outputs zeros and passes finite, zero gradients, with
     /// every kernel family.
-    @Test(arguments: [AttentionVariant.tiled, .cpu, .general])
+    @Test(arguments: AttentionFamily.variants)
     func fullyMaskedRowsGiveZeros(_ variant: AttentionVariant) throws {
         let engine = try testEngine()
         let shape = [2, 1, 5, 16], n = 160

@@ -1,4 +1,5 @@
 import Prism
+import PrismCL
 import PrismReference
 import PrismTestSupport
 import Testing
@@ -60,10 +61,19 @@ struct ConvCase: CustomStringConvertible, Sendable {
          seededFloats(cs.k, seed: seed + 2))
     }
 
-    @Test(arguments: forwardCases, [Conv2DVariant.cpu, .gpu])
+    /// Every variant of the family: those whose preconditions hold match the reference, the others refuse.
+    @Test(arguments: forwardCases, Conv2DFamily.variants)
     func forwardMatchesReference(_ cs: ConvCase, _ variant: Conv2DVariant) throws {
         let engine = try testEngine()
         let (x, w, b) = Self.inputs(cs, seed: 11)
+        let g = try Conv2DGeometry(input: cs.xShape, weight: cs.wShape, bias: nil, stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+        if Conv2DFamily.unmet(variant, g, traits: engine.traits, defines: engine.resolvedDefines(Conv2DFamily.descriptor.file)) != nil {
+            #expect(throws: TensorError.self) {
+                try conv2d(try Tensor(x, shape: cs.xShape, engine: engine), weight: try Tensor(w, shape: cs.wShape, engine: engine), bias: nil,
+                           stride: cs.stride, padding: cs.padding, dilation: cs.dilation, variant: variant)
+            }
+            return
+        }
         let y = try conv2d(try Tensor(x, shape: cs.xShape, engine: engine), weight: try Tensor(w, shape: cs.wShape, engine: engine),
                            bias: cs.bias ? try Tensor(b, shape: [cs.k], engine: engine) : nil,
                            stride: cs.stride, padding: cs.padding, dilation: cs.dilation, variant: variant)
@@ -197,7 +207,7 @@ extension Conv2DTests {
 
 extension Conv2DTests {
     /// The fused ReLU epilogue of every forward kernel, and its backward (gradient only where y > 0).
-    @Test(arguments: [Conv2DVariant.cpu, .gpu, .rows])
+    @Test(arguments: Conv2DFamily.variants)
     func fusedReLUMatchesReference(_ variant: Conv2DVariant) throws {
         let engine = try testEngine()
         let cs = TestSizes.small ? ConvCase(n: 2, c: 2, h: 6, w: 13, k: 9, r: 3, s: 3) : ConvCase(n: 3, c: 3, h: 12, w: 21, k: 17, r: 3, s: 3)
@@ -270,7 +280,7 @@ extension Conv2DTests {
     }
 
     /// A NaN anywhere in a window wins the window, as in maxPool2d (and passes the ReLU).
-    @Test(arguments: [Conv2DVariant.cpu, .rows])
+    @Test(arguments: Conv2DFamily.pooledVariants)
     func pooledConvolutionKeepsNaN(_ variant: Conv2DVariant) throws {
         let engine = try testEngine()
         let cs = ConvCase(n: 1, c: 1, h: 10, w: 10, k: 3, r: 1, s: 1)

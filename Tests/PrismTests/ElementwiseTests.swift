@@ -170,7 +170,7 @@ extension ElementwiseTests {
         let x = try Tensor([-1, .nan, 2, -.infinity], shape: [1, 4], engine: engine)
         let y = try x.relu().toArray()
         #expect(y[0] == 0 && y[1].isNaN && y[2] == 2 && y[3] == 0)
-        for variant in [MatmulVariant.cpu, .gpu] {
+        for variant in GEMMFamily.variants {
             let a = try Tensor([1, .nan, 3, 4, -5, 6], shape: [2, 3], engine: engine)
             let identity = try Tensor([1, 0, 0, 0, 1, 0, 0, 0, 1], shape: [3, 3], engine: engine)
             let c = try engine.buffer(count: 6)

@@ -24,7 +24,7 @@ import Testing
     // hence atol 1e-4 on y and dx; dγ and dβ add up one float product per row.
     static func paramAtol(_ rows: Int) -> Double { 1e-4 + 2e-6 * Double(rows) }
 
-    @Test(arguments: shapes, [LayerNormVariant.cpu, .gpu])
+    @Test(arguments: shapes, LayerNormFamily.variants)
     func forwardAndBackwardMatchReference(_ shape: [Int], _ variant: LayerNormVariant) throws {
         let engine = try testEngine()
         let n = shape.last!, rows = shape.reduce(1, *) / n
@@ -45,7 +45,7 @@ import Testing
     }
 
     /// Without weight, without bias, or without both, as PyTorch's `elementwise_affine` and `bias` options.
-    @Test(arguments: [(true, false), (false, true), (false, false)], [LayerNormVariant.cpu, .gpu])
+    @Test(arguments: [(true, false), (false, true), (false, false)], LayerNormFamily.variants)
     func absentParametersMatchReference(_ present: (weight: Bool, bias: Bool), _ variant: LayerNormVariant) throws {
         let engine = try testEngine()
         let shape = [5, 33], n = 33

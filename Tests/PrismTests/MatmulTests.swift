@@ -71,7 +71,7 @@ struct LinearCase: CustomStringConvertible, Sendable {
     /// Float32 sums of `depth` products of values in [-1, 1].
     static func atol(_ depth: Int) -> Double { 2e-6 * Double(depth) + 1e-5 }
 
-    @Test(arguments: cases, [MatmulVariant.cpu, .gpu])
+    @Test(arguments: cases, GEMMFamily.variants)
     func forwardAndBackwardMatchReference(_ cs: MatmulCase, _ variant: MatmulVariant) throws {
         let engine = try testEngine()
         let (a, b) = Self.inputs(cs, seed: 5)
@@ -146,7 +146,7 @@ struct LinearCase: CustomStringConvertible, Sendable {
     }
 
     /// The fused bias and ReLU epilogue of each kernel, called through the low-level launcher.
-    @Test(arguments: [MatmulVariant.cpu, .gpu])
+    @Test(arguments: GEMMFamily.variants)
     func fusedEpilogueMatchesReference(_ variant: MatmulVariant) throws {
         let engine = try testEngine()
         let cs = LinearCase(rows: TestSizes.small ? 7 : 67, inFeatures: TestSizes.small ? 9 : 70, outFeatures: TestSizes.small ? 17 : 33)

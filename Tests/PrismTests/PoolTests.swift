@@ -18,6 +18,8 @@ struct PoolCase: CustomStringConvertible, Sendable {
     static let cases: [PoolCase] = TestSizes.pick([
         PoolCase(n: 1, c: 1, h: 1, w: 1, kernel: (1, 1), stride: (1, 1)),
         PoolCase(n: 3, c: 32, h: 26, w: 26, kernel: (2, 2), stride: (2, 2)),
+        // 17 outputs per row: two 8-wide vectors of the 2×2 kernel and one output past them; odd H.
+        PoolCase(n: 2, c: 3, h: 9, w: 35, kernel: (2, 2), stride: (2, 2)),
         PoolCase(n: 1, c: 3, h: 33, w: 31, kernel: (3, 3), stride: (2, 2)),
         PoolCase(n: 3, c: 7, h: 32, w: 7, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
         PoolCase(n: 1, c: 33, h: 13, w: 11, kernel: (2, 3), stride: (1, 2), padding: (1, 1)),
@@ -40,15 +42,23 @@ struct PoolCase: CustomStringConvertible, Sendable {
         return x
     }
 
-    @Test(arguments: cases)
-    func maxPoolMatchesReference(_ cs: PoolCase) throws {
+    /// Every variant of the family: those whose preconditions hold match the reference, the others refuse.
+    @Test(arguments: cases, PoolFamily.variants)
+    func maxPoolMatchesReference(_ cs: PoolCase, _ variant: PoolVariant) throws {
         let engine = try testEngine()
         let x = Self.distinctValues(cs.shape.reduce(1, *), seed: 3)
         let xt = try Tensor(x, shape: cs.shape, engine: engine, requiresGrad: true)
-        let y = try maxPool2d(xt, kernel: cs.kernel, stride: cs.stride, padding: cs.padding)
+        let applies = cs.kernel == (2, 2) && cs.stride == (2, 2) && cs.padding == (0, 0)
+        if variant == .window2x2 && !applies {
+            #expect(throws: TensorError.self) { try maxPool2d(xt, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, variant: variant) }
+            return
+        }
+        #expect(try PoolFamily.choose(input: cs.shape, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, engine: engine)
+                == (applies ? .window2x2 : .general))
+        let y = try maxPool2d(xt, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, variant: variant)
         let ref = Reference.maxPool2d(x: doubles(x), shape: cs.shape, kernel: cs.kernel, stride: cs.stride, padding: cs.padding)
         #expect(y.shape == ref.shape)
-        expectClose(try y.toArray(), ref.y, atol: 0, rtol: 0, "max pool \(cs)")
+        expectClose(try y.toArray(), ref.y, atol: 0, rtol: 0, "max pool \(cs) \(variant)")
         let dy = seededFloats(y.count, seed: 4)
         try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
         let dx = Reference.maxPool2dBackward(dy: doubles(dy), argmax: ref.argmax, inputShape: cs.shape)

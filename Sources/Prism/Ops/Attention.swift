@@ -55,38 +55,19 @@ struct AttentionLayout {
     var arguments: [any KernelArgument] { [inB, inH, inT, qOff, kOff, vOff, outB, outH, outT].map { Int32($0) } }
 }
 
-/// Which attention kernels run (tests force each). `.automatic` takes, on a CPU, the tiled kernels
-/// when d is a multiple of 16, the row kernels (`.cpu`) when it is a multiple of 8; the local-memory
-/// kernels (`.general`) otherwise and on other devices.
-public enum AttentionVariant: Sendable {
-    case automatic, cpu, tiled, general
-}
-
 /// Runs the fused forward and records the backward; `q`, `k`, `v` are the same buffer when packed.
 /// - Returns: O with `outputShape`, recording gradients to `inputs` (three tensors, or one packed one).
 func fusedAttention(_ g: AttentionGeometry, layout: AttentionLayout, q: Buffer<Float>, k: Buffer<Float>, v: Buffer<Float>,
                     inputs: [Tensor], outputShape: [Int], causal: Bool, keyLengths: [Int]?, scale: Float?,
                     variant: AttentionVariant) throws -> Tensor {
     let engine = inputs[0].engine
-    if variant == .cpu && g.d % 8 != 0 {
-        throw TensorError("attention: the CPU kernels need a head width that is a multiple of 8, got \(g.d)")
-    }
-    if variant == .tiled && g.d % 16 != 0 {
-        throw TensorError("attention: the tiled kernels need a head width that is a multiple of 16, got \(g.d)")
-    }
-    let chosen: AttentionVariant
-    if variant != .automatic {
-        chosen = variant
-    } else if engine.isCPU {
-        chosen = g.d % 16 == 0 ? .tiled : g.d % 8 == 0 ? .cpu : .general
-    } else {
-        chosen = .general
-    }
+    let defines = ["ATT_D": String(g.d)]
+    let resolved = engine.resolvedDefines(AttentionFamily.descriptor.file, defines)
+    let chosen = try AttentionFamily.choose(variant, d: g.d, traits: engine.traits, defines: resolved)
     let s = scale ?? 1 / Float(g.d).squareRoot()
     let lens = try engine.context.buffer((keyLengths ?? [0]).map { Int32($0) })
     let flags: [any KernelArgument] = [Int32(g.t), Int32(g.heads), s, Int32(causal ? 1 : 0), Int32(keyLengths == nil ? 0 : 1), lens]
         + layout.arguments
-    let defines = ["ATT_D": String(g.d)]
     let out = try Tensor.empty(outputShape, engine: engine)
     let lse = try engine.buffer(count: g.bh * g.t)
     let blocks = (g.t + 15) / 16
@@ -98,7 +79,7 @@ func fusedAttention(_ g: AttentionGeometry, layout: AttentionLayout, q: Buffer<F
         return p
     }
     let suffix = chosen == .cpu ? "_cpu" : ""
-    let bq = Int(engine.resolvedDefines("attention.cl", defines)["ATT_BQ"] ?? "") ?? 32
+    let bq = AttentionFamily.descriptor.int("ATT_BQ", in: resolved)
     // The CPU row kernels: one work-item per row, no work-group; the others: ATT_BQ rows per work-group.
     let (global, local) = chosen == .cpu ? ([g.t, g.bh], [1, 1]) : ([roundUp(g.t, bq), g.bh], [bq, 1])
     // The tiled forward's K panels, kept for its backward (which packs only V).
@@ -180,7 +161,7 @@ public func attentionProbabilities(q: Tensor, k: Tensor, causal: Bool = false, k
     let flags: [any KernelArgument] = [Int32(g.t), Int32(g.heads), s, Int32(causal ? 1 : 0), Int32(keyLengths == nil ? 0 : 1), lens]
         + layout.arguments
     let defines = ["ATT_D": String(g.d)]
-    let bq = Int(engine.resolvedDefines("attention.cl", defines)["ATT_BQ"] ?? "") ?? 32
+    let bq = AttentionFamily.descriptor.int("ATT_BQ", in: engine.resolvedDefines(AttentionFamily.descriptor.file, defines))
     // The forward's log-sum-exp (its output is discarded; k stands in for v).
     let scratch = try engine.buffer(count: q.count), lse = try engine.buffer(count: g.bh * g.t)
     try engine.launch("attention.cl", "attention_forward", defines: defines, global: [roundUp(g.t, bq), g.bh], local: [bq, 1],

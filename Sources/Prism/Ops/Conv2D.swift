@@ -1,18 +1,5 @@
 import PrismCL
 
-/// Which `conv2d.cl` forward kernel runs.
-public enum Conv2DVariant: Sendable, Equatable {
-    /// The CPU-shaped kernel on a CPU device, the GPU-shaped kernel elsewhere.
-    case automatic
-    /// Register micro-tiles over packed weight panels, no barriers (fast on PoCL).
-    case cpu
-    /// Local-memory tiles with register blocking (fast on GPUs).
-    case gpu
-    /// Rows of 8 output pixels per work-item, for shallow inputs only (stride 1, no padding or
-    /// dilation, C·R·S ≤ 32); `.automatic` picks it for such layers on a CPU.
-    case rows
-}
-
 /// The sizes of one convolution: input [N, C, H, W], weight [K, C, R, S], output [N, K, P, Q].
 public struct Conv2DGeometry: Sendable {
     public let n, c, h, w, k, r, s, p, q: Int
@@ -69,31 +56,34 @@ public struct Conv2DGeometry: Sendable {
     }
 }
 
-/// Tunables of `conv2d.cl`, read from the defines its programs are built with (same precedence as
-/// `Engine.program`: tuning table, call-site defines, then `defineOverrides`).
+/// Tunables of `conv2d.cl`, read from the defines its programs are built with (`Engine.resolvedDefines`:
+/// the family's defaults, tuning table, call-site defines, then `defineOverrides`).
 private struct Conv2DTiles {
     let forwardChannels, forwardPixels: Int   // 8 · CONV_FWD_KV, CONV_FWD_NP
     let rowChannels, rowRows: Int             // CONV_ROWS_KB, CONV_ROWS_NP
     let inputChannels, inputPixels: Int       // 8 · CONV_DX_KV, CONV_DX_NP
     let weightChannels, weightColumns: Int    // 8 · CONV_DW_KV, CONV_DW_NP
     let tm, tn, wm, wn: Int
+    /// The resolved defines they were read from.
+    let defines: [String: String]
 
     /// The tiles a program of `conv2d.cl` built with call-site `defines` uses.
     init(engine: Engine, defines callSite: [String: String] = [:]) {
-        let defines = engine.resolvedDefines("conv2d.cl", callSite)
-        func value(_ name: String, _ fallback: Int) -> Int { defines[name].flatMap { Int($0) } ?? fallback }
-        forwardChannels = 8 * value("CONV_FWD_KV", 2)
-        forwardPixels = value("CONV_FWD_NP", 6)
-        rowChannels = value("CONV_ROWS_KB", 8)
-        rowRows = value("CONV_ROWS_NP", 4)
-        inputChannels = 8 * value("CONV_DX_KV", 2)
-        inputPixels = value("CONV_DX_NP", 6)
-        weightChannels = 8 * value("CONV_DW_KV", 2)
-        weightColumns = value("CONV_DW_NP", 6)
-        tm = value("CONV_TM", 32)
-        tn = value("CONV_TN", 32)
-        wm = value("CONV_WM", 2)
-        wn = value("CONV_WN", 2)
+        let defines = engine.resolvedDefines(Conv2DFamily.descriptor.file, callSite)
+        func value(_ name: String) -> Int { Conv2DFamily.descriptor.int(name, in: defines) }
+        forwardChannels = 8 * value("CONV_FWD_KV")
+        forwardPixels = value("CONV_FWD_NP")
+        rowChannels = value("CONV_ROWS_KB")
+        rowRows = value("CONV_ROWS_NP")
+        inputChannels = 8 * value("CONV_DX_KV")
+        inputPixels = value("CONV_DX_NP")
+        weightChannels = 8 * value("CONV_DW_KV")
+        weightColumns = value("CONV_DW_NP")
+        tm = value("CONV_TM")
+        tn = value("CONV_TN")
+        wm = value("CONV_WM")
+        wn = value("CONV_WN")
+        self.defines = defines
     }
 }
 
@@ -117,7 +107,7 @@ let flatKernelGroupSize = 64
 ///   - bias: [K], or nil.
 ///   - stride, padding, dilation: (height, width) each.
 ///   - relu: apply max(·, 0) in the kernels' epilogue (a Conv2D followed by ReLU, in one pass).
-///   - variant: which forward kernel runs (tests force each; `.automatic` picks by device type).
+///   - variant: which forward kernel runs (tests force each; `.automatic`: `Conv2DFamily.choose`).
 /// - Throws: `TensorError` when ranks, channels or the bias shape disagree, or the output would be
 ///   empty; `CLError` from the device.
 /// - Returns: [N, K, P, Q] with P = (H + 2·padding.0 − dilation.0·(R − 1) − 1) / stride.0 + 1, Q likewise.
@@ -193,14 +183,15 @@ public enum Conv2DKernels {
     /// Call-site defines of the pooled forward: 4 taps per pooled pixel in the micro-tile kernel, so
     /// a work-item holds whole windows (the tuned CONV_FWD_NP when it is a multiple of 4).
     private static func poolDefines(_ engine: Engine) -> [String: String] {
-        let pixels = Conv2DTiles(engine: engine).forwardPixels
-        return ["CONV_POOL": "1", "CONV_FWD_NP": String(pixels % 4 == 0 ? pixels : 4)]
+        Conv2DFamily.pooledCallSite(engine.resolvedDefines(Conv2DFamily.descriptor.file))
     }
 
-    /// Whether `forward(…, pool2x2: true)` can run on this engine: a CPU device, and no override of
-    /// CONV_FWD_NP that splits a window between work-items.
+    /// Whether `forward(…, pool2x2: true)` can run on this engine: `Conv2DFamily` has a pooled
+    /// variant for the device, and no override of CONV_FWD_NP splits a window between work-items.
     public static func supportsPooling(_ engine: Engine) -> Bool {
-        engine.isCPU && Conv2DTiles(engine: engine, defines: poolDefines(engine)).forwardPixels % 4 == 0
+        let traits = engine.traits, defines = Conv2DTiles(engine: engine, defines: poolDefines(engine)).defines
+        return !Conv2DFamily.preference(traits, pooled: true).isEmpty
+            && Conv2DFamily.unmet(.cpu, nil, pooled: true, traits: traits, defines: defines) == nil
     }
 
     /// A buffer of zeros (the kernels read its first element), written whole from the host: Oclgrind
@@ -218,23 +209,12 @@ public enum Conv2DKernels {
                                y: Buffer<Float>, relu: Bool = false, variant: Conv2DVariant = .automatic,
                                pool2x2: Bool = false) throws -> [Event] {
         var activation = ["CONV_RELU": relu ? "1" : "0"]
-        var tiles = Conv2DTiles(engine: engine)
-        if pool2x2 {
-            guard variant == .cpu || variant == .rows || (variant == .automatic && engine.isCPU) else {
-                throw TensorError("conv2d: the fused 2×2 max pooling runs in the CPU-shaped kernels only (variant \(variant), device type \(engine.isCPU ? "CPU" : "not a CPU"))")
-            }
-            activation.merge(poolDefines(engine)) { $1 }
-            tiles = Conv2DTiles(engine: engine, defines: activation)
-            guard tiles.forwardPixels % 4 == 0 else {
-                throw TensorError("conv2d: the fused 2×2 max pooling needs CONV_FWD_NP to be a multiple of 4 (whole windows per work-item), got \(tiles.forwardPixels) from an override")
-            }
-        }
+        if pool2x2 { activation.merge(poolDefines(engine)) { $1 } }
+        let tiles = Conv2DTiles(engine: engine, defines: activation)
+        let chosen = try Conv2DFamily.choose(variant, g, pooled: pool2x2, traits: engine.traits, defines: tiles.defines)
         let biasBuffer = try bias ?? zeroBuffer(engine)
         let hasBias = Int32(bias == nil ? 0 : 1)
-        if variant == .rows && !g.suitsRowKernel {
-            throw TensorError("conv2d: the rows variant needs stride 1, no padding or dilation and C·R·S ≤ 32, got \(g.stride), \(g.padding), \(g.dilation), C·R·S \(g.c * g.r * g.s)")
-        }
-        if pool2x2 && (variant == .rows || (variant == .automatic && g.suitsRowKernel)) {
+        if pool2x2 && chosen == .rows {
             let kBlocks = (g.k + tiles.forwardChannels - 1) / tiles.forwardChannels
             let packed = try engine.buffer(count: kBlocks * tiles.forwardChannels * g.c * g.r * g.s)
             let pack = try engine.launch("conv2d.cl", "conv2d_pack_weight", defines: unpaddedProgram.merging(activation) { $1 },
@@ -244,15 +224,14 @@ public enum Conv2DKernels {
                                          global: [g.p / 2, g.n, kBlocks], local: [1, 1, 1], [x, packed, biasBuffer, hasBias, y] + g.arguments)
             return [pack, main].compactMap { $0 }
         }
-        if variant == .rows || (variant == .automatic && engine.isCPU && g.suitsRowKernel) {
+        if chosen == .rows {
             let channels = tiles.rowChannels
             let main = try engine.launch("conv2d.cl", "conv2d_forward_rows", defines: unpaddedProgram.merging(activation) { $1 },
                                          global: [(g.q + 7) / 8, g.n * ((g.p + tiles.rowRows - 1) / tiles.rowRows), (g.k + channels - 1) / channels],
                                          [x, w, biasBuffer, hasBias, y] + g.arguments)
             return [main].compactMap { $0 }
         }
-        let useCPU = variant == .cpu || (variant == .automatic && engine.isCPU)
-        if useCPU {
+        if chosen == .cpu {
             let defines = ["CONV_PADDED": g.padded ? "1" : "0"].merging(activation) { $1 }
             let kBlocks = (g.k + tiles.forwardChannels - 1) / tiles.forwardChannels
             let packed = try engine.buffer(count: kBlocks * tiles.forwardChannels * g.c * g.r * g.s)
@@ -276,8 +255,7 @@ public enum Conv2DKernels {
     /// - Returns: dx and the launches' events.
     public static func backwardInput(_ engine: Engine, _ g: Conv2DGeometry, dy: Buffer<Float>,
                                      w: Buffer<Float>) throws -> (Buffer<Float>, [Event]) {
-        // Few input channels would leave most of a 16-channel tile idle: use 8 channels × 8 pixels.
-        let defines = g.c <= 8 ? ["CONV_DX_KV": "1", "CONV_DX_NP": "8", "CONV_PADDED": "0"] : unpaddedProgram
+        let defines = Conv2DFamily.backwardInputDefines(g)
         let tiles = Conv2DTiles(engine: engine, defines: defines)
         let cBlocks = (g.c + tiles.inputChannels - 1) / tiles.inputChannels
         let packed = try engine.buffer(count: cBlocks * tiles.inputChannels * g.k * g.r * g.s)

@@ -1,15 +1,5 @@
 import PrismCL
 
-/// Which `layernorm.cl` kernels normalize the rows (forward and dx).
-public enum LayerNormVariant: Sendable, Equatable {
-    /// The CPU-shaped kernels on a CPU device, the GPU-shaped kernels elsewhere.
-    case automatic
-    /// One work-item per row, no barriers (fast on PoCL).
-    case cpu
-    /// One work-group of `LN_GROUP` work-items per row, sums in local memory (fast on GPUs).
-    case gpu
-}
-
 /// Layer normalization over the last axis, as PyTorch's `F.layer_norm(x, [n], weight, bias, eps)`,
 /// recording its backward (to x, weight and bias).
 ///
@@ -19,7 +9,7 @@ public enum LayerNormVariant: Sendable, Equatable {
 ///   - weight: γ, [n], or nil for ones.
 ///   - bias: β, [n], or nil for zeros.
 ///   - eps: added to the variance (PyTorch's default 1e-5).
-///   - variant: which kernels run (tests force each; `.automatic` picks by device type).
+///   - variant: which kernels run (tests force each; `.automatic`: `LayerNormFamily.choose`).
 /// - Throws: `TensorError` when the last axis is empty, weight or bias is not [n], eps is negative
 ///   or not finite, or x is too large for 32-bit indexing; `CLError` from the device.
 /// - Returns: y, the shape of x.
@@ -35,8 +25,9 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 
     guard eps >= 0, eps.isFinite else { throw TensorError("\(op): eps must be finite and not negative, got \(eps)") }
     guard x.count < Int(Int32.max) else { throw TensorError.shape(op, "tensor too large for 32-bit indexing", x.shape) }
     let engine = x.engine, rows = x.count / n
-    let useCPU = variant == .cpu || (variant == .automatic && engine.isCPU)
-    let group = Int(engine.resolvedDefines("layernorm.cl")["LN_GROUP"] ?? "") ?? 128
+    let defines = engine.resolvedDefines(LayerNormFamily.descriptor.file)
+    let useCPU = try LayerNormFamily.choose(variant, traits: engine.traits, defines: defines) == .cpu
+    let group = LayerNormFamily.descriptor.int("LN_GROUP", in: defines)
     // Absent parameters: flags tell the kernels not to read them; any buffer fills the argument.
     let affine = Int32((weight == nil ? 0 : 1) | (bias == nil ? 0 : 2))
     let weightBuffer = weight?.storage ?? x.storage, biasBuffer = bias?.storage ?? x.storage

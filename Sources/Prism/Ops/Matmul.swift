@@ -1,15 +1,5 @@
 import PrismCL
 
-/// Which `matmul.cl` GEMM kernel runs.
-public enum MatmulVariant: Sendable, Equatable {
-    /// The CPU-shaped kernel on a CPU device, the GPU-shaped kernel elsewhere.
-    case automatic
-    /// 6 × 16 register micro-tiles over packed B panels, no barriers (fast on PoCL).
-    case cpu
-    /// Local-memory tiles with register blocking (fast on GPUs).
-    case gpu
-}
-
 /// The operand sizes of `matmul`: op(a) is [M, K], op(b) is [K, N], for `batch` products.
 struct MatmulGeometry {
     let batch, m, n, k: Int
@@ -41,17 +31,14 @@ struct MatmulGeometry {
 }
 
 /// Tunables of `matmul.cl` that the host needs (GPU tile sizes), read from the defines its programs
-/// are built with (same precedence as `Engine.program`: tuning table, then `defineOverrides`).
+/// are built with (`Engine.resolvedDefines`: the family's defaults, tuning table, overrides).
 private struct MatmulTiles {
     let tm, tn, wm, wn: Int
 
-    init(engine: Engine) {
-        let defines = engine.resolvedDefines("matmul.cl")
-        func value(_ name: String, _ fallback: Int) -> Int { defines[name].flatMap { Int($0) } ?? fallback }
-        tm = value("MM_TM", 64)
-        tn = value("MM_TN", 64)
-        wm = value("MM_WM", 4)
-        wn = value("MM_WN", 4)
+    init(defines: [String: String]) {
+        let d = GEMMFamily.descriptor
+        (tm, tn) = (d.int("MM_TM", in: defines), d.int("MM_TN", in: defines))
+        (wm, wn) = (d.int("MM_WM", in: defines), d.int("MM_WN", in: defines))
     }
 }
 
@@ -61,7 +48,7 @@ private struct MatmulTiles {
 /// (b shared by the batch). With `transposeA` a is stored as [K, M] (or [B, K, M]); with `transposeB`
 /// b is stored as [N, K] (or [B, N, K]).
 /// - Parameters:
-///   - variant: which kernel runs (tests force each; `.automatic` picks by device type).
+///   - variant: which kernel runs (tests force each; `.automatic`: `GEMMFamily.choose`).
 /// - Throws: `TensorError` naming both shapes when they do not form a product, e.g.
 ///   `matmul: inner dimensions differ: [2, 3] × [4, 5]`; `CLError` from the device.
 /// - Returns: the product, [M, N] or [B, M, N].
@@ -192,12 +179,6 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool = fals
     return y
 }
 
-extension Engine {
-    /// Whether the CPU GEMM reads A from packed panels (`MM_PACKED_A`, default 1; the kernel is
-    /// compiled with the same value).
-    var isPackedA: Bool { resolvedDefines("matmul.cl")["MM_PACKED_A"] != "0" }
-}
-
 /// The launches of `matmul.cl` on raw buffers, for the ops above and for benchmarks, which can call
 /// them repeatedly on preallocated buffers and sum `Event.durationNanoseconds()` over the returned events.
 public enum MatmulKernels {
@@ -220,7 +201,7 @@ public enum MatmulKernels {
     ///   - bias: [n] added to every row of C, or nil.
     ///   - relu: apply max(·, 0) after the bias.
     ///   - variant: `.cpu` (packed panels, register micro-tiles), `.gpu` (local-memory tiles), or
-    ///     `.automatic` (by device type).
+    ///     `.automatic` (`GEMMFamily.choose`).
     /// - Throws: `TensorError` when a size is not positive, a buffer is too small, or an operand would
     ///   need 2³¹ or more elements; `CLError` from the device.
     /// - Returns: the events of the launches in order (CPU: pack, GEMM; GPU: GEMM).
@@ -242,7 +223,8 @@ public enum MatmulKernels {
         if broadcastB, !broadcastA, !transposeA, batch > 1 {
             (m, batch) = (batch * m, 1)
         }
-        let useCPU = variant == .cpu || (variant == .automatic && engine.isCPU)
+        let defines = engine.resolvedDefines(GEMMFamily.descriptor.file)
+        let useCPU = try GEMMFamily.choose(variant, traits: engine.traits, defines: defines) == .cpu
         let panels = (n + 15) / 16 * 16 * k * (broadcastB ? 1 : batch)
         guard countA < indexLimit, countB < indexLimit, countC < indexLimit, !useCPU || panels < indexLimit else {
             throw TensorError("matmul: \(batch) × [\(m), \(k)] × [\(k), \(n)] is too large for 32-bit indexing")
@@ -257,14 +239,14 @@ public enum MatmulKernels {
             let packed = try engine.buffer(count: panels)
             // Packing work-items cover MM_PACK_ROWS rows of K each: size the launch from the value the
             // kernels are built with (a fixed 32 left rows unpacked under a tuned 8).
-            let packRows = Int(engine.resolvedDefines("matmul.cl")["MM_PACK_ROWS"] ?? "") ?? 32
+            let packRows = GEMMFamily.descriptor.int("MM_PACK_ROWS", in: defines)
             let packBatches = broadcastB ? 1 : batch
             let panelRows = (n + 15) / 16 * k
             let packItems = (n + 15) / 16 * ((k + packRows - 1) / packRows)
             let pack = try engine.launch("matmul.cl", "matmul_pack_b", global: [roundUp(packItems, flatKernelGroupSize), packBatches],
                                          local: [flatKernelGroupSize, 1], [b, packed, Int32(k), Int32(n), Int32(sbk), Int32(sbn), Int32(batchB)])
             let tiles = (m + 5) / 6 * ((n + 15) / 16)
-            if engine.isPackedA {
+            if GEMMFamily.descriptor.int("MM_PACKED_A", in: defines) != 0 {
                 let mTiles = (m + 5) / 6
                 let packedA = try engine.buffer(count: mTiles * 6 * k * (broadcastA ? 1 : batch))
                 let packA = try engine.launch("matmul.cl", "matmul_pack_a", global: [roundUp(mTiles * ((k + packRows - 1) / packRows), flatKernelGroupSize), broadcastA ? 1 : batch],
@@ -279,7 +261,7 @@ public enum MatmulKernels {
                                              + flags + [c] + sizes)
             return [pack, main].compactMap { $0 }
         }
-        let tiles = MatmulTiles(engine: engine)
+        let tiles = MatmulTiles(defines: defines)
         let lx = tiles.tn / tiles.wn, ly = tiles.tm / tiles.wm
         let groupsX = (n + tiles.tn - 1) / tiles.tn, groupsY = (m + tiles.tm - 1) / tiles.tm
         let main = try engine.launch("matmul.cl", "matmul_gpu", global: [groupsX * lx, groupsY * ly, batch], local: [lx, ly, 1],

@@ -55,15 +55,19 @@ struct Pool2DGeometry {
 ///   - kernel: window (height, width).
 ///   - stride: step (height, width); nil means the kernel size, as in PyTorch.
 ///   - padding: implicit −∞ border (height, width), at most half the kernel.
-/// - Throws: `TensorError` for a rank other than 4, invalid window parameters, or an empty output.
+///   - variant: the forward kernel (tests force each; `.automatic`: `PoolFamily.choose`).
+/// - Throws: `TensorError` for a rank other than 4, invalid window parameters, an empty output, or a
+///   forced variant that cannot pool this window.
 /// - Returns: [N, C, P, Q] with P = (H + 2·padding.0 − kernel.0) / stride.0 + 1, Q likewise.
-public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) throws -> Tensor {
+public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
+                      variant: PoolVariant = .automatic) throws -> Tensor {
     let g = try Pool2DGeometry("maxPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding)
     let engine = input.engine
+    let chosen = try PoolFamily.choose(variant, g, traits: engine.traits, defines: engine.resolvedDefines(PoolFamily.descriptor.file))
     let out = try Tensor.empty(g.outputShape, engine: engine)
     let argmax = try engine.context.buffer(Int32.self, count: out.count)
     let defines = g.defines
-    if g.kernel == (2, 2), g.stride == (2, 2), g.padding == (0, 0) {
+    if chosen == .window2x2 {
         try engine.launch("pool.cl", "maxpool2x2_forward", defines: defines, global: [(g.q + 7) / 8, g.p, g.planes], local: [(g.q + 7) / 8, g.p, 1],
                           [input.storage, out.storage, argmax] + g.arguments)
     } else {

@@ -81,9 +81,10 @@ public func mseLoss(_ prediction: Tensor, _ target: Tensor) throws -> Tensor {
     }
     let engine = prediction.engine, n = prediction.count
     guard n > 0 else { throw TensorError("mseLoss: empty tensors \(prediction.shape)") }
-    let block = 1024, blocks = (n + block - 1) / block
+    let block = SoftmaxFamily.descriptor.int("MSE_BLOCK", in: engine.resolvedDefines(SoftmaxFamily.descriptor.file))
+    let blocks = (n + block - 1) / block
     let partial = try engine.buffer(count: blocks)
-    try engine.launch("softmax.cl", "mse_forward_partial", defines: ["MSE_BLOCK": "\(block)"], global: [blocks],
+    try engine.launch("softmax.cl", "mse_forward_partial", global: [blocks],
                       [prediction.storage, target.storage, partial, Int32(n)])
     let loss = try Tensor.empty([1], engine: engine)
     try engine.launch("softmax.cl", "sum_scaled", global: [1], [partial, loss.storage, Int32(blocks), Float(1) / Float(n)])

@@ -1,0 +1,54 @@
+import PrismCL
+
+/// Which `pool.cl` max-pooling forward kernel runs.
+public enum PoolVariant: String, KernelVariant, CaseIterable {
+    /// `PoolFamily.choose` decides.
+    case automatic
+    /// 2×2 windows with stride 2 and no padding, 8 outputs per work-item in explicit vectors.
+    case window2x2
+    /// Any window, stride and padding, one work-item per output.
+    case general
+}
+
+/// The pooling family (`pool.cl`): the max-pooling forward variants and the rule that picks one.
+public enum PoolFamily {
+    public static let variants: [PoolVariant] = [.window2x2, .general]
+
+    public static let descriptor = KernelFamilyDescriptor(file: "pool.cl", tunables: [
+        // Per-launch switches, not searched: their defaults complete the set of -D values.
+        Tunable("POOL_UNPADDED", "0", group: "switch"),
+        Tunable("POOL_KH", "0", group: "switch"),
+        Tunable("POOL_KW", "0", group: "switch"),
+    ], variants: variants.map(\.rawValue))
+
+    /// The vector kernel where it applies, then the general one, on every device.
+    public static func preference(_ traits: DeviceTraits) -> [PoolVariant] { [.window2x2, .general] }
+
+    /// Why `variant` cannot pool `g` on the device, or nil when it can.
+    static func unmet(_ variant: PoolVariant, _ g: Pool2DGeometry, traits: DeviceTraits) -> String? {
+        guard variant == .window2x2 else { return nil }
+        guard g.kernel == (2, 2), g.stride == (2, 2), g.padding == (0, 0) else {
+            return "needs a 2×2 window, stride 2 and no padding, got \(g.kernel), \(g.stride), \(g.padding)"
+        }
+        let group = (g.q + 7) / 8 * g.p
+        if group > traits.maxWorkGroupSize {
+            return "needs work-groups of \(group) (a plane's outputs), the device allows \(traits.maxWorkGroupSize)"
+        }
+        return nil
+    }
+
+    /// The variant `maxPool2d` runs for these arguments on `engine`.
+    /// - Throws: `TensorError` for invalid arguments or a forced variant that cannot run them.
+    public static func choose(_ requested: PoolVariant = .automatic, input: [Int], kernel: (Int, Int), stride: (Int, Int)? = nil,
+                              padding: (Int, Int) = (0, 0), engine: Engine) throws -> PoolVariant {
+        let g = try Pool2DGeometry("maxPool2d", input: input, kernel: kernel, stride: stride ?? kernel, padding: padding)
+        return try choose(requested, g, traits: engine.traits, defines: engine.resolvedDefines(descriptor.file))
+    }
+
+    /// The variant for `g`: `requested` when forced, else the tuning table's, else by preference.
+    /// - Throws: `TensorError` when the forced variant cannot run here.
+    static func choose(_ requested: PoolVariant, _ g: Pool2DGeometry, traits: DeviceTraits, defines: [String: String]) throws -> PoolVariant {
+        try pickVariant("maxPool2d", forced: requested == .automatic ? nil : requested, tabled: defines[KernelFamilyDescriptor.variantKey],
+                        preference: preference(traits)) { unmet($0, g, traits: traits) }
+    }
+}
