@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrismCLTests",
-            dependencies: ["PrismCL", "prism", "Prism", "PrismExplain"]
+            dependencies: ["PrismCL", "prism", "Prism", "PrismExplain", "PrismReport"]
         ),
         // Writes through OutputFile in a process of its own (a file size limit, a redirected standard output).
         .executableTarget(
