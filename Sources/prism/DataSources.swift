@@ -128,9 +128,11 @@ extension DataOptions {
             return (data, classes)
         }
         if let testData {
-            let test = try read(testData)
-            guard needTrain else { return (nil, try cut(test.data, to: testLimit), test.classes) }
-            let train = try read(path)
+            guard needTrain else {
+                let test = try read(testData)
+                return (nil, try cut(test.data, to: testLimit), test.classes)
+            }
+            let train = try read(path), test = try read(testData)
             guard train.classes == test.classes else {
                 throw DataError("\(testData): classes \(test.classes) differ from \(path)'s \(train.classes)")
             }
