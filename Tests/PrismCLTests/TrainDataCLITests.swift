@@ -134,6 +134,35 @@ import Testing
         #expect(predict.stdout.hasPrefix("example 0: true class \(images.dataset.labels[testRows[0]]) (\(truth))"), "\(predict.stdout)")
     }
 
+    @Test func explainFindsTheHeldOutRowsAndDrawsTheBackgroundFromTheTrainingRows() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let folder = try imageFolder(dir + "/images", perClass: 5)
+        let model = dir + "/m.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", folder, "--arch", "mlp", "--hidden", "8", "--epochs", "1", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let run = try runPrism(["explain", "--device", "cpu", "--data", folder, "--model", model, "--index", "2", "--method", "permutation-shap",
+                                "--samples", "40", "--background", "4", "--superpixel", "4", "--json", dir + "/e.json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stderr.contains("no --test-data, so 3 of the 15 examples"), "\(run.stderr)")
+        let doc = try ExplainDocumentReader(path: dir + "/e.json")
+        #expect((doc.json["model"] as? [String: Any])?["output_names"] as? [String] == ["blue", "green", "red"])
+
+        // Test row 2 and the training rows, computed here from the files and the permutation.
+        let images = try ImageDataset.loadImageFolder(directory: folder, height: 8, width: 8, channels: 3)
+        let order = seededPermutation(15, seed: 0)
+        let row = order[0..<3].sorted()[2]
+        #expect(doc.inputs["labels"] as? [Int] == [Int(images.dataset.labels[row])])
+        func flatten(_ value: Any?) -> [Float] {
+            if let list = value as? [Any] { return list.flatMap(flatten) }
+            return [(value as? NSNumber)?.floatValue ?? .nan]
+        }
+        let values = flatten((doc.inputs["values"] as? [String: Any])?["values"])
+        expectClose(values, Array(images.dataset.pixels[(row * 192)..<((row + 1) * 192)]), atol: 1e-6, rtol: 0)
+        let drawn = try #require(doc.background["indices"] as? [Int])
+        #expect(drawn.count == 4 && drawn.allSatisfy { (0..<12).contains($0) }, "indices into the 12 training rows: \(drawn)")
+    }
+
     @Test func mixedSizesAreResizedWithOneNoteAndTestFoldersAreRead() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
