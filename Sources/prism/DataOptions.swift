@@ -65,9 +65,11 @@ struct DataOptions: ParsableArguments {
     /// Loads the sets `prism train` trains on. A CSV's label column is read as `requested` says, or
     /// by its values when nil (`LabelColumnDecision`); features (and regression targets) are
     /// standardized with the given transforms (a resumed run's) or the training rows' own. An image
-    /// folder is read at `inputShape` (a resumed model's) when given; its class names become the task's.
+    /// folder is read at `inputShape` (a resumed model's) when given, its class names checked against
+    /// `classes` (a resumed model's) when given; they become the task's.
     func loadForTraining(task requested: ModelTask.Kind?, maxClasses: Int, standardization given: TabularDataset.Standardization? = nil,
-                         targetStandardization givenTarget: TabularDataset.Standardization? = nil, inputShape: [Int]? = nil) throws -> TrainingData {
+                         targetStandardization givenTarget: TabularDataset.Standardization? = nil, inputShape: [Int]? = nil,
+                         classes: [String]? = nil) throws -> TrainingData {
         try checkCombination()
         guard isCSV else {
             if requested == .regression {
@@ -75,7 +77,7 @@ struct DataOptions: ParsableArguments {
             }
             switch kind {
             case .imageFolder:
-                let sets = try loadImageFolderSets(inputShape: inputShape, classes: nil, classCount: nil, needTrain: true)
+                let sets = try loadImageFolderSets(inputShape: inputShape, classes: classes, classCount: nil, needTrain: true)
                 return TrainingData(train: sets.train!, test: sets.test, task: .classification(classes: sets.classes))
             case .numpy:
                 let sets = try loadNumPySets(classCount: nil, inputShape: inputShape, needTrain: true)

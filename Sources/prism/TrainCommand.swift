@@ -118,9 +118,11 @@ struct TrainCommand: ParsableCommand {
                 printError("resuming \(checkpointPath) after epoch \(trainer.epochsDone) of \(trainer.config.epochs)")
                 resumed = trainer
             }
+            var resumedClasses: [String]?
+            if case let .classification(names)? = resumed?.model.spec.resolvedTask { resumedClasses = names }
             let loaded = try dataOptions.loadForTraining(task: requestedTask, maxClasses: maxClasses, standardization: standardization,
                                                          targetStandardization: targetStandardization,
-                                                         inputShape: resumed?.model.spec.inputShape)
+                                                         inputShape: resumed?.model.spec.inputShape, classes: resumedClasses)
             if let note = loaded.note { printError("note: " + note) }
             let train = loaded.train
             if normalize == .dataset && train.exampleShape.count != 3 {

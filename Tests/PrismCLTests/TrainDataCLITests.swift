@@ -183,6 +183,14 @@ import Testing
         #expect(loaded.model.spec.inputShape == [3, 10, 10] && loaded.classNames == ["blue", "green", "red"])
         #expect(loaded.model.spec.inputNormalization?.mean.count == 3)
 
+        // Resuming reads the folders at the checkpoint's size, not at a new first image's.
+        try FileManager.default.removeItem(atPath: folder + "/blue/img00.png")
+        let resumed = try runPrism(["train", "--device", "cpu", "--data", folder, "--test-data", testFolder, "--epochs", "2", "--batch", "4",
+                                    "--out", model, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("epoch 2/2") && !resumed.stderr.contains("taken from the first image"), "\(resumed.stderr)")
+        #expect(resumed.stderr.contains("note: \(folder): 6 of 11 images resized to 10×10"), "\(resumed.stderr)")
+
         // eval reads the test folder at the model's size; its accuracy is the model's on those images.
         let images = try ImageDataset.loadImageFolder(directory: testFolder, height: 10, width: 10, channels: 3)
         let expected = try accuracy(model: model, features: images.dataset.pixels, labels: images.dataset.labels, shape: [3, 10, 10],
@@ -196,8 +204,8 @@ import Testing
                                  "--hidden", "8", "--epochs", "1", "--out", dir + "/g.safetensors"])
         #expect(gray.status == 0, "\(gray.stderr)")
         #expect(!gray.stderr.contains("taken from the first image"))
-        #expect(gray.stderr.contains("note: \(folder): 12 of 12 images converted to 1 channel (ITU-R 601-2 luma"), "\(gray.stderr)")
-        #expect(gray.stderr.contains("note: \(folder): 12 of 12 images resized to 9×11"))
+        #expect(gray.stderr.contains("note: \(folder): 11 of 11 images converted to 1 channel (ITU-R 601-2 luma"), "\(gray.stderr)")
+        #expect(gray.stderr.contains("note: \(folder): 11 of 11 images resized to 9×11"))
         #expect(try LoadedModel(path: dir + "/g.safetensors", engine: engine).model.spec.inputShape == [1, 9, 11])
     }
 
