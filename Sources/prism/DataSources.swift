@@ -114,8 +114,14 @@ extension DataOptions {
             policy = channels == nil ? .strict : .convert
         }
         func read(_ directory: String) throws -> (data: LabeledData, classes: [String]) {
-            let (images, classes, notes) = try ImageDataset.loadImageFolder(directory: directory, height: shape[1], width: shape[2],
-                                                                           channels: shape[0], policy: policy, resize: .bilinear)
+            let images: ImageDataset, classes: [String], notes: [String]
+            do {
+                (images, classes, notes) = try ImageDataset.loadImageFolder(directory: directory, height: shape[1], width: shape[2],
+                                                                            channels: shape[0], policy: policy, resize: .bilinear)
+            } catch let error as DataError where policy == .strict && shape[0] == 1 && error.message.contains("channels (") {
+                // An RGB image in a folder whose first image is gray: say how to choose.
+                throw DataError(error.message + "; --channels 1 converts every image to luma, --channels 3 keeps colour")
+            }
             if let expected, classes != expected {
                 throw DataError("\(directory): classes \(classes) differ from the model's \(expected)")
             }
@@ -215,7 +221,7 @@ extension DataOptions {
         let testCount = n - max(1, n * 4 / 5)
         let order = seededPermutation(n, seed: heldOutSplitSeed)
         let test = try all.subset(order[0..<testCount].sorted()), train = try all.subset(order[testCount...].sorted())
-        printError("note: \(path): no --test-data, so \(testCount) of the \(n) examples (20%, drawn by a permutation with seed \(heldOutSplitSeed)) are the test set and the other \(n - testCount) the training set")
+        printError("note: \(path): no --test-data, so \(testCount) of the \(n) examples (20%, drawn by a permutation with seed \(heldOutSplitSeed)) \(testCount == 1 ? "is" : "are") the test set and the other \(n - testCount) the training set")
         return (train, test)
     }
 
