@@ -2,16 +2,29 @@ import ArgumentParser
 import Foundation
 import Prism
 
-/// Where examples come from: an MNIST-format folder (Fashion-MNIST by default) or a CSV file.
+/// Where examples come from: an MNIST-format folder (Fashion-MNIST by default), a CSV file, a .npy
+/// array with its labels, or an image folder with one subfolder per class.
 struct DataOptions: ParsableArguments {
-    @Option(help: "An MNIST-format folder (train-/t10k- IDX files, gzip or plain) or a CSV file. Default: Fashion-MNIST from Debian's dataset-fashion-mnist.")
+    @Option(help: "An MNIST-format folder (train-/t10k- IDX files, gzip or plain), a CSV file, a .npy array of examples [N, …] (with --labels), or an image folder with one subfolder of PNG/JPEG images per class (torchvision's ImageFolder: classes in sorted order). Default: Fashion-MNIST from Debian's dataset-fashion-mnist.")
     var data: String?
 
     @Option(help: "CSV only: the name of the label column (class indices, or the numeric target of a regression model).")
     var label: String?
 
-    @Option(help: "CSV only: a separate test file (default: the last 20% of --data's rows).")
+    @Option(help: ".npy only: the examples' integer class labels, a .npy array [N].")
+    var labels: String?
+
+    @Option(help: "A separate test set of the same kind as --data: a CSV file, a .npy array (with --test-labels) or an image folder. Default: a CSV's last 20% of rows; 20% of a .npy array's or an image folder's examples drawn by a permutation with a fixed seed.")
     var testData: String?
+
+    @Option(help: ".npy only: --test-data's integer class labels.")
+    var testLabels: String?
+
+    @Option(help: "Image folders, training a new model: the height and width every image is resized to (bilinear, antialiased as PIL), as H,W. Default: the first image's. A saved model's input shape decides otherwise.")
+    var imageSize: String?
+
+    @Option(help: "Image folders, training a new model: the channels every image is brought to, 1 (RGB converted to luma) or 3 (gray replicated). Default: the first image's.")
+    var channels: Int?
 
     @Option(help: "Use only the first N training examples.")
     var limit: Int?
@@ -25,7 +38,7 @@ struct DataOptions: ParsableArguments {
     }
 
     var path: String { data ?? ImageDataset.fashionMNISTDirectory }
-    var isCSV: Bool { path.lowercased().hasSuffix(".csv") }
+    var isCSV: Bool { kind == .csv }
 
     /// Human-readable source name.
     var sourceName: String { data == nil ? "Fashion-MNIST (\(path))" : path }
@@ -42,7 +55,8 @@ struct DataOptions: ParsableArguments {
         /// Regression only: the targets' standardization (train and test targets are standardized with it).
         var targetStandardization: TabularDataset.Standardization?
         var task: ModelTask
-        /// How the label column was read, for a person to read.
+        /// How the label column was read, for a person to read (notes on image folders and .npy
+        /// arrays go to standard error as they are read).
         var note: String?
         /// CSV only: the feature columns in input order.
         var featureNames: [String]?
@@ -50,15 +64,28 @@ struct DataOptions: ParsableArguments {
 
     /// Loads the sets `prism train` trains on. A CSV's label column is read as `requested` says, or
     /// by its values when nil (`LabelColumnDecision`); features (and regression targets) are
-    /// standardized with the given transforms (a resumed run's) or the training rows' own.
+    /// standardized with the given transforms (a resumed run's) or the training rows' own. An image
+    /// folder is read at `inputShape` (a resumed model's) when given, its class names checked against
+    /// `classes` (a resumed model's) when given; they become the task's.
     func loadForTraining(task requested: ModelTask.Kind?, maxClasses: Int, standardization given: TabularDataset.Standardization? = nil,
-                         targetStandardization givenTarget: TabularDataset.Standardization? = nil) throws -> TrainingData {
+                         targetStandardization givenTarget: TabularDataset.Standardization? = nil, inputShape: [Int]? = nil,
+                         classes: [String]? = nil) throws -> TrainingData {
+        try checkCombination()
         guard isCSV else {
             if requested == .regression {
                 throw ValidationError("--task regression needs a CSV file with a numeric target column; \(sourceName) holds class labels")
             }
-            let (train, test, _) = try loadImages(needTrain: true)
-            return TrainingData(train: train!, test: test, task: .classification(classes: classNames))
+            switch kind {
+            case .imageFolder:
+                let sets = try loadImageFolderSets(inputShape: inputShape, classes: classes, classCount: nil, needTrain: true)
+                return TrainingData(train: sets.train!, test: sets.test, task: .classification(classes: sets.classes))
+            case .numpy:
+                let sets = try loadNumPySets(classCount: nil, inputShape: inputShape, needTrain: true)
+                return TrainingData(train: sets.train!, test: sets.test, task: .classification(classes: nil))
+            default:
+                let (train, test, _) = try loadImages(needTrain: true)
+                return TrainingData(train: train!, test: test, task: .classification(classes: classNames))
+            }
         }
         let label = try labelColumn()
         let raw = try TabularDataset.loadRegressionCSV(path: path, target: label)
@@ -84,13 +111,27 @@ struct DataOptions: ParsableArguments {
     /// column is read as the model's task says, and its features standardized with the model's stored
     /// standardization, never one computed from the data.
     /// - Throws: `DataError` naming the model file when it has no stored standardization for CSV data.
+    /// An image folder is read at the model's input shape (RGB converted to luma for a 1-channel
+    /// model, with a note), its class names checked against the model's; a .npy array's examples
+    /// must have the model's input shape.
     func load(for model: LoadedModel, needTrain: Bool = false) throws -> (train: LabeledData?, test: LabeledData) {
+        try checkCombination()
         guard isCSV else {
             if model.task.kind == .regression {
-                throw DataError("\(model.path) is a regression model; \(sourceName) holds images with class labels")
+                throw DataError("\(model.path) is a regression model; \(sourceName) holds \(kind == .numpy ? "examples" : "images") with class labels")
             }
-            let (train, test, _) = try loadImages(needTrain: needTrain)
-            return (train, test)
+            let spec = model.model.spec
+            switch kind {
+            case .imageFolder:
+                let sets = try loadImageFolderSets(inputShape: spec.inputShape, classes: model.classNames, classCount: spec.classCount,
+                                                   needTrain: needTrain)
+                return (sets.train, sets.test)
+            case .numpy:
+                return try loadNumPySets(classCount: spec.classCount, inputShape: spec.inputShape, needTrain: needTrain)
+            default:
+                let (train, test, _) = try loadImages(needTrain: needTrain)
+                return (train, test)
+            }
         }
         let data = try loadCSVSets(task: model.task.kind, classCount: model.model.spec.classCount, standardization: model.standardization,
                                    inputShape: model.model.spec.inputShape, needTrain: needTrain) {
@@ -105,7 +146,19 @@ struct DataOptions: ParsableArguments {
     ///   standardization its CSV inputs need; it is not recomputed from the data).
     func load(standardization given: TabularDataset.Standardization?, needTrain: Bool = true) throws
         -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
-        guard isCSV else { return try loadImages(needTrain: needTrain) }
+        try checkCombination()
+        guard isCSV else {
+            switch kind {
+            case .imageFolder:
+                let sets = try loadImageFolderSets(inputShape: nil, classes: nil, classCount: nil, needTrain: needTrain)
+                return (sets.train, sets.test, nil)
+            case .numpy:
+                let sets = try loadNumPySets(classCount: nil, inputShape: nil, needTrain: needTrain)
+                return (sets.train, sets.test, nil)
+            default:
+                return try loadImages(needTrain: needTrain)
+            }
+        }
         let data = try loadCSVSets(task: .classification, classCount: nil, standardization: given, inputShape: nil, needTrain: needTrain) {
             DataError("the model has no stored standardization ('\(ModelFileKey.standardization)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
         }

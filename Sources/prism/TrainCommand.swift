@@ -41,7 +41,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "mlp only: hidden layer sizes, comma-separated.")
     var hidden: String = "128"
 
-    @Option(help: "Images: 'dataset' (default) normalizes each channel by the training set's mean and standard deviation inside the model (torchvision's Normalize; the model still takes raw pixels), 'none' feeds raw pixels. CSV columns are standardized instead.")
+    @Option(help: "Images (MNIST-format and image folders, .npy arrays [N, C, H, W]): 'dataset' (default) normalizes each channel by the training set's mean and standard deviation inside the model (torchvision's Normalize; the model still takes raw pixels), 'none' feeds raw pixels. CSV columns are standardized instead.")
     var normalize: InputNormalizationChoice?
 
     @Option(help: "Number of epochs (the total, also when resuming).")
@@ -118,10 +118,16 @@ struct TrainCommand: ParsableCommand {
                 printError("resuming \(checkpointPath) after epoch \(trainer.epochsDone) of \(trainer.config.epochs)")
                 resumed = trainer
             }
+            var resumedClasses: [String]?
+            if case let .classification(names)? = resumed?.model.spec.resolvedTask { resumedClasses = names }
             let loaded = try dataOptions.loadForTraining(task: requestedTask, maxClasses: maxClasses, standardization: standardization,
-                                                         targetStandardization: targetStandardization)
+                                                         targetStandardization: targetStandardization,
+                                                         inputShape: resumed?.model.spec.inputShape, classes: resumedClasses)
             if let note = loaded.note { printError("note: " + note) }
             let train = loaded.train
+            if normalize == .dataset && train.exampleShape.count != 3 {
+                throw ValidationError("--normalize dataset is for images [channels, height, width]; \(dataOptions.sourceName) has examples of shape \(train.exampleShape)")
+            }
             let trainer: Trainer
             if let resumed {
                 trainer = resumed

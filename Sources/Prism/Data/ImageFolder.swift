@@ -22,17 +22,11 @@ extension ImageDataset {
         guard height > 0, width > 0, channels > 0, let size = checkedProduct([channels, height, width]), size <= ImageFile.maximumSamples else {
             throw DataError("\(directory): image size \(channels)×\(height)×\(width) is not usable")
         }
-        let classEntries = try visibleEntries(directory)
-        if let file = classEntries.first(where: { !$0.isDirectory }) {
-            throw DataError("\(file.path): a file beside the class folders (an image folder holds one subfolder per class)")
-        }
-        guard !classEntries.isEmpty else { throw DataError("\(directory): no class folders (an image folder holds one subfolder per class)") }
+        let classEntries = try imageFolderFiles(directory: directory)
         let shape = [channels, height, width]
         var pixels: [Float] = [], labels: [Int32] = [], stepCounts: [String: Int] = [:], stepOrder: [String] = []
         for (label, entry) in classEntries.enumerated() {
-            let files = try imageFiles(entry.path)
-            guard !files.isEmpty else { throw DataError("\(entry.path): class '\(entry.name)' holds no images") }
-            for file in files {
+            for file in entry.files {
                 let image = try ImageFile.decode(try readFile(file), name: file)
                 let (values, steps) = try InputFiles.fitSteps(image, name: file, inputShape: shape, channels: policy, resize: resize)
                 pixels += values
@@ -47,6 +41,23 @@ extension ImageDataset {
                                        classCount: classEntries.count)
         let notes = stepOrder.map { "\(directory): \(stepCounts[$0]!) of \(labels.count) images \($0)" }
         return (dataset, classEntries.map(\.name), notes)
+    }
+
+    /// The classes of an image folder and their files, in the order `loadImageFolder` reads them
+    /// (without reading the files).
+    /// - Throws: `DataError`, one line naming the folder: not a folder, a plain file beside the
+    ///   class folders, no classes, an empty class.
+    public static func imageFolderFiles(directory: String) throws -> [(name: String, files: [String])] {
+        let classEntries = try visibleEntries(directory)
+        if let file = classEntries.first(where: { !$0.isDirectory }) {
+            throw DataError("\(file.path): a file beside the class folders (an image folder holds one subfolder per class)")
+        }
+        guard !classEntries.isEmpty else { throw DataError("\(directory): no class folders (an image folder holds one subfolder per class)") }
+        return try classEntries.map { entry in
+            let files = try imageFiles(entry.path)
+            guard !files.isEmpty else { throw DataError("\(entry.path): class '\(entry.name)' holds no images") }
+            return (entry.name, files)
+        }
     }
 
     /// The entries of a folder not starting with ".", sorted by code points.
