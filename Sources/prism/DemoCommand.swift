@@ -63,7 +63,7 @@ struct DemoCommand: ParsableCommand {
         try runReportingErrors {
             let start = DispatchTime.now()
             let dataOptions = try DataOptions.parse(data.map { ["--data", $0] } ?? [])
-            guard !dataOptions.isCSV else { throw ValidationError("demo: --data must be an MNIST-format folder of images") }
+            guard dataOptions.kind == .mnist else { throw ValidationError("demo: --data must be an MNIST-format folder of images; prism train, eval and explain take the other kinds") }
             let destination = ExplainOutputs(json: nil, npy: nil, png: nil, out: out)
             try destination.check()
             let engine = Engine(context: try global.context())

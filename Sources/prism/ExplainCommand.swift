@@ -42,7 +42,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Background: this many training rows drawn with the seed.")
     var background: Int?
 
-    @Option(help: "Background: every row of this CSV file or MNIST-format folder (training images).")
+    @Option(help: "Background: every row of this file (CSV rows matched by column name, .npy, PNG or JPEG) or the training images of an MNIST-format folder.")
     var backgroundData: String?
 
     @Option(help: "Summarize the background into K weighted k-means centroids (shap.kmeans): fewer model evaluations per coalition.")

@@ -25,15 +25,17 @@ struct InputOptions: ParsableArguments {
                                         ignoring: label.map { [$0] } ?? [], channels: convertChannels ? .convert : .strict,
                                         resize: resize)
         if spec.inputShape.count == 1 {
+            let what = paths.count == 1 ? (paths[0] as NSString).lastPathComponent : "\(paths.count) files"
             guard let s = loaded.standardization else {
-                throw DataError("\(loaded.path) has no stored standardization ('\(ModelFileKey.standardization)'), which tabular inputs need; retrain it with prism train")
+                // Trained on .npy arrays, which are not standardized: inputs are taken as they are, as in training.
+                batch.notes.append("\(what): feature values used as they are (the model stores no standardization; it was trained on unstandardized values)")
+                return batch
             }
             let f = spec.inputShape[0]
             guard s.mean.count == f, s.std.count == f else {
                 throw DataError("\(loaded.path): its standardization has \(s.mean.count) columns, the model \(f) inputs")
             }
             for i in batch.values.indices { batch.values[i] = (batch.values[i] - s.mean[i % f]) / s.std[i % f] }
-            let what = paths.count == 1 ? (paths[0] as NSString).lastPathComponent : "\(paths.count) files"
             batch.notes.append("\(what): feature values standardized with the model's stored training-set mean and standard deviation")
         }
         return batch

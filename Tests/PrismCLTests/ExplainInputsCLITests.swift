@@ -95,3 +95,40 @@ import Testing
         #expect(narrow.status == 1 && narrow.stderr.contains("narrow.csv") && narrow.stderr.contains("petal_width"), "\(narrow.stderr)")
     }
 }
+
+extension ExplainInputsCLITests {
+    /// RGB end to end: a cnn trained on a folder of colour images explains an RGB PNG given with
+    /// --input; Shapley values add up to f(x) − E f, and the report's input picture is the file's colours.
+    @Test func rgbImagesEndToEnd() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let folder = try TrainDataCLITests().imageFolder(dir + "/colours", perClass: 8, sizes: [12])
+        let model = dir + "/rgb.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", folder, "--arch", "cnn", "--epochs", "2", "--batch", "8", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let file = folder + "/green/img03.png"
+        let run = try runPrism(["explain", "--device", "cpu", "--data", folder, "--model", model, "--input", file,
+                                "--method", "exact-shap,ig", "--superpixel", "6", "--background", "6", "--out", dir + "/report"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("img03.png: predicted"), "\(run.stdout)")
+        let doc = try ExplainDocumentReader(path: dir + "/report/explanation.json")
+        #expect((doc.inputs["values"] as? [String: Any])?["shape"] as? [Int] == [1, 3, 12, 12])
+        #expect(doc.shape("exact-shap") == [1, 4, 3])
+        let values = doc.values("exact-shap"), base = try #require(doc.array("base_values", of: "exact-shap")?.values)
+        let outputs = try #require(doc.array("outputs", of: "exact-shap")?.values)
+        for k in 0..<3 {
+            let sum = (0..<4).reduce(0.0) { $0 + values[$1 * 3 + k] }
+            #expect(abs(sum + base[k] - outputs[k]) <= 1e-4 * max(1, abs(outputs[k])), "class \(k)")
+        }
+        // The input picture (upscaled ×18 to 216 pixels) shows the file's own colours.
+        let original = try ImageFile.read(path: file), picture = try ImageFile.read(path: dir + "/report/input-0-input.png")
+        #expect(original.channels == 3 && picture.channels == 3 && picture.width == 12 * 18)
+        for (x, y) in [(0, 0), (5, 7), (11, 11)] {
+            for c in 0..<3 {
+                let a = original.values[c * 144 + y * 12 + x], b = picture.values[c * picture.width * picture.height + (y * 18) * picture.width + x * 18]
+                #expect(abs(a - b) <= 0.5 / 255, "pixel (\(x), \(y)) channel \(c)")
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/report/input-0-ig-overlay.png"))
+    }
+}
