@@ -56,6 +56,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Optimizer: adam, adamw or sgd (momentum 0.9).")
     var optimizer: OptimizerKind = .adam
 
+    @Option(help: "Clip the gradients' global 2-norm to this before every step (torch.nn.utils.clip_grad_norm_).")
+    var clipGradNorm: Float?
+
     @Option(help: "Seed of the initialization, the shuffling and dropout.")
     var seed: UInt64 = 0
 
@@ -75,9 +78,13 @@ struct TrainCommand: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
+        if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) { throw ValidationError("--clip-grad-norm must be a positive number") }
         guard patch >= 1, depth >= 1 else { throw ValidationError("--patch and --depth must be at least 1") }
         guard maxClasses >= 1 else { throw ValidationError("--max-classes must be at least 1") }
 
+        if resume && clipGradNorm != nil {
+            throw ValidationError("--clip-grad-norm applies to a new run; --resume continues with the checkpoint's training settings")
+        }
         if resume && normalize != nil {
             throw ValidationError("--normalize applies to a new run; --resume continues with the checkpoint's model and its normalization")
         }
@@ -159,7 +166,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 let model = try Sequential(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
-                                                                           optimizer: optimizer, seed: seed))
+                                                                           optimizer: optimizer, seed: seed, maxGradNorm: clipGradNorm))
                 var extra: [String: String] = [ModelFileKey.data: dataOptions.sourceName]
                 if let s = loaded.standardization {
                     extra[ModelFileKey.standardization] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)

@@ -97,3 +97,20 @@ extension CLITests {
         #expect(stderr == "standard output: cannot write (Broken pipe)\n", "\(stderr)")
     }
 }
+
+extension CLITests {
+    /// --clip-grad-norm: a non-positive limit and a resumed run are refused in one line; a limit trains.
+    @Test func clipGradNormOption() throws {
+        let dir = NSTemporaryDirectory() + "prism-clip-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = ["train", "--device", "cpu", "--data", TrainCLITests.fixtures + "/tabular.csv", "--label", "species", "--arch", "mlp",
+                    "--epochs", "1", "--out", dir + "/m.safetensors"]
+        let zero = try runPrism(base + ["--clip-grad-norm", "0"])
+        #expect(zero.status != 0 && zero.stderr.contains("--clip-grad-norm must be a positive number"), "\(zero.stderr)")
+        let ok = try runPrism(base + ["--clip-grad-norm", "0.5"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let resumed = try runPrism(base + ["--clip-grad-norm", "0.5", "--resume"])
+        #expect(resumed.status != 0 && resumed.stderr.contains("--clip-grad-norm applies to a new run"), "\(resumed.stderr)")
+    }
+}
