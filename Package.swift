@@ -92,10 +92,11 @@ let package = Package(
             name: "PrismReport",
             dependencies: ["Prism", "PrismExplain", "PrismFiles", "CZlib"]
         ),
-        // Seeded random data, tolerance checks, finite differences (for tests and benchmarks).
+        // The tests' shared support: seeded random data, tolerance expectations, finite differences,
+        // the per-thread test engine and the shared test context.
         .target(
             name: "PrismTestSupport",
-            dependencies: ["PrismReference"]
+            dependencies: ["PrismReference", "Prism", "PrismCL"]
         ),
         // CLBlast's C API, linked only by the benchmark (Debian: libclblast-dev).
         .systemLibrary(
@@ -106,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "prism-bench",
             dependencies: [
-                "Prism", "PrismCL", "PrismExplain", "PrismFiles", "PrismReference", "PrismReport", "PrismTestSupport", "CCLBlast",
+                "Prism", "PrismCL", "PrismExplain", "PrismFiles", "PrismReference", "PrismReport", "CCLBlast",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/prism-bench"
@@ -120,7 +121,12 @@ let package = Package(
         ),
         .testTarget(
             name: "PrismCLTests",
-            dependencies: ["PrismCL", "prism", "Prism", "PrismExplain", "PrismReport"]
+            dependencies: ["PrismCL", "Prism", "PrismTestSupport"]
+        ),
+        // The command-line tool run as a user runs it (and its explain pipeline in process).
+        .testTarget(
+            name: "PrismCommandLineTests",
+            dependencies: ["prism", "Prism", "PrismCL", "PrismExplain", "PrismReport", "PrismTestSupport"]
         ),
         // Writes through OutputFile in a process of its own (a file size limit, a redirected standard output).
         .executableTarget(
@@ -143,7 +149,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrismReportTests",
-            dependencies: ["PrismReport", "PrismExplain", "CZlib"]
+            dependencies: ["PrismReport", "PrismExplain", "CZlib", "PrismTestSupport"]
         ),
         .testTarget(
             name: "PrismTests",

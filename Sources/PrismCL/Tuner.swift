@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 
 /// A search over a kernel file's tunables (`-D` defines): the defaults first, then a grid over the
 /// parameters that matter most (the others at their defaults), then seeded random candidates from
@@ -116,14 +117,8 @@ public struct TuningSearch {
             if let t = attempt(candidate), t < bestTime { (best, bestTime) = (candidate, t) }
         }
         // Random candidates: each parameter drawn from its values.
-        var state = seed
-        func next() -> UInt64 {  // SplitMix64
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var generator = SplitMix64(seed: seed)
+        func next() -> UInt64 { generator.next() }
         var drawn = 0, attempts = 0
         while drawn < randomCandidates && attempts < randomCandidates * 20 {
             attempts += 1

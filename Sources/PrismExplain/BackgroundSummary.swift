@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 import Prism
 
 /// A smaller background that stands for a large one, like `shap.kmeans` and `shap.sample`: fewer

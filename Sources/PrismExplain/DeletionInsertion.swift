@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 import Prism
 
 /// Deletion and insertion curves (Petsiuk et al. 2018): features are removed (deletion, from the

@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 import Prism
 
 /// LIME (Ribeiro et al. 2016) for one model input split into feature groups (superpixels):

@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 import Prism
 
 /// A Shapley-value estimator: turns the game of one instance into an `Explanation`, values

@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 import Prism
 
 /// SmoothGrad (Smilkov et al. 2017) and its relatives: the gradient of each target output averaged

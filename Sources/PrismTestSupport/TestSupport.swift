@@ -1,18 +1,13 @@
 import Foundation
+import PrismCL
 import PrismReference
 
-/// Deterministic pseudo-random numbers for tests and benchmarks (SplitMix64).
+/// Deterministic pseudo-random numbers for tests (Prism's SplitMix64).
 public struct SeededRandom: Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
+    private var generator: SplitMix64
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in [low, high).
     public mutating func uniform(_ low: Double = -1, _ high: Double = 1) -> Double {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PrismCL
 import Prism
 import PrismFiles
 import PrismExplain

@@ -1,6 +1,7 @@
 import COpenCL
 import Foundation
 @testable import PrismCL
+import PrismTestSupport
 import Testing
 
 @Suite struct BufferTests {

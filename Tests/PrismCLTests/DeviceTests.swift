@@ -1,5 +1,6 @@
 import Foundation
 @testable import PrismCL
+import PrismTestSupport
 import Testing
 
 @Suite struct DeviceTests {

@@ -1,6 +1,7 @@
 import Foundation
 @testable import PrismCL
 import PrismKernels
+import PrismTestSupport
 import Testing
 
 @Suite struct KernelLaunchTests {

@@ -1,5 +1,6 @@
 import Foundation
 import PrismCL
+import PrismTestSupport
 import Testing
 
 /// The tuner's search on a synthetic cost: it finds the fastest valid candidate, refuses one whose

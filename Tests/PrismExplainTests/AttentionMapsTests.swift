@@ -1,6 +1,7 @@
 import Foundation
 import Prism
 import PrismExplain
+import PrismTestSupport
 import Testing
 
 /// Attention rollout and gradient-weighted rollout against hand-computed two-layer examples.
@@ -37,7 +38,7 @@ import Testing
 @Suite struct VisionTransformerAttentionTests {
     static func model() throws -> Sequential {
         try Sequential(spec: try ModelSpec.vit(height: 8, width: 8, channels: 1, classes: 3, patch: 4, dim: 8, depth: 2, heads: 2, mlpDim: 8),
-                       seed: 3, engine: try explainTestEngine())
+                       seed: 3, engine: try testEngine())
     }
 
     /// The materialized mode (matmul + softmax, probabilities kept) gives the fused kernels' logits;

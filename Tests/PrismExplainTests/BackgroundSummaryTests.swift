@@ -40,7 +40,7 @@ import Testing
             let weighted = (0..<summary.count).reduce(0.0) { $0 + Double(summary.weights[$1]) * Double(summary.rows[$1 * width + j]) } / Double(n)
             #expect(abs(weighted - mean) <= 1e-5, "column \(j)")
         }
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [width], hidden: [], classes: 2), seed: 3, engine: engine)
         let x = seededFloats(width, seed: 10)
         let full = try ExactShapley().explain(try DeviceGame(model: model, instance: x, background: data))

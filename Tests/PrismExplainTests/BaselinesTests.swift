@@ -1,5 +1,6 @@
 import Foundation
 import PrismExplain
+import PrismTestSupport
 import Testing
 
 /// The mean and blur baselines against closed forms.

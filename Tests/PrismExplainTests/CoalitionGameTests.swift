@@ -1,4 +1,5 @@
 import PrismExplain
+import PrismTestSupport
 import Testing
 
 /// A game given by a table of values, for hand-computed examples.

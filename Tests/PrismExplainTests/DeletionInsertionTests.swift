@@ -9,7 +9,7 @@ import Testing
     /// exact partial sums, deletion falls below and insertion rises above the random order.
     @Test(arguments: [1, 1000])
     func trueAttributionBeatsRandomOnAKnownModel(rowsPerChunk: Int) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         var weight = [Float](repeating: 0, count: 2 * 36)
         let relevant = [3, 8, 14, 20, 27, 33]
         for (k, p) in relevant.enumerated() { weight[36 + p] = Float(k + 1) }  // class 1 reads them
@@ -39,7 +39,7 @@ import Testing
     /// Superpixel groups and softmax probabilities: element attributions are summed per cell, and
     /// the end points are the probabilities of the input and of the baseline.
     @Test func superpixelsAndProbabilities() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let linear = AttributionLinearModel(inputShape: [1, 4, 4], classes: 3, seed: 82)
         let model = try linear.model(engine)
         let x = seededFloats(16, seed: 83)

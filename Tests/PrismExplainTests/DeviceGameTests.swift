@@ -42,7 +42,7 @@ struct LinearImageModel {
 @Suite struct DeviceGameTests {
     @Test(arguments: [1, 7, 10_000])
     func coalitionValuesMatchTheHostAtAnyChunkSize(rowsPerChunk: Int) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let model = LinearImageModel(c: 1, h: 5, w: 6, outputs: 3, weight: seededFloats(3 * 30, seed: 1), bias: [0.5, -1, 2])
         let groups = try FeatureGroups.grid(channels: 1, height: 5, width: 6, cell: 2)  // 3 × 3 = 9 features
         #expect(groups.featureCount == 9)
@@ -84,7 +84,7 @@ struct LinearImageModel {
     }
 
     @Test func mismatchedSizesAreNamed() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let groups = FeatureGroups.elements(4)
         do {
             _ = try DeviceGame(engine: engine, instance: [1, 2, 3, 4], inputShape: [4], background: [1, 2, 3, 4, 5],
@@ -120,7 +120,7 @@ extension DeviceGameTests {
     /// base values, outputs and standard errors of a game of its own with the same seed, at any chunk size.
     @Test(arguments: TestSizes.pick([ShapleyMethod.exact, .kernel, .permutation, .sampling], small: [.kernel]))
     func instancesSharingABatchGetTheirOwnValues(method: ShapleyMethod) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let mlp = try SmallMLP(engine: engine)
         let instances = [mlp.instance] + (1...2).map { seededFloats(SmallMLP.features, seed: 30 + UInt64($0), low: -2, high: 2) }
         let estimator = method.estimator(budget: method == .exact ? nil : TestSizes.small ? 24 : 120, seed: 5)

@@ -43,7 +43,7 @@ import Testing
 
     /// The MLP's exact values add up, and base value and output are the model's own answers.
     @Test func mlpBaseValueAndOutputAreTheModels() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let mlp = try SmallMLP(engine: engine)
         let e = try ExactShapley().explain(try mlp.deviceGame())
         #expect(e.modelEvaluations == 256 * SmallMLP.backgroundRows)

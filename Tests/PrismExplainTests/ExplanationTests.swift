@@ -1,5 +1,6 @@
 import Foundation
 import PrismExplain
+import PrismTestSupport
 import Testing
 
 @Suite struct ExplanationTests {

@@ -17,7 +17,7 @@ import Testing
     /// output is the row W_c of the linear layer, so α_k is the mean of W_c over channel k's block,
     /// and the activation comes from the reference convolution: an answer with no device gradient in it.
     @Test func closedFormOnConvThenLinear() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let spec = ModelSpec(architecture: "custom", inputShape: [1, 6, 7], classCount: 3, layers: [
             .conv2d(inChannels: 1, outChannels: 2, kernel: 3, stride: 1, padding: 0), .relu, .flatten,
             .linear(inFeatures: 2 * 4 * 5, outFeatures: 3),
@@ -56,7 +56,7 @@ import Testing
     /// the ReLU the map keeps its negative part.
     @Test(arguments: [1, 16])
     func referenceCNNMatchesCapturedActivationAndGradient(rowsPerChunk: Int) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.cnn(engine)
         let x = seededFloats(3 * 100, seed: 63, low: 0, high: 1)
         let layer = net.activationName(3)
@@ -97,7 +97,7 @@ import Testing
     }
 
     @Test func unknownOrFlatLayersAreRejected() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.cnn(engine)
         let x = [Float](repeating: 0.5, count: 100)
         #expect(throws: (any Error).self) { try GradCAM(model: DifferentiableModel(net), layer: "3.relu6").explain(instances: x, targets: .classes([0])) }

@@ -21,7 +21,7 @@ import Testing
     /// (x − x′) ⊙ W exactly, and completeness holds.
     @Test(arguments: IntegratedGradients.Rule.allCases)
     func linearModelIsExactForEveryRule(rule: IntegratedGradients.Rule) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let linear = AttributionLinearModel(inputShape: [2, 3], classes: 3, seed: 31)
         let model = try linear.model(engine)
         let x = seededFloats(2 * 6, seed: 32)
@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func resultDoesNotDependOnChunkSize() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.reluMLP(engine)
         let x = seededFloats(3 * 12, seed: 34)
         func run(_ rows: Int) throws -> Explanation {
@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test func completenessGapFallsWithStepsOnASmoothNetwork() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.geluMLP(engine)
         let x = seededFloats(2 * 12, seed: 35, low: -2, high: 2)
         let left = try [2, 8, 32, 128].map { try gap(net, x, .left, $0) }
@@ -81,7 +81,7 @@ import Testing
     }
 
     @Test func completenessGapFallsWithStepsOnACNN() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.cnn(engine)
         let x = seededFloats(2 * 100, seed: 36, low: 0, high: 1)
         let trapezoid = try [4, 16, 64, 256].map { try gap(net, x, .trapezoid, $0) }

@@ -9,7 +9,7 @@ import Testing
     /// nearly unpenalized surrogate recovers φ and f(x′) with R² = 1, at any chunk size.
     @Test(arguments: [7, 10_000])
     func linearModelIsRecoveredExactly(rowsPerChunk: Int) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let linear = AttributionLinearModel(inputShape: [1, 4, 6], classes: 2, seed: 91)
         let groups = try FeatureGroups.grid(channels: 1, height: 4, width: 6, cell: 2)  // 2 × 3 = 6 superpixels
         let x = seededFloats(2 * 24, seed: 92)
@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func seedDeterminesTheSamples() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.reluMLP(engine)
         let groups = try FeatureGroups.grid(channels: 1, height: 3, width: 4, cell: 2)
         let x = seededFloats(12, seed: 93)

@@ -45,7 +45,7 @@ import Testing
 
     @Test(arguments: [[LRP.Rule.epsilon(0.01), .epsilon(0.01)], [.zPlus, .epsilon(0.1)], [.gamma(0.25), .zPlus]])
     func twoLayerReLUNetworkMatchesHandComputation(rules: [LRP.Rule]) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try twoLayerNet(engine)
         let p = try ReferenceNetwork(net).parameters
         let x = seededFloats(3 * 4, seed: 72)
@@ -62,7 +62,7 @@ import Testing
 
     /// Without biases and with ε → 0 every layer passes on all its relevance: Σ R_input = f_c(x).
     @Test func epsilonRuleConservesRelevanceWithoutBiases() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try twoLayerNet(engine, zeroBias: true)
         let x = seededFloats(4 * 4, seed: 73)
         let e = try LRP(model: net, rule: .epsilon(1e-9)).explain(instances: x, targets: .classes([0, 1, 2]))
@@ -80,7 +80,7 @@ import Testing
     /// z⁺ through the reference CNN (convolutions, max pooling, flatten, linear) with zero biases on
     /// non-negative inputs: relevance is conserved, and the result does not depend on the chunk size.
     @Test func zPlusThroughTheCNNConservesAndIsChunkInvariant() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.cnn(engine)
         var dict = try net.stateDict()
         for (name, t) in dict where name.hasSuffix("bias") { dict[name] = HostTensor(shape: t.shape, values: [Float](repeating: 0, count: t.values.count)) }
@@ -97,7 +97,7 @@ import Testing
     }
 
     @Test func layersWithoutARuleAreRejected() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.geluMLP(engine)
         #expect(throws: ExplainError.self) { try LRP(model: net).explain(instances: [Float](repeating: 0, count: 12), targets: .classes([0])) }
     }

@@ -8,7 +8,7 @@ import Testing
     /// With 1×1 windows on a linear model each drop is one term: attribution = w ⊙ (x − x′).
     @Test(arguments: [1, 5, 1000])
     func singlePixelWindowsOnALinearModel(rowsPerChunk: Int) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let linear = AttributionLinearModel(inputShape: [1, 3, 4], classes: 3, seed: 51)
         let x = seededFloats(2 * 12, seed: 52)
         let e = try Occlusion(model: linear.model(engine), window: (1, 1), baseline: .constant(0.5), rowsPerChunk: rowsPerChunk)
@@ -28,7 +28,7 @@ import Testing
     /// Overlapping 2×3 windows with stride (1, 2) on two channels: each pixel gets the mean over the
     /// windows covering it of Σ_window w ⊙ (x − x′), computed here on the host.
     @Test func overlappingWindowsAverageLikeCaptum() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let (ch, h, w) = (2, 5, 8)
         let linear = AttributionLinearModel(inputShape: [ch, h, w], classes: 2, seed: 53)
         let d = ch * h * w
@@ -55,7 +55,7 @@ import Testing
 
     /// A model that reads only one 2×2 patch: aligned 2×2 occlusion marks exactly that patch.
     @Test func modelReadingOnePatchHighlightsIt() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         var weight = [Float](repeating: 0, count: 64)
         for y in 2..<4 { for x in 4..<6 { weight[y * 8 + x] = 1 } }
         let wt = try Tensor(weight, shape: [1, 64], engine: engine)
@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func windowMustFit() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let model = try AttributionLinearModel(inputShape: [1, 3, 4], classes: 1, seed: 1).model(engine)
         #expect(throws: ExplainError.self) {
             try Occlusion(model: model, window: (4, 1)).explain(instances: [Float](repeating: 0, count: 12), targets: .classes([0]))

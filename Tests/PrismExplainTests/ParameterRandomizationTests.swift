@@ -18,7 +18,7 @@ import Testing
     /// Saliency of a single Linear layer is |W_c|, so after randomizing it the correlation is that of
     /// |W_c| with |W′_c| — computed here from the weights alone.
     @Test func linearModelCorrelationIsThatOfTheWeights() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let spec = try ModelSpec.mlp(inputShape: [12], hidden: [], classes: 3)
         let model = try Sequential(spec: spec, seed: 7, engine: engine)
         let check = ParameterRandomization(model: model, seed: 5) { Saliency(model: DifferentiableModel($0)) }
@@ -41,7 +41,7 @@ import Testing
     /// On a CNN trained on the Fashion-MNIST fixture, gradient maps (signed saliency) decorrelate as
     /// the layers are randomized from the top down; stages are listed top first.
     @Test func gradientsOfATrainedCNNDecorrelate() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/fashion-mnist-subset").path
         let train = try LabeledData(try ImageDataset.loadMNISTFormat(directory: directory, split: .train))

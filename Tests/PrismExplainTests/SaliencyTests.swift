@@ -7,7 +7,7 @@ import Testing
 @Suite struct SaliencyTests {
     @Test(arguments: [1, 2, 64])
     func linearModelGivesTheWeights(rowsPerChunk: Int) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let linear = AttributionLinearModel(inputShape: [1, 3, 4], classes: 4, seed: 21)
         let model = try linear.model(engine)
         let x = seededFloats(3 * 12, seed: 22)
@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func gradientTimesInputOnLinearModel() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let linear = AttributionLinearModel(inputShape: [12], classes: 3, seed: 23)
         let model = try linear.model(engine)
         let x = seededFloats(2 * 12, seed: 24)
@@ -48,7 +48,7 @@ import Testing
     /// same network computed on the host in Double.
     @Test(arguments: ["mlp", "cnn"])
     func gradientsMatchFiniteDifferences(network: String) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = network == "mlp" ? try AttributionNetworks.reluMLP(engine) : try AttributionNetworks.cnn(engine)
         let reference = try ReferenceNetwork(net)
         let d = net.spec.inputShape.reduce(1, *)
@@ -66,7 +66,7 @@ import Testing
     }
 
     @Test func targetsAreChecked() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let model = try AttributionLinearModel(inputShape: [4], classes: 2, seed: 1).model(engine)
         #expect(throws: ExplainError.self) { try Saliency(model: model).explain(instances: [1, 2, 3, 4], targets: .classes([2])) }
         #expect(throws: ExplainError.self) { try Saliency(model: model).explain(instances: [1, 2, 3], targets: .classes([0])) }

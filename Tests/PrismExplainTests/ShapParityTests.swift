@@ -11,7 +11,7 @@ import Testing
         .appendingPathComponent("Fixtures/shap_kernel_mlp.safetensors").path
 
     @Test func kernelShapMatchesShapKernelExplainer() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let file = try SafetensorsFile.read(path: Self.fixture)
         let model = try Sequential(spec: try .mlp(inputShape: [6], hidden: [8], classes: 3), seed: 0, engine: engine)
         try model.loadStateDict(file.tensors, source: Self.fixture)

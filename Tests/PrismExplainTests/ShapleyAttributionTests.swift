@@ -8,7 +8,7 @@ import Testing
 /// w_cj · (x_j − mean_b x_j) with base value w_c · mean_b x + b_c (closed form), for each target.
 @Suite struct ShapleyAttributionTests {
     @Test func exactShapleyOfALinearModelForTargets() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let spec = try ModelSpec.mlp(inputShape: [5], hidden: [], classes: 3)
         let model = try Sequential(spec: spec, seed: 11, engine: engine)
         let state = try model.stateDict()
@@ -34,7 +34,7 @@ import Testing
     /// With one reference row per instance, a linear model's exact values are w·(x − r) for the
     /// instance's own reference r (the background is not used).
     @Test func referenceRowsReplaceTheBackgroundPerInstance() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [], classes: 2), seed: 3, engine: engine)
         let w = try model.stateDict()["1.weight"]!.values
         let x = seededFloats(2 * 4, seed: 5), references = seededFloats(2 * 4, seed: 6)

@@ -39,7 +39,7 @@ import Testing
     /// The stopping rule ends sampling early once max SE < threshold × range, and says so.
     @Test(arguments: [ShapleyMethod.kernel, .permutation, .sampling])
     func stoppingRule(method: ShapleyMethod) throws {
-        let mlp = try SmallMLP(engine: try explainTestEngine())
+        let mlp = try SmallMLP(engine: try testEngine())
         let game = try CachedGame(try mlp.deviceGame())
         let rule = StoppingRule(threshold: 0.05)
         let budget = method == .kernel ? 250 : 100_000

@@ -11,7 +11,7 @@ import Testing
     /// φ(g, o) = Σ_{e ∈ g} W[o, e] (x_e − E_w[b_e]) exactly, for every estimator.
     @Test(arguments: ShapleyMethod.allCases)
     func linearModelClosedForm(method: ShapleyMethod) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let model = LinearImageModel(c: 1, h: 5, w: 6, outputs: 3, weight: seededFloats(3 * 30, seed: 21), bias: [0.5, -1, 2])
         let groups = try FeatureGroups.grid(channels: 1, height: 5, width: 6, cell: 2)
         let x = seededFloats(30, seed: 22), background = seededFloats(4 * 30, seed: 23)
@@ -35,7 +35,7 @@ import Testing
     /// enumerated budgets) keeps exactly those, with their closed-form values, and 0 elsewhere;
     /// numFeatures(k ≥ M) is the unselected fit.
     @Test func numFeaturesKeepsTheFeaturesThatMatter() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         var weight = [Float](repeating: 0, count: 2 * 30)
         let groups = try FeatureGroups.grid(channels: 1, height: 5, width: 6, cell: 2)
         let live: Set<Int32> = [1, 4, 8]
@@ -66,7 +66,7 @@ import Testing
     /// Σφ + base = f(x) to 1e-4 relative on the MLP (sampled budgets for Kernel and Permutation).
     @Test(arguments: [ShapleyMethod.exact, .kernel, .permutation])
     func additivity(method: ShapleyMethod) throws {
-        let mlp = try SmallMLP(engine: try explainTestEngine())
+        let mlp = try SmallMLP(engine: try testEngine())
         let e = try method.estimator(budget: 60, seed: 3).explain(try mlp.deviceGame())
         for k in 0..<SmallMLP.classes {
             let fx = e.outputs![k]
@@ -77,7 +77,7 @@ import Testing
 
     /// On the M = 8 MLP, Kernel SHAP with every coalition (budget 2^8 − 2) is exact Shapley.
     @Test func kernelShapWithEveryCoalitionIsExact() throws {
-        let mlp = try SmallMLP(engine: try explainTestEngine())
+        let mlp = try SmallMLP(engine: try testEngine())
         let game = try mlp.deviceGame()
         let exact = try ExactShapley().explain(game)
         let kernel = try KernelShap(budget: 254, seed: 1).explain(game)
@@ -94,7 +94,7 @@ import Testing
     /// Sampled estimates approach the exact values as the budget grows (mean RMS error over 16 seeds).
     @Test(arguments: [ShapleyMethod.kernel, .permutation, .sampling])
     func errorFallsWithBudget(method: ShapleyMethod) throws {
-        let mlp = try SmallMLP(engine: try explainTestEngine())
+        let mlp = try SmallMLP(engine: try testEngine())
         let game = try CachedGame(try mlp.deviceGame())
         let exact = try ExactShapley().explain(game).values
         let budgets: [Int] = switch method {
@@ -118,7 +118,7 @@ import Testing
     /// |φ̂ − φ| ≤ 1.96·SE for roughly 95% of the values over many seeds.
     @Test(arguments: [ShapleyMethod.kernel, .permutation, .sampling])
     func standardErrorsCoverTheError(method: ShapleyMethod) throws {
-        let mlp = try SmallMLP(engine: try explainTestEngine())
+        let mlp = try SmallMLP(engine: try testEngine())
         let game = try CachedGame(try mlp.deviceGame())
         let exact = try ExactShapley().explain(game).values
         let budget = method == .kernel ? 120 : method == .permutation ? 226 : 322
@@ -139,7 +139,7 @@ import Testing
     /// The same seed gives the same values at any chunk size; another seed gives other values.
     @Test(arguments: [ShapleyMethod.exact, .kernel, .permutation, .sampling])
     func chunkSizeInvarianceAndSeeds(method: ShapleyMethod) throws {
-        let mlp = try SmallMLP(engine: try explainTestEngine())
+        let mlp = try SmallMLP(engine: try testEngine())
         let estimator = method.estimator(budget: 60, seed: 9)
         let reference = try estimator.explain(try mlp.deviceGame(rowsPerChunk: 100_000))
         for rows in [1, 7] {
@@ -157,7 +157,7 @@ import Testing
     /// A plain-Swift copy of the MLP through `HostGame` gives the device path's values.
     @Test(arguments: [ShapleyMethod.exact, .kernel, .permutation])
     func hostClosureAgreesWithDevice(method: ShapleyMethod) throws {
-        let mlp = try SmallMLP(engine: try explainTestEngine())
+        let mlp = try SmallMLP(engine: try testEngine())
         let host = try HostGame(instance: mlp.instance, background: mlp.background, groups: .elements(SmallMLP.features),
                                 outputCount: SmallMLP.classes, rowsPerChunk: 37, model: try mlp.hostForward())
         let estimator = method.estimator(budget: 100, seed: 4)

@@ -9,7 +9,7 @@ import Testing
     /// VarGrad = 0.
     @Test(arguments: SmoothGrad.Variant.allCases)
     func linearModelClosedForms(variant: SmoothGrad.Variant) throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let linear = AttributionLinearModel(inputShape: [1, 2, 5], classes: 3, seed: 41)
         let x = seededFloats(2 * 10, seed: 42)
         let e = try SmoothGrad(model: linear.model(engine), samples: 6, variant: variant, seed: 1, rowsPerChunk: 4)
@@ -33,7 +33,7 @@ import Testing
     /// f(x) = Σ relu(x): ∂f/∂xₑ = 1[xₑ + ε > 0], whose mean under ε ~ N(0, σ²) is Φ(xₑ/σ). With
     /// 2000 samples SmoothGrad lies within 5 standard errors of it, and reports those errors.
     @Test func reluSumMatchesTheNormalCDF() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let ones = try Tensor.ones([1, 8], engine: engine)
         let model = DifferentiableModel(engine: engine, inputShape: [8], classCount: 1) { x in
             try linear(x.relu(), weight: ones, bias: nil)
@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test func seedDeterminesTheResultWhateverTheChunkSize() throws {
-        let engine = try explainTestEngine()
+        let engine = try testEngine()
         let net = try AttributionNetworks.reluMLP(engine)
         let x = seededFloats(2 * 12, seed: 43)
         func run(seed: UInt64, rows: Int) throws -> [Double] {

@@ -2,6 +2,7 @@ import CZlib
 import Foundation
 import PrismExplain
 import PrismReport
+import PrismTestSupport
 import Testing
 
 /// A minimal PNG reader for the files `RGBImage.pngData` writes (colour type 2, filter 0): checks the

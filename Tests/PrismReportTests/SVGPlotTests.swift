@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import PrismReport
+import PrismTestSupport
 import Testing
 
 /// The SVG plots parse as XML, draw one mark per data point, and place marks where the data says.

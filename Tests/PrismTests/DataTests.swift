@@ -1,5 +1,6 @@
 import Foundation
 @testable import Prism
+import PrismTestSupport
 import Testing
 
 private func temporaryFolder() -> String {

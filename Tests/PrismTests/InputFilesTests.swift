@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismTestSupport
 import Testing
 
 /// A fixture of `Tests/Fixtures/inputs` (written by `Tests/Fixtures/make_inputs.py`).

@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismTestSupport
 import Testing
 
 /// Image folders, CSV feature rows, and hostile files.

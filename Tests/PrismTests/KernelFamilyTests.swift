@@ -129,7 +129,7 @@ import Testing
         settings.diskCacheEnabled = false
         settings.cacheDirectory = folder
         let engine = Engine(context: try Context(settings: settings))
-        TestEngines.keep(engine)  // torn down with the others (see Support.swift)
+        TestEngines.keep(engine)  // torn down with the others (see PrismTestSupport/Engines.swift)
         var expected = GEMMFamily.descriptor.defaults
         expected["MM_MB"] = "16"
         #expect(engine.resolvedDefines("matmul.cl") == expected)

@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismTestSupport
 import Testing
 
 /// The bytes of a format-1.0 .npy file with `header` (padded as numpy pads it) and `body`.

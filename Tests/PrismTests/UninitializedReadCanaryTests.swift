@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismTestSupport
 import Testing
 
 /// A kernel that reads memory nobody wrote, run only with `PRISM_OCLGRIND_CANARY=1`. The Oclgrind step

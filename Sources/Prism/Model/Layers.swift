@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 
 /// One stage of a `Sequential` model.
 ///

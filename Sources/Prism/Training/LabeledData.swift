@@ -1,4 +1,5 @@
 import Foundation
+import PrismCL
 
 /// Examples and their integer labels (classification) or numeric targets (regression) on the host,
 /// each example of shape `exampleShape`: what the trainer and the evaluator read, whether the data

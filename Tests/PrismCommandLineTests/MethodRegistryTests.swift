@@ -2,6 +2,7 @@ import Foundation
 import Prism
 import PrismExplain
 @testable import prism
+import PrismTestSupport
 import Testing
 
 /// A method known only to this test: φ = 2·x for every input element (a closed form to check).
@@ -20,8 +21,7 @@ struct DoubledInput: AttributionMethod {
 /// folder and in the report, with the values it computed.
 @Suite(.serialized) struct MethodRegistryTests {
     @Test func aRegisteredMethodReachesEveryOutput() throws {
-        let dir = NSTemporaryDirectory() + "prism-registry-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("registry")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = dir + "/t.safetensors"
         let train = try runPrism(["train", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--arch", "mlp",

@@ -1,4 +1,5 @@
 import Foundation
+import PrismTestSupport
 import Testing
 
 /// Runs the built `prism` executable (it sits next to the test bundle) and captures its output.
@@ -101,8 +102,7 @@ extension CLITests {
 extension CLITests {
     /// --clip-grad-norm: a non-positive limit and a resumed run are refused in one line; a limit trains.
     @Test func clipGradNormOption() throws {
-        let dir = NSTemporaryDirectory() + "prism-clip-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("clip")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let base = ["train", "--device", "cpu", "--data", TrainCLITests.fixtures + "/tabular.csv", "--label", "species", "--arch", "mlp",
                     "--epochs", "1", "--out", dir + "/m.safetensors"]

@@ -1,12 +1,12 @@
 import Foundation
+import PrismTestSupport
 import Testing
 
 /// `prism demo` end to end on the image fixture: it trains and caches a model, explains with three
 /// methods, writes a report whose links resolve, and reuses the cache on the next run.
 @Suite(.serialized) struct DemoCLITests {
     @Test func trainsCachesExplainsAndReports() throws {
-        let dir = NSTemporaryDirectory() + "prism-demo-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("demo")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let args = ["demo", "--device", "cpu", "--data", TrainCLITests.images, "--cache", dir + "/cache", "--examples", "2",
                     "--background", "3", "--out", dir + "/report"]

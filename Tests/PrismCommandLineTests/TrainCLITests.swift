@@ -1,6 +1,7 @@
 import Foundation
 import Prism
 import PrismCL
+import PrismTestSupport
 import Testing
 
 /// `prism train`, `eval` and `predict` run as a user runs them, on the committed fixtures.
@@ -10,11 +11,7 @@ import Testing
     static var images: String { fixtures + "/fashion-mnist-subset" }
 
     /// A fresh folder for one test's files.
-    func scratch() throws -> String {
-        let dir = NSTemporaryDirectory() + "prism-cli-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch() throws -> String { try scratchDirectory("cli") }
 
     /// A copy of the image fixture folder in which `name` is replaced by `bytes`.
     func imagesWith(_ name: String, bytes: [UInt8], in dir: String) throws -> String {
@@ -23,13 +20,6 @@ import Testing
         try FileManager.default.removeItem(atPath: folder + "/" + name + ".gz")
         try Data(bytes).write(to: URL(fileURLWithPath: folder + "/" + name))
         return folder
-    }
-
-    func expectOneLineError(_ result: (status: Int32, stdout: String, stderr: String), _ expected: String,
-                            sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(result.status == 1, sourceLocation: sourceLocation)
-        #expect(result.stderr.split(separator: "\n").count == 1, "stderr: \(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.stderr.contains(expected), "stderr: \(result.stderr)", sourceLocation: sourceLocation)
     }
 
     @Test func trainEvalPredictOnTheFixture() throws {

@@ -1,12 +1,12 @@
 import Foundation
+import PrismTestSupport
 import Testing
 
 /// `prism explain` on a regression model: its one output is explained (no predicted class), lines and
 /// the report say "output", the document says `regression` and carries the true values.
 @Suite(.serialized) struct ExplainRegressionCLITests {
     @Test func regressionModelsExplainTheirOutput() throws {
-        let dir = NSTemporaryDirectory() + "prism-explain-regression-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("explain-regression")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let csv = dir + "/lin.csv", model = dir + "/m.safetensors"
         try RegressionCLITests().writeLinearCSV(csv, rows: 100)

@@ -1,15 +1,13 @@
 import Foundation
 import Prism
 import PrismCL
-import PrismTestSupport
-import Testing
 
 /// The engine for tests on this thread: the CPU device (PoCL) unless `PRISM_DEVICE` says otherwise.
 ///
 /// One engine per thread, created on that thread and kept for the process: Oclgrind (the simulator
 /// the kernel tests also run on) keeps per-thread state that exists only on the thread that created
 /// a context, so every OpenCL call of a (synchronous) test stays on the thread of its engine.
-func testEngine() throws -> Engine {
+public func testEngine() throws -> Engine {
     let key = "prism.test-engine"
     if let engine = Thread.current.threadDictionary[key] as? Engine { return engine }
     var settings = Settings.current
@@ -27,28 +25,33 @@ func testEngine() throws -> Engine {
 /// chunk detected" in ModelTests).
 ///
 /// `@unchecked Sendable`: `engines` is only touched under `lock`.
-final class TestEngines: @unchecked Sendable {
+public final class TestEngines: @unchecked Sendable {
     private static let shared = TestEngines()
     private let lock = NSLock()
     private var engines: [Engine] = []
 
-    static func keep(_ engine: Engine) {
+    public static func keep(_ engine: Engine) {
         shared.lock.lock()
         shared.engines.append(engine)
         shared.lock.unlock()
     }
 }
 
-/// Records an issue unless `actual` matches `expected` within `atol + rtol·|expected|` (NaN fails).
-func expectClose(_ actual: [Float], _ expected: [Double], atol: Double = 1e-5, rtol: Double = 1e-4, _ label: String = "",
-                 sourceLocation: SourceLocation = #_sourceLocation) {
-    let result = closeness(actual, expected, atol: atol, rtol: rtol, label: label)
-    if !result.passed { Issue.record(Comment(rawValue: result.message), sourceLocation: sourceLocation) }
+/// One context on the CPU device (PoCL) for the whole test process, with its own program-cache folder
+/// (for the host-layer tests, which look at the cache).
+public let sharedTestContext: Result<Context, any Error> = Result {
+    var settings = Settings.current
+    settings.device = settings.device ?? "cpu"
+    settings.cacheDirectory = temporaryDirectory("cache")
+    return try Context(settings: settings)
 }
 
-func expectClose(_ actual: [Float], _ expected: [Float], atol: Double = 1e-5, rtol: Double = 1e-4, _ label: String = "",
-                 sourceLocation: SourceLocation = #_sourceLocation) {
-    expectClose(actual, expected.map(Double.init), atol: atol, rtol: rtol, label, sourceLocation: sourceLocation)
-}
+/// The shared test context (see `sharedTestContext`).
+public func testContext() throws -> Context { try sharedTestContext.get() }
 
-func doubles(_ x: [Float]) -> [Double] { x.map(Double.init) }
+/// A fresh, empty folder under the system's temporary directory.
+public func temporaryDirectory(_ label: String) -> String {
+    let path = (NSTemporaryDirectory() as NSString).appendingPathComponent("prism-tests-\(label)-\(UUID().uuidString)")
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}

@@ -1,24 +1,14 @@
 import Foundation
 import Prism
 import PrismCL
+import PrismTestSupport
 import Testing
 
 /// `prism train --task`, and `eval` and `predict` on regression models and on CSV models, run as a
 /// user runs them on small CSV files written by the tests.
 @Suite(.serialized) struct RegressionCLITests {
     /// A fresh folder for one test's files.
-    func scratch() throws -> String {
-        let dir = NSTemporaryDirectory() + "prism-cli-regression-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
-    func expectOneLineError(_ result: (status: Int32, stdout: String, stderr: String), _ expected: String,
-                            sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(result.status == 1, sourceLocation: sourceLocation)
-        #expect(result.stderr.split(separator: "\n").count == 1, "stderr: \(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.stderr.contains(expected), "stderr: \(result.stderr)", sourceLocation: sourceLocation)
-    }
+    func scratch() throws -> String { try scratchDirectory("cli-regression") }
 
     /// `rows` rows of three seeded features a, b, c and `target` = 100 + 30a − 20b + 5c + noise,
     /// written with `digits` decimals (0: integers).

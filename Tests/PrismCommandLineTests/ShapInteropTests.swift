@@ -1,4 +1,5 @@
 import Foundation
+import PrismTestSupport
 import Testing
 
 /// Whether `python3` can import shap (the interop check needs it; it is not a dependency of Prism).
@@ -18,8 +19,7 @@ let pythonHasShap: Bool = {
 @Suite(.serialized) struct ShapInteropTests {
     @Test(.enabled(if: pythonHasShap, "needs python3 with shap and matplotlib (pip install shap)"))
     func explanationDocumentBecomesShapExplanations() throws {
-        let dir = NSTemporaryDirectory() + "prism-shap-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("shap")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = dir + "/t.safetensors"
         let train = try runPrism(["train", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--arch", "mlp",

@@ -3,6 +3,7 @@ import Prism
 import PrismCL
 import PrismExplain
 import PrismReport
+import PrismTestSupport
 import Testing
 
 /// `prism train`, `eval` and `predict` on a user's own image folders and .npy arrays, run as a user
@@ -11,11 +12,7 @@ import Testing
     /// The class colours of the image folders: red, green and blue dominate in turn.
     static let colours: [String: (Float, Float, Float)] = ["blue": (0.1, 0.2, 0.9), "green": (0.15, 0.85, 0.2), "red": (0.9, 0.2, 0.1)]
 
-    func scratch() throws -> String {
-        let dir = NSTemporaryDirectory() + "prism-cli-data-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch() throws -> String { try scratchDirectory("cli-data") }
 
     /// An image folder of `perClass` PNGs per class, each the class colour with seeded noise; image
     /// k of a class is `sizes[k % sizes.count]` pixels square.
@@ -49,13 +46,6 @@ import Testing
         bytes += Array(header.utf8)
         for v in values { withUnsafeBytes(of: Int64(v).littleEndian) { bytes += $0 } }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-    }
-
-    func expectOneLineError(_ result: (status: Int32, stdout: String, stderr: String), _ expected: String,
-                            sourceLocation: SourceLocation = #_sourceLocation) {
-        #expect(result.status == 1, sourceLocation: sourceLocation)
-        #expect(result.stderr.split(separator: "\n").count == 1, "stderr: \(result.stderr)", sourceLocation: sourceLocation)
-        #expect(result.stderr.contains(expected), "stderr: \(result.stderr)", sourceLocation: sourceLocation)
     }
 
     func evalJSON(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {

@@ -1,16 +1,13 @@
 import Foundation
 import Prism
 import PrismReport
+import PrismTestSupport
 import Testing
 
 /// `prism explain --input`: the user's own PNG, .npy and unlabelled CSV files give the values the
 /// same examples give as test rows (`--index`), which is the independent answer here.
 @Suite(.serialized) struct ExplainInputsCLITests {
-    func scratch() throws -> String {
-        let dir = NSTemporaryDirectory() + "prism-inputs-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func scratch() throws -> String { try scratchDirectory("inputs") }
 
     /// A little-endian float32 .npy file of `shape`.
     func writeNpy(_ values: [Float], shape: [Int], path: String) throws {

@@ -2,6 +2,7 @@ import Foundation
 import Prism
 import PrismCL
 import PrismExplain
+import PrismTestSupport
 import Testing
 
 /// `prism explain` run as a user runs it, on the committed tabular fixture.
@@ -17,8 +18,7 @@ import Testing
     }
 
     @Test func exactAndKernelWriteAgreeingJSONAndNpy() throws {
-        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("explain")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedModel(in: dir)
         var values: [String: [Double]] = [:]
@@ -49,8 +49,7 @@ import Testing
     /// `--instances-per-batch`: instances sharing device batches get the values they get one at a time;
     /// `--num-features`: Kernel SHAP keeps that many features per class.
     @Test func instancesSharingBatchesAndFeatureSelection() throws {
-        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("explain")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedModel(in: dir)
         var values: [[Double]] = []
@@ -83,8 +82,7 @@ import Testing
     /// `--groups`: features from groups of columns, named by the groups; every column its own group is
     /// the ungrouped explanation; bad group files give one line.
     @Test func columnGroupsFromAFile() throws {
-        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("explain")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedModel(in: dir)
         let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "3",
@@ -116,8 +114,7 @@ import Testing
     }
 
     @Test func badInputsGiveOneLineErrors() throws {
-        let dir = NSTemporaryDirectory() + "prism-explain-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("explain")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedModel(in: dir)
         let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model]
@@ -138,8 +135,7 @@ import Testing
 extension ExplainCLITests {
     /// `--png` on images: three pictures per example, real PNG files of the upscaled size.
     @Test func pngPicturesForImages() throws {
-        let dir = NSTemporaryDirectory() + "prism-png-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("png")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = dir + "/m.safetensors"
         let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--arch", "mlp", "--hidden", "8",
@@ -220,8 +216,7 @@ extension ExplainCLITests {
     /// Several methods in one call: one JSON per method whose values equal the library's, pictures in
     /// columns per method, and an unknown method named in one line.
     @Test func severalMethodsSideBySideEqualTheLibrary() throws {
-        let dir = NSTemporaryDirectory() + "prism-methods-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("methods")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = dir + "/m.safetensors"
         let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--arch", "cnn",
@@ -282,8 +277,7 @@ extension ExplainCLITests {
 extension ExplainCLITests {
     /// --kmeans: the drawn background becomes K weighted centroids; Shapley values still add up to f(x).
     @Test func kMeansBackgroundSummary() throws {
-        let dir = NSTemporaryDirectory() + "prism-kmeans-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("kmeans")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedModel(in: dir)
         let run = try runPrism(["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "1",
@@ -308,8 +302,7 @@ extension ExplainCLITests {
     /// A vision transformer trained and explained from the command line: attention rollout and
     /// attention × gradient per patch, equal to the library's values, with pictures in the report.
     @Test func visionTransformerAttentionExplanations() throws {
-        let dir = NSTemporaryDirectory() + "prism-vit-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("vit")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = dir + "/vit.safetensors"
         let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--arch", "vit", "--depth", "2",
@@ -345,8 +338,7 @@ extension ExplainCLITests {
     /// instead of giving all-zero values; --background above the training rows is refused, not clamped;
     /// --json - writes the document to standard output and the other lines to standard error.
     @Test func checksBeforeWorkAndNoSilentDegenerateResults() throws {
-        let dir = NSTemporaryDirectory() + "prism-plan-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("plan")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedModel(in: dir)
         let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--method", "exact-shap"]
@@ -379,8 +371,7 @@ extension ExplainCLITests {
     /// --samples is the SHAP budget; LIME and SmoothGrad have their own counts, and the old use of
     /// --samples for them is taken with a note when no SHAP method runs.
     @Test func limeAndSmoothGradHaveTheirOwnSampleCounts() throws {
-        let dir = NSTemporaryDirectory() + "prism-samples-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try scratchDirectory("samples")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedModel(in: dir)
         let base = ["explain", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model, "--index", "2", "--background", "10"]
