@@ -4,13 +4,18 @@ import Prism
 
 extension ResizeFilter: ExpressibleByArgument {}
 
+/// What an RGB image for a one-channel model becomes.
+enum ChannelConversion: String, CaseIterable, ExpressibleByArgument {
+    case luma, refuse
+}
+
 /// The user's own examples: `--input` files and how images are brought to the model's shape.
 struct InputOptions: ParsableArguments {
     @Option(parsing: .upToNextOption, help: ArgumentHelp("Use these files instead of test rows: PNG or JPEG images (pixels scaled to [0, 1] as torchvision's ToTensor, resized to the model's size with --resize), .npy arrays (N×C×H×W or N×F; float32, float64 or uint8), CSV rows without a label column (columns matched to the model's features by name).", valueName: "file"))
     var input: [String] = []
 
-    @Flag(help: "Images: reduce an RGB image to the model's one channel (luma, as PIL's convert(\"L\")) instead of refusing it.")
-    var convertChannels = false
+    @Option(help: "Images: an RGB image for a one-channel model is reduced to luma as PIL's convert(\"L\") does, with a note (luma, the default), or refused (refuse).")
+    var channelConversion: ChannelConversion = .luma
 
     @Option(help: "Images of another size than the model's: bilinear (antialiased, as PIL and torchvision's Resize) or none (refuse).")
     var resize: ResizeFilter = .bilinear
@@ -22,7 +27,7 @@ struct InputOptions: ParsableArguments {
     func read(_ paths: [String], loaded: LoadedModel, featureNames: [String]?, label: String?) throws -> InputBatch {
         let spec = loaded.model.spec
         var batch = try InputFiles.load(paths: paths, inputShape: spec.inputShape, featureNames: featureNames,
-                                        ignoring: label.map { [$0] } ?? [], channels: convertChannels ? .convert : .strict,
+                                        ignoring: label.map { [$0] } ?? [], channels: channelConversion == .luma ? .convert : .strict,
                                         resize: resize)
         if spec.inputShape.count == 1 {
             let what = paths.count == 1 ? (paths[0] as NSString).lastPathComponent : "\(paths.count) files"

@@ -36,11 +36,12 @@ import Testing
                       "--superpixel", "14", "--background", "6"]
         let rows = try runPrism(common + ["--index", "2,3", "--json", dir + "/rows.json"])
         #expect(rows.status == 0, "\(rows.stderr)")
-        let strict = try runPrism(common + ["--input", dir + "/two.png", dir + "/three.npy", "--json", dir + "/files.json"])
+        let strict = try runPrism(common + ["--input", dir + "/two.png", dir + "/three.npy", "--channel-conversion", "refuse"])
         #expect(strict.status == 1 && strict.stderr.contains("two.png") && strict.stderr.contains("3 channels"), "\(strict.stderr)")
-        let files = try runPrism(common + ["--input", dir + "/two.png", dir + "/three.npy", "--convert-channels", "--json", dir + "/files.json",
+        let files = try runPrism(common + ["--input", dir + "/two.png", dir + "/three.npy", "--json", dir + "/files.json",
                                            "--out", dir + "/report"])
         #expect(files.status == 0, "\(files.stderr)")
+        #expect(files.stderr.contains("note: two.png: 28×28 (height×width) RGB image: converted to 1 channel"), "\(files.stderr)")
         #expect(files.stdout.contains("two.png: predicted") && files.stdout.contains("three.npy[0]: predicted"), "\(files.stdout)")
         let a = try ExplainDocumentReader(path: dir + "/rows.json"), b = try ExplainDocumentReader(path: dir + "/files.json")
         #expect(b.inputs["names"] as? [String] == ["two.png", "three.npy[0]"])
