@@ -11,8 +11,10 @@ public final class Sequential {
     private let normalization: (mean: Tensor, inverseStd: Tensor)?
 
     /// Builds `spec`'s layers with PyTorch's default initialization, seeded.
-    /// - Throws: `TensorError` when a layer's sizes are invalid.
+    /// - Throws: `TensorError` when a layer's sizes are invalid or the last layer's outputs are not
+    ///   `spec.classCount` (see `ModelSpec.validate`).
     public init(spec: ModelSpec, seed: UInt64, engine: Engine) throws {
+        try spec.validate()
         var layers: [Layer] = []
         for (i, layer) in spec.layers.enumerated() {
             let layerSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
@@ -248,7 +250,12 @@ public final class Sequential {
         } else {
             throw DataError("\(path): no '\(specMetadataKey)' metadata; pass the architecture")
         }
-        let model = try Sequential(spec: resolved, seed: 0, engine: engine)
+        let model: Sequential
+        do {
+            model = try Sequential(spec: resolved, seed: 0, engine: engine)
+        } catch let error as TensorError {
+            throw DataError("\(path): \(error.message)")
+        }
         // A training checkpoint (it carries the training state) also holds the optimizer's tensors.
         let checkpoint = file.metadata[Trainer.stateMetadataKey] != nil
         try model.loadStateDict(checkpoint ? file.tensors.filter { !$0.key.hasPrefix(Trainer.optimizerTensorPrefix) } : file.tensors, source: path)
