@@ -101,7 +101,14 @@ import Testing
         var bad = Self.file(#"{"w?":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: Self.zeros(4))
         bad[8 + 3] = 0xFF
         Self.expectRefused(bad, ["not valid UTF-8"])
-        Self.expectRefused(Self.file("[]", data: []), ["not an object"])
+        // The header must start with '{' (a pickle, zip or empty header is no safetensors file).
+        for header in ["[]", " {}", ""] {
+            Self.expectRefused(Self.file(header, data: []), ["it must start with '{'"])
+        }
+        // PyTorch's own formats are named (the pickle protocol 2 header of torch.save before 1.6, a zip after).
+        Self.expectRefused([0x80, 0x02, 0x7D, 0x71, 0x00, 0x28, 0x58, 0x05, 0x00, 0x00],
+                           ["m.safetensors: a Python pickle (PyTorch's older torch.save format), not a safetensors file"])
+        Self.expectRefused([0x50, 0x4B, 0x03, 0x04] + Self.zeros(60), ["m.safetensors: a zip archive (PyTorch's torch.save format), not a safetensors file"])
     }
 
     // MARK: the data

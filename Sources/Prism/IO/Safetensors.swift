@@ -72,6 +72,9 @@ public struct SafetensorsFile: Equatable, Sendable {
         guard bytes.count >= 8 else { throw DataError("\(name): truncated safetensors file (\(bytes.count) bytes, no header length)") }
         var headerLength: UInt64 = 0
         for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        if headerLength > UInt64(maximumHeaderBytes) || headerLength > UInt64(bytes.count - 8), let kind = otherFormat(bytes) {
+            throw DataError("\(name): \(kind), not a safetensors file (save the state dict with safetensors.torch.save_file)")
+        }
         guard headerLength <= UInt64(maximumHeaderBytes) else {
             throw DataError("\(name): safetensors header of \(headerLength) bytes, more than the format's limit of \(maximumHeaderBytes)")
         }
@@ -79,6 +82,9 @@ public struct SafetensorsFile: Equatable, Sendable {
             throw DataError("\(name): truncated safetensors file: header of \(headerLength) bytes, file has \(bytes.count - 8) after the length")
         }
         let headerEnd = 8 + Int(headerLength)
+        guard headerEnd > 8, bytes[8] == UInt8(ascii: "{") else {
+            throw DataError("\(name): malformed safetensors header (it must start with '{'; this is not a safetensors file)")
+        }
         let json: HeaderJSON
         do {
             json = try HeaderJSON.parse(bytes[8..<headerEnd])
@@ -124,6 +130,14 @@ public struct SafetensorsFile: Equatable, Sendable {
             }
         }
         return file
+    }
+
+    /// What a file whose first bytes are no safetensors header length is, when its magic says:
+    /// PyTorch's `torch.save` writes a zip archive (since 1.6) or a bare pickle (before).
+    private static func otherFormat(_ bytes: [UInt8]) -> String? {
+        if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return "a zip archive (PyTorch's torch.save format)" }
+        if bytes.count >= 2, bytes[0] == 0x80, (2...5).contains(bytes[1]) { return "a Python pickle (PyTorch's older torch.save format)" }
+        return nil
     }
 
     /// Checks one header entry: its fields' types, dtype, shape, and offsets against `dataSize`.
