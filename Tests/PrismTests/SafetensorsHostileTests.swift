@@ -216,6 +216,9 @@ import Testing
         let engine = try testEngine()
         let path = try Self.savedFile(engine) { $0["3.bias"] = nil }
         #expect(Self.loadRefusal(path, engine: engine) == "\(path): missing tensor '3.bias' (shape [2])")
+        // A renamed tensor is missing under one name and unexpected under the other, as PyTorch reports it.
+        let renamed = try Self.savedFile(engine) { $0["3.xxxx"] = $0.removeValue(forKey: "3.bias") }
+        #expect(Self.loadRefusal(renamed, engine: engine) == "\(renamed): missing tensor '3.bias' (shape [2]); unexpected tensor '3.xxxx'")
     }
 
     @Test func nonFiniteWeightsAreRefusedWithTheirCount() throws {

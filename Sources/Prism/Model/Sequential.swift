@@ -182,15 +182,18 @@ public final class Sequential {
     ///   infinite values (and how many), or (strict) the tensors the model does not expect.
     public func loadStateDict(_ tensors: [String: HostTensor], source: String = "state dict", strict: Bool = true) throws {
         let named = namedParameters
-        if strict {
-            let expected = Set(named.map(\.name))
-            let unexpected = tensors.keys.filter { key in
-                !expected.contains(key) && !Self.ignoredTensorSuffixes.contains { key.hasSuffix($0) }
-            }.sorted()
-            if !unexpected.isEmpty {
-                let shown = unexpected.prefix(8).map(displayed).joined(separator: ", ") + (unexpected.count > 8 ? ", … (\(unexpected.count) in all)" : "")
-                throw DataError("\(source): unexpected tensor\(unexpected.count == 1 ? "" : "s") \(shown) (the model has no such parameter)")
-            }
+        let expected = Set(named.map(\.name))
+        let unexpected = strict ? tensors.keys.filter { key in
+            !expected.contains(key) && !Self.ignoredTensorSuffixes.contains { key.hasSuffix($0) }
+        }.sorted() : []
+        let unexpectedText = unexpected.isEmpty ? "" : "unexpected tensor\(unexpected.count == 1 ? "" : "s") "
+            + unexpected.prefix(8).map(displayed).joined(separator: ", ") + (unexpected.count > 8 ? ", … (\(unexpected.count) in all)" : "")
+        // Like PyTorch's strict load, a renamed tensor is reported both ways.
+        if let (name, tensor) = named.first(where: { tensors[$0.name] == nil }) {
+            throw DataError("\(source): missing tensor '\(name)' (shape \(tensor.shape))" + (unexpected.isEmpty ? "" : "; \(unexpectedText)"))
+        }
+        if !unexpected.isEmpty {
+            throw DataError("\(source): \(unexpectedText) (the model has no such parameter)")
         }
         for (name, tensor) in named {
             guard let host = tensors[name] else { throw DataError("\(source): missing tensor '\(name)' (shape \(tensor.shape))") }
