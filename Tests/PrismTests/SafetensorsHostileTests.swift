@@ -165,6 +165,16 @@ import Testing
         #expect(try SafetensorsFile.decode(Self.file("{}", data: [])).tensors.isEmpty)
     }
 
+    /// Escapes in names decode as JSON defines them; a lone surrogate is refused.
+    @Test func escapedNamesDecodeAndLoneSurrogatesAreRefused() throws {
+        let entry = #"{"dtype":"F32","shape":[0],"data_offsets":[0,0]}"#
+        let file = try SafetensorsFile.decode(Self.file(#"{"\ud83d\ude00 \"q\" \\ \/ \t":"# + entry + "}", data: []))
+        #expect(Array(file.tensors.keys) == ["😀 \"q\" \\ / \t"])
+        Self.expectRefused(Self.file(#"{"\ud83d":"# + entry + "}", data: []), ["malformed safetensors header: expected '\\u'"])
+        Self.expectRefused(Self.file(#"{"\ude00":"# + entry + "}", data: []), ["malformed safetensors header: invalid \\u escape"])
+        Self.expectRefused(Self.file("{\"a\tb\":" + entry + "}", data: []), ["control character in a string"])
+    }
+
     /// What Prism writes passes every check.
     @Test func writtenFilesPassTheChecks() throws {
         let file = SafetensorsFile(tensors: ["z": HostTensor(shape: [2, 0], values: []), "w": HostTensor(shape: [3], values: [1, 2, 3]),

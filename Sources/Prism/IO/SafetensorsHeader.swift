@@ -4,7 +4,7 @@
 /// keep their text (an offset must be an integer, not a float that happens to convert), nesting is
 /// bounded (no stack overflow on `[[[[…`), and only whitespace may follow the value (the format pads
 /// the header with spaces).
-enum HeaderJSON: Equatable {
+enum HeaderJSON {
     case object([(key: String, value: HeaderJSON)])
     case array([HeaderJSON])
     case string(String)
@@ -13,22 +13,11 @@ enum HeaderJSON: Equatable {
     case bool(Bool)
     case null
 
-    static func == (a: HeaderJSON, b: HeaderJSON) -> Bool {
-        switch (a, b) {
-        case let (.object(x), .object(y)): return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
-        case let (.array(x), .array(y)): return x == y
-        case let (.string(x), .string(y)), let (.number(x), .number(y)): return x == y
-        case let (.bool(x), .bool(y)): return x == y
-        case (.null, .null): return true
-        default: return false
-        }
-    }
-
     /// The deepest nesting accepted (a safetensors header needs 3: header, entry, shape).
     static let maximumDepth = 64
 
     /// Why the text is not JSON, with the byte offset.
-    struct SyntaxError: Error, Equatable {
+    struct SyntaxError: Error {
         var reason: String
         var offset: Int
     }
