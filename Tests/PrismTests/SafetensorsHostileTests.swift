@@ -180,6 +180,12 @@ import Testing
         let file = SafetensorsFile(tensors: ["z": HostTensor(shape: [2, 0], values: []), "w": HostTensor(shape: [3], values: [1, 2, 3]),
                                              "b": HostTensor(shape: [], values: [4])], metadata: ["k": "\"quoted\"\n"])
         #expect(try SafetensorsFile.decode(try file.encoded()) == file)
+        // A shape whose product overflows (or is negative) is refused when writing too.
+        for shape in [[1 << 32, 1 << 32, 16], [-1, -1]] {
+            #expect(throws: DataError("safetensors: tensor 'w' has 1 values for shape \(shape)")) {
+                try SafetensorsFile(tensors: ["w": HostTensor(shape: shape, values: [0])]).encoded()
+            }
+        }
     }
 }
 

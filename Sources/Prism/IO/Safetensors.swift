@@ -227,7 +227,13 @@ public struct SafetensorsFile: Equatable, Sendable {
         let names = tensors.keys.sorted()
         for name in names {
             let t = tensors[name]!
-            guard t.values.count == t.shape.reduce(1, *) else {
+            var product: Int? = 1
+            for n in t.shape {
+                let (m, overflow) = (product ?? 0).multipliedReportingOverflow(by: n)
+                product = overflow || n < 0 ? nil : m
+                if product == nil { break }
+            }
+            guard t.values.count == product else {
                 throw DataError("safetensors: tensor '\(name)' has \(t.values.count) values for shape \(t.shape)")
             }
             let size = t.values.count * 4
