@@ -26,8 +26,16 @@ public final class Engine: @unchecked Sendable {
     /// Per-file `-D` defines that override the built-in defaults (tests force variants with this).
     public var defineOverrides: [String: [String: String]] = [:]
 
+    /// Why the tuning tables in force cannot be used (a value, name or variant a kernel family
+    /// refuses), found when the engine is made; every program build then throws it, before any
+    /// kernel is built or launched.
+    public let tuningProblem: TensorError?
+
     public init(context: Context) {
         self.context = context
+        let tables = [(context.tuning.override, context.settings.tuningFile ?? "override"), (context.tuning.shipped, "tuning.json (shipped)")]
+        tuningProblem = tables.lazy.compactMap { table, source in table.flatMap { KernelFamilies.problem(in: $0, source: source) } }.first
+            .map(TensorError.init)
     }
 
     /// An engine on the device chosen by `settings`.
@@ -44,7 +52,14 @@ public final class Engine: @unchecked Sendable {
 
     /// The program for `file` built with `resolvedDefines(file, defines)` (less the tuning table's
     /// `variant` entry, which picks kernels and is no define).
+    /// - Throws: `TensorError` when the tuning tables hold a value a kernel family refuses
+    ///   (`tuningProblem`) or `defineOverrides` does; `CLError` when the build fails.
     public func program(_ file: String, defines: [String: String] = [:]) throws -> Program {
+        if let tuningProblem { throw tuningProblem }
+        if let descriptor = KernelFamilies.descriptor(for: file), let overrides = defineOverrides[file],
+           let problem = descriptor.problem(in: overrides, tabled: false) {
+            throw TensorError("define override for \(file) (kernel family \(descriptor.stem)): \(problem)")
+        }
         var all = resolvedDefines(file, defines)
         all[KernelFamilyDescriptor.variantKey] = nil
         let key = file + "|" + all.keys.sorted().map { "\($0)=\(all[$0]!)" }.joined(separator: ",")

@@ -30,6 +30,9 @@ public struct DeviceTraits: Sendable, Equatable {
 
 /// One tunable of a kernel file: a `-D` name, its one default, and the values a search tries.
 public struct Tunable: Sendable, Equatable {
+    /// The group of per-launch switches: the host sets them for each launch, a tuning table never does.
+    public static let perLaunchGroup = "switch"
+
     public var name: String
     /// The default, also the kernel's `#ifndef` value (a test checks they agree).
     public var defaultValue: String
@@ -40,13 +43,44 @@ public struct Tunable: Sendable, Equatable {
     public var group: String
     /// Searched on the full grid before random candidates.
     public var grid: Bool
+    /// The integers the kernels (and the host, which sizes launches from it) accept; by default
+    /// any positive 32-bit int (the kernels' index type).
+    public var range: ClosedRange<Int>
+    /// Whether the value must be a power of two (a reduction tree halves it).
+    public var powerOfTwo: Bool
 
-    public init(_ name: String, _ defaultValue: String, values: [String] = [], group: String, grid: Bool = false) {
+    public init(_ name: String, _ defaultValue: String, values: [String] = [], group: String, grid: Bool = false,
+                range: ClosedRange<Int> = 1...Int(Int32.max), powerOfTwo: Bool = false) {
         self.name = name
         self.defaultValue = defaultValue
         self.values = values
         self.group = group
         self.grid = grid
+        self.range = range
+        self.powerOfTwo = powerOfTwo
+    }
+
+    /// Whether the host sets it per launch.
+    public var isPerLaunch: Bool { group == Self.perLaunchGroup }
+
+    /// What is wrong with `value` for this tunable, or nil when it is valid.
+    public func problem(with value: String) -> String? {
+        guard let n = Int(value) else { return "is not an integer" }
+        guard range.contains(n) else { return "is outside \(range.lowerBound)…\(range.upperBound)" }
+        if powerOfTwo, n & (n - 1) != 0 { return "is not a power of two" }
+        return nil
+    }
+}
+
+/// A divisibility a kernel family's tiles need: `divisor` divides `multiple` (a work-group of
+/// `multiple / divisor` work-items covers the tile).
+public struct TunableDivision: Sendable, Equatable {
+    public var divisor: String
+    public var multiple: String
+
+    public init(_ divisor: String, divides multiple: String) {
+        self.divisor = divisor
+        self.multiple = multiple
     }
 }
 
@@ -66,10 +100,14 @@ public struct KernelFamilyDescriptor: Sendable {
     /// Every concrete variant's raw value, in the family's documentation order.
     public var variants: [String]
 
-    public init(file: String, tunables: [Tunable], variants: [String]) {
+    /// Divisibilities between tunables that every variant reading them needs.
+    public var divisions: [TunableDivision]
+
+    public init(file: String, tunables: [Tunable], variants: [String], divisions: [TunableDivision] = []) {
         self.file = file
         self.tunables = tunables
         self.variants = variants
+        self.divisions = divisions
     }
 
     /// The file's name without `.cl` (`matmul`): bench cases and tune targets are named by it.
@@ -83,11 +121,39 @@ public struct KernelFamilyDescriptor: Sendable {
     /// The tunables read by `group`'s kernels.
     public func tunables(group: String) -> [Tunable] { tunables.filter { $0.group == group } }
 
-    /// The integer value of tunable `name` in resolved `defines`, else its default (a non-numeric
-    /// override falls back to the default too, and the kernel build then fails and says so).
+    /// The integer value of tunable `name` in resolved `defines`, else its default. A value outside
+    /// the tunable's range also falls back to the default, so a host sizing a launch never divides
+    /// by 0; the program build refuses such a value with a message (see `problem(in:tabled:)`).
     public func int(_ name: String, in defines: [String: String]) -> Int {
-        if let v = defines[name].flatMap({ Int($0) }) { return v }
-        return tunables.first(where: { $0.name == name }).flatMap { Int($0.defaultValue) } ?? 0
+        let tunable = tunables.first { $0.name == name }
+        if let v = defines[name].flatMap({ Int($0) }), tunable?.range.contains(v) ?? true { return v }
+        return tunable.flatMap { Int($0.defaultValue) } ?? 0
+    }
+
+    /// What is wrong with a tuning table's entry for this file (`tabled`: per-launch switches may
+    /// not be set), or with defines an override sets, or nil when every value is valid.
+    /// - Returns: the first problem, naming the tunable and its value.
+    public func problem(in entry: [String: String], tabled: Bool) -> String? {
+        for name in entry.keys.sorted() {
+            let value = entry[name]!
+            if name == Self.variantKey {
+                if !variants.contains(value) { return "variant '\(value)' is not one of \(variants.joined(separator: ", "))" }
+                continue
+            }
+            guard let tunable = tunables.first(where: { $0.name == name }) else {
+                let known = tunables.filter { !tabled || !$0.isPerLaunch }.map(\.name)
+                return "\(name) is not a tunable of \(file) (\(known.isEmpty ? "it has none" : "tunables: " + known.joined(separator: ", ")))"
+            }
+            if tabled, tunable.isPerLaunch { return "\(name) is set per launch by the host, not by a tuning table" }
+            if let reason = tunable.problem(with: value) { return "\(name) = \(value) \(reason)" }
+        }
+        var merged = defaults
+        merged.merge(entry) { $1 }
+        for d in divisions {
+            let (a, b) = (int(d.divisor, in: merged), int(d.multiple, in: merged))
+            if a > 0, b % a != 0 { return "\(d.divisor) = \(a) does not divide \(d.multiple) = \(b)" }
+        }
+        return nil
     }
 }
 

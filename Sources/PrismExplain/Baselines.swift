@@ -21,8 +21,9 @@ extension AttributionBaseline {
     /// - Throws: `ExplainError` for a shape that is not an image, a non-positive σ or values that are not whole instances.
     public static func blurred(_ instances: [Float], shape: [Int], sigma: Double) throws -> AttributionBaseline {
         guard shape.count == 3, shape.allSatisfy({ $0 > 0 }) else { throw ExplainError("blur baseline: shape \(shape) is not an image [C, H, W]") }
-        let d = shape.reduce(1, *)
-        guard !instances.isEmpty, instances.count % d == 0 else {
+        let (hw, o1) = shape[1].multipliedReportingOverflow(by: shape[2])
+        let (d, o2) = shape[0].multipliedReportingOverflow(by: hw)
+        guard !o1, !o2, !instances.isEmpty, instances.count % d == 0 else {
             throw ExplainError("blur baseline: \(instances.count) values are not whole images of shape \(shape)")
         }
         var out: [Float] = []
@@ -35,14 +36,24 @@ extension AttributionBaseline {
 
     /// A separable Gaussian blur of a [channels, height, width] image; the kernel (radius ⌈3σ⌉) is
     /// renormalized where it meets the border, so a constant image stays constant.
+    ///
+    /// Taps past the image's longer side never touch a pixel, so the radius is capped there: the
+    /// result is the same, and a huge σ (1e30) gives each channel's mean instead of a radius too
+    /// large for an `Int`. Weights are exp(−(k/σ)²/2), which stays defined where σ² underflows.
     /// - Throws: `ExplainError` for a non-positive or non-finite σ or a size mismatch.
     public static func gaussianBlur(_ image: [Float], channels: Int, height: Int, width: Int, sigma: Double) throws -> [Float] {
         guard sigma > 0, sigma.isFinite else { throw ExplainError("blur: sigma must be a positive number, got \(sigma)") }
-        guard image.count == channels * height * width else {
+        let (plane, o1) = height.multipliedReportingOverflow(by: width)
+        let (size, o2) = channels.multipliedReportingOverflow(by: plane)
+        guard channels > 0, height > 0, width > 0, !o1, !o2, image.count == size else {
             throw ExplainError("blur: \(image.count) values are not a \(channels)×\(height)×\(width) image")
         }
-        let radius = Int((3 * sigma).rounded(.up))
-        let kernel = (-radius...radius).map { exp(-Double($0 * $0) / (2 * sigma * sigma)) }
+        let longest = max(height, width) - 1
+        let radius = 3 * sigma >= Double(longest) ? longest : Int((3 * sigma).rounded(.up))
+        let kernel = (-radius...radius).map { k -> Double in
+            let z = Double(k) / sigma
+            return exp(-0.5 * z * z)
+        }
         // One pass along rows (step 1) or columns (step width).
         func pass(_ input: [Double], along length: Int, count other: Int, step: Int, otherStep: Int) -> [Double] {
             var output = input

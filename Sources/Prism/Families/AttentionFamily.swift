@@ -17,10 +17,10 @@ public enum AttentionFamily {
     public static let variants: [AttentionVariant] = [.tiled, .cpu, .general]
 
     public static let descriptor = KernelFamilyDescriptor(file: "attention.cl", tunables: [
-        Tunable("ATT_BQ", "32", values: ["8", "16", "32", "64"], group: "general", grid: true),
-        Tunable("ATT_BK", "32", values: ["8", "16", "32", "64"], group: "general", grid: true),
+        Tunable("ATT_BQ", "32", values: ["8", "16", "32", "64"], group: "general", grid: true, range: 1...1024),
+        Tunable("ATT_BK", "32", values: ["8", "16", "32", "64"], group: "general", grid: true, range: 1...1024),
         // The head width, fixed per launch: its default completes the set of -D values.
-        Tunable("ATT_D", "64", group: "switch"),
+        Tunable("ATT_D", "64", group: "switch", range: 1...128),
     ], variants: variants.map(\.rawValue))
 
     /// The variants in order of preference: on a device that prefers register tiles the tiled

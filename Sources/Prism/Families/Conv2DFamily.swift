@@ -21,24 +21,24 @@ public enum Conv2DFamily {
     public static let pooledVariants: [Conv2DVariant] = [.cpu, .rows]
 
     public static let descriptor = KernelFamilyDescriptor(file: "conv2d.cl", tunables: [
-        Tunable("CONV_FWD_KV", "2", values: ["1", "2", "3", "4"], group: "cpu", grid: true),
-        Tunable("CONV_FWD_NP", "6", values: ["2", "4", "6", "8", "12"], group: "cpu", grid: true),
-        Tunable("CONV_DX_KV", "2", values: ["1", "2", "4"], group: "backward_input", grid: true),
-        Tunable("CONV_DX_NP", "6", values: ["2", "4", "6", "8"], group: "backward_input", grid: true),
-        Tunable("CONV_DW_KV", "2", values: ["1", "2", "4"], group: "backward_weight", grid: true),
-        Tunable("CONV_DW_NP", "6", values: ["2", "4", "6", "8"], group: "backward_weight", grid: true),
-        Tunable("CONV_ROWS_KB", "8", values: ["4", "8", "16", "32"], group: "rows", grid: true),
-        Tunable("CONV_ROWS_NP", "4", values: ["1", "2", "4", "8"], group: "rows", grid: true),
-        Tunable("CONV_TM", "32", values: ["16", "32", "64"], group: "gpu", grid: true),
-        Tunable("CONV_TN", "32", values: ["16", "32", "64"], group: "gpu", grid: true),
-        Tunable("CONV_TD", "8", values: ["4", "8", "16"], group: "gpu"),
-        Tunable("CONV_WM", "2", values: ["1", "2", "4"], group: "gpu"),
-        Tunable("CONV_WN", "2", values: ["1", "2", "4"], group: "gpu"),
+        Tunable("CONV_FWD_KV", "2", values: ["1", "2", "3", "4"], group: "cpu", grid: true, range: 1...8),
+        Tunable("CONV_FWD_NP", "6", values: ["2", "4", "6", "8", "12"], group: "cpu", grid: true, range: 1...32),
+        Tunable("CONV_DX_KV", "2", values: ["1", "2", "4"], group: "backward_input", grid: true, range: 1...8),
+        Tunable("CONV_DX_NP", "6", values: ["2", "4", "6", "8"], group: "backward_input", grid: true, range: 1...32),
+        Tunable("CONV_DW_KV", "2", values: ["1", "2", "4"], group: "backward_weight", grid: true, range: 1...8),
+        Tunable("CONV_DW_NP", "6", values: ["2", "4", "6", "8"], group: "backward_weight", grid: true, range: 1...32),
+        Tunable("CONV_ROWS_KB", "8", values: ["4", "8", "16", "32"], group: "rows", grid: true, range: 1...64),
+        Tunable("CONV_ROWS_NP", "4", values: ["1", "2", "4", "8"], group: "rows", grid: true, range: 1...64),
+        Tunable("CONV_TM", "32", values: ["16", "32", "64"], group: "gpu", grid: true, range: 1...256),
+        Tunable("CONV_TN", "32", values: ["16", "32", "64"], group: "gpu", grid: true, range: 1...256),
+        Tunable("CONV_TD", "8", values: ["4", "8", "16"], group: "gpu", range: 1...64),
+        Tunable("CONV_WM", "2", values: ["1", "2", "4"], group: "gpu", range: 1...16),
+        Tunable("CONV_WN", "2", values: ["1", "2", "4"], group: "gpu", range: 1...16),
         // Per-launch switches, not searched: their defaults complete the set of -D values.
-        Tunable("CONV_PADDED", "0", group: "switch"),
-        Tunable("CONV_RELU", "0", group: "switch"),
-        Tunable("CONV_POOL", "0", group: "switch"),
-    ], variants: variants.map(\.rawValue))
+        Tunable("CONV_PADDED", "0", group: "switch", range: 0...1),
+        Tunable("CONV_RELU", "0", group: "switch", range: 0...1),
+        Tunable("CONV_POOL", "0", group: "switch", range: 0...1),
+    ], variants: variants.map(\.rawValue), divisions: [TunableDivision("CONV_WM", divides: "CONV_TM"), TunableDivision("CONV_WN", divides: "CONV_TN")])
 
     /// The forward variants in order of preference: on a device that prefers register tiles the row
     /// kernel for shallow layers, then the micro-tiles; elsewhere local-memory tiles first.

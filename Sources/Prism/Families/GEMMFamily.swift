@@ -15,15 +15,15 @@ public enum GEMMFamily {
     public static let variants: [MatmulVariant] = [.cpu, .gpu]
 
     public static let descriptor = KernelFamilyDescriptor(file: "matmul.cl", tunables: [
-        Tunable("MM_MB", "32", values: ["4", "8", "16", "32", "64"], group: "cpu", grid: true),
-        Tunable("MM_PACKED_A", "1", values: ["0", "1"], group: "cpu", grid: true),
-        Tunable("MM_PACK_ROWS", "32", values: ["8", "16", "32", "64"], group: "cpu"),
-        Tunable("MM_TM", "64", values: ["32", "64", "128"], group: "gpu", grid: true),
-        Tunable("MM_TN", "64", values: ["32", "64", "128"], group: "gpu", grid: true),
-        Tunable("MM_TK", "16", values: ["8", "16", "32"], group: "gpu"),
-        Tunable("MM_WM", "4", values: ["2", "4", "8"], group: "gpu"),
-        Tunable("MM_WN", "4", values: ["2", "4", "8"], group: "gpu"),
-    ], variants: variants.map(\.rawValue))
+        Tunable("MM_MB", "32", values: ["4", "8", "16", "32", "64"], group: "cpu", grid: true, range: 1...1024),
+        Tunable("MM_PACKED_A", "1", values: ["0", "1"], group: "cpu", grid: true, range: 0...1),
+        Tunable("MM_PACK_ROWS", "32", values: ["8", "16", "32", "64"], group: "cpu", range: 1...1024),
+        Tunable("MM_TM", "64", values: ["32", "64", "128"], group: "gpu", grid: true, range: 1...256),
+        Tunable("MM_TN", "64", values: ["32", "64", "128"], group: "gpu", grid: true, range: 1...256),
+        Tunable("MM_TK", "16", values: ["8", "16", "32"], group: "gpu", range: 1...128),
+        Tunable("MM_WM", "4", values: ["2", "4", "8"], group: "gpu", range: 1...16),
+        Tunable("MM_WN", "4", values: ["2", "4", "8"], group: "gpu", range: 1...16),
+    ], variants: variants.map(\.rawValue), divisions: [TunableDivision("MM_WM", divides: "MM_TM"), TunableDivision("MM_WN", divides: "MM_TN")])
 
     /// The variants in order of preference: register tiles where the device prefers them, else
     /// local-memory tiles.

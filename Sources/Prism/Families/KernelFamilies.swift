@@ -13,6 +13,32 @@ public enum KernelFamilies {
     public static func descriptor(for file: String) -> KernelFamilyDescriptor? {
         all.first { $0.file == file }
     }
+
+    /// The first entry of `table`, at any level (default, vendor, device), that a kernel family
+    /// refuses: a file with no family, a name that is not one of its tunables, a per-launch switch,
+    /// a value outside the tunable's range or not dividing what it must, an unknown variant.
+    /// - Parameter source: the table's file, for the message.
+    /// - Returns: one line naming the table, the entry, the family, the tunable and its value; nil when valid.
+    public static func problem(in table: TuningTable, source: String) -> String? {
+        var levels: [(String, [String: TuningTable.Defines])] = [("default", table.default ?? [:])]
+        for (vendor, entry) in (table.vendors ?? [:]).sorted(by: { $0.key < $1.key }) {
+            levels.append(("vendor '\(vendor)'", entry.default ?? [:]))
+            for (device, files) in (entry.devices ?? [:]).sorted(by: { $0.key < $1.key }) {
+                levels.append(("vendor '\(vendor)' device '\(device)'", files))
+            }
+        }
+        for (level, files) in levels {
+            for (file, defines) in files.sorted(by: { $0.key < $1.key }) {
+                guard let descriptor = descriptor(for: file) else {
+                    return "tuning table \(source), \(level): no kernel family has tunables in '\(file)' (families: \(all.map(\.file).joined(separator: ", ")))"
+                }
+                if let problem = descriptor.problem(in: defines, tabled: true) {
+                    return "tuning table \(source), \(level): kernel family \(descriptor.stem) (\(file)): \(problem)"
+                }
+            }
+        }
+        return nil
+    }
 }
 
 /// `VariantRule.pick` with its error as the `TensorError` ops throw.

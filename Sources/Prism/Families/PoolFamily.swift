@@ -16,9 +16,9 @@ public enum PoolFamily {
 
     public static let descriptor = KernelFamilyDescriptor(file: "pool.cl", tunables: [
         // Per-launch switches, not searched: their defaults complete the set of -D values.
-        Tunable("POOL_UNPADDED", "0", group: "switch"),
-        Tunable("POOL_KH", "0", group: "switch"),
-        Tunable("POOL_KW", "0", group: "switch"),
+        Tunable("POOL_UNPADDED", "0", group: "switch", range: 0...1),
+        Tunable("POOL_KH", "0", group: "switch", range: 0...Int(Int32.max)),
+        Tunable("POOL_KW", "0", group: "switch", range: 0...Int(Int32.max)),
     ], variants: variants.map(\.rawValue))
 
     /// The vector kernel where it applies, then the general one, on every device.

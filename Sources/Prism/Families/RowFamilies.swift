@@ -15,7 +15,7 @@ public enum LayerNormFamily {
     public static let variants: [LayerNormVariant] = [.cpu, .gpu]
 
     public static let descriptor = KernelFamilyDescriptor(file: "layernorm.cl", tunables: [
-        Tunable("LN_GROUP", "128", values: ["32", "64", "128", "256"], group: "gpu", grid: true),
+        Tunable("LN_GROUP", "128", values: ["32", "64", "128", "256"], group: "gpu", grid: true, range: 1...1024, powerOfTwo: true),
     ], variants: variants.map(\.rawValue))
 
     /// Rows per work-item where the device prefers register tiles, else a work-group per row.
@@ -47,14 +47,14 @@ public enum LayerNormFamily {
 /// The softmax and loss family (`softmax.cl`): one work-item per row, one variant on every device.
 public enum SoftmaxFamily {
     public static let descriptor = KernelFamilyDescriptor(file: "softmax.cl", tunables: [
-        Tunable("MSE_BLOCK", "1024", values: ["256", "1024", "4096"], group: "rows"),
+        Tunable("MSE_BLOCK", "1024", values: ["256", "1024", "4096"], group: "rows", range: 1...1_048_576),
     ], variants: ["rows"])
 }
 
 /// The elementwise family (`elementwise.cl`): flat kernels, one variant on every device.
 public enum ElementwiseFamily {
     public static let descriptor = KernelFamilyDescriptor(file: "elementwise.cl", tunables: [
-        Tunable("PRISM_VEC", "1", values: ["1", "2", "4", "8"], group: "flat"),
+        Tunable("PRISM_VEC", "1", values: ["1", "2", "4", "8"], group: "flat", range: 1...16),
     ], variants: ["flat"])
 
     /// Work-items for `n` elements in the kernels that take PRISM_VEC elements each (fill, copy, axpy).

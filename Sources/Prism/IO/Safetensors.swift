@@ -39,85 +39,183 @@ public struct SafetensorsFile: Equatable, Sendable {
 
     // MARK: reading
 
+    /// The largest header accepted, as in the format's reference implementation (100 MB).
+    public static let maximumHeaderBytes = 100_000_000
+
     /// Reads and validates a safetensors file.
-    /// - Throws: `DataError` naming the file (and the tensor where one is at fault): truncated file,
-    ///   malformed header, unknown dtype, offsets outside the data or not matching the shape.
+    /// - Throws: `DataError` naming the file (and the tensor where one is at fault); see `decode`.
     public static func read(path: String) throws -> SafetensorsFile {
         let name = (path as NSString).lastPathComponent
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read file") }
         return try decode([UInt8](data), name: name)
     }
 
+    /// One tensor's header entry, checked against the data before any value is read.
+    private struct Entry {
+        var name: String
+        var dtype: String
+        var elementSize: Int
+        var shape: [Int]
+        var count: Int
+        var begin: Int
+        var end: Int
+    }
+
+    /// Decodes and validates a safetensors file's bytes, following the format's specification:
+    /// a header of at most `maximumHeaderBytes` of strict JSON (no duplicate keys, only whitespace
+    /// after it); per tensor a dtype, a shape of non-negative integers and integer `data_offsets`
+    /// [begin, end] inside the data whose length is the dtype's size × the shape's product (checked
+    /// arithmetic); the tensors, sorted by offset, cover the data exactly (no overlap, no hole, no
+    /// trailing bytes).
+    /// - Throws: `DataError` naming `name` and the tensor at fault, before anything is allocated for values.
     public static func decode(_ bytes: [UInt8], name: String = "safetensors file") throws -> SafetensorsFile {
         guard bytes.count >= 8 else { throw DataError("\(name): truncated safetensors file (\(bytes.count) bytes, no header length)") }
         var headerLength: UInt64 = 0
         for i in 0..<8 { headerLength |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+        if headerLength > UInt64(maximumHeaderBytes) || headerLength > UInt64(bytes.count - 8), let kind = otherFormat(bytes) {
+            throw DataError("\(name): \(kind), not a safetensors file (save the state dict with safetensors.torch.save_file)")
+        }
+        guard headerLength <= UInt64(maximumHeaderBytes) else {
+            throw DataError("\(name): safetensors header of \(headerLength) bytes, more than the format's limit of \(maximumHeaderBytes)")
+        }
         guard headerLength <= UInt64(bytes.count - 8) else {
             throw DataError("\(name): truncated safetensors file: header of \(headerLength) bytes, file has \(bytes.count - 8) after the length")
         }
         let headerEnd = 8 + Int(headerLength)
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: Data(bytes[8..<headerEnd]))
-        } catch {
-            throw DataError("\(name): malformed safetensors header (not JSON)")
+        guard headerEnd > 8, bytes[8] == UInt8(ascii: "{") else {
+            throw DataError("\(name): malformed safetensors header (it must start with '{'; this is not a safetensors file)")
         }
-        guard let header = json as? [String: Any] else { throw DataError("\(name): malformed safetensors header (not an object)") }
+        let json: HeaderJSON
+        do {
+            json = try HeaderJSON.parse(bytes[8..<headerEnd])
+        } catch let e as HeaderJSON.SyntaxError {
+            throw DataError("\(name): malformed safetensors header: \(e.reason) (byte \(e.offset) of the header)")
+        }
+        guard case let .object(header) = json else { throw DataError("\(name): malformed safetensors header (not an object)") }
         let dataSize = bytes.count - headerEnd
         var file = SafetensorsFile()
+        var entries: [Entry] = []
         for (key, value) in header {
             if key == "__metadata__" {
-                guard let meta = value as? [String: Any] else { throw DataError("\(name): __metadata__ is not an object") }
+                guard case let .object(meta) = value else { throw DataError("\(name): __metadata__ is not an object") }
                 for (k, v) in meta {
-                    guard let s = v as? String else { throw DataError("\(name): metadata '\(k)' is not a string") }
+                    guard case let .string(s) = v else { throw DataError("\(name): metadata \(displayed(k)) is not a string") }
                     file.metadata[k] = s
                 }
                 continue
             }
-            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shapeValues = entry["shape"] as? [Any], let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
-                  let begin = (offsets[0] as? NSNumber)?.intValue, let end = (offsets[1] as? NSNumber)?.intValue
-            else { throw DataError("\(name): tensor '\(key)': malformed header entry") }
-            let shape = try shapeValues.map { v -> Int in
-                guard let n = (v as? NSNumber)?.intValue, n >= 0 else { throw DataError("\(name): tensor '\(key)': bad shape \(shapeValues)") }
-                return n
+            entries.append(try entry(key, value, dataSize: dataSize, file: name))
+        }
+        // Sorted by offsets, each tensor starts where the previous one ends and the last ends the data.
+        var position = 0
+        var previous: Entry?
+        for e in entries.sorted(by: { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }) {
+            if e.begin < position, let p = previous {
+                throw DataError("\(name): tensor \(displayed(e.name)): data [\(e.begin), \(e.end)] overlaps tensor \(displayed(p.name)) [\(p.begin), \(p.end)]")
             }
-            let elementSize: Int
-            switch dtype {
-            case "F32": elementSize = 4
-            case "F16", "BF16": elementSize = 2
-            case "F64": elementSize = 8
-            default: throw DataError("\(name): tensor '\(key)': unsupported dtype \(dtype) (supported: F32, F16, BF16, F64)")
+            if e.begin > position {
+                throw DataError("\(name): tensor \(displayed(e.name)): data starts at byte \(e.begin), but the tensors before it end at \(position) (a hole the format does not allow)")
             }
-            let count = shape.reduce(1, *)
-            guard begin >= 0, end >= begin, end <= dataSize else {
-                throw DataError("\(name): tensor '\(key)': data offsets [\(begin), \(end)] outside the \(dataSize) data bytes")
+            position = e.end
+            previous = e
+        }
+        if position != dataSize {
+            let last = previous.map { "tensor \(displayed($0.name)) ends at byte \($0.end)" } ?? "no tensor holds data"
+            let n = dataSize - position
+            throw DataError("\(name): \(n) trailing byte\(n == 1 ? "" : "s") after the tensors' data (\(last) of \(dataSize))")
+        }
+        bytes.withUnsafeBufferPointer { raw in
+            for e in entries {
+                file.tensors[e.name] = HostTensor(shape: e.shape, values: values(of: e, in: raw, at: headerEnd + e.begin))
             }
-            guard end - begin == count * elementSize else {
-                throw DataError("\(name): tensor '\(key)': \(end - begin) bytes for shape \(shape) of \(dtype) (expected \(count * elementSize))")
-            }
-            var values = [Float](repeating: 0, count: count)
-            let base = headerEnd + begin
-            bytes.withUnsafeBufferPointer { raw in
-                for i in 0..<count {
-                    let o = base + i * elementSize
-                    switch dtype {
-                    case "F32":
-                        values[i] = Float(bitPattern: UInt32(raw[o]) | UInt32(raw[o + 1]) << 8 | UInt32(raw[o + 2]) << 16 | UInt32(raw[o + 3]) << 24)
-                    case "F16":
-                        values[i] = Float(halfBits: UInt16(raw[o]) | UInt16(raw[o + 1]) << 8)
-                    case "BF16":
-                        values[i] = Float(bitPattern: (UInt32(raw[o]) | UInt32(raw[o + 1]) << 8) << 16)
-                    default:
-                        var b: UInt64 = 0
-                        for j in 0..<8 { b |= UInt64(raw[o + j]) << (8 * UInt64(j)) }
-                        values[i] = Float(Double(bitPattern: b))
-                    }
-                }
-            }
-            file.tensors[key] = HostTensor(shape: shape, values: values)
         }
         return file
+    }
+
+    /// What a file whose first bytes are no safetensors header length is, when its magic says:
+    /// PyTorch's `torch.save` writes a zip archive (since 1.6) or a bare pickle (before).
+    private static func otherFormat(_ bytes: [UInt8]) -> String? {
+        if bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return "a zip archive (PyTorch's torch.save format)" }
+        if bytes.count >= 2, bytes[0] == 0x80, (2...5).contains(bytes[1]) { return "a Python pickle (PyTorch's older torch.save format)" }
+        return nil
+    }
+
+    /// Checks one header entry: its fields' types, dtype, shape, and offsets against `dataSize`.
+    private static func entry(_ key: String, _ value: HeaderJSON, dataSize: Int, file: String) throws -> Entry {
+        let tensor = "\(file): tensor \(displayed(key))"
+        guard case let .object(fields) = value else { throw DataError("\(tensor): malformed header entry (not an object)") }
+        func field(_ f: String) -> HeaderJSON? { fields.first { $0.key == f }?.value }
+        guard case let .string(dtype) = field("dtype"), case let .array(shapeValues) = field("shape"),
+              case let .array(offsets) = field("data_offsets")
+        else { throw DataError("\(tensor): malformed header entry (needs dtype, shape and data_offsets)") }
+        let shape = shapeValues.compactMap(\.nonNegativeInteger)
+        guard shape.count == shapeValues.count else {
+            throw DataError("\(tensor): shape \(text(shapeValues)) is not a list of non-negative integers")
+        }
+        guard offsets.count == 2, offsets.allSatisfy(\.isUnsignedIntegerText) else {
+            throw DataError("\(tensor): data_offsets \(text(offsets)) are not two non-negative integers")
+        }
+        // Integers too large for an Int lie past any data this process can hold.
+        guard let begin = offsets[0].nonNegativeInteger, let end = offsets[1].nonNegativeInteger else {
+            throw DataError("\(tensor): data offsets \(text(offsets)) outside the \(dataSize) data bytes")
+        }
+        let elementSize: Int
+        switch dtype {
+        case "F32": elementSize = 4
+        case "F16", "BF16": elementSize = 2
+        case "F64": elementSize = 8
+        default: throw DataError("\(tensor): unsupported dtype \(displayed(dtype).dropFirst().dropLast()) (supported: F32, F16, BF16, F64)")
+        }
+        var count = 1
+        for n in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: n)
+            guard !overflow else { throw DataError("\(tensor): shape \(shape) has more elements than an Int can count") }
+            count = product
+        }
+        let (byteCount, overflow) = count.multipliedReportingOverflow(by: elementSize)
+        guard !overflow else { throw DataError("\(tensor): shape \(shape) of \(dtype) needs more bytes than an Int can count") }
+        guard begin <= end, end <= dataSize else {
+            throw DataError("\(tensor): data offsets [\(begin), \(end)] outside the \(dataSize) data bytes")
+        }
+        guard end - begin == byteCount else {
+            throw DataError("\(tensor): \(end - begin) bytes for shape \(shape) of \(dtype) (expected \(byteCount))")
+        }
+        return Entry(name: key, dtype: dtype, elementSize: elementSize, shape: shape, count: count, begin: begin, end: end)
+    }
+
+    /// JSON values as they appeared (numbers as written), for messages.
+    private static func text(_ values: [HeaderJSON]) -> String {
+        "[" + values.map { v in
+            switch v {
+            case let .number(t): return t
+            case let .string(s): return displayed(s)
+            case .bool(let b): return String(b)
+            case .null: return "null"
+            case .array: return "[…]"
+            case .object: return "{…}"
+            }
+        }.joined(separator: ", ") + "]"
+    }
+
+    /// The values of a checked entry, converted to Float, from byte `base` of `raw`.
+    private static func values(of e: Entry, in raw: UnsafeBufferPointer<UInt8>, at base: Int) -> [Float] {
+        var values = [Float](repeating: 0, count: e.count)
+        for i in 0..<e.count {
+            let o = base + i * e.elementSize
+            switch e.dtype {
+            case "F32":
+                values[i] = Float(bitPattern: UInt32(raw[o]) | UInt32(raw[o + 1]) << 8 | UInt32(raw[o + 2]) << 16 | UInt32(raw[o + 3]) << 24)
+            case "F16":
+                values[i] = Float(halfBits: UInt16(raw[o]) | UInt16(raw[o + 1]) << 8)
+            case "BF16":
+                values[i] = Float(bitPattern: (UInt32(raw[o]) | UInt32(raw[o + 1]) << 8) << 16)
+            default:
+                var b: UInt64 = 0
+                for j in 0..<8 { b |= UInt64(raw[o + j]) << (8 * UInt64(j)) }
+                values[i] = Float(Double(bitPattern: b))
+            }
+        }
+        return values
     }
 
     // MARK: writing
@@ -129,7 +227,13 @@ public struct SafetensorsFile: Equatable, Sendable {
         let names = tensors.keys.sorted()
         for name in names {
             let t = tensors[name]!
-            guard t.values.count == t.shape.reduce(1, *) else {
+            var product: Int? = 1
+            for n in t.shape {
+                let (m, overflow) = (product ?? 0).multipliedReportingOverflow(by: n)
+                product = overflow || n < 0 ? nil : m
+                if product == nil { break }
+            }
+            guard t.values.count == product else {
                 throw DataError("safetensors: tensor '\(name)' has \(t.values.count) values for shape \(t.shape)")
             }
             let size = t.values.count * 4

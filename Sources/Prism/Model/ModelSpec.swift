@@ -109,33 +109,52 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     }
 
     /// The output shape of each layer for one example (without the batch), in order.
-    /// - Throws: `TensorError` naming the layer when a shape does not fit it.
+    /// - Throws: `TensorError` naming the layer when a shape does not fit it, a size is not positive
+    ///   (a stride of 0 would divide by zero) or a size overflows.
     public func layerOutputShapes() throws -> [[Int]] {
         var shape = inputShape
         var shapes: [[Int]] = []
         for (i, layer) in layers.enumerated() {
             func fail(_ what: String) -> TensorError { TensorError("model: layer \(i) (\(layer)): \(what), input shape \(shape)") }
+            /// The output length of a window sliding over `length` (checked: sizes from a file).
+            func slide(_ length: Int, kernel: Int, stride: Int, padding: Int) throws -> Int {
+                guard kernel > 0, stride > 0, padding >= 0 else { throw fail("needs a positive kernel and stride and a non-negative padding") }
+                let (twice, o1) = padding.multipliedReportingOverflow(by: 2)
+                let (padded, o2) = length.addingReportingOverflow(twice)
+                guard !o1, !o2 else { throw fail("padding \(padding) is too large") }
+                guard padded >= kernel else { throw fail("output is empty") }
+                return (padded - kernel) / stride + 1
+            }
             switch layer {
             case let .linear(inFeatures, outFeatures):
                 guard shape.last == inFeatures else { throw fail("expects \(inFeatures) features") }
+                guard outFeatures > 0 else { throw fail("needs a positive number of outputs") }
                 shape = Array(shape.dropLast()) + [outFeatures]
             case let .conv2d(c, k, r, stride, padding):
                 guard shape.count == 3, shape[0] == c else { throw fail("expects [\(c), H, W]") }
-                let h = (shape[1] + 2 * padding - r) / stride + 1, w = (shape[2] + 2 * padding - r) / stride + 1
-                guard h > 0, w > 0 else { throw fail("output is empty") }
-                shape = [k, h, w]
+                guard k > 0 else { throw fail("needs a positive number of output channels") }
+                shape = [k, try slide(shape[1], kernel: r, stride: stride, padding: padding),
+                         try slide(shape[2], kernel: r, stride: stride, padding: padding)]
             case let .maxPool2d(kernel, stride), let .avgPool2d(kernel, stride):
                 guard shape.count == 3 else { throw fail("expects [C, H, W]") }
-                let h = (shape[1] - kernel) / stride + 1, w = (shape[2] - kernel) / stride + 1
-                guard shape[1] >= kernel, shape[2] >= kernel else { throw fail("output is empty") }
-                shape = [shape[0], h, w]
+                shape = [shape[0], try slide(shape[1], kernel: kernel, stride: stride, padding: 0),
+                         try slide(shape[2], kernel: kernel, stride: stride, padding: 0)]
             case .flatten:
-                shape = [shape.reduce(1, *)]
+                var n = 1
+                for d in shape {
+                    let (m, overflow) = n.multipliedReportingOverflow(by: d)
+                    guard !overflow else { throw fail("has more elements than an Int can count") }
+                    n = m
+                }
+                shape = [n]
             case .relu, .gelu, .dropout, .softmax:
                 break
             case let .patchEmbedding(c, h, w, p, d):
                 guard shape == [c, h, w] else { throw fail("expects [\(c), \(h), \(w)]") }
-                shape = [(h / p) * (w / p) + 1, d]
+                guard p > 0, d > 0, h >= p, w >= p else { throw fail("needs a positive patch no larger than the image and a positive width") }
+                let (tokens, overflow) = (h / p).multipliedReportingOverflow(by: w / p)
+                guard !overflow else { throw fail("has more patches than an Int can count") }
+                shape = [tokens + 1, d]
             case let .transformerBlock(d, _, _):
                 guard shape.count == 2, shape[1] == d else { throw fail("expects [T, \(d)]") }
             case let .layerNorm(d):
@@ -147,6 +166,20 @@ public struct ModelSpec: Codable, Equatable, Sendable {
             shapes.append(shape)
         }
         return shapes
+    }
+
+    /// Checks that the layers fit the input shape and end in `classCount` outputs per example
+    /// (the width every consumer of the outputs reads: losses, accuracy, explanations).
+    /// - Throws: `TensorError` naming the layer that does not fit, or the output count that differs.
+    public func validate() throws {
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw TensorError("model: input shape \(inputShape) needs positive sizes")
+        }
+        guard classCount > 0 else { throw TensorError("model: classCount \(classCount) is not a positive number of outputs") }
+        let output = try layerOutputShapes().last ?? inputShape
+        guard output == [classCount] else {
+            throw TensorError("model: the layers output \(output) per example, but classCount says \(classCount) outputs")
+        }
     }
 
     /// The most floats per example alive at once in a forward pass: the largest input + output of

@@ -11,8 +11,10 @@ public final class Sequential {
     private let normalization: (mean: Tensor, inverseStd: Tensor)?
 
     /// Builds `spec`'s layers with PyTorch's default initialization, seeded.
-    /// - Throws: `TensorError` when a layer's sizes are invalid.
+    /// - Throws: `TensorError` when a layer's sizes are invalid or the last layer's outputs are not
+    ///   `spec.classCount` (see `ModelSpec.validate`).
     public init(spec: ModelSpec, seed: UInt64, engine: Engine) throws {
+        try spec.validate()
         var layers: [Layer] = []
         for (i, layer) in spec.layers.enumerated() {
             let layerSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
@@ -168,13 +170,40 @@ public final class Sequential {
         return dict
     }
 
+    /// Tensors a model file may hold that no layer reads, as PyTorch's `load_state_dict` skips them:
+    /// BatchNorm's `num_batches_tracked` counters (name suffixes).
+    public static let ignoredTensorSuffixes = [".num_batches_tracked"]
+
     /// Overwrites the parameters from `tensors`.
-    /// - Throws: `DataError` naming a missing tensor or one whose shape differs.
-    public func loadStateDict(_ tensors: [String: HostTensor], source: String = "state dict") throws {
-        for (name, tensor) in namedParameters {
+    /// - Parameters:
+    ///   - strict: refuse tensors the model has no parameter for (as PyTorch's `load_state_dict`
+    ///     does by default), except names ending in one of `ignoredTensorSuffixes`.
+    /// - Throws: `DataError` naming a missing tensor, one whose shape differs, one with NaN or
+    ///   infinite values (and how many), or (strict) the tensors the model does not expect.
+    public func loadStateDict(_ tensors: [String: HostTensor], source: String = "state dict", strict: Bool = true) throws {
+        let named = namedParameters
+        let expected = Set(named.map(\.name))
+        let unexpected = strict ? tensors.keys.filter { key in
+            !expected.contains(key) && !Self.ignoredTensorSuffixes.contains { key.hasSuffix($0) }
+        }.sorted() : []
+        let unexpectedText = unexpected.isEmpty ? "" : "unexpected tensor\(unexpected.count == 1 ? "" : "s") "
+            + unexpected.prefix(8).map(displayed).joined(separator: ", ") + (unexpected.count > 8 ? ", … (\(unexpected.count) in all)" : "")
+        // Like PyTorch's strict load, a renamed tensor is reported both ways.
+        if let (name, tensor) = named.first(where: { tensors[$0.name] == nil }) {
+            throw DataError("\(source): missing tensor '\(name)' (shape \(tensor.shape))" + (unexpected.isEmpty ? "" : "; \(unexpectedText)"))
+        }
+        if !unexpected.isEmpty {
+            throw DataError("\(source): \(unexpectedText) (the model has no such parameter)")
+        }
+        for (name, tensor) in named {
             guard let host = tensors[name] else { throw DataError("\(source): missing tensor '\(name)' (shape \(tensor.shape))") }
             guard host.shape == tensor.shape else {
                 throw DataError("\(source): tensor '\(name)' has shape \(host.shape), the model expects \(tensor.shape)")
+            }
+            let nan = host.values.reduce(0) { $0 + ($1.isNaN ? 1 : 0) }
+            let infinite = host.values.reduce(0) { $0 + ($1.isInfinite ? 1 : 0) }
+            guard nan == 0, infinite == 0 else {
+                throw DataError("\(source): tensor '\(name)' holds \(nan) NaN and \(infinite) infinite values of \(host.values.count)")
             }
             try tensor.storage.write(host.values)
         }
@@ -209,9 +238,11 @@ public final class Sequential {
         try SafetensorsFile(tensors: tensors, metadata: meta).write(path: path)
     }
 
-    /// Rebuilds a model from a file written by `save` (or by PyTorch, given `spec`).
+    /// Rebuilds a model from a file written by `save` (or by PyTorch, given `spec`): every tensor of
+    /// the file must be a parameter of the model (see `loadStateDict`), except the optimizer's
+    /// tensors of a training checkpoint.
     /// - Parameter spec: the architecture when the file carries none.
-    /// - Throws: `DataError` naming the file and the missing or mismatched tensor.
+    /// - Throws: `DataError` naming the file and the missing, mismatched, non-finite or unexpected tensor.
     public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Sequential, file: SafetensorsFile) {
         let file = try SafetensorsFile.read(path: path)
         let resolved: ModelSpec
@@ -222,8 +253,15 @@ public final class Sequential {
         } else {
             throw DataError("\(path): no '\(specMetadataKey)' metadata; pass the architecture")
         }
-        let model = try Sequential(spec: resolved, seed: 0, engine: engine)
-        try model.loadStateDict(file.tensors, source: path)
+        let model: Sequential
+        do {
+            model = try Sequential(spec: resolved, seed: 0, engine: engine)
+        } catch let error as TensorError {
+            throw DataError("\(path): \(error.message)")
+        }
+        // A training checkpoint (it carries the training state) also holds the optimizer's tensors.
+        let checkpoint = file.metadata[Trainer.stateMetadataKey] != nil
+        try model.loadStateDict(checkpoint ? file.tensors.filter { !$0.key.hasPrefix(Trainer.optimizerTensorPrefix) } : file.tensors, source: path)
         return (model, file)
     }
 }

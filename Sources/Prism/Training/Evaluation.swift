@@ -32,6 +32,9 @@ public func evaluate(_ model: Sequential, on data: LabeledData, batchSize: Int =
             data.gather(Array(start..<min(start + batch, data.count))[...], into: &features, labels: &labels)
             let x = try Tensor(features, shape: [labels.count] + data.exampleShape, engine: model.engine)
             let logits = try model(x)
+            guard logits.shape == [labels.count, classes] else {
+                throw TensorError("evaluate: the model outputs \(logits.shape) for \(labels.count) examples, expected [\(labels.count), \(classes)] (classCount)")
+            }
             lossSum += Double(try crossEntropy(logits, labels: labels).item()) * Double(labels.count)
             let values = try logits.toArray()
             for (row, label) in labels.enumerated() {

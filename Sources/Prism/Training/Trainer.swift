@@ -101,6 +101,8 @@ public final class Trainer {
     public var extraMetadata: [String: String] = [:]
 
     public static let stateMetadataKey = "prism.training"
+    /// The name prefix of a checkpoint's optimizer-state tensors (`optimizer.<key>`).
+    public static let optimizerTensorPrefix = "optimizer."
 
     struct SavedState: Codable {
         var epochsDone: Int
@@ -224,7 +226,7 @@ public final class Trainer {
     public func saveCheckpoint(path: String) throws {
         var tensors = try model.stateDict()
         for (key, values) in try optimizer.state() {
-            tensors["optimizer.\(key)"] = HostTensor(shape: [values.count], values: values)
+            tensors[Self.optimizerTensorPrefix + key] = HostTensor(shape: [values.count], values: values)
         }
         let dropoutCalls = model.layers.compactMap { ($0 as? Dropout)?.calls }
         let state = SavedState(epochsDone: epochsDone, config: config, dropoutCalls: dropoutCalls)
@@ -249,8 +251,11 @@ public final class Trainer {
         if let epochs { config.epochs = epochs }
         let trainer = try Trainer(model: model, config: config)
         var optimizerState: [String: [Float]] = [:]
-        for (name, tensor) in file.tensors where name.hasPrefix("optimizer.") {
-            optimizerState[String(name.dropFirst("optimizer.".count))] = tensor.values
+        for (name, tensor) in file.tensors where name.hasPrefix(optimizerTensorPrefix) {
+            guard tensor.values.allSatisfy(\.isFinite) else {
+                throw DataError("\(path): optimizer tensor \(displayed(name)) holds NaN or infinite values")
+            }
+            optimizerState[String(name.dropFirst(optimizerTensorPrefix.count))] = tensor.values
         }
         do {
             try trainer.optimizer.load(state: optimizerState)

@@ -1,0 +1,59 @@
+import Foundation
+import Prism
+import PrismCL
+import Testing
+
+/// Crafted model files and tuning tables given to the commands: each ends with exit status 1 and
+/// one line naming the file and what is wrong, never a trap or a prediction from a broken model.
+@Suite(.serialized) struct HostileModelFilesCLITests {
+    static let csv = TrainCLITests.fixtures + "/tabular.csv"
+
+    /// A model trained on the tabular fixture, then `edit`ed and written to `name`.
+    static func edited(_ model: String, _ name: String, _ edit: (inout SafetensorsFile) throws -> Void) throws -> String {
+        var file = try SafetensorsFile.read(path: model)
+        try edit(&file)
+        let path = (model as NSString).deletingLastPathComponent + "/" + name
+        try file.write(path: path)
+        return path
+    }
+
+    @Test func brokenModelFilesAndTuningTablesAreRefusedInOneLine() throws {
+        let dir = try scratchDirectory("hostile-model")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/t.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", Self.csv, "--label", "species", "--arch", "mlp",
+                                  "--hidden", "8", "--epochs", "1", "--batch", "16", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        func predict(_ path: String, environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runPrism(["predict", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", path, "--index", "0"],
+                         environment: environment)
+        }
+        let good = try predict(model)
+        #expect(good.status == 0, "\(good.stderr)")
+
+        // Non-finite weights: no prediction.
+        let nan = try Self.edited(model, "nan.safetensors") { $0.tensors["1.weight"]!.values[3] = .nan }
+        expectOneLineError(try predict(nan), "\(nan): tensor '1.weight' holds 1 NaN and 0 infinite values of 32")
+        // A tensor the model has no parameter for.
+        let extra = try Self.edited(model, "extra.safetensors") { $0.tensors["5.weight"] = HostTensor(shape: [2], values: [1, 2]) }
+        expectOneLineError(try predict(extra), "\(extra): unexpected tensor '5.weight' (the model has no such parameter)")
+        // A class count the last layer does not have (evaluation read past the logits).
+        let classes = try Self.edited(model, "classes.safetensors") { file in
+            var spec = try ModelSpec.decode(json: file.metadata[Sequential.specMetadataKey]!)
+            spec.classCount = 7
+            file.metadata[Sequential.specMetadataKey] = try spec.json()
+        }
+        expectOneLineError(try runPrism(["eval", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", classes]),
+                           "\(classes): model: the layers output [3] per example, but classCount says 7 outputs")
+        // Bytes after the last tensor.
+        let trailing = dir + "/trailing.safetensors"
+        try (Data(contentsOf: URL(fileURLWithPath: model)) + Data([0, 0, 0, 0])).write(to: URL(fileURLWithPath: trailing))
+        expectOneLineError(try predict(trailing), "trailing.safetensors: 4 trailing bytes after the tensors' data")
+
+        // A tuning table with a 0: refused before any kernel is built.
+        let table = dir + "/tuning.json"
+        try TuningTable(default: ["matmul.cl": ["MM_MB": "0"]]).json().write(to: URL(fileURLWithPath: table))
+        expectOneLineError(try predict(model, environment: ["PRISM_TUNING_FILE": table]),
+                           "tuning table \(table), default: kernel family matmul (matmul.cl): MM_MB = 0 is outside 1…1024")
+    }
+}
