@@ -1,5 +1,4 @@
 import Foundation
-import PrismCL
 
 /// SplitMix64: a small, fast, seedable generator (Steele et al. 2014).
 public struct SplitMix64: RandomNumberGenerator, Sendable {

@@ -1,5 +1,4 @@
 import Foundation
-import PrismCL
 
 /// A search over a kernel file's tunables (`-D` defines): the defaults first, then a grid over the
 /// parameters that matter most (the others at their defaults), then seeded random candidates from
