@@ -153,7 +153,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrismTests",
-            dependencies: ["Prism", "PrismCL", "PrismReference", "PrismTestSupport"]
+            dependencies: ["Prism", "PrismCL", "PrismReference", "PrismTestSupport", "CZlib"]
         ),
     ]
 )
