@@ -121,20 +121,24 @@ public struct ModelSpec: Codable, Equatable, Sendable {
                 shape = Array(shape.dropLast()) + [outFeatures]
             case let .conv2d(c, k, r, stride, padding):
                 guard shape.count == 3, shape[0] == c else { throw fail("expects [\(c), H, W]") }
+                guard r > 0, stride > 0, padding >= 0 else { throw fail("needs a positive kernel and stride") }
                 let h = (shape[1] + 2 * padding - r) / stride + 1, w = (shape[2] + 2 * padding - r) / stride + 1
                 guard h > 0, w > 0 else { throw fail("output is empty") }
                 shape = [k, h, w]
             case let .maxPool2d(kernel, stride), let .avgPool2d(kernel, stride):
                 guard shape.count == 3 else { throw fail("expects [C, H, W]") }
+                guard kernel > 0, stride > 0 else { throw fail("needs a positive kernel and stride") }
                 let h = (shape[1] - kernel) / stride + 1, w = (shape[2] - kernel) / stride + 1
                 guard shape[1] >= kernel, shape[2] >= kernel else { throw fail("output is empty") }
                 shape = [shape[0], h, w]
             case .flatten:
-                shape = [shape.reduce(1, *)]
+                guard let size = HostMemory.product(shape) else { throw fail("flattens to more than a 64-bit count") }
+                shape = [size]
             case .relu, .gelu, .dropout, .softmax:
                 break
             case let .patchEmbedding(c, h, w, p, d):
                 guard shape == [c, h, w] else { throw fail("expects [\(c), \(h), \(w)]") }
+                guard p > 0 else { throw fail("needs a positive patch size") }
                 shape = [(h / p) * (w / p) + 1, d]
             case let .transformerBlock(d, _, _):
                 guard shape.count == 2, shape[1] == d else { throw fail("expects [T, \(d)]") }

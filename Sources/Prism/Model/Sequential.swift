@@ -11,8 +11,10 @@ public final class Sequential {
     private let normalization: (mean: Tensor, inverseStd: Tensor)?
 
     /// Builds `spec`'s layers with PyTorch's default initialization, seeded.
-    /// - Throws: `TensorError` when a layer's sizes are invalid.
+    /// - Throws: `TensorError` when a layer's sizes are invalid; `DataError` when the parameters
+    ///   would not fit in the device's or the host's memory (checked before anything is allocated).
     public init(spec: ModelSpec, seed: UInt64, engine: Engine) throws {
+        try spec.requireMemory(device: engine.device)
         var layers: [Layer] = []
         for (i, layer) in spec.layers.enumerated() {
             let layerSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
@@ -222,6 +224,16 @@ public final class Sequential {
         } else {
             throw DataError("\(path): no '\(specMetadataKey)' metadata; pass the architecture")
         }
+        // The file's tensors against the architecture before anything is built: a description
+        // claiming 2^40 outputs over a [10, 128] weight is refused here, not after allocating.
+        _ = try resolved.checkedParameterCount(source: path)
+        for (name, shape) in resolved.namedParameterShapes {
+            guard let tensor = file.tensors[name] else { throw DataError("\(path): missing tensor '\(name)' (shape \(shape))") }
+            guard tensor.shape == shape else {
+                throw DataError("\(path): tensor '\(name)' has shape \(tensor.shape), the model expects \(shape)")
+            }
+        }
+        try resolved.requireMemory(device: engine.device, source: path)
         let model = try Sequential(spec: resolved, seed: 0, engine: engine)
         try model.loadStateDict(file.tensors, source: path)
         return (model, file)
