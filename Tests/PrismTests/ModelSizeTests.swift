@@ -65,3 +65,27 @@ import Testing
         }
     }
 }
+
+/// A PyTorch pickle passed where a safetensors model is expected says what it is and how to convert it.
+@Suite struct ForeignModelFileTests {
+    @Test func pytorchPicklesAreNamedWithTheConversion() throws {
+        let engine = try testEngine()
+        let dir = temporaryDirectory("foreign-model")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let conversion = "not a safetensors file; convert it in Python: safetensors.torch.save_file(model.state_dict(), \"m.safetensors\")"
+        for (name, bytes, kind) in [
+            ("zip.pt", [0x50, 0x4B, 0x03, 0x04, 0x14, 0, 0, 0] as [UInt8], "a PyTorch checkpoint (torch.save's zip archive of pickles)"),
+            ("legacy.pt", [0x80, 0x02, 0x8A, 0x0A, 0x6C], "a Python pickle (protocol 2, as torch.save wrote before PyTorch 1.6)"),
+            ("p5.pkl", [0x80, 0x05, 0x95], "a Python pickle (protocol 5, as torch.save wrote before PyTorch 1.6)"),
+        ] {
+            let path = dir + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            let text: String
+            do { _ = try LoadedModel(path: path, engine: engine); text = "no error" } catch { text = "\(error)" }
+            #expect(text == "\(path): \(kind), \(conversion)")
+        }
+        // Other bytes go on to the safetensors reader.
+        try Data([0x80, 0x09, 0, 0]).write(to: URL(fileURLWithPath: dir + "/other"))
+        #expect(throws: Never.self) { try ForeignModelFile.refusePyTorchPickle(path: dir + "/other") }
+    }
+}

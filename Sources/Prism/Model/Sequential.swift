@@ -215,6 +215,7 @@ public final class Sequential {
     /// - Parameter spec: the architecture when the file carries none.
     /// - Throws: `DataError` naming the file and the missing or mismatched tensor.
     public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Sequential, file: SafetensorsFile) {
+        try ForeignModelFile.refusePyTorchPickle(path: path)
         let file = try SafetensorsFile.read(path: path)
         let resolved: ModelSpec
         if let spec {
