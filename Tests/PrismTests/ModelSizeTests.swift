@@ -89,3 +89,16 @@ import Testing
         #expect(throws: Never.self) { try ForeignModelFile.refusePyTorchPickle(path: dir + "/other") }
     }
 }
+
+@Suite struct PeakActivationTests {
+    /// A vision transformer whose attention matrix overflows an Int: the estimate saturates, no trap.
+    @Test func hugeTransformersSaturate() {
+        let t = 1 << 31
+        let spec = ModelSpec(architecture: "vit", inputShape: [1, t, 1], classCount: 2, layers: [
+            .patchEmbedding(channels: 1, height: t, width: 1, patch: 1, dim: 1), .transformerBlock(dim: 1, heads: 4, mlpDim: 1),
+        ])
+        #expect(spec.peakActivationElements == 1 << 59)
+        let small = try! ModelSpec.mlp(inputShape: [5], hidden: [3], classes: 2)
+        #expect(small.peakActivationElements == 10)  // Flatten: its input 5 and output 5 alive at once
+    }
+}
