@@ -1,6 +1,7 @@
 import Foundation
 import Prism
 @testable import PrismExplain
+import PrismTestSupport
 import Testing
 
 /// A game of any size whose values are all zero; it records the most coalitions asked for at once.
@@ -52,5 +53,17 @@ private final class ZeroGame: CoalitionGame {
         // The limit itself is accepted and its weights still sum to the interval's length.
         let (alphas, weights) = try! IntegratedGradients.quadrature(.middle, steps: 10_000)
         #expect(alphas.count == 10_000 && abs(weights.reduce(0, +) - 1) <= 1e-9)
+    }
+
+    @Test func limeRefusesSamplesPastTheMemory() throws {
+        let engine = try testEngine()
+        let linear = AttributionLinearModel(inputShape: [1, 4, 6], classes: 2, seed: 91)
+        let groups = try FeatureGroups.grid(channels: 1, height: 4, width: 6, cell: 2)
+        let x = seededFloats(24, seed: 92)
+        let text = message {
+            _ = try LIME(model: linear.model(engine), groups: groups, samples: 1_000_000_000_000_000).explain(instances: x, targets: .classes([0]))
+        }
+        // 10^15 × (6 + 8·(2 + 2)) bytes.
+        #expect(text.hasPrefix("lime: 1000000000000000 samples × 6 features needs 38 PB for the perturbation matrix; "), "\(text)")
     }
 }
