@@ -110,14 +110,22 @@ import Testing
 
     @Test func hostMemoryIsTheSmallestLimitFound() {
         let meminfo = "MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   23571352 kB\n"
-        #expect(HostMemory.parse(cgroupV2Max: nil, cgroupV1Limit: nil, meminfo: meminfo) == 23_571_352 * 1024)
-        #expect(HostMemory.parse(cgroupV2Max: "max\n", cgroupV1Limit: nil, meminfo: meminfo) == 23_571_352 * 1024)
-        #expect(HostMemory.parse(cgroupV2Max: "4294967296\n", cgroupV1Limit: nil, meminfo: meminfo) == 4_294_967_296)
+        #expect(HostMemory.parse(cgroupV2Max: [], cgroupV1Limit: [], meminfo: meminfo) == 23_571_352 * 1024)
+        #expect(HostMemory.parse(cgroupV2Max: ["max\n"], cgroupV1Limit: [], meminfo: meminfo) == 23_571_352 * 1024)
+        #expect(HostMemory.parse(cgroupV2Max: ["max\n", "4294967296\n", "8589934592"], cgroupV1Limit: [], meminfo: meminfo) == 4_294_967_296)
         // cgroup v1 writes "no limit" as a page-rounded Int64.max.
-        #expect(HostMemory.parse(cgroupV2Max: nil, cgroupV1Limit: "9223372036854771712\n", meminfo: meminfo) == 23_571_352 * 1024)
-        #expect(HostMemory.parse(cgroupV2Max: nil, cgroupV1Limit: "1073741824\n", meminfo: meminfo) == 1 << 30)
-        #expect(HostMemory.parse(cgroupV2Max: nil, cgroupV1Limit: nil, meminfo: "MemTotal: 5 kB\n") == nil)
-        #expect(HostMemory.parse(cgroupV2Max: "garbage", cgroupV1Limit: nil, meminfo: nil) == nil)
+        #expect(HostMemory.parse(cgroupV2Max: [], cgroupV1Limit: ["9223372036854771712\n"], meminfo: meminfo) == 23_571_352 * 1024)
+        #expect(HostMemory.parse(cgroupV2Max: [], cgroupV1Limit: ["9223372036854771712\n", "1073741824\n"], meminfo: meminfo) == 1 << 30)
+        #expect(HostMemory.parse(cgroupV2Max: [], cgroupV1Limit: [], meminfo: "MemTotal: 5 kB\n") == nil)
+        #expect(HostMemory.parse(cgroupV2Max: ["garbage"], cgroupV1Limit: [], meminfo: nil) == nil)
+        #expect(HostMemory.cgroupFolders(procSelfCgroup: "0::/user.slice/job-7\n", version: 2)
+            == ["/sys/fs/cgroup/user.slice/job-7", "/sys/fs/cgroup/user.slice", "/sys/fs/cgroup"])
+        let v1 = "5:devices:/\n4:memory:/process_api/c9eb\n0::/\n"
+        #expect(HostMemory.cgroupFolders(procSelfCgroup: v1, version: 2) == ["/sys/fs/cgroup"])
+        #expect(HostMemory.cgroupFolders(procSelfCgroup: v1, version: 1)
+            == ["/sys/fs/cgroup/memory/process_api/c9eb", "/sys/fs/cgroup/memory/process_api", "/sys/fs/cgroup/memory"])
+        #expect(HostMemory.cgroupFolders(procSelfCgroup: "3:cpu,memory:/a\n", version: 1) == ["/sys/fs/cgroup/memory/a", "/sys/fs/cgroup/memory"])
+        #expect(HostMemory.cgroupFolders(procSelfCgroup: nil, version: 2) == ["/sys/fs/cgroup"])
         #expect(HostMemory.describe(49_000_000_000_000) == "49 TB")
         #expect(HostMemory.describe(2_500_000_000) == "2.5 GB")
         #expect(HostMemory.describe(640) == "640 bytes")
