@@ -126,7 +126,7 @@ let package = Package(
         // The command-line tool run as a user runs it (and its explain pipeline in process).
         .testTarget(
             name: "PrismCommandLineTests",
-            dependencies: ["prism", "Prism", "PrismCL", "PrismExplain", "PrismReport", "PrismTestSupport"]
+            dependencies: ["prism", "Prism", "PrismCL", "PrismExplain", "PrismReport", "PrismTestSupport", "CZlib"]
         ),
         // Writes through OutputFile in a process of its own (a file size limit, a redirected standard output).
         .executableTarget(
@@ -153,7 +153,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrismTests",
-            dependencies: ["Prism", "PrismCL", "PrismReference", "PrismTestSupport"]
+            dependencies: ["Prism", "PrismCL", "PrismReference", "PrismTestSupport", "CZlib"]
         ),
     ]
 )

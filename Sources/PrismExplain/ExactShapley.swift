@@ -1,4 +1,5 @@
 import Foundation
+import Prism
 
 /// Exact Shapley values from all 2^M coalitions:
 ///
@@ -40,6 +41,8 @@ public struct ExactShapley: ShapleyEstimator {
         var phi = [Double](repeating: 0, count: m * o)
         var empty = [Double](repeating: 0, count: o), full = empty
         let total = 1 << m
+        try requireHostMemory(HostMemory.product([min(coalitionsPerCall, total), m + 8 * o]),
+                              "exact-shap: \(min(coalitionsPerCall, total)) coalitions per call × \(m) features", for: "the coalition matrix")
         var start = 0
         while start < total {
             let count = min(coalitionsPerCall, total - start)

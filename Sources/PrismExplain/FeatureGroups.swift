@@ -105,7 +105,8 @@ extension FeatureGroups {
     /// - Parameters:
     ///   - groups: (name, column indices) per group, in order.
     ///   - columnNames: every column's name.
-    /// - Throws: `ExplainError` for an empty group, a column outside the data or in two groups.
+    /// - Throws: `ExplainError` for an empty group, a column outside the data or in two groups, two
+    ///   groups of one name, or a group named as a column that is in no group.
     public static func columns(_ groups: [(name: String, columns: [Int])], columnNames: [String]) throws -> (groups: FeatureGroups, names: [String]) {
         var map = [Int32](repeating: -1, count: columnNames.count)
         var names: [String] = []
@@ -122,7 +123,13 @@ extension FeatureGroups {
             }
             names.append(group.name)
         }
+        if let repeated = names.indices.first(where: { names[..<$0].contains(names[$0]) }) {
+            throw ExplainError("feature groups: two groups are named '\(names[repeated])'")
+        }
         for c in map.indices where map[c] < 0 {
+            guard !names.contains(columnNames[c]) else {
+                throw ExplainError("feature groups: group '\(columnNames[c])' has the name of column '\(columnNames[c])', which is in no group (name the group otherwise or put the column in it)")
+            }
             map[c] = Int32(names.count)
             names.append(columnNames[c])
         }

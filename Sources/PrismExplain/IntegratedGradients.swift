@@ -52,6 +52,14 @@ public struct IntegratedGradients: AttributionMethod {
         guard n >= (rule == .trapezoid ? 2 : 1) else {
             throw ExplainError("integrated gradients: \(n) steps are too few for the \(rule.rawValue) rule")
         }
+        // Gauss–Legendre's nodes cost O(n²) to find, and n points integrate polynomials of degree
+        // 2n − 1 exactly: past the limit the rule only costs time.
+        if rule == .gaussLegendre, n > Self.gaussLegendreLimit {
+            throw ExplainError("integrated gradients: \(n) steps are above the gauss-legendre rule's limit of \(Self.gaussLegendreLimit) (its nodes take O(steps²) to compute); use fewer steps or --rule middle")
+        }
+        // The points and weights.
+        try requireHostMemory(HostMemory.product([n, 2 * MemoryLayout<Double>.size]),
+                              "integrated gradients: \(n) steps", for: "the quadrature points and weights")
         let uniform = [Double](repeating: 1 / Double(n), count: n)
         switch rule {
         case .left: return ((0..<n).map { Double($0) / Double(n) }, uniform)
@@ -73,6 +81,9 @@ public struct IntegratedGradients: AttributionMethod {
         let start = DispatchTime.now()
         let setup = try AttributionSetup(model: model, instances: instances, targets: targets, rowsPerChunk: rowsPerChunk)
         let engine = model.engine, d = model.elementCount, n = setup.instanceCount, slots = targets.outputCount
+        guard HostMemory.product([n, steps]) != nil else {
+            throw ExplainError("integrated gradients: \(steps) steps × \(n) instances overflow a 64-bit count")
+        }
         let (alphas, weights) = try Self.quadrature(rule, steps: steps)
         let baselines = try baselineRows(instanceCount: n)
 
@@ -146,6 +157,9 @@ public struct IntegratedGradients: AttributionMethod {
 
     /// Gauss–Legendre nodes and weights on [−1, 1] (Newton's method on Pₙ, as in Numerical Recipes'
     /// `gauleg`), nodes ascending.
+    /// The most steps the Gauss–Legendre rule accepts.
+    public static let gaussLegendreLimit = 10_000
+
     static func gaussLegendre(_ n: Int) -> (nodes: [Double], weights: [Double]) {
         var x = [Double](repeating: 0, count: n), w = [Double](repeating: 0, count: n)
         for i in 0..<((n + 1) / 2) {

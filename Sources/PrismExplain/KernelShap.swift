@@ -1,4 +1,5 @@
 import Foundation
+import Prism
 
 /// Kernel SHAP (Lundberg & Lee 2017) with shap's `KernelExplainer` sampling scheme: Shapley values as
 /// the weighted least-squares fit of a linear model to v over coalitions, weighted by the Shapley
@@ -101,6 +102,10 @@ public struct KernelShap: ShapleyEstimator {
         guard standardErrorBatches >= 2 else { throw ExplainError("kernel-shap: standard errors need at least 2 batches, got \(standardErrorBatches)") }
         if let numFeatures, numFeatures < 1 { throw ExplainError("kernel-shap: num-features must be at least 1, got \(numFeatures)") }
         if m <= 30 { budget = min(budget, (1 << m) - 2) }
+        // Per coalition: its mask (and its copy as a dictionary key), its values, its design-matrix
+        // and target rows and its weight, all held until the fit.
+        try requireHostMemory(HostMemory.product([budget, 2 * m + 96 + 8 * (m + 2 * o + 1)]),
+                              "kernel-shap: a budget of \(budget) coalitions × \(m) features", for: "the coalition matrix and its fit")
         settings["budget"] = .int(budget)
 
         // Size pairs k = 1…⌊M/2⌋ cover sizes {k, M − k}; kernel weight of size s in total: (M−1)/(s(M−s)).

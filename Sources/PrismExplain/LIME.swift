@@ -48,6 +48,9 @@ public struct LIME: AttributionMethod {
         }
         guard samples >= 2 else { throw ExplainError("lime: needs at least 2 samples, got \(samples)") }
         guard kernelWidth > 0, ridge >= 0 else { throw ExplainError("lime: kernel width \(kernelWidth) must be positive and ridge \(ridge) non-negative") }
+        // Per sample: its mask, its weight, its values and the regression's target.
+        try requireHostMemory(HostMemory.product([samples, m + 8 * (c + 2)]),
+                              "lime: \(samples) samples × \(m) features", for: "the perturbation matrix")
         let setup = try AttributionSetup(model: model, instances: instances, targets: targets, rowsPerChunk: rowsPerChunk)
         let n = setup.instanceCount, slots = targets.outputCount
         let baselines = try baseline.rows(instanceCount: n, elementCount: d, method: "lime")

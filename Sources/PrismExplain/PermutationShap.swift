@@ -1,4 +1,5 @@
 import Foundation
+import Prism
 
 /// Antithetic permutation sampling, shap's `PermutationExplainer` scheme: each random permutation π
 /// is walked forward (features switched on in π's order, starting from ∅) and backward (switched off
@@ -59,6 +60,10 @@ public struct PermutationShap: ShapleyEstimator {
         guard permutationsPerRound > 0 else { throw ExplainError("permutation-shap: permutations per round must be positive") }
         let perPermutation = Self.coalitionsPerPermutation(features: m)
         let permutations = (budget - 2) / perPermutation
+        let perRound = min(permutationsPerRound, permutations)
+        try requireHostMemory(HostMemory.product([perRound, perPermutation, m + 8 * o]),
+                              "permutation-shap: \(perRound) permutations per round × \(perPermutation) coalitions × \(m) features",
+                              for: "the coalition matrix")
         settings["budget"] = .int(budget)
 
         var rng = ShapleyRandom(seed: seed)

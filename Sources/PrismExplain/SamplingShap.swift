@@ -1,4 +1,5 @@
 import Foundation
+import Prism
 
 /// Monte-Carlo Shapley values feature by feature (Štrumbelj & Kononenko 2010/2014; shap's
 /// `SamplingExplainer`, Captum's `ShapleyValueSampling` idea): for each feature i and each sample, a
@@ -53,6 +54,9 @@ public struct SamplingShap: ShapleyEstimator {
         }
         guard samplesPerRound > 0 else { throw ExplainError("sampling-shap: samples per round must be positive") }
         let draws = (budget - 2) / (2 * m)
+        let perRound = min(samplesPerRound, draws)
+        try requireHostMemory(HostMemory.product([2, perRound, m, m + 8 * o]),
+                              "sampling-shap: \(perRound) draws per round × 2 × \(m) features", for: "the coalition matrix of \(m) features")
         settings["budget"] = .int(budget)
 
         var rng = ShapleyRandom(seed: seed)

@@ -54,6 +54,9 @@ public struct SmoothGrad: AttributionMethod {
         let start = DispatchTime.now()
         guard samples >= 1 else { throw ExplainError("smoothgrad: needs at least one sample, got \(samples)") }
         guard noiseLevel >= 0, noiseLevel.isFinite else { throw ExplainError("smoothgrad: noise level \(noiseLevel) must be finite and non-negative") }
+        guard HostMemory.product([instances.count, samples]) != nil else {
+            throw ExplainError("smoothgrad: \(samples) samples × \(instances.count) input values overflow a 64-bit count")
+        }
         let setup = try AttributionSetup(model: model, instances: instances, targets: targets, rowsPerChunk: rowsPerChunk)
         let engine = model.engine, d = model.elementCount, n = setup.instanceCount, slots = targets.outputCount
         let sigmas = (0..<n).map { i -> Float in

@@ -23,13 +23,13 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Image folders, training a new model: the height and width every image is resized to (bilinear, antialiased as PIL), as H,W. Default: the first image's. A saved model's input shape decides otherwise.")
     var imageSize: String?
 
-    @Option(help: "Image folders, training a new model: the channels every image is brought to, 1 (RGB converted to luma) or 3 (gray replicated). Default: the first image's.")
+    @Option(parsing: .unconditional, help: "Image folders, training a new model: the channels every image is brought to, 1 (RGB converted to luma) or 3 (gray replicated). Default: the first image's.")
     var channels: Int?
 
-    @Option(help: "Use only the first N training examples.")
+    @Option(parsing: .unconditional, help: "Use only the first N training examples.")
     var limit: Int?
 
-    @Option(help: "Use only the first N test examples.")
+    @Option(parsing: .unconditional, help: "Use only the first N test examples.")
     var testLimit: Int?
 
     func validate() throws {

@@ -26,19 +26,19 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "The report folder.")
     var out: String = "out/demo"
 
-    @Option(help: "How many test images to explain (the first ones).")
+    @Option(parsing: .unconditional, help: "How many test images to explain (the first ones).")
     var examples: Int = 8
 
-    @Option(help: "Training epochs when no cached model exists.")
+    @Option(parsing: .unconditional, help: "Training epochs when no cached model exists.")
     var epochs: Int = 1
 
-    @Option(help: "Seed of training, the background draw and the sampling.")
+    @Option(parsing: .unconditional, help: "Seed of training, the background draw and the sampling.")
     var seed: UInt64 = 0
 
-    @Option(help: "Training rows drawn as the SHAP background.")
+    @Option(parsing: .unconditional, help: "Training rows drawn as the SHAP background.")
     var background: Int = 50
 
-    @Option(help: "Use only the first N training examples (for a quick look).")
+    @Option(parsing: .unconditional, help: "Use only the first N training examples (for a quick look).")
     var limit: Int?
 
     @Option(help: "The model cache folder.")

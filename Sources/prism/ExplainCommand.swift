@@ -27,7 +27,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "The model file (safetensors written by prism train).")
     var model: String
 
-    @Option(help: "Test-set examples to explain: I or I,J,…")
+    @Option(parsing: .unconditional, help: "Test-set examples to explain: I or I,J,…")
     var index: String?
 
     @OptionGroup var inputOptions: InputOptions
@@ -40,16 +40,16 @@ struct ExplainCommand: ParsableCommand {
 
     @OptionGroup var methodOptions: MethodOptions
 
-    @Option(help: "Background: this many training rows drawn with the seed.")
+    @Option(parsing: .unconditional, help: "Background: this many training rows drawn with the seed.")
     var background: Int?
 
     @Option(help: "Background: every row of this file (CSV rows matched by column name, .npy, PNG or JPEG) or the training images of an MNIST-format folder.")
     var backgroundData: String?
 
-    @Option(help: "Summarize the background into K weighted k-means centroids (shap.kmeans): fewer model evaluations per coalition.")
+    @Option(parsing: .unconditional, help: "Summarize the background into K weighted k-means centroids (shap.kmeans): fewer model evaluations per coalition.")
     var kmeans: Int?
 
-    @Option(help: "Images: superpixels of K×K pixels.")
+    @Option(parsing: .unconditional, help: "Images: superpixels of K×K pixels.")
     var superpixel: Int = 4
 
     @Option(help: "Images: features from a segmentation map instead of the superpixel grid: a .npy or JSON array of one integer label per pixel (height × width).")
@@ -76,7 +76,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Images only: write, per example, the input and per method the attributions of the explained output as a heatmap (red raises, blue lowers the output) and the heatmap over the input, as PNG files into this folder.")
     var png: String?
 
-    @Option(help: "How many features to print per example.")
+    @Option(parsing: .unconditional, help: "How many features to print per example.")
     var top: Int = 5
 
     func validate() throws {
@@ -282,6 +282,9 @@ func readColumnGroups(path: String, columnNames: [String]) throws -> [(name: Str
     guard let groups = try? JSONDecoder().decode([Group].self, from: data) else {
         throw DataError("\(path): not a JSON array of {\"name\": …, \"columns\": [names or indices]} groups")
     }
+    if let repeated = groups.indices.first(where: { i in groups[..<i].contains { $0.name == groups[i].name } }) {
+        throw DataError("\(path): two groups are named '\(groups[repeated].name)'")
+    }
     return try groups.map { group in
         (group.name, try group.columns.map { column in
             switch column {
@@ -297,42 +300,10 @@ func readColumnGroups(path: String, columnNames: [String]) throws -> [(name: Str
 }
 
 /// The feature columns of a CSV file: the header without the label column.
+/// - Throws: `DataError` naming the file: unreadable, a header `CSVTable` refuses, another width.
 func csvFeatureNames(path: String, label: String, width: Int) throws -> [String] {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8), let first = text.split(separator: "\n").first else {
-        throw DataError("\(path): not a readable CSV file")
-    }
-    let names = first.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        .filter { $0 != label }
+    guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): not a readable CSV file") }
+    let names = try CSVTable.parse([UInt8](data), name: (path as NSString).lastPathComponent, limit: 0).header.filter { $0 != label }
     guard names.count == width else { throw DataError("\(path): \(names.count) feature columns, the model has \(width) inputs") }
     return names
-}
-
-/// A numeric CSV file's rows, with, for each wanted column in order, its index in the file.
-/// - Throws: `DataError` naming a missing column, or the row and column of a cell that is not a number.
-func readNumericCSV(path: String, columns: [String]) throws -> (indices: [Int], rows: [[Float]]) {
-    let name = (path as NSString).lastPathComponent
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DataError("\(path): no such file or not UTF-8 text") }
-    let lines = text.split(whereSeparator: \.isNewline).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-    guard let headerLine = lines.first else { throw DataError("\(name): empty file") }
-    let header = headerLine.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-    let indices = try columns.map { c -> Int in
-        guard let i = header.firstIndex(of: c) else {
-            throw DataError("\(name): no column '\(c)' (the model's data has columns \(columns.joined(separator: ", ")))")
-        }
-        return i
-    }
-    var rows: [[Float]] = []
-    for (r, line) in lines.dropFirst().enumerated() {
-        let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard cells.count == header.count else { throw DataError("\(name): row \(r + 2) has \(cells.count) cells, the header has \(header.count)") }
-        var row = [Float](repeating: 0, count: cells.count)
-        for i in indices {
-            guard let v = Float(cells[i]), v.isFinite else {
-                throw DataError("\(name): row \(r + 2), column '\(header[i])': '\(cells[i])' is not a finite number")
-            }
-            row[i] = v
-        }
-        rows.append(row)
-    }
-    return (indices, rows)
 }

@@ -20,28 +20,28 @@ extension SmoothGrad.Variant: ExpressibleByArgument {}
 
 /// Options of the individual methods.
 struct MethodOptions: ParsableArguments {
-    @Option(help: "SHAP methods: the budget in coalitions (kernel-shap default 2M + 2048).")
+    @Option(parsing: .unconditional, help: "SHAP methods: the budget in coalitions (kernel-shap default 2M + 2048).")
     var samples: Int?
 
-    @Option(help: "lime: perturbed samples per example (default 1000).")
+    @Option(parsing: .unconditional, help: "lime: perturbed samples per example (default 1000).")
     var limeSamples: Int?
 
-    @Option(help: "smoothgrad: noise samples per example (default 50).")
+    @Option(parsing: .unconditional, help: "smoothgrad: noise samples per example (default 50).")
     var smoothgradSamples: Int?
 
-    @Option(help: "Seed of the background draw, the sampling and the noise.")
+    @Option(parsing: .unconditional, help: "Seed of the background draw, the sampling and the noise.")
     var seed: UInt64 = 0
 
-    @Option(help: "SHAP: stop when max standard error < T × (max φ − min φ).")
+    @Option(parsing: .unconditional, help: "SHAP: stop when max standard error < T × (max φ − min φ).")
     var stopThreshold: Double?
 
     @Option(help: "SHAP: hide features with one reference input per example instead of the background rows: zeros, mean (of the background) or blur (each image blurred; --blur-sigma).")
     var shapBaseline: BaselineName?
 
-    @Option(help: "kernel-shap: keep K features per output, chosen by least-angle regression (shap's l1_reg=\"num_features(K)\"); the rest get 0.")
+    @Option(parsing: .unconditional, help: "kernel-shap: keep K features per output, chosen by least-angle regression (shap's l1_reg=\"num_features(K)\"); the rest get 0.")
     var numFeatures: Int?
 
-    @Option(help: "ig: number of integration points.")
+    @Option(parsing: .unconditional, help: "ig: number of integration points.")
     var steps: Int = 50
 
     @Option(help: "ig: quadrature rule (\(IntegratedGradients.Rule.allCases.map(\.rawValue).joined(separator: ", "))).")
@@ -50,10 +50,10 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "ig, occlusion, lime and --metrics: the reference input: zeros, mean (of the background) or blur (each image blurred).")
     var baseline: BaselineName = .zeros
 
-    @Option(help: "blur baseline: Gaussian σ in pixels (default: a tenth of the image's larger side).")
+    @Option(parsing: .unconditional, help: "blur baseline: Gaussian σ in pixels (default: a tenth of the image's larger side).")
     var blurSigma: Double?
 
-    @Option(help: "smoothgrad: σ of the noise as a fraction of each input's range.")
+    @Option(parsing: .unconditional, help: "smoothgrad: σ of the noise as a fraction of each input's range.")
     var noise: Double = 0.15
 
     @Option(help: "smoothgrad: smoothgrad, smoothgrad-squared or vargrad.")
@@ -68,25 +68,25 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "lrp: rule of Linear and Conv2D layers: epsilon, z-plus or gamma.")
     var lrpRule: LRPRuleName = .epsilon
 
-    @Option(help: "lrp: ε of the epsilon rule.")
+    @Option(parsing: .unconditional, help: "lrp: ε of the epsilon rule.")
     var lrpEpsilon: Double = 1e-6
 
-    @Option(help: "lrp: γ of the gamma rule.")
+    @Option(parsing: .unconditional, help: "lrp: γ of the gamma rule.")
     var lrpGamma: Double = 0.25
 
-    @Option(help: "occlusion: window side in pixels (images) or columns (default: --superpixel for images, 1 otherwise).")
+    @Option(parsing: .unconditional, help: "occlusion: window side in pixels (images) or columns (default: --superpixel for images, 1 otherwise).")
     var window: Int?
 
-    @Option(help: "occlusion: window stride (default: the window side).")
+    @Option(parsing: .unconditional, help: "occlusion: window stride (default: the window side).")
     var stride: Int?
 
-    @Option(help: "lime: width of the exponential kernel on the cosine distance.")
+    @Option(parsing: .unconditional, help: "lime: width of the exponential kernel on the cosine distance.")
     var kernelWidth: Double = 0.25
 
-    @Option(help: "Model rows per forward pass (default: sized from device memory).")
+    @Option(parsing: .unconditional, help: "Model rows per forward pass (default: sized from device memory).")
     var rowsPerChunk: Int?
 
-    @Option(help: "SHAP: instances explained together, sharing every device batch (each gets the values it would alone; a stopping rule then waits for all of them).")
+    @Option(parsing: .unconditional, help: "SHAP: instances explained together, sharing every device batch (each gets the values it would alone; a stopping rule then waits for all of them).")
     var instancesPerBatch: Int = 1
 
     func validate() throws {

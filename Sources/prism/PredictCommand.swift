@@ -14,10 +14,10 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "The model file (safetensors written by prism train).")
     var model: String
 
-    @Option(help: "Index of the example in the test set (without --input).")
+    @Option(parsing: .unconditional, help: "Index of the example in the test set (without --input).")
     var index: Int?
 
-    @Option(help: "How many classes to print.")
+    @Option(parsing: .unconditional, help: "How many classes to print.")
     var top: Int = 3
 
     func validate() throws {

@@ -13,6 +13,24 @@ struct PrismCommand: ParsableCommand {
         version: version,
         subcommands: [DemoCommand.self, DevicesCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, ExplainCommand.self]
     )
+
+    /// Parses and runs the command. A usage error (a missing or invalid option value, a failed
+    /// validation) is one line on standard error and exit status 1, like every other error; help
+    /// and version requests print as usual.
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            if error is ExitCode || error is CleanExit || exitCode(for: error) == .success { exit(withError: error) }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            let names = configuration.subcommands.map { $0._commandName }
+            let subcommand = arguments.first.flatMap { names.contains($0) ? " \($0)" : nil } ?? ""
+            printError("\(message) (see 'prism\(subcommand) --help')")
+            Foundation.exit(1)
+        }
+    }
 }
 
 /// Options every subcommand takes.

@@ -26,16 +26,16 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "classification (cross-entropy) or regression (mean squared error on a CSV's numeric --label column, standardized for training; the model predicts in the column's units). Default: a CSV column of integers is read as classes, with a note; any other column is refused.")
     var task: ModelTask.Kind?
 
-    @Option(help: "CSV classification: the most classes an integer label column may make (largest label + 1).")
+    @Option(parsing: .unconditional, help: "CSV classification: the most classes an integer label column may make (largest label + 1).")
     var maxClasses: Int = LabelColumnDecision.defaultMaxClasses
 
     @Option(help: "Architecture: cnn or vit (images), or mlp.")
     var arch: Architecture = .cnn
 
-    @Option(help: "vit only: patch side (the image sides must be multiples).")
+    @Option(parsing: .unconditional, help: "vit only: patch side (the image sides must be multiples).")
     var patch: Int = 7
 
-    @Option(help: "vit only: number of transformer blocks.")
+    @Option(parsing: .unconditional, help: "vit only: number of transformer blocks.")
     var depth: Int = 4
 
     @Option(help: "mlp only: hidden layer sizes, comma-separated.")
@@ -44,22 +44,22 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Images (MNIST-format and image folders, .npy arrays [N, C, H, W]): 'dataset' (default) normalizes each channel by the training set's mean and standard deviation inside the model (torchvision's Normalize; the model still takes raw pixels), 'none' feeds raw pixels. CSV columns are standardized instead.")
     var normalize: InputNormalizationChoice?
 
-    @Option(help: "Number of epochs (the total, also when resuming).")
+    @Option(parsing: .unconditional, help: "Number of epochs (the total, also when resuming).")
     var epochs: Int = 3
 
-    @Option(help: "Mini-batch size.")
+    @Option(parsing: .unconditional, help: "Mini-batch size.")
     var batch: Int = 64
 
-    @Option(help: "Learning rate.")
+    @Option(parsing: .unconditional, help: "Learning rate.")
     var lr: Float = 1e-3
 
     @Option(help: "Optimizer: adam, adamw or sgd (momentum 0.9).")
     var optimizer: OptimizerKind = .adam
 
-    @Option(help: "Clip the gradients' global 2-norm to this before every step (torch.nn.utils.clip_grad_norm_).")
+    @Option(parsing: .unconditional, help: "Clip the gradients' global 2-norm to this before every step (torch.nn.utils.clip_grad_norm_).")
     var clipGradNorm: Float?
 
-    @Option(help: "Seed of the initialization, the shuffling and dropout.")
+    @Option(parsing: .unconditional, help: "Seed of the initialization, the shuffling and dropout.")
     var seed: UInt64 = 0
 
     @Option(help: "The model file to write (safetensors).")
@@ -164,6 +164,8 @@ struct TrainCommand: ParsableCommand {
                 if train.exampleShape.count == 3 {
                     if (normalize ?? .dataset) == .dataset { spec.inputNormalization = train.channelStatistics() }
                 }
+                // Weights and gradients, and the optimizer's moments (Adam's two, SGD's momentum), on the device.
+                try spec.requireMemory(device: engine.device, copies: optimizer == .sgd ? 3 : 4, source: "--arch \(arch.rawValue)")
                 let model = try Sequential(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
                                                                            optimizer: optimizer, seed: seed, maxGradNorm: clipGradNorm))

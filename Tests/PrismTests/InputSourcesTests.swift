@@ -79,7 +79,7 @@ import Testing
         }
         #expect(try message("a\n1\n") == "bad.csv: no column 'b' (the model's features: a, b)")
         #expect(try message("a,b,c,d\n1,2,3,4\n") == "bad.csv: column 'c', 'd' is not one of the model's features (list it as ignored to skip it)")
-        #expect(try message("a,b,a\n1,2,3\n") == "bad.csv: column 'a' appears twice in the header")
+        #expect(try message("a,b,a\n1,2,3\n") == "bad.csv: column 'a' appears twice in the header (columns 1 and 3)")
         #expect(try message("a,b\n1,2\n3,x\n") == "bad.csv: row 3, column 'b': 'x' is not a finite number")
         #expect(try message("a,b\n1,nan\n") == "bad.csv: row 2, column 'b': 'nan' is not a finite number")
         #expect(try message("a,b\n1,2,3\n") == "bad.csv: row 2 has 3 cells, the header has 2")

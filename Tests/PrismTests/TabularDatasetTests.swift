@@ -43,9 +43,9 @@ import Testing
         #expect(try message("a,y\n1,0\nfoo,1\n") == "f.csv: row 3, column 'a': 'foo' is not a finite number")
         #expect(try message("a,y\n1,0\n2,1.5\n") == "f.csv: row 3, column 'y': '1.5' is not a class index (a non-negative integer)")
         #expect(try message("a,y\n1,0\n2,5\n", classes: 3) == "f.csv: row 3, column 'y': label 5 outside 0..<3")
-        // A short row reads as empty cells, so the first missing cell is named.
-        #expect(try message("a,y\n1,0\n2\n") == "f.csv: row 3, column 'y': '' is not a class index (a non-negative integer)")
-        #expect(try message("a,b,y\n1,2,0\n3\n") == "f.csv: row 3, column 'b': '' is not a finite number")
+        // A short row is refused as such (it is not padded with empty cells).
+        #expect(try message("a,y\n1,0\n2\n") == "f.csv: row 3 has 1 cells, the header has 2")
+        #expect(try message("a,b,y\n1,2,0\n3\n") == "f.csv: row 3 has 1 cells, the header has 3")
         #expect(try message("a,b\n1,0\n", label: "y") == "f.csv: no label column 'y' (columns: a, b)")
         #expect(try message("a,y\n") == "f.csv: no data rows")
     }

@@ -31,53 +31,13 @@ public struct IDXArray: Equatable, Sendable {
 
     /// Reads an IDX file, gzip-compressed (`.gz`) or plain: zlib reads both.
     /// - Throws: `DataError` naming the file for a missing file, a wrong magic number, an unknown
-    ///   element type, or a file shorter than its header says.
+    ///   element type, dimensions whose size overflows or exceeds the host memory, a file shorter
+    ///   than its header says, or bytes beyond the size its header declares.
     public static func read(path: String) throws -> IDXArray {
-        let bytes = try readDecompressed(path: path)
-        let name = (path as NSString).lastPathComponent
-        guard bytes.count >= 4 else {
-            throw DataError("\(name): truncated IDX file: expected at least a 4-byte header, found \(bytes.count) bytes")
-        }
-        guard bytes[0] == 0, bytes[1] == 0, let type = ElementType(rawValue: bytes[2]), bytes[3] >= 1 else {
-            let magic = bytes[0..<4].map { String(format: "%02x", $0) }.joined()
-            throw DataError("\(name): not an IDX file: magic number 0x\(magic) (expected 0x00000801-0x0000080e style: 2 zero bytes, a type code, a rank)")
-        }
-        let rank = Int(bytes[3])
-        let headerSize = 4 + 4 * rank
-        guard bytes.count >= headerSize else {
-            throw DataError("\(name): truncated IDX file: expected a \(headerSize)-byte header, found \(bytes.count) bytes")
-        }
-        var dimensions: [Int] = []
-        for d in 0..<rank {
-            let o = 4 + 4 * d
-            dimensions.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
-        }
-        let count = dimensions.reduce(1, *)
-        let expected = headerSize + count * type.size
-        guard bytes.count >= expected else {
-            throw DataError("\(name): truncated IDX file: dimensions \(dimensions) need \(expected) bytes, found \(bytes.count)")
-        }
-        guard bytes.count == expected else {
-            throw DataError("\(name): IDX file has \(bytes.count - expected) bytes beyond its dimensions \(dimensions)")
-        }
-        var values = [Double](repeating: 0, count: count)
-        bytes.withUnsafeBufferPointer { raw in
-            let base = headerSize
-            for i in 0..<count {
-                let o = base + i * type.size
-                switch type {
-                case .uint8: values[i] = Double(raw[o])
-                case .int8: values[i] = Double(Int8(bitPattern: raw[o]))
-                case .int16: values[i] = Double(Int16(bitPattern: UInt16(raw[o]) << 8 | UInt16(raw[o + 1])))
-                case .int32: values[i] = Double(Int32(bitPattern: bigEndian32(raw, o)))
-                case .float32: values[i] = Double(Float(bitPattern: bigEndian32(raw, o)))
-                case .float64:
-                    let hi = UInt64(bigEndian32(raw, o)), lo = UInt64(bigEndian32(raw, o + 4))
-                    values[i] = Double(bitPattern: hi << 32 | lo)
-                }
-            }
-        }
-        return IDXArray(type: type, dimensions: dimensions, values: values)
+        let reader = try IDXReader(path: path)
+        let values = try reader.readLeading(reader.dimensions[0])
+        try reader.expectEnd()
+        return IDXArray(type: reader.type, dimensions: reader.dimensions, values: values)
     }
 
     /// The file's bytes, encoded as IDX (big-endian), for writing fixtures.
@@ -102,37 +62,4 @@ public struct IDXArray: Equatable, Sendable {
     public func write(path: String) throws {
         try OutputFile(path: path, gzip: path.hasSuffix(".gz")).write(encoded())
     }
-}
-
-@inline(__always)
-private func bigEndian32(_ raw: UnsafeBufferPointer<UInt8>, _ o: Int) -> UInt32 {
-    UInt32(raw[o]) << 24 | UInt32(raw[o + 1]) << 16 | UInt32(raw[o + 2]) << 8 | UInt32(raw[o + 3])
-}
-
-/// Reads a whole file through zlib, which passes plain files through unchanged.
-/// - Throws: `DataError` when the file cannot be opened or its compressed stream is corrupt.
-func readDecompressed(path: String) throws -> [UInt8] {
-    let name = (path as NSString).lastPathComponent
-    guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
-    guard let file = gzopen(path, "rb") else { throw DataError("\(name): cannot open") }
-    defer { gzclose(file) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { gzread(file, $0.baseAddress, UInt32($0.count)) }
-        if n < 0 {
-            var code: Int32 = 0
-            let message = gzerror(file, &code).map { String(cString: $0) } ?? "read error"
-            throw DataError("\(name): corrupt or truncated compressed data (\(message))")
-        }
-        if n == 0 { break }
-        out += chunk[0..<Int(n)]
-    }
-    // A gzip stream cut short reads as a clean end of file in zlib; detect it.
-    var code: Int32 = 0
-    _ = gzerror(file, &code)
-    if code != Z_OK && code != Z_STREAM_END {
-        throw DataError("\(name): corrupt or truncated compressed data")
-    }
-    return out
 }

@@ -31,30 +31,38 @@ public struct ImageDataset: Sendable {
     }
 
     /// Reads an MNIST-format pair of IDX files (gzip or plain).
+    ///
+    /// Only the headers and the first `limit` examples are read: a file declaring more examples is
+    /// not inflated past them (so with a limit, damage after those examples goes unnoticed).
+    /// Without a limit, the files must end exactly where their headers say.
     /// - Parameters:
     ///   - images: an IDX file of rank 3, [count, height, width], unsigned bytes.
     ///   - labels: an IDX file of rank 1, [count], unsigned bytes.
     ///   - classCount: number of classes (labels must lie in 0..<classCount).
     ///   - limit: keep only the first `limit` examples.
     /// - Throws: `DataError` naming the file: wrong magic or type, truncated, counts that disagree,
-    ///   labels out of range.
+    ///   labels out of range, sizes that overflow or exceed the host memory.
     public static func loadIDX(images: String, labels: String, classCount: Int = 10, limit: Int? = nil) throws -> ImageDataset {
-        let imageArray = try IDXArray.read(path: images)
-        let labelArray = try IDXArray.read(path: labels)
+        let imageReader = try IDXReader(path: images, expected: (.uint8, 3, "images"))
+        let labelReader = try IDXReader(path: labels, expected: (.uint8, 1, "labels"))
         let imageName = (images as NSString).lastPathComponent, labelName = (labels as NSString).lastPathComponent
-        guard imageArray.dimensions.count == 3, imageArray.type == .uint8 else {
-            throw DataError("\(imageName): expected unsigned-byte images of rank 3 [count, height, width], found \(imageArray.type) of rank \(imageArray.dimensions.count)")
+        let n = imageReader.dimensions[0], h = imageReader.dimensions[1], w = imageReader.dimensions[2]
+        guard labelReader.dimensions[0] == n else {
+            throw DataError("\(labelName): \(labelReader.dimensions[0]) labels, but \(imageName) holds \(n) images")
         }
-        guard labelArray.dimensions.count == 1, labelArray.type == .uint8 else {
-            throw DataError("\(labelName): expected unsigned-byte labels of rank 1, found \(labelArray.type) of rank \(labelArray.dimensions.count)")
+        guard h > 0, w > 0 else { throw DataError("\(imageName): images of \(h)×\(w) pixels") }
+        let keep = max(0, min(limit ?? n, n))
+        // Pixels are kept as Float after conversion: check that both fit before reading.
+        let need = HostMemory.product([keep, h, w, MemoryLayout<Double>.size + MemoryLayout<Float>.size])
+        guard HostMemory.fits(need) else {
+            throw DataError("\(imageName): \(keep) images of \(h)×\(w) need \(HostMemory.describe(need)) to load; \(HostMemory.availableDescription) (--limit reads fewer)")
         }
-        let n = imageArray.dimensions[0], h = imageArray.dimensions[1], w = imageArray.dimensions[2]
-        guard labelArray.dimensions[0] == n else {
-            throw DataError("\(labelName): \(labelArray.dimensions[0]) labels, but \(imageName) holds \(n) images")
+        let pixels = try imageReader.readLeading(keep).map { Float($0 / 255) }
+        let labelValues = try labelReader.readLeading(keep).map { Int32($0) }
+        if keep == n {
+            try imageReader.expectEnd()
+            try labelReader.expectEnd()
         }
-        let keep = min(limit ?? n, n)
-        let pixels = imageArray.values[0..<(keep * h * w)].map { Float($0 / 255) }
-        let labelValues = labelArray.values[0..<keep].map { Int32($0) }
         if let i = labelValues.firstIndex(where: { $0 < 0 || Int($0) >= classCount }) {
             throw DataError("\(labelName): label \(labelValues[i]) at index \(i) outside 0..<\(classCount)")
         }

@@ -1,5 +1,4 @@
 import Foundation
-import SwiftCSV
 
 /// Examples read from the user's files, ready for a model: values, where each came from, and what
 /// was done to them.
@@ -70,8 +69,7 @@ public enum InputFiles {
                 guard inputShape == [featureNames.count] else {
                     throw DataError("\(name): CSV rows hold features, the model takes inputs of shape \(inputShape)")
                 }
-                guard let text = String(bytes: bytes, encoding: .utf8) else { throw DataError("\(name): not UTF-8 text") }
-                batch.append(try csvRows(text, name: name, featureNames: featureNames, ignoring: ignoring))
+                batch.append(try csvRows(bytes, name: name, featureNames: featureNames, ignoring: ignoring))
             } else {
                 throw DataError("\(name): not a PNG, JPEG, .npy or .csv file")
             }
@@ -89,8 +87,7 @@ public enum InputFiles {
     ///   finite number (with its row, 1-based counting the header, and column), no data rows.
     public static func loadCSV(path: String, featureNames: [String], ignoring: [String] = []) throws -> InputBatch {
         let name = (path as NSString).lastPathComponent
-        guard let text = String(bytes: try readFile(path), encoding: .utf8) else { throw DataError("\(name): not UTF-8 text") }
-        return try csvRows(text, name: name, featureNames: featureNames, ignoring: ignoring)
+        return try csvRows(try readFile(path), name: name, featureNames: featureNames, ignoring: ignoring)
     }
 
     /// An image brought to the model's [C, H, W]: channels mapped, then resized; and the note.
@@ -147,18 +144,10 @@ public enum InputFiles {
         return InputBatch(values: values, count: count, shape: inputShape, sources: sources, notes: notes)
     }
 
-    /// Feature rows of a CSV text (see `loadCSV`).
-    static func csvRows(_ text: String, name: String, featureNames: [String], ignoring: [String]) throws -> InputBatch {
-        let csv: CSV<Enumerated>
-        do {
-            csv = try CSV<Enumerated>(string: text, delimiter: .comma, loadColumns: false)
-        } catch {
-            throw DataError("\(name): not a readable CSV file (\(error))")
-        }
-        let header = csv.header.map { $0.trimmingCharacters(in: .whitespaces) }
-        if let repeated = header.enumerated().first(where: { header[..<$0.offset].contains($0.element) }) {
-            throw DataError("\(name): column '\(repeated.element)' appears twice in the header")
-        }
+    /// Feature rows of a CSV file's bytes (see `loadCSV`).
+    static func csvRows(_ bytes: [UInt8], name: String, featureNames: [String], ignoring: [String]) throws -> InputBatch {
+        let csv = try CSVTable.parse(bytes, name: name)
+        let header = csv.header
         let missing = featureNames.filter { !header.contains($0) }
         guard missing.isEmpty else {
             throw DataError("\(name): no column \(missing.map { "'\($0)'" }.joined(separator: ", ")) (the model's features: \(featureNames.joined(separator: ", ")))")
@@ -168,21 +157,14 @@ public enum InputFiles {
             throw DataError("\(name): column \(extra.map { "'\($0)'" }.joined(separator: ", ")) is not one of the model's features (list it as ignored to skip it)")
         }
         let indices = featureNames.map { header.firstIndex(of: $0)! }
-        var values: [Float] = [], sources: [String] = [], blank = 0
+        var values: [Float] = [], sources: [String] = []
+        let blank = csv.blankLines
         values.reserveCapacity(csv.rows.count * indices.count)
-        for (r, row) in csv.rows.enumerated() {
-            let line = r + 2
-            if row.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
-                blank += 1
-                continue
-            }
-            guard row.count == header.count else {
-                throw DataError("\(name): row \(line) has \(row.count) cells, the header has \(header.count)")
-            }
+        for (line, row) in csv.rows {
             for c in indices {
                 let cell = row[c].trimmingCharacters(in: .whitespaces)
                 guard let value = Float(cell), value.isFinite else {
-                    throw DataError("\(name): row \(line), column '\(header[c])': '\(cell)' is not a finite number")
+                    throw DataError("\(name): row \(line), column '\(header[c])': '\(CSVTable.excerpt(cell))' is not a finite number")
                 }
                 values.append(value)
             }

@@ -1,5 +1,4 @@
 import Foundation
-import SwiftCSV
 
 /// Rows of numeric features with integer class labels or numeric targets, read from a CSV file.
 public struct TabularDataset: Sendable {
@@ -78,13 +77,8 @@ public struct TabularDataset: Sendable {
     private static func readCSV(path: String, label: String, limit: Int?, classLabels: Bool) throws -> TabularDataset {
         let name = (path as NSString).lastPathComponent
         guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
-        let csv: CSV<Enumerated>
-        do {
-            csv = try CSV<Enumerated>(url: URL(fileURLWithPath: path), delimiter: .comma, loadColumns: false)
-        } catch {
-            throw DataError("\(name): not a readable CSV file (\(error))")
-        }
-        let header = csv.header.map { $0.trimmingCharacters(in: .whitespaces) }
+        let csv = try CSVTable.parse(try readFile(path), name: name, limit: limit)
+        let header = csv.header
         guard let labelIndex = header.firstIndex(of: label) else {
             throw DataError("\(name): no label column '\(label)' (columns: \(header.joined(separator: ", ")))")
         }
@@ -92,30 +86,24 @@ public struct TabularDataset: Sendable {
         guard !featureIndices.isEmpty else { throw DataError("\(name): no feature columns besides '\(label)'") }
         var features: [Float] = []
         var targets: [Float] = []
-        let rows = limit.map { Array(csv.rows.prefix($0)) } ?? csv.rows
-        features.reserveCapacity(rows.count * featureIndices.count)
-        for (r, row) in rows.enumerated() {
-            let line = r + 2
-            if row.count == 1 && row[0].trimmingCharacters(in: .whitespaces).isEmpty { continue }  // blank line
-            guard row.count == header.count else {
-                throw DataError("\(name): row \(line) has \(row.count) cells, the header has \(header.count)")
-            }
+        features.reserveCapacity(csv.rows.count * featureIndices.count)
+        for (line, row) in csv.rows {
             for c in featureIndices {
                 let cell = row[c].trimmingCharacters(in: .whitespaces)
                 guard let value = Float(cell), value.isFinite else {
-                    throw DataError("\(name): row \(line), column '\(header[c])': '\(cell)' is not a finite number")
+                    throw DataError("\(name): row \(line), column '\(header[c])': '\(CSVTable.excerpt(cell))' is not a finite number")
                 }
                 features.append(value)
             }
             let cell = row[labelIndex].trimmingCharacters(in: .whitespaces)
             if classLabels {
                 guard let value = Double(cell), value >= 0, value == value.rounded(), value < Double(1 << 24) else {
-                    throw DataError("\(name): row \(line), column '\(label)': '\(cell)' is not a class index (a non-negative integer)")
+                    throw DataError("\(name): row \(line), column '\(label)': '\(CSVTable.excerpt(cell))' is not a class index (a non-negative integer)")
                 }
                 targets.append(Float(value))
             } else {
                 guard let value = Float(cell), value.isFinite else {
-                    throw DataError("\(name): row \(line), column '\(label)': '\(cell)' is not a finite number")
+                    throw DataError("\(name): row \(line), column '\(label)': '\(CSVTable.excerpt(cell))' is not a finite number")
                 }
                 targets.append(value)
             }

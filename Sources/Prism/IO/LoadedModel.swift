@@ -73,3 +73,25 @@ public struct LoadedModel {
         return "output \(i)"
     }
 }
+
+/// What a model file that is not safetensors was written by, recognized from its first bytes.
+public enum ForeignModelFile {
+    /// Refuses a PyTorch pickle given where a safetensors file is expected, saying how to convert it:
+    /// `torch.save`'s zip archive (`PK\x03\x04`) or a legacy pickle (protocol 2-5: `0x80 0x02`…`0x80 0x05`).
+    /// - Throws: `DataError` naming the file; nothing for any other file (or one that cannot be read,
+    ///   which the safetensors reader reports).
+    public static func refusePyTorchPickle(path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }
+        defer { try? handle.close() }
+        let head = [UInt8]((try? handle.read(upToCount: 4)) ?? Data())
+        let kind: String
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            kind = "a PyTorch checkpoint (torch.save's zip archive of pickles)"
+        } else if head.count >= 2, head[0] == 0x80, (2...5).contains(head[1]) {
+            kind = "a Python pickle (protocol \(head[1]), as torch.save wrote before PyTorch 1.6)"
+        } else {
+            return
+        }
+        throw DataError("\(path): \(kind), not a safetensors file; convert it in Python: safetensors.torch.save_file(model.state_dict(), \"m.safetensors\")")
+    }
+}

@@ -184,21 +184,30 @@ public struct ModelSpec: Codable, Equatable, Sendable {
 
     /// The most floats per example alive at once in a forward pass: the largest input + output of
     /// one layer. What sizes batches for inference on the device (explanations run many rows).
+    /// Computed with saturating arithmetic: a description past 2^59 elements gives 2^59 (room left
+    /// for callers that add and scale it).
     public var peakActivationElements: Int {
-        guard let shapes = try? layerOutputShapes() else { return inputShape.reduce(1, *) }
-        var previous = inputShape.reduce(1, *), peak = previous
+        func size(_ factors: [Int]) -> Int { HostMemory.product(factors) ?? .max }
+        func sum(_ terms: Int...) -> Int {
+            terms.reduce(0) { total, term in
+                let (s, overflow) = total.addingReportingOverflow(term)
+                return overflow ? .max : s
+            }
+        }
+        guard let shapes = try? layerOutputShapes() else { return size(inputShape) }
+        var previous = size(inputShape), peak = previous
         for (layer, shape) in zip(layers, shapes) {
-            let current = shape.reduce(1, *)
-            peak = max(peak, previous + current)
+            let current = size(shape)
+            peak = max(peak, sum(previous, current))
             if case let .transformerBlock(d, heads, m) = layer {
                 // Inside a block: Q, K, V packed and permuted, the heads' outputs, the MLP's hidden
                 // layer and, when attention maps are kept, the probabilities.
                 let t = shape[0]
-                peak = max(peak, previous + t * (7 * d + m) + heads * t * t)
+                peak = max(peak, sum(previous, size([t, sum(size([7, d]), m)]), size([heads, t, t])))
             }
             previous = current
         }
-        return peak
+        return min(peak, 1 << 59)
     }
 
     /// The spec as compact JSON (sorted keys).

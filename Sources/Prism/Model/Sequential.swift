@@ -12,9 +12,11 @@ public final class Sequential {
 
     /// Builds `spec`'s layers with PyTorch's default initialization, seeded.
     /// - Throws: `TensorError` when a layer's sizes are invalid or the last layer's outputs are not
-    ///   `spec.classCount` (see `ModelSpec.validate`).
+    ///   `spec.classCount` (see `ModelSpec.validate`); `DataError` when the parameters would not fit
+    ///   in the device's or the host's memory (checked before anything is allocated).
     public init(spec: ModelSpec, seed: UInt64, engine: Engine) throws {
         try spec.validate()
+        try spec.requireMemory(device: engine.device)
         var layers: [Layer] = []
         for (i, layer) in spec.layers.enumerated() {
             let layerSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
@@ -244,6 +246,7 @@ public final class Sequential {
     /// - Parameter spec: the architecture when the file carries none.
     /// - Throws: `DataError` naming the file and the missing, mismatched, non-finite or unexpected tensor.
     public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Sequential, file: SafetensorsFile) {
+        try ForeignModelFile.refusePyTorchPickle(path: path)
         let file = try SafetensorsFile.read(path: path)
         let resolved: ModelSpec
         if let spec {
@@ -253,6 +256,17 @@ public final class Sequential {
         } else {
             throw DataError("\(path): no '\(specMetadataKey)' metadata; pass the architecture")
         }
+        // The file's tensors against the architecture before anything is built: a description
+        // claiming 2^40 outputs over a [10, 128] weight is refused here, not after allocating.
+        // (Missing and unexpected tensors are named together by loadStateDict, as PyTorch does.)
+        _ = try resolved.checkedParameterCount(source: path)
+        for (name, shape) in resolved.namedParameterShapes {
+            guard let tensor = file.tensors[name] else { continue }
+            guard tensor.shape == shape else {
+                throw DataError("\(path): tensor '\(name)' has shape \(tensor.shape), the model expects \(shape)")
+            }
+        }
+        try resolved.requireMemory(device: engine.device, source: path)
         let model: Sequential
         do {
             model = try Sequential(spec: resolved, seed: 0, engine: engine)
