@@ -197,9 +197,13 @@ struct DataOptions: ParsableArguments {
                 throw DataError("\(testData): columns \(test.featureNames) differ from \(path)'s \(all.featureNames)")
             }
         } else {
-            let cut = max(1, all.count * 4 / 5)
+            // The last 20% (at least one row) are the test set; a file of one row has none to hold out.
+            guard all.count >= 2 else {
+                throw DataError("\(path): \(all.count) data row\(all.count == 1 ? "" : "s"); holding out a test set needs at least 2 (or give --test-data FILE.csv)")
+            }
+            let cut = min(all.count - 1, max(1, all.count * 4 / 5))
             train = subset(all, 0..<cut)
-            test = all.count - cut > 0 ? subset(all, cut..<all.count) : subset(all, 0..<cut)
+            test = subset(all, cut..<all.count)
         }
         if let limit { train = subset(train, 0..<min(limit, train.count)) }
         if let testLimit { test = subset(test, 0..<min(testLimit, test.count)) }

@@ -128,3 +128,15 @@ import Testing
         expectOneLineError(try runPrism(["train", "--device", "cpu", "--data", Self.csv, "--seed", "-1"]), "'-1' is invalid for '--seed <seed>'")
     }
 }
+
+extension HostileCLITests {
+    /// A one-row CSV has no row to hold out: refused, instead of training and testing on the same row.
+    @Test func oneRowCSVIsNotItsOwnTestSet() throws {
+        let dir = try scratchDirectory("one-row")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "a,b,y\n1,2,0\n".write(toFile: dir + "/one.csv", atomically: true, encoding: .utf8)
+        let run = try runPrism(["train", "--device", "cpu", "--data", dir + "/one.csv", "--label", "y", "--arch", "mlp", "--out", dir + "/m.safetensors"])
+        expectOneLineError(run, "one.csv: 1 data row; holding out a test set needs at least 2 (or give --test-data FILE.csv)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/m.safetensors"))
+    }
+}
