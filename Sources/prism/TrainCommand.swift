@@ -29,17 +29,21 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "CSV classification: the most classes an integer label column may make (largest label + 1).")
     var maxClasses: Int = LabelColumnDecision.defaultMaxClasses
 
-    @Option(help: "Architecture: cnn or vit (images), or mlp.")
-    var arch: Architecture = .cnn
+    @Option(name: .customLong("arch"), help: "Architecture: cnn or vit (images), or mlp (default cnn; a new run only).")
+    var archOption: Architecture?
+    var arch: Architecture { archOption ?? .cnn }
 
-    @Option(parsing: .unconditional, help: "vit only: patch side (the image sides must be multiples).")
-    var patch: Int = 7
+    @Option(name: .customLong("patch"), parsing: .unconditional, help: "vit only: patch side (the image sides must be multiples) (default 7; a new run only).")
+    var patchOption: Int?
+    var patch: Int { patchOption ?? 7 }
 
-    @Option(parsing: .unconditional, help: "vit only: number of transformer blocks.")
-    var depth: Int = 4
+    @Option(name: .customLong("depth"), parsing: .unconditional, help: "vit only: number of transformer blocks (default 4; a new run only).")
+    var depthOption: Int?
+    var depth: Int { depthOption ?? 4 }
 
-    @Option(help: "mlp only: hidden layer sizes, comma-separated.")
-    var hidden: String = "128"
+    @Option(name: .customLong("hidden"), help: "mlp only: hidden layer sizes, comma-separated (default 128; a new run only).")
+    var hiddenOption: String?
+    var hidden: String { hiddenOption ?? "128" }
 
     @Option(help: "Images (MNIST-format and image folders, .npy arrays [N, C, H, W]): 'dataset' (default) normalizes each channel by the training set's mean and standard deviation inside the model (torchvision's Normalize; the model still takes raw pixels), 'none' feeds raw pixels. CSV columns are standardized instead.")
     var normalize: InputNormalizationChoice?
@@ -47,20 +51,24 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Number of epochs (the total, also when resuming).")
     var epochs: Int = 3
 
-    @Option(parsing: .unconditional, help: "Mini-batch size.")
-    var batch: Int = 64
+    @Option(name: .customLong("batch"), parsing: .unconditional, help: "Mini-batch size (default 64; a new run only).")
+    var batchOption: Int?
+    var batch: Int { batchOption ?? 64 }
 
-    @Option(parsing: .unconditional, help: "Learning rate.")
-    var lr: Float = 1e-3
+    @Option(name: .customLong("lr"), parsing: .unconditional, help: "Learning rate (default 1e-3; a new run only).")
+    var lrOption: Float?
+    var lr: Float { lrOption ?? 1e-3 }
 
-    @Option(help: "Optimizer: adam, adamw or sgd (momentum 0.9).")
-    var optimizer: OptimizerKind = .adam
+    @Option(name: .customLong("optimizer"), help: "Optimizer: adam, adamw or sgd (momentum 0.9) (default adam; a new run only).")
+    var optimizerOption: OptimizerKind?
+    var optimizer: OptimizerKind { optimizerOption ?? .adam }
 
     @Option(parsing: .unconditional, help: "Clip the gradients' global 2-norm to this before every step (torch.nn.utils.clip_grad_norm_).")
     var clipGradNorm: Float?
 
-    @Option(parsing: .unconditional, help: "Seed of the initialization, the shuffling and dropout.")
-    var seed: UInt64 = 0
+    @Option(name: .customLong("seed"), parsing: .unconditional, help: "Seed of the initialization, the shuffling and dropout (default 0; a new run only).")
+    var seedOption: UInt64?
+    var seed: UInt64 { seedOption ?? 0 }
 
     @Option(help: "The model file to write (safetensors).")
     var out: String = "model.safetensors"
@@ -87,6 +95,14 @@ struct TrainCommand: ParsableCommand {
         }
         if resume && normalize != nil {
             throw ValidationError("--normalize applies to a new run; --resume continues with the checkpoint's model and its normalization")
+        }
+        if resume {
+            let given = [("--arch", archOption != nil), ("--patch", patchOption != nil), ("--depth", depthOption != nil),
+                         ("--hidden", hiddenOption != nil), ("--batch", batchOption != nil), ("--lr", lrOption != nil),
+                         ("--optimizer", optimizerOption != nil), ("--seed", seedOption != nil)].filter(\.1).map(\.0)
+            if !given.isEmpty {
+                throw ValidationError("\(given.joined(separator: ", ")) appl\(given.count == 1 ? "ies" : "y") to a new run; --resume continues with the checkpoint's model and training settings")
+            }
         }
     }
 
@@ -122,6 +138,9 @@ struct TrainCommand: ParsableCommand {
                     throw ValidationError("--task \(task.rawValue): the checkpoint \(checkpointPath) holds a \(saved.rawValue) model")
                 }
                 requestedTask = saved
+                guard epochs >= trainer.epochsDone else {
+                    throw ValidationError("--epochs \(epochs): the checkpoint \(checkpointPath) has already done \(trainer.epochsDone) epochs (--epochs is the total)")
+                }
                 printError("resuming \(checkpointPath) after epoch \(trainer.epochsDone) of \(trainer.config.epochs)")
                 resumed = trainer
             }

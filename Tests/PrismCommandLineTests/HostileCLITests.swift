@@ -140,3 +140,22 @@ extension HostileCLITests {
         #expect(!FileManager.default.fileExists(atPath: dir + "/m.safetensors"))
     }
 }
+
+extension HostileCLITests {
+    /// --resume continues the checkpoint's model and settings: other values of them are refused, not
+    /// ignored, and so is a total of epochs below those already done.
+    @Test func resumeRefusesSettingsItWouldIgnore() throws {
+        let dir = try scratchDirectory("resume")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = ["train", "--device", "cpu", "--data", TrainCLITests.fixtures + "/tabular.csv", "--label", "species",
+                    "--out", dir + "/m.safetensors"]
+        let first = try runPrism(base + ["--arch", "mlp", "--hidden", "8", "--epochs", "2"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let changed = try runPrism(base + ["--resume", "--epochs", "3", "--arch", "mlp", "--lr", "0.1", "--seed", "4"])
+        expectOneLineError(changed, "--arch, --lr, --seed apply to a new run; --resume continues with the checkpoint's model and training settings")
+        let fewer = try runPrism(base + ["--resume", "--epochs", "1"])
+        expectOneLineError(fewer, "--epochs 1: the checkpoint \(dir)/m.safetensors.ckpt has already done 2 epochs (--epochs is the total)")
+        let more = try runPrism(base + ["--resume", "--epochs", "3"])
+        #expect(more.status == 0 && more.stderr.contains("resuming"), "\(more.stderr)")
+    }
+}

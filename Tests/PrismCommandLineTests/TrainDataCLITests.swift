@@ -175,7 +175,7 @@ import Testing
 
         // Resuming reads the folders at the checkpoint's size, not at a new first image's.
         try FileManager.default.removeItem(atPath: folder + "/blue/img00.png")
-        let resumed = try runPrism(["train", "--device", "cpu", "--data", folder, "--test-data", testFolder, "--epochs", "2", "--batch", "4",
+        let resumed = try runPrism(["train", "--device", "cpu", "--data", folder, "--test-data", testFolder, "--epochs", "2",
                                     "--out", model, "--resume"])
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(resumed.stdout.contains("epoch 2/2") && !resumed.stderr.contains("taken from the first image"), "\(resumed.stderr)")
