@@ -228,6 +228,8 @@ func fitWithProgress(_ trainer: Trainer, train: LabeledData, test: LabeledData, 
         affine = (t.std, t.mean)
     }
     let regression = model.spec.isRegression
+    // A resumed run's log is rebuilt from its checkpoint's reports before it goes on.
+    if !trainer.reports.isEmpty { try writeLog(trainer.reports, to: log, encoder: encoder) }
     try trainer.fit(train: train, test: test, checkpoint: checkpoint, progress: { p in
         let accuracy = p.accuracy.map { String(format: "  acc %.4f", $0) } ?? ""
         line.show(String(format: "epoch %d/%d  step %d/%d  loss %.4f%@  %.0f ex/s  ETA %@", p.epoch, trainer.config.epochs, p.step, p.steps,
@@ -235,7 +237,7 @@ func fitWithProgress(_ trainer: Trainer, train: LabeledData, test: LabeledData, 
     }, epochEnd: { report in
         line.clear()
         try model.save(path: out, metadata: metadata, outputAffine: affine)
-        try appendLine(String(decoding: try encoder.encode(report), as: UTF8.self), to: log)
+        try writeLog(trainer.reports, to: log, encoder: encoder)
         if regression {
             printLine(String(format: "epoch %d/%d  train MSE %.4f  test MSE %.4f (standardized targets)  test R² %.4f  %.0f ex/s  %.1f s",
                              report.epoch, trainer.config.epochs, report.trainLoss, report.testLoss ?? .nan, report.testR2 ?? .nan,
@@ -248,14 +250,11 @@ func fitWithProgress(_ trainer: Trainer, train: LabeledData, test: LabeledData, 
     })
 }
 
-/// Appends one line to a log file (creating it): the whole log is rewritten through `OutputFile`,
-/// so a reader never sees half a line and a failed write leaves the previous log whole.
-func appendLine(_ line: String, to path: String) throws {
-    let file = try OutputFile(path: path)
-    var previous = Data()
-    if FileManager.default.fileExists(atPath: path) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read the log to add to it") }
-        previous = data
-    }
-    try file.write(previous + Data((line + "\n").utf8))
+/// Writes the JSON-lines log: one line per finished epoch, from the trainer's reports (which the
+/// checkpoint holds too), through `OutputFile`, so a reader never sees half a line, a failed write
+/// leaves the previous log whole, and a run killed between its checkpoint and its log gets the
+/// missing line back when it resumes.
+func writeLog(_ reports: [EpochReport], to path: String, encoder: JSONEncoder) throws {
+    let lines = try reports.map { String(decoding: try encoder.encode($0), as: UTF8.self) + "\n" }
+    try OutputFile(path: path).write(lines.joined())
 }

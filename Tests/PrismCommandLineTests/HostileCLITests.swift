@@ -159,3 +159,27 @@ extension HostileCLITests {
         #expect(more.status == 0 && more.stderr.contains("resuming"), "\(more.stderr)")
     }
 }
+
+extension HostileCLITests {
+    /// A run killed after its checkpoint but before its log line loses no epoch: resuming rewrites the
+    /// log from the reports the checkpoint holds.
+    @Test func resumeRebuildsALogThatLostItsLastLine() throws {
+        let dir = try scratchDirectory("log")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = ["train", "--device", "cpu", "--data", TrainCLITests.fixtures + "/tabular.csv", "--label", "species",
+                    "--out", dir + "/m.safetensors"]
+        let first = try runPrism(base + ["--arch", "mlp", "--hidden", "8", "--epochs", "2"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let log = dir + "/m.safetensors.log.jsonl"
+        let full = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(full.count == 2)
+        // As if killed between the checkpoint of epoch 2 and its log line.
+        try (full[0] + "\n").write(toFile: log, atomically: true, encoding: .utf8)
+        let resumed = try runPrism(base + ["--resume", "--epochs", "3"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count == 3 && Array(lines.prefix(2)) == full, "\(lines)")
+        let epochs = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }.compactMap { $0["epoch"] as? Int }
+        #expect(epochs == [1, 2, 3])
+    }
+}

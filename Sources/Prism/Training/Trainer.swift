@@ -96,6 +96,9 @@ public final class Trainer {
     public let optimizer: Optimizer
     /// Epochs finished so far.
     public private(set) var epochsDone = 0
+    /// The report of every finished epoch, kept in the checkpoint with the weights, so that a log
+    /// written from them after each checkpoint can be rebuilt from the checkpoint alone.
+    public private(set) var reports: [EpochReport] = []
     /// Metadata written into every checkpoint and kept across `resume` (data source, class names,
     /// standardization).
     public var extraMetadata: [String: String] = [:]
@@ -108,6 +111,8 @@ public final class Trainer {
         var epochsDone: Int
         var config: TrainingConfig
         var dropoutCalls: [UInt64]
+        /// Every finished epoch's report (absent in checkpoints written before it was kept).
+        var reports: [EpochReport]?
     }
 
     public init(model: Sequential, config: TrainingConfig) throws {
@@ -198,6 +203,7 @@ public final class Trainer {
                 report.testAccuracy = result.accuracy
             }
             epochsDone = epoch
+            reports.append(report)
             if let checkpoint { try saveCheckpoint(path: checkpoint) }
             try epochEnd(report)
         }
@@ -229,7 +235,7 @@ public final class Trainer {
             tensors[Self.optimizerTensorPrefix + key] = HostTensor(shape: [values.count], values: values)
         }
         let dropoutCalls = model.layers.compactMap { ($0 as? Dropout)?.calls }
-        let state = SavedState(epochsDone: epochsDone, config: config, dropoutCalls: dropoutCalls)
+        let state = SavedState(epochsDone: epochsDone, config: config, dropoutCalls: dropoutCalls, reports: reports)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var metadata = extraMetadata
@@ -265,6 +271,7 @@ public final class Trainer {
         let dropouts = model.layers.compactMap { $0 as? Dropout }
         for (layer, calls) in zip(dropouts, state.dropoutCalls) { layer.calls = calls }
         trainer.epochsDone = state.epochsDone
+        trainer.reports = state.reports ?? []
         trainer.extraMetadata = file.metadata.filter { $0.key != Sequential.specMetadataKey && $0.key != stateMetadataKey }
         return trainer
     }
