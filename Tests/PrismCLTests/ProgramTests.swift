@@ -93,13 +93,16 @@ import Testing
         let context = try testContext()
         let bad = "__kernel void broken(__global float *y) { y[0] = undeclared_prism_identifier; }"
         do {
-            _ = try context.program(source: bad, name: "broken.cl")
+            _ = try context.program(source: bad, name: "broken.cl", options: "-DPRISM_PROBE=3")
             Issue.record("build should fail")
         } catch let error as CLError {
             guard case let .buildFailed(program, _, log) = error else { Issue.record("wrong error \(error)"); return }
             #expect(program == "broken.cl")
             #expect(log.contains("undeclared_prism_identifier"))
             #expect(error.description.contains("undeclared_prism_identifier"))
+            // Prism's own line first, naming the file and the options; the compiler's log after it.
+            #expect(error.description.split(separator: "\n").first == "OpenCL build of broken.cl with options '-DPRISM_PROBE=3' failed:",
+                    "\(error.description.prefix(200))")
         }
     }
 
