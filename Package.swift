@@ -14,7 +14,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/swiftcsv/SwiftCSV", from: "0.10.0"),
     ],
     targets: [
         // OpenCL C API through the ICD loader (Debian: ocl-icd-opencl-dev, opencl-headers).
@@ -80,7 +79,7 @@ let package = Package(
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismCL", "PrismFiles", "CZlib", "CImageDecode", .product(name: "SwiftCSV", package: "SwiftCSV")]
+            dependencies: ["PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(
