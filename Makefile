@@ -1,7 +1,7 @@
 # Quick start:  make demo   (run the main job)   ·   make test   (run the tests)
 # Both install the Debian packages they need first (.ci/install-deps).
 
-.PHONY: deps demo pipeline test build release static
+.PHONY: deps demo pipeline test fuzz build release static
 
 deps:
 	@.ci/install-deps
@@ -27,6 +27,11 @@ pipeline: deps
 test: deps
 	swift test
 	.ci/oclgrind-kernels
+
+# Each parser's fuzz target (Fuzz/targets) for 60 s with libFuzzer and AddressSanitizer, after
+# replaying its seed corpus (Fuzz/corpus); CI runs the short deterministic form (Fuzz/run).
+fuzz: deps
+	Fuzz/run --seconds 60
 
 build: deps
 	swift build

@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "Prism", targets: ["Prism"]),
         .library(name: "PrismReference", targets: ["PrismReference"]),
         .library(name: "PrismFiles", targets: ["PrismFiles"]),
+        .library(name: "PrismFormats", targets: ["PrismFormats"]),
         .executable(name: "prism", targets: ["prism"]),
         .executable(name: "prism-bench", targets: ["prism-bench"]),
     ],
@@ -76,10 +77,16 @@ let package = Package(
         ),
         // Plain-Swift implementations (Double accumulation): the oracle every kernel is checked against.
         .target(name: "PrismReference"),
+        // The file parsers (safetensors, .npy, CSV, IDX) and the host memory budget, without the
+        // OpenCL stack, so that the fuzz targets in Fuzz/ can link them alone.
+        .target(
+            name: "PrismFormats",
+            dependencies: ["PrismFiles", "CZlib"]
+        ),
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
+            dependencies: ["PrismFormats", "PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(

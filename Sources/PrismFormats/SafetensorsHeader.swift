@@ -201,7 +201,7 @@ enum HeaderJSON {
 
 /// A name from a file as it appears in a one-line message: quoted, with control characters and
 /// quotes escaped, and cut at 80 characters.
-func displayed(_ name: String) -> String {
+public func displayed(_ name: String) -> String {
     var out = ""
     for scalar in name.unicodeScalars.prefix(80) {
         switch scalar {

@@ -170,7 +170,7 @@ public struct NumPyArray: Equatable, Sendable {
 }
 
 /// The product of `dimensions` (1 for none), or nil when it overflows Int.
-func checkedProduct(_ dimensions: [Int]) -> Int? {
+public func checkedProduct(_ dimensions: [Int]) -> Int? {
     var product = 1
     for d in dimensions {
         let (next, overflow) = product.multipliedReportingOverflow(by: d)
