@@ -155,11 +155,11 @@ public struct IntegratedGradients: AttributionMethod {
         try baseline.rows(instanceCount: n, elementCount: model.elementCount, method: "integrated gradients")
     }
 
-    /// Gauss–Legendre nodes and weights on [−1, 1] (Newton's method on Pₙ, as in Numerical Recipes'
-    /// `gauleg`), nodes ascending.
     /// The most steps the Gauss–Legendre rule accepts.
     public static let gaussLegendreLimit = 10_000
 
+    /// Gauss–Legendre nodes and weights on [−1, 1] (Newton's method on Pₙ, as in Numerical Recipes'
+    /// `gauleg`), nodes ascending.
     static func gaussLegendre(_ n: Int) -> (nodes: [Double], weights: [Double]) {
         var x = [Double](repeating: 0, count: n), w = [Double](repeating: 0, count: n)
         for i in 0..<((n + 1) / 2) {

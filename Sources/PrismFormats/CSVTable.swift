@@ -55,6 +55,16 @@ public struct CSVTable: Sendable {
         return table
     }
 
+    /// The finite number in `cells[column]` of the row starting on `line`.
+    /// - Throws: `DataError` naming the file (`name`), the row and the column when the cell is not one.
+    public func number(_ cells: [String], column: Int, line: Int, name: String) throws -> Float {
+        let cell = cells[column].trimmingCharacters(in: .whitespaces)
+        guard let value = Float(cell), value.isFinite else {
+            throw DataError("\(name): row \(line), column '\(header[column])': '\(Self.excerpt(cell))' is not a finite number")
+        }
+        return value
+    }
+
     /// A cell for a message: at most 40 characters, the rest elided.
     public static func excerpt(_ cell: String) -> String {
         cell.count <= 40 ? cell : String(cell.prefix(40)) + "…"

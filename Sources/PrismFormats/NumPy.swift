@@ -70,7 +70,7 @@ public struct NumPyArray: Equatable, Sendable {
         guard supported, order == "<" || order == "|" || (order == "=" && itemSize == 1) else {
             throw DataError("\(name): .npy dtype \(descr) is not supported (little-endian bool, integers or float32/float64)")
         }
-        guard let count = checkedProduct(shape) else { throw DataError("\(name): .npy shape \(shape) has more elements than can be addressed") }
+        guard let count = HostMemory.product(shape) else { throw DataError("\(name): .npy shape \(shape) has more elements than can be addressed") }
         let (size, overflow) = count.multipliedReportingOverflow(by: itemSize)
         let present = bytes.count - bodyStart
         guard !overflow else { throw DataError("\(name): .npy shape \(shape) of dtype \(descr) needs more bytes than can be addressed") }
@@ -167,15 +167,4 @@ public struct NumPyArray: Equatable, Sendable {
             }
         }
     }
-}
-
-/// The product of `dimensions` (1 for none), or nil when it overflows Int.
-public func checkedProduct(_ dimensions: [Int]) -> Int? {
-    var product = 1
-    for d in dimensions {
-        let (next, overflow) = product.multipliedReportingOverflow(by: d)
-        guard !overflow else { return nil }
-        product = next
-    }
-    return product
 }

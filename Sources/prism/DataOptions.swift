@@ -140,31 +140,6 @@ struct DataOptions: ParsableArguments {
         return (data.train, data.test)
     }
 
-    /// Loads the training and test sets for a saved model whose stored standardization is `given`
-    /// (nil: the model has none); a CSV's labels are read as class indices.
-    /// - Throws: `DataError` when the data is a CSV file and `given` is nil (the model lacks the
-    ///   standardization its CSV inputs need; it is not recomputed from the data).
-    func load(standardization given: TabularDataset.Standardization?, needTrain: Bool = true) throws
-        -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
-        try checkCombination()
-        guard isCSV else {
-            switch kind {
-            case .imageFolder:
-                let sets = try loadImageFolderSets(inputShape: nil, classes: nil, classCount: nil, needTrain: needTrain)
-                return (sets.train, sets.test, nil)
-            case .numpy:
-                let sets = try loadNumPySets(classCount: nil, inputShape: nil, needTrain: needTrain)
-                return (sets.train, sets.test, nil)
-            default:
-                return try loadImages(needTrain: needTrain)
-            }
-        }
-        let data = try loadCSVSets(task: .classification, classCount: nil, standardization: given, inputShape: nil, needTrain: needTrain) {
-            DataError("the model has no stored standardization ('\(ModelFileKey.standardization)'), which CSV inputs need; retrain it with prism train, which stores the training rows' standardization in the model")
-        }
-        return (data.train, data.test, given)
-    }
-
     private func labelColumn() throws -> String {
         guard let label else { throw ValidationError("--label is required with a CSV file (the name of the label or target column)") }
         return label
@@ -210,7 +185,7 @@ struct DataOptions: ParsableArguments {
         return (train, test)
     }
 
-    private func loadImages(needTrain: Bool) throws -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
+    func loadImages(needTrain: Bool) throws -> (train: LabeledData?, test: LabeledData, standardization: TabularDataset.Standardization?) {
         if data == nil && !FileManager.default.fileExists(atPath: path) {
             throw DataError("\(path): Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist), or pass --data DIR")
         }
@@ -255,4 +230,20 @@ func formatDuration(_ seconds: Double) -> String {
     guard seconds.isFinite else { return "?" }
     let s = Int(seconds.rounded())
     return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+}
+
+extension DataOptions {
+    /// A tabular model's feature names: the ones its file stores, else the columns of a `--data`
+    /// CSV file without the label column; nil for image models or when neither names them.
+    /// - Throws: `DataError` naming the CSV file: unreadable, a header `CSVTable` refuses, another width.
+    func featureNames(of loaded: LoadedModel) throws -> [String]? {
+        let shape = loaded.model.spec.inputShape
+        guard shape.count == 1 else { return nil }
+        if let names = loaded.featureNames { return names }
+        guard isCSV else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): not a readable CSV file") }
+        let names = try CSVTable.parse([UInt8](data), name: (path as NSString).lastPathComponent, limit: 0).header.filter { $0 != (label ?? "") }
+        guard names.count == shape[0] else { throw DataError("\(path): \(names.count) feature columns, the model has \(shape[0]) inputs") }
+        return names
+    }
 }

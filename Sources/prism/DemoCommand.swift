@@ -69,7 +69,7 @@ struct DemoCommand: ParsableCommand {
             let engine = Engine(context: try global.context())
             printLine("device: \(engine.device.name)")
 
-            var loadedData = try dataOptions.load(standardization: nil)
+            var loadedData = try dataOptions.loadImages(needTrain: true)
             if let limit, let train = loadedData.train { loadedData.train = try train.prefix(limit) }
             guard let train = loadedData.train else { throw DataError("demo: no training data") }
             let test = loadedData.test

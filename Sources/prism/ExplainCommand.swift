@@ -124,7 +124,6 @@ struct ExplainCommand: ParsableCommand {
         let loaded = try LoadedModel(path: model, engine: engine)
         let spec = loaded.model.spec
         let width = spec.inputShape.reduce(1, *)
-        let isImage = spec.inputShape.count == 3
         // The test set is read for --index; the training set for a --background draw.
         let shap = methods.contains(where: \.isShapley)
         let needsBackground = (shap && (options.shapBaseline == nil || options.shapBaseline == .mean))
@@ -135,9 +134,7 @@ struct ExplainCommand: ParsableCommand {
         if let test = data?.test, test.exampleShape != spec.inputShape {
             throw DataError("data: examples have shape \(test.exampleShape), the model expects \(spec.inputShape)")
         }
-        // A tabular model's features: the names it stores, else the columns of --data.
-        let columnNames: [String]? = isImage ? nil : try loaded.featureNames
-            ?? (dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: width) : nil)
+        let columnNames = try dataOptions.featureNames(of: loaded)
         var notes = optionNotes
         var instances: ExplainInstances
         if inputOptions.input.isEmpty {
@@ -297,13 +294,4 @@ func readColumnGroups(path: String, columnNames: [String]) throws -> [(name: Str
             }
         })
     }
-}
-
-/// The feature columns of a CSV file: the header without the label column.
-/// - Throws: `DataError` naming the file: unreadable, a header `CSVTable` refuses, another width.
-func csvFeatureNames(path: String, label: String, width: Int) throws -> [String] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): not a readable CSV file") }
-    let names = try CSVTable.parse([UInt8](data), name: (path as NSString).lastPathComponent, limit: 0).header.filter { $0 != label }
-    guard names.count == width else { throw DataError("\(path): \(names.count) feature columns, the model has \(width) inputs") }
-    return names
 }

@@ -116,9 +116,6 @@ struct ExplainPlan {
         if options.shapBaseline == .blur && options.instancesPerBatch > 1 && instances.count > 1 && methods.contains(where: \.isShapley) {
             throw ValidationError("--instances-per-batch shares one background; --shap-baseline blur gives each example its own")
         }
-        if case let .output(o) = target, o >= model.spec.classCount {
-            throw ValidationError("--target \(o) is outside the model's outputs 0..<\(model.spec.classCount)")
-        }
         // A background equal to an example on every feature hides nothing: all its SHAP values are zero.
         if methods.contains(where: \.isShapley) && options.shapBaseline == nil {
             let d = elementCount, rows = background.count / max(d, 1)

@@ -152,7 +152,6 @@ extension ExplainPlan {
         let e = run.explanation
         let phi = e.attributions(instance: n, output: run.outputSlot[n])
         let (c, h, w) = (inputShape[0], inputShape[1], inputShape[2])
-        if e.featureCount == h * w && c == 1 { return phi }
         let perElement = e.featureCount == elementCount ? phi : try Heatmap.pixelValues(phi, groups: run.featureGroups ?? groups)
         guard perElement.count == c * h * w else {
             throw ReportError("\(run.method.name): \(e.featureCount) values do not map onto a \(c)×\(h)×\(w) image")

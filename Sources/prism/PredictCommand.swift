@@ -50,12 +50,8 @@ struct PredictCommand: ParsableCommand {
                     truths = ["true class \(example.label) (\(loaded.className(Int(example.label))))"]
                 }
             } else {
-                var features: [String]?
-                if shape.count == 1 {
-                    features = try loaded.featureNames
-                        ?? (dataOptions.isCSV ? csvFeatureNames(path: dataOptions.path, label: dataOptions.label ?? "", width: shape[0]) : nil)
-                }
-                let batch = try inputOptions.read(inputOptions.input, loaded: loaded, featureNames: features, label: dataOptions.label)
+                let batch = try inputOptions.read(inputOptions.input, loaded: loaded, featureNames: try dataOptions.featureNames(of: loaded),
+                                                  label: dataOptions.label)
                 for note in batch.notes { printError("note: " + note) }
                 (names, values, truths) = (batch.sources, batch.values, [String?](repeating: nil, count: batch.count))
             }

@@ -14,8 +14,9 @@ let pythonHasShap: Bool = {
     return process.terminationStatus == 0
 }()
 
-/// The README's few lines turning `explanation.json` into `shap.Explanation` objects
-/// (`Benchmarks/peers/prism_to_shap.py`) give shap the document's numbers, and shap's plots accept them.
+/// `Benchmarks/peers/prism_to_shap.py` (the README's lines as a script) turns `explanation.json` into
+/// `shap.Explanation` objects whose values and base values add up to the predicted f(x), and shap's
+/// plots accept them.
 @Suite(.serialized) struct ShapInteropTests {
     @Test(.enabled(if: pythonHasShap, "needs python3 with shap and matplotlib (pip install shap)"))
     func explanationDocumentBecomesShapExplanations() throws {

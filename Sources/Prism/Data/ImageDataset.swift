@@ -15,8 +15,8 @@ public struct ImageDataset: Sendable {
     public var imageShape: [Int] { [channels, height, width] }
 
     public init(pixels: [Float], labels: [Int32], channels: Int = 1, height: Int, width: Int, classCount: Int) throws {
-        guard channels > 0, height > 0, width > 0, let size = checkedProduct([channels, height, width]),
-              pixels.count == checkedProduct([labels.count, size]) else {
+        guard channels > 0, height > 0, width > 0, let size = HostMemory.product([channels, height, width]),
+              pixels.count == HostMemory.product([labels.count, size]) else {
             throw DataError("dataset: \(pixels.count) pixels do not make \(labels.count) images of \(channels)×\(height)×\(width)")
         }
         if let bad = labels.first(where: { $0 < 0 || Int($0) >= classCount }) {

@@ -19,7 +19,7 @@ extension ImageDataset {
     public static func loadImageFolder(directory: String, height: Int, width: Int, channels: Int,
                                        policy: ImageFile.ChannelPolicy = .strict, resize: ResizeFilter = .bilinear)
         throws -> (dataset: ImageDataset, classes: [String], notes: [String]) {
-        guard height > 0, width > 0, channels > 0, let size = checkedProduct([channels, height, width]), size <= ImageFile.maximumSamples else {
+        guard height > 0, width > 0, channels > 0, let size = HostMemory.product([channels, height, width]), size <= ImageFile.maximumSamples else {
             throw DataError("\(directory): image size \(channels)×\(height)×\(width) is not usable")
         }
         let classEntries = try imageFolderFiles(directory: directory)

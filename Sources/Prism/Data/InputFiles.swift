@@ -51,7 +51,7 @@ public enum InputFiles {
     public static func load(paths: [String], inputShape: [Int], featureNames: [String]? = nil, ignoring: [String] = [],
                             channels: ImageFile.ChannelPolicy = .strict, resize: ResizeFilter = .bilinear) throws -> InputBatch {
         guard !paths.isEmpty else { throw DataError("inputs: no files given") }
-        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }), let size = checkedProduct(inputShape), size <= ImageFile.maximumSamples else {
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }), let size = HostMemory.product(inputShape), size <= ImageFile.maximumSamples else {
             throw DataError("inputs: the model's input shape \(inputShape) is not usable (1 to \(ImageFile.maximumSamples) values per example)")
         }
         var batch = InputBatch(values: [], count: 0, shape: inputShape, sources: [], notes: [])
@@ -161,13 +161,7 @@ public enum InputFiles {
         let blank = csv.blankLines
         values.reserveCapacity(csv.rows.count * indices.count)
         for (line, row) in csv.rows {
-            for c in indices {
-                let cell = row[c].trimmingCharacters(in: .whitespaces)
-                guard let value = Float(cell), value.isFinite else {
-                    throw DataError("\(name): row \(line), column '\(header[c])': '\(CSVTable.excerpt(cell))' is not a finite number")
-                }
-                values.append(value)
-            }
+            for c in indices { values.append(try csv.number(row, column: c, line: line, name: name)) }
             sources.append("\(name) row \(line)")
         }
         guard !sources.isEmpty else { throw DataError("\(name): no data rows") }

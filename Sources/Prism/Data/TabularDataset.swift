@@ -88,24 +88,15 @@ public struct TabularDataset: Sendable {
         var targets: [Float] = []
         features.reserveCapacity(csv.rows.count * featureIndices.count)
         for (line, row) in csv.rows {
-            for c in featureIndices {
-                let cell = row[c].trimmingCharacters(in: .whitespaces)
-                guard let value = Float(cell), value.isFinite else {
-                    throw DataError("\(name): row \(line), column '\(header[c])': '\(CSVTable.excerpt(cell))' is not a finite number")
-                }
-                features.append(value)
-            }
-            let cell = row[labelIndex].trimmingCharacters(in: .whitespaces)
+            for c in featureIndices { features.append(try csv.number(row, column: c, line: line, name: name)) }
             if classLabels {
+                let cell = row[labelIndex].trimmingCharacters(in: .whitespaces)
                 guard let value = Double(cell), value >= 0, value == value.rounded(), value < Double(1 << 24) else {
                     throw DataError("\(name): row \(line), column '\(label)': '\(CSVTable.excerpt(cell))' is not a class index (a non-negative integer)")
                 }
                 targets.append(Float(value))
             } else {
-                guard let value = Float(cell), value.isFinite else {
-                    throw DataError("\(name): row \(line), column '\(label)': '\(CSVTable.excerpt(cell))' is not a finite number")
-                }
-                targets.append(value)
+                targets.append(try csv.number(row, column: labelIndex, line: line, name: name))
             }
         }
         guard !targets.isEmpty else { throw DataError("\(name): no data rows") }

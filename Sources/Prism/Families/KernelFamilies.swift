@@ -50,10 +50,3 @@ func pickVariant<V: KernelVariant>(_ family: String, forced: V?, tabled: String?
         throw TensorError(error.message)
     }
 }
-
-extension Engine {
-    /// The tuning table's `variant` entry for `file` on this device (or an override's), if any.
-    func tabledVariant(_ file: String) -> String? {
-        resolvedDefines(file)[KernelFamilyDescriptor.variantKey]
-    }
-}
