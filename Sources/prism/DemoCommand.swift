@@ -123,9 +123,7 @@ struct DemoCommand: ParsableCommand {
             var options = try MethodOptions.defaults()
             options.seed = seed
             let rows = Array(0..<examples)
-            var instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: examples,
-                                             names: rows.map { "test example \($0)" }, indices: rows, source: dataOptions.sourceName)
-            instances.labels = try rows.map { Int(try test.example($0).label) }
+            let instances = try ExplainInstances(testRows: rows, of: test, source: dataOptions.sourceName)
             var plan = ExplainPlan(engine: engine, loaded: model, modelPath: modelPath, instances: instances,
                                    methods: try MethodRegistry.shared.parse(["kernel-shap", "ig", arch == .vit ? "attention-rollout" : "gradcam"]),
                                    options: options, background: drawn.values,

@@ -143,13 +143,7 @@ struct ExplainCommand: ParsableCommand {
             if let bad = rows.first(where: { $0 >= test.count }) {
                 throw ValidationError("--index \(bad) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
             }
-            instances = ExplainInstances(values: try rows.flatMap { try test.example($0).features }, count: rows.count,
-                                         names: rows.map { "test example \($0)" }, indices: rows, source: dataOptions.sourceName)
-            if test.isRegression {
-                instances.trueValues = try rows.map { try test.target($0) }
-            } else {
-                instances.labels = try rows.map { Int(try test.example($0).label) }
-            }
+            instances = try ExplainInstances(testRows: rows, of: test, source: dataOptions.sourceName)
         } else {
             let batch = try inputOptions.read(inputOptions.input, loaded: loaded, featureNames: columnNames, label: dataOptions.label)
             notes += batch.notes.map { "note: " + $0 }

@@ -21,6 +21,20 @@ struct ExplainInstances {
     var source: String
 }
 
+extension ExplainInstances {
+    /// Rows `rows` of a test set, with their true labels (classifiers) or target values (regression).
+    init(testRows rows: [Int], of test: LabeledData, source: String) throws {
+        let examples = try rows.map { try test.example($0) }
+        self.init(values: examples.flatMap(\.features), count: rows.count, names: rows.map { "test example \($0)" },
+                  indices: rows, source: source)
+        if test.isRegression {
+            trueValues = try rows.map { try test.target($0) }
+        } else {
+            labels = examples.map { Int($0.label) }
+        }
+    }
+}
+
 /// Which output of the model each method explains, per example.
 enum ExplainTarget: Equatable {
     /// The largest output (classifiers).
