@@ -5,19 +5,10 @@ import PrismCL
 import PrismExplain
 import PrismReference
 
-/// Floating-point operations of one forward pass of `spec` for one example (multiply-adds × 2 of
-/// its convolutions and Linear layers; the element-wise layers are not counted).
+/// Floating-point operations of one forward pass of `spec` for one example: each op's `flops`
+/// (multiply-adds × 2 of convolutions, Linear layers and transformer blocks; element-wise ops not counted).
 func forwardFLOPs(_ spec: ModelSpec) throws -> Double {
-    let shapes = try spec.layerOutputShapes()
-    var flops = 0.0
-    for (layer, output) in zip(spec.layers, shapes) {
-        switch layer {
-        case let .linear(i, o): flops += 2 * Double(i * o) * Double(output.dropLast().reduce(1, *))
-        case let .conv2d(c, k, r, _, _): flops += 2 * Double(k * c * r * r) * Double(output[1] * output[2])
-        default: break
-        }
-    }
-    return flops
+    try spec.analysis().nodes.reduce(0) { $0 + $1.info.flops }
 }
 
 /// The SHAP evaluator: Kernel SHAP explanations of the reference CNN (49 superpixels, 50 background
@@ -49,7 +40,7 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool, only: String? =
 
     // Image: the cnn, one test-like image, 50 background images.
     let cnnSpec = try ModelSpec.cnn()
-    let cnn = try Sequential(spec: cnnSpec, seed: 1, engine: engine)
+    let cnn = try Model(spec: cnnSpec, seed: 1, engine: engine)
     let cnnFLOPs = try forwardFLOPs(cnnSpec)
     var rng = SplitMix64(seed: 11)
     let image = (0..<784).map { _ in rng.nextFloat() }
@@ -88,7 +79,7 @@ func benchShap(_ bench: Bench, chunkSizes: [Int], exact20: Bool, only: String? =
 
     // Tabular: a 30-feature MLP (64, 32 hidden), 100 background rows.
     let mlpSpec = try ModelSpec.mlp(inputShape: [30], hidden: [64, 32], classes: 2)
-    let mlp = try Sequential(spec: mlpSpec, seed: 2, engine: engine)
+    let mlp = try Model(spec: mlpSpec, seed: 2, engine: engine)
     let mlpFLOPs = try forwardFLOPs(mlpSpec)
     let row = (0..<30).map { _ in 2 * rng.nextFloat() - 1 }
     let rows = (0..<(100 * 30)).map { _ in 2 * rng.nextFloat() - 1 }
@@ -133,7 +124,7 @@ func hostMLP(_ x: [Float], rows: Int, state: [String: HostTensor], layers: [Int]
 func benchShapTabular(_ bench: Bench, directory: String, seeds: Int, referencePermutations: Int) throws {
     let engine = bench.engine
     let spec = try ModelSpec.mlp(inputShape: [30], hidden: [64, 32], classes: 2)
-    let mlp = try Sequential(spec: spec, seed: 2, engine: engine)
+    let mlp = try Model(spec: spec, seed: 2, engine: engine)
     var rng = SplitMix64(seed: 11)
     let row = (0..<30).map { _ in 2 * rng.nextFloat() - 1 }
     let rows = (0..<(100 * 30)).map { _ in 2 * rng.nextFloat() - 1 }

@@ -10,7 +10,7 @@ func benchTrainStep(_ bench: Bench, architecture: String, batch: Int, steps: Int
     let engine = bench.engine
     let spec = architecture == "mlp" ? try ModelSpec.mlp(inputShape: [1, 28, 28], hidden: [128], classes: 10)
         : architecture == "vit" ? try ModelSpec.vit() : try ModelSpec.cnn()
-    let model = try Sequential(spec: spec, seed: 1, engine: engine)
+    let model = try Model(spec: spec, seed: 1, engine: engine)
     let adam = try Adam(model.parameters, lr: 1e-3)
     var rng = SplitMix64(seed: 7)
     let images = (0..<(batch * 784)).map { _ in rng.nextFloat() }

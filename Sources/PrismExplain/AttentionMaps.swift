@@ -1,7 +1,7 @@
 import Foundation
 import Prism
 
-/// Attention explanations of a vision transformer (a `Sequential` with `TransformerBlock`s after a
+/// Attention explanations of a vision transformer (a `Model` with `TransformerBlock`s after a
 /// `PatchEmbedding`): the attention probabilities of every layer and head, attention rollout
 /// (Abnar & Zuidema 2020) and gradient-weighted attention rollout ("attention × gradient", Chefer et
 /// al. 2021). Maps are read from the class token's row and laid on the image's patch grid.
@@ -22,13 +22,13 @@ public struct AttentionMaps {
         }
     }
 
-    public let model: Sequential
+    public let model: Model
     /// Model rows per device batch.
     public var rowsPerChunk: Int
 
     /// - Throws: `ExplainError` when the model has no transformer blocks after a patch embedding.
-    public init(model: Sequential, rowsPerChunk: Int = 64) throws {
-        guard model.layers.contains(where: { $0 is TransformerBlock }), model.layers.first is PatchEmbedding else {
+    public init(model: Model, rowsPerChunk: Int = 64) throws {
+        guard model.ops.contains(where: { $0 is TransformerBlock }), model.ops.first is PatchEmbedding else {
             throw ExplainError("attention maps: the model is not a vision transformer (no patch embedding and transformer blocks)")
         }
         guard rowsPerChunk > 0 else { throw ExplainError("attention maps: rows per chunk must be positive, got \(rowsPerChunk)") }
@@ -36,11 +36,11 @@ public struct AttentionMaps {
         self.rowsPerChunk = rowsPerChunk
     }
 
-    var blocks: [TransformerBlock] { model.layers.compactMap { $0 as? TransformerBlock } }
+    var blocks: [TransformerBlock] { model.ops.compactMap { $0 as? TransformerBlock } }
 
     /// The patch grid (rows, columns) and the patch side.
     public var grid: (rows: Int, columns: Int, patch: Int) {
-        let embedding = model.layers[0] as! PatchEmbedding
+        let embedding = model.ops[0] as! PatchEmbedding
         let shape = model.spec.inputShape
         return (shape[1] / embedding.patch, shape[2] / embedding.patch, embedding.patch)
     }
@@ -176,7 +176,7 @@ public struct AttentionAttribution: AttributionMethod {
 
     public var name: String { kind == .rollout ? "attention-rollout" : "attention-gradient" }
 
-    public init(model: Sequential, kind: Kind = .rollout, rowsPerChunk: Int = 64) throws {
+    public init(model: Model, kind: Kind = .rollout, rowsPerChunk: Int = 64) throws {
         maps = try AttentionMaps(model: model, rowsPerChunk: rowsPerChunk)
         self.kind = kind
     }

@@ -85,7 +85,7 @@ public enum AttributionBaseline: Sendable {
 }
 
 /// A differentiable model for attribution: the forward pass [B] + `inputShape` → [B, classCount],
-/// with named activations where the model is a `Sequential` (Grad-CAM needs them).
+/// with named activations where the model is a `Model` (Grad-CAM needs them).
 ///
 /// While an attribution runs, the model's parameters stop requiring gradients, so a backward pass
 /// computes only what the attribution reads (no weight gradients, and none left behind on the
@@ -98,11 +98,11 @@ public final class DifferentiableModel {
     public let classCount: Int
     private let run: (Tensor, Set<String>) throws -> (output: Tensor, activations: [String: Tensor])
     private let parameters: [Tensor]
-    /// Floats per example of the largest pair of activations, when the model is a `Sequential`.
+    /// Floats per example of the largest pair of activations, when the model is a `Model`.
     let activationElements: Int
 
-    /// A `Sequential` model, with its activations available by name (`Sequential.activationName`).
-    public init(_ model: Sequential) {
+    /// A `Model` model, with its activations available by name (`Model.activationName`).
+    public init(_ model: Model) {
         engine = model.engine
         inputShape = model.spec.inputShape
         classCount = model.spec.classCount

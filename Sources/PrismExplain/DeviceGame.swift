@@ -163,7 +163,7 @@ extension DeviceGame {
     ///   - rowsPerChunk: model rows per forward pass (nil: sized from the device's memory).
     /// - Throws: `ExplainError` when sizes disagree or, with the memory-sized chunk, when one
     ///   coalition's I × N rows would not fit in it; device errors.
-    public convenience init(model: Sequential, instances: [Float], background: [Float], backgroundWeights: [Float]? = nil,
+    public convenience init(model: Model, instances: [Float], background: [Float], backgroundWeights: [Float]? = nil,
                             groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
         let shape = model.spec.inputShape, d = shape.reduce(1, *)
         let rows = try rowsPerChunk ?? DeviceGame.memorySizedChunk(device: model.engine.device, elementCount: d, outputCount: model.spec.classCount,
@@ -189,7 +189,7 @@ extension DeviceGame {
     }
 
     /// The game of one instance of a Prism model (see `init(model:instances:…)`).
-    public convenience init(model: Sequential, instance: [Float], background: [Float], backgroundWeights: [Float]? = nil,
+    public convenience init(model: Model, instance: [Float], background: [Float], backgroundWeights: [Float]? = nil,
                             groups: FeatureGroups? = nil, rowsPerChunk: Int? = nil) throws {
         let d = model.spec.inputShape.reduce(1, *)
         guard instance.count == d else {

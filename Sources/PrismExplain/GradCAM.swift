@@ -1,8 +1,8 @@
 import Foundation
 import Prism
 
-/// Grad-CAM (Selvaraju et al. 2017) on a named convolutional activation A [K, h, w] of a `Sequential`
-/// (`"3.conv2d"`, `"4.relu"`; see `Sequential.activationName`): the class map
+/// Grad-CAM (Selvaraju et al. 2017) on a named convolutional activation A [K, h, w] of a `Model`
+/// (`"3.conv2d"`, `"4.relu"`; see `Model.activationName`): the class map
 /// ReLU(Σ_k α_k A_k) with α_k = (1/hw) Σ_ij ∂f_c/∂A_kij, upsampled bilinearly to the input's
 /// height × width (PyTorch's `interpolate(mode: "bilinear", align_corners: False)`).
 ///
@@ -29,7 +29,7 @@ public struct GradCAM: AttributionMethod {
 
     public var name: String { "grad-cam" }
 
-    /// - Parameter model: a `DifferentiableModel` built from a `Sequential` whose inputs are [C, H, W].
+    /// - Parameter model: a `DifferentiableModel` built from a `Model` whose inputs are [C, H, W].
     public init(model: DifferentiableModel, layer: String, relu: Bool = true, rowsPerChunk: Int? = nil) {
         self.model = model
         self.layer = layer

@@ -2,15 +2,19 @@ import Foundation
 import Prism
 
 /// Layer-wise Relevance Propagation (Bach et al. 2015; rules as in Montavon et al. 2019) through a
-/// `Sequential`: the target's logit is the relevance at the output, and each layer hands its
-/// relevance R to its input a by Rₐ = a ⊙ ∂/∂a ⟨z(a), s⟩ with s = R / (z + ε·sign z) held fixed,
-/// z being the layer recomputed with the rule's weights. The vector–Jacobian product ∂⟨z, s⟩/∂a is
-/// the layer's own backward pass on the device, so every instance of a chunk runs at once.
+/// `Model`'s graph: the target's logit is the relevance at the output, and each node hands its
+/// relevance R to its inputs aᵢ by Rᵢ = aᵢ ⊙ ∂/∂aᵢ ⟨z(a), s⟩ with s = R / (z + ε·sign z) held fixed,
+/// z being the node recomputed with the rule's weights. The vector–Jacobian product ∂⟨z, s⟩/∂a is
+/// the op's own backward pass on the device, so every instance of a chunk runs at once. A value read
+/// by several nodes (a residual branch) receives the sum of their relevances.
 ///
-/// - Linear and Conv2D: the layer's rule (ε, z⁺ or γ), configurable per layer index.
-/// - MaxPool2D and AvgPool2D: the ε-rule with a tiny ε (max pooling sends relevance to the maximum,
-///   average pooling shares it in proportion to the inputs).
-/// - ReLU, Dropout (inference) and Flatten: relevance passes through unchanged.
+/// The rules live with the ops (`LRPRule`):
+/// - Linear and Conv2D: the layer's rule (ε, z⁺ or γ), configurable per node index.
+/// - MaxPool2D, AvgPool2D, Add and Cat: the ε-rule with a tiny ε (max pooling sends relevance to
+///   the maximum, average pooling and sums share it in proportion to the inputs).
+/// - ReLU, Sigmoid, Tanh and Dropout (inference): relevance passes through unchanged (element-wise
+///   activations, as in Montavon et al. 2019); Flatten reshapes it.
+/// - GELU, Softmax, LayerNorm and the transformer ops have no rule: LRP refuses such models.
 ///
 /// Relevance is conserved layer by layer except what biases and stabilizers absorb: `baseValues`
 /// are zero and `outputs` are f(x), so `additivityGap` is Σ R_input − f_c(x); its largest magnitude is
@@ -39,17 +43,17 @@ public struct LRP: AttributionMethod {
         }
     }
 
-    public let model: Sequential
+    public let model: Model
     /// The rule of Linear and Conv2D layers without an entry in `layerRules`.
     public var rule: Rule
-    /// Rules by layer index (`Sequential.layers`), overriding `rule`.
+    /// Rules by node index (`Model.ops`), overriding `rule`.
     public var layerRules: [Int: Rule]
     /// Instances per device batch (nil: sized from the device's memory).
     public var rowsPerChunk: Int?
 
     public var name: String { "lrp" }
 
-    public init(model: Sequential, rule: Rule = .epsilon(1e-6), layerRules: [Int: Rule] = [:], rowsPerChunk: Int? = nil) {
+    public init(model: Model, rule: Rule = .epsilon(1e-6), layerRules: [Int: Rule] = [:], rowsPerChunk: Int? = nil) {
         self.model = model
         self.rule = rule
         self.layerRules = layerRules
@@ -57,13 +61,13 @@ public struct LRP: AttributionMethod {
     }
 
     /// - Returns: values [instances][input elements][targets] (relevances); `outputs` f(x), `baseValues` 0.
-    /// - Throws: `ExplainError` for a layer LRP has no rule for (GELU, Softmax).
+    /// - Throws: `ExplainError` naming a node LRP has no rule for (GELU, Softmax, …).
     public func explain(instances: [Float], targets: AttributionTargets) throws -> Explanation {
         let start = DispatchTime.now()
         let differentiable = DifferentiableModel(model)
         let setup = try AttributionSetup(model: differentiable, instances: instances, targets: targets, rowsPerChunk: rowsPerChunk)
-        for (i, layer) in model.layers.enumerated() where layer is GELU || layer is Softmax {
-            throw ExplainError("lrp: no rule for layer \(i) (\(layer.kind))")
+        for (i, op) in model.ops.enumerated() where !(op is any LRPRule) {
+            throw ExplainError("lrp: no rule for node \(i) '\(model.nodeName(i))' (\(op.kind)); LRP propagates through \(LRP.supportedOps.joined(separator: ", "))")
         }
         let engine = model.engine, d = differentiable.elementCount, n = setup.instanceCount, slots = targets.outputCount
         let c = differentiable.classCount
@@ -74,15 +78,10 @@ public struct LRP: AttributionMethod {
         while first < n {
             let rows = min(setup.rowsPerChunk, n - first)
             let x = try Tensor(Array(instances[(first * d)..<((first + rows) * d)]), shape: [rows] + model.spec.inputShape, engine: engine)
-            // The input of every layer, then the logits.
-            var layerInputs: [Tensor] = []
-            let logits: [Float] = try engine.noGrad {
-                var h = try model.normalizedInput(x)
-                for layer in model.layers {
-                    layerInputs.append(h)
-                    h = try layer.forward(h, training: false)
-                }
-                return try h.toArray()
+            // Every value of the graph, then the logits.
+            let (graphValues, logits): ([Tensor], [Float]) = try engine.noGrad {
+                let all = try model.values(x)
+                return (all, try all[model.graph.output].toArray())
             }
             outputs.replaceSubrange((first * c)..<((first + rows) * c), with: logits)
             for t in 0..<slots {
@@ -91,11 +90,7 @@ public struct LRP: AttributionMethod {
                     let k = targets.classes(instance: first + r)[t]
                     seed[r * c + k] = logits[r * c + k]
                 }
-                var relevance = try Tensor(seed, shape: [rows, c], engine: engine)
-                for l in model.layers.indices.reversed() {
-                    relevance = try propagate(relevance, layer: l, input: layerInputs[l])
-                }
-                let r = try relevance.toArray()
+                let r = try propagate(try Tensor(seed, shape: [rows, c], engine: engine), values: graphValues).toArray()
                 for j in 0..<rows {
                     for e in 0..<d { values[((first + j) * d + e) * slots + t] = Double(r[j * d + e]) }
                 }
@@ -120,45 +115,117 @@ public struct LRP: AttributionMethod {
         return explanation
     }
 
-    /// The relevance of layer `l`'s input from that of its output.
-    private func propagate(_ relevance: Tensor, layer l: Int, input: Tensor) throws -> Tensor {
-        let layer = model.layers[l]
-        switch layer {
-        case is ReLU, is Dropout: return relevance
-        case is Flatten: return try relevance.detached().reshaped(input.shape)
-        default: break
+    /// The relevance of the model's (normalized) input, from `relevance` at the output, node by node
+    /// from the last; relevances of a value read by several nodes add up.
+    private func propagate(_ relevance: Tensor, values: [Tensor]) throws -> Tensor {
+        let graph = model.graph
+        var relevances = [Tensor?](repeating: nil, count: values.count)
+        relevances[graph.output] = relevance
+        for i in graph.nodes.indices.reversed() {
+            guard let r = relevances[i + 1] else { continue }
+            relevances[i + 1] = nil
+            let op = model.ops[i], node = graph.nodes[i]
+            guard let rule = op as? any LRPRule else { throw ExplainError("lrp: no rule for node \(i) '\(node.spec.name)' (\(op.kind))") }
+            let inputs = node.inputs.map { values[$0] }
+            let parts = try rule.relevance(r, inputs: inputs, rule: layerRules[i] ?? self.rule)
+            guard parts.count == inputs.count, zip(parts, inputs).allSatisfy({ $0.shape == $1.shape }) else {
+                throw ExplainError("lrp: node '\(node.spec.name)' (\(op.kind)) gave relevances of shapes \(parts.map(\.shape)) for inputs \(inputs.map(\.shape))")
+            }
+            for (v, part) in zip(node.inputs, parts) {
+                if let existing = relevances[v] {
+                    relevances[v] = try model.engine.noGrad { try existing + part }
+                } else {
+                    relevances[v] = part
+                }
+            }
         }
-        let rule = layerRules[l] ?? self.rule
-        let a = try Tensor(engine: input.engine, shape: input.shape, storage: input.storage, requiresGrad: true)
-        let z: Tensor
-        switch layer {
-        case let linear as Linear:
-            let (w, b) = try weights(linear.weight, linear.bias, rule)
-            z = try Prism.linear(a, weight: w, bias: b)
-        case let conv as Conv2DLayer:
-            let (w, b) = try weights(conv.weight, conv.bias, rule)
-            z = try conv2d(a, weight: w, bias: b, stride: conv.stride, padding: conv.padding)
-        case let pool as MaxPool2DLayer:
-            z = try maxPool2d(a, kernel: (pool.kernel, pool.kernel), stride: (pool.stride, pool.stride))
-        case let pool as AvgPool2DLayer:
-            z = try avgPool2d(a, kernel: (pool.kernel, pool.kernel), stride: (pool.stride, pool.stride))
-        default:
-            throw ExplainError("lrp: no rule for layer \(l) (\(layer.kind))")
-        }
+        guard let input = relevances[0] else { throw ExplainError("lrp: no relevance reaches the input") }
+        return input
+    }
+
+    /// The ops with a rule (the registry kinds of the standard `LRPRule` conformances).
+    public static let supportedOps = [Linear.kind, Conv2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind, Add.kind, Cat.kind,
+                                      ReLU.kind, Sigmoid.kind, Tanh.kind, Dropout.kind, Flatten.kind]
+}
+
+/// How an op hands relevance from its output to its inputs (see `LRP`).
+public protocol LRPRule: Op {
+    /// The relevance of each input, from `relevance` at the output.
+    /// - Parameters:
+    ///   - inputs: the op's inputs in the explained forward pass.
+    ///   - rule: the rule chosen for this node (used by layers with weights).
+    func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor]
+}
+
+extension LRPRule {
+    /// Rᵢ = aᵢ ⊙ ∂/∂aᵢ ⟨z, s⟩ with s = R / (z + ε·sign z), z = `forward(a)` recomputed on the tape.
+    func epsilonRule(_ relevance: Tensor, inputs: [Tensor], epsilon: Double, forward: ([Tensor]) throws -> Tensor) throws -> [Tensor] {
+        let a = try inputs.map { try Tensor(engine: $0.engine, shape: $0.shape, storage: $0.storage, requiresGrad: true) }
+        let z = try forward(a)
         guard z.shape == relevance.shape else {
-            throw ExplainError("lrp: layer \(l) (\(layer.kind)) gives shape \(z.shape), its relevance has \(relevance.shape)")
+            throw ExplainError("lrp: \(kind) gives shape \(z.shape), its relevance has \(relevance.shape)")
         }
         // s = R / (z + ε·sign z) on the host (sign(0) counts as +), then c = ∂⟨z, s⟩/∂a on the device.
-        let epsilon = layer is Linear || layer is Conv2DLayer ? rule.stabilizer : 1e-9
         let zs = try z.toArray(), rs = try relevance.toArray()
         let s = zip(zs, rs).map { z, r in Float(Double(r) / (Double(z) + (z >= 0 ? epsilon : -epsilon))) }
         try z.backward(try Tensor(s, shape: z.shape, engine: z.engine))
-        guard let grad = a.grad else { throw ExplainError("lrp: layer \(l) (\(layer.kind)) recorded no backward") }
-        return try input.engine.noGrad { try input.detached() * grad }
+        return try zip(inputs, a).map { input, leaf in
+            guard let grad = leaf.grad else { throw ExplainError("lrp: \(kind) recorded no backward") }
+            return try input.engine.noGrad { try input.detached() * grad }
+        }
     }
+}
 
+/// The tiny stabilizer of the parameter-free ε-rules.
+private let tinyEpsilon = 1e-9
+
+extension Linear: LRPRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        let (w, b) = try LRP.weights(weight, bias, rule)
+        return try epsilonRule(relevance, inputs: inputs, epsilon: rule.stabilizer) { try Prism.linear($0[0], weight: w, bias: b) }
+    }
+}
+
+extension Conv2DLayer: LRPRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        let (w, b) = try LRP.weights(weight, bias, rule)
+        return try epsilonRule(relevance, inputs: inputs, epsilon: rule.stabilizer) {
+            try conv2d($0[0], weight: w, bias: b, stride: stride, padding: padding, dilation: dilation)
+        }
+    }
+}
+
+/// Ops whose own forward pass is the ε-rule's z (pooling, sums, concatenation).
+protocol ProportionalRule: LRPRule {}
+extension ProportionalRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        try epsilonRule(relevance, inputs: inputs, epsilon: tinyEpsilon) { try forward($0, training: false) }
+    }
+}
+extension MaxPool2DLayer: ProportionalRule {}
+extension AvgPool2DLayer: ProportionalRule {}
+extension Add: ProportionalRule {}
+extension Cat: ProportionalRule {}
+
+/// Element-wise activations and inference-time dropout: relevance passes through unchanged.
+protocol PassRule: LRPRule {}
+extension PassRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] { [relevance] }
+}
+extension ReLU: PassRule {}
+extension Sigmoid: PassRule {}
+extension Tanh: PassRule {}
+extension Dropout: PassRule {}
+
+extension Flatten: LRPRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        [try relevance.detached().reshaped(inputs[0].shape)]
+    }
+}
+
+extension LRP {
     /// The rule's weights and bias, detached from the parameters (no gradient reaches them).
-    private func weights(_ weight: Tensor, _ bias: Tensor?, _ rule: Rule) throws -> (Tensor, Tensor?) {
+    static func weights(_ weight: Tensor, _ bias: Tensor?, _ rule: Rule) throws -> (Tensor, Tensor?) {
         try weight.engine.noGrad {
             let w = try weight.detached(), b = try bias?.detached()
             switch rule {

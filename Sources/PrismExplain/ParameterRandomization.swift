@@ -13,7 +13,7 @@ import Prism
 public struct ParameterRandomization {
     /// One stage of the cascade.
     public struct Stage: Equatable, Sendable {
-        /// The layer re-initialized at this stage (`Sequential.activationName`, e.g. `"7.linear"`),
+        /// The layer re-initialized at this stage (`Model.activationName`, e.g. `"7.linear"`),
         /// with every layer above it.
         public var layer: String
         /// Mean over instances of the rank correlation of |attributions|.
@@ -22,16 +22,16 @@ public struct ParameterRandomization {
         public var spearman: Double
     }
 
-    public let model: Sequential
+    public let model: Model
     /// Builds the method on a (randomized) copy of the model.
-    public let method: (Sequential) throws -> AttributionMethod
+    public let method: (Model) throws -> AttributionMethod
     public var seed: UInt64
 
     /// - Parameters:
     ///   - model: the trained model.
     ///   - seed: seed of the random weights.
     ///   - method: the attribution method on a given model, e.g. `{ Saliency(model: DifferentiableModel($0)) }`.
-    public init(model: Sequential, seed: UInt64 = 1, method: @escaping (Sequential) throws -> AttributionMethod) {
+    public init(model: Model, seed: UInt64 = 1, method: @escaping (Model) throws -> AttributionMethod) {
         self.model = model
         self.seed = seed
         self.method = method
@@ -43,15 +43,18 @@ public struct ParameterRandomization {
     /// - Throws: `ExplainError` when the model has no parameters, or the method's errors.
     public func run(instances: [Float], targets: AttributionTargets) throws -> [Stage] {
         let original = try method(model).explain(instances: instances, targets: targets)
-        let copy = try Sequential(spec: model.spec, seed: 0, engine: model.engine)
+        let copy = try Model(spec: model.spec, seed: 0, engine: model.engine)
         try copy.loadStateDict(try model.stateDict())
-        let random = try Sequential(spec: model.spec, seed: seed ^ 0x5A17_C4EC_0000_0001, engine: model.engine).stateDict()
-        let layers = model.layers.indices.filter { !model.layers[$0].parameters.isEmpty }
+        let random = try Model(spec: model.spec, seed: seed ^ 0x5A17_C4EC_0000_0001, engine: model.engine).stateDict()
+        let layers = model.ops.indices.filter { !model.ops[$0].parameters.isEmpty }
         guard !layers.isEmpty else { throw ExplainError("parameter randomization: the model has no parameters") }
         var weights = try model.stateDict()
         var stages: [Stage] = []
         for layer in layers.reversed() {
-            for p in model.layers[layer].parameters { weights["\(layer).\(p.name)"] = random["\(layer).\(p.name)"] }
+            for p in model.ops[layer].parameters {
+                let name = "\(model.nodeName(layer)).\(p.name)"
+                weights[name] = random[name]
+            }
             try copy.loadStateDict(weights, source: "randomized model")
             let randomized = try method(copy).explain(instances: instances, targets: targets)
             guard randomized.values.count == original.values.count else {

@@ -5,7 +5,7 @@ import Prism
 /// background (`DeviceGame`), and the explanation keeps the target classes' values, so SHAP takes
 /// part wherever an attribution method does (the parameter-randomization check, metrics).
 public struct ShapleyAttribution: AttributionMethod {
-    public let model: Sequential
+    public let model: Model
     public var estimator: ShapleyEstimator
     /// Background rows [N] + the model's input shape.
     public var background: [Float]
@@ -21,7 +21,7 @@ public struct ShapleyAttribution: AttributionMethod {
 
     public var name: String { estimator.method }
 
-    public init(model: Sequential, estimator: ShapleyEstimator, background: [Float], backgroundWeights: [Float]? = nil,
+    public init(model: Model, estimator: ShapleyEstimator, background: [Float], backgroundWeights: [Float]? = nil,
                 groups: FeatureGroups? = nil, references: [Float]? = nil, rowsPerChunk: Int? = nil) {
         self.model = model
         self.references = references

@@ -99,7 +99,7 @@ struct DemoCommand: ParsableCommand {
                     : try ModelSpec.cnn(height: h, width: w, channels: c, classes: classes)
                 spec.inputNormalization = train.channelStatistics()  // as prism train does for images
                 spec.task = .classification(classes: dataOptions.classNames)
-                let trainer = try Trainer(model: try Sequential(spec: spec, seed: seed, engine: engine),
+                let trainer = try Trainer(model: try Model(spec: spec, seed: seed, engine: engine),
                                           config: TrainingConfig(epochs: epochs, batchSize: 64, learningRate: 1e-3, optimizer: .adam, seed: seed))
                 trainer.extraMetadata = [ModelFileKey.data: dataOptions.sourceName]
                 printLine("training \(arch.rawValue) (\(trainer.model.parameterCount) parameters) for \(epochs) epoch\(epochs == 1 ? "" : "s") on \(train.count) images of \(dataOptions.sourceName)")

@@ -91,13 +91,13 @@ struct ExplainPlan {
     /// Lines to print before the work: what was read how, what was taken when a choice was made.
     var notes: [String] = []
 
-    var model: Sequential { loaded.model }
+    var model: Model { loaded.model }
     var inputShape: [Int] { model.spec.inputShape }
     var isImage: Bool { inputShape.count == 3 }
     var elementCount: Int { inputShape.reduce(1, *) }
 
     /// The method context on `model` (the plan's, or a randomized copy).
-    func context(on model: Sequential, baseline: [Float]) -> MethodContext {
+    func context(on model: Model, baseline: [Float]) -> MethodContext {
         MethodContext(model: model, options: options, groups: groups, superpixel: superpixel, baseline: baseline)
     }
 

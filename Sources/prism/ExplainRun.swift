@@ -67,7 +67,7 @@ extension ExplainPlan {
 
     /// `method` as an attribution method on `model` (the plan's model, or a randomized copy);
     /// `shapReferences`: the `--shap-baseline` rows of the examples, for the SHAP methods.
-    func attribution(_ method: ExplainMethod, on model: Sequential, baseline: [Float], shapReferences: [Float]? = nil) throws -> AttributionMethod {
+    func attribution(_ method: ExplainMethod, on model: Model, baseline: [Float], shapReferences: [Float]? = nil) throws -> AttributionMethod {
         switch method.kind {
         case let .attribution(build):
             return try build(context(on: model, baseline: baseline))

@@ -6,7 +6,7 @@ import PrismExplain
 /// What a method needs to build its explainer for one run: the model (the plan's, or a randomized
 /// copy), the options, and the plan's features and reference rows.
 struct MethodContext {
-    var model: Sequential
+    var model: Model
     var options: MethodOptions
     /// Features of the SHAP methods and LIME.
     var groups: FeatureGroups
@@ -46,7 +46,7 @@ struct ExplainMethod: Sendable, Equatable {
     /// Extra words for a caption, from the options (`50 steps, gauss-legendre`).
     var captionDetail: (@Sendable (MethodOptions) -> String?)? = nil
     /// Its features' pixels when they are neither the plan's groups nor input elements (patches).
-    var featureGroups: (@Sendable (Sequential) throws -> FeatureGroups?)? = nil
+    var featureGroups: (@Sendable (Model) throws -> FeatureGroups?)? = nil
     /// Whether the report adds the model's attention maps.
     var showsAttentionMaps = false
 
@@ -166,18 +166,20 @@ final class MethodRegistry: @unchecked Sendable {
 }
 
 /// The patches of a vision transformer, as feature groups on its image.
-@Sendable func attentionPatches(_ model: Sequential) throws -> FeatureGroups? {
+@Sendable func attentionPatches(_ model: Model) throws -> FeatureGroups? {
     let shape = model.spec.inputShape
     let patch = try AttentionMaps(model: model).grid.patch
     return try FeatureGroups.grid(channels: shape[0], height: shape[1], width: shape[2], cell: patch)
 }
 
-/// Grad-CAM's activation: `named`, else the last convolution's output, after its ReLU when one follows.
+/// Grad-CAM's activation: `named`, else the last convolution's output, after its ReLU when the ReLU
+/// is the only node that reads it.
 /// - Throws: `ValidationError` when the model has no convolution and no layer is named.
-func gradCAMLayer(_ model: Sequential, named: String?) throws -> String {
+func gradCAMLayer(_ model: Model, named: String?) throws -> String {
     if let named { return named }
-    guard let i = model.layers.lastIndex(where: { $0.kind == "conv2d" }) else {
+    guard let i = model.ops.lastIndex(where: { $0 is Conv2DLayer }) else {
         throw ValidationError("gradcam: the model has no convolution; name an activation with --layer")
     }
-    return i + 1 < model.layers.count && model.layers[i + 1].kind == "relu" ? model.activationName(i + 1) : model.activationName(i)
+    let readers = model.graph.nodes.indices.filter { model.graph.nodes[$0].inputs.contains(i + 1) }
+    return readers.count == 1 && model.ops[readers[0]] is ReLU ? model.activationName(readers[0]) : model.activationName(i)
 }

@@ -185,7 +185,7 @@ struct TrainCommand: ParsableCommand {
                 }
                 // Weights and gradients, and the optimizer's moments (Adam's two, SGD's momentum), on the device.
                 try spec.requireMemory(device: engine.device, copies: optimizer == .sgd ? 3 : 4, source: "--arch \(arch.rawValue)")
-                let model = try Sequential(spec: spec, seed: seed, engine: engine)
+                let model = try Model(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
                                                                            optimizer: optimizer, seed: seed, maxGradNorm: clipGradNorm))
                 var extra: [String: String] = [ModelFileKey.data: dataOptions.sourceName]

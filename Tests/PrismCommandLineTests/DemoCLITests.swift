@@ -17,7 +17,7 @@ import Testing
         #expect(cached == ["cnn-fashion-mnist-subset-1ep-seed0-normalized.safetensors"])
         // The demo's model normalizes its input as prism train's image models do.
         let header = try Data(contentsOf: URL(fileURLWithPath: dir + "/cache/" + cached[0]))
-        #expect(String(decoding: header.prefix(4096), as: UTF8.self).contains("inputNormalization"))
+        #expect(String(decoding: header.prefix(4096), as: UTF8.self).contains("input_normalization"))
 
         // Shapley values add up to f(x) − E[f]; Integrated Gradients' to f(x) − f(x′) up to the quadrature error.
         for (method, tolerance) in [("kernel-shap", 1e-4), ("ig", 5e-2)] {

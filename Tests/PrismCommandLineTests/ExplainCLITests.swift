@@ -186,7 +186,7 @@ extension ExplainCLITests {
         var settings = Settings.current
         settings.device = "cpu"
         let engine = try Engine(settings: settings)
-        let (net, _) = try Sequential.load(path: model, engine: engine)
+        let (net, _) = try Model.load(path: model, engine: engine)
         let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
         let library = try ExactShapley().explain(try DeviceGame(model: net, instance: try test.example(2).features, background: [Float](repeating: 0, count: 784),
                                                                 groups: try FeatureGroups.grid(channels: 1, height: 28, width: 28, cell: 14)))
@@ -232,7 +232,7 @@ extension ExplainCLITests {
         var settings = Settings.current
         settings.device = "cpu"
         let engine = try Engine(settings: settings)
-        let (net, _) = try Sequential.load(path: model, engine: engine)
+        let (net, _) = try Model.load(path: model, engine: engine)
         let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
         let x = try test.example(0).features + test.example(3).features
         let logits = try engine.noGrad { try net(try Tensor(x, shape: [2, 1, 28, 28], engine: engine)).toArray() }
@@ -314,7 +314,7 @@ extension ExplainCLITests {
         var settings = Settings.current
         settings.device = "cpu"
         let engine = try Engine(settings: settings)
-        let (net, _) = try Sequential.load(path: model, engine: engine)
+        let (net, _) = try Model.load(path: model, engine: engine)
         let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
         let x = try test.example(0).features + test.example(3).features
         let logits = try engine.noGrad { try net(try Tensor(x, shape: [2, 1, 28, 28], engine: engine)).toArray() }

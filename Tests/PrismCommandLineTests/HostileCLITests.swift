@@ -82,11 +82,11 @@ import Testing
         let model = try train(["--data", Self.csv, "--label", "species"], out: dir + "/t.safetensors")
         // The description claims 2^40 outputs over the file's [3, 8] last weight.
         var file = try SafetensorsFile.read(path: model)
-        var spec = try ModelSpec.decode(json: try #require(file.metadata[Sequential.specMetadataKey]))
-        let last = spec.layers.count - 1
-        spec.layers[last] = .linear(inFeatures: 8, outFeatures: 1 << 40)
+        var spec = try ModelSpec.decode(json: try #require(file.metadata[Model.specMetadataKey]))
+        let last = spec.nodes.count - 1
+        spec.nodes[last] = LayerSpec.linear(inFeatures: 8, outFeatures: 1 << 40).node(name: "\(last)")
         spec.classCount = 1 << 40
-        file.metadata[Sequential.specMetadataKey] = try spec.json()
+        file.metadata[Model.specMetadataKey] = try spec.json()
         try file.write(path: dir + "/forged.safetensors")
         expectOneLineError(try runPrism(["predict", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", dir + "/forged.safetensors"]),
                            "forged.safetensors: tensor '\(last).weight' has shape [3, 8], the model expects [1099511627776, 8]")

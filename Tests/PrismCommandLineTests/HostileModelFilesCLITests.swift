@@ -39,12 +39,12 @@ import Testing
         expectOneLineError(try predict(extra), "\(extra): unexpected tensor '5.weight' (the model has no such parameter)")
         // A class count the last layer does not have (evaluation read past the logits).
         let classes = try Self.edited(model, "classes.safetensors") { file in
-            var spec = try ModelSpec.decode(json: file.metadata[Sequential.specMetadataKey]!)
+            var spec = try ModelSpec.decode(json: file.metadata[Model.specMetadataKey]!)
             spec.classCount = 7
-            file.metadata[Sequential.specMetadataKey] = try spec.json()
+            file.metadata[Model.specMetadataKey] = try spec.json()
         }
         expectOneLineError(try runPrism(["eval", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", classes]),
-                           "\(classes): model: the layers output [3] per example, but classCount says 7 outputs")
+                           "\(classes): model: the output node '3' gives [3] per example, but the model says 7 outputs")
         // Bytes after the last tensor.
         let trailing = dir + "/trailing.safetensors"
         try (Data(contentsOf: URL(fileURLWithPath: model)) + Data([0, 0, 0, 0])).write(to: URL(fileURLWithPath: trailing))

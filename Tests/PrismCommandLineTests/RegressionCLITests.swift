@@ -41,7 +41,7 @@ import Testing
 
         // Independent answer: the model's outputs on the test rows, metrics computed here.
         let engine = Engine(context: try testContext())
-        let (loaded, file) = try Sequential.load(path: model, engine: engine)
+        let (loaded, file) = try Model.load(path: model, engine: engine)
         #expect(loaded.spec.task == .regression(outputs: ["target"]))
         #expect(file.metadata["prism.target-standardization"] == nil)
         let s = try JSONDecoder().decode(TabularDataset.Standardization.self, from: Data(try #require(file.metadata["prism.standardization"]).utf8))

@@ -81,7 +81,7 @@ import Testing
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/m.safetensors")) == "real.safetensors")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/m.log")) == "real.log")
         let model = try SafetensorsFile.read(path: dir + "/real.safetensors")
-        #expect(!model.tensors.isEmpty && model.metadata[Sequential.specMetadataKey] != nil)
+        #expect(!model.tensors.isEmpty && model.metadata[Model.specMetadataKey] != nil)
         let log = try String(contentsOfFile: dir + "/real.log", encoding: .utf8).split(separator: "\n")
         #expect(log.count == 1 && log[0].contains("\"epoch\":1"), "\(log)")
     }
@@ -112,7 +112,7 @@ import Testing
             let train = try runPrism(["train", "--device", "cpu", "--data", Self.images, "--arch", "mlp", "--hidden", "8",
                                       "--epochs", "1", "--normalize", choice, "--out", model])
             #expect(train.status == 0, "\(train.stderr)")
-            let spec = try Sequential.load(path: model, engine: engine).model.spec
+            let spec = try Model.load(path: model, engine: engine).model.spec
             #expect(spec.inputNormalization == (choice == "dataset" ? data.channelStatistics() : nil), "\(choice)")
         }
         let csv = try runPrism(["train", "--device", "cpu", "--data", Self.fixtures + "/tabular.csv", "--label", "species",

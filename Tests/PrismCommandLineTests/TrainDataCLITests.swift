@@ -57,7 +57,7 @@ import Testing
     /// The share of `indices` of `data` the model classifies as labelled, computed row by row here.
     func accuracy(model path: String, features: [Float], labels: [Int32], shape: [Int], indices: [Int]) throws -> Double {
         let engine = Engine(context: try testContext())
-        let (net, _) = try Sequential.load(path: path, engine: engine)
+        let (net, _) = try Model.load(path: path, engine: engine)
         let size = shape.reduce(1, *)
         var correct = 0
         for i in indices {

@@ -36,8 +36,8 @@ import Testing
 
 /// Attention maps of a real (small, random) vision transformer.
 @Suite struct VisionTransformerAttentionTests {
-    static func model() throws -> Sequential {
-        try Sequential(spec: try ModelSpec.vit(height: 8, width: 8, channels: 1, classes: 3, patch: 4, dim: 8, depth: 2, heads: 2, mlpDim: 8),
+    static func model() throws -> Model {
+        try Model(spec: try ModelSpec.vit(height: 8, width: 8, channels: 1, classes: 3, patch: 4, dim: 8, depth: 2, heads: 2, mlpDim: 8),
                        seed: 3, engine: try testEngine())
     }
 
@@ -61,9 +61,9 @@ import Testing
                 }
             }
         }
-        for block in model.layers.compactMap({ $0 as? TransformerBlock }) { block.attention.keepsProbabilities = true }
+        for block in model.ops.compactMap({ $0 as? TransformerBlock }) { block.attention.keepsProbabilities = true }
         let materialized = try engine.noGrad { try model(try Tensor(x, shape: [3, 1, 8, 8], engine: engine)).toArray() }
-        for block in model.layers.compactMap({ $0 as? TransformerBlock }) { block.attention.keepsProbabilities = false }
+        for block in model.ops.compactMap({ $0 as? TransformerBlock }) { block.attention.keepsProbabilities = false }
         for (a, b) in zip(fused, materialized) { #expect(abs(a - b) <= 1e-5 + 1e-4 * abs(b)) }
         let rollout = try AttentionAttribution(model: model).explain(instances: x, targets: .classes([0, 2]))
         #expect(rollout.featureCount == 4 && rollout.outputCount == 2)
@@ -84,7 +84,7 @@ import Testing
         let other = try AttentionAttribution(model: model, kind: .gradient).explain(instances: x, targets: .perInstance([2, 2]))
         #expect(zip(one.values, other.values).contains { abs($0 - $1) > 1e-6 })
         #expect(throws: ExplainError.self) {
-            try AttentionAttribution(model: try Sequential(spec: try ModelSpec.cnn(), seed: 1, engine: model.engine))
+            try AttentionAttribution(model: try Model(spec: try ModelSpec.cnn(), seed: 1, engine: model.engine))
         }
     }
 }

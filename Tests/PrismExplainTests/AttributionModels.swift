@@ -38,13 +38,13 @@ struct AttributionLinearModel {
     }
 }
 
-/// A `Sequential`'s logits computed on the host in Double from its parameters (PrismReference ops):
+/// A `Model`'s logits computed on the host in Double from its parameters (PrismReference ops):
 /// the independent model that finite differences run on.
 struct ReferenceNetwork {
     let spec: ModelSpec
     let parameters: [String: [Double]]
 
-    init(_ model: Sequential) throws {
+    init(_ model: Model) throws {
         spec = model.spec
         var p: [String: [Double]] = [:]
         for (name, t) in model.namedParameters { p[name] = try t.toArray().map(Double.init) }
@@ -54,7 +54,7 @@ struct ReferenceNetwork {
     /// Logits [rows, classes] of x [rows] + inputShape.
     func logits(_ x: [Double], rows: Int) -> [Double] {
         var h = x, shape = [rows] + spec.inputShape
-        for (i, layer) in spec.layers.enumerated() {
+        for (i, layer) in spec.nodes.map(Self.layer).enumerated() {
             switch layer {
             case let .linear(inF, outF):
                 h = Reference.linear(x: h, weight: parameters["\(i).weight"]!, bias: parameters["\(i).bias"], rows: rows,
@@ -82,6 +82,27 @@ struct ReferenceNetwork {
         return h
     }
 
+    /// A chain node as the layer that built it (the reference runs chains of CNN and MLP layers).
+    static func layer(_ node: NodeSpec) -> LayerSpec {
+        func int(_ key: String) -> Int {
+            guard case let .int(v)? = node.attributes[key] else { preconditionFailure("node \(node) has no integer '\(key)'") }
+            return v
+        }
+        switch node.op {
+        case "linear": return .linear(inFeatures: int("in_features"), outFeatures: int("out_features"))
+        case "conv2d": return .conv2d(inChannels: int("in_channels"), outChannels: int("out_channels"), kernel: int("kernel_size"),
+                                      stride: int("stride"), padding: int("padding"))
+        case "maxpool2d": return .maxPool2d(kernel: int("kernel_size"), stride: int("stride"))
+        case "avgpool2d": return .avgPool2d(kernel: int("kernel_size"), stride: int("stride"))
+        case "relu": return .relu
+        case "gelu": return .gelu
+        case "flatten": return .flatten
+        case "dropout": return .dropout(probability: 0)
+        case "softmax": return .softmax
+        default: preconditionFailure("the attribution reference chain has no \(node) (use a CNN or MLP)")
+        }
+    }
+
     /// ∂ logit_c / ∂x for one input, by central differences in Double.
     func finiteDifferenceGradient(_ x: [Float], class c: Int, step: Double = 1e-5) -> [Double] {
         finiteDifferences(at: x.map(Double.init), step: step) { logits($0, rows: 1)[c] }
@@ -91,21 +112,21 @@ struct ReferenceNetwork {
 /// The small seeded networks of the attribution tests.
 enum AttributionNetworks {
     /// Flatten, Linear(12→16)+GELU, Linear(16→3): smooth, so quadrature errors fall fast.
-    static func geluMLP(_ engine: Engine) throws -> Sequential {
+    static func geluMLP(_ engine: Engine) throws -> Model {
         let spec = ModelSpec(architecture: "custom", inputShape: [1, 3, 4], classCount: 3, layers: [
             .flatten, .linear(inFeatures: 12, outFeatures: 16), .gelu, .linear(inFeatures: 16, outFeatures: 3),
         ])
-        return try Sequential(spec: spec, seed: 11, engine: engine)
+        return try Model(spec: spec, seed: 11, engine: engine)
     }
 
     /// `ModelSpec.mlp` over [1, 3, 4] with hidden [10, 8] and 3 classes.
-    static func reluMLP(_ engine: Engine) throws -> Sequential {
-        try Sequential(spec: try ModelSpec.mlp(inputShape: [1, 3, 4], hidden: [10, 8], classes: 3), seed: 12, engine: engine)
+    static func reluMLP(_ engine: Engine) throws -> Model {
+        try Model(spec: try ModelSpec.mlp(inputShape: [1, 3, 4], hidden: [10, 8], classes: 3), seed: 12, engine: engine)
     }
 
     /// `ModelSpec.cnn` on 10×10 images with 3 classes.
-    static func cnn(_ engine: Engine) throws -> Sequential {
-        try Sequential(spec: try ModelSpec.cnn(height: 10, width: 10, classes: 3), seed: 13, engine: engine)
+    static func cnn(_ engine: Engine) throws -> Model {
+        try Model(spec: try ModelSpec.cnn(height: 10, width: 10, classes: 3), seed: 13, engine: engine)
     }
 }
 

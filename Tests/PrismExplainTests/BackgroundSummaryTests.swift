@@ -41,7 +41,7 @@ import Testing
             #expect(abs(weighted - mean) <= 1e-5, "column \(j)")
         }
         let engine = try testEngine()
-        let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [width], hidden: [], classes: 2), seed: 3, engine: engine)
+        let model = try Model(spec: try ModelSpec.mlp(inputShape: [width], hidden: [], classes: 2), seed: 3, engine: engine)
         let x = seededFloats(width, seed: 10)
         let full = try ExactShapley().explain(try DeviceGame(model: model, instance: x, background: data))
         let small = try ExactShapley().explain(try DeviceGame(model: model, instance: x, background: summary.rows, backgroundWeights: summary.weights))

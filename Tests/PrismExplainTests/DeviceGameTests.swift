@@ -98,7 +98,7 @@ struct LinearImageModel {
         }
         // More instances × background rows per coalition than the memory-sized chunk holds (at most
         // 65,536 rows): refused up front with the sizes, not left to fail an allocation.
-        let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [], classes: 2), seed: 1, engine: engine)
+        let model = try Model(spec: try ModelSpec.mlp(inputShape: [4], hidden: [], classes: 2), seed: 1, engine: engine)
         let limit = DeviceGame.defaultRowsPerChunk(device: engine.device, elementCount: 4, outputCount: 2,
                                                    activationElements: model.spec.peakActivationElements)
         let instances = limit / 300 + 1

@@ -22,7 +22,7 @@ import Testing
             .conv2d(inChannels: 1, outChannels: 2, kernel: 3, stride: 1, padding: 0), .relu, .flatten,
             .linear(inFeatures: 2 * 4 * 5, outFeatures: 3),
         ])
-        let net = try Sequential(spec: spec, seed: 61, engine: engine)
+        let net = try Model(spec: spec, seed: 61, engine: engine)
         let p = try ReferenceNetwork(net).parameters
         let x = seededFloats(2 * 42, seed: 62)
         let result = try GradCAM(model: DifferentiableModel(net), layer: "1.relu", rowsPerChunk: 1)

@@ -60,7 +60,7 @@ import Testing
     }
 
     /// Largest completeness gap of IG on `net` with `rule` and `steps`.
-    func gap(_ net: Sequential, _ x: [Float], _ rule: IntegratedGradients.Rule, _ steps: Int) throws -> Double {
+    func gap(_ net: Model, _ x: [Float], _ rule: IntegratedGradients.Rule, _ steps: Int) throws -> Double {
         let e = try IntegratedGradients(model: DifferentiableModel(net), steps: steps, rule: rule).explain(instances: x, targets: .classes([0, 1, 2]))
         return e.settings["completeness_gap"]!.doubleValue!
     }

@@ -7,8 +7,8 @@ import Testing
 
 @Suite struct LRPTests {
     /// Flatten, Linear(4→5), ReLU, Linear(5→3).
-    func twoLayerNet(_ engine: Engine, zeroBias: Bool = false) throws -> Sequential {
-        let net = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [5], classes: 3), seed: 71, engine: engine)
+    func twoLayerNet(_ engine: Engine, zeroBias: Bool = false) throws -> Model {
+        let net = try Model(spec: try ModelSpec.mlp(inputShape: [4], hidden: [5], classes: 3), seed: 71, engine: engine)
         if zeroBias {
             var dict = try net.stateDict()
             for name in ["1.bias", "3.bias"] { dict[name] = HostTensor(shape: dict[name]!.shape, values: [Float](repeating: 0, count: dict[name]!.values.count)) }

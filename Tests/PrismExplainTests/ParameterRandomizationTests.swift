@@ -20,13 +20,13 @@ import Testing
     @Test func linearModelCorrelationIsThatOfTheWeights() throws {
         let engine = try testEngine()
         let spec = try ModelSpec.mlp(inputShape: [12], hidden: [], classes: 3)
-        let model = try Sequential(spec: spec, seed: 7, engine: engine)
+        let model = try Model(spec: spec, seed: 7, engine: engine)
         let check = ParameterRandomization(model: model, seed: 5) { Saliency(model: DifferentiableModel($0)) }
         let x = seededFloats(2 * 12, seed: 3)
         let stages = try check.run(instances: x, targets: .classes([0, 2]))
         #expect(stages.map(\.layer) == ["1.linear"])
         let before = try model.stateDict()["1.weight"]!.values
-        let after = try Sequential(spec: spec, seed: 5 ^ 0x5A17_C4EC_0000_0001, engine: engine).stateDict()["1.weight"]!.values
+        let after = try Model(spec: spec, seed: 5 ^ 0x5A17_C4EC_0000_0001, engine: engine).stateDict()["1.weight"]!.values
         var expected = 0.0
         for c in [0, 2] {
             let a: [Double] = (0..<12).map { Double(abs(before[c * 12 + $0])) }
@@ -46,7 +46,7 @@ import Testing
             .appendingPathComponent("Fixtures/fashion-mnist-subset").path
         let train = try LabeledData(try ImageDataset.loadMNISTFormat(directory: directory, split: .train))
         let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: directory, split: .test))
-        let model = try Sequential(spec: try ModelSpec.cnn(), seed: 1, engine: engine)
+        let model = try Model(spec: try ModelSpec.cnn(), seed: 1, engine: engine)
         try Trainer(model: model, config: TrainingConfig(epochs: 2, batchSize: 32, learningRate: 2e-3, seed: 1)).fit(train: train, test: nil)
         let x = Array(test.features[0..<(8 * 784)])
         let stages = try ParameterRandomization(model: model) { Saliency(model: DifferentiableModel($0), absolute: false) }

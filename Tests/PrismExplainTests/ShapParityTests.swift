@@ -13,7 +13,7 @@ import Testing
     @Test func kernelShapMatchesShapKernelExplainer() throws {
         let engine = try testEngine()
         let file = try SafetensorsFile.read(path: Self.fixture)
-        let model = try Sequential(spec: try .mlp(inputShape: [6], hidden: [8], classes: 3), seed: 0, engine: engine)
+        let model = try Model(spec: try .mlp(inputShape: [6], hidden: [8], classes: 3), seed: 0, engine: engine)
         try model.loadStateDict(file.tensors, source: Self.fixture, strict: false)
         let instances = try #require(file.tensors["instances"]).values
         let background = try #require(file.tensors["background"]).values

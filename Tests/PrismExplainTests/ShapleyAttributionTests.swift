@@ -10,7 +10,7 @@ import Testing
     @Test func exactShapleyOfALinearModelForTargets() throws {
         let engine = try testEngine()
         let spec = try ModelSpec.mlp(inputShape: [5], hidden: [], classes: 3)
-        let model = try Sequential(spec: spec, seed: 11, engine: engine)
+        let model = try Model(spec: spec, seed: 11, engine: engine)
         let state = try model.stateDict()
         let w = state["1.weight"]!.values, b = state["1.bias"]!.values
         let background = seededFloats(4 * 5, seed: 1), x = seededFloats(2 * 5, seed: 2)
@@ -35,7 +35,7 @@ import Testing
     /// instance's own reference r (the background is not used).
     @Test func referenceRowsReplaceTheBackgroundPerInstance() throws {
         let engine = try testEngine()
-        let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [], classes: 2), seed: 3, engine: engine)
+        let model = try Model(spec: try ModelSpec.mlp(inputShape: [4], hidden: [], classes: 2), seed: 3, engine: engine)
         let w = try model.stateDict()["1.weight"]!.values
         let x = seededFloats(2 * 4, seed: 5), references = seededFloats(2 * 4, seed: 6)
         var method = ShapleyAttribution(model: model, estimator: ExactShapley(), background: seededFloats(3 * 4, seed: 7),

@@ -39,12 +39,12 @@ final class CachedGame: CoalitionGame {
 /// A seeded 8 → 16 → 3 MLP with an instance and 20 background rows: the M = 8 test model.
 struct SmallMLP {
     static let features = 8, hidden = 16, classes = 3, backgroundRows = 20
-    let model: Sequential
+    let model: Model
     let instance: [Float]
     let background: [Float]
 
     init(engine: Engine) throws {
-        model = try Sequential(spec: try .mlp(inputShape: [Self.features], hidden: [Self.hidden], classes: Self.classes),
+        model = try Model(spec: try .mlp(inputShape: [Self.features], hidden: [Self.hidden], classes: Self.classes),
                                seed: 7, engine: engine)
         instance = seededFloats(Self.features, seed: 11, low: -2, high: 2)
         background = seededFloats(Self.backgroundRows * Self.features, seed: 12, low: -2, high: 2)

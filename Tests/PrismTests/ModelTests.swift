@@ -19,9 +19,9 @@ let goldenSpec = ModelSpec(architecture: "custom", inputShape: [1, 14, 14], clas
 ])
 
 /// The network of `golden.safetensors` with its weights loaded, the fixture, and its input batch [3, 1, 14, 14].
-func goldenModel(_ engine: Engine) throws -> (model: Sequential, golden: SafetensorsFile, input: HostTensor) {
+func goldenModel(_ engine: Engine) throws -> (model: Model, golden: SafetensorsFile, input: HostTensor) {
     let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
-    let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+    let model = try Model(spec: goldenSpec, seed: 1, engine: engine)
     try model.loadStateDict(golden.tensors, source: "golden.safetensors", strict: false)
     return (model, golden, try golden.tensor("input", shape: [3, 1, 14, 14]))
 }
@@ -50,7 +50,7 @@ func goldenModel(_ engine: Engine) throws -> (model: Sequential, golden: Safeten
     @Test func adamStepsReduceTheLossOnAFixedBatch() throws {
         let engine = try testEngine()
         let golden = try SafetensorsFile.read(path: fixture("golden.safetensors"))
-        let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+        let model = try Model(spec: goldenSpec, seed: 1, engine: engine)
         try model.loadStateDict(golden.tensors, strict: false)
         let input = try golden.tensor("input")
         let labels = try golden.tensor("labels").values.map { Int32($0) }
@@ -72,11 +72,11 @@ func goldenModel(_ engine: Engine) throws -> (model: Sequential, golden: Safeten
     @Test func saveAndLoadRoundTrip() throws {
         let engine = try testEngine()
         let spec = try ModelSpec.cnn(height: 12, width: 12, classes: 4)
-        let model = try Sequential(spec: spec, seed: 7, engine: engine)
+        let model = try Model(spec: spec, seed: 7, engine: engine)
         let path = NSTemporaryDirectory() + "prism-roundtrip-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try model.save(path: path)
-        let (loaded, file) = try Sequential.load(path: path, engine: engine)
+        let (loaded, file) = try Model.load(path: path, engine: engine)
         #expect(loaded.spec == spec)
         #expect(Set(file.tensors.keys) == ["0.weight", "0.bias", "3.weight", "3.bias", "7.weight", "7.bias", "9.weight", "9.bias"])
         let x = try Tensor.uniform([2, 1, 12, 12], seed: 3, engine: engine)
@@ -85,7 +85,7 @@ func goldenModel(_ engine: Engine) throws -> (model: Sequential, golden: Safeten
 
     @Test func loadingReportsMissingAndMisshapenTensors() throws {
         let engine = try testEngine()
-        let model = try Sequential(spec: goldenSpec, seed: 1, engine: engine)
+        let model = try Model(spec: goldenSpec, seed: 1, engine: engine)
         var tensors = try model.stateDict()
         tensors["3.weight"] = nil
         #expect(throws: DataError("m.safetensors: missing tensor '3.weight' (shape [8, 4, 3, 3])")) {
@@ -100,7 +100,7 @@ func goldenModel(_ engine: Engine) throws -> (model: Sequential, golden: Safeten
     /// Named activations keep their gradients (attribution methods read them).
     @Test func capturedActivationsKeepTheirGradients() throws {
         let engine = try testEngine()
-        let model = try Sequential(spec: goldenSpec, seed: 2, engine: engine)
+        let model = try Model(spec: goldenSpec, seed: 2, engine: engine)
         let x = try Tensor.uniform([2, 1, 14, 14], seed: 5, engine: engine)
         let (out, activations) = try model.forward(x, capture: ["4.relu"])
         let loss = try crossEntropy(out, labels: [1, 2])
@@ -123,7 +123,7 @@ extension ModelTests {
                                                   [1600], [128], [128], [10]])
         #expect(spec.peakActivationElements == 2 * 32 * 26 * 26)
         let broken = ModelSpec(architecture: "custom", inputShape: [5], classCount: 2, layers: [.linear(inFeatures: 4, outFeatures: 2)])
-        #expect(throws: TensorError("model: layer 0 (linear(inFeatures: 4, outFeatures: 2)): expects 4 features, input shape [5]")) {
+        #expect(throws: TensorError("model: node 0 '0' (linear): expects 4 features on the last axis, input shape [5]")) {
             try broken.layerOutputShapes()
         }
     }
@@ -135,8 +135,7 @@ extension ModelTests {
     @Test func fusedLayersGiveTheSameOutputAndUnfuseForCapture() throws {
         let engine = try testEngine()
         let spec = try ModelSpec.cnn(height: 12, width: 12, classes: 5)
-        let model = try Sequential(spec: spec, seed: 4, engine: engine)
-        #expect((model.layers[0] as? Conv2DLayer)?.fusedReLU == true && (model.layers[7] as? Linear)?.fusedReLU == true)
+        let model = try Model(spec: spec, seed: 4, engine: engine)
         let x = try Tensor.uniform([2, 1, 12, 12], low: -1, high: 1, seed: 8, engine: engine)
         let fused = try model(x).toArray()
         let (out, acts) = try model.forward(x, capture: ["0.conv2d", "1.relu", "7.linear"])
@@ -162,7 +161,7 @@ extension ModelTests {
 
         // (Under the simulator the golden network alone; Conv2DTests force each pooled kernel there.)
         if TestSizes.small { return }
-        let cnn = try Sequential(spec: try ModelSpec.cnn(), seed: 5, engine: engine)
+        let cnn = try Model(spec: try ModelSpec.cnn(), seed: 5, engine: engine)
         let images = try Tensor(seededFloats(5 * 784, seed: 9, low: 0, high: 1), shape: [5, 1, 28, 28], engine: engine)
         let taped = try cnn(images).toArray()
         let fused = try engine.noGrad { try cnn(images).toArray() }
@@ -182,10 +181,10 @@ extension ModelTests {
     func normalizedModelEqualsHostNormalizedInputs(_ channels: Int) throws {
         let engine = try testEngine()
         var spec = try ModelSpec.cnn(height: 12, width: 12, channels: channels, classes: 4)
-        let plain = try Sequential(spec: spec, seed: 5, engine: engine)
+        let plain = try Model(spec: spec, seed: 5, engine: engine)
         let mean: [Float] = [0.25, 0.5, -0.1].prefix(channels).map { $0 }, std: [Float] = [0.3, 2, 0.7].prefix(channels).map { $0 }
         spec.inputNormalization = .init(mean: mean, std: std)
-        let model = try Sequential(spec: spec, seed: 5, engine: engine)
+        let model = try Model(spec: spec, seed: 5, engine: engine)
         try model.loadStateDict(try plain.stateDict())
         let (n, plane) = (3, 144)
         let raw = seededFloats(n * channels * plane, seed: 11)
@@ -211,9 +210,9 @@ extension ModelTests {
         let path = NSTemporaryDirectory() + "prism-normalized-\(getpid())-\(channels).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try model.save(path: path)
-        let (loaded, file) = try Sequential.load(path: path, engine: engine)
+        let (loaded, file) = try Model.load(path: path, engine: engine)
         #expect(loaded.spec.inputNormalization == spec.inputNormalization)
-        #expect(file.metadata[Sequential.specMetadataKey]?.contains("\"inputNormalization\"") == true)
+        #expect(file.metadata[Model.specMetadataKey]?.contains("\"input_normalization\"") == true)
         #expect(try loaded(x).toArray() == y.toArray())
     }
 
@@ -225,11 +224,11 @@ extension ModelTests {
         #expect(!(try spec.json()).contains("inputNormalization"))
         #expect(try ModelSpec.decode(json: try spec.json()).inputNormalization == nil)
         spec.inputNormalization = .init(mean: [0], std: [1])
-        #expect(throws: TensorError.self) { try Sequential(spec: spec, seed: 0, engine: engine) }
+        #expect(throws: TensorError.self) { try Model(spec: spec, seed: 0, engine: engine) }
         spec.inputNormalization = .init(mean: [0, 1], std: [1, 0])
-        #expect(throws: TensorError.self) { try Sequential(spec: spec, seed: 0, engine: engine) }
+        #expect(throws: TensorError.self) { try Model(spec: spec, seed: 0, engine: engine) }
         spec.inputNormalization = .init(mean: [0, 1], std: [1, 2])
-        _ = try Sequential(spec: spec, seed: 0, engine: engine)
+        _ = try Model(spec: spec, seed: 0, engine: engine)
     }
 
     /// Per-channel statistics over every example, against the closed form.

@@ -10,7 +10,7 @@ import Testing
     @Test(arguments: TestSizes.pick([1, 5], small: [2]))
     func smallCNNMatchesTheReferenceChain(batch: Int) throws {
         let engine = try testEngine()
-        let model = try Sequential(spec: goldenSpec, seed: 11, engine: engine)
+        let model = try Model(spec: goldenSpec, seed: 11, engine: engine)
         let xs = seededFloats(batch * 196, seed: 12, low: 0, high: 1)
         let labels = (0..<batch).map { Int32(($0 * 7 + 3) % 10) }
         let x = try Tensor(xs, shape: [batch, 1, 14, 14], engine: engine, requiresGrad: true)

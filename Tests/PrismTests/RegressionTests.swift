@@ -50,7 +50,7 @@ import Testing
 
         var spec = try ModelSpec.mlp(inputShape: [d], hidden: [], classes: 1)
         spec.task = .regression(outputs: ["y"])
-        let model = try Sequential(spec: spec, seed: 5, engine: engine)
+        let model = try Model(spec: spec, seed: 5, engine: engine)
         let data = try LabeledData(features: x, targets: y, targetWidth: 1, exampleShape: [d])
         let trainer = try Trainer(model: model, config: TrainingConfig(epochs: 400, batchSize: n, learningRate: 0.1, optimizer: .sgd,
                                                                       seed: 5, momentum: 0.5))
@@ -157,13 +157,13 @@ import Testing
         let engine = try testEngine()
         var spec = try ModelSpec.mlp(inputShape: [5], hidden: [7], classes: 2)
         spec.task = .regression(outputs: ["u", "v"])
-        let model = try Sequential(spec: spec, seed: 11, engine: engine)
+        let model = try Model(spec: spec, seed: 11, engine: engine)
         let x = try Tensor(seededFloats(3 * 5, seed: 12), shape: [3, 5], engine: engine)
         let before = try engine.noGrad { try model(x).toArray() }
         let path = temporaryPath("affine.safetensors")
         defer { try? FileManager.default.removeItem(atPath: path) }
         try model.save(path: path, outputAffine: (scale: [76.5, 0.5], shift: [152, -3]))
-        let (reloaded, _) = try Sequential.load(path: path, engine: engine)
+        let (reloaded, _) = try Model.load(path: path, engine: engine)
         let after = try engine.noGrad { try reloaded(x).toArray() }
         let expected = before.enumerated().map { i, y in Double(y) * (i % 2 == 0 ? 76.5 : 0.5) + (i % 2 == 0 ? 152 : -3) }
         expectClose(after, expected, atol: 1e-4, rtol: 1e-5, "folded outputs")
@@ -175,10 +175,10 @@ import Testing
         let engine = try testEngine()
         var spec = try ModelSpec.mlp(inputShape: [2], hidden: [], classes: 1)
         spec.task = .regression(outputs: ["y"])
-        let regression = try Trainer(model: try Sequential(spec: spec, seed: 1, engine: engine), config: TrainingConfig(epochs: 1))
+        let regression = try Trainer(model: try Model(spec: spec, seed: 1, engine: engine), config: TrainingConfig(epochs: 1))
         let labels = try LabeledData(features: [0, 1, 2, 3], labels: [0, 0], exampleShape: [2], classCount: 1)
         #expect(throws: DataError.self) { try regression.fit(train: labels) }
-        let classifier = try Trainer(model: try Sequential(spec: try ModelSpec.mlp(inputShape: [2], hidden: [], classes: 1), seed: 1, engine: engine),
+        let classifier = try Trainer(model: try Model(spec: try ModelSpec.mlp(inputShape: [2], hidden: [], classes: 1), seed: 1, engine: engine),
                                      config: TrainingConfig(epochs: 1))
         let values = try LabeledData(features: [0, 1, 2, 3], targets: [0.5, 1.5], targetWidth: 1, exampleShape: [2])
         #expect(throws: DataError.self) { try classifier.fit(train: values) }

@@ -196,7 +196,7 @@ import Testing
 
     /// The file of a saved model with `edit` applied to its tensors.
     static func savedFile(_ engine: Engine, _ edit: (inout [String: HostTensor]) -> Void) throws -> String {
-        let model = try Sequential(spec: spec, seed: 3, engine: engine)
+        let model = try Model(spec: spec, seed: 3, engine: engine)
         let path = temporaryDirectory("model-hostile") + "/m.safetensors"
         try model.save(path: path)
         var file = try SafetensorsFile.read(path: path)
@@ -207,7 +207,7 @@ import Testing
 
     static func loadRefusal(_ path: String, engine: Engine) -> String? {
         do {
-            _ = try Sequential.load(path: path, engine: engine)
+            _ = try Model.load(path: path, engine: engine)
             return nil
         } catch {
             return "\(error)"
@@ -254,7 +254,7 @@ import Testing
     /// A training checkpoint keeps its optimizer tensors; they must be finite too.
     @Test func checkpointsCarryOptimizerStateThatMustBeFinite() throws {
         let engine = try testEngine()
-        let model = try Sequential(spec: Self.spec, seed: 3, engine: engine)
+        let model = try Model(spec: Self.spec, seed: 3, engine: engine)
         let trainer = try Trainer(model: model, config: TrainingConfig(epochs: 1, batchSize: 2))
         let path = temporaryDirectory("checkpoint-hostile") + "/c.safetensors"
         try trainer.saveCheckpoint(path: path)

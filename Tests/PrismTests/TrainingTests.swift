@@ -20,7 +20,7 @@ func temporaryPath(_ name: String) -> String {
     @Test func oneEpochOnTheFixtureSubsetReachesSanityAccuracy() throws {
         let engine = try testEngine()
         let (train, test) = try fixtureImages()
-        let model = try Sequential(spec: try ModelSpec.cnn(), seed: 1, engine: engine)
+        let model = try Model(spec: try ModelSpec.cnn(), seed: 1, engine: engine)
         let trainer = try Trainer(model: model, config: TrainingConfig(epochs: 1, batchSize: 32, learningRate: 2e-3, seed: 1))
         var reports: [EpochReport] = []
         try trainer.fit(train: train, test: test, epochEnd: { reports.append($0) })
@@ -35,7 +35,7 @@ func temporaryPath(_ name: String) -> String {
         let engine = try testEngine()
         let table = try TabularDataset.loadCSV(path: fixture("tabular.csv"), label: "species")
         let data = try LabeledData(try table.standardized(with: table.standardization()))
-        let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], hidden: [16], classes: 3), seed: 3, engine: engine)
+        let model = try Model(spec: try ModelSpec.mlp(inputShape: [4], hidden: [16], classes: 3), seed: 3, engine: engine)
         let trainer = try Trainer(model: model, config: TrainingConfig(epochs: 30, batchSize: 16, learningRate: 1e-2, seed: 3))
         try trainer.fit(train: data)
         #expect(try evaluate(model, on: data).accuracy >= 0.9)
@@ -49,7 +49,7 @@ func temporaryPath(_ name: String) -> String {
         let data = try LabeledData(try table.standardized(with: table.standardization()))
         let spec = try ModelSpec.mlp(inputShape: [4], hidden: [8], classes: 3)
         func step(_ limit: Float?) throws -> [Double] {
-            let model = try Sequential(spec: spec, seed: 5, engine: engine)
+            let model = try Model(spec: spec, seed: 5, engine: engine)
             let before = try model.namedParameters.flatMap { try $0.1.toArray() }
             let config = TrainingConfig(epochs: 1, batchSize: data.count, learningRate: 0.1, optimizer: .sgd, seed: 5, momentum: 0,
                                         weightDecay: 0, maxGradNorm: limit)
@@ -65,7 +65,7 @@ func temporaryPath(_ name: String) -> String {
         let scale = Double(limit) / (norm + 1e-6)
         for (c, f) in zip(clipped, free) { #expect(abs(c - f * scale) <= 1e-6 + 1e-3 * abs(f * scale)) }
         #expect(try step(Float(norm * 2)) == free)
-        #expect(throws: TrainingError.self) { try Trainer(model: try Sequential(spec: spec, seed: 5, engine: engine), config: TrainingConfig(maxGradNorm: 0)) }
+        #expect(throws: TrainingError.self) { try Trainer(model: try Model(spec: spec, seed: 5, engine: engine), config: TrainingConfig(maxGradNorm: 0)) }
     }
 
     /// Two epochs straight, or one epoch, a stop, and a resume from the checkpoint: the same weights.
@@ -76,14 +76,14 @@ func temporaryPath(_ name: String) -> String {
         let spec = try ModelSpec.mlp(inputShape: [1, 28, 28], hidden: [32], classes: 10)
         let config = TrainingConfig(epochs: 2, batchSize: 32, learningRate: 1e-3, optimizer: .adam, seed: 9)
 
-        let straight = try Trainer(model: try Sequential(spec: spec, seed: 9, engine: engine), config: config)
+        let straight = try Trainer(model: try Model(spec: spec, seed: 9, engine: engine), config: config)
         try straight.fit(train: train)
 
         let checkpoint = temporaryPath("resume.ckpt")
         defer { try? FileManager.default.removeItem(atPath: checkpoint) }
         var firstConfig = config
         firstConfig.epochs = 1
-        let first = try Trainer(model: try Sequential(spec: spec, seed: 9, engine: engine), config: firstConfig)
+        let first = try Trainer(model: try Model(spec: spec, seed: 9, engine: engine), config: firstConfig)
         try first.fit(train: train, checkpoint: checkpoint)
         let resumed = try Trainer.resume(path: checkpoint, epochs: 2, engine: engine)
         #expect(resumed.epochsDone == 1)
@@ -102,7 +102,7 @@ func temporaryPath(_ name: String) -> String {
         let spec = try ModelSpec.mlp(inputShape: [1, 28, 28], hidden: [8], classes: 10)
         let checkpoint = temporaryPath("nan.ckpt")
         defer { try? FileManager.default.removeItem(atPath: checkpoint) }
-        let trainer = try Trainer(model: try Sequential(spec: spec, seed: 1, engine: engine),
+        let trainer = try Trainer(model: try Model(spec: spec, seed: 1, engine: engine),
                                   config: TrainingConfig(epochs: 1, batchSize: 16, seed: 1))
         try trainer.fit(train: train, checkpoint: checkpoint)
         let saved = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
@@ -118,7 +118,7 @@ func temporaryPath(_ name: String) -> String {
     @Test func dataThatDoesNotFitTheModelIsRejected() throws {
         let engine = try testEngine()
         let data = try LabeledData(features: [Float](repeating: 0, count: 20), labels: [0, 1, 0, 1], exampleShape: [5], classCount: 2)
-        let model = try Sequential(spec: try ModelSpec.mlp(inputShape: [4], classes: 2), seed: 1, engine: engine)
+        let model = try Model(spec: try ModelSpec.mlp(inputShape: [4], classes: 2), seed: 1, engine: engine)
         let trainer = try Trainer(model: model, config: TrainingConfig(epochs: 1))
         #expect(throws: DataError("training data: examples have shape [5], the model expects [4]")) {
             try trainer.fit(train: data)

@@ -54,7 +54,7 @@ import Testing
 
     @Test func forwardAndGradientsMatchTheReferenceChain() throws {
         let engine = try testEngine()
-        let model = try Sequential(spec: Self.spec, seed: 5, engine: engine)
+        let model = try Model(spec: Self.spec, seed: 5, engine: engine)
         #expect(model.namedParameters.map(\.name).contains("1.attn.qkv.weight"))
         // Random non-trivial LayerNorm affine parameters and positions (the defaults are 1, 0 and tiny).
         var rng = SeededRandom(seed: 17)
@@ -103,13 +103,14 @@ import Testing
     @Test func specShapesAndNames() throws {
         #expect(try Self.spec.layerOutputShapes() == [[5, 8], [5, 8], [5, 8], [5, 8], [8], [3]])
         let engine = try testEngine()
-        let model = try Sequential(spec: Self.spec, seed: 1, engine: engine)
+        let model = try Model(spec: Self.spec, seed: 1, engine: engine)
         let names = Set(model.namedParameters.map(\.name))
         for name in ["0.proj.weight", "0.cls_token", "0.pos_embed", "2.norm1.bias", "2.attn.proj.weight", "2.mlp.fc2.bias", "3.weight", "5.bias"] {
             #expect(names.contains(name), "\(name)")
         }
-        for (i, layer) in Self.spec.layers.enumerated() {
-            let shapes = Dictionary(uniqueKeysWithValues: layer.parameterShapes.map { ($0.name, $0.shape) })
+        let graph = try Self.spec.analysis()
+        for (i, node) in graph.nodes.enumerated() {
+            let shapes = Dictionary(uniqueKeysWithValues: node.info.parameters.map { ($0.name, $0.shape) })
             for (name, tensor) in model.namedParameters where name.hasPrefix("\(i).") {
                 #expect(shapes[String(name.dropFirst("\(i).".count))] == tensor.shape, "\(name)")
             }

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The metadata keys of a Prism model file (safetensors `__metadata__`), besides the architecture
-/// (`Sequential.specMetadataKey`) and the training state (`Trainer.stateMetadataKey`).
+/// (`Model.specMetadataKey`) and the training state (`Trainer.stateMetadataKey`).
 public enum ModelFileKey {
     /// A CSV model's feature standardization (JSON `{"mean": […], "std": […]}`).
     public static let standardization = "prism.standardization"
@@ -16,7 +16,7 @@ public enum ModelFileKey {
 /// A model file with what a caller needs next to the weights: the standardization its CSV inputs
 /// take, its class or output names.
 public struct LoadedModel {
-    public var model: Sequential
+    public var model: Model
     /// The file it was read from.
     public var path: String
     public var standardization: TabularDataset.Standardization?
@@ -30,7 +30,7 @@ public struct LoadedModel {
     /// - Throws: `DataError` naming the file: missing, unreadable, or metadata that does not fit the model.
     public init(path: String, engine: Engine) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
-        let (model, file) = try Sequential.load(path: path, engine: engine)
+        let (model, file) = try Model.load(path: path, engine: engine)
         self.model = model
         self.path = path
         if let json = file.metadata[ModelFileKey.standardization] {
@@ -83,7 +83,10 @@ public enum ForeignModelFile {
     public static func refusePyTorchPickle(path: String) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
         defer { try? handle.close() }
-        let head = [UInt8]((try? handle.read(upToCount: 4)) ?? Data())
+        let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
+        // A safetensors file opens with its header's length (8 bytes, little-endian) and then the
+        // header's "{"; a length of 0x0380 starts with the bytes of a pickle's protocol-3 mark.
+        if head.count == 9, head[8] == UInt8(ascii: "{") { return }
         let kind: String
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             kind = "a PyTorch checkpoint (torch.save's zip archive of pickles)"

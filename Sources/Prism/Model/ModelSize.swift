@@ -3,34 +3,26 @@ import PrismCL
 /// The sizes of a `ModelSpec` checked before anything is built: every layer size positive, every
 /// product computed with checked arithmetic, the parameters within the device's and the host's memory.
 extension ModelSpec {
-    /// The named parameter shapes (`<layer>.<name>`, as `Sequential` names them), in order.
+    /// The named parameter and buffer shapes (`<node>.<name>`, as `Model` names them), in order;
+    /// empty when the description does not check (see `analysis()`).
     public var namedParameterShapes: [(name: String, shape: [Int])] {
-        layers.enumerated().flatMap { i, layer in layer.parameterShapes.map { ("\(i).\($0.name)", $0.shape) } }
+        guard let graph = try? analysis() else { return [] }
+        return graph.nodes.flatMap { node in node.info.parameters.map { ("\(node.spec.name).\($0.name)", $0.shape) } }
     }
 
-    /// Checks the layer sizes and returns the parameter count.
+    /// Checks the description (ops, attributes, sizes, shapes) and returns the parameter count.
     /// - Parameter source: what the spec came from, for messages (a file path).
-    /// - Throws: `DataError` naming `source` and the layer whose size is not positive or whose
-    ///   parameters' count overflows a 64-bit integer.
+    /// - Throws: `DataError` naming `source` and the node whose size is not positive or does not fit,
+    ///   or the parameter whose count overflows a 64-bit integer.
     public func checkedParameterCount(source: String = "model") throws -> Int {
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }), HostMemory.product(inputShape) != nil else {
             throw DataError("\(source): input shape \(inputShape) needs positive sizes whose product fits a 64-bit count")
         }
         guard classCount > 0 else { throw DataError("\(source): \(classCount) outputs (at least 1 needed)") }
-        for (i, layer) in layers.enumerated() {
-            let sizes: [Int]
-            switch layer {
-            case let .linear(a, b): sizes = [a, b]
-            case let .conv2d(c, k, r, s, p): sizes = [c, k, r, s, p + 1]
-            case let .maxPool2d(k, s), let .avgPool2d(k, s): sizes = [k, s]
-            case let .patchEmbedding(c, h, w, p, d): sizes = [c, h, w, p, d]
-            case let .transformerBlock(d, heads, m): sizes = [d, heads, m]
-            case let .layerNorm(d): sizes = [d]
-            case .relu, .gelu, .flatten, .dropout, .softmax, .classToken: sizes = []
-            }
-            guard sizes.allSatisfy({ $0 > 0 }) else {
-                throw DataError("\(source): layer \(i) (\(layer)) has a size that is not positive")
-            }
+        do {
+            try validate()
+        } catch let error as TensorError {
+            throw DataError("\(source): \(error.message)")
         }
         var total = 0
         for (name, shape) in namedParameterShapes {

@@ -1,15 +1,23 @@
 import Foundation
 
-/// A network architecture as data: stored as JSON in a model file's safetensors metadata
-/// (`prism.model`), so that the file alone rebuilds the model.
+/// A network architecture as data: a graph of named nodes (see `NodeSpec`, `OpRegistry`), stored
+/// as JSON in a model file's safetensors metadata (`prism.model`), so that the file alone rebuilds
+/// the model. The README's "Model files" section documents the format with a complete example.
+///
+/// Format 2 (written since graphs): `{"format": 2, "architecture", "input_shape", "outputs",
+/// "nodes", "output"?, "input_normalization"?, "task"?}`. Format 1 (earlier files:
+/// `{"architecture", "inputShape", "classCount", "layers", …}`) still reads: its layers become a
+/// chain whose nodes are named "0", "1", … (parameters `0.weight`, as `nn.Sequential` names them).
 public struct ModelSpec: Codable, Equatable, Sendable {
     /// The shape of one input example without the batch, e.g. [1, 28, 28] or [30].
     public var inputShape: [Int]
     /// Number of outputs: classes of a classifier, predicted values of a regression model.
     public var classCount: Int
-    /// The layers in order; parameter names follow PyTorch's `nn.Sequential` (`"3.weight"`).
-    public var layers: [LayerSpec]
-    /// Architecture name (`cnn`, `mlp`, or `custom`).
+    /// The nodes in topological order; parameter names are `<node>.<name>` (`conv1.weight`).
+    public var nodes: [NodeSpec]
+    /// The node whose output is the model's (nil: the last node).
+    public var output: String?
+    /// Architecture name (`cnn`, `mlp`, `vit`, or `custom`).
     public var architecture: String
     /// Applied to the input before the first layer, when present: x ↦ (x − mean[c]) / std[c] per
     /// channel c of the input's first axis (torchvision's `Normalize`). The model takes raw inputs
@@ -18,16 +26,70 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     /// What the outputs mean; nil (a file written before tasks were stored) is a classifier.
     public var task: ModelTask?
 
+    /// The description format this version writes.
+    public static let format = 2
+
     /// `task`, with a classifier of unnamed classes when none is stored.
     public var resolvedTask: ModelTask { task ?? .classification(classes: nil) }
     /// Whether the outputs are predicted values rather than class logits.
     public var isRegression: Bool { resolvedTask.kind == .regression }
 
+    /// A chain of layers (`Sequential`): nodes named "0", "1", ….
     public init(architecture: String, inputShape: [Int], classCount: Int, layers: [LayerSpec]) {
+        self.init(architecture: architecture, inputShape: inputShape, classCount: classCount, nodes: Sequential.nodes(layers))
+    }
+
+    /// A graph.
+    public init(architecture: String, inputShape: [Int], classCount: Int, nodes: [NodeSpec], output: String? = nil) {
         self.architecture = architecture
         self.inputShape = inputShape
         self.classCount = classCount
-        self.layers = layers
+        self.nodes = nodes
+        self.output = output
+    }
+
+    private enum Format1Keys: String, CodingKey {
+        case inputShape, classCount, layers, architecture, inputNormalization, task
+    }
+
+    private enum Keys: String, CodingKey {
+        case format, architecture, nodes, output, task
+        case inputShape = "input_shape", classCount = "outputs", inputNormalization = "input_normalization"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        guard let format = try container.decodeIfPresent(Int.self, forKey: .format) else {
+            let old = try decoder.container(keyedBy: Format1Keys.self)
+            self.init(architecture: try old.decode(String.self, forKey: .architecture), inputShape: try old.decode([Int].self, forKey: .inputShape),
+                      classCount: try old.decode(Int.self, forKey: .classCount), layers: try old.decode([LayerSpec].self, forKey: .layers))
+            inputNormalization = try old.decodeIfPresent(InputNormalization.self, forKey: .inputNormalization)
+            task = try old.decodeIfPresent(ModelTask.self, forKey: .task)
+            return
+        }
+        guard format == Self.format else {
+            throw DecodingError.dataCorruptedError(forKey: .format, in: container,
+                                                   debugDescription: "format \(format) is not one this Prism reads (1 and \(Self.format))")
+        }
+        self.init(architecture: try container.decodeIfPresent(String.self, forKey: .architecture) ?? "custom",
+                  inputShape: try container.decode([Int].self, forKey: .inputShape),
+                  classCount: try container.decode(Int.self, forKey: .classCount),
+                  nodes: try container.decode([NodeSpec].self, forKey: .nodes),
+                  output: try container.decodeIfPresent(String.self, forKey: .output))
+        inputNormalization = try container.decodeIfPresent(InputNormalization.self, forKey: .inputNormalization)
+        task = try container.decodeIfPresent(ModelTask.self, forKey: .task)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(Self.format, forKey: .format)
+        try container.encode(architecture, forKey: .architecture)
+        try container.encode(inputShape, forKey: .inputShape)
+        try container.encode(classCount, forKey: .classCount)
+        try container.encode(nodes, forKey: .nodes)
+        try container.encodeIfPresent(output, forKey: .output)
+        try container.encodeIfPresent(inputNormalization, forKey: .inputNormalization)
+        try container.encodeIfPresent(task, forKey: .task)
     }
 
     /// Per-channel input normalization (see `inputNormalization`).
@@ -108,104 +170,57 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         return ModelSpec(architecture: "mlp", inputShape: inputShape, classCount: classes, layers: layers)
     }
 
-    /// The output shape of each layer for one example (without the batch), in order.
-    /// - Throws: `TensorError` naming the layer when a shape does not fit it, a size is not positive
-    ///   (a stride of 0 would divide by zero) or a size overflows.
-    public func layerOutputShapes() throws -> [[Int]] {
-        var shape = inputShape
-        var shapes: [[Int]] = []
-        for (i, layer) in layers.enumerated() {
-            func fail(_ what: String) -> TensorError { TensorError("model: layer \(i) (\(layer)): \(what), input shape \(shape)") }
-            /// The output length of a window sliding over `length` (checked: sizes from a file).
-            func slide(_ length: Int, kernel: Int, stride: Int, padding: Int) throws -> Int {
-                guard kernel > 0, stride > 0, padding >= 0 else { throw fail("needs a positive kernel and stride and a non-negative padding") }
-                let (twice, o1) = padding.multipliedReportingOverflow(by: 2)
-                let (padded, o2) = length.addingReportingOverflow(twice)
-                guard !o1, !o2 else { throw fail("padding \(padding) is too large") }
-                guard padded >= kernel else { throw fail("output is empty") }
-                return (padded - kernel) / stride + 1
-            }
-            switch layer {
-            case let .linear(inFeatures, outFeatures):
-                guard shape.last == inFeatures else { throw fail("expects \(inFeatures) features") }
-                guard outFeatures > 0 else { throw fail("needs a positive number of outputs") }
-                shape = Array(shape.dropLast()) + [outFeatures]
-            case let .conv2d(c, k, r, stride, padding):
-                guard shape.count == 3, shape[0] == c else { throw fail("expects [\(c), H, W]") }
-                guard k > 0 else { throw fail("needs a positive number of output channels") }
-                shape = [k, try slide(shape[1], kernel: r, stride: stride, padding: padding),
-                         try slide(shape[2], kernel: r, stride: stride, padding: padding)]
-            case let .maxPool2d(kernel, stride), let .avgPool2d(kernel, stride):
-                guard shape.count == 3 else { throw fail("expects [C, H, W]") }
-                shape = [shape[0], try slide(shape[1], kernel: kernel, stride: stride, padding: 0),
-                         try slide(shape[2], kernel: kernel, stride: stride, padding: 0)]
-            case .flatten:
-                var n = 1
-                for d in shape {
-                    let (m, overflow) = n.multipliedReportingOverflow(by: d)
-                    guard !overflow else { throw fail("has more elements than an Int can count") }
-                    n = m
-                }
-                shape = [n]
-            case .relu, .gelu, .dropout, .softmax:
-                break
-            case let .patchEmbedding(c, h, w, p, d):
-                guard shape == [c, h, w] else { throw fail("expects [\(c), \(h), \(w)]") }
-                guard p > 0, d > 0, h >= p, w >= p else { throw fail("needs a positive patch no larger than the image and a positive width") }
-                let (tokens, overflow) = (h / p).multipliedReportingOverflow(by: w / p)
-                guard !overflow else { throw fail("has more patches than an Int can count") }
-                shape = [tokens + 1, d]
-            case let .transformerBlock(d, _, _):
-                guard shape.count == 2, shape[1] == d else { throw fail("expects [T, \(d)]") }
-            case let .layerNorm(d):
-                guard shape.last == d else { throw fail("expects a last axis of \(d)") }
-            case .classToken:
-                guard shape.count == 2 else { throw fail("expects [T, D]") }
-                shape = [shape[1]]
-            }
-            shapes.append(shape)
-        }
-        return shapes
+    /// The description checked as a graph (ops, attributes, inputs, shapes).
+    /// - Throws: `TensorError` naming the node that does not fit (see `GraphAnalysis.init`).
+    public func analysis() throws -> GraphAnalysis {
+        try GraphAnalysis(nodes: nodes, output: output, inputShape: inputShape)
     }
 
-    /// Checks that the layers fit the input shape and end in `classCount` outputs per example
+    /// The output shape of each node for one example (without the batch), in order.
+    /// - Throws: `TensorError` naming the node when a shape does not fit it or a size is not positive.
+    public func layerOutputShapes() throws -> [[Int]] {
+        try analysis().nodes.map(\.info.output)
+    }
+
+    /// Checks that the nodes fit the input shape and the output has `classCount` outputs per example
     /// (the width every consumer of the outputs reads: losses, accuracy, explanations).
-    /// - Throws: `TensorError` naming the layer that does not fit, or the output count that differs.
-    public func validate() throws {
-        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
+    /// - Throws: `TensorError` naming the node that does not fit, or the output count that differs.
+    @discardableResult
+    public func validate() throws -> GraphAnalysis {
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }), HostMemory.product(inputShape) != nil else {
             throw TensorError("model: input shape \(inputShape) needs positive sizes")
         }
         guard classCount > 0 else { throw TensorError("model: classCount \(classCount) is not a positive number of outputs") }
-        let output = try layerOutputShapes().last ?? inputShape
+        let graph = try analysis()
+        let output = graph.shape(ofValue: graph.output, input: inputShape)
         guard output == [classCount] else {
-            throw TensorError("model: the layers output \(output) per example, but classCount says \(classCount) outputs")
+            throw TensorError("model: the output node '\(graph.nodes[graph.output - 1].spec.name)' gives \(output) per example, but the model says \(classCount) outputs")
         }
+        return graph
     }
 
-    /// The most floats per example alive at once in a forward pass: the largest input + output of
-    /// one layer. What sizes batches for inference on the device (explanations run many rows).
-    /// Computed with saturating arithmetic: a description past 2^59 elements gives 2^59 (room left
-    /// for callers that add and scale it).
+    /// The most floats per example alive at once in a forward pass: the values still to be read
+    /// plus one node's output and workspace. What sizes batches for inference on the device
+    /// (explanations run many rows). Saturating: a description past 2^59 elements gives 2^59.
     public var peakActivationElements: Int {
         func size(_ factors: [Int]) -> Int { HostMemory.product(factors) ?? .max }
-        func sum(_ terms: Int...) -> Int {
-            terms.reduce(0) { total, term in
-                let (s, overflow) = total.addingReportingOverflow(term)
-                return overflow ? .max : s
-            }
+        func add(_ a: Int, _ b: Int) -> Int {
+            let (s, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .max : s
         }
-        guard let shapes = try? layerOutputShapes() else { return size(inputShape) }
-        var previous = size(inputShape), peak = previous
-        for (layer, shape) in zip(layers, shapes) {
-            let current = size(shape)
-            peak = max(peak, sum(previous, current))
-            if case let .transformerBlock(d, heads, m) = layer {
-                // Inside a block: Q, K, V packed and permuted, the heads' outputs, the MLP's hidden
-                // layer and, when attention maps are kept, the probabilities.
-                let t = shape[0]
-                peak = max(peak, sum(previous, size([t, sum(size([7, d]), m)]), size([heads, t, t])))
-            }
-            previous = current
+        guard let graph = try? analysis() else { return min(size(inputShape), 1 << 59) }
+        // The last node reading each value (the output is read after the last node).
+        var lastUse = [Int](repeating: 0, count: graph.nodes.count + 1)
+        for (i, node) in graph.nodes.enumerated() {
+            for v in node.inputs { lastUse[v] = max(lastUse[v], i) }
+        }
+        lastUse[graph.output] = graph.nodes.count
+        var live = size(inputShape), peak = live
+        for (i, node) in graph.nodes.enumerated() {
+            let output = size(node.info.output)
+            peak = max(peak, add(add(live, output), node.info.workspace))
+            live = add(live, output)
+            for v in Set(node.inputs + [i + 1]) where lastUse[v] <= i { live -= size(graph.shape(ofValue: v, input: inputShape)) }
         }
         return min(peak, 1 << 59)
     }
@@ -228,7 +243,8 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     }
 }
 
-/// One layer of a `ModelSpec`.
+/// One layer of a chain (`Sequential`), and the layer list of format-1 model files: each case is
+/// one node of an op kind in `OpRegistry` (see `node(name:)`).
 public enum LayerSpec: Codable, Equatable, Sendable {
     case linear(inFeatures: Int, outFeatures: Int)
     case conv2d(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int)
@@ -248,19 +264,38 @@ public enum LayerSpec: Codable, Equatable, Sendable {
     /// [T, D] → [D]: the class token.
     case classToken
 
-    /// The parameter shapes of the layer under PyTorch's names (`weight`, `bias`).
-    public var parameterShapes: [(name: String, shape: [Int])] {
-        switch self {
-        case let .linear(i, o): return [("weight", [o, i]), ("bias", [o])]
-        case let .conv2d(c, k, r, _, _): return [("weight", [k, c, r, r]), ("bias", [k])]
-        case let .patchEmbedding(c, h, w, p, d):
-            return [("proj.weight", [d, c, p, p]), ("proj.bias", [d]), ("cls_token", [1, 1, d]), ("pos_embed", [1, (h / p) * (w / p) + 1, d])]
-        case let .transformerBlock(d, _, m):
-            return [("norm1.weight", [d]), ("norm1.bias", [d]), ("attn.qkv.weight", [3 * d, d]), ("attn.qkv.bias", [3 * d]),
-                    ("attn.proj.weight", [d, d]), ("attn.proj.bias", [d]), ("norm2.weight", [d]), ("norm2.bias", [d]),
-                    ("mlp.fc1.weight", [m, d]), ("mlp.fc1.bias", [m]), ("mlp.fc2.weight", [d, m]), ("mlp.fc2.bias", [d])]
-        case let .layerNorm(d): return [("weight", [d]), ("bias", [d])]
-        default: return []
+    /// The layer as a graph node reading the previous node's output.
+    public func node(name: String) -> NodeSpec {
+        func node(_ op: String, _ attributes: [String: Int] = [:]) -> NodeSpec {
+            NodeSpec(name: name, op: op, attributes: attributes.mapValues { .int($0) })
         }
+        switch self {
+        case let .linear(i, o): return node(Linear.kind, ["in_features": i, "out_features": o])
+        case let .conv2d(c, k, r, s, p):
+            return node(Conv2DLayer.kind, ["in_channels": c, "out_channels": k, "kernel_size": r, "stride": s, "padding": p])
+        case let .maxPool2d(k, s): return node(MaxPool2DLayer.kind, ["kernel_size": k, "stride": s])
+        case let .avgPool2d(k, s): return node(AvgPool2DLayer.kind, ["kernel_size": k, "stride": s])
+        case .relu: return node(ReLU.kind)
+        case .gelu: return node(GELU.kind)
+        case .flatten: return node(Flatten.kind)
+        case let .dropout(p):
+            return NodeSpec(name: name, op: Dropout.kind, attributes: ["p": .double(Double(String(describing: p)) ?? Double(p))])
+        case .softmax: return node(Softmax.kind)
+        case let .patchEmbedding(c, h, w, p, d):
+            return node(PatchEmbedding.kind, ["channels": c, "height": h, "width": w, "patch": p, "dim": d])
+        case let .transformerBlock(d, heads, m): return node(TransformerBlock.kind, ["dim": d, "heads": heads, "mlp_dim": m])
+        case let .layerNorm(d): return node(LayerNormLayer.kind, ["normalized_shape": d])
+        case .classToken: return node(ClassTokenLayer.kind)
+        }
+    }
+}
+
+/// The builder of chain graphs, like PyTorch's `nn.Sequential`: layer i becomes node "i", reading
+/// node i − 1, so parameters are named `0.weight`, `3.bias`, … and a state dict moves between Prism
+/// and `nn.Sequential` unchanged.
+public enum Sequential {
+    /// The layers as chained nodes.
+    public static func nodes(_ layers: [LayerSpec]) -> [NodeSpec] {
+        layers.enumerated().map { i, layer in layer.node(name: "\(i)") }
     }
 }

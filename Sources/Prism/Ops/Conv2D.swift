@@ -148,7 +148,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int,
 
 /// Conv2D (with an optional fused ReLU) followed by 2×2 max pooling with stride 2, in one pass of the
 /// CPU-shaped forward kernels: the full-size activation is never written. The inference path of
-/// `Sequential` (inside `noGrad`) uses it for Conv2D → ReLU → MaxPool2D(2) on CPU devices; the values
+/// `Model` (inside `noGrad`) uses it for Conv2D → ReLU → MaxPool2D(2) on CPU devices; the values
 /// equal `maxPool2d(conv2d(…, relu: relu), kernel: (2, 2))` up to float rounding — exactly for the
 /// micro-tile kernel and for single-channel inputs (the shallow kernel sums a multi-channel input's
 /// taps in another order).

@@ -12,7 +12,7 @@ public struct EvaluationResult: Codable, Sendable {
 
 /// Evaluates `model` on `data` in batches without recording gradients.
 /// - Throws: `DataError` when the examples do not have the model's input shape.
-public func evaluate(_ model: Sequential, on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
+public func evaluate(_ model: Model, on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
     guard !model.spec.isRegression, !data.isRegression else {
         throw DataError("evaluate: accuracy is for a classifier on class labels; the \(model.spec.isRegression ? "model predicts values" : "data has numeric targets") (use evaluateRegression)")
     }
@@ -51,7 +51,7 @@ public func evaluate(_ model: Sequential, on data: LabeledData, batchSize: Int =
 /// - Parameter x: [batch] + the model's input shape.
 /// - Returns: [batch][classes].
 /// - Throws: `DataError` for a regression model (its outputs are values, not logits).
-public func predictProbabilities(_ model: Sequential, _ x: Tensor) throws -> [[Float]] {
+public func predictProbabilities(_ model: Model, _ x: Tensor) throws -> [[Float]] {
     guard !model.spec.isRegression else { throw DataError("predictProbabilities: the model predicts values, not class scores") }
     return try model.engine.noGrad {
         let probabilities = try model(x).softmax()
@@ -124,7 +124,7 @@ public struct RegressionResult: Codable, Equatable, Sendable {
 /// Evaluates a regression model on `data` in batches without recording gradients.
 /// - Throws: `DataError` when the model is a classifier, the data has class labels, or the shapes or
 ///   output counts do not match.
-public func evaluateRegression(_ model: Sequential, on data: LabeledData, batchSize: Int = 256) throws -> RegressionResult {
+public func evaluateRegression(_ model: Model, on data: LabeledData, batchSize: Int = 256) throws -> RegressionResult {
     guard model.spec.isRegression, data.isRegression else {
         throw DataError("evaluateRegression: needs a regression model and numeric targets; the \(model.spec.isRegression ? "data has class labels" : "model is a classifier")")
     }
@@ -139,7 +139,7 @@ public func evaluateRegression(_ model: Sequential, on data: LabeledData, batchS
 
 /// The model's outputs for every example of `data`, row-major [count, outputs], in batches without gradients.
 /// - Throws: `DataError` when the examples do not have the model's input shape.
-public func predictValues(_ model: Sequential, _ data: LabeledData, batchSize: Int = 256) throws -> [Float] {
+public func predictValues(_ model: Model, _ data: LabeledData, batchSize: Int = 256) throws -> [Float] {
     guard data.exampleShape == model.spec.inputShape else {
         throw DataError("data: examples have shape \(data.exampleShape), the model expects \(model.spec.inputShape)")
     }

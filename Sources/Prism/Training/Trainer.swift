@@ -84,14 +84,14 @@ public struct EpochReport: Codable, Sendable {
     }
 }
 
-/// Mini-batch training of a `Sequential` model, with cross-entropy for a classifier and mean squared
+/// Mini-batch training of a `Model` model, with cross-entropy for a classifier and mean squared
 /// error for a regression model (`ModelSpec.task`), seeded end to end: the same
 /// seed gives the same weights, and a run resumed from a checkpoint ends where an uninterrupted one does.
 ///
 /// Checkpoints are safetensors files holding the parameters (PyTorch names), the optimizer state
 /// (`optimizer.<key>`) and, in the metadata, the spec, the config and the number of finished epochs.
 public final class Trainer {
-    public let model: Sequential
+    public let model: Model
     public let config: TrainingConfig
     public let optimizer: Optimizer
     /// Epochs finished so far.
@@ -115,7 +115,7 @@ public final class Trainer {
         var reports: [EpochReport]?
     }
 
-    public init(model: Sequential, config: TrainingConfig) throws {
+    public init(model: Model, config: TrainingConfig) throws {
         try config.validate()
         self.model = model
         self.config = config
@@ -234,12 +234,12 @@ public final class Trainer {
         for (key, values) in try optimizer.state() {
             tensors[Self.optimizerTensorPrefix + key] = HostTensor(shape: [values.count], values: values)
         }
-        let dropoutCalls = model.layers.compactMap { ($0 as? Dropout)?.calls }
+        let dropoutCalls = model.ops.compactMap { ($0 as? Dropout)?.calls }
         let state = SavedState(epochsDone: epochsDone, config: config, dropoutCalls: dropoutCalls, reports: reports)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var metadata = extraMetadata
-        metadata[Sequential.specMetadataKey] = try model.spec.json()
+        metadata[Model.specMetadataKey] = try model.spec.json()
         metadata[Self.stateMetadataKey] = String(decoding: try encoder.encode(state), as: UTF8.self)
         try SafetensorsFile(tensors: tensors, metadata: metadata).write(to: OutputFile(path: path, sync: true))
     }
@@ -248,7 +248,7 @@ public final class Trainer {
     /// - Parameter epochs: a new total number of epochs (nil keeps the saved one).
     /// - Throws: `DataError` naming the file when it is not a Prism checkpoint.
     public static func resume(path: String, epochs: Int? = nil, engine: Engine) throws -> Trainer {
-        let (model, file) = try Sequential.load(path: path, engine: engine)
+        let (model, file) = try Model.load(path: path, engine: engine)
         guard let json = file.metadata[stateMetadataKey],
               let state = try? JSONDecoder().decode(SavedState.self, from: Data(json.utf8)) else {
             throw DataError("\(path): not a Prism training checkpoint (no '\(stateMetadataKey)' metadata)")
@@ -268,11 +268,11 @@ public final class Trainer {
         } catch {
             throw DataError("\(path): \(error)")
         }
-        let dropouts = model.layers.compactMap { $0 as? Dropout }
+        let dropouts = model.ops.compactMap { $0 as? Dropout }
         for (layer, calls) in zip(dropouts, state.dropoutCalls) { layer.calls = calls }
         trainer.epochsDone = state.epochsDone
         trainer.reports = state.reports ?? []
-        trainer.extraMetadata = file.metadata.filter { $0.key != Sequential.specMetadataKey && $0.key != stateMetadataKey }
+        trainer.extraMetadata = file.metadata.filter { $0.key != Model.specMetadataKey && $0.key != stateMetadataKey }
         return trainer
     }
 }

@@ -1,47 +1,39 @@
 import Foundation
 
-/// Layers applied in order, like PyTorch's `nn.Sequential`: parameters are named `<index>.<name>`
-/// (`0.weight`, `3.bias`), so a state dict moves between Prism and PyTorch unchanged.
-public final class Sequential {
+/// A model: the graph of a `ModelSpec` built on an engine, one op per node, run in the nodes'
+/// (topological) order. Parameters are named `<node>.<name>` as the nodes' PyTorch modules name
+/// them, so a state dict moves between Prism and PyTorch unchanged (a chain built by `Model`
+/// has nodes "0", "1", … and parameters `0.weight`, as `nn.Sequential`).
+public final class Model {
     public let engine: Engine
     public let spec: ModelSpec
-    public let layers: [Layer]
+    /// The checked graph (inputs resolved to value numbers, shapes inferred).
+    public let graph: GraphAnalysis
+    /// One op per node, in node order.
+    public let ops: [any Op]
     /// `spec.inputNormalization` on the device: the mean and 1/std shaped [1, C, 1, …] to broadcast
     /// over a batch (nil without one, or with a single channel, which runs as one affine map).
     private let normalization: (mean: Tensor, inverseStd: Tensor)?
+    /// How many nodes read each value (the output counts once more).
+    private let readers: [Int]
 
-    /// Builds `spec`'s layers with PyTorch's default initialization, seeded.
-    /// - Throws: `TensorError` when a layer's sizes are invalid or the last layer's outputs are not
-    ///   `spec.classCount` (see `ModelSpec.validate`); `DataError` when the parameters would not fit
-    ///   in the device's or the host's memory (checked before anything is allocated).
+    /// Builds `spec`'s nodes with PyTorch's default initialization, seeded.
+    /// - Throws: `TensorError` naming the node whose op, attributes or shapes do not fit, or when the
+    ///   output is not `spec.classCount` wide (see `ModelSpec.validate`); `DataError` when the
+    ///   parameters would not fit in the device's or the host's memory (checked before anything is
+    ///   allocated).
     public init(spec: ModelSpec, seed: UInt64, engine: Engine) throws {
-        try spec.validate()
+        let graph = try spec.validate()
         try spec.requireMemory(device: engine.device)
-        var layers: [Layer] = []
-        for (i, layer) in spec.layers.enumerated() {
-            let layerSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
-            switch layer {
-            case let .linear(i, o): layers.append(try Linear(inFeatures: i, outFeatures: o, seed: layerSeed, engine: engine))
-            case let .conv2d(c, k, r, s, p):
-                layers.append(try Conv2DLayer(inChannels: c, outChannels: k, kernel: r, stride: s, padding: p, seed: layerSeed, engine: engine))
-            case let .maxPool2d(k, s): layers.append(MaxPool2DLayer(kernel: k, stride: s))
-            case let .avgPool2d(k, s): layers.append(AvgPool2DLayer(kernel: k, stride: s))
-            case .relu: layers.append(ReLU())
-            case .gelu: layers.append(GELU())
-            case .flatten: layers.append(Flatten())
-            case let .dropout(p): layers.append(try Dropout(probability: p, seed: layerSeed))
-            case .softmax: layers.append(Softmax())
-            case let .patchEmbedding(c, h, w, p, d):
-                layers.append(try PatchEmbedding(channels: c, height: h, width: w, patch: p, dim: d, seed: layerSeed, engine: engine))
-            case let .transformerBlock(d, heads, m):
-                layers.append(try TransformerBlock(dim: d, heads: heads, mlpDim: m, seed: layerSeed, engine: engine))
-            case let .layerNorm(d): layers.append(try LayerNormLayer(dim: d, engine: engine))
-            case .classToken: layers.append(ClassTokenLayer())
+        var ops: [any Op] = []
+        for (i, node) in graph.nodes.enumerated() {
+            let nodeSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
+            let shapes = node.inputs.map { graph.shape(ofValue: $0, input: spec.inputShape) }
+            do {
+                ops.append(try node.definition.make(node.spec.attributes, shapes, nodeSeed, engine))
+            } catch let error as TensorError {
+                throw TensorError("model: node \(i) \(node.spec): \(error.message)")
             }
-        }
-        // A ReLU right after a Linear or a Conv2D runs in that layer's epilogue.
-        for i in layers.indices.dropLast() where layers[i + 1] is ReLU {
-            (layers[i] as? ReLUFusable)?.fusedReLU = true
         }
         if let n = spec.inputNormalization {
             try n.validate(inputShape: spec.inputShape)
@@ -52,9 +44,14 @@ public final class Sequential {
         } else {
             normalization = nil
         }
+        var readers = [Int](repeating: 0, count: graph.nodes.count + 1)
+        for node in graph.nodes { for v in node.inputs { readers[v] += 1 } }
+        readers[graph.output] += 1
+        self.readers = readers
         self.engine = engine
         self.spec = spec
-        self.layers = layers
+        self.graph = graph
+        self.ops = ops
     }
 
     /// The first layer's input: `x` after the spec's input normalization (`x` itself without one),
@@ -68,9 +65,20 @@ public final class Sequential {
         return try x.affine(scale: inverse, shift: -n.mean[0] * inverse)
     }
 
-    /// Every trainable tensor under its PyTorch state-dict name, in layer order.
+    /// Node `i`'s name.
+    public func nodeName(_ i: Int) -> String { graph.nodes[i].spec.name }
+
+    /// The index of the node named `name`, if any.
+    public func nodeIndex(_ name: String) -> Int? { graph.nodes.firstIndex { $0.spec.name == name } }
+
+    /// Every trainable tensor under its state-dict name (`<node>.<name>`), in node order.
     public var namedParameters: [(name: String, tensor: Tensor)] {
-        layers.enumerated().flatMap { i, layer in layer.parameters.map { ("\(i).\($0.name)", $0.tensor) } }
+        ops.enumerated().flatMap { i, op in op.parameters.map { ("\(nodeName(i)).\($0.name)", $0.tensor) } }
+    }
+
+    /// Saved, untrained state (BatchNorm's running statistics) under state-dict names, in node order.
+    public var namedBuffers: [(name: String, tensor: Tensor)] {
+        ops.enumerated().flatMap { i, op in op.buffers.map { ("\(nodeName(i)).\($0.name)", $0.tensor) } }
     }
 
     public var parameters: [Tensor] { namedParameters.map(\.tensor) }
@@ -78,79 +86,91 @@ public final class Sequential {
     /// The number of trainable scalars.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    /// The name of layer `i`'s output activation: `"<i>.<kind>"` (e.g. `"1.relu"`). A Linear or
-    /// Conv2D followed by ReLU runs as one fused op unless its own output is captured.
-    public func activationName(_ i: Int) -> String { "\(i).\(layers[i].kind)" }
+    /// The name of node `i`'s output activation: the node's name — or, for a node named by its
+    /// position in a chain, `"<i>.<op>"` (e.g. `"1.relu"`). `forward(capture:)` accepts both
+    /// spellings for every node.
+    public func activationName(_ i: Int) -> String {
+        let name = nodeName(i)
+        return name.allSatisfy(\.isNumber) ? "\(name).\(ops[i].kind)" : name
+    }
+
+    /// The node an activation name refers to (either spelling of `activationName`).
+    public func node(activation name: String) -> Int? {
+        graph.nodes.indices.first { i in nodeName(i) == name || "\(nodeName(i)).\(ops[i].kind)" == name }
+    }
 
     /// Runs the model.
     /// - Parameters:
     ///   - x: [batch] + `spec.inputShape`.
-    ///   - training: dropout active.
+    ///   - training: dropout active, BatchNorm on batch statistics.
     ///   - capture: activation names (see `activationName`) to return; each captured activation keeps
     ///     its gradient after `backward()` (`retainGrad`), which attribution methods read.
-    /// - Throws: `TensorError` when `x` does not have the model's input shape.
-    /// - Returns: the output and the captured activations by name.
+    /// - Throws: `TensorError` when `x` does not have the model's input shape or a name is not a node.
+    /// - Returns: the output and the captured activations by the names asked for.
     public func forward(_ x: Tensor, training: Bool = false, capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
         guard x.rank == spec.inputShape.count + 1, Array(x.shape.dropFirst()) == spec.inputShape else {
             throw TensorError("model: input has shape \(x.shape), the model expects [batch] + \(spec.inputShape)")
         }
-        var h = try normalizedInput(x)
+        var captureNodes: [Int: [String]] = [:]
+        for name in capture.sorted() {
+            guard let i = node(activation: name) else {
+                throw TensorError("model: no activation named '\(name)'; names are \(graph.nodes.indices.map(activationName).joined(separator: ", "))")
+            }
+            captureNodes[i, default: []].append(name)
+        }
+        var values = [Tensor?](repeating: nil, count: ops.count + 1)
+        var pending = readers
+        values[0] = try normalizedInput(x)
         var captured: [String: Tensor] = [:]
+        func release(_ node: Int) {
+            for v in graph.nodes[node].inputs {
+                pending[v] -= 1
+                if pending[v] == 0 { values[v] = nil }
+            }
+        }
         var i = 0
-        while i < layers.count {
-            var names = [activationName(i)]
-            let fusable = (layers[i] as? ReLUFusable).flatMap { $0.fusedReLU ? $0 : nil }
-            let fused = fusable != nil
-            if let pool = pooledConvolution(at: i, input: h, capture: capture) {
-                // Inference: Conv2D (→ ReLU) → MaxPool2D(2) in one kernel.
-                h = try pool.conv.forwardPooled(h)
-                i = pool.last
-                h.name = activationName(i)
-                i += 1
+        while i < ops.count {
+            let context = FusionContext(model: self, captured: Set(captureNodes.keys), readers: readers, training: training)
+            if let fused = Fusion.match(at: i, context) {
+                let input = values[graph.nodes[i].inputs[0]]!
+                let out = try fused.run(input)
+                out.name = activationName(fused.last)
+                values[fused.last + 1] = out
+                if let names = captureNodes[fused.last] {
+                    out.retainGrad()
+                    for name in names { captured[name] = out }
+                }
+                for n in i...fused.last { release(n) }
+                i = fused.last + 1
                 continue
             }
-            if let fusable, capture.contains(activationName(i)) {
-                // The layer's own (pre-ReLU) output is asked for: run the pair unfused.
-                let pre = try fusable.forwardUnfused(h)
-                pre.name = names[0]
-                pre.retainGrad()
-                captured[names[0]] = pre
-                h = pre
-                i += 1
-                names = [activationName(i)]
-                h = try layers[i].forward(h, training: training)
-            } else {
-                h = try layers[i].forward(h, training: training)
-                if fused {
-                    i += 1
-                    names.append(activationName(i))
-                }
+            let out = try ops[i].forward(graph.nodes[i].inputs.map { values[$0]! }, training: training)
+            out.name = activationName(i)
+            values[i + 1] = out
+            if let names = captureNodes[i] {
+                out.retainGrad()
+                for name in names { captured[name] = out }
             }
-            h.name = names.last
-            for name in names where capture.contains(name) {
-                h.retainGrad()
-                captured[name] = h
-            }
+            release(i)
             i += 1
         }
-        if let missing = capture.subtracting(captured.keys).sorted().first {
-            throw TensorError("model: no activation named '\(missing)'; names are \(layers.indices.map(activationName).joined(separator: ", "))")
-        }
-        return (h, captured)
+        return (values[graph.output]!, captured)
     }
 
-    /// When layer `i` starts Conv2D (→ fused ReLU) → MaxPool2D(2, stride 2) and the three can run as one
-    /// pooled convolution: outside the tape (inside `noGrad`), on a CPU device, no activation of theirs
-    /// captured, and a convolution output of at least 2×2. Returns the convolution and the pool's index.
-    private func pooledConvolution(at i: Int, input: Tensor, capture: Set<String>) -> (conv: Conv2DLayer, last: Int)? {
-        guard !engine.isGradEnabled, let conv = layers[i] as? Conv2DLayer, input.rank == 4, Conv2DKernels.supportsPooling(engine) else { return nil }
-        let last = conv.fusedReLU ? i + 2 : i + 1
-        guard last < layers.count, let pool = layers[last] as? MaxPool2DLayer, pool.kernel == 2, pool.stride == 2,
-              (i...last).allSatisfy({ !capture.contains(activationName($0)) }),
-              let g = try? Conv2DGeometry(input: input.shape, weight: conv.weight.shape, bias: conv.bias?.shape,
-                                          stride: conv.stride, padding: conv.padding, dilation: (1, 1)),
-              g.p >= 2, g.q >= 2 else { return nil }
-        return (conv, last)
+    /// Every value of a forward pass, node by node without fusion: [0] the (normalized) input, [i + 1]
+    /// node i's output (what LRP and other per-node methods walk back over).
+    /// - Throws: `TensorError` when `x` does not have the model's input shape.
+    public func values(_ x: Tensor, training: Bool = false) throws -> [Tensor] {
+        guard x.rank == spec.inputShape.count + 1, Array(x.shape.dropFirst()) == spec.inputShape else {
+            throw TensorError("model: input has shape \(x.shape), the model expects [batch] + \(spec.inputShape)")
+        }
+        var values = [try normalizedInput(x)]
+        for (i, op) in ops.enumerated() {
+            let out = try op.forward(graph.nodes[i].inputs.map { values[$0] }, training: training)
+            out.name = activationName(i)
+            values.append(out)
+        }
+        return values
     }
 
     /// The output only.
@@ -163,10 +183,10 @@ public final class Sequential {
     /// The metadata key holding the spec's JSON in a model file.
     public static let specMetadataKey = "prism.model"
 
-    /// The parameters as host tensors under PyTorch names.
+    /// The parameters and buffers as host tensors under PyTorch names.
     public func stateDict() throws -> [String: HostTensor] {
         var dict: [String: HostTensor] = [:]
-        for (name, tensor) in namedParameters {
+        for (name, tensor) in namedParameters + namedBuffers {
             dict[name] = HostTensor(shape: tensor.shape, values: try tensor.toArray())
         }
         return dict
@@ -183,7 +203,7 @@ public final class Sequential {
     /// - Throws: `DataError` naming a missing tensor, one whose shape differs, one with NaN or
     ///   infinite values (and how many), or (strict) the tensors the model does not expect.
     public func loadStateDict(_ tensors: [String: HostTensor], source: String = "state dict", strict: Bool = true) throws {
-        let named = namedParameters
+        let named = namedParameters + namedBuffers
         let expected = Set(named.map(\.name))
         let unexpected = strict ? tensors.keys.filter { key in
             !expected.contains(key) && !Self.ignoredTensorSuffixes.contains { key.hasSuffix($0) }
@@ -224,18 +244,19 @@ public final class Sequential {
         meta[Self.specMetadataKey] = try spec.json()
         var tensors = try stateDict()
         if let (scale, shift) = outputAffine {
-            let last = spec.layers.count - 1
-            guard last >= 0, case let .linear(inputs, outputs) = spec.layers[last], scale.count == outputs, shift.count == outputs,
-                  let weight = tensors["\(last).weight"], let bias = tensors["\(last).bias"] else {
-                throw TensorError("save: an output scale needs a last Linear layer with \(scale.count) outputs; the last layer is \(spec.layers.last.map { "\($0)" } ?? "none")")
+            let last = graph.output - 1, name = nodeName(last)
+            guard let layer = ops[last] as? Linear, case let (inputs, outputs) = (layer.weight.shape[1], layer.weight.shape[0]),
+                  scale.count == outputs, shift.count == outputs,
+                  let weight = tensors["\(name).weight"], let bias = tensors["\(name).bias"] else {
+                throw TensorError("save: an output scale needs a last Linear layer with a bias and \(scale.count) outputs; the output node is \(graph.nodes[last].spec)")
             }
             var w = weight, b = bias
             for o in 0..<outputs {
                 for i in 0..<inputs { w.values[o * inputs + i] *= scale[o] }
                 b.values[o] = b.values[o] * scale[o] + shift[o]
             }
-            tensors["\(last).weight"] = w
-            tensors["\(last).bias"] = b
+            tensors["\(name).weight"] = w
+            tensors["\(name).bias"] = b
         }
         try SafetensorsFile(tensors: tensors, metadata: meta).write(path: path)
     }
@@ -245,7 +266,7 @@ public final class Sequential {
     /// tensors of a training checkpoint.
     /// - Parameter spec: the architecture when the file carries none.
     /// - Throws: `DataError` naming the file and the missing, mismatched, non-finite or unexpected tensor.
-    public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Sequential, file: SafetensorsFile) {
+    public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Model, file: SafetensorsFile) {
         try ForeignModelFile.refusePyTorchPickle(path: path)
         let file = try SafetensorsFile.read(path: path)
         let resolved: ModelSpec
@@ -267,9 +288,9 @@ public final class Sequential {
             }
         }
         try resolved.requireMemory(device: engine.device, source: path)
-        let model: Sequential
+        let model: Model
         do {
-            model = try Sequential(spec: resolved, seed: 0, engine: engine)
+            model = try Model(spec: resolved, seed: 0, engine: engine)
         } catch let error as TensorError {
             throw DataError("\(path): \(error.message)")
         }
