@@ -11,13 +11,29 @@ public struct HostTensor: Equatable, Sendable {
     }
 }
 
+/// An integer tensor of a safetensors file (indices, counters, token ids), values widened to Int64.
+public struct IntegerTensor: Equatable, Sendable {
+    /// The file's dtype (`I64`, `I32`, `I16`, `I8`, `U8`, `BOOL`).
+    public var dtype: String
+    public var shape: [Int]
+    public var values: [Int64]
+    public init(dtype: String, shape: [Int], values: [Int64]) {
+        self.dtype = dtype
+        self.shape = shape
+        self.values = values
+    }
+}
+
 /// A safetensors file (https://github.com/huggingface/safetensors): named tensors plus string
-/// metadata. Reads F32, F16, BF16 and F64 (converted to Float); writes F32.
+/// metadata. Reads F32, F16, BF16 and F64 (converted to Float) into `tensors`, and I64, I32, I16,
+/// I8, U8 and BOOL into `integerTensors`; writes F32.
 ///
 /// Layout: an 8-byte little-endian header length N, N bytes of JSON
 /// (`{"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}}`), then the data.
 public struct SafetensorsFile: Equatable, Sendable {
     public var tensors: [String: HostTensor]
+    /// The integer tensors (e.g. BatchNorm's `num_batches_tracked` counters in a PyTorch state dict).
+    public var integerTensors: [String: IntegerTensor] = [:]
     public var metadata: [String: String]
 
     public init(tensors: [String: HostTensor] = [:], metadata: [String: String] = [:]) {
@@ -126,7 +142,11 @@ public struct SafetensorsFile: Equatable, Sendable {
         }
         bytes.withUnsafeBufferPointer { raw in
             for e in entries {
-                file.tensors[e.name] = HostTensor(shape: e.shape, values: values(of: e, in: raw, at: headerEnd + e.begin))
+                if Self.integerTypes.contains(e.dtype) {
+                    file.integerTensors[e.name] = IntegerTensor(dtype: e.dtype, shape: e.shape, values: integers(of: e, in: raw, at: headerEnd + e.begin))
+                } else {
+                    file.tensors[e.name] = HostTensor(shape: e.shape, values: values(of: e, in: raw, at: headerEnd + e.begin))
+                }
             }
         }
         return file
@@ -163,8 +183,12 @@ public struct SafetensorsFile: Equatable, Sendable {
         switch dtype {
         case "F32": elementSize = 4
         case "F16", "BF16": elementSize = 2
-        case "F64": elementSize = 8
-        default: throw DataError("\(tensor): unsupported dtype \(displayed(dtype).dropFirst().dropLast()) (supported: F32, F16, BF16, F64)")
+        case "F64", "I64": elementSize = 8
+        case "I32": elementSize = 4
+        case "I16": elementSize = 2
+        case "I8", "U8", "BOOL": elementSize = 1
+        default:
+            throw DataError("\(tensor): unsupported dtype \(displayed(dtype).dropFirst().dropLast()) (supported: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)")
         }
         var count = 1
         for n in shape {
@@ -218,27 +242,68 @@ public struct SafetensorsFile: Equatable, Sendable {
         return values
     }
 
+    /// The integer dtypes read into `integerTensors`.
+    public static let integerTypes: Set<String> = ["I64", "I32", "I16", "I8", "U8", "BOOL"]
+
+    /// The values of a checked integer entry (little-endian, signed but for U8 and BOOL), widened.
+    private static func integers(of e: Entry, in raw: UnsafeBufferPointer<UInt8>, at base: Int) -> [Int64] {
+        var values = [Int64](repeating: 0, count: e.count)
+        for i in 0..<e.count {
+            let o = base + i * e.elementSize
+            var bits: UInt64 = 0
+            for j in 0..<e.elementSize { bits |= UInt64(raw[o + j]) << (8 * UInt64(j)) }
+            switch e.dtype {
+            case "I64": values[i] = Int64(bitPattern: bits)
+            case "I32": values[i] = Int64(Int32(truncatingIfNeeded: bits))
+            case "I16": values[i] = Int64(Int16(truncatingIfNeeded: bits))
+            case "I8": values[i] = Int64(Int8(truncatingIfNeeded: bits))
+            default: values[i] = Int64(bits)
+            }
+        }
+        return values
+    }
+
     // MARK: writing
 
-    /// The file's bytes (F32 tensors in name order, header padded to 8 bytes).
+    /// The file's bytes (F32 tensors and the integer tensors in their dtypes, in name order; header
+    /// padded to 8 bytes).
     public func encoded() throws -> [UInt8] {
         var header: [String: Any] = [:]
         var offset = 0
-        let names = tensors.keys.sorted()
+        var data: [UInt8] = []
+        let names = (Array(tensors.keys) + Array(integerTensors.keys)).sorted()
         for name in names {
-            let t = tensors[name]!
+            let shape = tensors[name]?.shape ?? integerTensors[name]!.shape
+            let count = tensors[name]?.values.count ?? integerTensors[name]!.values.count
             var product: Int? = 1
-            for n in t.shape {
+            for n in shape {
                 let (m, overflow) = (product ?? 0).multipliedReportingOverflow(by: n)
                 product = overflow || n < 0 ? nil : m
                 if product == nil { break }
             }
-            guard t.values.count == product else {
-                throw DataError("safetensors: tensor '\(name)' has \(t.values.count) values for shape \(t.shape)")
+            guard count == product else {
+                throw DataError("safetensors: tensor '\(name)' has \(count) values for shape \(shape)")
             }
-            let size = t.values.count * 4
-            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + size]] as [String: Any]
-            offset += size
+            let dtype: String
+            if let t = tensors[name] {
+                guard integerTensors[name] == nil else { throw DataError("safetensors: tensor '\(name)' is both a float and an integer tensor") }
+                dtype = "F32"
+                for v in t.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { data += $0 } }
+            } else {
+                let t = integerTensors[name]!
+                dtype = t.dtype
+                let size: Int
+                switch t.dtype {
+                case "I64": size = 8
+                case "I32": size = 4
+                case "I16": size = 2
+                case "I8", "U8", "BOOL": size = 1
+                default: throw DataError("safetensors: tensor '\(name)' has dtype \(t.dtype), not one Prism writes")
+                }
+                for v in t.values { withUnsafeBytes(of: UInt64(bitPattern: v).littleEndian) { data += $0.prefix(size) } }
+            }
+            header[name] = ["dtype": dtype, "shape": shape, "data_offsets": [offset, data.count]] as [String: Any]
+            offset = data.count
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
@@ -248,12 +313,7 @@ public struct SafetensorsFile: Equatable, Sendable {
         let length = UInt64(json.count)
         for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: length >> (8 * UInt64(i)))) }
         out += json
-        for name in names {
-            for v in tensors[name]!.values {
-                let b = v.bitPattern
-                out += [UInt8(b & 0xFF), UInt8(b >> 8 & 0xFF), UInt8(b >> 16 & 0xFF), UInt8(b >> 24)]
-            }
-        }
+        out += data
         return out
     }
 

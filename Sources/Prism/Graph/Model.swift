@@ -294,6 +294,9 @@ public final class Model {
         } catch let error as TensorError {
             throw DataError("\(path): \(error.message)")
         }
+        if let name = file.integerTensors.keys.sorted().first(where: { key in !ignoredTensorSuffixes.contains { key.hasSuffix($0) } }) {
+            throw DataError("\(path): tensor '\(name)' holds \(file.integerTensors[name]!.dtype) integers; the model's parameters and buffers are floating point")
+        }
         // A training checkpoint (it carries the training state) also holds the optimizer's tensors.
         let checkpoint = file.metadata[Trainer.stateMetadataKey] != nil
         try model.loadStateDict(checkpoint ? file.tensors.filter { !$0.key.hasPrefix(Trainer.optimizerTensorPrefix) } : file.tensors, source: path)
