@@ -42,8 +42,8 @@ public enum PoolFamily {
     /// The variant `maxPool2d` runs for these arguments on `engine`.
     /// - Throws: `TensorError` for invalid arguments or a forced variant that cannot run them.
     public static func choose(_ requested: PoolVariant = .automatic, input: [Int], kernel: (Int, Int), stride: (Int, Int)? = nil,
-                              padding: (Int, Int) = (0, 0), engine: Engine) throws -> PoolVariant {
-        let g = try Pool2DGeometry("maxPool2d", input: input, kernel: kernel, stride: stride ?? kernel, padding: padding)
+                              padding: (Int, Int) = (0, 0), ceilMode: Bool = false, engine: Engine) throws -> PoolVariant {
+        let g = try Pool2DGeometry("maxPool2d", input: input, kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode)
         return try choose(requested, g, traits: engine.traits, defines: engine.resolvedDefines(descriptor.file))
     }
 

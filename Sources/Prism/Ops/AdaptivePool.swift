@@ -10,8 +10,9 @@ func adaptiveWindows(size: Int, out: Int) -> [Range<Int>] {
 /// cell (i, j) is the mean of rows [⌊i·H/oh⌋, ⌈(i + 1)·H/oh⌉) and columns [⌊j·W/ow⌋, ⌈(j + 1)·W/ow⌉)
 /// (windows may overlap when the sizes do not divide).
 ///
-/// Linear in x: [N·C, H·W] times a host-built pooling matrix [H·W, oh·ow] (the gradient is the
-/// product with its transpose, through `matmul`'s backward).
+/// When oh divides H and ow divides W this is `avgPool2d` with kernel = stride = (H/oh, W/ow).
+/// Otherwise, being linear in x, it is [N·C, H·W] times a host-built pooling matrix [H·W, oh·ow]
+/// (the gradient is the product with its transpose, through `matmul`'s backward).
 /// - Parameters:
 ///   - x: [N, C, H, W].
 ///   - outputSize: (oh, ow), each ≥ 1.
@@ -32,6 +33,10 @@ public func adaptiveAvgPool2d(_ x: Tensor, outputSize: (Int, Int)) throws -> Ten
     guard !area.overflow, !outArea.overflow, !cells.overflow, cells.partialValue < Int(Int32.max),
           (n * c).multipliedReportingOverflow(by: outArea.partialValue).partialValue < Int(Int32.max) else {
         throw TensorError.shape("adaptiveAvgPool2d", "pooling matrix for output \(oh)×\(ow) is too large", x.shape)
+    }
+    // Sizes that divide give PyTorch's windows as a plain average pooling with kernel = stride.
+    if h % oh == 0, w % ow == 0 {
+        return try avgPool2d(x, kernel: (h / oh, w / ow))
     }
     let rows = adaptiveWindows(size: h, out: oh), columns = adaptiveWindows(size: w, out: ow)
     var pooling = [Float](repeating: 0, count: h * w * oh * ow)
