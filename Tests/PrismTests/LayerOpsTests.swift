@@ -42,6 +42,21 @@ private func gradient(_ t: Tensor) throws -> [Double] { doubles(try #require(t.g
         expectClose(try #require(xt.grad).toArray(), fd, atol: 1e-5, rtol: 1e-4, "\(act) backward n=\(n)")
     }
 
+    /// At the kinks the gradient takes PyTorch's side: the negative side at 0 for leaky ReLU and
+    /// ELU, the middle piece x/3 + 1/2 at ±3 for hardswish.
+    @Test func kinksTakePyTorchsSide() throws {
+        let engine = try testEngine()
+        func slopes(_ values: [Float], _ f: (Tensor) throws -> Tensor) throws -> [Float] {
+            let x = try Tensor(values, shape: [values.count], engine: engine, requiresGrad: true)
+            try f(x).backward(try Tensor.ones([values.count], engine: engine))
+            return try #require(x.grad).toArray()
+        }
+        #expect(try slopes([0, 1, -1]) { try $0.leakyRelu(negativeSlope: 0.25) } == [0.25, 1, 0.25])
+        #expect(try slopes([0, 2]) { try $0.elu(alpha: 0.5) } == [0.5, 1])
+        #expect(try slopes([-3, 3, -4, 4, 0]) { try $0.hardswish() } == [-0.5, 1.5, 0, 1, 0.5])
+        #expect(try slopes([0]) { try $0.silu() } == [0.5])
+    }
+
     @Test func referencesHitTheirDefinitions() {
         #expect(Reference.leakyRelu(x: [-2, 0, 3], negativeSlope: 0.1) == [-0.2, 0, 3])
         #expect(Reference.hardswish(x: [-4, -3, 0, 3, 4]) == [-0, -0, 0, 3, 4])
