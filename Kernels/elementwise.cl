@@ -8,6 +8,13 @@
 //   unary_f32(x, y, op, n)       y = op(x): 0 relu, 1 gelu (erf form), 2 gelu (tanh form), 3 tanh,
 //                                4 sigmoid, 5 exp, 6 log
 //   unary_backward_f32(x, y, dy, dx, op, n)   dx = dy · op'(x), from x or the saved output y
+//   activation_f32(x, y, op, alpha, n)   y = op(x) with a parameter, PyTorch's definitions:
+//                                0 leaky relu (x > 0 ? x : alpha·x), 1 elu (x > 0 ? x : alpha·(eˣ − 1)),
+//                                2 silu (x·sigmoid(x)), 3 hardswish (x·min(max(x + 3, 0), 6) / 6);
+//                                silu and hardswish ignore alpha
+//   activation_backward_f32(x, dy, dx, op, alpha, n)   dx = dy · op'(x), with PyTorch's side at
+//                                the kinks: leaky relu and elu take the negative side at 0,
+//                                hardswish the middle piece at ±3
 //   binary_f32(a, b, out, op, n, inner, bcount)
 //                                out[i] = a[i] op b[(i / inner) % bcount]: 0 add, 1 sub, 2 mul, 3 div.
 //                                Equal shapes: inner 1, bcount n. b over trailing dims: inner 1,
@@ -20,7 +27,7 @@
 //
 // Layout: flat, contiguous float arrays; offsets are the caller's (pass sub-buffers).
 // Launch, 1-D, any global size ≥ the work, any local size (or none): fill/copy/axpy take one
-// work-item per PRISM_VEC elements; affine, unary and binary forward and the backward of a take
+// work-item per PRISM_VEC elements; affine, unary, activation and binary forward and the backward of a take
 // one work-item per element; binary_backward_b takes one work-item per element of b (bcount).
 // Every kernel handles every n: each work-item guards its indices, so the last, partial vector
 // and surplus work-items are harmless. The host guarantees n = outer · bcount · inner.
@@ -122,6 +129,43 @@ __kernel void unary_backward_f32(__global const float *x, __global const float *
     case 4: { const float s = y[i]; d = s * (1.0f - s); break; }
     case 5: d = y[i]; break;
     default: d = 1.0f / v; break;
+    }
+    dx[i] = g * d;
+}
+
+// ACTIVATION_OP, when defined (the host does), fixes the op code of activation_f32 /
+// activation_backward_f32 at compile time, as UNARY_OP does for unary_f32.
+#ifdef ACTIVATION_OP
+#define ACTIVATION_CODE ACTIVATION_OP
+#else
+#define ACTIVATION_CODE op
+#endif
+
+__kernel void activation_f32(__global const float *x, __global float *y, const int op, const float alpha, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const float v = x[i];
+    float r;
+    switch (ACTIVATION_CODE) {
+    case 0: r = v > 0.0f ? v : alpha * v; break;  // NaN passes through
+    case 1: r = v > 0.0f ? v : alpha * expm1(v); break;
+    case 2: r = v / (1.0f + exp(-v)); break;
+    default: r = v * fmin(fmax(v + 3.0f, 0.0f), 6.0f) / 6.0f; break;
+    }
+    y[i] = r;
+}
+
+__kernel void activation_backward_f32(__global const float *x, __global const float *dy, __global float *dx, const int op,
+                                      const float alpha, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const float v = x[i], g = dy[i];
+    float d;
+    switch (ACTIVATION_CODE) {
+    case 0: d = v > 0.0f ? 1.0f : alpha; break;
+    case 1: d = v > 0.0f ? 1.0f : alpha * exp(v); break;
+    case 2: { const float s = 1.0f / (1.0f + exp(-v)); d = s * (1.0f + v * (1.0f - s)); break; }
+    default: d = v < -3.0f ? 0.0f : (v <= 3.0f ? v / 3.0f + 0.5f : 1.0f); break;
     }
     dx[i] = g * d;
 }

@@ -1,7 +1,9 @@
 // pool.cl — 2-D max, average and global average pooling and their backward passes.
 //
 // Layouts (row-major): x [N, C, H, W] seen as `planes` = N·C planes of H × W; y [N, C, P, Q] with
-// P = (H + 2·ph − kh) / sh + 1 and Q likewise (floor, like PyTorch with ceil_mode = false).
+// P = (H + 2·ph − kh) / sh + 1 and Q likewise (floor, like PyTorch with ceil_mode = false), or the
+// host's ceil-mode P and Q, whose last windows may reach past the padded input: every kernel but
+// maxpool2x2_forward and the POOL_UNPADDED forward clips windows to the input.
 //
 // Kernels (one work-item per output element of the kernel, 1-D, any local size; the max-pool forward
 // and scatter run over a 3-D range (Q, P, planes)):
@@ -21,9 +23,8 @@
 //                            2×2 / stride 2): one work-item per output writes dy to its argmax pixel, so
 //                            no two work-items write one pixel; dx must be zero beforehand. Several times
 //                            faster on PoCL than the gather, whose data-dependent loops do not vectorize.
-//   avgpool2d_forward        y = window sum / (kh·kw): padding counts as zeros in the divisor, which is
-//                            PyTorch's count_include_pad = true.
-//   avgpool2d_backward       dx[pixel] = Σ over windows containing the pixel of dy / (kh·kw), gathered
+//   avgpool2d_forward        y = window sum / divisor, the divisor as POOL_DIVISOR says (below).
+//   avgpool2d_backward       dx[pixel] = Σ over windows containing the pixel of dy / divisor, gathered
 //                            per pixel as above. Overwrites dx.
 //   global_avgpool_forward   y[plane] = mean of the plane (one work-item per plane).
 //   global_avgpool_backward  dx[plane][i] = dy[plane] / (H·W). Overwrites dx.
@@ -31,7 +32,10 @@
 // Remainders are written as a − (a / b)·b (Oclgrind cannot check the `freeze` a paired `%` becomes).
 // Specializations (-D, set by the host per call): POOL_UNPADDED = 1 when padding is zero (no window
 // reaches outside the image, so the forward loops need no bounds checks); POOL_KH, POOL_KW > 0 fix the
-// window size at compile time so the loops unroll (0: read kh, kw from the arguments).
+// window size at compile time so the loops unroll (0: read kh, kw from the arguments). POOL_DIVISOR
+// is the average-pooling divisor, as PyTorch's: 0 kh·kw (count_include_pad = true, every window inside
+// the padded input); 1 the window clipped to the padded input (count_include_pad = true with ceil-mode
+// windows past it); 2 the window clipped to the input (count_include_pad = false).
 // No tunables: these kernels are memory-bound and PoCL vectorizes them across work-items.
 
 #ifndef POOL_UNPADDED
@@ -42,6 +46,9 @@
 #endif
 #ifndef POOL_KW
 #define POOL_KW 0
+#endif
+#ifndef POOL_DIVISOR
+#define POOL_DIVISOR 0
 #endif
 #if POOL_KH > 0
 #define WINDOW_H POOL_KH
@@ -175,6 +182,22 @@ __kernel void maxpool2d_backward_scatter(__global const float *dy, __global cons
     if (index >= 0) dx[(size_t)plane * H * W + index] = dy[i];
 }
 
+// The divisor of average-pooling window (p, q), as POOL_DIVISOR says.
+inline float avg_divisor(const int p, const int q, const int H, const int W, const int kh, const int kw,
+                         const int sh, const int sw, const int ph, const int pw) {
+#if POOL_DIVISOR == 0
+    return (float)(kh * kw);
+#else
+    const int h0 = p * sh - ph, w0 = q * sw - pw;
+    const int h1 = min(h0 + kh, H + ph), w1 = min(w0 + kw, W + pw);
+#if POOL_DIVISOR == 1
+    return (float)((h1 - h0) * (w1 - w0));
+#else
+    return (float)((min(h1, H) - max(h0, 0)) * (min(w1, W) - max(w0, 0)));
+#endif
+#endif
+}
+
 __kernel void avgpool2d_forward(__global const float *x, __global float *y, POOL_GEOM) {
     const int i = (int)get_global_id(0);
     if (i >= planes * P * Q) return;
@@ -191,7 +214,7 @@ __kernel void avgpool2d_forward(__global const float *x, __global float *y, POOL
             if (iw >= 0 && iw < W) sum += src[ih * W + iw];
         }
     }
-    y[i] = sum / (float)(kh * kw);
+    y[i] = sum / avg_divisor(p, q, H, W, kh, kw, sh, sw, ph, pw);
 }
 
 __kernel void avgpool2d_backward(__global const float *dy, __global float *dx, POOL_GEOM) {
@@ -202,9 +225,15 @@ __kernel void avgpool2d_backward(__global const float *dy, __global float *dx, P
     WINDOWS_CONTAINING(h, w);
     const size_t base = (size_t)plane * P * Q;
     float sum = 0.0f;
+#if POOL_DIVISOR == 0
     for (int p = pBegin; p < pEnd; ++p)
         for (int q = qBegin; q < qEnd; ++q) sum += dy[base + p * Q + q];
     dx[i] = sum / (float)(kh * kw);
+#else
+    for (int p = pBegin; p < pEnd; ++p)
+        for (int q = qBegin; q < qEnd; ++q) sum += dy[base + p * Q + q] / avg_divisor(p, q, H, W, kh, kw, sh, sw, ph, pw);
+    dx[i] = sum;
+#endif
 }
 
 __kernel void global_avgpool_forward(__global const float *x, __global float *y, const int planes, const int HW) {

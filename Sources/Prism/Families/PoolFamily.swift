@@ -19,6 +19,7 @@ public enum PoolFamily {
         Tunable("POOL_UNPADDED", "0", group: "switch", range: 0...1),
         Tunable("POOL_KH", "0", group: "switch", range: 0...Int(Int32.max)),
         Tunable("POOL_KW", "0", group: "switch", range: 0...Int(Int32.max)),
+        Tunable("POOL_DIVISOR", "0", group: "switch", range: 0...2),
     ], variants: variants.map(\.rawValue))
 
     /// The vector kernel where it applies, then the general one, on every device.
@@ -30,6 +31,7 @@ public enum PoolFamily {
         guard g.kernel == (2, 2), g.stride == (2, 2), g.padding == (0, 0) else {
             return "needs a 2×2 window, stride 2 and no padding, got \(g.kernel), \(g.stride), \(g.padding)"
         }
+        if g.overhang { return "needs every window inside the input, but ceil mode keeps a partial last window" }
         let group = (g.q + 7) / 8 * g.p
         if group > traits.maxWorkGroupSize {
             return "needs work-groups of \(group) (a plane's outputs), the device allows \(traits.maxWorkGroupSize)"
@@ -40,8 +42,8 @@ public enum PoolFamily {
     /// The variant `maxPool2d` runs for these arguments on `engine`.
     /// - Throws: `TensorError` for invalid arguments or a forced variant that cannot run them.
     public static func choose(_ requested: PoolVariant = .automatic, input: [Int], kernel: (Int, Int), stride: (Int, Int)? = nil,
-                              padding: (Int, Int) = (0, 0), engine: Engine) throws -> PoolVariant {
-        let g = try Pool2DGeometry("maxPool2d", input: input, kernel: kernel, stride: stride ?? kernel, padding: padding)
+                              padding: (Int, Int) = (0, 0), ceilMode: Bool = false, engine: Engine) throws -> PoolVariant {
+        let g = try Pool2DGeometry("maxPool2d", input: input, kernel: kernel, stride: stride ?? kernel, padding: padding, ceilMode: ceilMode)
         return try choose(requested, g, traits: engine.traits, defines: engine.resolvedDefines(descriptor.file))
     }
 

@@ -106,13 +106,20 @@ let flatKernelGroupSize = 64
 ///   - weight: [K, C, R, S].
 ///   - bias: [K], or nil.
 ///   - stride, padding, dilation: (height, width) each.
+///   - groups: split the C input and K output channels into this many groups, output group j
+///     reading input group j only (PyTorch's `groups`; C for a depthwise convolution). The weight
+///     is then [K, C / groups, R, S].
 ///   - relu: apply max(·, 0) in the kernels' epilogue (a Conv2D followed by ReLU, in one pass).
 ///   - variant: which forward kernel runs (tests force each; `.automatic`: `Conv2DFamily.choose`).
-/// - Throws: `TensorError` when ranks, channels or the bias shape disagree, or the output would be
-///   empty; `CLError` from the device.
+/// - Throws: `TensorError` when ranks, channels, groups or the bias shape disagree, or the output
+///   would be empty; `CLError` from the device.
 /// - Returns: [N, K, P, Q] with P = (H + 2·padding.0 − dilation.0·(R − 1) − 1) / stride.0 + 1, Q likewise.
 public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
-                   dilation: (Int, Int) = (1, 1), relu: Bool = false, variant: Conv2DVariant = .automatic) throws -> Tensor {
+                   dilation: (Int, Int) = (1, 1), groups: Int = 1, relu: Bool = false, variant: Conv2DVariant = .automatic) throws -> Tensor {
+    if groups != 1 {
+        return try groupedConv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
+                                 groups: groups, relu: relu, variant: variant)
+    }
     let g = try Conv2DGeometry(input: input.shape, weight: weight.shape, bias: bias?.shape,
                                stride: stride, padding: padding, dilation: dilation)
     let engine = input.engine
@@ -144,6 +151,32 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int,
         return grads
     }
     return out
+}
+
+/// A grouped convolution as one convolution per group: input channels and weight rows sliced,
+/// the outputs joined along the channel axis (the backward comes from `sliced`, `conv2d` and `concat`).
+private func groupedConv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
+                           dilation: (Int, Int), groups: Int, relu: Bool, variant: Conv2DVariant) throws -> Tensor {
+    let op = "conv2d"
+    guard input.rank == 4 else { throw TensorError.shape(op, "input must have rank 4 [N, C, H, W]", input.shape, weight.shape) }
+    guard weight.rank == 4 else { throw TensorError.shape(op, "weight must have rank 4 [K, C / groups, R, S]", input.shape, weight.shape) }
+    let c = input.shape[1], k = weight.shape[0]
+    guard groups >= 1, c % groups == 0, k % groups == 0 else {
+        throw TensorError.shape(op, "groups \(groups) must be ≥ 1 and divide both \(c) input and \(k) output channels", input.shape, weight.shape)
+    }
+    let cg = c / groups, kg = k / groups
+    guard weight.shape[1] == cg else {
+        throw TensorError.shape(op, "input has \(c) channels in \(groups) groups of \(cg), weight expects \(weight.shape[1]) per group",
+                                input.shape, weight.shape)
+    }
+    if let bias, bias.shape != [k] { throw TensorError.shape(op, "bias must have shape [\(k)]", bias.shape, weight.shape) }
+    let outputs = try (0..<groups).map { j in
+        try conv2d(try input.sliced(axis: 1, range: (j * cg)..<((j + 1) * cg)),
+                   weight: try weight.sliced(axis: 0, range: (j * kg)..<((j + 1) * kg)),
+                   bias: try bias.map { try $0.sliced(axis: 0, range: (j * kg)..<((j + 1) * kg)) },
+                   stride: stride, padding: padding, dilation: dilation, relu: relu, variant: variant)
+    }
+    return try concat(outputs, axis: 1)
 }
 
 /// Conv2D (with an optional fused ReLU) followed by 2×2 max pooling with stride 2, in one pass of the

@@ -4,10 +4,12 @@ import PrismCL
 struct Pool2DGeometry {
     let planes, h, w, p, q: Int
     let kernel, stride, padding: (Int, Int)
+    let ceilMode, countIncludePad: Bool
     let outputShape: [Int]
 
     /// Checks a pooling's input and hyper-parameters; `op` names it in errors.
-    init(_ op: String, input: [Int], kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) throws {
+    init(_ op: String, input: [Int], kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
+         ceilMode: Bool = false, countIncludePad: Bool = true) throws {
         let window = [kernel.0, kernel.1]
         guard input.count == 4 else { throw TensorError.shape(op, "input must have rank 4 [N, C, H, W]", input, window) }
         guard kernel.0 >= 1, kernel.1 >= 1, stride.0 >= 1, stride.1 >= 1 else {
@@ -16,9 +18,8 @@ struct Pool2DGeometry {
         guard padding.0 >= 0, padding.1 >= 0, 2 * padding.0 <= kernel.0, 2 * padding.1 <= kernel.1 else {
             throw TensorError.shape(op, "padding \(padding) must be between 0 and half the kernel", input, window)
         }
-        let spanH = input[2] + 2 * padding.0 - kernel.0, spanW = input[3] + 2 * padding.1 - kernel.1
-        let p = spanH < 0 ? 0 : spanH / stride.0 + 1
-        let q = spanW < 0 ? 0 : spanW / stride.1 + 1
+        let p = Self.outputSize(input[2], kernel: kernel.0, stride: stride.0, padding: padding.0, ceilMode: ceilMode)
+        let q = Self.outputSize(input[3], kernel: kernel.1, stride: stride.1, padding: padding.1, ceilMode: ceilMode)
         guard input.allSatisfy({ $0 > 0 }), p > 0, q > 0 else {
             throw TensorError.shape(op, "output size \(p)×\(q) is empty", input, window)
         }
@@ -26,12 +27,32 @@ struct Pool2DGeometry {
         planes = input[0] * input[1]
         (h, w, self.p, self.q) = (input[2], input[3], p, q)
         (self.kernel, self.stride, self.padding) = (kernel, stride, padding)
+        (self.ceilMode, self.countIncludePad) = (ceilMode, countIncludePad)
         outputShape = [input[0], input[1], p, q]
+    }
+
+    /// PyTorch's pooling output size along one axis: ⌊(size + 2·padding − kernel) / stride⌋ + 1, or
+    /// with `ceilMode` ⌈…⌉ + 1, less one if the last window would start past the input and the left
+    /// padding.
+    static func outputSize(_ size: Int, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> Int {
+        let span = size + 2 * padding - kernel
+        guard ceilMode else { return span < 0 ? 0 : span / stride + 1 }
+        let numerator = span + stride - 1
+        var out = (numerator < 0 ? -((-numerator + stride - 1) / stride) : numerator / stride) + 1
+        if out > 0, (out - 1) * stride >= size + padding { out -= 1 }
+        return max(out, 0)
+    }
+
+    /// Whether the last window of a row or column reaches past the input and its padding (ceil mode).
+    var overhang: Bool {
+        (p - 1) * stride.0 + kernel.0 > h + 2 * padding.0 || (q - 1) * stride.1 + kernel.1 > w + 2 * padding.1
     }
 
     /// The compile-time specializations of `pool.cl` for this pooling (see the file's header).
     var defines: [String: String] {
-        ["POOL_UNPADDED": padding == (0, 0) ? "1" : "0", "POOL_KH": "\(kernel.0)", "POOL_KW": "\(kernel.1)"]
+        let divisor = !countIncludePad ? 2 : overhang ? 1 : 0
+        return ["POOL_UNPADDED": padding == (0, 0) && !overhang ? "1" : "0", "POOL_KH": "\(kernel.0)", "POOL_KW": "\(kernel.1)",
+                "POOL_DIVISOR": "\(divisor)"]
     }
 
     /// The 3-D range (Q, P, planes) of the kernels that run one work-item per output.
@@ -55,13 +76,17 @@ struct Pool2DGeometry {
 ///   - kernel: window (height, width).
 ///   - stride: step (height, width); nil means the kernel size, as in PyTorch.
 ///   - padding: implicit −∞ border (height, width), at most half the kernel.
+///   - ceilMode: round the output size up (PyTorch's `ceil_mode`): a last, partial window is kept
+///     when it starts inside the input or the left padding; it pools the pixels it covers.
 ///   - variant: the forward kernel (tests force each; `.automatic`: `PoolFamily.choose`).
 /// - Throws: `TensorError` for a rank other than 4, invalid window parameters, an empty output, or a
 ///   forced variant that cannot pool this window.
-/// - Returns: [N, C, P, Q] with P = (H + 2·padding.0 − kernel.0) / stride.0 + 1, Q likewise.
+/// - Returns: [N, C, P, Q] with P = (H + 2·padding.0 − kernel.0) / stride.0 + 1 (rounded up in ceil
+///   mode, see above), Q likewise.
 public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
-                      variant: PoolVariant = .automatic) throws -> Tensor {
-    let g = try Pool2DGeometry("maxPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding)
+                      ceilMode: Bool = false, variant: PoolVariant = .automatic) throws -> Tensor {
+    let g = try Pool2DGeometry("maxPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding,
+                               ceilMode: ceilMode)
     let engine = input.engine
     let chosen = try PoolFamily.choose(variant, g, traits: engine.traits, defines: engine.resolvedDefines(PoolFamily.descriptor.file))
     let out = try Tensor.empty(g.outputShape, engine: engine)
@@ -87,23 +112,32 @@ public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
     return out
 }
 
-/// 2-D average pooling, recording its backward. Padding counts as zeros in the average
-/// (PyTorch's default `count_include_pad = true`): every window divides by kernel.0 · kernel.1.
+/// 2-D average pooling (PyTorch's `AvgPool2d`), recording its backward. By default padding counts
+/// as zeros in the average (`count_include_pad = true`): every window divides by kernel.0 · kernel.1,
+/// except a ceil-mode window reaching past the padded input, which divides by its part inside it.
 /// - Parameters:
 ///   - input: [N, C, H, W].
 ///   - kernel: window (height, width).
 ///   - stride: step (height, width); nil means the kernel size.
 ///   - padding: implicit zero border (height, width), at most half the kernel.
+///   - ceilMode: round the output size up, as `maxPool2d`.
+///   - countIncludePad: false divides each window by the number of input pixels it covers.
 /// - Throws: `TensorError` for a rank other than 4, invalid window parameters, or an empty output.
 /// - Returns: [N, C, P, Q].
-public func avgPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0)) throws -> Tensor {
-    let g = try Pool2DGeometry("avgPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding)
+public func avgPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
+                      ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
+    let g = try Pool2DGeometry("avgPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding,
+                               ceilMode: ceilMode, countIncludePad: countIncludePad)
     let engine = input.engine
     let out = try Tensor.empty(g.outputShape, engine: engine)
-    try engine.launch("pool.cl", "avgpool2d_forward", global: [roundUp(out.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [input.storage, out.storage] + g.arguments)
+    // Only POOL_DIVISOR matters to the average-pooling kernels; the other switches keep their defaults.
+    let defines = ["POOL_DIVISOR": g.defines["POOL_DIVISOR"] ?? "0"]
+    try engine.launch("pool.cl", "avgpool2d_forward", defines: defines, global: [roundUp(out.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                      [input.storage, out.storage] + g.arguments)
     out.record(inputs: [input]) { dy in
         let dx = try Tensor.empty(input.shape, engine: engine)
-        try engine.launch("pool.cl", "avgpool2d_backward", global: [roundUp(dx.count, flatKernelGroupSize)], local: [flatKernelGroupSize], [dy.storage, dx.storage] + g.arguments)
+        try engine.launch("pool.cl", "avgpool2d_backward", defines: defines, global: [roundUp(dx.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                          [dy.storage, dx.storage] + g.arguments)
         return [dx]
     }
     return out
