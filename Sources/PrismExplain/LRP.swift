@@ -10,10 +10,11 @@ import Prism
 ///
 /// The rules live with the ops (`LRPRule`):
 /// - Linear and Conv2D: the layer's rule (ε, z⁺ or γ), configurable per node index.
-/// - MaxPool2D, AvgPool2D, Add and Cat: the ε-rule with a tiny ε (max pooling sends relevance to
-///   the maximum, average pooling and sums share it in proportion to the inputs).
-/// - ReLU, Sigmoid, Tanh and Dropout (inference): relevance passes through unchanged (element-wise
-///   activations, as in Montavon et al. 2019); Flatten reshapes it.
+/// - MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, BatchNorm (inference), Add and Cat: the ε-rule with a
+///   tiny ε through the op itself (max pooling sends relevance to the maximum, average pooling and
+///   sums share it in proportion to the inputs; BatchNorm's shift absorbs its share, as a bias does).
+/// - ReLU, LeakyReLU, ELU, SiLU, Hardswish, Sigmoid, Tanh and Dropout (inference): relevance passes
+///   through unchanged (element-wise activations, as in Montavon et al. 2019); Flatten reshapes it.
 /// - GELU, Softmax, LayerNorm and the transformer ops have no rule: LRP refuses such models.
 ///
 /// Relevance is conserved layer by layer except what biases and stabilizers absorb: `baseValues`
@@ -144,8 +145,9 @@ public struct LRP: AttributionMethod {
     }
 
     /// The ops with a rule (the registry kinds of the standard `LRPRule` conformances).
-    public static let supportedOps = [Linear.kind, Conv2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind, Add.kind, Cat.kind,
-                                      ReLU.kind, Sigmoid.kind, Tanh.kind, Dropout.kind, Flatten.kind]
+    public static let supportedOps = [Linear.kind, Conv2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind, AdaptiveAvgPool2DLayer.kind,
+                                      BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind,
+                                      SiLU.kind, Hardswish.kind, Sigmoid.kind, Tanh.kind, Dropout.kind, Flatten.kind]
 }
 
 /// How an op hands relevance from its output to its inputs (see `LRP`).
@@ -203,6 +205,9 @@ extension ProportionalRule {
     }
 }
 extension MaxPool2DLayer: ProportionalRule {}
+extension AdaptiveAvgPool2DLayer: ProportionalRule {}
+extension BatchNorm1D: ProportionalRule {}
+extension BatchNorm2D: ProportionalRule {}
 extension AvgPool2DLayer: ProportionalRule {}
 extension Add: ProportionalRule {}
 extension Cat: ProportionalRule {}
@@ -216,6 +221,10 @@ extension ReLU: PassRule {}
 extension Sigmoid: PassRule {}
 extension Tanh: PassRule {}
 extension Dropout: PassRule {}
+extension LeakyReLU: PassRule {}
+extension ELU: PassRule {}
+extension SiLU: PassRule {}
+extension Hardswish: PassRule {}
 
 extension Flatten: LRPRule {
     public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {

@@ -180,9 +180,9 @@ import Testing
         let missing = try variant("missing.safetensors") { $0.replacingOccurrences(of: "\"3.bias\"", with: "\"3.xxxx\"") }
         expectOneLineError(try runPrism(["eval", "--device", "cpu", "--data", Self.images, "--model", missing]),
                            "missing.safetensors: missing tensor '3.bias'")
-        let dtype = try variant("dtype.safetensors") { $0.replacingOccurrences(of: "\"F32\"", with: "\"I8\"") }
+        let dtype = try variant("dtype.safetensors") { $0.replacingOccurrences(of: "\"F32\"", with: "\"C64\"") }
         expectOneLineError(try runPrism(["eval", "--device", "cpu", "--data", Self.images, "--model", dtype]),
-                           "unsupported dtype I8")
+                           "unsupported dtype C64")
         // Data of another shape than the model's input: the model expects 28×28 images, the CSV has 4 columns.
         expectOneLineError(try runPrism(["eval", "--device", "cpu", "--data", Self.fixtures + "/tabular.csv", "--label", "species",
                                          "--model", model]),

@@ -112,9 +112,9 @@ private func temporaryFolder() -> String {
     }
 
     @Test func badFilesNameTheTensor() throws {
-        let unknown = handMade(#"{"w":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}"#, [UInt8](repeating: 0, count: 8))
+        let unknown = handMade(#"{"w":{"dtype":"U16","shape":[1],"data_offsets":[0,2]}}"#, [UInt8](repeating: 0, count: 2))
         do { _ = try SafetensorsFile.decode(unknown, name: "m.safetensors"); Issue.record("should fail") } catch let e as DataError {
-            #expect(e.description == "m.safetensors: tensor 'w': unsupported dtype I64 (supported: F32, F16, BF16, F64)")
+            #expect(e.description == "m.safetensors: tensor 'w': unsupported dtype U16 (supported: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)")
         }
         let outside = handMade(#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, [UInt8](repeating: 0, count: 8))
         #expect(throws: DataError.self) { try SafetensorsFile.decode(outside) }
@@ -129,5 +129,31 @@ private func temporaryFolder() -> String {
         do { _ = try file.tensor("a", shape: [3], file: "m.safetensors"); Issue.record("should fail") } catch let e as DataError {
             #expect(e.description == "m.safetensors: tensor 'a' has shape [2], expected [3]")
         }
+    }
+}
+
+/// Integer tensors (a PyTorch state dict's `num_batches_tracked` counters, indices) read into
+/// `integerTensors` with their values and write back unchanged.
+@Suite struct SafetensorsIntegerTests {
+    @Test func integerDtypesReadAndRoundTrip() throws {
+        var bytes: [UInt8] = []
+        for v: Int64 in [-3, 1 << 40] { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        for v: Int32 in [-7, 9] { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        bytes += [0xFF, 0x7F, 0x80, 0x01]   // I16 [32767], I8 [-128], BOOL [1]
+        let header = #"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]},"b":{"dtype":"I32","shape":[2],"data_offsets":[16,24]},"# +
+            #""c":{"dtype":"I16","shape":[1],"data_offsets":[24,26]},"d":{"dtype":"I8","shape":[],"data_offsets":[26,27]},"# +
+            #""e":{"dtype":"BOOL","shape":[1],"data_offsets":[27,28]},"f":{"dtype":"F32","shape":[0],"data_offsets":[28,28]}}"#
+        var file = [UInt8](repeating: 0, count: 8)
+        let json = [UInt8](header.utf8)
+        for i in 0..<8 { file[i] = UInt8(truncatingIfNeeded: UInt64(json.count) >> (8 * UInt64(i))) }
+        let decoded = try SafetensorsFile.decode(file + json + bytes, name: "ints.safetensors")
+        #expect(decoded.integerTensors["a"] == IntegerTensor(dtype: "I64", shape: [2], values: [-3, 1 << 40]))
+        #expect(decoded.integerTensors["b"]?.values == [-7, 9])
+        #expect(decoded.integerTensors["c"]?.values == [32767])
+        #expect(decoded.integerTensors["d"] == IntegerTensor(dtype: "I8", shape: [], values: [-128]))
+        #expect(decoded.integerTensors["e"]?.values == [1])
+        #expect(decoded.tensors["f"]?.shape == [0] && decoded.tensors.count == 1)
+        let again = try SafetensorsFile.decode(try decoded.encoded(), name: "again")
+        #expect(again.integerTensors == decoded.integerTensors && again.tensors == decoded.tensors)
     }
 }

@@ -24,40 +24,53 @@ struct FusedRun {
     let run: (Tensor) throws -> Tensor
 }
 
-/// A layer that can apply a following ReLU in its own kernel's epilogue (Linear, Conv2D).
+/// A layer with a weight and a bias that can apply a following ReLU in its kernel's epilogue and run
+/// with weights folded from a following BatchNorm (Linear, Conv2D).
 public protocol ReLUFusable: Op {
-    /// The layer, followed by a ReLU when `relu` is set, in one kernel.
-    func forward(_ x: Tensor, relu: Bool) throws -> Tensor
+    var weight: Tensor { get }
+    var bias: Tensor? { get }
+    /// The layer with `weight` and `bias` in place of its own, followed by a ReLU when `relu` is set,
+    /// in one kernel.
+    func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool) throws -> Tensor
 }
 
-/// The fusion patterns, tried in order at each node; each is owned by the ops it fuses.
+/// The fusion pattern, tried at each node: a Linear or Conv2D, then (each optional, in this order)
+/// a BatchNorm in evaluation folded into its weights, a ReLU in its epilogue, and — for a
+/// convolution outside the tape (inside `noGrad`) on a device with the pooled kernel, one group and
+/// an output of at least 2×2 — MaxPool2D(2, stride 2) in the same kernel. Nodes join only while the
+/// value between them has no other reader and is not captured.
 enum Fusion {
     static func match(at i: Int, _ context: FusionContext) -> FusedRun? {
-        pooledConvolution(at: i, context) ?? reluEpilogue(at: i, context)
-    }
-
-    /// Linear or Conv2D → ReLU: the ReLU in the layer's epilogue.
-    static func reluEpilogue(at i: Int, _ context: FusionContext) -> FusedRun? {
-        let ops = context.model.ops
-        guard let layer = ops[i] as? any ReLUFusable, context.chained(i), ops[i + 1] is ReLU else { return nil }
-        return FusedRun(last: i + 1) { x in try layer.forward(x, relu: true) }
-    }
-
-    /// Conv2D (→ ReLU) → MaxPool2D(2, stride 2) as one pooled convolution: outside the tape (inside
-    /// `noGrad`), on a device with the pooled kernel, no intermediate captured, and a convolution
-    /// output of at least 2×2.
-    static func pooledConvolution(at i: Int, _ context: FusionContext) -> FusedRun? {
         let model = context.model, ops = model.ops
-        guard !model.engine.isGradEnabled, let conv = ops[i] as? Conv2DLayer, Conv2DKernels.supportsPooling(model.engine),
-              context.chained(i) else { return nil }
-        let relu = ops[i + 1] is ReLU
-        let last = relu ? i + 2 : i + 1
-        guard !relu || context.chained(i + 1), last < ops.count, let pool = ops[last] as? MaxPool2DLayer,
-              pool.config.kernel_size == SizePair(2), pool.stride == (2, 2), (pool.config.padding ?? SizePair(0)) == SizePair(0),
-              !(pool.config.ceil_mode ?? false) else { return nil }
-        let input = model.graph.shape(ofValue: model.graph.nodes[i].inputs[0], input: model.spec.inputShape)
-        let output = model.graph.nodes[i].info.output
-        guard input.count == 3, output.count == 3, output[1] >= 2, output[2] >= 2 else { return nil }
-        return FusedRun(last: last) { x in try conv.forwardPooled(x, relu: relu) }
+        guard let layer = ops[i] as? any ReLUFusable else { return nil }
+        var last = i
+        var norm: BatchNormLayer?
+        if !context.training, context.chained(last), let bn = ops[last + 1] as? BatchNormLayer {
+            norm = bn
+            last += 1
+        }
+        var relu = false
+        if context.chained(last), ops[last + 1] is ReLU {
+            relu = true
+            last += 1
+        }
+        var pooled = false
+        if let conv = layer as? Conv2DLayer, conv.groups == 1, !model.engine.isGradEnabled, Conv2DKernels.supportsPooling(model.engine),
+           context.chained(last), let pool = ops[last + 1] as? MaxPool2DLayer, pool.config.kernel_size == SizePair(2), pool.stride == (2, 2),
+           (pool.config.padding ?? SizePair(0)) == SizePair(0), !(pool.config.ceil_mode ?? false) {
+            let output = model.graph.nodes[i].info.output
+            if output.count == 3, output[1] >= 2, output[2] >= 2 {
+                pooled = true
+                last += 1
+            }
+        }
+        guard last > i else { return nil }
+        return FusedRun(last: last) { [pooled, relu] x in
+            let (weight, bias) = try norm.map { try $0.fold(weight: layer.weight, bias: layer.bias) } ?? (layer.weight, layer.bias)
+            if pooled, let conv = layer as? Conv2DLayer {
+                return try conv.forwardPooled(x, weight: weight, bias: bias, relu: relu)
+            }
+            return try layer.forward(x, weight: weight, bias: bias, relu: relu)
+        }
     }
 }

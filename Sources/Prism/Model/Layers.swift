@@ -96,13 +96,13 @@ public final class Linear: ReLUFusable {
         try linear(inputs[0], weight: weight, bias: bias)
     }
 
-    public func forward(_ x: Tensor, relu: Bool) throws -> Tensor {
+    public func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool) throws -> Tensor {
         try linear(x, weight: weight, bias: bias, relu: relu)
     }
 }
 
 /// 2-D convolution, like `nn.Conv2d`: rectangular kernels, per-axis stride, padding and dilation,
-/// optional bias.
+/// groups (depthwise included), optional bias.
 public final class Conv2DLayer: ReLUFusable {
     public struct Config: OpConfig {
         public var in_channels: Int
@@ -122,14 +122,20 @@ public final class Conv2DLayer: ReLUFusable {
     public let stride: (Int, Int)
     public let padding: (Int, Int)
     public let dilation: (Int, Int)
+    public let groups: Int
 
-    public init(weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) throws {
-        guard weight.rank == 4 else { throw TensorError("conv2d: weight must be [K, C, R, S], got \(weight.shape)") }
+    public init(weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1),
+                groups: Int = 1) throws {
+        guard weight.rank == 4 else { throw TensorError("conv2d: weight must be [K, C/groups, R, S], got \(weight.shape)") }
+        guard groups >= 1, weight.shape[0] % groups == 0 else {
+            throw TensorError("conv2d: \(weight.shape[0]) output channels do not split into \(groups) groups")
+        }
         self.weight = weight
         self.bias = bias
         self.stride = stride
         self.padding = padding
         self.dilation = dilation
+        self.groups = groups
     }
 
     /// Initialized like `nn.Conv2d(inChannels, outChannels, kernel, stride, padding)`.
@@ -145,24 +151,29 @@ public final class Conv2DLayer: ReLUFusable {
         guard c > 0, k > 0, kernel.h > 0, kernel.w > 0 else {
             throw TensorError("conv2d: sizes must be positive: \(c) → \(k), kernel \(kernel)")
         }
-        guard (config.groups ?? 1) == 1 else { throw TensorError("conv2d: groups other than 1 are not supported") }
-        let fanIn = c * kernel.h * kernel.w
-        try self.init(weight: try defaultInitialization([k, c, kernel.h, kernel.w], fanIn: fanIn, seed: seed, engine: engine),
+        let groups = config.groups ?? 1
+        guard groups >= 1, c % groups == 0, k % groups == 0 else {
+            throw TensorError("conv2d: \(c) input and \(k) output channels do not split into \(groups) groups")
+        }
+        let fanIn = c / groups * kernel.h * kernel.w
+        try self.init(weight: try defaultInitialization([k, c / groups, kernel.h, kernel.w], fanIn: fanIn, seed: seed, engine: engine),
                       bias: config.bias ?? true ? try defaultInitialization([k], fanIn: fanIn, seed: seed &+ 1, engine: engine) : nil,
                       stride: (config.stride ?? SizePair(1)).pair, padding: (config.padding ?? SizePair(0)).pair,
-                      dilation: (config.dilation ?? SizePair(1)).pair)
+                      dilation: (config.dilation ?? SizePair(1)).pair, groups: groups)
     }
 
     public var config: Config {
-        Config(in_channels: weight.shape[1], out_channels: weight.shape[0], kernel_size: SizePair(weight.shape[2], weight.shape[3]),
+        Config(in_channels: weight.shape[1] * groups, out_channels: weight.shape[0], kernel_size: SizePair(weight.shape[2], weight.shape[3]),
                stride: SizePair(stride.0, stride.1), padding: SizePair(padding.0, padding.1), dilation: SizePair(dilation.0, dilation.1),
-               groups: 1, bias: bias != nil)
+               groups: groups, bias: bias != nil)
     }
 
     public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
         let groups = config.groups ?? 1
         guard config.in_channels > 0, config.out_channels > 0, groups > 0 else { throw TensorError("needs positive channel counts and groups") }
-        guard groups == 1 else { throw TensorError("groups other than 1 are not supported") }
+        guard config.in_channels % groups == 0, config.out_channels % groups == 0 else {
+            throw TensorError("\(config.in_channels) input and \(config.out_channels) output channels do not split into \(groups) groups")
+        }
         let (_, h, w) = try requireImage(inputs, channels: config.in_channels)
         let stride = config.stride ?? SizePair(1), padding = config.padding ?? SizePair(0), dilation = config.dilation ?? SizePair(1)
         return [config.out_channels,
@@ -187,16 +198,16 @@ public final class Conv2DLayer: ReLUFusable {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try forward(inputs[0], relu: false)
+        try forward(inputs[0], weight: weight, bias: bias, relu: false)
     }
 
-    public func forward(_ x: Tensor, relu: Bool) throws -> Tensor {
-        try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, relu: relu)
+    public func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool) throws -> Tensor {
+        try conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups, relu: relu)
     }
 
-    /// The layer (followed by a ReLU when `relu` is set) and 2×2 max pooling with stride 2, in one
-    /// kernel; inference only (see `conv2dMaxPool2x2`).
-    public func forwardPooled(_ x: Tensor, relu: Bool) throws -> Tensor {
+    /// The layer with `weight` and `bias` (followed by a ReLU when `relu` is set) and 2×2 max pooling
+    /// with stride 2, in one kernel; inference only, one group (see `conv2dMaxPool2x2`).
+    public func forwardPooled(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool) throws -> Tensor {
         try conv2dMaxPool2x2(x, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, relu: relu)
     }
 }
@@ -215,15 +226,14 @@ public struct Pool2DConfig: OpConfig {
 
     func outputShape(_ inputs: Shapes, op: String) throws -> [Int] {
         let (c, h, w) = try requireImage(inputs)
-        guard !(ceil_mode ?? false) else { throw TensorError("ceil_mode is not supported") }
         if op == "maxpool2d", count_include_pad != nil { throw TensorError("count_include_pad applies to avgpool2d only") }
-        guard count_include_pad ?? true else { throw TensorError("count_include_pad false is not supported") }
+        let ceil = ceil_mode ?? false
         let (ph, pw) = paddings
         guard 2 * ph <= kernel_size.h, 2 * pw <= kernel_size.w else {
             throw TensorError("padding \(padding ?? SizePair(0)) is more than half the kernel \(kernel_size)")
         }
-        return [c, try slidingLength(h, kernel: kernel_size.h, stride: strides.0, padding: ph),
-                try slidingLength(w, kernel: kernel_size.w, stride: strides.1, padding: pw)]
+        return [c, try slidingLength(h, kernel: kernel_size.h, stride: strides.0, padding: ph, ceil: ceil),
+                try slidingLength(w, kernel: kernel_size.w, stride: strides.1, padding: pw, ceil: ceil)]
     }
 }
 
@@ -237,11 +247,11 @@ public final class MaxPool2DLayer: Op {
     public init(kernel: Int, stride: Int) { config = Pool2DConfig(kernel_size: SizePair(kernel), stride: SizePair(stride)) }
     public static func outputShape(_ config: Pool2DConfig, inputs: Shapes) throws -> [Int] { try config.outputShape(inputs, op: kind) }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try maxPool2d(inputs[0], kernel: kernel, stride: stride, padding: config.paddings)
+        try maxPool2d(inputs[0], kernel: kernel, stride: stride, padding: config.paddings, ceilMode: config.ceil_mode ?? false)
     }
 }
 
-/// Average pooling, like `nn.AvgPool2d` (padding counts as zeros).
+/// Average pooling, like `nn.AvgPool2d` (padding counts in the divisor unless `count_include_pad` is false).
 public final class AvgPool2DLayer: Op {
     public static let kind = "avgpool2d"
     public let config: Pool2DConfig
@@ -251,7 +261,8 @@ public final class AvgPool2DLayer: Op {
     public init(kernel: Int, stride: Int) { config = Pool2DConfig(kernel_size: SizePair(kernel), stride: SizePair(stride)) }
     public static func outputShape(_ config: Pool2DConfig, inputs: Shapes) throws -> [Int] { try config.outputShape(inputs, op: kind) }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try avgPool2d(inputs[0], kernel: kernel, stride: stride, padding: config.paddings)
+        try avgPool2d(inputs[0], kernel: kernel, stride: stride, padding: config.paddings, ceilMode: config.ceil_mode ?? false,
+                      countIncludePad: config.count_include_pad ?? true)
     }
 }
 

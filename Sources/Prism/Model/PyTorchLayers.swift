@@ -1,0 +1,174 @@
+import Foundation
+
+// Layers a PyTorch state dict holds beyond the reference CNN's: BatchNorm, adaptive average
+// pooling and the element-wise activations of torch.nn. Each is one op kind of `OpRegistry`, named
+// as PyTorch's module class in lower case, with PyTorch's constructor arguments as attributes.
+
+/// Batch normalization over axis 1 (`nn.BatchNorm1d`, `nn.BatchNorm2d`): in evaluation the running
+/// statistics, y = (x − running_mean) / √(running_var + eps) · weight + bias; in training the
+/// batch's statistics, folded into the running ones with `momentum` as PyTorch does (unbiased
+/// variance). At inference a BatchNorm right after a Conv2D or Linear runs folded into that layer's
+/// weights (see `Fusion`).
+public class BatchNormLayer {
+    public struct Config: OpConfig {
+        public var num_features: Int
+        public var eps: Double?
+        public var momentum: Double?
+        public var affine: Bool?
+        public var track_running_stats: Bool?
+        public static let attributes = ["num_features", "eps", "momentum", "affine", "track_running_stats"]
+    }
+
+    public let config: Config
+    public let weight: Tensor?
+    public let bias: Tensor?
+    public let runningMean: Tensor
+    public let runningVar: Tensor
+    public var eps: Float { Float(config.eps ?? 1e-5) }
+    public var momentum: Float { Float(config.momentum ?? 0.1) }
+
+    /// γ = 1, β = 0, running mean 0 and variance 1 (PyTorch's initialization).
+    public init(config: Config, engine: Engine) throws {
+        let c = config.num_features
+        self.config = config
+        weight = config.affine ?? true ? try Tensor.ones([c], engine: engine, requiresGrad: true) : nil
+        bias = config.affine ?? true ? try Tensor.zeros([c], engine: engine, requiresGrad: true) : nil
+        runningMean = try Tensor.zeros([c], engine: engine)
+        runningVar = try Tensor.ones([c], engine: engine)
+    }
+
+    /// Checks the config and that `input`'s first axis has `num_features` channels.
+    static func check(_ config: Config, input: [Int], ranks: Set<Int>, op: String) throws -> [Int] {
+        guard config.num_features > 0 else { throw TensorError("num_features must be positive") }
+        guard (config.eps ?? 1e-5) >= 0, let m = config.momentum ?? 0.1 as Double?, m >= 0, m <= 1 else {
+            throw TensorError("needs eps ≥ 0 and momentum in [0, 1]")
+        }
+        guard config.track_running_stats ?? true else {
+            throw TensorError("track_running_stats false (batch statistics at inference) is not supported")
+        }
+        guard ranks.contains(input.count), input.first == config.num_features else {
+            throw TensorError("\(op) expects \(ranks.sorted().map { $0 == 1 ? "[\(config.num_features)]" : $0 == 2 ? "[\(config.num_features), L]" : "[\(config.num_features), H, W]" }.joined(separator: " or "))")
+        }
+        return input
+    }
+
+    static func shapes(_ config: Config) -> [(name: String, shape: [Int])] {
+        let c = [config.num_features]
+        return (config.affine ?? true ? [("weight", c), ("bias", c)] : []) + [("running_mean", c), ("running_var", c)]
+    }
+
+    public var parameters: [(name: String, tensor: Tensor)] {
+        (weight.map { [("weight", $0)] } ?? []) + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public var buffers: [(name: String, tensor: Tensor)] { [("running_mean", runningMean), ("running_var", runningVar)] }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let x = inputs[0]
+        guard training else {
+            return try batchNorm(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias, eps: eps)
+        }
+        let (y, mean, variance) = try batchNormTraining(x, weight: weight, bias: bias, eps: eps)
+        let m = momentum
+        let oldMean = try runningMean.toArray(), oldVar = try runningVar.toArray()
+        try runningMean.storage.write(zip(oldMean, mean).map { (1 - m) * $0 + m * $1 })
+        try runningVar.storage.write(zip(oldVar, variance).map { (1 - m) * $0 + m * $1 })
+        return y
+    }
+
+    /// The weight and bias of a Conv2D ([K, C, R, S]) or Linear ([K, C]) layer followed by this
+    /// norm in evaluation, as one layer: W·s and (b − mean)·s + β with s = γ / √(var + eps) per output
+    /// channel. Computed on the device (recording, so gradients reach every parameter).
+    public func fold(weight w: Tensor, bias b: Tensor?) throws -> (weight: Tensor, bias: Tensor) {
+        let k = runningVar.count
+        var scale = try runningVar.shifted(by: eps).log().scaled(by: -0.5).exp()
+        if let weight { scale = try scale.mul(weight) }
+        let shape = [k] + [Int](repeating: 1, count: w.rank - 1)
+        let folded = try w.mul(try scale.reshaped(shape))
+        let centered = try b.map { try $0.sub(runningMean) } ?? runningMean.scaled(by: -1)
+        var shift = try centered.mul(scale)
+        if let bias { shift = try shift.add(bias) }
+        return (folded, shift)
+    }
+}
+
+/// `nn.BatchNorm2d`: [C, H, W] per example.
+public final class BatchNorm2D: BatchNormLayer, Op {
+    public static let kind = "batchnorm2d"
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { try super.init(config: config, engine: engine) }
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        try check(config, input: inputs[0], ranks: [3], op: kind)
+    }
+    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] { shapes(config) }
+}
+
+/// `nn.BatchNorm1d`: [C] or [C, L] per example.
+public final class BatchNorm1D: BatchNormLayer, Op {
+    public static let kind = "batchnorm1d"
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { try super.init(config: config, engine: engine) }
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        try check(config, input: inputs[0], ranks: [1, 2], op: kind)
+    }
+    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] { shapes(config) }
+}
+
+/// `nn.AdaptiveAvgPool2d(output_size)`: PyTorch's windows ⌊i·H/out⌋ ..< ⌈(i+1)·H/out⌉.
+public final class AdaptiveAvgPool2DLayer: Op {
+    public struct Config: OpConfig {
+        public var output_size: SizePair
+        public static let attributes = ["output_size"]
+    }
+    public static let kind = "adaptiveavgpool2d"
+    public let config: Config
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        let (c, _, _) = try requireImage(inputs)
+        guard config.output_size.h > 0, config.output_size.w > 0 else { throw TensorError("output_size \(config.output_size) must be positive") }
+        return [c, config.output_size.h, config.output_size.w]
+    }
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try adaptiveAvgPool2d(inputs[0], outputSize: config.output_size.pair)
+    }
+}
+
+/// `nn.LeakyReLU(negative_slope)`.
+public final class LeakyReLU: ElementwiseOp {
+    public struct Config: OpConfig {
+        public var negative_slope: Double?
+        public static let attributes = ["negative_slope"]
+    }
+    public static let kind = "leakyrelu"
+    public let config: Config
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try inputs[0].leakyRelu(negativeSlope: Float(config.negative_slope ?? 0.01))
+    }
+}
+
+/// `nn.ELU(alpha)`.
+public final class ELU: ElementwiseOp {
+    public struct Config: OpConfig {
+        public var alpha: Double?
+        public static let attributes = ["alpha"]
+    }
+    public static let kind = "elu"
+    public let config: Config
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].elu(alpha: Float(config.alpha ?? 1)) }
+}
+
+/// `nn.SiLU`: x·σ(x).
+public final class SiLU: ElementwiseOp {
+    public static let kind = "silu"
+    public let config = NoConfig()
+    public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].silu() }
+}
+
+/// `nn.Hardswish`: x·ReLU6(x + 3)/6.
+public final class Hardswish: ElementwiseOp {
+    public static let kind = "hardswish"
+    public let config = NoConfig()
+    public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].hardswish() }
+}
