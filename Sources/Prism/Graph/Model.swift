@@ -178,6 +178,19 @@ public final class Model {
         try forward(x, training: training).output
     }
 
+    /// The same model on `engine` (another device, or another context of this one): the spec, the
+    /// parameters and buffers, and each Dropout's call count, so that the copy computes what this
+    /// model does.
+    /// - Throws: `DataError` when the parameters do not fit on `engine`'s device.
+    public func copy(to engine: Engine) throws -> Model {
+        let copy = try Model(spec: spec, seed: 0, engine: engine)
+        try copy.loadStateDict(try stateDict(), source: "model copy")
+        for (a, b) in zip(ops, copy.ops) {
+            if let a = a as? Dropout, let b = b as? Dropout { b.calls = a.calls }
+        }
+        return copy
+    }
+
     // MARK: state dict
 
     /// The metadata key holding the spec's JSON in a model file.
