@@ -37,6 +37,17 @@ import Testing
         // A tensor the model has no parameter for.
         let extra = try Self.edited(model, "extra.safetensors") { $0.tensors["5.weight"] = HostTensor(shape: [2], values: [1, 2]) }
         expectOneLineError(try predict(extra), "\(extra): unexpected tensor '5.weight' (the model has no such parameter)")
+        // Descriptions naming an op or an attribute Prism does not have: the node and the choices.
+        let unknownOp = try Self.edited(model, "op.safetensors") {
+            $0.metadata[Model.specMetadataKey] = $0.metadata[Model.specMetadataKey]!.replacingOccurrences(of: #""op":"relu""#, with: #""op":"relu6""#)
+        }
+        let opResult = try predict(unknownOp)
+        expectOneLineError(opResult, "\(unknownOp): model: node 2 '2' (relu6): unknown op 'relu6'; supported ops: ")
+        #expect(opResult.stderr.contains("leakyrelu") && opResult.stderr.contains("batchnorm2d"))
+        let unknownAttribute = try Self.edited(model, "attribute.safetensors") {
+            $0.metadata[Model.specMetadataKey] = $0.metadata[Model.specMetadataKey]!.replacingOccurrences(of: #""op":"relu""#, with: #""op":"relu","inplace":true"#)
+        }
+        expectOneLineError(try predict(unknownAttribute), "\(unknownAttribute): model: node 2 '2' (relu): unknown attribute 'inplace'; relu takes no attributes")
         // A class count the last layer does not have (evaluation read past the logits).
         let classes = try Self.edited(model, "classes.safetensors") { file in
             var spec = try ModelSpec.decode(json: file.metadata[Model.specMetadataKey]!)
