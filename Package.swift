@@ -83,10 +83,15 @@ let package = Package(
             name: "PrismFormats",
             dependencies: ["PrismFiles", "CZlib"]
         ),
+        // Model descriptions: ops' schemas, graphs, shape inference (no OpenCL: fuzzed with the parsers).
+        .target(
+            name: "PrismGraph",
+            dependencies: ["PrismFormats"]
+        ),
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismFormats", "PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
+            dependencies: ["PrismFormats", "PrismGraph", "PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(

@@ -1,18 +1,6 @@
 import Foundation
 import PrismCL
 
-/// Errors from tensor operations: shape mismatches and invalid arguments, each naming the op.
-public struct TensorError: Error, CustomStringConvertible, Equatable, Sendable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-
-    /// `op: what [shapes]`, e.g. `matmul: inner dimensions differ: [2, 3] × [4, 5]`.
-    public static func shape(_ op: String, _ what: String, _ shapes: [Int]...) -> TensorError {
-        TensorError("\(op): \(what): " + shapes.map { "\($0)" }.joined(separator: " × "))
-    }
-}
-
 /// The device side of the tensor library: a `Context`, the compiled kernel programs with the
 /// defines chosen for this device, and the autograd switch.
 ///

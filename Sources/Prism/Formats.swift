@@ -1,3 +1,4 @@
-// The file parsers live in PrismFormats (no OpenCL, so that the fuzz targets can link them);
-// Prism's users see them as part of Prism.
+// The file parsers live in PrismFormats and the model descriptions in PrismGraph (no OpenCL, so
+// that the fuzz targets can link them); Prism's users see them as part of Prism.
 @_exported import PrismFormats
+@_exported import PrismGraph

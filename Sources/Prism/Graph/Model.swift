@@ -30,7 +30,7 @@ public final class Model {
             let nodeSeed = seed &+ UInt64(i) &* 0x1000_0000_01B3
             let shapes = node.inputs.map { graph.shape(ofValue: $0, input: spec.inputShape) }
             do {
-                ops.append(try node.definition.make(node.spec.attributes, shapes, nodeSeed, engine))
+                ops.append(try OpRegistry.make(node.spec.op, node.spec.attributes, shapes, seed: nodeSeed, engine: engine))
             } catch let error as TensorError {
                 throw TensorError("model: node \(i) \(node.spec): \(error.message)")
             }

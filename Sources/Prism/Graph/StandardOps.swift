@@ -1,9 +1,13 @@
-/// Prism's op kinds, registered in `OpRegistry` from the start.
-let standardOps: [OpDefinition] = [
-    OpDefinition(Linear.self), OpDefinition(Conv2DLayer.self), OpDefinition(MaxPool2DLayer.self), OpDefinition(AvgPool2DLayer.self),
-    OpDefinition(ReLU.self), OpDefinition(GELU.self), OpDefinition(Sigmoid.self), OpDefinition(Tanh.self),
-    OpDefinition(Flatten.self), OpDefinition(Softmax.self), OpDefinition(Dropout.self), OpDefinition(Add.self), OpDefinition(Cat.self),
-    OpDefinition(BatchNorm1D.self), OpDefinition(BatchNorm2D.self), OpDefinition(AdaptiveAvgPool2DLayer.self),
-    OpDefinition(LeakyReLU.self), OpDefinition(ELU.self), OpDefinition(SiLU.self), OpDefinition(Hardswish.self),
-    OpDefinition(LayerNormLayer.self), OpDefinition(PatchEmbedding.self), OpDefinition(TransformerBlock.self), OpDefinition(ClassTokenLayer.self),
+/// Prism's op types, registered in `OpRegistry` from the start (their schemas are PrismGraph's
+/// standard ones).
+let standardOps: [(kind: String, make: OpRegistry.Maker)] = [
+    entry(Linear.self), entry(Conv2DLayer.self), entry(MaxPool2DLayer.self), entry(AvgPool2DLayer.self), entry(AdaptiveAvgPool2DLayer.self),
+    entry(BatchNorm1D.self), entry(BatchNorm2D.self), entry(ReLU.self), entry(GELU.self), entry(Sigmoid.self), entry(Tanh.self),
+    entry(LeakyReLU.self), entry(ELU.self), entry(SiLU.self), entry(Hardswish.self), entry(Flatten.self), entry(Softmax.self),
+    entry(Dropout.self), entry(Add.self), entry(Cat.self), entry(LayerNormLayer.self), entry(PatchEmbedding.self),
+    entry(TransformerBlock.self), entry(ClassTokenLayer.self),
 ]
+
+private func entry<T: Op>(_ type: T.Type) -> (kind: String, make: OpRegistry.Maker) {
+    (T.Schema.kind, OpRegistry.maker(T.self))
+}

@@ -1,34 +1,6 @@
 import Foundation
 import PrismCL
 
-/// The checked length of a window sliding over `length` (sizes come from files): PyTorch's
-/// ⌊(length + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1, or with `ceil` the ceiling,
-/// dropping a last window that would start in the right padding.
-/// - Throws: `TensorError` for a non-positive kernel, stride or dilation, a negative padding, an
-///   overflow, or an empty output.
-func slidingLength(_ length: Int, kernel: Int, stride: Int, padding: Int, dilation: Int = 1, ceil: Bool = false) throws -> Int {
-    guard kernel > 0, stride > 0, dilation > 0, padding >= 0 else {
-        throw TensorError("needs a positive kernel, stride and dilation and a non-negative padding (kernel \(kernel), stride \(stride), padding \(padding), dilation \(dilation))")
-    }
-    guard let span = HostMemory.product([dilation, kernel - 1]), let twice = HostMemory.product([padding, 2]),
-          case let (padded, false) = length.addingReportingOverflow(twice), padded <= Int(Int32.max) else {
-        throw TensorError("padding \(padding) or dilation \(dilation) is too large")
-    }
-    let reach = padded - span - 1
-    guard reach >= 0 else { throw TensorError("output is empty (window \(span + 1) over \(padded) padded elements)") }
-    var out = (ceil ? (reach + stride - 1) / stride : reach / stride) + 1
-    if ceil, (out - 1) * stride >= length + padding { out -= 1 }
-    return out
-}
-
-/// The per-example shape is [C, H, W] (a 2-D op's input).
-func requireImage(_ inputs: Shapes, channels: Int? = nil) throws -> (c: Int, h: Int, w: Int) {
-    guard let x = inputs.first, x.count == 3, channels == nil || x[0] == channels else {
-        throw TensorError("expects [\(channels.map(String.init) ?? "C"), H, W]")
-    }
-    return (x[0], x[1], x[2])
-}
-
 /// Uniform in ±1/√fanIn: PyTorch's default initialisation of Linear and Conv2d weights and biases
 /// (kaiming_uniform with a = √5 gives exactly this bound for the weights).
 func defaultInitialization(_ shape: [Int], fanIn: Int, seed: UInt64, engine: Engine) throws -> Tensor {
@@ -38,16 +10,8 @@ func defaultInitialization(_ shape: [Int], fanIn: Int, seed: UInt64, engine: Eng
 
 /// y = x·Wᵀ + b, with W [out, in] (PyTorch's layout); optionally followed by a fused ReLU.
 public final class Linear: ReLUFusable {
-    public struct Config: OpConfig {
-        public var in_features: Int
-        public var out_features: Int
-        public var bias: Bool?
-        public static let attributes = ["in_features", "out_features", "bias"]
-        public init(in_features: Int, out_features: Int, bias: Bool? = nil) {
-            (self.in_features, self.out_features, self.bias) = (in_features, out_features, bias)
-        }
-    }
-    public static let kind = "linear"
+    public typealias Schema = LinearSchema
+    public typealias Config = LinearSchema.Config
 
     public let weight: Tensor
     public let bias: Tensor?
@@ -74,20 +38,6 @@ public final class Linear: ReLUFusable {
 
     public var config: Config { Config(in_features: weight.shape[1], out_features: weight.shape[0], bias: bias != nil) }
 
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        guard config.in_features > 0, config.out_features > 0 else { throw TensorError("needs positive sizes") }
-        guard let x = inputs.first, x.last == config.in_features else { throw TensorError("expects \(config.in_features) features on the last axis") }
-        return Array(x.dropLast()) + [config.out_features]
-    }
-
-    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
-        [("weight", [config.out_features, config.in_features])] + (config.bias ?? true ? [("bias", [config.out_features])] : [])
-    }
-
-    public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double {
-        2 * Double(config.in_features) * Double(config.out_features) * Double(output.dropLast().reduce(1, *))
-    }
-
     public var parameters: [(name: String, tensor: Tensor)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
@@ -104,18 +54,8 @@ public final class Linear: ReLUFusable {
 /// 2-D convolution, like `nn.Conv2d`: rectangular kernels, per-axis stride, padding and dilation,
 /// groups (depthwise included), optional bias.
 public final class Conv2DLayer: ReLUFusable {
-    public struct Config: OpConfig {
-        public var in_channels: Int
-        public var out_channels: Int
-        public var kernel_size: SizePair
-        public var stride: SizePair?
-        public var padding: SizePair?
-        public var dilation: SizePair?
-        public var groups: Int?
-        public var bias: Bool?
-        public static let attributes = ["in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias"]
-    }
-    public static let kind = "conv2d"
+    public typealias Schema = Conv2DSchema
+    public typealias Config = Conv2DSchema.Config
 
     public let weight: Tensor
     public let bias: Tensor?
@@ -168,31 +108,6 @@ public final class Conv2DLayer: ReLUFusable {
                groups: groups, bias: bias != nil)
     }
 
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let groups = config.groups ?? 1
-        guard config.in_channels > 0, config.out_channels > 0, groups > 0 else { throw TensorError("needs positive channel counts and groups") }
-        guard config.in_channels % groups == 0, config.out_channels % groups == 0 else {
-            throw TensorError("\(config.in_channels) input and \(config.out_channels) output channels do not split into \(groups) groups")
-        }
-        let (_, h, w) = try requireImage(inputs, channels: config.in_channels)
-        let stride = config.stride ?? SizePair(1), padding = config.padding ?? SizePair(0), dilation = config.dilation ?? SizePair(1)
-        return [config.out_channels,
-                try slidingLength(h, kernel: config.kernel_size.h, stride: stride.h, padding: padding.h, dilation: dilation.h),
-                try slidingLength(w, kernel: config.kernel_size.w, stride: stride.w, padding: padding.w, dilation: dilation.w)]
-    }
-
-    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
-        let groups = max(config.groups ?? 1, 1)
-        return [("weight", [config.out_channels, config.in_channels / groups, config.kernel_size.h, config.kernel_size.w])]
-            + (config.bias ?? true ? [("bias", [config.out_channels])] : [])
-    }
-
-    public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double {
-        let groups = Double(max(config.groups ?? 1, 1))
-        return 2 * Double(config.out_channels) * Double(config.in_channels) / groups * Double(config.kernel_size.h * config.kernel_size.w)
-            * Double(output.dropFirst().reduce(1, *))
-    }
-
     public var parameters: [(name: String, tensor: Tensor)] {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
@@ -212,40 +127,14 @@ public final class Conv2DLayer: ReLUFusable {
     }
 }
 
-/// The attributes of `nn.MaxPool2d` and `nn.AvgPool2d`.
-public struct Pool2DConfig: OpConfig {
-    public var kernel_size: SizePair
-    public var stride: SizePair?
-    public var padding: SizePair?
-    public var ceil_mode: Bool?
-    public var count_include_pad: Bool?
-    public static let attributes = ["kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"]
-
-    var strides: (Int, Int) { (stride ?? kernel_size).pair }
-    var paddings: (Int, Int) { (padding ?? SizePair(0)).pair }
-
-    func outputShape(_ inputs: Shapes, op: String) throws -> [Int] {
-        let (c, h, w) = try requireImage(inputs)
-        if op == "maxpool2d", count_include_pad != nil { throw TensorError("count_include_pad applies to avgpool2d only") }
-        let ceil = ceil_mode ?? false
-        let (ph, pw) = paddings
-        guard 2 * ph <= kernel_size.h, 2 * pw <= kernel_size.w else {
-            throw TensorError("padding \(padding ?? SizePair(0)) is more than half the kernel \(kernel_size)")
-        }
-        return [c, try slidingLength(h, kernel: kernel_size.h, stride: strides.0, padding: ph, ceil: ceil),
-                try slidingLength(w, kernel: kernel_size.w, stride: strides.1, padding: pw, ceil: ceil)]
-    }
-}
-
 /// Max pooling, like `nn.MaxPool2d`.
 public final class MaxPool2DLayer: Op {
-    public static let kind = "maxpool2d"
+    public typealias Schema = MaxPool2DSchema
     public let config: Pool2DConfig
     public var kernel: (Int, Int) { config.kernel_size.pair }
     public var stride: (Int, Int) { config.strides }
     public init(config: Pool2DConfig, inputs: Shapes, seed: UInt64, engine: Engine) { self.config = config }
     public init(kernel: Int, stride: Int) { config = Pool2DConfig(kernel_size: SizePair(kernel), stride: SizePair(stride)) }
-    public static func outputShape(_ config: Pool2DConfig, inputs: Shapes) throws -> [Int] { try config.outputShape(inputs, op: kind) }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try maxPool2d(inputs[0], kernel: kernel, stride: stride, padding: config.paddings, ceilMode: config.ceil_mode ?? false)
     }
@@ -253,27 +142,20 @@ public final class MaxPool2DLayer: Op {
 
 /// Average pooling, like `nn.AvgPool2d` (padding counts in the divisor unless `count_include_pad` is false).
 public final class AvgPool2DLayer: Op {
-    public static let kind = "avgpool2d"
+    public typealias Schema = AvgPool2DSchema
     public let config: Pool2DConfig
     public var kernel: (Int, Int) { config.kernel_size.pair }
     public var stride: (Int, Int) { config.strides }
     public init(config: Pool2DConfig, inputs: Shapes, seed: UInt64, engine: Engine) { self.config = config }
     public init(kernel: Int, stride: Int) { config = Pool2DConfig(kernel_size: SizePair(kernel), stride: SizePair(stride)) }
-    public static func outputShape(_ config: Pool2DConfig, inputs: Shapes) throws -> [Int] { try config.outputShape(inputs, op: kind) }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try avgPool2d(inputs[0], kernel: kernel, stride: stride, padding: config.paddings, ceilMode: config.ceil_mode ?? false,
                       countIncludePad: config.count_include_pad ?? true)
     }
 }
 
-/// An op applied element by element: the output has the input's shape.
-public protocol ElementwiseOp: Op {}
-extension ElementwiseOp {
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] { inputs[0] }
-}
-
-public final class ReLU: ElementwiseOp {
-    public static let kind = "relu"
+public final class ReLU: Op {
+    public typealias Schema = ReLUSchema
     public let config = NoConfig()
     public init() {}
     public convenience init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.init() }
@@ -281,12 +163,9 @@ public final class ReLU: ElementwiseOp {
 }
 
 /// GELU, like `nn.GELU(approximate=…)`: "none" (erf) or "tanh".
-public final class GELU: ElementwiseOp {
-    public struct Config: OpConfig {
-        public var approximate: String?
-        public static let attributes = ["approximate"]
-    }
-    public static let kind = "gelu"
+public final class GELU: Op {
+    public typealias Schema = GELUSchema
+    public typealias Config = GELUSchema.Config
     public let config: Config
     public init() { config = Config() }
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
@@ -295,22 +174,18 @@ public final class GELU: ElementwiseOp {
         }
         self.config = config
     }
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        guard ["none", "tanh"].contains(config.approximate ?? "none") else { throw TensorError("approximate must be \"none\" or \"tanh\"") }
-        return inputs[0]
-    }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].gelu(approximate: config.approximate == "tanh") }
 }
 
-public final class Sigmoid: ElementwiseOp {
-    public static let kind = "sigmoid"
+public final class Sigmoid: Op {
+    public typealias Schema = SigmoidSchema
     public let config = NoConfig()
     public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].sigmoid() }
 }
 
-public final class Tanh: ElementwiseOp {
-    public static let kind = "tanh"
+public final class Tanh: Op {
+    public typealias Schema = TanhSchema
     public let config = NoConfig()
     public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].tanh() }
@@ -318,67 +193,34 @@ public final class Tanh: ElementwiseOp {
 
 /// [N, …] → the axes start_dim…end_dim (counted with the batch, as `nn.Flatten`) merged into one.
 public final class Flatten: Op {
-    public struct Config: OpConfig {
-        public var start_dim: Int?
-        public var end_dim: Int?
-        public static let attributes = ["start_dim", "end_dim"]
-    }
-    public static let kind = "flatten"
+    public typealias Schema = FlattenSchema
+    public typealias Config = FlattenSchema.Config
     public let config: Config
     public init() { config = Config() }
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
 
-    /// The merged axes of a per-example shape (batch excluded).
-    static func span(_ config: Config, rank: Int) throws -> ClosedRange<Int> {
-        let full = rank + 1
-        let start = config.start_dim ?? 1, end = config.end_dim ?? -1
-        let s = start < 0 ? start + full : start, e = end < 0 ? end + full : end
-        guard s >= 1, e < full, s <= e else { throw TensorError("start_dim \(start) and end_dim \(end) must name axes after the batch axis, start ≤ end") }
-        return (s - 1)...(e - 1)
-    }
-
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let x = inputs[0]
-        let span = try span(config, rank: x.count)
-        guard let merged = HostMemory.product(Array(x[span])) else { throw TensorError("has more elements than an Int can count") }
-        return Array(x[..<span.lowerBound]) + [merged] + Array(x[(span.upperBound + 1)...])
-    }
-
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         let x = inputs[0]
-        return try x.reshaped([x.shape[0]] + Self.outputShape(config, inputs: [Array(x.shape.dropFirst())]))
+        return try x.reshaped([x.shape[0]] + FlattenSchema.outputShape(config, inputs: [Array(x.shape.dropFirst())]))
     }
 }
 
 /// Softmax over the last axis (`nn.Softmax(dim=-1)`).
-public final class Softmax: ElementwiseOp {
-    public struct Config: OpConfig {
-        public var dim: Int?
-        public static let attributes = ["dim"]
-    }
-    public static let kind = "softmax"
+public final class Softmax: Op {
+    public typealias Schema = SoftmaxSchema
+    public typealias Config = SoftmaxSchema.Config
     public let config: Config
     public init() { config = Config() }
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let last = inputs[0].count
-        guard config.dim == nil || config.dim == -1 || config.dim == last else {
-            throw TensorError("softmax runs over the last axis only (dim -1 or \(last)), got dim \(config.dim!)")
-        }
-        return inputs[0]
-    }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].softmax() }
 }
 
 /// Inverted dropout (`nn.Dropout(p)`): in training each element is zeroed with probability p and
 /// the rest scaled by 1 / (1 − p); identity in evaluation. Each training call draws a new mask from
 /// (seed, call number), so a run is reproducible and a resumed run continues the sequence.
-public final class Dropout: ElementwiseOp {
-    public struct Config: OpConfig {
-        public var p: Double?
-        public static let attributes = ["p"]
-    }
-    public static let kind = "dropout"
+public final class Dropout: Op {
+    public typealias Schema = DropoutSchema
+    public typealias Config = DropoutSchema.Config
     public let probability: Float
     public let seed: UInt64
     /// Training calls so far (saved with checkpoints).
@@ -395,11 +237,6 @@ public final class Dropout: ElementwiseOp {
 
     public var config: Config { Config(p: Double(String(describing: probability)) ?? Double(probability)) }
 
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        guard let p = config.p ?? 0.5 as Double?, p >= 0, p < 1 else { throw TensorError("p \(config.p ?? 0) is outside [0, 1)") }
-        return inputs[0]
-    }
-
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         let x = inputs[0]
         guard training, probability > 0 else { return x }
@@ -411,53 +248,20 @@ public final class Dropout: ElementwiseOp {
 
 /// a + b (`torch.add`), b broadcast over a (same shape, or per-channel [C, 1, 1] and the like).
 public final class Add: Op {
-    public static let kind = "add"
-    public static let arity = 2...2
+    public typealias Schema = AddSchema
     public let config = NoConfig()
     public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
-    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] {
-        guard Broadcast.of([2] + inputs[1], over: [2] + inputs[0]) != nil else {
-            throw TensorError("the second input \(inputs[1]) does not broadcast over the first \(inputs[0])")
-        }
-        return inputs[0]
-    }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].add(inputs[1]) }
 }
 
 /// Concatenation along an axis (`torch.cat(…, dim)`; dim counts the batch axis, default 1: channels).
 public final class Cat: Op {
-    public struct Config: OpConfig {
-        public var dim: Int?
-        public static let attributes = ["dim"]
-    }
-    public static let kind = "cat"
-    public static let arity = 2...Int.max
+    public typealias Schema = CatSchema
+    public typealias Config = CatSchema.Config
     public let config: Config
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
 
-    static func axis(_ config: Config, rank: Int) throws -> Int {
-        let dim = config.dim ?? 1
-        let axis = dim < 0 ? dim + rank + 1 : dim
-        guard axis >= 1, axis <= rank else { throw TensorError("dim \(dim) must name an axis after the batch axis") }
-        return axis
-    }
-
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let first = inputs[0]
-        let axis = try axis(config, rank: first.count) - 1
-        var total = 0
-        for shape in inputs {
-            guard shape.count == first.count, shape.indices.allSatisfy({ $0 == axis || shape[$0] == first[$0] }) else {
-                throw TensorError("inputs must agree on every axis but \(axis + 1)")
-            }
-            total += shape[axis]
-        }
-        var out = first
-        out[axis] = total
-        return out
-    }
-
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try concat(inputs, axis: Self.axis(config, rank: inputs[0].rank - 1))
+        try concat(inputs, axis: CatSchema.axis(config, rank: inputs[0].rank - 1))
     }
 }

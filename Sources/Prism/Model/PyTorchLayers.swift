@@ -10,14 +10,7 @@ import Foundation
 /// variance). At inference a BatchNorm right after a Conv2D or Linear runs folded into that layer's
 /// weights (see `Fusion`).
 public class BatchNormLayer {
-    public struct Config: OpConfig {
-        public var num_features: Int
-        public var eps: Double?
-        public var momentum: Double?
-        public var affine: Bool?
-        public var track_running_stats: Bool?
-        public static let attributes = ["num_features", "eps", "momentum", "affine", "track_running_stats"]
-    }
+    public typealias Config = BatchNormConfig
 
     public let config: Config
     public let weight: Tensor?
@@ -35,26 +28,6 @@ public class BatchNormLayer {
         bias = config.affine ?? true ? try Tensor.zeros([c], engine: engine, requiresGrad: true) : nil
         runningMean = try Tensor.zeros([c], engine: engine)
         runningVar = try Tensor.ones([c], engine: engine)
-    }
-
-    /// Checks the config and that `input`'s first axis has `num_features` channels.
-    static func check(_ config: Config, input: [Int], ranks: Set<Int>, op: String) throws -> [Int] {
-        guard config.num_features > 0 else { throw TensorError("num_features must be positive") }
-        guard (config.eps ?? 1e-5) >= 0, let m = config.momentum ?? 0.1 as Double?, m >= 0, m <= 1 else {
-            throw TensorError("needs eps ≥ 0 and momentum in [0, 1]")
-        }
-        guard config.track_running_stats ?? true else {
-            throw TensorError("track_running_stats false (batch statistics at inference) is not supported")
-        }
-        guard ranks.contains(input.count), input.first == config.num_features else {
-            throw TensorError("\(op) expects \(ranks.sorted().map { $0 == 1 ? "[\(config.num_features)]" : $0 == 2 ? "[\(config.num_features), L]" : "[\(config.num_features), H, W]" }.joined(separator: " or "))")
-        }
-        return input
-    }
-
-    static func shapes(_ config: Config) -> [(name: String, shape: [Int])] {
-        let c = [config.num_features]
-        return (config.affine ?? true ? [("weight", c), ("bias", c)] : []) + [("running_mean", c), ("running_var", c)]
     }
 
     public var parameters: [(name: String, tensor: Tensor)] {
@@ -94,50 +67,31 @@ public class BatchNormLayer {
 
 /// `nn.BatchNorm2d`: [C, H, W] per example.
 public final class BatchNorm2D: BatchNormLayer, Op {
-    public static let kind = "batchnorm2d"
+    public typealias Schema = BatchNorm2DSchema
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { try super.init(config: config, engine: engine) }
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        try check(config, input: inputs[0], ranks: [3], op: kind)
-    }
-    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] { shapes(config) }
 }
 
 /// `nn.BatchNorm1d`: [C] or [C, L] per example.
 public final class BatchNorm1D: BatchNormLayer, Op {
-    public static let kind = "batchnorm1d"
+    public typealias Schema = BatchNorm1DSchema
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { try super.init(config: config, engine: engine) }
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        try check(config, input: inputs[0], ranks: [1, 2], op: kind)
-    }
-    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] { shapes(config) }
 }
 
 /// `nn.AdaptiveAvgPool2d(output_size)`: PyTorch's windows ⌊i·H/out⌋ ..< ⌈(i+1)·H/out⌉.
 public final class AdaptiveAvgPool2DLayer: Op {
-    public struct Config: OpConfig {
-        public var output_size: SizePair
-        public static let attributes = ["output_size"]
-    }
-    public static let kind = "adaptiveavgpool2d"
+    public typealias Schema = AdaptiveAvgPool2DSchema
+    public typealias Config = AdaptiveAvgPool2DSchema.Config
     public let config: Config
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let (c, _, _) = try requireImage(inputs)
-        guard config.output_size.h > 0, config.output_size.w > 0 else { throw TensorError("output_size \(config.output_size) must be positive") }
-        return [c, config.output_size.h, config.output_size.w]
-    }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try adaptiveAvgPool2d(inputs[0], outputSize: config.output_size.pair)
     }
 }
 
 /// `nn.LeakyReLU(negative_slope)`.
-public final class LeakyReLU: ElementwiseOp {
-    public struct Config: OpConfig {
-        public var negative_slope: Double?
-        public static let attributes = ["negative_slope"]
-    }
-    public static let kind = "leakyrelu"
+public final class LeakyReLU: Op {
+    public typealias Schema = LeakyReLUSchema
+    public typealias Config = LeakyReLUSchema.Config
     public let config: Config
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
@@ -146,28 +100,25 @@ public final class LeakyReLU: ElementwiseOp {
 }
 
 /// `nn.ELU(alpha)`.
-public final class ELU: ElementwiseOp {
-    public struct Config: OpConfig {
-        public var alpha: Double?
-        public static let attributes = ["alpha"]
-    }
-    public static let kind = "elu"
+public final class ELU: Op {
+    public typealias Schema = ELUSchema
+    public typealias Config = ELUSchema.Config
     public let config: Config
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].elu(alpha: Float(config.alpha ?? 1)) }
 }
 
 /// `nn.SiLU`: x·σ(x).
-public final class SiLU: ElementwiseOp {
-    public static let kind = "silu"
+public final class SiLU: Op {
+    public typealias Schema = SiLUSchema
     public let config = NoConfig()
     public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].silu() }
 }
 
 /// `nn.Hardswish`: x·ReLU6(x + 3)/6.
-public final class Hardswish: ElementwiseOp {
-    public static let kind = "hardswish"
+public final class Hardswish: Op {
+    public typealias Schema = HardswishSchema
     public let config = NoConfig()
     public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].hardswish() }

@@ -9,12 +9,8 @@ import Foundation
 
 /// LayerNorm over the last axis with an elementwise affine transform, like `nn.LayerNorm(dim)`.
 public final class LayerNormLayer: Op {
-    public struct Config: OpConfig {
-        public var normalized_shape: Int
-        public var eps: Double?
-        public static let attributes = ["normalized_shape", "eps"]
-    }
-    public static let kind = "layernorm"
+    public typealias Schema = LayerNormSchema
+    public typealias Config = LayerNormSchema.Config
     public let weight: Tensor
     public let bias: Tensor
     public let eps: Float
@@ -24,18 +20,6 @@ public final class LayerNormLayer: Op {
     }
 
     public var config: Config { Config(normalized_shape: weight.count, eps: Double(String(describing: eps))) }
-
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        guard config.normalized_shape > 0, inputs[0].last == config.normalized_shape else {
-            throw TensorError("expects a last axis of \(config.normalized_shape)")
-        }
-        guard (config.eps ?? 1e-5) > 0 else { throw TensorError("eps must be positive") }
-        return inputs[0]
-    }
-
-    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
-        [("weight", [config.normalized_shape]), ("bias", [config.normalized_shape])]
-    }
 
     /// γ = 1, β = 0 (PyTorch's initialization).
     public init(dim: Int, eps: Float = 1e-5, engine: Engine) throws {
@@ -58,11 +42,8 @@ public final class LayerNormLayer: Op {
 /// [B, C, H, W] → [B, 1 + T, D]: non-overlapping p×p patches embedded by a strided convolution
 /// (`proj`, D×C×p×p), a learned class token in front and learned positions added.
 public final class PatchEmbedding: Op {
-    public struct Config: OpConfig {
-        public var channels: Int, height: Int, width: Int, patch: Int, dim: Int
-        public static let attributes = ["channels", "height", "width", "patch", "dim"]
-    }
-    public static let kind = "patch_embed"
+    public typealias Schema = PatchEmbeddingSchema
+    public typealias Config = PatchEmbeddingSchema.Config
     public let proj: Conv2DLayer
     /// [1, 1, D].
     public let classToken: Tensor
@@ -73,25 +54,6 @@ public final class PatchEmbedding: Op {
 
     public convenience init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
         try self.init(channels: config.channels, height: config.height, width: config.width, patch: config.patch, dim: config.dim, seed: seed, engine: engine)
-    }
-
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let (c, h, w, p, d) = (config.channels, config.height, config.width, config.patch, config.dim)
-        guard inputs[0] == [c, h, w] else { throw TensorError("expects [\(c), \(h), \(w)]") }
-        guard p > 0, d > 0, h >= p, w >= p, h % p == 0, w % p == 0 else {
-            throw TensorError("needs a positive patch that splits the image and a positive width")
-        }
-        guard let tokens = HostMemory.product([h / p, w / p]) else { throw TensorError("has more patches than an Int can count") }
-        return [tokens + 1, d]
-    }
-
-    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
-        let (c, h, w, p, d) = (config.channels, config.height, config.width, config.patch, config.dim)
-        return [("proj.weight", [d, c, p, p]), ("proj.bias", [d]), ("cls_token", [1, 1, d]), ("pos_embed", [1, (h / max(p, 1)) * (w / max(p, 1)) + 1, d])]
-    }
-
-    public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double {
-        2 * Double(config.dim * config.channels * config.patch * config.patch) * Double(output[0] - 1)
     }
 
     /// Convolution initialized like `nn.Conv2d`; class token and positions normal with σ = 0.02.
@@ -175,11 +137,8 @@ public final class MultiHeadAttention {
 
 /// A pre-norm transformer block: x + attn(norm1(x)), then x + fc2(GELU(fc1(norm2(x)))).
 public final class TransformerBlock: Op {
-    public struct Config: OpConfig {
-        public var dim: Int, heads: Int, mlp_dim: Int
-        public static let attributes = ["dim", "heads", "mlp_dim"]
-    }
-    public static let kind = "block"
+    public typealias Schema = TransformerBlockSchema
+    public typealias Config = TransformerBlockSchema.Config
     public let norm1: LayerNormLayer
     public let attention: MultiHeadAttention
     public let norm2: LayerNormLayer
@@ -189,33 +148,6 @@ public final class TransformerBlock: Op {
 
     public convenience init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
         try self.init(dim: config.dim, heads: config.heads, mlpDim: config.mlp_dim, seed: seed, engine: engine)
-    }
-
-    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let (d, heads, m) = (config.dim, config.heads, config.mlp_dim)
-        guard d > 0, heads > 0, m > 0, d % heads == 0 else { throw TensorError("needs positive sizes and a width that splits into the heads") }
-        guard inputs[0].count == 2, inputs[0][1] == d else { throw TensorError("expects [T, \(d)]") }
-        return inputs[0]
-    }
-
-    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
-        let (d, m) = (config.dim, config.mlp_dim)
-        return [("norm1.weight", [d]), ("norm1.bias", [d]), ("attn.qkv.weight", [3 * d, d]), ("attn.qkv.bias", [3 * d]),
-                ("attn.proj.weight", [d, d]), ("attn.proj.bias", [d]), ("norm2.weight", [d]), ("norm2.bias", [d]),
-                ("mlp.fc1.weight", [m, d]), ("mlp.fc1.bias", [m]), ("mlp.fc2.weight", [d, m]), ("mlp.fc2.bias", [d])]
-    }
-
-    /// Q, K, V packed and permuted, the heads' outputs, the MLP's hidden layer and, when attention
-    /// maps are kept, the probabilities.
-    public static func workspaceElements(_ config: Config, inputs: Shapes, output: [Int]) -> Int {
-        let t = output[0]
-        return HostMemory.product([t, 7 * config.dim + config.mlp_dim]).flatMap { a in
-            HostMemory.product([config.heads, t, t]).map { a + $0 } } ?? .max
-    }
-
-    public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double {
-        let t = Double(output[0]), d = Double(config.dim), m = Double(config.mlp_dim)
-        return 2 * t * (4 * d * d + 2 * d * m) + 4 * t * t * d
     }
 
     public init(dim: Int, heads: Int, mlpDim: Int, seed: UInt64, engine: Engine) throws {
@@ -247,14 +179,10 @@ public final class TransformerBlock: Op {
 
 /// [B, T, D] → [B, D]: the first (class) token's features.
 public final class ClassTokenLayer: Op {
-    public static let kind = "cls_token"
+    public typealias Schema = ClassTokenSchema
     public let config = NoConfig()
     public init() {}
     public convenience init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.init() }
-    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] {
-        guard inputs[0].count == 2 else { throw TensorError("expects [T, D]") }
-        return [inputs[0][1]]
-    }
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         let x = inputs[0]
         guard x.rank == 3 else { throw TensorError("class token: expects [B, T, D], got \(x.shape)") }

@@ -1,12 +1,13 @@
 import Foundation
+import PrismFormats
 
-/// One node of a model description: a name, an op kind from `OpRegistry`, the values it reads and
+/// One node of a model description: a name, an op kind from `OpSchemaRegistry`, the values it reads and
 /// the op's attributes. In JSON all of these are keys of one object:
 /// `{"name": "conv1", "op": "conv2d", "inputs": ["input"], "in_channels": 3, …}`.
 public struct NodeSpec: Codable, Equatable, Sendable, CustomStringConvertible {
     /// The node's name: its output value's name and its parameters' prefix (`conv1.weight`).
     public var name: String
-    /// The op kind (`OpRegistry`).
+    /// The op kind (`OpSchemaRegistry`).
     public var op: String
     /// The values read: node names or `"input"`; nil means the previous node's output (the model's
     /// input for the first node).
@@ -23,9 +24,9 @@ public struct NodeSpec: Codable, Equatable, Sendable, CustomStringConvertible {
         self.attributes = attributes
     }
 
-    /// A node of op kind `T` with a typed config.
-    public init<T: Op>(_ name: String, _ type: T.Type, _ config: T.Config, inputs: [String]? = nil) throws {
-        self.init(name: name, op: T.kind, inputs: inputs, attributes: try JSONValue.object(config))
+    /// A node of op kind `S` with a typed config.
+    public init<S: OpSchema>(_ name: String, _ schema: S.Type, _ config: S.Config, inputs: [String]? = nil) throws {
+        self.init(name: name, op: S.kind, inputs: inputs, attributes: try JSONValue.object(config))
     }
 
     public var description: String { "'\(name)' (\(op))" }
@@ -93,8 +94,8 @@ public struct GraphAnalysis: Sendable {
             guard !spec.name.isEmpty, index[spec.name] == nil else {
                 throw fail(spec.name.isEmpty ? "needs a name" : "the name '\(spec.name)' is \(spec.name == Self.inputName ? "reserved for the model's input" : "used twice")")
             }
-            guard let definition = OpRegistry.definition(spec.op) else {
-                throw fail("unknown op '\(spec.op)'; supported ops: \(OpRegistry.kinds.joined(separator: ", "))")
+            guard let definition = OpSchemaRegistry.definition(spec.op) else {
+                throw fail("unknown op '\(spec.op)'; supported ops: \(OpSchemaRegistry.kinds.joined(separator: ", "))")
             }
             let unknown = spec.attributes.keys.filter { !definition.attributes.contains($0) }.sorted()
             if !unknown.isEmpty {

@@ -1,6 +1,7 @@
 import Foundation
+import PrismFormats
 
-/// A network architecture as data: a graph of named nodes (see `NodeSpec`, `OpRegistry`), stored
+/// A network architecture as data: a graph of named nodes (see `NodeSpec`, `OpSchemaRegistry`), stored
 /// as JSON in a model file's safetensors metadata (`prism.model`), so that the file alone rebuilds
 /// the model. The README's "Model files" section documents the format with a complete example.
 ///
@@ -244,7 +245,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
 }
 
 /// One layer of a chain (`Sequential`), and the layer list of format-1 model files: each case is
-/// one node of an op kind in `OpRegistry` (see `node(name:)`).
+/// one node of an op kind in `OpSchemaRegistry` (see `node(name:)`).
 public enum LayerSpec: Codable, Equatable, Sendable {
     case linear(inFeatures: Int, outFeatures: Int)
     case conv2d(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int)
@@ -270,22 +271,22 @@ public enum LayerSpec: Codable, Equatable, Sendable {
             NodeSpec(name: name, op: op, attributes: attributes.mapValues { .int($0) })
         }
         switch self {
-        case let .linear(i, o): return node(Linear.kind, ["in_features": i, "out_features": o])
+        case let .linear(i, o): return node(LinearSchema.kind, ["in_features": i, "out_features": o])
         case let .conv2d(c, k, r, s, p):
-            return node(Conv2DLayer.kind, ["in_channels": c, "out_channels": k, "kernel_size": r, "stride": s, "padding": p])
-        case let .maxPool2d(k, s): return node(MaxPool2DLayer.kind, ["kernel_size": k, "stride": s])
-        case let .avgPool2d(k, s): return node(AvgPool2DLayer.kind, ["kernel_size": k, "stride": s])
-        case .relu: return node(ReLU.kind)
-        case .gelu: return node(GELU.kind)
-        case .flatten: return node(Flatten.kind)
+            return node(Conv2DSchema.kind, ["in_channels": c, "out_channels": k, "kernel_size": r, "stride": s, "padding": p])
+        case let .maxPool2d(k, s): return node(MaxPool2DSchema.kind, ["kernel_size": k, "stride": s])
+        case let .avgPool2d(k, s): return node(AvgPool2DSchema.kind, ["kernel_size": k, "stride": s])
+        case .relu: return node(ReLUSchema.kind)
+        case .gelu: return node(GELUSchema.kind)
+        case .flatten: return node(FlattenSchema.kind)
         case let .dropout(p):
-            return NodeSpec(name: name, op: Dropout.kind, attributes: ["p": .double(Double(String(describing: p)) ?? Double(p))])
-        case .softmax: return node(Softmax.kind)
+            return NodeSpec(name: name, op: DropoutSchema.kind, attributes: ["p": .double(Double(String(describing: p)) ?? Double(p))])
+        case .softmax: return node(SoftmaxSchema.kind)
         case let .patchEmbedding(c, h, w, p, d):
-            return node(PatchEmbedding.kind, ["channels": c, "height": h, "width": w, "patch": p, "dim": d])
-        case let .transformerBlock(d, heads, m): return node(TransformerBlock.kind, ["dim": d, "heads": heads, "mlp_dim": m])
-        case let .layerNorm(d): return node(LayerNormLayer.kind, ["normalized_shape": d])
-        case .classToken: return node(ClassTokenLayer.kind)
+            return node(PatchEmbeddingSchema.kind, ["channels": c, "height": h, "width": w, "patch": p, "dim": d])
+        case let .transformerBlock(d, heads, m): return node(TransformerBlockSchema.kind, ["dim": d, "heads": heads, "mlp_dim": m])
+        case let .layerNorm(d): return node(LayerNormSchema.kind, ["normalized_shape": d])
+        case .classToken: return node(ClassTokenSchema.kind)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PrismFormats
 
 /// A JSON value kept as read: how a graph node holds its attributes until its op decodes them.
 /// Integers stay integers (so `3` is written back as `3`), other numbers are doubles.
@@ -51,13 +52,13 @@ public enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
 
     /// `value` as JSON values (through its `Codable` encoding).
     /// - Throws: `EncodingError` when `value` does not encode to a JSON object.
-    static func object<T: Encodable>(_ value: T) throws -> [String: JSONValue] {
+    public static func object<T: Encodable>(_ value: T) throws -> [String: JSONValue] {
         let data = try JSONEncoder().encode(value)
         return try JSONDecoder().decode([String: JSONValue].self, from: data)
     }
 
     /// Decodes `T` from an object of JSON values.
-    static func decode<T: Decodable>(_ type: T.Type, from object: [String: JSONValue]) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, from object: [String: JSONValue]) throws -> T {
         try JSONDecoder().decode(T.self, from: try JSONEncoder().encode(object))
     }
 }

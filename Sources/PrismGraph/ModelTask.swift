@@ -1,4 +1,5 @@
 import Foundation
+import PrismFormats
 
 /// What a model's outputs mean: class scores (logits) or predicted values. Stored in the model's
 /// spec (`ModelSpec.task`); a file without it holds a classifier.
