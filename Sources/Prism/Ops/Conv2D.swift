@@ -154,10 +154,11 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int,
 }
 
 /// Channels per group up to which a grouped convolution runs the direct kernels of `conv2d.cl`
-/// rather than one dense convolution per group (whose launches dominate when groups are thin: a
-/// depthwise 3×3 over [8, 64, 28, 28] took 49 ms forward as 64 convolutions on PoCL, against 11 ms
-/// for the dense convolution with 64 times its multiply-adds).
-let directGroupChannels = 8
+/// rather than one dense convolution per group. Measured on PoCL (2 cores) over [8, 64, 28, 28] with
+/// 3×3 windows, forward: depthwise (1 channel per group) 4.5 ms direct against 49 ms as 64
+/// convolutions; 8 channels per group 33 ms direct against 5.9 ms as 8 convolutions (the dense
+/// convolution: 3.8 to 11 ms as the machine's load varied).
+let directGroupChannels = 4
 
 /// A grouped convolution: the direct kernels for thin groups (`directGroupChannels`), else one
 /// convolution per group, input channels and weight rows sliced and the outputs joined along the
