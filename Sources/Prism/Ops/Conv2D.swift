@@ -111,6 +111,8 @@ let flatKernelGroupSize = 64
 ///     is then [K, C / groups, R, S].
 ///   - relu: apply max(·, 0) in the kernels' epilogue (a Conv2D followed by ReLU, in one pass).
 ///   - variant: which forward kernel runs (tests force each; `.automatic`: `Conv2DFamily.choose`).
+///     With groups, it applies to the per-group convolutions of groups wider than
+///     `directGroupChannels`; thinner groups always run the direct grouped kernels.
 /// - Throws: `TensorError` when ranks, channels, groups or the bias shape disagree, or the output
 ///   would be empty; `CLError` from the device.
 /// - Returns: [N, K, P, Q] with P = (H + 2·padding.0 − dilation.0·(R − 1) − 1) / stride.0 + 1, Q likewise.
