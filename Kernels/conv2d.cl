@@ -48,6 +48,14 @@
 //                           pixel × channel block); panels are zero-padded past K or C, so the micro-tiles
 //                           never test channel bounds in their inner loops.
 //   conv2d_reduce_chunks    sums per-chunk partial results (dw, db).
+//   conv2d_grouped_forward, conv2d_grouped_backward_input, conv2d_grouped_backward_weight
+//                           grouped convolutions with few channels per group (depthwise and the like):
+//                           weight w [K, C / G, R, S], output channel k reads input channels
+//                           [g·C/G, (g + 1)·C/G) for g = k / (K / G); GEOM's C and K count every
+//                           channel. Direct loops, one work-item per output element (y, dx, dw), 1-D,
+//                           any local size; the backward input gathers (no atomics) and every output is
+//                           overwritten. CONV_* switches do not apply to them (no fused ReLU: the host
+//                           applies it separately).
 // The backward kernels are register-tiled and barrier-free; they run on every device.
 // Indices are 32-bit: the host refuses tensors of 2³¹ elements or more.
 // Every gradient is overwritten; autograd accumulates across uses on the host side.
@@ -686,4 +694,96 @@ __kernel void conv2d_backward_bias(__global const float *dy, __global float *par
         sum += (a + b) + (c + d);
     }
     partial[(size_t)chunk * K + k] = sum;
+}
+
+// Grouped convolution, direct: y[n, k, p, q] = bias[k] + Σ over the group's channels c, r, s.
+__kernel void conv2d_grouped_forward(__global const float *x, __global const float *w, __global const float *bias,
+                                     const int hasBias, __global float *y, GEOM, const int groups) {
+    const int i = (int)get_global_id(0);
+    if (i >= N * K * P * Q) return;
+    const int cg = C / groups, kg = K / groups;
+    int t = i / Q;
+    const int q = i - t * Q;
+    const int p = t - (t / P) * P;
+    t = t / P;
+    const int k = t - (t / K) * K;
+    const int n = t / K;
+    const int c0 = (k / kg) * cg;
+    float sum = hasBias ? bias[k] : 0.0f;
+    for (int c = 0; c < cg; ++c) {
+        const __global float *plane = x + ((size_t)n * C + c0 + c) * H * W;
+        const __global float *taps = w + ((size_t)k * cg + c) * R * S;
+        for (int r = 0; r < R; ++r) {
+            const int ih = p * sh - ph + r * dh;
+            if (ih < 0 || ih >= H) continue;
+            for (int s = 0; s < S; ++s) {
+                const int iw = q * sw - pw + s * dw;
+                if (iw >= 0 && iw < W) sum = fma(taps[r * S + s], plane[ih * W + iw], sum);
+            }
+        }
+    }
+    y[i] = sum;
+}
+
+// dx[n, c, h, w] = Σ over the group's output channels k and the taps (r, s) whose window covers (h, w).
+__kernel void conv2d_grouped_backward_input(__global const float *dy, __global const float *w, __global float *dx,
+                                            GEOM, const int groups) {
+    const int i = (int)get_global_id(0);
+    if (i >= N * C * H * W) return;
+    const int cg = C / groups, kg = K / groups;
+    int t = i / W;
+    const int iw = i - t * W;
+    const int ih = t - (t / H) * H;
+    t = t / H;
+    const int ci = t - (t / C) * C;
+    const int n = t / C;
+    const int g = ci / cg, c = ci - g * cg;
+    float sum = 0.0f;
+    for (int kk = 0; kk < kg; ++kk) {
+        const int k = g * kg + kk;
+        const __global float *grad = dy + ((size_t)n * K + k) * P * Q;
+        const __global float *taps = w + ((size_t)k * cg + c) * R * S;
+        for (int r = 0; r < R; ++r) {
+            const int ty = ih + ph - r * dh;
+            if (ty < 0) continue;
+            const int p = ty / sh;
+            if (p * sh != ty || p >= P) continue;
+            for (int s = 0; s < S; ++s) {
+                const int tx = iw + pw - s * dw;
+                if (tx < 0) continue;
+                const int q = tx / sw;
+                if (q * sw == tx && q < Q) sum = fma(taps[r * S + s], grad[p * Q + q], sum);
+            }
+        }
+    }
+    dx[i] = sum;
+}
+
+// dw[k, c, r, s] = Σ over n, p, q of dy[n, k, p, q] · x[n, group channel c, p·sh − ph + r·dh, q·sw − pw + s·dw].
+__kernel void conv2d_grouped_backward_weight(__global const float *x, __global const float *dy, __global float *dwt,
+                                             GEOM, const int groups) {
+    const int cg = C / groups, kg = K / groups;
+    const int i = (int)get_global_id(0);
+    if (i >= K * cg * R * S) return;
+    int t = i / S;
+    const int s = i - t * S;
+    const int r = t - (t / R) * R;
+    t = t / R;
+    const int c = t - (t / cg) * cg;
+    const int k = t / cg;
+    const int ci = (k / kg) * cg + c;
+    float sum = 0.0f;
+    for (int n = 0; n < N; ++n) {
+        const __global float *plane = x + ((size_t)n * C + ci) * H * W;
+        const __global float *grad = dy + ((size_t)n * K + k) * P * Q;
+        for (int p = 0; p < P; ++p) {
+            const int ih = p * sh - ph + r * dh;
+            if (ih < 0 || ih >= H) continue;
+            for (int q = 0; q < Q; ++q) {
+                const int iw = q * sw - pw + s * dw;
+                if (iw >= 0 && iw < W) sum = fma(grad[p * Q + q], plane[ih * W + iw], sum);
+            }
+        }
+    }
+    dwt[i] = sum;
 }

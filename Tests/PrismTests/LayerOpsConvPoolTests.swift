@@ -29,6 +29,9 @@ struct GroupedConvCase: CustomStringConvertible, Sendable {
         GroupedConvCase(n: 3, c: 6, h: 7, w: 8, k: 4, r: 3, s: 2, groups: 2, padding: (2, 1), dilation: (2, 1)),
         // Two groups with the fused ReLU.
         GroupedConvCase(n: 1, c: 4, h: 5, w: 5, k: 6, r: 2, s: 2, groups: 2, stride: (2, 2), relu: true),
+        // More channels per group than the direct kernels take: one dense convolution per group.
+        GroupedConvCase(n: 3, c: 18, h: 6, w: 7, k: 4, r: 3, s: 3, groups: 2, stride: (1, 2), padding: (1, 1)),
+        GroupedConvCase(n: 2, c: 27, h: 5, w: 5, k: 6, r: 2, s: 3, groups: 3, dilation: (2, 1), relu: true),
         // groups = 1 (the existing kernels): rectangular kernel, per-axis stride, padding and dilation.
         GroupedConvCase(n: 3, c: 3, h: 10, w: 9, k: 5, r: 2, s: 3, stride: (2, 1), padding: (0, 2), dilation: (1, 2)),
         GroupedConvCase(n: 2, c: 1, h: 7, w: 12, k: 3, r: 4, s: 1, stride: (1, 3), padding: (2, 0), dilation: (2, 1), bias: false),
