@@ -105,7 +105,8 @@ import Testing
                 expectClose(e.attributions(instance: i, output: c), expected, atol: 1e-5 * scale, rtol: 1e-5, "IG \(i) class \(c)")
                 let hostGap = expected.reduce(0, +) - (fx[c] - fb[c])
                 let gap = e.attributions(instance: i, output: c).reduce(0, +) - (fx[c] - fb[c])
-                #expect(abs(gap - hostGap) <= 1e-4 * max(1, abs(fx[c] - fb[c])), "instance \(i) class \(c): completeness gap \(gap), host quadrature's \(hostGap)")
+                #expect(abs(gap - hostGap) <= 1e-4 * max(1, abs(fx[c] - fb[c])),
+                        "instance \(i) class \(c): completeness gap \(gap), host quadrature's \(hostGap)")
                 #expect(abs(e.additivityGap(instance: i, output: c)! - hostGap) <= 1e-4 * max(1, abs(fx[c] - fb[c])))
             }
         }
@@ -181,7 +182,8 @@ import Testing
                 expectClose(coarse(cam), map.map { max($0, 0) }, atol: 1e-5 * scale, rtol: 1e-4, "map \(i) class \(c)")
                 // One value per pixel; at the same size the bilinear upsampling is the identity.
                 #expect(cam.explanation.featureCount == h * w)
-                expectClose(cam.explanation.attributions(instance: i, output: t), map.map { max($0, 0) }, atol: 1e-5 * scale, rtol: 1e-4, "upsampled \(i) class \(c)")
+                expectClose(cam.explanation.attributions(instance: i, output: t), map.map { max($0, 0) }, atol: 1e-5 * scale, rtol: 1e-4,
+                            "upsampled \(i) class \(c)")
             }
         }
         #expect(sawNegative, "the maps should have a negative part for the ReLU to act on")
@@ -214,6 +216,34 @@ import Testing
                 expectClose(e.attributions(instance: i, output: t), expected, atol: 2e-5, rtol: 1e-4, "occlusion \(i) class \(c)")
             }
         }
+    }
+
+    /// Overlapping 3×2 windows with stride 2 on the 6×5 image: each pixel gets the mean over the
+    /// windows covering it of the host graph's drop f(x) − f(x with the window at the baseline); the
+    /// last row and column are never covered and get 0.
+    @Test func occlusionWithOverlappingWindowsAveragesTheDrops() throws {
+        let engine = try testEngine()
+        let (net, host) = try ResidualGraphs.build(ResidualGraphs.poolingHead, seed: 10, engine: engine)
+        let (ch, h, w) = (2, 6, 5), d = ch * h * w
+        let x = seededFloats(d, seed: 112), baseline = seededFloats(d, seed: 113)
+        let e = try Occlusion(model: DifferentiableModel(net), window: (3, 2), stride: (2, 2), baseline: .values(baseline))
+            .explain(instances: x, targets: .classes([2]))
+        let xi = x.map(Double.init)
+        let f = host.logits(xi, rows: 1)[2]
+        var total = [Double](repeating: 0, count: h * w), count = total
+        for top in stride(from: 0, through: h - 3, by: 2) {
+            for left in stride(from: 0, through: w - 2, by: 2) {
+                var z = xi
+                for c in 0..<ch {
+                    for y in top..<(top + 3) { for q in left..<(left + 2) { z[(c * h + y) * w + q] = Double(baseline[(c * h + y) * w + q]) } }
+                }
+                let drop = f - host.logits(z, rows: 1)[2]
+                for y in top..<(top + 3) { for q in left..<(left + 2) { total[y * w + q] += drop; count[y * w + q] += 1 } }
+            }
+        }
+        #expect(count[5 * w + 1] == 0 && count[2 * w + 4] == 0 && count[2 * w + 1] == 2)
+        let perPixel = zip(total, count).map { $1 > 0 ? $0 / $1 : 0 }
+        expectClose(e.attributions(instance: 0, output: 0), perPixel + perPixel, atol: 2e-5, rtol: 1e-4, "overlapping occlusion")
     }
 
     /// On the affine residual graph v(z) = f(x′) + Σ_j z_j φ_j exactly, with φ_j = f(x′ with group j
