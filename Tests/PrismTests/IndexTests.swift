@@ -144,6 +144,17 @@ func seededIndices(_ count: Int, below v: Int, seed: UInt64) -> [Int64] {
         #expect(grads[0][d..<(2 * d)].allSatisfy { $0 == 0 })
     }
 
+    /// No indices: an empty result, and a zero gradient for every row.
+    @Test func emptyIndicesGiveAnEmptyResultAndZeroGradients() throws {
+        let engine = try testEngine()
+        let table = try Tensor(seededFloats(12, seed: 457), shape: [4, 3], engine: engine, requiresGrad: true)
+        let y = try embedding(table, indices: try IntTensor([Int64](), shape: [2, 0], engine: engine))
+        #expect(y.shape == [2, 0, 3])
+        #expect(try y.toArray().isEmpty)
+        try y.backward(try Tensor([], shape: [2, 0, 3], engine: engine))
+        #expect(try #require(table.grad).toArray() == [Float](repeating: 0, count: 12))
+    }
+
     @Test func indicesOutsideTheAxisAreRefusedNamingThem() throws {
         let engine = try testEngine()
         let table = try Tensor.zeros([5, 3], engine: engine)
