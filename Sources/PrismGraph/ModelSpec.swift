@@ -26,6 +26,9 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     public var inputNormalization: InputNormalization?
     /// What the outputs mean; nil (a file written before tasks were stored) is a classifier.
     public var task: ModelTask?
+    /// The input's element type (`input_dtype`): nil is float32; an integer type for token ids
+    /// or indices (read by an `embedding` node).
+    public var inputType: ElementType?
 
     /// The description format this version writes.
     public static let format = 2
@@ -55,7 +58,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
 
     private enum Keys: String, CodingKey {
         case format, architecture, nodes, output, task
-        case inputShape = "input_shape", classCount = "outputs", inputNormalization = "input_normalization"
+        case inputShape = "input_shape", classCount = "outputs", inputNormalization = "input_normalization", inputType = "input_dtype"
     }
 
     public init(from decoder: Decoder) throws {
@@ -79,6 +82,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
                   output: try container.decodeIfPresent(String.self, forKey: .output))
         inputNormalization = try container.decodeIfPresent(InputNormalization.self, forKey: .inputNormalization)
         task = try container.decodeIfPresent(ModelTask.self, forKey: .task)
+        inputType = try container.decodeIfPresent(ElementType.self, forKey: .inputType)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -91,6 +95,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         try container.encodeIfPresent(output, forKey: .output)
         try container.encodeIfPresent(inputNormalization, forKey: .inputNormalization)
         try container.encodeIfPresent(task, forKey: .task)
+        try container.encodeIfPresent(inputType, forKey: .inputType)
     }
 
     /// Per-channel input normalization (see `inputNormalization`).
@@ -174,7 +179,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     /// The description checked as a graph (ops, attributes, inputs, shapes).
     /// - Throws: `TensorError` naming the node that does not fit (see `GraphAnalysis.init`).
     public func analysis() throws -> GraphAnalysis {
-        try GraphAnalysis(nodes: nodes, output: output, inputShape: inputShape)
+        try GraphAnalysis(nodes: nodes, output: output, inputShape: inputShape, inputType: inputType ?? .float32)
     }
 
     /// The output shape of each node for one example (without the batch), in order.
@@ -196,6 +201,12 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         let output = graph.shape(ofValue: graph.output, input: inputShape)
         guard output == [classCount] else {
             throw TensorError("model: the output node '\(graph.nodes[graph.output - 1].spec.name)' gives \(output) per example, but the model says \(classCount) outputs")
+        }
+        guard graph.type(ofValue: graph.output) == .float32 else {
+            throw TensorError("model: the output node '\(graph.nodes[graph.output - 1].spec.name)' gives \(graph.type(ofValue: graph.output).rawValue) values; the outputs must be float32")
+        }
+        if inputNormalization != nil, inputType?.isInteger == true {
+            throw TensorError("model: input_normalization applies to float32 inputs, not \(inputType!.rawValue)")
         }
         return graph
     }

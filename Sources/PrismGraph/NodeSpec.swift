@@ -79,14 +79,23 @@ public struct GraphAnalysis: Sendable {
     /// The name of the model's input value.
     public static let inputName = "input"
 
+    /// The model input's element type.
+    public var inputType: ElementType = .float32
+
     /// Shape of value `v` for one example.
     public func shape(ofValue v: Int, input: [Int]) -> [Int] { v == 0 ? input : nodes[v - 1].info.output }
+
+    /// Element type of value `v`.
+    public func type(ofValue v: Int) -> ElementType { v == 0 ? inputType : nodes[v - 1].info.type }
+
+    /// Whether every value of the graph is float32 (what the attribution methods walk).
+    public var isFloat: Bool { inputType == .float32 && nodes.allSatisfy { $0.info.type == .float32 } }
 
     /// Checks `nodes` over an input of shape `inputShape`.
     /// - Throws: `TensorError` naming the node: a duplicate or reserved name, an unknown op (listing the
     ///   registered ones), an unknown attribute (listing the op's), a missing or mistyped attribute, an
     ///   input that is not an earlier value, a wrong number of inputs, or shapes that do not fit.
-    public init(nodes specs: [NodeSpec], output: String?, inputShape: [Int]) throws {
+    public init(nodes specs: [NodeSpec], output: String?, inputShape: [Int], inputType: ElementType = .float32) throws {
         var index: [String: Int] = [Self.inputName: 0]
         var nodes: [Node] = []
         for (i, spec) in specs.enumerated() {
@@ -116,9 +125,10 @@ public struct GraphAnalysis: Sendable {
                 throw fail("takes \(wanted) input\(definition.arity.lowerBound == 1 && definition.arity.count == 1 ? "" : "s"), got \(inputs.count)")
             }
             let shapes = inputs.map { $0 == 0 ? inputShape : nodes[$0 - 1].info.output }
+            let types = inputs.map { $0 == 0 ? inputType : nodes[$0 - 1].info.type }
             let info: NodeAnalysis
             do {
-                info = try definition.analyze(spec.attributes, shapes)
+                info = try definition.analyze(spec.attributes, shapes, types)
             } catch let error as DecodingError {
                 throw fail(Self.describe(error))
             } catch let error as TensorError {
@@ -142,6 +152,7 @@ public struct GraphAnalysis: Sendable {
             self.output = nodes.count
         }
         self.nodes = nodes
+        self.inputType = inputType
     }
 
     /// A one-line account of a config that did not decode.

@@ -11,6 +11,15 @@ public protocol OpConfig: Codable, Equatable, Sendable {
 /// What an op's static checks see: the per-example shapes (without the batch) of its inputs.
 public typealias Shapes = [[Int]]
 
+/// The element type of a graph value (PyTorch's dtype names). int64 values are held in 32 bits on
+/// the device (larger ones are refused when the tensor is made).
+public enum ElementType: String, Codable, Sendable, CaseIterable {
+    case float32, int64, int32, int8, bool
+
+    /// Whether the type holds integers (indices, token ids, masks).
+    public var isInteger: Bool { self != .float32 }
+}
+
 /// What a model description knows about one op kind without a device: its config, the shapes it
 /// produces and its parameters under PyTorch's names. (Prism's `Op` types run it; each names its
 /// schema.)
@@ -29,6 +38,9 @@ public protocol OpSchema {
     static func workspaceElements(_ config: Config, inputs: Shapes, output: [Int]) -> Int
     /// Multiply-adds × 2 per example of one forward pass (benchmarks' GFLOP/s; 0 when negligible).
     static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double
+    /// The output's element type; the default takes float32 inputs and gives float32.
+    /// - Throws: `TensorError` when an input has a type the op does not take.
+    static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType
 }
 
 extension OpSchema {
@@ -36,6 +48,12 @@ extension OpSchema {
     public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] { [] }
     public static func workspaceElements(_ config: Config, inputs: Shapes, output: [Int]) -> Int { 0 }
     public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double { 0 }
+    public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
+        if let other = inputs.first(where: { $0 != .float32 }) {
+            throw TensorError("takes float32 inputs, got \(other.rawValue) (cast it first)")
+        }
+        return .float32
+    }
 }
 
 /// An op applied element by element: the output has the input's shape.
@@ -55,16 +73,17 @@ public struct OpDefinition: Sendable {
     public let kind: String
     public let arity: ClosedRange<Int>
     public let attributes: [String]
-    let analyze: @Sendable ([String: JSONValue], Shapes) throws -> NodeAnalysis
+    let analyze: @Sendable ([String: JSONValue], Shapes, [ElementType]) throws -> NodeAnalysis
 
     public init<S: OpSchema>(_ schema: S.Type) {
         kind = S.kind
         arity = S.arity
         attributes = S.Config.attributes
-        analyze = { object, inputs in
+        analyze = { object, inputs, types in
             let config = try JSONValue.decode(S.Config.self, from: object)
+            let type = try S.outputType(config, inputs: types)
             let output = try S.outputShape(config, inputs: inputs)
-            return NodeAnalysis(output: output, parameters: S.parameterShapes(config, inputs: inputs),
+            return NodeAnalysis(output: output, type: type, parameters: S.parameterShapes(config, inputs: inputs),
                                 workspace: S.workspaceElements(config, inputs: inputs, output: output),
                                 flops: S.flops(config, inputs: inputs, output: output))
         }
@@ -75,6 +94,8 @@ public struct OpDefinition: Sendable {
 public struct NodeAnalysis: Sendable {
     /// Output shape per example.
     public var output: [Int]
+    /// Output element type.
+    public var type: ElementType
     /// Parameter and buffer shapes under the op's names (without the node's prefix).
     public var parameters: [(name: String, shape: [Int])]
     /// See `OpSchema.workspaceElements`.

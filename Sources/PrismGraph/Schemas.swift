@@ -11,7 +11,9 @@ let standardSchemas: [OpDefinition] = [
     OpDefinition(LeakyReLUSchema.self), OpDefinition(ELUSchema.self), OpDefinition(SiLUSchema.self), OpDefinition(HardswishSchema.self),
     OpDefinition(FlattenSchema.self), OpDefinition(SoftmaxSchema.self), OpDefinition(DropoutSchema.self), OpDefinition(AddSchema.self),
     OpDefinition(CatSchema.self), OpDefinition(LayerNormSchema.self), OpDefinition(PatchEmbeddingSchema.self),
-    OpDefinition(TransformerBlockSchema.self), OpDefinition(ClassTokenSchema.self),
+    OpDefinition(TransformerBlockSchema.self), OpDefinition(ClassTokenSchema.self), OpDefinition(EmbeddingSchema.self),
+    OpDefinition(IndexSelectSchema.self), OpDefinition(ComparisonSchema<EqualKind>.self), OpDefinition(ComparisonSchema<LessKind>.self),
+    OpDefinition(ComparisonSchema<GreaterKind>.self), OpDefinition(WhereSchema.self), OpDefinition(CastSchema.self),
 ]
 
 /// `nn.Linear`: y = x·Wᵀ + b over the last axis.
@@ -458,5 +460,119 @@ public enum ClassTokenSchema: OpSchema {
     public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] {
         guard inputs[0].count == 2 else { throw TensorError("expects [T, D]") }
         return [inputs[0][1]]
+    }
+}
+
+/// `nn.Embedding(num_embeddings, embedding_dim)`: integer ids [*] → rows of `weight` [*, D].
+public enum EmbeddingSchema: OpSchema {
+    public struct Config: OpConfig {
+        public var num_embeddings: Int
+        public var embedding_dim: Int
+        public var padding_idx: Int?
+        public static let attributes = ["num_embeddings", "embedding_dim", "padding_idx"]
+        public init(num_embeddings: Int, embedding_dim: Int, padding_idx: Int? = nil) {
+            (self.num_embeddings, self.embedding_dim, self.padding_idx) = (num_embeddings, embedding_dim, padding_idx)
+        }
+    }
+    public static let kind = "embedding"
+
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        guard config.num_embeddings > 0, config.embedding_dim > 0 else { throw TensorError("needs positive sizes") }
+        if let p = config.padding_idx, !(-config.num_embeddings..<config.num_embeddings).contains(p) {
+            throw TensorError("padding_idx \(p) is outside the \(config.num_embeddings) embeddings")
+        }
+        return inputs[0] + [config.embedding_dim]
+    }
+
+    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
+        [("weight", [config.num_embeddings, config.embedding_dim])]
+    }
+
+    public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
+        guard inputs[0] == .int64 || inputs[0] == .int32 else { throw TensorError("takes int64 or int32 ids, got \(inputs[0].rawValue)") }
+        return .float32
+    }
+}
+
+/// `torch.index_select(x, dim, index)`: x float, index int64 or int32 [K] → x with axis `dim` of length K.
+public enum IndexSelectSchema: OpSchema {
+    public struct Config: OpConfig {
+        public var dim: Int
+        public static let attributes = ["dim"]
+    }
+    public static let kind = "index_select"
+    public static let arity = 2...2
+
+    /// The selected axis of a batch of rank `rank` + 1.
+    public static func axis(_ config: Config, rank: Int) throws -> Int {
+        let axis = config.dim < 0 ? config.dim + rank + 1 : config.dim
+        guard axis >= 1, axis <= rank else { throw TensorError("dim \(config.dim) must name an axis after the batch axis") }
+        return axis
+    }
+
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        let axis = try axis(config, rank: inputs[0].count) - 1
+        guard inputs[1].count == 1 else { throw TensorError("index must be one list of positions per example, got shape \(inputs[1])") }
+        var out = inputs[0]
+        out[axis] = inputs[1][0]
+        return out
+    }
+
+    public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
+        guard inputs[0] == .float32 else { throw TensorError("selects from float32 values, got \(inputs[0].rawValue)") }
+        guard inputs[1] == .int64 || inputs[1] == .int32 else { throw TensorError("takes int64 or int32 positions, got \(inputs[1].rawValue)") }
+        return .float32
+    }
+}
+
+/// Element-wise comparisons (`torch.eq`, `torch.lt`, `torch.gt`): two float32 or two integer inputs,
+/// the second broadcast over the first, giving bool.
+public struct ComparisonSchema<Kind: ComparisonKind>: OpSchema {
+    public typealias Config = NoConfig
+    public static var kind: String { Kind.name }
+    public static var arity: ClosedRange<Int> { 2...2 }
+    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] { try AddSchema.outputShape(config, inputs: inputs) }
+    public static func outputType(_ config: NoConfig, inputs: [ElementType]) throws -> ElementType {
+        guard inputs[0].isInteger == inputs[1].isInteger else {
+            throw TensorError("compares two float32 or two integer inputs, got \(inputs[0].rawValue) and \(inputs[1].rawValue) (cast one first)")
+        }
+        return .bool
+    }
+}
+
+/// Which comparison a `ComparisonSchema` is.
+public protocol ComparisonKind { static var name: String { get } }
+public enum EqualKind: ComparisonKind { public static let name = "eq" }
+public enum LessKind: ComparisonKind { public static let name = "lt" }
+public enum GreaterKind: ComparisonKind { public static let name = "gt" }
+
+/// `torch.where(condition, a, b)`: bool condition, float32 a and b of its shape.
+public enum WhereSchema: OpSchema {
+    public typealias Config = NoConfig
+    public static let kind = "where"
+    public static let arity = 3...3
+    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] {
+        guard inputs[1] == inputs[0], inputs[2] == inputs[0] else { throw TensorError("needs three inputs of one shape, got \(inputs)") }
+        return inputs[0]
+    }
+    public static func outputType(_ config: NoConfig, inputs: [ElementType]) throws -> ElementType {
+        guard inputs[0] == .bool else { throw TensorError("needs a bool condition, got \(inputs[0].rawValue)") }
+        guard inputs[1] == .float32, inputs[2] == .float32 else { throw TensorError("chooses between float32 values") }
+        return .float32
+    }
+}
+
+/// `Tensor.to(dtype)`: float32 ↔ integer types (float to integer truncates toward zero, as PyTorch).
+public enum CastSchema: ElementwiseSchema {
+    public struct Config: OpConfig {
+        public var dtype: ElementType
+        public static let attributes = ["dtype"]
+    }
+    public static let kind = "cast"
+    public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
+        guard inputs[0] == .float32 || config.dtype == .float32 || inputs[0] == config.dtype else {
+            throw TensorError("casts between float32 and an integer type, not \(inputs[0].rawValue) to \(config.dtype.rawValue)")
+        }
+        return config.dtype
     }
 }

@@ -99,28 +99,55 @@ public final class Model {
         graph.nodes.indices.first { i in nodeName(i) == name || "\(nodeName(i)).\(ops[i].kind)" == name }
     }
 
-    /// Runs the model.
+    /// Runs the model on float32 inputs.
     /// - Parameters:
     ///   - x: [batch] + `spec.inputShape`.
     ///   - training: dropout active, BatchNorm on batch statistics.
     ///   - capture: activation names (see `activationName`) to return; each captured activation keeps
     ///     its gradient after `backward()` (`retainGrad`), which attribution methods read.
-    /// - Throws: `TensorError` when `x` does not have the model's input shape or a name is not a node.
+    /// - Throws: `TensorError` when `x` does not have the model's input shape or type, or a name is not
+    ///   a float32 node.
     /// - Returns: the output and the captured activations by the names asked for.
     public func forward(_ x: Tensor, training: Bool = false, capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
-        guard x.rank == spec.inputShape.count + 1, Array(x.shape.dropFirst()) == spec.inputShape else {
+        try run(.float(x), training: training, capture: capture)
+    }
+
+    /// Runs a model whose input is integer (token ids, indices: `spec.inputType`).
+    /// - Throws: as `forward(_:training:capture:)`.
+    public func forward(_ x: IntTensor, training: Bool = false, capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
+        try run(.integer(x), training: training, capture: capture)
+    }
+
+    /// The input checked against the spec's shape and type, normalized.
+    private func input(_ x: GraphValue) throws -> GraphValue {
+        let expected = spec.inputType ?? .float32
+        guard x.shape.count == spec.inputShape.count + 1, Array(x.shape.dropFirst()) == spec.inputShape else {
             throw TensorError("model: input has shape \(x.shape), the model expects [batch] + \(spec.inputShape)")
         }
+        switch x {
+        case let .float(t):
+            guard expected == .float32 else { throw TensorError("model: the input is float32, the model takes \(expected.rawValue) values") }
+            return .float(try normalizedInput(t))
+        case let .integer(t):
+            guard expected.isInteger else { throw TensorError("model: the input is \(t.dtype.rawValue), the model takes float32 values") }
+            return x
+        }
+    }
+
+    private func run(_ x: GraphValue, training: Bool, capture: Set<String>) throws -> (output: Tensor, activations: [String: Tensor]) {
         var captureNodes: [Int: [String]] = [:]
         for name in capture.sorted() {
             guard let i = node(activation: name) else {
                 throw TensorError("model: no activation named '\(name)'; names are \(graph.nodes.indices.map(activationName).joined(separator: ", "))")
             }
+            guard graph.nodes[i].info.type == .float32 else {
+                throw TensorError("model: activation '\(name)' holds \(graph.nodes[i].info.type.rawValue) values; only float32 activations have gradients to keep")
+            }
             captureNodes[i, default: []].append(name)
         }
-        var values = [Tensor?](repeating: nil, count: ops.count + 1)
+        var values = [GraphValue?](repeating: nil, count: ops.count + 1)
         var pending = readers
-        values[0] = try normalizedInput(x)
+        values[0] = try input(x)
         var captured: [String: Tensor] = [:]
         func release(_ node: Int) {
             for v in graph.nodes[node].inputs {
@@ -128,43 +155,44 @@ public final class Model {
                 if pending[v] == 0 { values[v] = nil }
             }
         }
-        var i = 0
-        while i < ops.count {
-            let context = FusionContext(model: self, captured: Set(captureNodes.keys), readers: readers, training: training)
-            if let fused = Fusion.match(at: i, context) {
-                let input = values[graph.nodes[i].inputs[0]]!
-                let out = try fused.run(input)
-                out.name = activationName(fused.last)
-                values[fused.last + 1] = out
-                if let names = captureNodes[fused.last] {
-                    out.retainGrad()
-                    for name in names { captured[name] = out }
-                }
-                for n in i...fused.last { release(n) }
-                i = fused.last + 1
-                continue
-            }
-            let out = try ops[i].forward(graph.nodes[i].inputs.map { values[$0]! }, training: training)
+        func keep(_ out: Tensor, _ i: Int) {
             out.name = activationName(i)
-            values[i + 1] = out
+            values[i + 1] = .float(out)
             if let names = captureNodes[i] {
                 out.retainGrad()
                 for name in names { captured[name] = out }
             }
+        }
+        var i = 0
+        while i < ops.count {
+            let context = FusionContext(model: self, captured: Set(captureNodes.keys), readers: readers, training: training)
+            if let fused = Fusion.match(at: i, context), case let .float(input)? = values[graph.nodes[i].inputs[0]] {
+                keep(try fused.run(input), fused.last)
+                for n in i...fused.last { release(n) }
+                i = fused.last + 1
+                continue
+            }
+            let inputs = graph.nodes[i].inputs.map { values[$0]! }
+            if let typed = ops[i] as? any TypedOp {
+                let out = try typed.forward(values: inputs, training: training)
+                if case let .float(t) = out { keep(t, i) } else { values[i + 1] = out }
+            } else {
+                keep(try ops[i].forward(try inputs.map { try $0.float() }, training: training), i)
+            }
             release(i)
             i += 1
         }
-        return (values[graph.output]!, captured)
+        return (try values[graph.output]!.float(), captured)
     }
 
     /// Every value of a forward pass, node by node without fusion: [0] the (normalized) input, [i + 1]
     /// node i's output (what LRP and other per-node methods walk back over).
-    /// - Throws: `TensorError` when `x` does not have the model's input shape.
+    /// - Throws: `TensorError` when `x` does not have the model's input shape, or the graph has
+    ///   integer values (token ids, masks).
     public func values(_ x: Tensor, training: Bool = false) throws -> [Tensor] {
-        guard x.rank == spec.inputShape.count + 1, Array(x.shape.dropFirst()) == spec.inputShape else {
-            throw TensorError("model: input has shape \(x.shape), the model expects [batch] + \(spec.inputShape)")
-        }
-        var values = [try normalizedInput(x)]
+        guard graph.isFloat else { throw TensorError("model: the graph holds integer values; this walks float32 graphs only") }
+        guard case let .float(input) = try input(.float(x)) else { throw TensorError("model: the input is not float32") }
+        var values = [input]
         for (i, op) in ops.enumerated() {
             let out = try op.forward(graph.nodes[i].inputs.map { values[$0] }, training: training)
             out.name = activationName(i)

@@ -5,7 +5,8 @@ let standardOps: [(kind: String, make: OpRegistry.Maker)] = [
     entry(BatchNorm1D.self), entry(BatchNorm2D.self), entry(ReLU.self), entry(GELU.self), entry(Sigmoid.self), entry(Tanh.self),
     entry(LeakyReLU.self), entry(ELU.self), entry(SiLU.self), entry(Hardswish.self), entry(Flatten.self), entry(Softmax.self),
     entry(Dropout.self), entry(Add.self), entry(Cat.self), entry(LayerNormLayer.self), entry(PatchEmbedding.self),
-    entry(TransformerBlock.self), entry(ClassTokenLayer.self),
+    entry(TransformerBlock.self), entry(ClassTokenLayer.self), entry(Embedding.self), entry(IndexSelect.self),
+    entry(CompareOp<EqualKind>.self), entry(CompareOp<LessKind>.self), entry(CompareOp<GreaterKind>.self), entry(Where.self), entry(Cast.self),
 ]
 
 private func entry<T: Op>(_ type: T.Type) -> (kind: String, make: OpRegistry.Maker) {
