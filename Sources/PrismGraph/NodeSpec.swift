@@ -120,9 +120,9 @@ public struct GraphAnalysis: Sendable {
                 inputs.append(v)
             }
             guard definition.arity.contains(inputs.count) else {
-                let wanted = definition.arity.count == 1 ? "\(definition.arity.lowerBound)"
-                    : definition.arity.upperBound == Int.max ? "at least \(definition.arity.lowerBound)" : "\(definition.arity.lowerBound) to \(definition.arity.upperBound)"
-                throw fail("takes \(wanted) input\(definition.arity.lowerBound == 1 && definition.arity.count == 1 ? "" : "s"), got \(inputs.count)")
+                let (low, high) = (definition.arity.lowerBound, definition.arity.upperBound)
+                let wanted = low == high ? "\(low)" : high == Int.max ? "at least \(low)" : "\(low) to \(high)"
+                throw fail("takes \(wanted) input\(low == 1 && high == 1 ? "" : "s"), got \(inputs.count)")
             }
             let shapes = inputs.map { $0 == 0 ? inputShape : nodes[$0 - 1].info.output }
             let types = inputs.map { $0 == 0 ? inputType : nodes[$0 - 1].info.type }

@@ -113,7 +113,7 @@ public struct Pool2DConfig: OpConfig {
         if op == MaxPool2DSchema.kind, count_include_pad != nil { throw TensorError("count_include_pad applies to avgpool2d only") }
         let ceil = ceil_mode ?? false
         let (ph, pw) = paddings
-        guard 2 * ph <= kernel_size.h, 2 * pw <= kernel_size.w else {
+        guard ph <= kernel_size.h / 2, pw <= kernel_size.w / 2 else {
             throw TensorError("padding \(padding ?? SizePair(0)) is more than half the kernel \(kernel_size)")
         }
         return [c, try slidingLength(h, kernel: kernel_size.h, stride: strides.0, padding: ph, ceil: ceil),
@@ -402,17 +402,19 @@ public enum PatchEmbeddingSchema: OpSchema {
         guard p > 0, d > 0, h >= p, w >= p, h % p == 0, w % p == 0 else {
             throw TensorError("needs a positive patch that splits the image and a positive width")
         }
-        guard let tokens = HostMemory.product([h / p, w / p]) else { throw TensorError("has more patches than an Int can count") }
+        guard let tokens = HostMemory.product([h / p, w / p]), tokens < Int.max else { throw TensorError("has more patches than an Int can count") }
         return [tokens + 1, d]
     }
 
     public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
         let (c, h, w, p, d) = (config.channels, config.height, config.width, config.patch, config.dim)
-        return [("proj.weight", [d, c, p, p]), ("proj.bias", [d]), ("cls_token", [1, 1, d]), ("pos_embed", [1, (h / max(p, 1)) * (w / max(p, 1)) + 1, d])]
+        // Called after outputShape accepted the sizes: the patch count and one more fit an Int.
+        let tokens = HostMemory.product([h / max(p, 1), w / max(p, 1)]) ?? 0
+        return [("proj.weight", [d, c, p, p]), ("proj.bias", [d]), ("cls_token", [1, 1, d]), ("pos_embed", [1, tokens &+ 1, d])]
     }
 
     public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double {
-        2 * Double(config.dim * config.channels * config.patch * config.patch) * Double(output[0] - 1)
+        2 * Double(config.dim) * Double(config.channels) * Double(config.patch) * Double(config.patch) * Double(output[0] - 1)
     }
 }
 
@@ -428,6 +430,9 @@ public enum TransformerBlockSchema: OpSchema {
     public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
         let (d, heads, m) = (config.dim, config.heads, config.mlp_dim)
         guard d > 0, heads > 0, m > 0, d % heads == 0 else { throw TensorError("needs positive sizes and a width that splits into the heads") }
+        guard HostMemory.product([7, d]).flatMap({ $0.addingReportingOverflow(m).overflow ? nil : $0 }) != nil else {
+            throw TensorError("width \(d) and MLP width \(m) are too large")
+        }
         guard inputs[0].count == 2, inputs[0][1] == d else { throw TensorError("expects [T, \(d)]") }
         return inputs[0]
     }
@@ -443,8 +448,10 @@ public enum TransformerBlockSchema: OpSchema {
     /// maps are kept, the probabilities.
     public static func workspaceElements(_ config: Config, inputs: Shapes, output: [Int]) -> Int {
         let t = output[0]
-        return HostMemory.product([t, 7 * config.dim + config.mlp_dim]).flatMap { a in
-            HostMemory.product([config.heads, t, t]).map { a + $0 } } ?? .max
+        // outputShape checked that 7·dim + mlp_dim fits an Int.
+        guard let a = HostMemory.product([t, 7 * config.dim + config.mlp_dim]), let b = HostMemory.product([config.heads, t, t]),
+              case let (sum, false) = a.addingReportingOverflow(b) else { return .max }
+        return sum
     }
 
     public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double {
