@@ -106,19 +106,7 @@ public final class IntTensor: CustomStringConvertible {
 
     /// A view with another shape of the same element count; one dimension may be -1 (inferred).
     public func reshaped(_ newShape: [Int]) throws -> IntTensor {
-        var resolved = newShape
-        let known = newShape.filter { $0 != -1 }.reduce(1, *)
-        let inferred = newShape.indices.filter { newShape[$0] == -1 }
-        guard inferred.count <= 1, newShape.allSatisfy({ $0 >= -1 }) else {
-            throw TensorError.shape("reshape", "invalid target shape", shape, newShape)
-        }
-        if let i = inferred.first {
-            guard known > 0, count % known == 0 else { throw TensorError.shape("reshape", "cannot infer -1", shape, newShape) }
-            resolved[i] = count / known
-        }
-        guard resolved.reduce(1, *) == count else {
-            throw TensorError.shape("reshape", "element counts differ", shape, newShape)
-        }
+        let resolved = try reshapeTarget(newShape, of: shape)
         return try IntTensor(engine: engine, shape: resolved, storage: storage, dtype: dtype)
     }
 

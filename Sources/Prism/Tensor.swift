@@ -111,19 +111,7 @@ public final class Tensor: CustomStringConvertible {
 
     /// A view with another shape of the same element count; one dimension may be -1 (inferred).
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
-        var resolved = newShape
-        let known = newShape.filter { $0 != -1 }.reduce(1, *)
-        let inferred = newShape.indices.filter { newShape[$0] == -1 }
-        guard inferred.count <= 1, newShape.allSatisfy({ $0 >= -1 }) else {
-            throw TensorError.shape("reshape", "invalid target shape", shape, newShape)
-        }
-        if let i = inferred.first {
-            guard known > 0, count % known == 0 else { throw TensorError.shape("reshape", "cannot infer -1", shape, newShape) }
-            resolved[i] = count / known
-        }
-        guard resolved.reduce(1, *) == count else {
-            throw TensorError.shape("reshape", "element counts differ", shape, newShape)
-        }
+        let resolved = try reshapeTarget(newShape, of: shape)
         let view = try Tensor(engine: engine, shape: resolved, storage: storage)
         let original = shape
         view.record(inputs: [self]) { g in [try g.reshaped(original)] }
@@ -140,4 +128,24 @@ public final class Tensor: CustomStringConvertible {
     public func detached() throws -> Tensor {
         try Tensor(engine: engine, shape: shape, storage: storage)
     }
+}
+
+/// `newShape` with its one -1 (if any) inferred, for a reshape of a tensor of `shape`.
+/// - Throws: `TensorError` naming both shapes when the target is invalid or counts differ.
+func reshapeTarget(_ newShape: [Int], of shape: [Int]) throws -> [Int] {
+    let count = shape.reduce(1, *)
+    var resolved = newShape
+    let known = newShape.filter { $0 != -1 }.reduce(1, *)
+    let inferred = newShape.indices.filter { newShape[$0] == -1 }
+    guard inferred.count <= 1, newShape.allSatisfy({ $0 >= -1 }) else {
+        throw TensorError.shape("reshape", "invalid target shape", shape, newShape)
+    }
+    if let i = inferred.first {
+        guard known > 0, count % known == 0 else { throw TensorError.shape("reshape", "cannot infer -1", shape, newShape) }
+        resolved[i] = count / known
+    }
+    guard resolved.reduce(1, *) == count else {
+        throw TensorError.shape("reshape", "element counts differ", shape, newShape)
+    }
+    return resolved
 }
