@@ -41,7 +41,7 @@ public protocol ReLUFusable: Op {
 /// value between them has no other reader and is not captured.
 enum Fusion {
     static func match(at i: Int, _ context: FusionContext) -> FusedRun? {
-        let model = context.model, ops = model.ops
+        let model = context.model, ops = model.ops, taped = model.engine.isGradEnabled
         guard let layer = ops[i] as? any ReLUFusable else { return nil }
         var last = i
         var norm: BatchNormLayer?
@@ -55,7 +55,7 @@ enum Fusion {
             last += 1
         }
         var pooled = false
-        if let conv = layer as? Conv2DLayer, conv.groups == 1, !model.engine.isGradEnabled, Conv2DKernels.supportsPooling(model.engine),
+        if let conv = layer as? Conv2DLayer, conv.groups == 1, !taped, Conv2DKernels.supportsPooling(model.engine),
            context.chained(last), let pool = ops[last + 1] as? MaxPool2DLayer, pool.config.kernel_size == SizePair(2), pool.stride == (2, 2),
            (pool.config.padding ?? SizePair(0)) == SizePair(0), !(pool.config.ceil_mode ?? false) {
             let output = model.graph.nodes[i].info.output

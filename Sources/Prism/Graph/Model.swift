@@ -16,6 +16,16 @@ public final class Model {
     private let normalization: (mean: Tensor, inverseStd: Tensor)?
     /// How many nodes read each value (the output counts once more).
     private let readers: [Int]
+    /// The fusion plan (one optional fused run per starting node) for each way the model has run:
+    /// training or not, on the tape or not, which nodes captured.
+    private var plans: [PlanKey: [FusedRun?]] = [:]
+    private let plansLock = NSLock()
+
+    private struct PlanKey: Hashable {
+        var training: Bool
+        var taped: Bool
+        var captured: Set<Int>
+    }
 
     /// Builds `spec`'s nodes with PyTorch's default initialization, seeded.
     /// - Throws: `TensorError` naming the node whose op, attributes or shapes do not fit, or when the
@@ -163,10 +173,10 @@ public final class Model {
                 for name in names { captured[name] = out }
             }
         }
+        let plan = fusionPlan(PlanKey(training: training, taped: engine.isGradEnabled, captured: Set(captureNodes.keys)))
         var i = 0
         while i < ops.count {
-            let context = FusionContext(model: self, captured: Set(captureNodes.keys), readers: readers, training: training)
-            if let fused = Fusion.match(at: i, context), case let .float(input)? = values[graph.nodes[i].inputs[0]] {
+            if let fused = plan[i], case let .float(input)? = values[graph.nodes[i].inputs[0]] {
                 keep(try fused.run(input), fused.last)
                 for n in i...fused.last { release(n) }
                 i = fused.last + 1
@@ -183,6 +193,15 @@ public final class Model {
             i += 1
         }
         return (try values[graph.output]!.float(), captured)
+    }
+
+    /// The fusion plan for `key`, matched once and kept.
+    private func fusionPlan(_ key: PlanKey) -> [FusedRun?] {
+        if let plan = plansLock.withLock({ plans[key] }) { return plan }
+        let context = FusionContext(model: self, captured: key.captured, readers: readers, training: key.training)
+        let plan = ops.indices.map { Fusion.match(at: $0, context) }
+        plansLock.withLock { plans[key] = plan }
+        return plan
     }
 
     /// Every value of a forward pass, node by node without fusion: [0] the (normalized) input, [i + 1]
