@@ -40,9 +40,10 @@ let package = Package(
             path: "Kernels",
             plugins: ["EmbedKernels"]
         ),
+        // The tuning table's format lives in PrismFormats (fuzzed without OpenCL).
         .target(
             name: "PrismCL",
-            dependencies: ["COpenCL", "PrismKernels"]
+            dependencies: ["COpenCL", "PrismKernels", "PrismFormats"]
         ),
         // zlib (Debian: zlib1g-dev), for gzip-compressed datasets, linked from its static archive so
         // that a release binary needs no libz at run time.
@@ -77,11 +78,17 @@ let package = Package(
         ),
         // Plain-Swift implementations (Double accumulation): the oracle every kernel is checked against.
         .target(name: "PrismReference"),
-        // The file parsers (safetensors, .npy, CSV, IDX) and the host memory budget, without the
-        // OpenCL stack, so that the fuzz targets in Fuzz/ can link them alone.
+        // The file parsers (safetensors, .npy, CSV, IDX, segmentation maps, column groups, tuning
+        // tables) and the host memory budget, without the OpenCL stack, so that the fuzz targets in
+        // Fuzz/ can link them alone.
         .target(
             name: "PrismFormats",
             dependencies: ["PrismFiles", "CZlib"]
+        ),
+        // PNG and JPEG input files decoded to samples (no OpenCL: fuzzed with the parsers).
+        .target(
+            name: "PrismImages",
+            dependencies: ["PrismFormats", "CImageDecode"]
         ),
         // Model descriptions: ops' schemas, graphs, shape inference (no OpenCL: fuzzed with the parsers).
         .target(
@@ -91,7 +98,7 @@ let package = Package(
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismFormats", "PrismGraph", "PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
+            dependencies: ["PrismFormats", "PrismGraph", "PrismImages", "PrismCL", "PrismFiles", "CZlib"]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(

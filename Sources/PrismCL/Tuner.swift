@@ -1,4 +1,5 @@
 import Foundation
+import PrismFormats
 
 /// A search over a kernel file's tunables (`-D` defines): the defaults first, then a grid over the
 /// parameters that matter most (the others at their defaults), then seeded random candidates from
@@ -137,30 +138,5 @@ public struct TuningSearch {
         let improved = bestTime < defaultBest * (1 - minimumGain)
         return Outcome(best: improved ? best : defaults, bestMilliseconds: improved ? bestTime : defaultBest,
                        defaultMilliseconds: defaultBest, trials: trials, improved: improved)
-    }
-}
-
-extension TuningTable {
-    /// The table with `defines` recorded for `file` under the vendor and device keys (merged over
-    /// what the table already holds for that file there).
-    public func setting(_ defines: Defines, file: String, vendor: String, device: String) -> TuningTable {
-        var table = self
-        var vendors = table.vendors ?? [:]
-        var entry = vendors[vendor] ?? Vendor()
-        var devices = entry.devices ?? [:]
-        var files = devices[device] ?? [:]
-        files[file] = (files[file] ?? [:]).merging(defines) { $1 }
-        devices[device] = files
-        entry.devices = devices
-        vendors[vendor] = entry
-        table.vendors = vendors
-        return table
-    }
-
-    /// The table as pretty-printed JSON with sorted keys.
-    public func json() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(self)
     }
 }

@@ -1,59 +1,20 @@
 import Foundation
+import PrismFormats
 
-/// Per-device values of kernel tunables (`-D` defines), looked up vendor → device → default.
-///
-/// JSON layout (written by `prism-bench tune`, never by hand):
-/// ```
-/// { "default": { "matmul.cl": { "TILE": "16" } },
-///   "vendors": { "NVIDIA": { "default": { ... },
-///                            "devices": { "H100": { "matmul.cl": { "TILE": "32" } } } } } }
-/// ```
-/// Vendor and device keys match as case-insensitive substrings of the device's vendor (or
-/// platform) and name. For a kernel file, the most specific level that has an entry for that file
-/// wins, and the user's table (`PRISM_TUNING_FILE`) is searched before the shipped one.
-public struct TuningTable: Codable, Equatable, Sendable {
-    public typealias Defines = [String: String]
-
-    public struct Vendor: Codable, Equatable, Sendable {
-        public var `default`: [String: Defines]?
-        public var devices: [String: [String: Defines]]?
-        public init(default: [String: Defines]? = nil, devices: [String: [String: Defines]]? = nil) {
-            self.default = `default`
-            self.devices = devices
-        }
-    }
-
-    public var `default`: [String: Defines]?
-    public var vendors: [String: Vendor]?
-
-    public init(default: [String: Defines]? = nil, vendors: [String: Vendor]? = nil) {
-        self.default = `default`
-        self.vendors = vendors
-    }
-
-    /// The defines for `file` on `device` from this table alone, or nil when no level has an entry.
+extension TuningTable {
+    /// The defines for `file` on `device` from this table alone, or nil when no level has an entry
+    /// (vendor keys match the device's vendor or platform, device keys its name).
     public func defines(for file: String, device: DeviceInfo) -> Defines? {
-        let vendorText = (device.vendor + " " + device.platform).lowercased()
-        let name = device.name.lowercased()
-        // Longest matching key first, so "H100 PCIe" beats "H100".
-        for (vendorKey, vendor) in (vendors ?? [:]).sorted(by: { $0.key.count > $1.key.count })
-        where vendorText.contains(vendorKey.lowercased()) {
-            for (deviceKey, files) in (vendor.devices ?? [:]).sorted(by: { $0.key.count > $1.key.count })
-            where name.contains(deviceKey.lowercased()) {
-                if let d = files[file] { return d }
-            }
-            if let d = vendor.default?[file] { return d }
-        }
-        return self.default?[file]
+        defines(for: file, vendor: device.vendor + " " + device.platform, deviceName: device.name)
     }
 
-    /// Decodes a table.
-    /// - Throws: `CLError.invalidArgument` naming `source` when the JSON does not have the layout above.
+    /// Decodes a table (see `TuningTable.parse`).
+    /// - Throws: `CLError.invalidArgument` naming `source` when the JSON does not have the table's layout.
     public static func decode(_ data: Data, source: String) throws -> TuningTable {
         do {
-            return try JSONDecoder().decode(TuningTable.self, from: data)
-        } catch {
-            throw CLError.invalidArgument("tuning table \(source): not a valid table (\(error))")
+            return try parse(data, source: source)
+        } catch let error as DataError {
+            throw CLError.invalidArgument(error.message)
         }
     }
 }

@@ -78,95 +78,35 @@ public struct FeatureGroups: Equatable, Sendable {
 extension FeatureGroups {
     /// Groups from a segmentation map file (see `segments(_:channels:height:width:)`): a NumPy `.npy`
     /// array of integers (int8…int64, uint8…uint64, or floats holding whole numbers; C order) or a JSON
-    /// array of integers, flat or nested, with height × width labels.
+    /// array of integers, flat or nested, with height × width labels (read by `SegmentationMap`).
     /// - Throws: `ExplainError` naming the file: unreadable, not a .npy or JSON array of integers, an
     ///   unsupported dtype, or a label count that does not fit the image.
     public static func segments(file path: String, channels: Int, height: Int, width: Int) throws -> FeatureGroups {
         guard let data = FileManager.default.contents(atPath: path) else { throw ExplainError("\(path): cannot read the segmentation map") }
         let labels: [Int]
-        if path.lowercased().hasSuffix(".npy") {
-            let array = try npyIntegers(Array(data), path: path)
-            guard [[height, width], [height * width], [1, height, width]].contains(array.shape) else {
-                throw ExplainError("\(path): segmentation map has shape \(array.shape), the image needs [\(height), \(width)] (or [\(height * width)])")
-            }
-            labels = array.values
-        } else {
-            labels = try jsonIntegers(data, path: path)
-        }
-        guard labels.count == height * width else {
-            throw ExplainError("\(path): segmentation map has \(labels.count) labels, the \(height)×\(width) image needs \(height * width)")
+        do {
+            labels = try SegmentationMap.labels(Array(data), path: path, height: height, width: width)
+        } catch let error as DataError {
+            throw ExplainError(error.message)
         }
         return try segments(labels, channels: channels, height: height, width: width)
     }
 
     /// Tabular groups of columns: each group is one feature; columns in no group are features of their
-    /// own, after the groups. Returns the groups and the features' names (group names, then the
-    /// remaining columns' names).
+    /// own, after the groups (see `ColumnGroups.featureMap`). Returns the groups and the features'
+    /// names (group names, then the remaining columns' names).
     /// - Parameters:
     ///   - groups: (name, column indices) per group, in order.
     ///   - columnNames: every column's name.
     /// - Throws: `ExplainError` for an empty group, a column outside the data or in two groups, two
     ///   groups of one name, or a group named as a column that is in no group.
     public static func columns(_ groups: [(name: String, columns: [Int])], columnNames: [String]) throws -> (groups: FeatureGroups, names: [String]) {
-        var map = [Int32](repeating: -1, count: columnNames.count)
-        var names: [String] = []
-        for (g, group) in groups.enumerated() {
-            guard !group.columns.isEmpty else { throw ExplainError("feature groups: group '\(group.name)' has no columns") }
-            for c in group.columns {
-                guard c >= 0, c < columnNames.count else {
-                    throw ExplainError("feature groups: group '\(group.name)' names column \(c), the data has \(columnNames.count)")
-                }
-                guard map[c] < 0 else {
-                    throw ExplainError("feature groups: column '\(columnNames[c])' is in group '\(groups[Int(map[c])].name)' and in '\(group.name)'")
-                }
-                map[c] = Int32(g)
-            }
-            names.append(group.name)
-        }
-        if let repeated = names.indices.first(where: { names[..<$0].contains(names[$0]) }) {
-            throw ExplainError("feature groups: two groups are named '\(names[repeated])'")
-        }
-        for c in map.indices where map[c] < 0 {
-            guard !names.contains(columnNames[c]) else {
-                throw ExplainError("feature groups: group '\(columnNames[c])' has the name of column '\(columnNames[c])', which is in no group (name the group otherwise or put the column in it)")
-            }
-            map[c] = Int32(names.count)
-            names.append(columnNames[c])
+        let map: [Int32], names: [String]
+        do {
+            (map, names) = try ColumnGroups.featureMap(groups, columnNames: columnNames)
+        } catch let error as DataError {
+            throw ExplainError(error.message)
         }
         return (try FeatureGroups(elementFeature: map, featureCount: names.count), names)
     }
-}
-
-/// The integers of a NumPy .npy file (format 1.0–3.0, little-endian or single-byte types, C order;
-/// integers, booleans or floats holding whole numbers, read by `NumPyArray`) and the array's shape.
-func npyIntegers(_ bytes: [UInt8], path: String) throws -> (values: [Int], shape: [Int]) {
-    do {
-        let array = try NumPyArray.parse(bytes, name: path)
-        return (try array.integers(name: path), array.shape)
-    } catch let error as DataError {
-        throw ExplainError(error.message)
-    }
-}
-
-/// The integers of a JSON array, flat or nested.
-func jsonIntegers(_ data: Data, path: String) throws -> [Int] {
-    /// An integer or an array of them, nested.
-    enum Labels: Decodable {
-        case one(Int)
-        case many([Labels])
-        init(from decoder: Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let n = try? container.decode(Int.self) { self = .one(n) } else { self = .many(try container.decode([Labels].self)) }
-        }
-        var flat: [Int] {
-            switch self {
-            case let .one(n): return [n]
-            case let .many(list): return list.flatMap(\.flat)
-            }
-        }
-    }
-    guard let labels = try? JSONDecoder().decode([Labels].self, from: data) else {
-        throw ExplainError("\(path): not a JSON array of integer labels")
-    }
-    return labels.flatMap(\.flat)
 }

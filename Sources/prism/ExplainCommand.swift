@@ -257,35 +257,10 @@ func sampleBackground(_ train: LabeledData, count: Int, seed: UInt64) throws -> 
     return (values, chosen)
 }
 
-/// The column groups of a `--groups` file: [{"name": …, "columns": [names or 0-based indices]}, …].
+/// The column groups of a `--groups` file: [{"name": …, "columns": [names or 0-based indices]}, …]
+/// (read by `ColumnGroups.parse`).
 /// - Throws: `DataError` naming the file and the group for malformed JSON or an unknown column.
 func readColumnGroups(path: String, columnNames: [String]) throws -> [(name: String, columns: [Int])] {
-    /// A column by name or index.
-    enum Column: Decodable {
-        case name(String), index(Int)
-        init(from decoder: Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if let i = try? c.decode(Int.self) { self = .index(i) } else { self = .name(try c.decode(String.self)) }
-        }
-    }
-    struct Group: Decodable { let name: String; let columns: [Column] }
     guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read the groups file") }
-    guard let groups = try? JSONDecoder().decode([Group].self, from: data) else {
-        throw DataError("\(path): not a JSON array of {\"name\": …, \"columns\": [names or indices]} groups")
-    }
-    if let repeated = groups.indices.first(where: { i in groups[..<i].contains { $0.name == groups[i].name } }) {
-        throw DataError("\(path): two groups are named '\(groups[repeated].name)'")
-    }
-    return try groups.map { group in
-        (group.name, try group.columns.map { column in
-            switch column {
-            case let .index(i): return i
-            case let .name(n):
-                guard let i = columnNames.firstIndex(of: n) else {
-                    throw DataError("\(path): group '\(group.name)' names column '\(n)', not among \(columnNames.joined(separator: ", "))")
-                }
-                return i
-            }
-        })
-    }
+    return try ColumnGroups.parse(Array(data), path: path, columnNames: columnNames)
 }

@@ -1,5 +1,6 @@
 import Foundation
 import PrismCL
+import PrismFormats
 import PrismTestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 @testable import PrismCL
+import PrismFormats
 import PrismTestSupport
 import Testing
 

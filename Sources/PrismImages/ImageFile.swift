@@ -1,5 +1,6 @@
 import CImageDecode
 import Foundation
+import PrismFormats
 
 /// An image decoded from a PNG or JPEG file: samples in [0, 1], channels first (C × H × W).
 ///
