@@ -172,6 +172,10 @@ let package = Package(
             dependencies: ["PrismReport", "PrismExplain", "CZlib", "PrismTestSupport"]
         ),
         .testTarget(
+            name: "PrismONNXTests",
+            dependencies: ["PrismONNX", "Prism", "PrismCL", "PrismTestSupport"]
+        ),
+        .testTarget(
             name: "PrismTests",
             dependencies: ["Prism", "PrismCL", "PrismReference", "PrismTestSupport", "CZlib"]
         ),
