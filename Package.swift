@@ -100,7 +100,7 @@ let package = Package(
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismFormats", "PrismGraph", "PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
+            dependencies: ["PrismFormats", "PrismGraph", "PrismONNX", "PrismCL", "PrismFiles", "CZlib", "CImageDecode"]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(
