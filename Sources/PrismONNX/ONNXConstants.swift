@@ -29,14 +29,14 @@ struct Attributes {
     func int(_ name: String, _ fallback: Int) throws -> Int {
         guard let a = map[name] else { return fallback }
         guard a.type == .int || (a.type == .undefined && a.hasI) else { throw site.fail("attribute '\(name)' is not an integer") }
-        guard let v = Int(exactly: a.i), abs(v) <= Int(Int32.max) else { throw site.fail("attribute '\(name)' = \(a.i) is out of range") }
-        return v
+        guard (-Int64(Int32.max)...Int64(Int32.max)).contains(a.i) else { throw site.fail("attribute '\(name)' = \(a.i) is out of range") }
+        return Int(a.i)
     }
 
     func ints(_ name: String) throws -> [Int]? {
         guard let a = map[name] else { return nil }
         guard a.type == .ints || (a.type == .undefined && !a.ints.isEmpty) else { throw site.fail("attribute '\(name)' is not a list of integers") }
-        guard a.ints.allSatisfy({ abs($0) <= Int64(Int32.max) }) else { throw site.fail("attribute '\(name)' = \(a.ints) is out of range") }
+        guard a.ints.allSatisfy({ (-Int64(Int32.max)...Int64(Int32.max)).contains($0) }) else { throw site.fail("attribute '\(name)' = \(a.ints) is out of range") }
         return a.ints.map { Int($0) }
     }
 
@@ -111,8 +111,7 @@ extension ONNXImporter {
             return .int(IntConstant(shape: indices.shape, values: values))
         case "Unsqueeze", "Squeeze":
             guard let data = int(0) else { return nil }
-            let a = try Attributes(node, site: site, known: [])
-            _ = a
+            _ = try Attributes(node, site: site, known: [])
             let axes = try int(1).map { try fixed($0, "axes") }
             var shape = data.shape
             if node.opType == "Unsqueeze" {
@@ -145,16 +144,14 @@ extension ONNXImporter {
             guard s.count == 1, e.count == 1, axes == [0] || axes == [-1], steps.count == 1, steps[0] != 0 else {
                 throw site.fail("Prism folds Slice along axis 0 with one start, end and nonzero step")
             }
-            let step = steps[0]
+            let step = min(max(steps[0], -n - 1), n + 1)  // a longer step takes one entry, as the given one does
             func clamp(_ v: Int, _ low: Int, _ high: Int) -> Int { min(max(v < 0 ? v + n : v, low), high) }
             var out: [Dim] = []
             if step > 0 {
-                var i = clamp(s[0], 0, n)
-                while i < clamp(e[0], 0, n) { out.append(data.values[i]); i += step }
+                for i in stride(from: clamp(s[0], 0, n), to: clamp(e[0], 0, n), by: step) { out.append(data.values[i]) }
             } else {
-                var i = clamp(s[0], 0, n - 1)
                 let end = e[0] < -n ? -1 : clamp(e[0], -1, n - 1)
-                while i > end { out.append(data.values[i]); i += step }
+                for i in stride(from: clamp(s[0], 0, n - 1), to: end, by: step) { out.append(data.values[i]) }
             }
             return .int(IntConstant(shape: [out.count], values: out))
         case "Cast":
