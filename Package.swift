@@ -10,11 +10,14 @@ let package = Package(
         .library(name: "PrismReference", targets: ["PrismReference"]),
         .library(name: "PrismFiles", targets: ["PrismFiles"]),
         .library(name: "PrismFormats", targets: ["PrismFormats"]),
+        .library(name: "PrismONNX", targets: ["PrismONNX"]),
         .executable(name: "prism", targets: ["prism"]),
         .executable(name: "prism-bench", targets: ["prism-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // ONNX files are protobuf; Sources/PrismONNX/Generated is generated against this exact version.
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
     ],
     targets: [
         // OpenCL C API through the ICD loader (Debian: ocl-icd-opencl-dev, opencl-headers).
@@ -95,10 +98,17 @@ let package = Package(
             name: "PrismGraph",
             dependencies: ["PrismFormats"]
         ),
+        // ONNX import: a ModelProto as a model description and its parameters (no OpenCL: fuzzed with
+        // the parsers). Generated/onnx.pb.swift comes from Sources/PrismONNX/Generated/generate-onnx-swift.
+        .target(
+            name: "PrismONNX",
+            dependencies: ["PrismGraph", "PrismFormats", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/generate-onnx-swift"]
+        ),
         // Tensors, ops, autograd, layers, optimizers.
         .target(
             name: "Prism",
-            dependencies: ["PrismFormats", "PrismGraph", "PrismImages", "PrismCL", "PrismFiles", "CZlib"]
+            dependencies: ["PrismFormats", "PrismGraph", "PrismONNX", "PrismImages", "PrismCL", "PrismFiles", "CZlib"]
         ),
         // Explanations: maskers, the batched evaluator, Shapley estimators, attributions, metrics.
         .target(
@@ -168,6 +178,10 @@ let package = Package(
         .testTarget(
             name: "PrismReportTests",
             dependencies: ["PrismReport", "PrismExplain", "CZlib", "PrismTestSupport"]
+        ),
+        .testTarget(
+            name: "PrismONNXTests",
+            dependencies: ["PrismONNX", "Prism", "PrismCL", "PrismTestSupport"]
         ),
         .testTarget(
             name: "PrismTests",

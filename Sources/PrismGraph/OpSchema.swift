@@ -88,6 +88,12 @@ public struct OpDefinition: Sendable {
                                 flops: S.flops(config, inputs: inputs, output: output))
         }
     }
+
+    /// A node of this kind checked alone: its attributes decoded against inputs of these shapes and types.
+    /// - Throws: `DecodingError` for attributes that do not decode, `TensorError` for inputs that do not fit.
+    public func check(attributes: [String: JSONValue], shapes: Shapes, types: [ElementType]) throws -> NodeAnalysis {
+        try analyze(attributes, shapes, types)
+    }
 }
 
 /// What static analysis knows about one node.

@@ -10,7 +10,7 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "The model file (safetensors written by prism train).")
+    @Option(help: "The model file: safetensors written by prism train, or an ONNX export (.onnx).")
     var model: String
 
     @Flag(help: "Print JSON.")

@@ -24,7 +24,7 @@ struct ExplainCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "The model file (safetensors written by prism train).")
+    @Option(help: "The model file: safetensors written by prism train, or an ONNX export (.onnx).")
     var model: String
 
     @Option(parsing: .unconditional, help: "Test-set examples to explain: I or I,J,…")

@@ -11,7 +11,7 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var inputOptions: InputOptions
 
-    @Option(help: "The model file (safetensors written by prism train).")
+    @Option(help: "The model file: safetensors written by prism train, or an ONNX export (.onnx).")
     var model: String
 
     @Option(parsing: .unconditional, help: "Index of the example in the test set (without --input).")

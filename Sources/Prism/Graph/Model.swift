@@ -1,4 +1,5 @@
 import Foundation
+import PrismONNX
 
 /// A model: the graph of a `ModelSpec` built on an engine, one op per node, run in the nodes'
 /// (topological) order. Parameters are named `<node>.<name>` as the nodes' PyTorch modules name
@@ -323,19 +324,21 @@ public final class Model {
 
     /// Rebuilds a model from a file written by `save` (or by PyTorch, given `spec`): every tensor of
     /// the file must be a parameter of the model (see `loadStateDict`), except the optimizer's
-    /// tensors of a training checkpoint.
+    /// tensors of a training checkpoint. A `.onnx` file (without `spec`) is imported (`ONNXModel`):
+    /// its graph is the architecture and its initializers the tensors; `file` then has no metadata.
     /// - Parameter spec: the architecture when the file carries none.
     /// - Throws: `DataError` naming the file and the missing, mismatched, non-finite or unexpected tensor.
     public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Model, file: SafetensorsFile) {
-        try ForeignModelFile.refusePyTorchPickle(path: path)
-        let file = try SafetensorsFile.read(path: path)
+        let file: SafetensorsFile
         let resolved: ModelSpec
-        if let spec {
-            resolved = spec
-        } else if let json = file.metadata[specMetadataKey] {
-            resolved = try ModelSpec.decode(json: json, source: path)
+        if spec == nil, ONNXModel.isONNX(path: path) {
+            // An ONNX export: its graph imported as the architecture, its initializers as the tensors.
+            let (imported, tensors) = try ONNXModel.read(path: path)
+            (resolved, file) = (imported, SafetensorsFile(tensors: tensors))
         } else {
-            throw DataError("\(path): no '\(specMetadataKey)' metadata; pass the architecture")
+            try ForeignModelFile.refusePyTorchPickle(path: path)
+            file = try SafetensorsFile.read(path: path)
+            resolved = try resolveSpec(spec, file: file, path: path)
         }
         // The file's tensors against the architecture before anything is built: a description
         // claiming 2^40 outputs over a [10, 128] weight is refused here, not after allocating.
@@ -361,5 +364,14 @@ public final class Model {
         let checkpoint = file.metadata[Trainer.stateMetadataKey] != nil
         try model.loadStateDict(checkpoint ? file.tensors.filter { !$0.key.hasPrefix(Trainer.optimizerTensorPrefix) } : file.tensors, source: path)
         return (model, file)
+    }
+
+    /// The architecture of a safetensors model file: `spec` when given, else its metadata's.
+    private static func resolveSpec(_ spec: ModelSpec?, file: SafetensorsFile, path: String) throws -> ModelSpec {
+        if let spec { return spec }
+        guard let json = file.metadata[specMetadataKey] else {
+            throw DataError("\(path): no '\(specMetadataKey)' metadata; pass the architecture")
+        }
+        return try ModelSpec.decode(json: json, source: path)
     }
 }

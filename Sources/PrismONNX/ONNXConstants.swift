@@ -1,0 +1,208 @@
+import Foundation
+import PrismFormats
+import PrismGraph
+
+// Folding at import: `Constant` nodes and the shape arithmetic that PyTorch's exporters write around
+// a `Reshape` (`x.view(x.size(0), -1)` becomes Shape → Gather → Unsqueeze → Concat → Reshape), on
+// integer constants whose entries may be the batch size.
+
+/// An ONNX node's attributes, refused unless the importer reads them.
+struct Attributes {
+    let map: [String: Onnx_AttributeProto]
+    let site: Site
+
+    /// - Throws: `DataError` naming the first attribute not in `known`.
+    init(_ node: Onnx_NodeProto, site: Site, known: Set<String>) throws {
+        var map: [String: Onnx_AttributeProto] = [:]
+        for attribute in node.attribute {
+            guard known.contains(attribute.name) else {
+                let reads = known.isEmpty ? "reads no attributes" : "reads \(known.sorted().joined(separator: ", "))"
+                throw site.fail("attribute '\(attribute.name)' is not supported; Prism's import of \(node.opType) \(reads)")
+            }
+            map[attribute.name] = attribute
+        }
+        (self.map, self.site) = (map, site)
+    }
+
+    func has(_ name: String) -> Bool { map[name] != nil }
+
+    func int(_ name: String, _ fallback: Int) throws -> Int {
+        guard let a = map[name] else { return fallback }
+        guard a.type == .int || (a.type == .undefined && a.hasI) else { throw site.fail("attribute '\(name)' is not an integer") }
+        guard (-Int64(Int32.max)...Int64(Int32.max)).contains(a.i) else { throw site.fail("attribute '\(name)' = \(a.i) is out of range") }
+        return Int(a.i)
+    }
+
+    func ints(_ name: String) throws -> [Int]? {
+        guard let a = map[name] else { return nil }
+        guard a.type == .ints || (a.type == .undefined && !a.ints.isEmpty) else { throw site.fail("attribute '\(name)' is not a list of integers") }
+        guard a.ints.allSatisfy({ (-Int64(Int32.max)...Int64(Int32.max)).contains($0) }) else { throw site.fail("attribute '\(name)' = \(a.ints) is out of range") }
+        return a.ints.map { Int($0) }
+    }
+
+    func float(_ name: String, _ fallback: Float) throws -> Float {
+        guard let a = map[name] else { return fallback }
+        guard a.type == .float || (a.type == .undefined && a.hasF) else { throw site.fail("attribute '\(name)' is not a float") }
+        guard a.f.isFinite else { throw site.fail("attribute '\(name)' = \(a.f) is not finite") }
+        return a.f
+    }
+
+    func string(_ name: String) throws -> String? {
+        guard let a = map[name] else { return nil }
+        guard a.type == .string || (a.type == .undefined && a.hasS) else { throw site.fail("attribute '\(name)' is not a string") }
+        return String(decoding: a.s, as: UTF8.self)
+    }
+
+    func tensor(_ name: String) -> Onnx_TensorProto? { map[name].flatMap { $0.hasT ? $0.t : nil } }
+}
+
+/// A float attribute as the decimal it was written as (0.1, not 0.10000000149011612).
+func decimal(_ value: Float) -> JSONValue { .double(Double(String(describing: value)) ?? Double(value)) }
+
+/// A (height, width) attribute in a Prism node: one int when both are equal.
+func pair(_ h: Int, _ w: Int) -> JSONValue { h == w ? .int(h) : .array([.int(h), .int(w)]) }
+
+extension ONNXImporter {
+    /// A `Constant` node's value.
+    func constant(_ node: Onnx_NodeProto, site: Site) throws -> ONNXValue {
+        let a = try Attributes(node, site: site, known: ["value", "value_float", "value_floats", "value_int", "value_ints"])
+        guard a.map.count == 1 else { throw site.fail("needs exactly one of value, value_float(s), value_int(s)") }
+        if let t = a.tensor("value") {
+            do { return try t.constant() } catch let error as DataError { throw site.fail(error.message) }
+        }
+        if a.has("value_float") { return .float(HostTensor(shape: [], values: [try a.float("value_float", 0)])) }
+        if let f = a.map["value_floats"] { return .float(HostTensor(shape: [f.floats.count], values: f.floats)) }
+        if a.has("value_int") { return .int(IntConstant(shape: [], values: [.fixed(try a.int("value_int", 0))])) }
+        if let v = try a.ints("value_ints") { return .int(IntConstant(shape: [v.count], values: v.map { .fixed($0) })) }
+        throw site.fail("value of an unsupported kind; Prism imports float32 and int64 constants")
+    }
+
+    /// Folds the shape ops on integer constants: Shape, Gather, Unsqueeze, Squeeze, Concat, Slice,
+    /// Cast, Reshape, Add/Sub/Mul/Div. Nil when `node` is not one of these on constants.
+    func fold(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], site: Site) throws -> ONNXValue? {
+        func int(_ i: Int) -> IntConstant? { if i < inputs.count, case let .int(c)? = inputs[i] { return c } else { return nil } }
+        func fixed(_ c: IntConstant, _ what: String) throws -> [Int] {
+            try c.values.map { guard let v = $0.value else { throw site.fail("its \(what) depends on the batch size, which Prism does not fold here") }; return v }
+        }
+        func axis(_ a: Int, rank: Int) throws -> Int {
+            let r = a < 0 ? a + rank : a
+            guard r >= 0, r < rank else { throw site.fail("axis \(a) is outside rank \(rank)") }
+            return r
+        }
+        switch node.opType {
+        case "Shape":
+            guard inputs.count == 1, case let .node(name)? = inputs[0], let shape = shapes[name] else { return nil }
+            let a = try Attributes(node, site: site, known: ["start", "end"])
+            let full: [Dim] = [.batch] + shape.map { .fixed($0) }
+            let rank = full.count
+            func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + rank : v, 0), rank) }
+            let start = clamp(try a.int("start", 0)), end = clamp(try a.int("end", rank))
+            let values = start < end ? Array(full[start..<end]) : []
+            return .int(IntConstant(shape: [values.count], values: values))
+        case "Gather":
+            guard let data = int(0), let indices = int(1) else { return nil }
+            let a = try Attributes(node, site: site, known: ["axis"])
+            guard data.shape.count == 1, try a.int("axis", 0) == 0 else { throw site.fail("Prism folds Gather on one-dimensional constants only") }
+            let values = try fixed(indices, "index").map { i -> Dim in
+                let j = i < 0 ? i + data.values.count : i
+                guard data.values.indices.contains(j) else { throw site.fail("index \(i) is outside \(data.values.count) entries") }
+                return data.values[j]
+            }
+            return .int(IntConstant(shape: indices.shape, values: values))
+        case "Unsqueeze", "Squeeze":
+            guard let data = int(0) else { return nil }
+            _ = try Attributes(node, site: site, known: [])
+            let axes = try int(1).map { try fixed($0, "axes") }
+            var shape = data.shape
+            if node.opType == "Unsqueeze" {
+                guard let axes else { throw site.fail("needs its axes as the second input (opset 13)") }
+                let rank = shape.count + axes.count
+                for a in try axes.map({ try axis($0, rank: rank) }).sorted() { shape.insert(1, at: a) }
+            } else if let axes {
+                for a in try Set(axes.map { try axis($0, rank: shape.count) }).sorted(by: >) {
+                    guard shape[a] == 1 else { throw site.fail("axis \(a) of size \(shape[a]) cannot be squeezed") }
+                    shape.remove(at: a)
+                }
+            } else {
+                shape.removeAll { $0 == 1 }
+            }
+            return .int(IntConstant(shape: shape, values: data.values))
+        case "Concat":
+            let parts = inputs.compactMap { value -> IntConstant? in if case let .int(c)? = value { return c } else { return nil } }
+            guard parts.count == inputs.count, !parts.isEmpty else { return nil }
+            _ = try Attributes(node, site: site, known: ["axis"])
+            guard parts.allSatisfy({ $0.shape.count == 1 }) else { throw site.fail("Prism folds Concat of one-dimensional constants only") }
+            let values = parts.flatMap(\.values)
+            return .int(IntConstant(shape: [values.count], values: values))
+        case "Slice":
+            guard let data = int(0), let starts = int(1), let ends = int(2) else { return nil }
+            _ = try Attributes(node, site: site, known: [])
+            guard data.shape.count == 1 else { throw site.fail("Prism folds Slice of one-dimensional constants only") }
+            let n = data.values.count
+            let s = try fixed(starts, "starts"), e = try fixed(ends, "ends")
+            let axes = try int(3).map { try fixed($0, "axes") } ?? [0], steps = try int(4).map { try fixed($0, "steps") } ?? [1]
+            guard s.count == 1, e.count == 1, axes == [0] || axes == [-1], steps.count == 1, steps[0] != 0 else {
+                throw site.fail("Prism folds Slice along axis 0 with one start, end and nonzero step")
+            }
+            let step = min(max(steps[0], -n - 1), n + 1)  // a longer step takes one entry, as the given one does
+            func clamp(_ v: Int, _ low: Int, _ high: Int) -> Int { min(max(v < 0 ? v + n : v, low), high) }
+            var out: [Dim] = []
+            if step > 0 {
+                for i in stride(from: clamp(s[0], 0, n), to: clamp(e[0], 0, n), by: step) { out.append(data.values[i]) }
+            } else {
+                let end = e[0] < -n ? -1 : clamp(e[0], -1, n - 1)
+                for i in stride(from: clamp(s[0], 0, n - 1), to: end, by: step) { out.append(data.values[i]) }
+            }
+            return .int(IntConstant(shape: [out.count], values: out))
+        case "Cast":
+            guard inputs.count == 1, let value = inputs[0] else { return nil }
+            let to = try Attributes(node, site: site, known: ["to", "saturate", "round_mode"]).int("to", 0)
+            switch (value, Onnx_TensorProto.DataType(rawValue: to)) {
+            case (.int, .int64?), (.int, .int32?), (.float, .float?), (.node, .float?): return value
+            case let (.int(c), .float?):
+                return .float(HostTensor(shape: c.shape, values: try fixed(c, "value").map { Float($0) }))
+            default:
+                throw site.fail("casts to \(dataTypeName(Int32(clamping: to))); Prism imports Cast to float32 of float32 values and between int64 and int32 constants")
+            }
+        case "Reshape":
+            guard inputs.count == 2, let target = int(1) else { return nil }
+            let count: Int, make: ([Int]) -> ONNXValue
+            switch inputs[0] {
+            case let .int(c)?: (count, make) = (c.values.count, { .int(IntConstant(shape: $0, values: c.values)) })
+            case let .float(t)?: (count, make) = (t.values.count, { .float(HostTensor(shape: $0, values: t.values)) })
+            default: return nil
+            }
+            var shape = try fixed(target, "target shape")
+            if let i = shape.firstIndex(of: -1) {
+                let rest = shape.enumerated().filter { $0.offset != i }.map(\.element)
+                guard let known = HostMemory.product(rest), known > 0, count % known == 0 else { throw site.fail("cannot reshape \(count) values to \(shape)") }
+                shape[i] = count / known
+            }
+            guard shape.allSatisfy({ $0 >= 0 }), HostMemory.product(shape) == count else { throw site.fail("cannot reshape \(count) values to \(shape)") }
+            return make(shape)
+        case "Add", "Sub", "Mul", "Div":
+            guard inputs.count == 2, let a = int(0), let b = int(1) else { return nil }
+            _ = try Attributes(node, site: site, known: [])
+            let x = try fixed(a, "first input"), y = try fixed(b, "second input")
+            guard x.count == y.count || x.count == 1 || y.count == 1 else { throw site.fail("Prism folds \(node.opType) of constants of one shape (or a scalar)") }
+            let n = max(x.count, y.count)
+            let values = try (0..<n).map { i -> Dim in
+                let (p, q) = (x[x.count == 1 ? 0 : i], y[y.count == 1 ? 0 : i])
+                let (r, overflow): (Int, Bool)
+                switch node.opType {
+                case "Add": (r, overflow) = p.addingReportingOverflow(q)
+                case "Sub": (r, overflow) = p.subtractingReportingOverflow(q)
+                case "Mul": (r, overflow) = p.multipliedReportingOverflow(by: q)
+                default:
+                    guard q != 0 else { throw site.fail("divides by zero") }
+                    (r, overflow) = p.dividedReportingOverflow(by: q)
+                }
+                guard !overflow else { throw site.fail("overflows") }
+                return .fixed(r)
+            }
+            return .int(IntConstant(shape: x.count >= y.count ? a.shape : b.shape, values: values))
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import PrismFormats
+import PrismGraph
+
+/// Turns one ONNX ModelProto into a Prism model description, node by node in the file's
+/// (topological) order: constants are folded, graph ops become Prism nodes (see `translate`).
+///
+/// Refusals are `DataError`s of one line: `<file>: node '<name>' (<Op>, opset <n>): <what>; <what is
+/// supported>`, or `<file>: <what>` for the model as a whole (opset, input, initializers).
+struct ONNXImporter {
+    let source: String
+    let opset: Int
+    let graph: Onnx_GraphProto
+    /// The ONNX values seen so far, by name.
+    var values: [String: ONNXValue] = [:]
+    /// The per-example shape of each Prism value (node outputs and the model's input).
+    var shapes: [String: [Int]] = [:]
+    var nodes: [NodeSpec] = []
+    var tensors: [String: HostTensor] = [:]
+    /// How many times each ONNX value is read (by nodes and as a graph output).
+    var uses: [String: Int] = [:]
+    /// Linear nodes made from a MatMul, without a bias yet: node name → index in `nodes`.
+    var biasless: [String: Int] = [:]
+    /// The input's batch size when the file fixes it (a reshape to [that size, …] keeps the batch).
+    var fixedBatch: Int?
+    let inputShape: [Int]
+
+    /// Reads the model-level parts: the opset, the initializers and the one input.
+    /// - Throws: `DataError` naming the file and what does not import.
+    init(model: Onnx_ModelProto, source: String) throws {
+        self.source = source
+        guard model.hasGraph else { throw DataError("\(source): not an ONNX model: no graph") }
+        graph = model.graph
+        let defaults = model.opsetImport.filter { $0.domain.isEmpty || $0.domain == "ai.onnx" }
+        guard let version = defaults.first?.version else {
+            throw DataError("\(source): the model imports no opset of the default ONNX domain")
+        }
+        guard ONNXModel.opsets.contains(Int(clamping: version)) else {
+            throw DataError("\(source): opset \(version); Prism imports opsets \(ONNXModel.opsets.lowerBound)–\(ONNXModel.opsets.upperBound) (export with opset_version=17)")
+        }
+        opset = Int(version)
+        var constants: [String: ONNXValue] = [:]
+        for initializer in graph.initializer {
+            do {
+                constants[initializer.name] = try initializer.constant()
+            } catch let error as DataError {
+                throw DataError("\(source): \(error.message)")
+            }
+        }
+        let inputs = graph.input.filter { constants[$0.name] == nil }
+        guard inputs.count == 1, let input = inputs.first else {
+            throw DataError("\(source): the graph has \(inputs.count) inputs (\(inputs.map { "'\($0.name)'" }.joined(separator: ", "))); Prism imports models of one input")
+        }
+        guard case let .tensorType(tensor)? = input.type.value, tensor.hasShape else {
+            throw DataError("\(source): input '\(input.name)' is not a tensor of known rank")
+        }
+        guard tensor.elemType == Int32(Onnx_TensorProto.DataType.float.rawValue) else {
+            throw DataError("\(source): input '\(input.name)' has dtype \(dataTypeName(tensor.elemType)); Prism imports float32 inputs")
+        }
+        let dims = tensor.shape.dim
+        guard dims.count >= 2 else {
+            throw DataError("\(source): input '\(input.name)' has rank \(dims.count); Prism needs a batch axis and at least one more")
+        }
+        if case let .dimValue(n)? = dims[0].value {
+            guard n > 0 else { throw DataError("\(source): input '\(input.name)' has batch size \(n)") }
+            fixedBatch = Int(n)
+        }
+        var shape: [Int] = []
+        for (axis, dim) in dims.enumerated().dropFirst() {
+            guard case let .dimValue(n)? = dim.value, n > 0, n <= Int64(Int32.max) else {
+                let what = dim.dimParam.isEmpty ? "no fixed size" : "the symbolic size '\(dim.dimParam)'"
+                throw DataError("\(source): input '\(input.name)' has \(what) on axis \(axis); Prism needs every axis but the first (the batch) fixed")
+            }
+            shape.append(Int(n))
+        }
+        guard HostMemory.product(shape) != nil else { throw DataError("\(source): input '\(input.name)' of shape \(shape) is too large") }
+        inputShape = shape
+        values = constants
+        values[input.name] = .node(GraphAnalysis.inputName)
+        shapes[GraphAnalysis.inputName] = shape
+        for node in graph.node {
+            for name in node.input where !name.isEmpty { uses[name, default: 0] += 1 }
+        }
+        for output in graph.output { uses[output.name, default: 0] += 1 }
+    }
+
+    /// Imports every node, then checks the whole description.
+    mutating func run() throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
+        for node in graph.node {
+            let site = Site(node: node, opset: opset, source: source)
+            guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+                throw site.fail("the domain '\(node.domain)' is not supported; Prism imports ops of the default ONNX domain")
+            }
+            var inputs: [ONNXValue?] = []
+            for name in node.input {
+                if name.isEmpty { inputs.append(nil); continue }
+                guard let value = values[name] else {
+                    throw site.fail("reads '\(name)', which no earlier node, initializer or input defines (the graph is out of order or has a cycle)")
+                }
+                inputs.append(value)
+            }
+            for (i, name) in node.output.enumerated().dropFirst() where !name.isEmpty && uses[name, default: 0] > 0 {
+                throw site.fail("output \(i) ('\(name)') is read; Prism imports the first output of \(node.opType) only")
+            }
+            let output = try translate(node, inputs, site)
+            if let name = node.output.first, !name.isEmpty { values[name] = output }
+        }
+        guard graph.output.count == 1, let last = graph.output.first else {
+            throw DataError("\(source): the graph has \(graph.output.count) outputs; Prism imports models of one output")
+        }
+        guard case let .node(name)? = values[last.name], name != GraphAnalysis.inputName, let shape = shapes[name] else {
+            throw DataError("\(source): output '\(last.name)' is not computed from the input by the graph's nodes")
+        }
+        guard shape.count == 1 else {
+            throw DataError("\(source): output '\(last.name)' has shape [batch] + \(shape); Prism imports models with one vector of outputs per example")
+        }
+        let kept = prune(output: name)
+        let spec = ModelSpec(architecture: "onnx", inputShape: inputShape, classCount: shape[0], nodes: kept,
+                             output: kept.last?.name == name ? nil : name)
+        do {
+            try spec.validate()
+        } catch let error as TensorError {
+            throw DataError("\(source): the imported graph does not check: \(error.message)")
+        }
+        // Parameter names of the imported ops have no dot: the node is the key up to its last dot.
+        let names = Set(kept.map(\.name))
+        return (spec, tensors.filter { key, _ in key.lastIndex(of: ".").map { names.contains(String(key[..<$0])) } ?? false })
+    }
+
+    /// The nodes the output depends on, in order.
+    func prune(output: String) -> [NodeSpec] {
+        var needed: Set<String> = [output]
+        for node in nodes.reversed() where needed.contains(node.name) {
+            needed.formUnion(node.inputs ?? [])
+        }
+        return nodes.filter { needed.contains($0.name) }
+    }
+
+    // MARK: emitting Prism nodes
+
+    /// A Prism node name from an ONNX node: the prefix of its `.weight` initializer when it has one
+    /// (PyTorch's module path), else the ONNX node name (`/block/conv1/Conv` → `block.conv1.Conv`),
+    /// else its output's name; made unique with `_2`, `_3`, ….
+    func name(for node: Onnx_NodeProto, weight: String? = nil) -> String {
+        var base: String
+        if let weight, weight.hasSuffix(".weight"), weight.count > ".weight".count {
+            base = String(weight.dropLast(".weight".count))
+        } else if !node.name.isEmpty {
+            base = node.name.split(separator: "/").joined(separator: ".")
+        } else {
+            base = node.output.first ?? ""
+        }
+        if base.isEmpty { base = node.opType }
+        var candidate = base, n = 1
+        while candidate == GraphAnalysis.inputName || shapes[candidate] != nil || nodes.contains(where: { $0.name == candidate }) {
+            n += 1
+            candidate = "\(base)_\(n)"
+        }
+        return candidate
+    }
+
+    /// Adds a Prism node of kind `op` reading `inputs` (Prism value names), checked through its
+    /// schema, with its parameters.
+    /// - Returns: the node's value.
+    @discardableResult
+    mutating func emit(_ op: String, _ attributes: [String: JSONValue] = [:], inputs: [String], parameters: [String: HostTensor] = [:],
+                       name: String, site: Site) throws -> ONNXValue {
+        guard let definition = OpSchemaRegistry.definition(op) else { throw site.fail("Prism has no '\(op)' op") }
+        let info: NodeAnalysis
+        do {
+            info = try definition.check(attributes: attributes, shapes: inputs.map { shapes[$0] ?? [] }, types: inputs.map { _ in .float32 })
+        } catch let error as TensorError {
+            throw site.fail("as a Prism \(op): \(error.message) (input shape\(inputs.count == 1 ? "" : "s") \(inputs.map { "[batch] + \(shapes[$0] ?? [])" }.joined(separator: ", ")))")
+        } catch {
+            throw site.fail("as a Prism \(op): the attributes do not decode (\(error))")
+        }
+        for (parameter, shape) in info.parameters {
+            guard let tensor = parameters[parameter] else { throw site.fail("the Prism \(op) needs a '\(parameter)' tensor of shape \(shape)") }
+            guard tensor.shape == shape else {
+                throw site.fail("its \(parameter) has shape \(tensor.shape); the Prism \(op) expects \(shape)")
+            }
+        }
+        nodes.append(NodeSpec(name: name, op: op, inputs: inputs, attributes: attributes))
+        shapes[name] = info.output
+        for (parameter, tensor) in parameters { tensors["\(name).\(parameter)"] = tensor }
+        return .node(name)
+    }
+}
+
+/// Where a refusal happened: one ONNX node.
+struct Site {
+    let node: Onnx_NodeProto
+    let opset: Int
+    let source: String
+
+    /// The node as errors name it.
+    var label: String {
+        let name = node.name.isEmpty ? (node.output.first.map { "producing '\($0)'" } ?? "") : "'\(node.name)'"
+        return "node \(name) (\(node.opType), opset \(opset))"
+    }
+
+    func fail(_ what: String) -> DataError { DataError("\(source): \(label): \(what)") }
+}

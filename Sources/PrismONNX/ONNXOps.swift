@@ -1,0 +1,252 @@
+import Foundation
+import PrismFormats
+import PrismGraph
+
+/// The ONNX ops that import, for messages.
+let supportedONNXOps = [
+    "Add (two graph values, or a bias after MatMul)", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Dropout",
+    "Elu", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSwish", "Identity", "LeakyRelu", "MatMul (by a constant matrix)",
+    "MaxPool", "ReduceMean (over H and W)", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Tanh", "Unsqueeze",
+]
+
+extension ONNXImporter {
+    /// The Prism value (or constant) computed by one ONNX node.
+    /// - Throws: `DataError` naming the node, its op and the opset when it does not import.
+    mutating func translate(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], _ site: Site) throws -> ONNXValue {
+        let op = node.opType
+        func value(_ i: Int) -> ONNXValue? { i < inputs.count ? inputs[i] : nil }
+        func graphValue(_ i: Int = 0) throws -> String {
+            guard case let .node(name)? = value(i) else {
+                throw site.fail("input \(i) is \(value(i) == nil ? "missing" : "a constant"); Prism imports \(op) on values computed from the model's input")
+            }
+            return name
+        }
+        func weight(_ i: Int, _ what: String) throws -> HostTensor {
+            guard case let .float(t)? = value(i) else { throw site.fail("its \(what) (input \(i)) must be a float32 initializer or constant") }
+            return t
+        }
+        func optionalWeight(_ i: Int, _ what: String) throws -> HostTensor? { value(i) == nil ? nil : try weight(i, what) }
+        func attributes(_ known: Set<String>) throws -> Attributes { try Attributes(node, site: site, known: known) }
+        func elementwise(_ kind: String, _ config: [String: JSONValue] = [:]) throws -> ONNXValue {
+            try emit(kind, config, inputs: [graphValue()], name: name(for: node), site: site)
+        }
+        func weightName(_ i: Int) -> String? { i < node.input.count ? node.input[i] : nil }
+
+        if op == "Constant" { return try constant(node, site: site) }
+        if let folded = try fold(node, inputs, site: site) { return folded }
+        switch op {
+        case "Identity":
+            _ = try attributes([])
+            guard let v = value(0) else { throw site.fail("has no input") }
+            return v
+        case "Dropout":
+            _ = try attributes(["seed"])
+            if case let .int(mode)? = value(2), mode.values != [.fixed(0)] {
+                throw site.fail("training_mode is set; Prism imports Dropout at inference (the identity)")
+            }
+            return .node(try graphValue())
+        case "Relu": _ = try attributes([]); return try elementwise(ReLUSchema.kind)
+        case "Sigmoid": _ = try attributes([]); return try elementwise(SigmoidSchema.kind)
+        case "Tanh": _ = try attributes([]); return try elementwise(TanhSchema.kind)
+        case "HardSwish": _ = try attributes([]); return try elementwise(HardswishSchema.kind)
+        case "LeakyRelu": return try elementwise(LeakyReLUSchema.kind, ["negative_slope": decimal(try attributes(["alpha"]).float("alpha", 0.01))])
+        case "Elu": return try elementwise(ELUSchema.kind, ["alpha": decimal(try attributes(["alpha"]).float("alpha", 1))])
+        case "Softmax":
+            let x = try graphValue(), rank = (shapes[x]?.count ?? 0) + 1
+            let axis = try attributes(["axis"]).int("axis", -1)
+            guard axis == -1 || axis == rank - 1 else { throw site.fail("axis \(axis) of a rank-\(rank) value; Prism imports Softmax over the last axis") }
+            return try elementwise(SoftmaxSchema.kind)
+        case "Conv":
+            let a = try attributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
+            let x = try graphValue(), w = try weight(1, "weight"), b = try optionalWeight(2, "bias")
+            guard w.shape.count == 4 else { throw site.fail("weight of shape \(w.shape); Prism imports 2-D convolutions (a weight [out, in/groups, kh, kw])") }
+            let (pads, strides, dilations) = try windows(a, kernel: Array(w.shape[2...]), site: site)
+            if let k = try a.ints("kernel_shape"), k != Array(w.shape[2...]) { throw site.fail("kernel_shape \(k) differs from the weight's \(w.shape)") }
+            let groups = try a.int("group", 1)
+            guard groups > 0, let inChannels = HostMemory.product([w.shape[1], groups]) else { throw site.fail("group \(groups) is not positive") }
+            var config: [String: JSONValue] = [
+                "in_channels": .int(inChannels), "out_channels": .int(w.shape[0]), "kernel_size": pair(w.shape[2], w.shape[3]),
+                "stride": pair(strides[0], strides[1]), "padding": pair(pads[0], pads[1]), "dilation": pair(dilations[0], dilations[1]),
+                "groups": .int(groups),
+            ]
+            var parameters = ["weight": w]
+            if let b { parameters["bias"] = b } else { config["bias"] = .bool(false) }
+            return try emit(Conv2DSchema.kind, config, inputs: [x], parameters: parameters, name: name(for: node, weight: weightName(1)), site: site)
+        case "MaxPool", "AveragePool":
+            let maxPool = op == "MaxPool"
+            let a = try attributes(maxPool ? ["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"]
+                                           : ["auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"])
+            guard let kernel = try a.ints("kernel_shape"), kernel.count == 2 else { throw site.fail("needs a two-entry kernel_shape; Prism imports 2-D pooling") }
+            let (pads, strides, dilations) = try windows(a, kernel: kernel, site: site)
+            guard dilations == [1, 1] else { throw site.fail("dilations \(dilations); Prism imports pooling without dilation") }
+            guard try a.int("storage_order", 0) == 0 else { throw site.fail("storage_order 1 is not supported") }
+            var config: [String: JSONValue] = [
+                "kernel_size": pair(kernel[0], kernel[1]), "stride": pair(strides[0], strides[1]), "padding": pair(pads[0], pads[1]),
+                "ceil_mode": .bool(try a.int("ceil_mode", 0) != 0),
+            ]
+            if !maxPool { config["count_include_pad"] = .bool(try a.int("count_include_pad", 0) != 0) }
+            return try elementwise(maxPool ? MaxPool2DSchema.kind : AvgPool2DSchema.kind, config)
+        case "GlobalAveragePool":
+            _ = try attributes([])
+            return try elementwise(AdaptiveAvgPool2DSchema.kind, ["output_size": .int(1)])
+        case "ReduceMean":
+            let a = try attributes(["axes", "keepdims", "noop_with_empty_axes"])
+            let x = try graphValue(), rank = (shapes[x]?.count ?? 0) + 1
+            var axes = try a.ints("axes")
+            if case let .int(c)? = value(1) { axes = c.values.compactMap(\.value) }
+            let normalized = Set((axes ?? []).map { $0 < 0 ? $0 + rank : $0 })
+            guard rank == 4, normalized == [2, 3] else {
+                throw site.fail("axes \(axes.map { "\($0)" } ?? "(all)") of a rank-\(rank) value; Prism imports ReduceMean over H and W of [N, C, H, W] (global average pooling)")
+            }
+            let pooled = try elementwise(AdaptiveAvgPool2DSchema.kind, ["output_size": .int(1)])
+            guard try a.int("keepdims", 1) == 0, case let .node(p) = pooled else { return pooled }
+            return try emit(FlattenSchema.kind, inputs: [p], name: name(for: node), site: site)
+        case "BatchNormalization":
+            let a = try attributes(["epsilon", "momentum", "training_mode"])
+            guard try a.int("training_mode", 0) == 0 else { throw site.fail("training_mode 1; Prism imports BatchNormalization at inference") }
+            let x = try graphValue(), rank = shapes[x]?.count ?? 0
+            let scale = try weight(1, "scale"), bias = try weight(2, "bias"), mean = try weight(3, "mean"), variance = try weight(4, "variance")
+            let momentum = try a.float("momentum", 0.9)
+            let config: [String: JSONValue] = [
+                "num_features": .int(scale.shape.first ?? 0), "eps": decimal(try a.float("epsilon", 1e-5)),
+                "momentum": decimal(Float(String(format: "%.6g", 1 - Double(momentum))) ?? 1 - momentum),
+            ]
+            guard (1...3).contains(rank) else { throw site.fail("input of rank \(rank + 1); Prism imports BatchNormalization of [N, C], [N, C, L] or [N, C, H, W]") }
+            return try emit(rank == 3 ? BatchNorm2DSchema.kind : BatchNorm1DSchema.kind, config, inputs: [x],
+                            parameters: ["weight": scale, "bias": bias, "running_mean": mean, "running_var": variance],
+                            name: name(for: node, weight: weightName(1)), site: site)
+        case "Gemm":
+            let a = try attributes(["alpha", "beta", "transA", "transB"])
+            guard try a.int("transA", 0) == 0 else { throw site.fail("transA 1; Prism imports Gemm with transA 0 as a linear layer") }
+            let x = try graphValue(), b = try weight(1, "weight")
+            guard b.shape.count == 2 else { throw site.fail("weight of shape \(b.shape); Gemm takes a matrix") }
+            var w = try a.int("transB", 0) != 0 ? b : transpose(b)
+            let alpha = try a.float("alpha", 1), beta = try a.float("beta", 1)
+            if alpha != 1 { w.values = w.values.map { $0 * alpha } }
+            var bias = try optionalWeight(2, "bias")
+            if let c = bias {
+                guard c.shape == [w.shape[0]] || c.shape == [1, w.shape[0]] else {
+                    throw site.fail("C of shape \(c.shape); Prism imports Gemm with a bias of shape [\(w.shape[0])] or [1, \(w.shape[0])]")
+                }
+                bias = HostTensor(shape: [w.shape[0]], values: beta == 1 ? c.values : c.values.map { $0 * beta })
+            }
+            return try linear(x, weight: w, bias: bias, node: node, site: site)
+        case "MatMul":
+            _ = try attributes([])
+            let x = try graphValue()
+            guard case let .float(b)? = value(1), b.shape.count == 2 else {
+                throw site.fail("the second input is not a constant matrix; Prism imports MatMul by a constant 2-D weight (a linear layer)")
+            }
+            let made = try linear(x, weight: transpose(b), bias: nil, node: node, site: site)
+            if case let .node(name) = made { biasless[name] = nodes.count - 1 }
+            return made
+        case "Add":
+            _ = try attributes([])
+            switch (value(0), value(1)) {
+            case let (.node(p)?, .node(q)?):
+                let (sp, sq) = (shapes[p] ?? [], shapes[q] ?? [])
+                func fits(_ b: [Int], over a: [Int]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { $1 == $0 || $1 == 1 } }
+                guard fits(sq, over: sp) || fits(sp, over: sq) else {
+                    throw site.fail("inputs of shapes [batch] + \(sp) and [batch] + \(sq); Prism imports Add of two values of one rank where one broadcasts over the other")
+                }
+                return try emit(AddSchema.kind, inputs: fits(sq, over: sp) ? [p, q] : [q, p], name: name(for: node), site: site)
+            case let (.node(p)?, .float(c)?), let (.float(c)?, .node(p)?):
+                var index = 1
+                if case .node? = value(0) { index = 0 }
+                guard let i = biasless[p], uses[node.input[index], default: 0] == 1, let width = shapes[p]?.last,
+                      c.values.count == width, c.shape.last == width, c.shape.dropLast().allSatisfy({ $0 == 1 }) else {
+                    throw site.fail("adds a constant of shape \(c.shape); Prism imports Add of a constant only as the bias right after a MatMul")
+                }
+                biasless[p] = nil
+                nodes[i].attributes["bias"] = nil
+                tensors["\(p).bias"] = HostTensor(shape: [width], values: c.values)
+                return .node(p)
+            default:
+                throw site.fail("Prism imports Add of two graph values, or of a MatMul and its bias")
+            }
+        case "Flatten":
+            let x = try graphValue(), rank = (shapes[x]?.count ?? 0) + 1
+            let axis = try attributes(["axis"]).int("axis", 1)
+            guard axis == 1 || axis == 1 - rank else { throw site.fail("axis \(axis); Prism imports Flatten with axis 1 (keeping the batch)") }
+            return shapes[x]?.count == 1 ? .node(x) : try emit(FlattenSchema.kind, inputs: [x], name: name(for: node), site: site)
+        case "Reshape":
+            return try reshape(node, inputs, site: site)
+        case "Concat":
+            let axis = try attributes(["axis"]).int("axis", 0)
+            let names = try (0..<inputs.count).map { try graphValue($0) }
+            let rank = (shapes[names[0]]?.count ?? 0) + 1
+            let normalized = axis < 0 ? axis + rank : axis
+            guard normalized >= 1, normalized < rank else { throw site.fail("axis \(axis) of rank-\(rank) values; Prism imports Concat along an axis after the batch") }
+            return try emit(CatSchema.kind, ["dim": .int(normalized)], inputs: names, name: name(for: node), site: site)
+        default:
+            throw site.fail("op not supported; Prism imports \(supportedONNXOps.joined(separator: ", "))")
+        }
+    }
+
+    /// The symmetric pads (per axis), strides and dilations of a 2-D window op.
+    func windows(_ a: Attributes, kernel: [Int], site: Site) throws -> (pads: [Int], strides: [Int], dilations: [Int]) {
+        let autoPad = try a.string("auto_pad") ?? "NOTSET"
+        guard autoPad == "NOTSET" || autoPad == "VALID" else { throw site.fail("auto_pad \(autoPad); Prism imports explicit pads (NOTSET) or VALID") }
+        let pads = autoPad == "VALID" ? [0, 0, 0, 0] : try a.ints("pads") ?? [0, 0, 0, 0]
+        let strides = try a.ints("strides") ?? [1, 1], dilations = try a.ints("dilations") ?? [1, 1]
+        guard kernel.count == 2, pads.count == 4, strides.count == 2, dilations.count == 2 else {
+            throw site.fail("pads \(pads), strides \(strides), dilations \(dilations); Prism imports 2-D windows (4 pads, 2 strides, 2 dilations)")
+        }
+        guard pads[0] == pads[2], pads[1] == pads[3] else {
+            throw site.fail("asymmetric pads \(pads) (top, left, bottom, right); Prism imports equal padding on both sides of each axis")
+        }
+        return ([pads[0], pads[1]], strides, dilations)
+    }
+
+    /// A linear node of weight [out, in] reading `x`.
+    mutating func linear(_ x: String, weight: HostTensor, bias: HostTensor?, node: Onnx_NodeProto, site: Site) throws -> ONNXValue {
+        var config: [String: JSONValue] = ["in_features": .int(weight.shape[1]), "out_features": .int(weight.shape[0])]
+        var parameters = ["weight": weight]
+        if let bias { parameters["bias"] = bias } else { config["bias"] = .bool(false) }
+        let weightName = node.input.count > 1 ? node.input[1] : nil
+        return try emit(LinearSchema.kind, config, inputs: [x], parameters: parameters, name: name(for: node, weight: weightName), site: site)
+    }
+
+    /// A Reshape of a graph value: kept only when it flattens (or leaves the value as it is).
+    mutating func reshape(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], site: Site) throws -> ONNXValue {
+        let a = try Attributes(node, site: site, known: ["allowzero"])
+        guard inputs.count == 2, case let .node(x)? = inputs[0], let shape = shapes[x] else {
+            throw site.fail("Prism imports Reshape of a graph value by a constant shape")
+        }
+        guard case let .int(target)? = inputs[1], target.shape.count == 1 else { throw site.fail("the target shape is not a constant; Prism needs it known at import") }
+        let allowZero = try a.int("allowzero", 0) != 0
+        let full: [Dim] = [.batch] + shape.map { .fixed($0) }
+        var entries = target.values
+        for (i, entry) in entries.enumerated() where entry == .fixed(0) && !allowZero && i < full.count { entries[i] = full[i] }
+        guard let count = HostMemory.product(shape) else { throw site.fail("input too large") }
+        var perExample: [Int]
+        switch entries.first {
+        case .batch?: perExample = try entries.dropFirst().map { guard let v = $0.value else { throw site.fail("the batch size appears twice") }; return v }
+        case let .fixed(n)? where n == -1 || n == fixedBatch:
+            perExample = try entries.dropFirst().map { guard let v = $0.value, v != -1 || n != -1 else { throw site.fail("target \(entries) leaves two sizes to infer") }; return v }
+            if n == -1 {
+                guard HostMemory.product(perExample) == count else { throw site.fail("target \(entries) does not keep the batch axis") }
+            }
+        default:
+            throw site.fail("target \(entries) of a value of shape [batch] + \(shape); Prism imports Reshape that keeps the batch axis first")
+        }
+        if let i = perExample.firstIndex(of: -1) {
+            let rest = perExample.enumerated().filter { $0.offset != i }.map(\.element)
+            guard let known = HostMemory.product(rest), known > 0, count % known == 0 else { throw site.fail("cannot reshape [batch] + \(shape) to \(entries)") }
+            perExample[i] = count / known
+        }
+        if perExample == shape { return .node(x) }
+        guard perExample == [count] else {
+            throw site.fail("target \(entries) of a value of shape [batch] + \(shape); Prism imports Reshape to [batch, -1] (a flatten) only")
+        }
+        return try emit(FlattenSchema.kind, inputs: [x], name: name(for: node), site: site)
+    }
+}
+
+/// A matrix transposed.
+func transpose(_ t: HostTensor) -> HostTensor {
+    let (rows, cols) = (t.shape[0], t.shape[1])
+    var out = [Float](repeating: 0, count: t.values.count)
+    for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = t.values[r * cols + c] } }
+    return HostTensor(shape: [cols, rows], values: out)
+}

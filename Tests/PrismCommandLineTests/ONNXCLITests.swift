@@ -1,0 +1,36 @@
+import Foundation
+import Testing
+import PrismExplain
+import PrismFormats
+
+/// `--model m.onnx`: a PyTorch export predicted and explained by the command-line tool.
+@Suite struct ONNXCLITests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/onnx").path
+
+    @Test func predictsAndExplainsAnONNXExportAsPyTorchDoes() throws {
+        let dir = try scratchDirectory("onnx")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let golden = try SafetensorsFile.read(path: Self.folder + "/onnx_golden.safetensors")
+        let x = try golden.tensor("cnn_x"), logits = try golden.tensor("cnn_logits")
+        // Example 2 as a one-row .npy file; its class probabilities from PyTorch's logits (in Double).
+        let row = Array(x.values[(2 * 360)..<(3 * 360)])
+        try writeNpy(row.map(Double.init), shape: [1, 3, 12, 10], path: dir + "/x.npy")
+        let z = logits.values[(2 * 7)..<(3 * 7)].map(Double.init)
+        let e = z.map { exp($0 - z.max()!) }
+        let p = e.map { $0 / e.reduce(0, +) }
+        let best = p.indices.max { p[$0] < p[$1] }!
+        let model = Self.folder + "/residual_cnn_dynamo.onnx"
+        let predicted = try runPrism(["predict", "--device", "cpu", "--model", model, "--input", dir + "/x.npy", "--top", "1"])
+        #expect(predicted.status == 0, "\(predicted.stderr)")
+        #expect(predicted.stdout.contains(String(format: "1. class %d (%d)  %.4f", best, best, p[best])), "\(predicted.stdout) (expected class \(best), \(p[best]))")
+        let explained = try runPrism(["explain", "--device", "cpu", "--model", model, "--input", dir + "/x.npy", "--method", "saliency",
+                                      "--json", dir + "/e.json"])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        let values = try ExplainDocumentReader(path: dir + "/e.json").values("saliency")
+        #expect(values.count == 360 && values.contains { $0 != 0 } && values.allSatisfy(\.isFinite))
+        // An op Prism does not import: one line, exit 1.
+        expectOneLineError(try runPrism(["predict", "--device", "cpu", "--model", Self.folder + "/unsupported_op.onnx", "--input", dir + "/x.npy"]),
+                           "node 'erf1' (Erf, opset 17): op not supported")
+    }
+}
