@@ -41,18 +41,10 @@ public struct PermutationShap: ShapleyEstimator {
     public static func defaultBudget(features m: Int) -> Int { max(500, minimumBudget(features: m)) }
 
     public func explain(_ game: CoalitionGame) throws -> Explanation {
-        var counter = try CountingGame(game)
-        let m = counter.featureCount, o = counter.outputCount
-        let (v0, vAll) = try counter.endpoints()
-        var settings: [String: SettingValue] = ["seed": .unsigned(seed)]
-        func finish(_ phi: [Double], _ se: [Double]?) throws -> Explanation {
-            try Explanation(method: method, instanceCount: 1, featureCount: m, outputCount: o, values: phi, baseValues: v0,
-                            outputs: vAll, standardErrors: se, modelEvaluations: counter.modelEvaluations,
-                            seconds: counter.seconds, settings: settings)
-        }
-        if m <= 1 {
-            return try finish(m == 1 ? (0..<o).map { vAll[$0] - v0[$0] } : [], [Double](repeating: 0, count: m * o))
-        }
+        var run = try ShapleyRun(method: method, game: game, seed: seed)
+        let m = run.featureCount, o = run.outputCount
+        let (v0, vAll) = (run.baseValues, run.outputs)
+        if let trivial = try run.trivialExplanation() { return trivial }
         let budget = self.budget ?? Self.defaultBudget(features: m)
         guard budget >= Self.minimumBudget(features: m) else {
             throw ExplainError("permutation-shap: a budget of \(budget) coalitions is below the minimum of \(Self.minimumBudget(features: m)) for \(m) features (two permutations)")
@@ -64,7 +56,7 @@ public struct PermutationShap: ShapleyEstimator {
         try requireHostMemory(HostMemory.product([perRound, perPermutation, m + 8 * o]),
                               "permutation-shap: \(perRound) permutations per round × \(perPermutation) coalitions × \(m) features",
                               for: "the coalition matrix")
-        settings["budget"] = .int(budget)
+        run.settings["budget"] = .int(budget)
 
         var rng = ShapleyRandom(seed: seed)
         var moments = RunningMoments(size: m * o)
@@ -88,7 +80,7 @@ public struct PermutationShap: ShapleyEstimator {
                     masks += mask
                 }
             }
-            let v = try counter.values(masks, count: round * perPermutation)
+            let v = try run.values(masks, count: round * perPermutation)
             for (q, order) in orders.enumerated() {
                 let base = q * perPermutation
                 // value of forward step t (prefix length t), t = 0…M: ∅, rows base+0…, all.
@@ -116,11 +108,8 @@ public struct PermutationShap: ShapleyEstimator {
                 break
             }
         }
-        settings["permutations"] = .int(moments.count)
-        if let stopping {
-            settings["stopping_threshold"] = .double(stopping.threshold)
-            settings["stopped_early"] = .bool(stoppedEarly)
-        }
-        return try finish(moments.mean, moments.standardErrors)
+        run.settings["permutations"] = .int(moments.count)
+        run.recordStopping(stopping, stoppedEarly: stoppedEarly)
+        return try run.explanation(values: moments.mean, standardErrors: moments.standardErrors)
     }
 }

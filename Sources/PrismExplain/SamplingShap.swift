@@ -36,18 +36,9 @@ public struct SamplingShap: ShapleyEstimator {
     public static func defaultBudget(features m: Int) -> Int { 2 + 200 * m }
 
     public func explain(_ game: CoalitionGame) throws -> Explanation {
-        var counter = try CountingGame(game)
-        let m = counter.featureCount, o = counter.outputCount
-        let (v0, vAll) = try counter.endpoints()
-        var settings: [String: SettingValue] = ["seed": .unsigned(seed)]
-        func finish(_ phi: [Double], _ se: [Double]?) throws -> Explanation {
-            try Explanation(method: method, instanceCount: 1, featureCount: m, outputCount: o, values: phi, baseValues: v0,
-                            outputs: vAll, standardErrors: se, modelEvaluations: counter.modelEvaluations,
-                            seconds: counter.seconds, settings: settings)
-        }
-        if m <= 1 {
-            return try finish(m == 1 ? (0..<o).map { vAll[$0] - v0[$0] } : [], [Double](repeating: 0, count: m * o))
-        }
+        var run = try ShapleyRun(method: method, game: game, seed: seed)
+        let m = run.featureCount, o = run.outputCount
+        if let trivial = try run.trivialExplanation() { return trivial }
         let budget = self.budget ?? Self.defaultBudget(features: m)
         guard budget >= Self.minimumBudget(features: m) else {
             throw ExplainError("sampling-shap: a budget of \(budget) coalitions is below the minimum of \(Self.minimumBudget(features: m)) for \(m) features (two draws each)")
@@ -57,7 +48,7 @@ public struct SamplingShap: ShapleyEstimator {
         let perRound = min(samplesPerRound, draws)
         try requireHostMemory(HostMemory.product([2, perRound, m, m + 8 * o]),
                               "sampling-shap: \(perRound) draws per round × 2 × \(m) features", for: "the coalition matrix of \(m) features")
-        settings["budget"] = .int(budget)
+        run.settings["budget"] = .int(budget)
 
         var rng = ShapleyRandom(seed: seed)
         var moments = (0..<m).map { _ in RunningMoments(size: o) }
@@ -80,7 +71,7 @@ public struct SamplingShap: ShapleyEstimator {
                     masks += mask
                 }
             }
-            let v = try counter.values(masks, count: 2 * round * m)
+            let v = try run.values(masks, count: 2 * round * m)
             for i in 0..<m {
                 for r in 0..<round {
                     let row = 2 * (i * round + r)
@@ -94,11 +85,8 @@ public struct SamplingShap: ShapleyEstimator {
                 break
             }
         }
-        settings["samples_per_feature"] = .int(done)
-        if let stopping {
-            settings["stopping_threshold"] = .double(stopping.threshold)
-            settings["stopped_early"] = .bool(stoppedEarly)
-        }
-        return try finish(moments.flatMap(\.mean), moments.flatMap(\.standardErrors))
+        run.settings["samples_per_feature"] = .int(done)
+        run.recordStopping(stopping, stoppedEarly: stoppedEarly)
+        return try run.explanation(values: moments.flatMap(\.mean), standardErrors: moments.flatMap(\.standardErrors))
     }
 }
