@@ -27,9 +27,7 @@ Refusals (built with onnx.helper, opset 17, input [1, 4]): unsupported_op.onnx (
 
     python3 Tests/Fixtures/make_onnx_golden.py     (torch 2.15.0, onnx 1.23.2, onnxscript 0.7.2)
 """
-import json
 import os
-import struct
 import sys
 
 import numpy as np
@@ -43,24 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "onnx")
 
 
-def save_safetensors(tensors, path, metadata):
-    """Writes float32 `tensors` as safetensors, atomically (temp + rename)."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        data = tensors[name].detach().contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = metadata
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-    os.replace(tmp, path)
+# The same safetensors writer as the graph golden files (float32 tensors give F32 entries).
+from make_graph_golden import save_safetensors  # noqa: E402
 
 
 class Block(nn.Module):

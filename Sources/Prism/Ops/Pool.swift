@@ -31,16 +31,9 @@ struct Pool2DGeometry {
         outputShape = [input[0], input[1], p, q]
     }
 
-    /// PyTorch's pooling output size along one axis: ⌊(size + 2·padding − kernel) / stride⌋ + 1, or
-    /// with `ceilMode` ⌈…⌉ + 1, less one if the last window would start past the input and the left
-    /// padding.
+    /// PyTorch's pooling output size along one axis (`slidingLength`), 0 when no window fits.
     static func outputSize(_ size: Int, kernel: Int, stride: Int, padding: Int, ceilMode: Bool) -> Int {
-        let span = size + 2 * padding - kernel
-        guard ceilMode else { return span < 0 ? 0 : span / stride + 1 }
-        let numerator = span + stride - 1
-        var out = (numerator < 0 ? -((-numerator + stride - 1) / stride) : numerator / stride) + 1
-        if out > 0, (out - 1) * stride >= size + padding { out -= 1 }
-        return max(out, 0)
+        (try? slidingLength(size, kernel: kernel, stride: stride, padding: padding, ceil: ceilMode)) ?? 0
     }
 
     /// Whether the last window of a row or column reaches past the input and its padding (ceil mode).
