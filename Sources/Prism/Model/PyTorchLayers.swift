@@ -42,10 +42,14 @@ public class BatchNormLayer {
             return try batchNorm(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias, eps: eps)
         }
         let (y, mean, variance) = try batchNormTraining(x, weight: weight, bias: bias, eps: eps)
-        let m = momentum
-        let oldMean = try runningMean.toArray(), oldVar = try runningVar.toArray()
-        try runningMean.storage.write(zip(oldMean, mean).map { (1 - m) * $0 + m * $1 })
-        try runningVar.storage.write(zip(oldVar, variance).map { (1 - m) * $0 + m * $1 })
+        // running ← (1 − m)·running + m·batch, on the device (the running statistics are not read back).
+        let m = momentum, engine = x.engine
+        try engine.noGrad {
+            for (running, batch) in [(runningMean, mean), (runningVar, variance)] {
+                let moved = try running.scaled(by: 1 - m).add(try Tensor(batch.map { m * $0 }, shape: running.shape, engine: engine))
+                _ = try running.storage.copy(from: moved.storage, count: running.count)
+            }
+        }
         return y
     }
 
