@@ -27,8 +27,13 @@ import PrismFormats
         let explained = try runPrism(["explain", "--device", "cpu", "--model", model, "--input", dir + "/x.npy", "--method", "saliency",
                                       "--json", dir + "/e.json"])
         #expect(explained.status == 0, "\(explained.stderr)")
-        let values = try ExplainDocumentReader(path: dir + "/e.json").values("saliency")
+        let document = try ExplainDocumentReader(path: dir + "/e.json")
+        let values = document.values("saliency")
         #expect(values.count == 360 && values.contains { $0 != 0 } && values.allSatisfy(\.isFinite))
+        // The explained f(x) is PyTorch's: the document's outputs against the golden logits.
+        let outputs = ((document.json["predictions"] as? [String: Any])?["outputs"] as? [String: Any])?["values"] as? [[Double]] ?? []
+        #expect(outputs.count == 1 && outputs.first?.count == 7)
+        for (a, b) in zip(outputs.first ?? [], z) { #expect(abs(a - b) <= 1e-5 + 1e-4 * abs(b), "output \(a), PyTorch \(b)") }
         // An op Prism does not import: one line, exit 1.
         expectOneLineError(try runPrism(["predict", "--device", "cpu", "--model", Self.folder + "/unsupported_op.onnx", "--input", dir + "/x.npy"]),
                            "node 'erf1' (Erf, opset 17): op not supported")
