@@ -143,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismCL", "Prism", "PrismExplain", "PrismFiles", "PrismReport",
+                "PrismCL", "Prism", "PrismExplain", "PrismFiles", "PrismONNX", "PrismReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
