@@ -24,6 +24,10 @@ struct ONNXImporter {
     /// The input's batch size when the file fixes it (a reshape to [that size, …] keeps the batch).
     var fixedBatch: Int?
     let inputShape: [Int]
+    /// The per-channel `(x − mean) / std` the graph starts with (see `leadingNormalization`).
+    var normalization: ModelSpec.InputNormalization?
+    /// The nodes that `normalization` stands for, by index: not imported as nodes.
+    var skipped: Set<Int> = []
 
     /// Reads the model-level parts: the opset, the initializers and the one input.
     /// - Throws: `DataError` naming the file and what does not import.
@@ -82,11 +86,15 @@ struct ONNXImporter {
             for name in node.input where !name.isEmpty { uses[name, default: 0] += 1 }
         }
         for output in graph.output { uses[output.name, default: 0] += 1 }
+        if let (normalization, replaced, output) = leadingNormalization(input: input.name) {
+            (self.normalization, skipped) = (normalization, replaced)
+            values[output] = .node(GraphAnalysis.inputName)
+        }
     }
 
     /// Imports every node, then checks the whole description.
     mutating func run() throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
-        for node in graph.node {
+        for (index, node) in graph.node.enumerated() where !skipped.contains(index) {
             let site = Site(node: node, opset: opset, source: source)
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 throw site.fail("the domain '\(node.domain)' is not supported; Prism imports ops of the default ONNX domain")
@@ -115,8 +123,9 @@ struct ONNXImporter {
             throw DataError("\(source): output '\(last.name)' has shape [batch] + \(shape); Prism imports models with one vector of outputs per example")
         }
         let kept = prune(output: name)
-        let spec = ModelSpec(architecture: "onnx", inputShape: inputShape, classCount: shape[0], nodes: kept,
+        var spec = ModelSpec(architecture: "onnx", inputShape: inputShape, classCount: shape[0], nodes: kept,
                              output: kept.last?.name == name ? nil : name)
+        spec.inputNormalization = normalization
         do {
             try spec.validate()
         } catch let error as TensorError {

@@ -192,7 +192,7 @@ import PrismTestSupport
         let train = try Model(spec: spec, seed: 0, engine: engine)
         try train.loadStateDict(file.tensors, strict: false)
         let json = """
-        {"format": 2, "input_shape": [3, 10, 8], "outputs": 6, "nodes": [
+        {"format": 2, "input_shape": [3, 10, 8], "outputs": 6, "input_normalization": {"mean": [0.3, 0.4, 0.5], "std": [0.2, 0.25, 0.3]}, "nodes": [
          {"name": "conv", "op": "conv2d", "in_channels": 3, "out_channels": 6, "kernel_size": 3, "padding": 1},
          {"name": "bn", "op": "batchnorm2d", "num_features": 6},
          {"name": "act", "op": "leakyrelu", "negative_slope": 0.1},
@@ -214,10 +214,33 @@ import PrismTestSupport
             let bytes = try ONNXExport.serialized(spec: model.spec, tensors: try model.stateDict(), source: label)
             let (imported, tensors) = try ONNXModel.read(bytes: bytes, source: label)
             #expect(imported.inputShape == model.spec.inputShape && imported.classCount == model.spec.classCount)
+            // The Sub and Div in front are the input normalization again, not nodes.
+            #expect(imported.inputNormalization == model.spec.inputNormalization, "\(label): \(String(describing: imported.inputNormalization))")
+            #expect(imported.nodes.map(\.op) == model.spec.nodes.map(\.op), "\(label)")
             let reimported = try Model(spec: imported, seed: 0, engine: engine)
             try reimported.loadStateDict(tensors, source: label)
             expectClose(try prismLogits(reimported, x, shape: shape), try prismLogits(model, x, shape: shape), "\(label): re-imported vs original")
         }
+    }
+
+    /// A tabular model's standardization and normalization written in front import as one normalization.
+    @Test func standardizationAndNormalizationReimportAsOne() throws {
+        let engine = try testEngine()
+        let json = """
+        {"format": 2, "input_shape": [4], "outputs": 2, "input_normalization": {"mean": [0.5, -1, 0, 2], "std": [2, 0.5, 1, 4]},
+         "nodes": [{"name": "fc", "op": "linear", "in_features": 4, "out_features": 2}]}
+        """
+        let model = try build(json, seed: 41, engine: engine)
+        let s = ModelSpec.InputNormalization(mean: [10, 20, -5, 1], std: [3, 0.25, 2, 8])
+        let bytes = try ONNXExport.serialized(spec: model.spec, tensors: try model.stateDict(), standardization: s, source: "tabular")
+        let (imported, tensors) = try ONNXModel.read(bytes: bytes, source: "tabular")
+        #expect(imported.nodes.map(\.op) == ["linear"])
+        let reimported = try Model(spec: imported, seed: 0, engine: engine)
+        try reimported.loadStateDict(tensors)
+        var random = SeededRandom(seed: 16)
+        let raw = random.floats(5 * 4, -30, 30)
+        let standardized = raw.indices.map { (raw[$0] - s.mean[$0 % 4]) / s.std[$0 % 4] }
+        expectClose(try prismLogits(reimported, raw, shape: [5, 4]), try prismLogits(model, standardized, shape: [5, 4]), "standardized re-import")
     }
 
     /// The error of exporting a model, as text.
