@@ -29,9 +29,10 @@ struct ONNXImporter {
     /// The nodes that `normalization` stands for, by index: not imported as nodes.
     var skipped: Set<Int> = []
 
-    /// Reads the model-level parts: the opset, the initializers and the one input.
+    /// Reads the model-level parts: the opset, the initializers (external data from `folder`) and
+    /// the one input.
     /// - Throws: `DataError` naming the file and what does not import.
-    init(model: Onnx_ModelProto, source: String) throws {
+    init(model: Onnx_ModelProto, source: String, folder: String? = nil) throws {
         self.source = source
         guard model.hasGraph else { throw DataError("\(source): not an ONNX model: no graph") }
         graph = model.graph
@@ -43,10 +44,11 @@ struct ONNXImporter {
             throw DataError("\(source): opset \(version); Prism imports opsets \(ONNXModel.opsets.lowerBound)–\(ONNXModel.opsets.upperBound) (export with opset_version=17)")
         }
         opset = Int(version)
+        try Self.checkWiring(graph, opset: opset, source: source)
         var constants: [String: ONNXValue] = [:]
         for initializer in graph.initializer {
             do {
-                constants[initializer.name] = try initializer.constant()
+                constants[initializer.name] = try (initializer.isExternal ? initializer.readingExternalData(folder: folder) : initializer).constant()
             } catch let error as DataError {
                 throw DataError("\(source): \(error.message)")
             }
@@ -103,7 +105,7 @@ struct ONNXImporter {
             for name in node.input {
                 if name.isEmpty { inputs.append(nil); continue }
                 guard let value = values[name] else {
-                    throw site.fail("reads '\(name)', which no earlier node, initializer or input defines (the graph is out of order or has a cycle)")
+                    throw site.fail("reads '\(name)' before the node that computes it; ONNX lists a graph's nodes in topological order")
                 }
                 inputs.append(value)
             }
@@ -122,6 +124,7 @@ struct ONNXImporter {
         guard shape.count == 1 else {
             throw DataError("\(source): output '\(last.name)' has shape [batch] + \(shape); Prism imports models with one vector of outputs per example")
         }
+        try checkDeclared(output: last, computed: shape)
         let kept = prune(output: name)
         var spec = ModelSpec(architecture: "onnx", inputShape: inputShape, classCount: shape[0], nodes: kept,
                              output: kept.last?.name == name ? nil : name)
