@@ -95,9 +95,16 @@ struct ONNXExporter {
             let centered = node("Sub", [x, mean], name: "input_\(label).sub")
             x = node("Div", [centered, std], name: "input_\(label).div")
         }
+        // Only the nodes the output depends on (a description may go on past its output node).
+        var needed = Set([analysis.output])
+        for (i, n) in analysis.nodes.enumerated().reversed() where needed.contains(i + 1) { needed.formUnion(n.inputs) }
         // Value v (0: the input, i + 1: node i's output) by its ONNX name.
         var values = [x]
         for (i, n) in analysis.nodes.enumerated() {
+            guard needed.contains(i + 1) else {
+                values.append("")
+                continue
+            }
             let isOutput = i + 1 == analysis.output
             let site = ExportSite(node: n.spec, source: source)
             let inputs = n.inputs.map { values[$0] }

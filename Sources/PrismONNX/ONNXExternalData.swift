@@ -4,7 +4,7 @@ import PrismFormats
 // Tensors stored outside the .onnx file (`torch.onnx.export(…, external_data=True)`, onnx's
 // `save_as_external_data`): `external_data` names a file (`location`) and a byte range (`offset`,
 // `length`). Such files are read only from beside the model: the location must be a relative path
-// without `..`, inside the model's folder.
+// without `..`, inside the model's folder, and not a link leading out of it.
 
 extension Onnx_TensorProto {
     /// Whether the tensor's data lives in an external file.
@@ -48,7 +48,13 @@ extension Onnx_TensorProto {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw DataError("\(label): its external data file '\(location)' does not exist beside the model (\(path))")
         }
-        guard !isDirectory.boolValue, let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+        // A symbolic link beside the model must not lead out of its folder.
+        let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let realFolder = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
+        guard real.hasPrefix(realFolder.hasSuffix("/") ? realFolder : realFolder + "/") else {
+            throw DataError("\(label): its external data file '\(location)' is a link to \(real), outside the model's folder; Prism reads external data only from beside the model")
+        }
+        guard !isDirectory.boolValue, let attributes = try? FileManager.default.attributesOfItem(atPath: real),
               attributes[.type] as? FileAttributeType == .typeRegular, let size = (attributes[.size] as? NSNumber)?.intValue else {
             throw DataError("\(label): its external data file '\(location)' is not a regular file")
         }
@@ -75,7 +81,7 @@ extension Onnx_TensorProto {
         guard HostMemory.fits(bytes) else {
             throw DataError("\(label) needs \(HostMemory.describe(bytes)), more than the host has free")
         }
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw DataError("\(label): cannot read its external data file '\(location)'") }
+        guard let handle = FileHandle(forReadingAtPath: real) else { throw DataError("\(label): cannot read its external data file '\(location)'") }
         defer { try? handle.close() }
         let data: Data
         do {

@@ -3,7 +3,7 @@ import Testing
 import Prism
 import PrismFormats
 import PrismGraph
-import PrismONNX
+@testable import PrismONNX
 import PrismTestSupport
 
 /// Prism models written as ONNX (`ONNXExport`) and run by onnxruntime (`Tests/Fixtures/run_onnxruntime.py`):
@@ -73,6 +73,7 @@ import PrismTestSupport
       {"name": "se.pool", "op": "adaptiveavgpool2d", "output_size": 1},
       {"name": "se.gate", "op": "sigmoid"},
       {"name": "se.add", "op": "add", "inputs": ["block.act", "se.gate"]},
+      {"name": "pool0", "op": "maxpool2d", "kernel_size": 3, "stride": 1, "padding": 1},
       {"name": "pool", "op": "maxpool2d", "kernel_size": 2, "ceil_mode": true},
       {"name": "avg", "op": "avgpool2d", "kernel_size": 3, "stride": 1, "padding": 1, "count_include_pad": false},
       {"name": "avg_act", "op": "tanh"},
@@ -126,7 +127,16 @@ import PrismTestSupport
         let model = try build(Self.mlp, seed: 5, engine: engine)
         var random = SeededRandom(seed: 12)
         let x = random.floats(3 * 24, -2, 2)
-        try exportAndCompare(model, input: x, shape: [3, 2, 12], expected: try prismLogits(model, x, shape: [3, 2, 12]), label: "mlp")
+        let bytes = try exportAndCompare(model, input: x, shape: [3, 2, 12], expected: try prismLogits(model, x, shape: [3, 2, 12]), label: "mlp")
+        // The file's interface, and the softmax after the output node not written.
+        let written = try Onnx_ModelProto(serializedBytes: bytes)
+        #expect(written.irVersion == 8 && written.opsetImport.map(\.version) == [17])
+        let input = written.graph.input.map(\.name), output = written.graph.output.map(\.name)
+        #expect(input == ["input"] && output == ["logits"])
+        #expect(written.graph.input.first?.type.tensorType.shape.dim.map(\.dimParam) == ["batch", "", ""])
+        #expect(written.graph.output.first?.type.tensorType.shape.dim.map(\.dimValue) == [0, 5])
+        let ops = written.graph.node.map(\.opType)
+        #expect(!ops.contains("Softmax") && Array(ops.prefix(2)) == ["Sub", "Div"] && ops.contains("LayerNormalization") && ops.contains("Erf"), "\(ops)")
     }
 
     @Test func graphFixturesRunInONNXRuntime() throws {
@@ -149,7 +159,7 @@ import PrismTestSupport
         let json = """
         {"format": 2, "input_shape": [5], "outputs": 3, "nodes": [
          {"name": "fc1", "op": "linear", "in_features": 5, "out_features": 8}, {"name": "act", "op": "sigmoid"},
-         {"name": "fc2", "op": "linear", "in_features": 8, "out_features": 3}]}
+         {"name": "fc2", "op": "linear", "in_features": 8, "out_features": 3}, {"name": "probabilities", "op": "softmax"}]}
         """
         let model = try build(json, seed: 9, engine: engine)
         let s = ModelSpec.InputNormalization(mean: [1, -2, 30, 0.5, 4], std: [0.5, 3, 10, 1, 2])

@@ -244,6 +244,15 @@ import PrismTestSupport
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try FileManager.default.createDirectory(atPath: folder + "/sub", withIntermediateDirectories: true)
         #expect(refusal(bytes, folder: folder).contains("its external data file 'sub' is not a regular file"))
+        // A link beside the model leading out of its folder.
+        let outside = FileManager.default.temporaryDirectory.appendingPathComponent("prism-onnx-outside-\(UUID().uuidString).bin").path
+        try Data(data).write(to: URL(fileURLWithPath: outside))
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        let (linked, linkFolder) = try externalModel([("location", "link.bin")], data: data)
+        defer { try? FileManager.default.removeItem(atPath: linkFolder) }
+        try FileManager.default.createSymbolicLink(atPath: linkFolder + "/link.bin", withDestinationPath: outside)
+        let link = refusal(linked, folder: linkFolder)
+        #expect(link.contains("its external data file 'link.bin' is a link to ") && link.contains("outside the model's folder"), "\(link)")
         // Bytes without a folder to read from.
         #expect(refusal(bytes).contains("is stored in an external data file ('sub'), which is read only from beside a model file"))
     }
