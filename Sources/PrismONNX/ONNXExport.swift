@@ -25,7 +25,7 @@ public enum ONNXExport {
     public static let supportedKinds = [
         "linear", "conv2d", "maxpool2d", "avgpool2d", "adaptiveavgpool2d (windows of one size)", "batchnorm1d", "batchnorm2d", "relu",
         "sigmoid", "tanh", "silu", "hardswish", "gelu", "leakyrelu", "elu", "flatten", "softmax", "dropout", "add", "cat", "layernorm",
-        "embedding", "eq", "lt", "gt", "where", "cast",
+        "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token",
     ]
 
     /// The ONNX ModelProto of a model, serialized.

@@ -27,10 +27,7 @@ extension ONNXExporter {
                 return last("Gemm", [x, w] + (bias.map { [initializer("\(name).bias", $0)] } ?? []), [Attribute.int("transB", 1)])
             }
             // Over more axes than the features: MatMul by the weight transposed, then the bias.
-            let w = initializer("\(name).weight_transposed", transpose(weight))
-            guard let bias else { return last("MatMul", [x, w]) }
-            let product = node("MatMul", [x, w], name: "\(name).matmul")
-            return last("Add", [product, initializer("\(name).bias", bias)])
+            return dense(x, weight: weight, bias: bias, name: name, output: target)
         case Conv2DSchema.kind:
             let c = try config(Conv2DSchema.Config.self)
             let stride = c.stride ?? SizePair(1), padding = c.padding ?? SizePair(0), dilation = c.dilation ?? SizePair(1)
@@ -95,12 +92,7 @@ extension ONNXExporter {
                 let half = node("Mul", [x, scalar("\(name).half", 0.5)], name: "\(name).half_x")
                 return last("Mul", [half, one])
             }
-            // 0.5·x·(1 + erf(x / √2)), as PyTorch exports it at opset 17.
-            let divided = node("Div", [x, scalar("\(name).sqrt_2", Float(2.0.squareRoot()))], name: "\(name).div")
-            let e = node("Erf", [divided], name: "\(name).erf")
-            let one = node("Add", [e, scalar("\(name).one", 1)], name: "\(name).one_plus")
-            let product = node("Mul", [x, one], name: "\(name).mul")
-            return last("Mul", [product, scalar("\(name).half", 0.5)])
+            return gelu(x, name: name, output: target)
         case FlattenSchema.kind:
             let c = try config(FlattenSchema.Config.self)
             let full = shapes[0].count + 1, start = c.start_dim ?? 1, end = c.end_dim ?? -1
@@ -128,6 +120,9 @@ extension ONNXExporter {
             try sameRank(shapes, site: site)
             return last(n.spec.op == EqualKind.name ? "Equal" : n.spec.op == LessKind.name ? "Less" : "Greater", inputs)
         case WhereSchema.kind: return last("Where", inputs)
+        case PatchEmbeddingSchema.kind: return try patchEmbedding(n, x, target: target, site: site)
+        case TransformerBlockSchema.kind: return try transformerBlock(n, x, target: target, site: site)
+        case ClassTokenSchema.kind: return last("Gather", [x, ints("\(name).index", [0], shape: [])], [Attribute.int("axis", 1)])
         case CastSchema.kind:
             return last("Cast", [x], [Attribute.int("to", Int(dataType(try config(CastSchema.Config.self).dtype)))])
         default:

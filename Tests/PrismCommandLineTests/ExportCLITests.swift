@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import Prism
+import PrismFormats
 
 /// `prism export`: a model file written as ONNX, which prism then predicts with as it did with the original.
 @Suite struct ExportCLITests {
@@ -25,9 +27,17 @@ import Testing
     @Test func whatDoesNotExportIsOneLine() throws {
         let dir = try scratchDirectory("export-refused")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        expectOneLineError(try runPrism(["export", "--device", "cpu", "--model", Self.format1 + "/format1_vit.safetensors", "--onnx", dir + "/v.onnx"]),
-                           "format1_vit.safetensors: node '0' (patch_embed): has no ONNX form in Prism's export")
-        #expect(!FileManager.default.fileExists(atPath: dir + "/v.onnx"))
+        // Adaptive pooling of 5 rows into 3 windows of sizes 2, 3, 2, which no ONNX AveragePool computes.
+        let json = """
+        {"format": 2, "input_shape": [2, 5, 4], "outputs": 2, "nodes": [{"name": "gap", "op": "adaptiveavgpool2d", "output_size": [3, 2]},
+         {"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 12, "out_features": 2}]}
+        """
+        try SafetensorsFile(tensors: ["fc.weight": HostTensor(shape: [2, 12], values: [Float](repeating: 0.1, count: 24)),
+                                      "fc.bias": HostTensor(shape: [2], values: [0, 0])],
+                            metadata: ["prism.model": json]).write(path: dir + "/uneven.safetensors")
+        expectOneLineError(try runPrism(["export", "--device", "cpu", "--model", dir + "/uneven.safetensors", "--onnx", dir + "/u.onnx"]),
+                           "uneven.safetensors: node 'gap' (adaptiveavgpool2d): output_size (3, 2) over a 5×4 input averages windows of different sizes")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/u.onnx"))
         expectOneLineError(try runPrism(["export", "--device", "cpu", "--model", Self.format1 + "/format1_mlp.safetensors", "--onnx", dir + "/missing/m.onnx"]),
                            "missing/m.onnx: the folder")
     }
