@@ -39,15 +39,25 @@ extension ONNXExporter {
                 Attribute.int("group", c.groups ?? 1),
             ])
         case MaxPool2DSchema.kind, AvgPool2DSchema.kind:
+            // ceil_mode as explicit end padding: ONNX's shape inference keeps a last window that starts
+            // in the padding, which PyTorch (and onnxruntime's kernels) drop.
             let c = try config(Pool2DConfig.self)
-            let (sh, sw) = c.strides, (ph, pw) = c.paddings
-            var attributes = [
-                Attribute.ints("kernel_shape", [c.kernel_size.h, c.kernel_size.w]), Attribute.ints("strides", [sh, sw]),
-                Attribute.ints("pads", [ph, pw, ph, pw]), Attribute.int("ceil_mode", (c.ceil_mode ?? false) ? 1 : 0),
-            ]
-            if n.spec.op == MaxPool2DSchema.kind { return last("MaxPool", [x], attributes) }
-            attributes.append(Attribute.int("count_include_pad", (c.count_include_pad ?? true) ? 1 : 0))
-            return last("AveragePool", [x], attributes)
+            let (sh, sw) = c.strides, (ph, pw) = c.paddings, (kh, kw) = (c.kernel_size.h, c.kernel_size.w)
+            let (oh, ow) = (n.info.output[1], n.info.output[2])
+            let eh = max(ph, (oh - 1) * sh + kh - shapes[0][1] - ph), ew = max(pw, (ow - 1) * sw + kw - shapes[0][2] - pw)
+            func attributes(pads: [Int], countPad: Bool?) -> [Onnx_AttributeProto] {
+                [Attribute.ints("kernel_shape", [kh, kw]), Attribute.ints("strides", [sh, sw]), Attribute.ints("pads", pads)]
+                    + (countPad.map { [Attribute.int("count_include_pad", $0 ? 1 : 0)] } ?? [])
+            }
+            if n.spec.op == MaxPool2DSchema.kind { return last("MaxPool", [x], attributes(pads: [ph, pw, eh, ew], countPad: nil)) }
+            let countPad = c.count_include_pad ?? true
+            guard countPad, eh != ph || ew != pw, ph > 0 || pw > 0 else {
+                return last("AveragePool", [x], attributes(pads: [ph, pw, eh, ew], countPad: countPad && eh == ph && ew == pw))
+            }
+            // PyTorch divides by the window within the padded input, not the part past it: the padding as
+            // zeros (Pad), then an average over the elements there, past-the-end padding excluded.
+            let padded = node("Pad", [x, ints("\(name).pads", [0, 0, ph, pw, 0, 0, ph, pw])], name: "\(name).pad")
+            return last("AveragePool", [padded], attributes(pads: [0, 0, eh - ph, ew - pw], countPad: false))
         case AdaptiveAvgPool2DSchema.kind:
             let c = try config(AdaptiveAvgPool2DSchema.Config.self)
             let (h, w) = (shapes[0][1], shapes[0][2])

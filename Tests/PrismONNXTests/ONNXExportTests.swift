@@ -194,6 +194,21 @@ import PrismTestSupport
         try exportAndCompare(model, input: ids.map(Float.init), shape: [3, 6], integers: true, expected: expected, label: "embedding")
     }
 
+    /// Ceil-mode pooling whose last window would start in the padding: PyTorch (and Prism) drop it.
+    @Test(arguments: ["maxpool2d\"", "avgpool2d\", \"count_include_pad\": true", "avgpool2d\", \"count_include_pad\": false"])
+    func ceilModePoolingAtTheEdgeRunsInONNXRuntime(pool: String) throws {
+        let engine = try testEngine()
+        let json = """
+        {"format": 2, "input_shape": [2, 5, 7], "outputs": 3, "nodes": [
+         {"name": "pool", "op": "\(pool), "kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": true},
+         {"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 24, "out_features": 3}]}
+        """
+        let model = try build(json, seed: 51, engine: engine)
+        var random = SeededRandom(seed: 18)
+        let x = random.floats(2 * 2 * 5 * 7, -1, 1)
+        try exportAndCompare(model, input: x, shape: [2, 2, 5, 7], expected: try prismLogits(model, x, shape: [2, 2, 5, 7]), label: pool)
+    }
+
     @Test func visionTransformerRunsInONNXRuntime() throws {
         let engine = try testEngine()
         var spec = try ModelSpec.vit(height: 12, width: 8, channels: 2, classes: 5, patch: 4, dim: 16, depth: 2, heads: 4, mlpDim: 24)
