@@ -32,7 +32,7 @@ extension ONNXExporter {
             let c = try config(Conv2DSchema.Config.self)
             let stride = c.stride ?? SizePair(1), padding = c.padding ?? SizePair(0), dilation = c.dilation ?? SizePair(1)
             let w = initializer("\(name).weight", try parameter(n, "weight", site: site))
-            let b = try (c.bias ?? true) ? [initializer("\(name).bias", try parameter(n, "bias", site: site))] : []
+            let b = (c.bias ?? true) ? [initializer("\(name).bias", try parameter(n, "bias", site: site))] : []
             return last("Conv", [x, w] + b, [
                 Attribute.ints("kernel_shape", [c.kernel_size.h, c.kernel_size.w]), Attribute.ints("strides", [stride.h, stride.w]),
                 Attribute.ints("pads", [padding.h, padding.w, padding.h, padding.w]), Attribute.ints("dilations", [dilation.h, dilation.w]),
