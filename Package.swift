@@ -102,7 +102,7 @@ let package = Package(
         // the parsers). Generated/onnx.pb.swift comes from Sources/PrismONNX/Generated/generate-onnx-swift.
         .target(
             name: "PrismONNX",
-            dependencies: ["PrismGraph", "PrismFormats", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["PrismGraph", "PrismFormats", "PrismFiles", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/generate-onnx-swift"]
         ),
         // Tensors, ops, autograd, layers, optimizers.

@@ -68,7 +68,8 @@ import PrismTestSupport
     @Test func unsupportedFilesAreRefusedInOneLine() throws {
         let cases: [(String, [String])] = [
             ("unsupported_op.onnx", ["node 'erf1' (Erf, opset 17)", "op not supported", "Conv"]),
-            ("external_data.onnx", ["tensor 'fc.weight'", "external data file ('weights.bin')"]),
+            // Its data file is absent on purpose (external data is read from beside the model).
+            ("external_data.onnx", ["tensor 'fc.weight'", "its external data file 'weights.bin' does not exist beside the model"]),
             ("float64_initializer.onnx", ["tensor 'fc.weight'", "dtype DOUBLE"]),
             ("asymmetric_pads.onnx", ["node 'conv' (Conv, opset 17)", "asymmetric pads [0, 0, 1, 1]"]),
         ]
