@@ -158,7 +158,7 @@ struct ONNXImporter {
         if let weight, weight.hasSuffix(".weight"), weight.count > ".weight".count {
             base = String(weight.dropLast(".weight".count))
         } else if !node.name.isEmpty {
-            base = node.name.split(separator: "/").joined(separator: ".")
+            base = Self.modulePath(node.name, opType: node.opType)
         } else {
             base = node.output.first ?? ""
         }
@@ -169,6 +169,19 @@ struct ONNXImporter {
             candidate = "\(base)_\(n)"
         }
         return candidate
+    }
+
+    /// PyTorch's module path in an exporter's node name: `/layer4/layer4.1/conv2/Conv` →
+    /// `layer4.1.conv2` (a scope that repeats its parent's path replaces it; the op type at the end
+    /// is dropped when a scope is left, so the name is the module's, as Grad-CAM's `--layer` takes it).
+    static func modulePath(_ name: String, opType: String) -> String {
+        var scopes: [String] = []
+        for part in name.split(separator: "/").map(String.init) {
+            if let last = scopes.last, part.hasPrefix(last + ".") { scopes.removeLast() }
+            scopes.append(part)
+        }
+        if scopes.count > 1, let last = scopes.last, last == opType || last.hasPrefix(opType + "_") { scopes.removeLast() }
+        return scopes.joined(separator: ".")
     }
 
     /// Adds a Prism node of kind `op` reading `inputs` (Prism value names), checked through its
