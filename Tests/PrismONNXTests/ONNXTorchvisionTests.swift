@@ -90,6 +90,14 @@ import PrismTestSupport
         for op in ["add", "sub", "mul", "div", "pow", "neg", "sqrt", "exp", "log", "erf", "reciprocal", "hardsigmoid", "hardtanh", "prelu"] {
             #expect(spec.nodes.contains { $0.op == op }, "no \(op) node")
         }
+        #expect(node("div_scalar")?.attributes["other_shape"] == .array([]))
+        // Saved as a Prism model file (scalar buffers of shape [] included) and loaded, it computes the same.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("elementwise-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try model.save(path: path)
+        let reloaded = try Model.load(path: path, engine: engine).model
+        let again = try engine.noGrad { try reloaded(try Tensor(x.values, shape: x.shape, engine: engine)).toArray() }
+        #expect(again == output)
     }
 
     @Test func operandsThatDoNotBroadcastAreRefusedInOneLine() throws {
