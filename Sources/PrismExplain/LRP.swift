@@ -197,7 +197,7 @@ extension Conv2DLayer: LRPRule {
     public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
         let (w, b) = try LRP.weights(weight, bias, rule)
         return try epsilonRule(relevance, inputs: inputs, epsilon: rule.stabilizer) {
-            try conv2d($0[0], weight: w, bias: b, stride: stride, padding: padding, dilation: dilation)
+            try conv2d($0[0], weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups)
         }
     }
 }

@@ -102,13 +102,12 @@ import Testing
         #expect(throws: ExplainError.self) { try LRP(model: net).explain(instances: [Float](repeating: 0, count: 12), targets: .classes([0])) }
     }
 
-    /// A squeeze-excitation block without biases: the product's signal takes all the relevance and the
-    /// gate none, so ε-LRP conserves it; a product of two values by a gate of the same shape too;
-    /// a power of two values has no rule.
+    /// A grouped convolution and a squeeze-excitation block without biases: the product's signal takes
+    /// all the relevance and the gate none, so ε-LRP conserves it; a power of two values has no rule.
     @Test func squeezeExcitationProductsConserveRelevance() throws {
         let engine = try testEngine()
         func model(_ nodes: String) throws -> Model {
-            let json = #"{"format": 2, "input_shape": [2, 5, 5], "outputs": 3, "nodes": [{"name": "conv", "op": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1, "bias": false}, {"name": "act", "op": "relu"}, "#
+            let json = #"{"format": 2, "input_shape": [2, 5, 5], "outputs": 3, "nodes": [{"name": "conv", "op": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1, "groups": 2, "bias": false}, {"name": "act", "op": "relu"}, "#
                 + nodes + #", {"name": "pool", "op": "adaptiveavgpool2d", "output_size": 1}, {"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 4, "out_features": 3, "bias": false}]}"#
             return try Model(spec: try ModelSpec.decode(json: json), seed: 75, engine: engine)
         }
