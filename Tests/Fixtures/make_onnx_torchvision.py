@@ -18,13 +18,14 @@ elementwise_ops.onnx — built with onnx.helper (opset 17), input [batch, 3, 4, 
   Pow of two values (SE-style [N, C, 1, 1] operands, first or second) and of a value and a constant
   (scalars, [C, 1, 1], [W], [1, 1, H, 1], a [C, 1, W] constant over non-adjacent axes, on either
   side), Neg, Sqrt, Exp, Log, Erf, Reciprocal, HardSigmoid (PyTorch's and other alpha, beta), Clip
-  (both bounds, min only, max only), PRelu (one slope, per channel); the branches concatenated on the
-  channels and flattened. Refusals: sub_smaller_first.onnx (Sub of [N, 3, 1, 1] minus [N, 3, 4, 5]),
+  (both bounds, min only, max only), PRelu (one slope, per channel), and constants computed from
+  constants (Sqrt, Reciprocal, Neg, Exp, Mul, Div, Pow, Sub of initializers, folded at import); the
+  branches concatenated on the channels and flattened. Refusals: sub_smaller_first.onnx (Sub of [N, 3, 1, 1] minus [N, 3, 4, 5]),
   constant_widens.onnx (Add of [N, 1, 4] and a [3, 1] constant, which would widen the value).
 onnx_torchvision.safetensors — float32, for each model M: `M_x` [2, 3, 64, 64] (seeded randn), `M_w`
   [2, 10] (seeded randn), `M_torchscript_logits` and `M_dynamo_logits` (onnxruntime on each file),
   `M_grad` (PyTorch's d sum(M_w · logits) / d M_x in eval mode); `elementwise_x` [3, 3, 4, 5] and
-  `elementwise_logits` [3, 1380] (onnxruntime).
+  `elementwise_logits` [3, 1500] (onnxruntime).
 
     python3 Tests/Fixtures/make_onnx_torchvision.py
     (torch 2.15.0, torchvision 0.29.2, onnx 1.23.2, onnxscript 0.7.2, onnxruntime 1.32.0)
@@ -162,6 +163,13 @@ def elementwise_graph(generator):
         node("Div", [x, node("Add", [node("Mul", [g, g], "g2"), scalar("one_d", 1.0)], "g2_1")], "se_div"),
         node("Pow", [node("Add", [node("Mul", [x, x], "square_b"), scalar("one_e", 1.0)], "sq_1"),
                      node("Sigmoid", [g], "gate")], "pow_values"),
+        # Constants computed from constants (folded at import): 1/√3 · e^(−c) per channel, and c − 0.5/c³.
+        node("Mul", [x, node("Mul", [node("Reciprocal", [node("Sqrt", [scalar("three", 3.0)], "sqrt3")], "inv_sqrt3"),
+                                     node("Exp", [node("Neg", [const("cf", [3, 1, 1])], "neg_cf")], "exp_neg_cf")], "folded_scale")],
+             "mul_folded"),
+        node("Sub", [x, node("Sub", [const("cg", [5], 0.5, 2.0),
+                                     node("Div", [scalar("half_b", 0.5), node("Pow", [const("cg2", [5], 0.5, 2.0), scalar("three_b", 3.0)], "cube")],
+                                          "half_over_cube")], "folded_shift")], "sub_folded"),
     ]
     cat = node("Concat", branches, "cat", axis=1)
     out = node("Flatten", [cat], "logits", axis=1)

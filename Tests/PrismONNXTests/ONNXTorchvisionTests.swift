@@ -91,6 +91,9 @@ import PrismTestSupport
             #expect(spec.nodes.contains { $0.op == op }, "no \(op) node")
         }
         #expect(node("div_scalar")?.attributes["other_shape"] == .array([]))
+        // Constants computed from constants are folded into the operand.
+        #expect(node("mul_folded")?.attributes["other_shape"] == .array([.int(3), .int(1), .int(1)]) && node("sub_folded")?.op == "sub")
+        #expect(!spec.nodes.contains { ["sqrt3", "inv_sqrt3", "neg_cf", "exp_neg_cf", "folded_scale", "cube", "half_over_cube", "folded_shift"].contains($0.name) })
         // Saved as a Prism model file (scalar buffers of shape [] included) and loaded, it computes the same.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("elementwise-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
