@@ -24,7 +24,8 @@ public enum ONNXExport {
     /// The Prism op kinds that export, for messages.
     public static let supportedKinds = [
         "linear", "conv2d", "maxpool2d", "avgpool2d", "adaptiveavgpool2d (windows of one size)", "batchnorm1d", "batchnorm2d", "relu",
-        "sigmoid", "tanh", "silu", "hardswish", "gelu", "leakyrelu", "elu", "flatten", "softmax", "dropout", "add", "cat", "layernorm",
+        "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "hardtanh", "prelu", "gelu", "leakyrelu", "elu", "flatten", "softmax", "dropout",
+        "add", "sub", "mul", "div", "pow", "neg", "sqrt", "exp", "log", "erf", "reciprocal", "cat", "layernorm",
         "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token",
     ]
 

@@ -113,9 +113,21 @@ extension ONNXExporter {
             return last("Reshape", [x, ints("\(name).shape", [0] + n.info.output)])
         case SoftmaxSchema.kind: return last("Softmax", [x], [Attribute.int("axis", -1)])
         case DropoutSchema.kind: return x
-        case AddSchema.kind:
-            try sameRank(shapes, site: site)
-            return last("Add", inputs)
+        case AddSchema.kind, SubSchema.kind, MulSchema.kind, DivSchema.kind, PowSchema.kind:
+            return try binary(n, inputs, shapes: shapes, target: target, site: site)
+        case NegSchema.kind, SqrtSchema.kind, ExpSchema.kind, LogSchema.kind, ErfSchema.kind, ReciprocalSchema.kind:
+            return last(Self.unaryOps[n.spec.op] ?? n.spec.op, [x])
+        case HardsigmoidSchema.kind:
+            let c = try config(HardsigmoidSchema.Config.self)
+            return last("HardSigmoid", [x], [Attribute.float("alpha", Float(c.alpha ?? 1.0 / 6)), Attribute.float("beta", Float(c.beta ?? 0.5))])
+        case HardtanhSchema.kind:
+            let c = try config(HardtanhSchema.Config.self)
+            return last("Clip", [x, scalar("\(name).min", Float(c.min_val ?? -1)), scalar("\(name).max", Float(c.max_val ?? 1))])
+        case PReLUSchema.kind:
+            // One slope, or one per channel laid along axis 1 ([C, 1, …] against the example's axes).
+            var slope = try parameter(n, "weight", site: site)
+            if slope.values.count > 1 { slope.shape = [slope.values.count] + [Int](repeating: 1, count: max(shapes[0].count - 1, 0)) }
+            return last("PRelu", [x, initializer("\(name).weight", slope)])
         case CatSchema.kind:
             return last("Concat", inputs, [Attribute.int("axis", try CatSchema.axis(try config(CatSchema.Config.self), rank: shapes[0].count))])
         case LayerNormSchema.kind:
@@ -138,6 +150,28 @@ extension ONNXExporter {
         default:
             throw site.fail("has no ONNX form in Prism's export; it writes \(ONNXExport.supportedKinds.joined(separator: ", "))")
         }
+    }
+
+    /// The ONNX ops of Prism's unary functions.
+    static let unaryOps = [NegSchema.kind: "Neg", SqrtSchema.kind: "Sqrt", ExpSchema.kind: "Exp", LogSchema.kind: "Log", ErfSchema.kind: "Erf",
+                           ReciprocalSchema.kind: "Reciprocal"]
+
+    /// add, sub, mul, div, pow: of two values (of one rank), or of a value and the constant `other`
+    /// (an initializer, on its side; a plain [C] that Prism reads as the channels of [C, H, W] written
+    /// as [C, 1, 1], since ONNX aligns it with the last axis).
+    mutating func binary(_ n: GraphAnalysis.Node, _ inputs: [String], shapes: [[Int]], target: String, site: ExportSite) throws -> String {
+        let op = ["add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "pow": "Pow"][n.spec.op] ?? n.spec.op
+        if inputs.count == 2 {
+            try sameRank(shapes, site: site)
+            return node(op, inputs, name: n.spec.name, output: target)
+        }
+        let c: BinaryConfig
+        do { c = try JSONValue.decode(BinaryConfig.self, from: n.spec.attributes) } catch { throw site.fail("the attributes do not decode (\(error))") }
+        var other = try parameter(n, "other", site: site)
+        let x = shapes[0]
+        if x.count == 3, other.shape.count == 1, other.shape[0] != x[2], other.shape[0] != 1 { other.shape = [other.shape[0], 1, 1] }
+        let constant = initializer("\(n.spec.name).other", other)
+        return node(op, c.other_first ?? false ? [constant, inputs[0]] : [inputs[0], constant], name: n.spec.name, output: target)
     }
 
     /// Refuses a binary op whose inputs differ in rank: Prism lines the second up with the first's
