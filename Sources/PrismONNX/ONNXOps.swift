@@ -5,7 +5,7 @@ import PrismGraph
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
     "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Erf",
-    "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Log",
+    "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LeakyRelu", "Log",
     "MatMul (by a constant matrix)", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMean (over H and W)", "Relu", "Reshape",
     "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tanh", "Unsqueeze",
 ]
@@ -115,6 +115,17 @@ extension ONNXImporter {
             guard (1...3).contains(rank) else { throw site.fail("input of rank \(rank + 1); Prism imports BatchNormalization of [N, C], [N, C, L] or [N, C, H, W]") }
             return try emit(rank == 3 ? BatchNorm2DSchema.kind : BatchNorm1DSchema.kind, config, inputs: [x],
                             parameters: ["weight": scale, "bias": bias, "running_mean": mean, "running_var": variance],
+                            name: name(for: node, weight: weightName(1)), site: site)
+        case "InstanceNormalization":
+            // nn.InstanceNorm2d(affine=True) and the core of nn.GroupNorm's export: a group norm with
+            // one channel per group.
+            let a = try attributes(["epsilon"])
+            let x = try graphValue(), scale = try weight(1, "scale"), bias = try weight(2, "B")
+            guard let c = shapes[x]?.first, (shapes[x]?.count ?? 0) >= 2, scale.shape == [c], bias.shape == [c] else {
+                throw site.fail("input [batch] + \(shapes[x] ?? []), scale \(scale.shape), B \(bias.shape); Prism imports [N, C, *] with a scale and B of [C]")
+            }
+            let config: [String: JSONValue] = ["num_groups": .int(c), "num_channels": .int(c), "eps": decimal(try a.float("epsilon", 1e-5))]
+            return try emit(GroupNormSchema.kind, config, inputs: [x], parameters: ["weight": scale, "bias": bias],
                             name: name(for: node, weight: weightName(1)), site: site)
         case "Gemm":
             let a = try attributes(["alpha", "beta", "transA", "transB"])

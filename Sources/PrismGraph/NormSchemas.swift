@@ -1,0 +1,27 @@
+/// `nn.GroupNorm(num_groups, num_channels, eps, affine)`: per example [C, *], the channels split into
+/// `num_groups` groups, each normalized over its channels and every position by its own mean and
+/// (biased) variance, then scaled and shifted per channel. `num_groups` = C is an instance norm
+/// (`nn.InstanceNorm2d(C, affine=True)`, ONNX InstanceNormalization), 1 a layer norm over [C, *].
+public enum GroupNormSchema: OpSchema {
+    public struct Config: OpConfig {
+        public var num_groups: Int
+        public var num_channels: Int
+        public var eps: Double?
+        public var affine: Bool?
+        public static let attributes = ["num_groups", "num_channels", "eps", "affine"]
+        public init(num_groups: Int, num_channels: Int, eps: Double? = nil, affine: Bool? = nil) {
+            (self.num_groups, self.num_channels, self.eps, self.affine) = (num_groups, num_channels, eps, affine)
+        }
+    }
+    public static let kind = "groupnorm"
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        let (g, c) = (config.num_groups, config.num_channels)
+        guard g > 0, c > 0, c % g == 0 else { throw TensorError("num_groups \(g) must be positive and divide num_channels \(c)") }
+        guard (config.eps ?? 1e-5) > 0 else { throw TensorError("eps must be positive") }
+        guard let x = inputs.first, x.first == c else { throw TensorError("expects [\(c), *] (channels first)") }
+        return x
+    }
+    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
+        config.affine ?? true ? [("weight", [config.num_channels]), ("bias", [config.num_channels])] : []
+    }
+}
