@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Writes the transformer ONNX import fixtures under Tests/Fixtures/onnx/: a small transformer
+encoder classifier exported with both of PyTorch's exporters, onnxruntime's logits for each file and
+PyTorch's input gradients.
+
+transformer_{torchscript,dynamo}.onnx — the eval-mode network below, exported by
+  torch.onnx.export(dynamo=False, opset 17) and torch.onnx.export(dynamo=True, opset 20), input
+  "input" [batch, 8, 6] with a dynamic batch:
+    embed Linear(6, 16), + pos (a learned [1, 8, 16] parameter)
+    encoder: 2 × TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0,
+             activation="gelu", batch_first=True) (post-norm), LayerNorm eps 1e-5
+    mean over the 8 positions, head Linear(16, 5)                                   -> [5]
+  PyTorch's fused "fast path" of the encoder layer is turned off for the export, so both exporters
+  write the layer's own ops (MatMul, Softmax, LayerNormalization, Gelu or Erf, …).
+onnx_transformer.safetensors — float32:
+  `x` [5, 8, 6] seeded randn; `w` [5, 5] seeded randn;
+  `logits_torchscript`, `logits_dynamo` [5, 5]: onnxruntime's outputs for each file on x;
+  `logits` [5, 5]: PyTorch's; `grad` [5, 8, 6]: d sum(w · logits) / dx from PyTorch.
+
+    python3 Tests/Fixtures/make_onnx_transformer.py
+      (torch 2.15.0, onnx 1.23.2, onnxscript 0.7.2, onnxruntime 1.32.0)
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "onnx")
+sys.path.insert(0, HERE)
+
+from make_graph_golden import save_safetensors  # noqa: E402
+
+
+class EncoderClassifier(nn.Module):
+    def __init__(self, features=6, tokens=8, width=16, classes=5):
+        super().__init__()
+        self.embed = nn.Linear(features, width)
+        self.pos = nn.Parameter(0.1 * torch.randn(1, tokens, width))
+        layer = nn.TransformerEncoderLayer(d_model=width, nhead=2, dim_feedforward=32, dropout=0.0,
+                                           activation="gelu", batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        h = self.encoder(self.embed(x) + self.pos)
+        return self.head(h.mean(dim=1))
+
+
+def export(model, x, name):
+    """Both exporters, dynamic batch on the input and the output."""
+    kw = dict(input_names=["input"], output_names=["logits"])
+    ts = os.path.join(OUT, f"{name}_torchscript.onnx")
+    torch.onnx.export(model, (x,), ts + ".tmp", dynamo=False, opset_version=17,
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **kw)
+    os.replace(ts + ".tmp", ts)
+    dy = os.path.join(OUT, f"{name}_dynamo.onnx")
+    program = torch.onnx.export(model, (x,), dynamo=True, opset_version=20, external_data=False,
+                                dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, **kw)
+    program.save(dy + ".tmp", external_data=False)
+    os.replace(dy + ".tmp", dy)
+    return {"torchscript": ts, "dynamo": dy}
+
+
+def main():
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    torch.backends.mha.set_fastpath_enabled(False)
+    model = EncoderClassifier().eval()
+    with torch.no_grad():
+        # Non-trivial LayerNorm parameters, so a wrong scale or shift shows.
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.copy_(1 + 0.3 * torch.randn(m.normalized_shape, generator=generator))
+                m.bias.copy_(0.2 * torch.randn(m.normalized_shape, generator=generator))
+    x = torch.randn(5, 8, 6, generator=generator)
+    w = torch.randn(5, 5, generator=generator)
+    os.makedirs(OUT, exist_ok=True)
+    paths = export(model, x[:2].clone(), "transformer")
+
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    (logits * w).sum().backward()
+    tensors = {"x": x, "w": w, "logits": logits.detach(), "grad": xg.grad.detach()}
+    for kind, path in paths.items():
+        onnx.checker.check_model(onnx.load(path))
+        got = onnxruntime.InferenceSession(path).run(None, {"input": x.numpy()})[0]
+        err = float(np.abs(got - logits.detach().numpy()).max())
+        print(f"{os.path.basename(path)}: onnxruntime vs PyTorch max |diff| {err:.2e}")
+        if err > 1e-4:
+            sys.exit(f"{path}: onnxruntime disagrees with PyTorch ({err:.2e})")
+        tensors[f"logits_{kind}"] = torch.from_numpy(got)
+    save_safetensors(tensors, os.path.join(OUT, "onnx_transformer.safetensors"),
+                     {"generator": "Tests/Fixtures/make_onnx_transformer.py"})
+
+
+if __name__ == "__main__":
+    main()
