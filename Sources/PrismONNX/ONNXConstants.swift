@@ -91,9 +91,15 @@ extension ONNXImporter {
         }
         switch node.opType {
         case "Shape":
-            guard inputs.count == 1, case let .node(name)? = inputs[0], let shape = shapes[name] else { return nil }
+            guard inputs.count == 1, let v = view(inputs[0]) else { return nil }
             let a = try Attributes(node, site: site, known: ["start", "end"])
-            let full: [Dim] = [.batch] + shape.map { .fixed($0) }
+            let full: [Dim] = try sizes(v).map { size in
+                switch size {
+                case let .fixed(n): return .fixed(n)
+                case .batch(times: 1): return .batch
+                case .batch: throw site.fail("reads the shape \(sizes(v)), which has the batch size times a factor; Prism folds shapes whose entries are numbers or the batch size")
+                }
+            }
             let rank = full.count
             func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + rank : v, 0), rank) }
             let start = clamp(try a.int("start", 0)), end = clamp(try a.int("end", rank))

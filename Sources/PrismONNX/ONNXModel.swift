@@ -43,9 +43,11 @@ public enum ONNXModel {
 }
 
 /// A value of the ONNX graph during import: a Prism graph value (a node's output or the model's
-/// input), or a constant (an initializer, a `Constant` node, folded shape arithmetic).
+/// input), a view of one through a layout change not emitted (see `ONNXView`), or a constant (an
+/// initializer, a `Constant` node, folded shape arithmetic).
 enum ONNXValue {
     case node(String)
+    case view(ONNXView)
     case float(HostTensor)
     case int(IntConstant)
 }
