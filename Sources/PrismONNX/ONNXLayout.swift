@@ -29,6 +29,7 @@ extension ONNXImporter {
             guard a >= 0, a < rank else { throw site.fail("axis \(axis) is outside rank \(rank)") }
             return a
         }
+        if let folded = try foldFloat(node, inputs, site) { return folded }
         if let through = try throughView(node, inputs, site) { return through }
         switch op {
         case "Transpose":
@@ -170,8 +171,8 @@ extension ONNXImporter {
         } else if elementwiseOps.contains(op), others.count == 1, case let .view(w)? = inputs[others[0]], w.groups == v.groups,
                   shapes[w.node] == shapes[v.node] {
             substituted[others[0]] = .node(w.node)
-        } else if ["MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "LayerNormalization", "Softmax", "LogSoftmax"].contains(op), i == 0,
-                  try lastAxisOnly(node, inputs, rank: v.groups.count) {
+        } else if ["MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "LayerNormalization", "Softmax", "LogSoftmax"].contains(op),
+                  i == 0 || (i == 1 && (op == "Add" || op == "Mul")), lastAxisOnly(node, inputs, view: i, rank: v.groups.count) {
             laid = try lastAxisLaid(v, site: site, for: node)
         } else {
             return nil
@@ -182,16 +183,14 @@ extension ONNXImporter {
         return settle(ONNXView(node: p, groups: laid.groups))
     }
 
-    /// Whether `node` works on the last axis of its first input alone (its other inputs constants
+    /// Whether `node` works on the last axis of its input `view` alone (its other inputs constants
     /// over that axis).
-    func lastAxisOnly(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], rank: Int) throws -> Bool {
-        for (k, input) in inputs.enumerated().dropFirst() {
-            switch input {
-            case let .float(t)?:
-                guard node.opType == "LayerNormalization" || node.opType == "Gemm" || t.shape.dropLast().allSatisfy({ $0 == 1 }) else { return false }
-                if node.opType == "MatMul", t.shape.count != 2 { return false }
-                _ = k
-            case nil: continue
+    func lastAxisOnly(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], view: Int, rank: Int) -> Bool {
+        for (k, input) in inputs.enumerated() where k != view {
+            switch (node.opType, input) {
+            case (_, nil), ("LayerNormalization", .float?), ("Gemm", .float?): continue
+            case let ("MatMul", .float(t)?): if t.shape.count != 2 { return false }
+            case let (_, .float(t)?): if !t.shape.dropLast().allSatisfy({ $0 == 1 }) { return false }
             default: return false
             }
         }
@@ -209,9 +208,9 @@ extension ONNXImporter {
         let current = sizes(v)
         let perExample = (shapes[v.node] ?? []).reduce(1, *)
         // The target as axis sizes.
-        var target: [AxisSize?] = try entries.enumerated().map { i, entry in
+        var target: [Dim?] = try entries.enumerated().map { i, entry in
             switch entry {
-            case .batch: return .batch(times: 1)
+            case let .batch(k): return .batch(times: k)
             case .fixed(-1): return nil
             case .fixed(0) where !allowZero:
                 guard i < current.count else { throw site.fail("target \(entries) copies axis \(i) of a rank-\(current.count) value") }
@@ -319,4 +318,30 @@ extension ONNXImporter {
         }
         return outputs
     }
+
+    /// Arithmetic on float constants (the attention scale 1/√√d that PyTorch's TorchScript export
+    /// computes from a shape): Sqrt, Neg, Exp, Log, Reciprocal of a constant; Add, Sub, Mul, Div, Pow
+    /// of two constants of one shape or where one has one element. Nil unless every input is a
+    /// float constant.
+    func foldFloat(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], _ site: Site) throws -> ONNXValue? {
+        let unary: [String: (Double) -> Double] = ["Sqrt": { $0.squareRoot() }, "Neg": { -$0 }, "Exp": { Foundation.exp($0) },
+                                                   "Log": { Foundation.log($0) }, "Reciprocal": { 1 / $0 }]
+        let binary: [String: (Double, Double) -> Double] = ["Add": (+), "Sub": (-), "Mul": (*), "Div": (/), "Pow": { Foundation.pow($0, $1) }]
+        let constants = inputs.compactMap { value -> HostTensor? in if case let .float(t)? = value { t } else { nil } }
+        guard !inputs.isEmpty, constants.count == inputs.count else { return nil }
+        if let f = unary[node.opType], constants.count == 1 {
+            _ = try Attributes(node, site: site, known: [])
+            return .float(HostTensor(shape: constants[0].shape, values: constants[0].values.map { Float(f(Double($0))) }))
+        }
+        guard let f = binary[node.opType], constants.count == 2 else { return nil }
+        _ = try Attributes(node, site: site, known: [])
+        let (a, b) = (constants[0], constants[1])
+        guard a.shape == b.shape || a.values.count == 1 || b.values.count == 1 else {
+            throw site.fail("Prism folds \(node.opType) of float constants of one shape (or where one has one element), not \(a.shape) and \(b.shape)")
+        }
+        let n = max(a.values.count, b.values.count)
+        let values = (0..<n).map { i in Float(f(Double(a.values[a.values.count == 1 ? 0 : i]), Double(b.values[b.values.count == 1 ? 0 : i]))) }
+        return .float(HostTensor(shape: a.values.count >= b.values.count ? a.shape : b.shape, values: values))
+    }
 }
+

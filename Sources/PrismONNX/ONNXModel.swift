@@ -52,15 +52,16 @@ enum ONNXValue {
     case int(IntConstant)
 }
 
-/// One entry of an integer constant: a number, or the batch size (unknown until run time).
+/// One entry of an integer constant, or the size of an axis: a number, or the batch size (unknown
+/// until run time) times a number.
 enum Dim: Equatable, CustomStringConvertible {
     case fixed(Int)
-    case batch
+    case batch(times: Int)
 
     var description: String {
         switch self {
-        case let .fixed(n): return "\(n)"
-        case .batch: return "batch"
+        case let .fixed(n): "\(n)"
+        case let .batch(k): k == 1 ? "batch" : "batch×\(k)"
         }
     }
 

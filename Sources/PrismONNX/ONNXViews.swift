@@ -23,19 +23,6 @@ struct ONNXView: Equatable {
     var order: [Int] { groups.flatMap { $0 } }
 }
 
-/// The size of an ONNX axis: fixed, or the batch size times a factor.
-enum AxisSize: Equatable, CustomStringConvertible {
-    case fixed(Int)
-    case batch(times: Int)
-
-    var description: String {
-        switch self {
-        case let .fixed(n): "\(n)"
-        case let .batch(k): k == 1 ? "batch" : "batch×\(k)"
-        }
-    }
-}
-
 extension ONNXImporter {
     /// The Prism value of `value` as a view (the identity for a plain value); nil for a constant.
     func view(_ value: ONNXValue?) -> ONNXView? {
@@ -53,7 +40,7 @@ extension ONNXImporter {
     func axisSize(_ node: String, _ axis: Int) -> Int { axis == 0 ? 0 : shapes[node]?[axis - 1] ?? 0 }
 
     /// The ONNX shape of a view.
-    func sizes(_ v: ONNXView) -> [AxisSize] {
+    func sizes(_ v: ONNXView) -> [Dim] {
         v.groups.map { group in
             let factor = group.filter { $0 != 0 }.reduce(1) { $0 * axisSize(v.node, $1) }
             return group.contains(0) ? .batch(times: factor) : .fixed(factor)
