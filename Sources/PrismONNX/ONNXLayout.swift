@@ -263,8 +263,9 @@ extension ONNXImporter {
                     throw site.fail("target \(entries) of a value of shape \(current) splits an axis unevenly")
                 }
             }
-            // Axes of size 1 join the axis before them.
-            while k < order.count, order[k] != 0, left == 1 { group.append((order[k], partIndex)); parts[order[k], default: []].append(1); advance() }
+            // Axes of size 1 join the axis before them, unless it holds the batch and another follows.
+            let last = groups.count == target.count - 1
+            while k < order.count, order[k] != 0, left == 1, last || !group.contains(where: { $0.axis == 0 }) { group.append((order[k], partIndex)); parts[order[k], default: []].append(1); advance() }
             groups.append(group)
         }
         guard k == order.count else { throw site.fail("cannot reshape \(current) to \(entries)") }

@@ -12,10 +12,18 @@ transformer_{torchscript,dynamo}.onnx — the eval-mode network below, exported 
     mean over the 8 positions, head Linear(16, 5)                                   -> [5]
   PyTorch's fused "fast path" of the encoder layer is turned off for the export, so both exporters
   write the layer's own ops (MatMul, Softmax, LayerNormalization, Gelu or Erf, …).
+layout_{torchscript,dynamo}.onnx — the same two exports of `LayoutNet` below, input [batch, 4, 6]:
+  fc Linear(6, 12); split [5, 7] on the last axis; the fc output transposed to [4, batch, 12],
+  reshaped to [4, batch, 3, 4], permuted to [batch, 3, 4, 4]; its product with its own transpose,
+  softmax over dim 2, summed over dim 2; a slice [1:3] of the first split part, its amax over dim 1;
+  log_softmax of the second part over dim 1, mean over (1, 2) with keepdim; their concatenation,
+  head Linear(18, 3).
 onnx_transformer.safetensors — float32:
   `x` [5, 8, 6] seeded randn; `w` [5, 5] seeded randn;
   `logits_torchscript`, `logits_dynamo` [5, 5]: onnxruntime's outputs for each file on x;
-  `logits` [5, 5]: PyTorch's; `grad` [5, 8, 6]: d sum(w · logits) / dx from PyTorch.
+  `logits` [5, 5]: PyTorch's; `grad` [5, 8, 6]: d sum(w · logits) / dx from PyTorch;
+  `layout_x` [5, 4, 6], `layout_w` [5, 3], `layout_logits_torchscript`, `layout_logits_dynamo`,
+  `layout_logits` [5, 3] and `layout_grad` [5, 4, 6] the same for the layout network.
 
     python3 Tests/Fixtures/make_onnx_transformer.py
       (torch 2.15.0, onnx 1.23.2, onnxscript 0.7.2, onnxruntime 1.32.0)
@@ -51,6 +59,39 @@ class EncoderClassifier(nn.Module):
         return self.head(h.mean(dim=1))
 
 
+class LayoutNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 12)
+        self.head = nn.Linear(18, 3)
+
+    def forward(self, x):
+        h = self.fc(x)                                                   # [N, 4, 12]
+        a, b = h.split([5, 7], dim=-1)
+        t = h.transpose(0, 1).reshape(4, -1, 3, 4).permute(1, 2, 0, 3)  # [N, 3, 4, 4]
+        s = torch.matmul(t, t.transpose(-1, -2)).softmax(dim=2).sum(dim=2)  # [N, 3, 4]
+        u = a[:, 1:3, :].amax(dim=1)                                     # [N, 5]
+        v = torch.log_softmax(b, dim=1).mean(dim=(1, 2), keepdim=True)   # [N, 1, 1]
+        return self.head(torch.cat([s.flatten(1), u, v.flatten(1)], dim=1))
+
+
+def answers(model, paths, x, w, prefix):
+    """PyTorch's logits and input gradient of sum(w · logits), and onnxruntime's logits per file."""
+    xg = x.clone().requires_grad_(True)
+    logits = model(xg)
+    (logits * w).sum().backward()
+    tensors = {f"{prefix}x": x, f"{prefix}w": w, f"{prefix}logits": logits.detach(), f"{prefix}grad": xg.grad.detach()}
+    for kind, path in paths.items():
+        onnx.checker.check_model(onnx.load(path))
+        got = onnxruntime.InferenceSession(path).run(None, {"input": x.numpy()})[0]
+        err = float(np.abs(got - logits.detach().numpy()).max())
+        print(f"{os.path.basename(path)}: onnxruntime vs PyTorch max |diff| {err:.2e}")
+        if err > 1e-4:
+            sys.exit(f"{path}: onnxruntime disagrees with PyTorch ({err:.2e})")
+        tensors[f"{prefix}logits_{kind}"] = torch.from_numpy(got)
+    return tensors
+
+
 def export(model, x, name):
     """Both exporters, dynamic batch on the input and the output."""
     kw = dict(input_names=["input"], output_names=["logits"])
@@ -80,20 +121,10 @@ def main():
     x = torch.randn(5, 8, 6, generator=generator)
     w = torch.randn(5, 5, generator=generator)
     os.makedirs(OUT, exist_ok=True)
-    paths = export(model, x[:2].clone(), "transformer")
-
-    xg = x.clone().requires_grad_(True)
-    logits = model(xg)
-    (logits * w).sum().backward()
-    tensors = {"x": x, "w": w, "logits": logits.detach(), "grad": xg.grad.detach()}
-    for kind, path in paths.items():
-        onnx.checker.check_model(onnx.load(path))
-        got = onnxruntime.InferenceSession(path).run(None, {"input": x.numpy()})[0]
-        err = float(np.abs(got - logits.detach().numpy()).max())
-        print(f"{os.path.basename(path)}: onnxruntime vs PyTorch max |diff| {err:.2e}")
-        if err > 1e-4:
-            sys.exit(f"{path}: onnxruntime disagrees with PyTorch ({err:.2e})")
-        tensors[f"logits_{kind}"] = torch.from_numpy(got)
+    tensors = answers(model, export(model, x[:2].clone(), "transformer"), x, w, "")
+    layout = LayoutNet().eval()
+    lx, lw = torch.randn(5, 4, 6, generator=generator), torch.randn(5, 3, generator=generator)
+    tensors.update(answers(layout, export(layout, lx[:2].clone(), "layout"), lx, lw, "layout_"))
     save_safetensors(tensors, os.path.join(OUT, "onnx_transformer.safetensors"),
                      {"generator": "Tests/Fixtures/make_onnx_transformer.py"})
 

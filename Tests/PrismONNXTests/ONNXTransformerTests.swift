@@ -12,39 +12,58 @@ import PrismTestSupport
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/onnx").path
 
-    @Test(arguments: ["dynamo", "torchscript"])
-    func encoderMatchesOnnxruntimeAndPyTorch(export: String) throws {
+    /// Imports `file`, runs it on the fixture's `<prefix>x` and checks its logits against
+    /// onnxruntime's (`<prefix>logits_<export>`) and its input gradient of sum(w · logits) against
+    /// PyTorch's (`<prefix>grad`).
+    func importAndCheck(_ file: String, prefix: String, export: String) throws -> ModelSpec {
         let engine = try testEngine()
-        let file = "transformer_\(export).onnx"
         let (spec, tensors) = try ONNXModel.read(path: Self.folder + "/" + file)
-        #expect(spec.inputShape == [8, 6] && spec.classCount == 5)
-        let ops = Set(spec.nodes.map(\.op))
-        for op in ["linear", "matmul", "softmax", "layernorm", "mean"] { #expect(ops.contains(op), "\(file): no \(op) node in \(ops.sorted())") }
         let model = try Model(spec: spec, seed: 0, engine: engine)
         try model.loadStateDict(tensors, source: file)
         let golden = try SafetensorsFile.read(path: Self.folder + "/onnx_transformer.safetensors")
-        let x = try golden.tensor("x"), w = try golden.tensor("w")
-        let logits = try golden.tensor("logits_\(export)"), grad = try golden.tensor("grad")
+        let x = try golden.tensor(prefix + "x"), w = try golden.tensor(prefix + "w")
+        let logits = try golden.tensor("\(prefix)logits_\(export)"), grad = try golden.tensor(prefix + "grad")
 
         let input = try Tensor(x.values, shape: x.shape, engine: engine, requiresGrad: true)
         let output = try model(input)
         let got = try output.toArray()
-        #expect(got.count == logits.values.count)
+        #expect(got.count == logits.values.count, "\(file)")
         var worst: Float = 0
         for (a, b) in zip(got, logits.values) {
             let diff = abs(a - b)
             #expect(diff <= 1e-5 + 1e-4 * abs(b), "\(file): \(a) vs onnxruntime \(b)")
             worst = max(worst, diff.isNaN ? .infinity : diff)
         }
-        #expect(worst.isFinite)
+        #expect(worst.isFinite, "\(file)")
 
         // d sum(w · logits) / dx against PyTorch, relative to the largest |g|.
         try output.backward(try Tensor(w.values, shape: w.shape, engine: engine))
         let g = try #require(input.grad).toArray()
         let scale = grad.values.map(abs).max() ?? 0
-        #expect(scale > 0 && g.count == grad.values.count)
+        #expect(scale > 0 && g.count == grad.values.count, "\(file)")
         for (a, b) in zip(g, grad.values) {
             #expect(abs(a - b) <= 1e-4 * scale, "\(file): gradient \(a) vs PyTorch \(b) (max |g| \(scale))")
+        }
+        return spec
+    }
+
+    @Test(arguments: ["dynamo", "torchscript"])
+    func encoderMatchesOnnxruntimeAndPyTorch(export: String) throws {
+        let spec = try importAndCheck("transformer_\(export).onnx", prefix: "", export: export)
+        #expect(spec.inputShape == [8, 6] && spec.classCount == 5)
+        let ops = Set(spec.nodes.map(\.op))
+        for op in ["linear", "matmul", "softmax", "layernorm", "mean"] { #expect(ops.contains(op), "\(export): no \(op) node in \(ops.sorted())") }
+    }
+
+    /// Split, Slice, a transpose that moves the batch, reshapes that merge and split it, MatMul of two
+    /// values, Softmax and LogSoftmax over middle axes, ReduceSum/ReduceMax/ReduceMean.
+    @Test(arguments: ["dynamo", "torchscript"])
+    func layoutOpsMatchOnnxruntimeAndPyTorch(export: String) throws {
+        let spec = try importAndCheck("layout_\(export).onnx", prefix: "layout_", export: export)
+        #expect(spec.inputShape == [4, 6] && spec.classCount == 3)
+        let ops = Set(spec.nodes.map(\.op))
+        for op in ["narrow", "permute", "matmul", "softmax", "log_softmax", "sum", "amax", "mean", "cat"] {
+            #expect(ops.contains(op), "\(export): no \(op) node in \(ops.sorted())")
         }
     }
 }
