@@ -6,17 +6,21 @@
 //   axpy_f32(alpha, x, y, n)     y[i] = alpha * x[i] + y[i]       for i < n  (y accumulates, +=)
 //   affine_f32(x, y, a, b, n)    y[i] = a·x[i] + b                (scale, add a scalar)
 //   unary_f32(x, y, op, n)       y = op(x): 0 relu, 1 gelu (erf form), 2 gelu (tanh form), 3 tanh,
-//                                4 sigmoid, 5 exp, 6 log
+//                                4 sigmoid, 5 exp, 6 log, 7 sqrt, 8 erf, 9 reciprocal (1/x)
 //   unary_backward_f32(x, y, dy, dx, op, n)   dx = dy · op'(x), from x or the saved output y
-//   activation_f32(x, y, op, alpha, n)   y = op(x) with a parameter, PyTorch's definitions:
+//   activation_f32(x, y, op, alpha, beta, n)   y = op(x) with parameters, PyTorch's definitions:
 //                                0 leaky relu (x > 0 ? x : alpha·x), 1 elu (x > 0 ? x : alpha·(eˣ − 1)),
-//                                2 silu (x·sigmoid(x)), 3 hardswish (x·min(max(x + 3, 0), 6) / 6);
-//                                silu and hardswish ignore alpha
-//   activation_backward_f32(x, dy, dx, op, alpha, n)   dx = dy · op'(x), with PyTorch's side at
-//                                the kinks: leaky relu and elu take the negative side at 0,
-//                                hardswish the middle piece at ±3
+//                                2 silu (x·sigmoid(x)), 3 hardswish (x·min(max(x + 3, 0), 6) / 6),
+//                                4 hardtanh (x clamped to [alpha, beta]), 5 hardsigmoid (alpha·x + beta
+//                                clamped to [0, 1]); the parameters an op does not use are ignored
+//   activation_backward_f32(x, dy, dx, op, alpha, beta, n)   dx = dy · op'(x), with PyTorch's side
+//                                at the kinks: leaky relu and elu take the negative side at 0,
+//                                hardswish the middle piece at ±3, hardtanh and hardsigmoid the flat
+//                                pieces at their corners
 //   binary_f32(a, b, out, op, n, inner, bcount)
-//                                out[i] = a[i] op b[(i / inner) % bcount]: 0 add, 1 sub, 2 mul, 3 div.
+//                                out[i] = a[i] op b[(i / inner) % bcount]: 0 add, 1 sub, 2 mul, 3 div,
+//                                4 pow (a^b), and with the operands' roles swapped (b stays the one
+//                                broadcast) 5 rsub (b − a), 6 rdiv (b / a), 7 rpow (b^a).
 //                                Equal shapes: inner 1, bcount n. b over trailing dims: inner 1,
 //                                bcount = b's size. b over a channel axis of [N, C, H, W]: inner H·W,
 //                                bcount C.
@@ -105,7 +109,10 @@ __kernel void unary_f32(__global const float *x, __global float *y, const int op
     case 3: r = tanh(v); break;
     case 4: r = 1.0f / (1.0f + exp(-v)); break;
     case 5: r = exp(v); break;
-    default: r = log(v); break;
+    case 6: r = log(v); break;
+    case 7: r = sqrt(v); break;
+    case 8: r = prism_erf(v); break;
+    default: r = 1.0f / v; break;
     }
     y[i] = r;
 }
@@ -128,7 +135,10 @@ __kernel void unary_backward_f32(__global const float *x, __global const float *
     case 3: { const float t = y[i]; d = 1.0f - t * t; break; }
     case 4: { const float s = y[i]; d = s * (1.0f - s); break; }
     case 5: d = y[i]; break;
-    default: d = 1.0f / v; break;
+    case 6: d = 1.0f / v; break;
+    case 7: d = 0.5f / y[i]; break;
+    case 8: d = 1.12837916709551257f * exp(-v * v); break;  // 2/√π · e^(−x²)
+    default: { const float r = y[i]; d = -r * r; break; }
     }
     dx[i] = g * d;
 }
@@ -141,7 +151,8 @@ __kernel void unary_backward_f32(__global const float *x, __global const float *
 #define ACTIVATION_CODE op
 #endif
 
-__kernel void activation_f32(__global const float *x, __global float *y, const int op, const float alpha, const int n) {
+__kernel void activation_f32(__global const float *x, __global float *y, const int op, const float alpha, const float beta,
+                             const int n) {
     const int i = (int)get_global_id(0);
     if (i >= n) return;
     const float v = x[i];
@@ -150,13 +161,15 @@ __kernel void activation_f32(__global const float *x, __global float *y, const i
     case 0: r = v > 0.0f ? v : alpha * v; break;  // NaN passes through
     case 1: r = v > 0.0f ? v : alpha * expm1(v); break;
     case 2: r = v / (1.0f + exp(-v)); break;
-    default: r = v * fmin(fmax(v + 3.0f, 0.0f), 6.0f) / 6.0f; break;
+    case 3: r = v * fmin(fmax(v + 3.0f, 0.0f), 6.0f) / 6.0f; break;
+    case 4: r = v < alpha ? alpha : (v > beta ? beta : v); break;  // NaN passes through
+    default: { const float t = fma(alpha, v, beta); r = t < 0.0f ? 0.0f : (t > 1.0f ? 1.0f : t); break; }
     }
     y[i] = r;
 }
 
 __kernel void activation_backward_f32(__global const float *x, __global const float *dy, __global float *dx, const int op,
-                                      const float alpha, const int n) {
+                                      const float alpha, const float beta, const int n) {
     const int i = (int)get_global_id(0);
     if (i >= n) return;
     const float v = x[i], g = dy[i];
@@ -165,7 +178,9 @@ __kernel void activation_backward_f32(__global const float *x, __global const fl
     case 0: d = v > 0.0f ? 1.0f : alpha; break;
     case 1: d = v > 0.0f ? 1.0f : alpha * exp(v); break;
     case 2: { const float s = 1.0f / (1.0f + exp(-v)); d = s * (1.0f + v * (1.0f - s)); break; }
-    default: d = v < -3.0f ? 0.0f : (v <= 3.0f ? v / 3.0f + 0.5f : 1.0f); break;
+    case 3: d = v < -3.0f ? 0.0f : (v <= 3.0f ? v / 3.0f + 0.5f : 1.0f); break;
+    case 4: d = v > alpha && v < beta ? 1.0f : 0.0f; break;
+    default: { const float t = fma(alpha, v, beta); d = t > 0.0f && t < 1.0f ? alpha : 0.0f; break; }
     }
     dx[i] = g * d;
 }
@@ -175,9 +190,17 @@ inline float binary_op(const float a, const float b, const int op) {
     case 0: return a + b;
     case 1: return a - b;
     case 2: return a * b;
-    default: return a / b;
+    case 3: return a / b;
+    case 4: return pow(a, b);
+    case 5: return b - a;
+    case 6: return b / a;
+    default: return pow(b, a);
     }
 }
+
+// ∂(a^b)/∂a = b·a^(b−1) (0 where b = 0) and ∂(a^b)/∂b = a^b·ln a (0 where a = 0 and b ≥ 0), as PyTorch.
+inline float pow_grad_base(const float a, const float b) { return b == 0.0f ? 0.0f : b * pow(a, b - 1.0f); }
+inline float pow_grad_exponent(const float a, const float b) { return a == 0.0f && b >= 0.0f ? 0.0f : pow(a, b) * log(a); }
 
 __kernel void binary_f32(__global const float *a, __global const float *b, __global float *out, const int op,
                          const int n, const int inner, const int bcount) {
@@ -195,10 +218,15 @@ __kernel void binary_backward_a_f32(__global const float *a, __global const floa
     const int q = i / inner;
     const int j = q - (q / bcount) * bcount;
     const float g = dy[i];
+    const float x = a[i], y = b[j];
     switch (op) {
     case 0: case 1: da[i] = g; break;
-    case 2: da[i] = g * b[j]; break;
-    default: da[i] = g / b[j]; break;
+    case 2: da[i] = g * y; break;
+    case 3: da[i] = g / y; break;
+    case 4: da[i] = g * pow_grad_base(x, y); break;
+    case 5: da[i] = -g; break;
+    case 6: da[i] = -g * y / (x * x); break;
+    default: da[i] = g * pow_grad_exponent(y, x); break;
     }
 }
 
@@ -212,12 +240,15 @@ __kernel void binary_backward_b_f32(__global const float *a, __global const floa
     for (int o = 0; o < outer; ++o) {
         const int base = (o * bcount + j) * inner;
         for (int k = 0; k < inner; ++k) {
-            const float g = dy[base + k];
+            const float g = dy[base + k], x = a[base + k];
             switch (op) {
-            case 0: sum += g; break;
+            case 0: case 5: sum += g; break;
             case 1: sum -= g; break;
-            case 2: sum += g * a[base + k]; break;
-            default: sum -= g * a[base + k] / (bj * bj); break;
+            case 2: sum += g * x; break;
+            case 3: sum -= g * x / (bj * bj); break;
+            case 4: sum += g * pow_grad_exponent(x, bj); break;
+            case 6: sum += g / x; break;
+            default: sum += g * pow_grad_base(bj, x); break;
             }
         }
     }

@@ -10,10 +10,12 @@ import Prism
 ///
 /// The rules live with the ops (`LRPRule`):
 /// - Linear and Conv2D: the layer's rule (ε, z⁺ or γ), configurable per node index.
-/// - MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, BatchNorm (inference), Add and Cat: the ε-rule with a
+/// - MaxPool2D, AvgPool2D, AdaptiveAvgPool2D, BatchNorm (inference), Add, Sub and Cat: the ε-rule with a
 ///   tiny ε through the op itself (max pooling sends relevance to the maximum, average pooling and
-///   sums share it in proportion to the inputs; BatchNorm's shift absorbs its share, as a bias does).
-/// - ReLU, LeakyReLU, ELU, SiLU, Hardswish, Sigmoid, Tanh and Dropout (inference): relevance passes
+///   sums share it in proportion to the inputs; BatchNorm's shift and a constant operand absorb their
+///   share, as a bias does).
+/// - ReLU, LeakyReLU, ELU, SiLU, Hardswish, Hardsigmoid, Hardtanh, PReLU, Sigmoid, Tanh and Dropout
+///   (inference): relevance passes
 ///   through unchanged (element-wise activations, as in Montavon et al. 2019); Flatten reshapes it.
 /// - GELU, Softmax, LayerNorm and the transformer ops have no rule: LRP refuses such models.
 ///
@@ -146,8 +148,9 @@ public struct LRP: AttributionMethod {
 
     /// The ops with a rule (the registry kinds of the standard `LRPRule` conformances).
     public static let supportedOps = [Linear.kind, Conv2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind, AdaptiveAvgPool2DLayer.kind,
-                                      BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind,
-                                      SiLU.kind, Hardswish.kind, Sigmoid.kind, Tanh.kind, Dropout.kind, Flatten.kind]
+                                      BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Sub.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind,
+                                      SiLU.kind, Hardswish.kind, Hardsigmoid.kind, Hardtanh.kind, PReLU.kind, Sigmoid.kind, Tanh.kind,
+                                      Dropout.kind, Flatten.kind]
 }
 
 /// How an op hands relevance from its output to its inputs (see `LRP`).
@@ -209,7 +212,11 @@ extension AdaptiveAvgPool2DLayer: ProportionalRule {}
 extension BatchNorm1D: ProportionalRule {}
 extension BatchNorm2D: ProportionalRule {}
 extension AvgPool2DLayer: ProportionalRule {}
-extension Add: ProportionalRule {}
+/// The binary ops linear in both operands (sums), whose ε-rule conserves relevance.
+protocol SumKind: DeviceBinaryKind {}
+extension AddKind: SumKind {}
+extension SubKind: SumKind {}
+extension BinaryLayer: LRPRule, ProportionalRule where Kind: SumKind {}
 extension Cat: ProportionalRule {}
 
 /// Element-wise activations and inference-time dropout: relevance passes through unchanged.
@@ -225,6 +232,9 @@ extension LeakyReLU: PassRule {}
 extension ELU: PassRule {}
 extension SiLU: PassRule {}
 extension Hardswish: PassRule {}
+extension Hardsigmoid: PassRule {}
+extension Hardtanh: PassRule {}
+extension PReLU: PassRule {}
 
 extension Flatten: LRPRule {
     public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {

@@ -10,6 +10,10 @@ let standardSchemas: [OpDefinition] = [
     OpDefinition(ReLUSchema.self), OpDefinition(GELUSchema.self), OpDefinition(SigmoidSchema.self), OpDefinition(TanhSchema.self),
     OpDefinition(LeakyReLUSchema.self), OpDefinition(ELUSchema.self), OpDefinition(SiLUSchema.self), OpDefinition(HardswishSchema.self),
     OpDefinition(FlattenSchema.self), OpDefinition(SoftmaxSchema.self), OpDefinition(DropoutSchema.self), OpDefinition(AddSchema.self),
+    OpDefinition(SubSchema.self), OpDefinition(MulSchema.self), OpDefinition(DivSchema.self), OpDefinition(PowSchema.self),
+    OpDefinition(NegSchema.self), OpDefinition(SqrtSchema.self), OpDefinition(ExpSchema.self), OpDefinition(LogSchema.self),
+    OpDefinition(ErfSchema.self), OpDefinition(ReciprocalSchema.self), OpDefinition(HardsigmoidSchema.self), OpDefinition(HardtanhSchema.self),
+    OpDefinition(PReLUSchema.self),
     OpDefinition(CatSchema.self), OpDefinition(LayerNormSchema.self), OpDefinition(PatchEmbeddingSchema.self),
     OpDefinition(TransformerBlockSchema.self), OpDefinition(ClassTokenSchema.self), OpDefinition(EmbeddingSchema.self),
     OpDefinition(IndexSelectSchema.self), OpDefinition(ComparisonSchema<EqualKind>.self), OpDefinition(ComparisonSchema<LessKind>.self),
@@ -323,19 +327,6 @@ public enum DropoutSchema: OpSchema {
     }
 }
 
-/// `torch.add(a, b)`: b broadcast over a (same shape, or per-channel [C, 1, 1] and the like).
-public enum AddSchema: OpSchema {
-    public typealias Config = NoConfig
-    public static let kind = "add"
-    public static let arity = 2...2
-    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] {
-        guard Broadcast.of([2] + inputs[1], over: [2] + inputs[0]) != nil else {
-            throw TensorError("the second input \(inputs[1]) does not broadcast over the first \(inputs[0])")
-        }
-        return inputs[0]
-    }
-}
-
 /// `torch.cat(…, dim)` (dim counts the batch axis; default 1, the channels).
 public enum CatSchema: OpSchema {
     public struct Config: OpConfig {
@@ -544,7 +535,7 @@ public struct ComparisonSchema<Kind: ComparisonKind>: OpSchema {
     public typealias Config = NoConfig
     public static var kind: String { Kind.name }
     public static var arity: ClosedRange<Int> { 2...2 }
-    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] { try AddSchema.outputShape(config, inputs: inputs) }
+    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] { try broadcastOutputShape(inputs) }
     public static func outputType(_ config: NoConfig, inputs: [ElementType]) throws -> ElementType {
         guard inputs[0].isInteger == inputs[1].isInteger else {
             throw TensorError("compares two float32 or two integer inputs, got \(inputs[0].rawValue) and \(inputs[1].rawValue) (cast one first)")

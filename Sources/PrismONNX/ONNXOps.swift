@@ -4,9 +4,10 @@ import PrismGraph
 
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
-    "Add (two graph values, or a bias after MatMul)", "AveragePool", "BatchNormalization", "Cast", "Concat", "Constant", "Conv", "Dropout",
-    "Elu", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSwish", "Identity", "LeakyRelu", "MatMul (by a constant matrix)",
-    "MaxPool", "ReduceMean (over H and W)", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Tanh", "Unsqueeze",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Erf",
+    "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Log",
+    "MatMul (by a constant matrix)", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMean (over H and W)", "Relu", "Reshape",
+    "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tanh", "Unsqueeze",
 ]
 
 extension ONNXImporter {
@@ -137,30 +138,14 @@ extension ONNXImporter {
             let made = try linear(x, weight: transpose(b), bias: nil, node: node, site: site)
             if case let .node(name) = made { biasless[name] = nodes.count - 1 }
             return made
-        case "Add":
+        case "Add", "Sub", "Mul", "Div", "Pow":
+            return try binary(node, inputs, site: site)
+        case "Neg", "Sqrt", "Exp", "Log", "Erf", "Reciprocal":
             _ = try attributes([])
-            switch (value(0), value(1)) {
-            case let (.node(p)?, .node(q)?):
-                let (sp, sq) = (shapes[p] ?? [], shapes[q] ?? [])
-                func fits(_ b: [Int], over a: [Int]) -> Bool { a.count == b.count && zip(a, b).allSatisfy { $1 == $0 || $1 == 1 } }
-                guard fits(sq, over: sp) || fits(sp, over: sq) else {
-                    throw site.fail("inputs of shapes [batch] + \(sp) and [batch] + \(sq); Prism imports Add of two values of one rank where one broadcasts over the other")
-                }
-                return try emit(AddSchema.kind, inputs: fits(sq, over: sp) ? [p, q] : [q, p], name: name(for: node), site: site)
-            case let (.node(p)?, .float(c)?), let (.float(c)?, .node(p)?):
-                var index = 1
-                if case .node? = value(0) { index = 0 }
-                guard let i = biasless[p], uses[node.input[index], default: 0] == 1, let width = shapes[p]?.last,
-                      c.values.count == width, c.shape.last == width, c.shape.dropLast().allSatisfy({ $0 == 1 }) else {
-                    throw site.fail("adds a constant of shape \(c.shape); Prism imports Add of a constant only as the bias right after a MatMul")
-                }
-                biasless[p] = nil
-                nodes[i].attributes["bias"] = nil
-                tensors["\(p).bias"] = HostTensor(shape: [width], values: c.values)
-                return .node(p)
-            default:
-                throw site.fail("Prism imports Add of two graph values, or of a MatMul and its bias")
-            }
+            return try elementwise(Self.unaryKinds[op] ?? op)
+        case "HardSigmoid": return try hardSigmoid(node, try graphValue(), site: site)
+        case "Clip": return try clip(node, inputs, try graphValue(), site: site)
+        case "PRelu": return try prelu(node, inputs, try graphValue(), site: site)
         case "Flatten":
             let x = try graphValue(), rank = (shapes[x]?.count ?? 0) + 1
             let axis = try attributes(["axis"]).int("axis", 1)

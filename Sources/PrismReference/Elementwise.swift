@@ -2,7 +2,7 @@ import Foundation
 
 extension Reference {
     /// The element-wise functions, by the kernel's op codes: 0 relu, 1 gelu (erf), 2 gelu (tanh),
-    /// 3 tanh, 4 sigmoid, 5 exp, 6 log.
+    /// 3 tanh, 4 sigmoid, 5 exp, 6 log, 7 sqrt, 8 erf, 9 reciprocal.
     ///
     /// x: [n] → y: [n]
     public static func unary(_ op: Int, x: [Double]) -> [Double] {
@@ -14,7 +14,10 @@ extension Reference {
             case 3: return Foundation.tanh(v)
             case 4: return 1 / (1 + Foundation.exp(-v))
             case 5: return Foundation.exp(v)
-            default: return Foundation.log(v)
+            case 6: return Foundation.log(v)
+            case 7: return v.squareRoot()
+            case 8: return Foundation.erf(v)
+            default: return 1 / v
             }
         }
     }
@@ -35,7 +38,10 @@ extension Reference {
             case 3: let t = Foundation.tanh(v); d = 1 - t * t
             case 4: let s = 1 / (1 + Foundation.exp(-v)); d = s * (1 - s)
             case 5: d = Foundation.exp(v)
-            default: d = 1 / v
+            case 6: d = 1 / v
+            case 7: d = 0.5 / v.squareRoot()
+            case 8: d = 2 / Double.pi.squareRoot() * Foundation.exp(-v * v)
+            default: d = -1 / (v * v)
             }
             return g * d
         }
@@ -65,7 +71,8 @@ extension Reference {
         }
     }
 
-    /// a op b with b broadcast over a (NumPy rules, see `broadcastIndices`); op 0 add, 1 sub, 2 mul, 3 div.
+    /// a op b with b broadcast over a (NumPy rules, see `broadcastIndices`); op 0 add, 1 sub, 2 mul,
+    /// 3 div, 4 pow (a^b), and reflected 5 rsub (b − a), 6 rdiv (b / a), 7 rpow (b^a).
     ///
     /// a: aShape, b: bShape → y: aShape
     public static func binary(_ op: Int, a: [Double], aShape: [Int], b: [Double], bShape: [Int]) -> [Double] {
@@ -76,7 +83,11 @@ extension Reference {
             case 0: return x + y
             case 1: return x - y
             case 2: return x * y
-            default: return x / y
+            case 3: return x / y
+            case 4: return Foundation.pow(x, y)
+            case 5: return y - x
+            case 6: return y / x
+            default: return Foundation.pow(y, x)
             }
         }
     }
@@ -95,7 +106,11 @@ extension Reference {
             case 0: da[i] = g; db[j] += g
             case 1: da[i] = g; db[j] -= g
             case 2: da[i] = g * b[j]; db[j] += g * a[i]
-            default: da[i] = g / b[j]; db[j] -= g * a[i] / (b[j] * b[j])
+            case 3: da[i] = g / b[j]; db[j] -= g * a[i] / (b[j] * b[j])
+            case 4: da[i] = g * b[j] * Foundation.pow(a[i], b[j] - 1); db[j] += g * Foundation.pow(a[i], b[j]) * Foundation.log(a[i])
+            case 5: da[i] = -g; db[j] += g
+            case 6: da[i] = -g * b[j] / (a[i] * a[i]); db[j] += g / a[i]
+            default: da[i] = g * Foundation.pow(b[j], a[i]) * Foundation.log(b[j]); db[j] += g * a[i] * Foundation.pow(b[j], a[i] - 1)
             }
         }
         return (da, db)

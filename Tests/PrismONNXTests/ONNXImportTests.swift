@@ -67,7 +67,6 @@ import PrismTestSupport
 
     @Test func unsupportedFilesAreRefusedInOneLine() throws {
         let cases: [(String, [String])] = [
-            ("unsupported_op.onnx", ["node 'erf1' (Erf, opset 17)", "op not supported", "Conv"]),
             ("external_data.onnx", ["tensor 'fc.weight'", "external data file ('weights.bin')"]),
             ("float64_initializer.onnx", ["tensor 'fc.weight'", "dtype DOUBLE"]),
             ("asymmetric_pads.onnx", ["node 'conv' (Conv, opset 17)", "asymmetric pads [0, 0, 1, 1]"]),
@@ -78,6 +77,35 @@ import PrismTestSupport
             #expect(!message.contains("\n"), "\(message)")
             for part in parts { #expect(message.contains(part), "\(file): '\(part)' not in: \(message)") }
         }
+        // unsupported_op.onnx holds one Erf node, which imports; with its op type renamed to Sin
+        // (same length, so the protobuf stays well formed) it is refused.
+        let erf = try readFile(Self.folder + "/unsupported_op.onnx")
+        let sin = try #require(renamed(erf, from: "Erf", to: "Sin"))
+        let message = try #require(refusal("sin.onnx", bytes: sin), "Sin imported")
+        #expect(message.hasPrefix("sin.onnx: node 'erf1' (Sin, opset 17): op not supported; Prism imports Add, "), "\(message)")
+        #expect(!message.contains("\n") && message.contains("PRelu"), "\(message)")
+    }
+
+    /// `bytes` with the one occurrence of `from` replaced by `to` (of the same length), or nil.
+    func renamed(_ bytes: [UInt8], from: String, to: String) -> [UInt8]? {
+        let (a, b) = (Array(from.utf8), Array(to.utf8))
+        let hits = (0...(bytes.count - a.count)).filter { Array(bytes[$0..<($0 + a.count)]) == a }
+        guard a.count == b.count, hits.count == 1, let at = hits.first else { return nil }
+        var out = bytes
+        out.replaceSubrange(at..<(at + b.count), with: b)
+        return out
+    }
+
+    /// The Erf node of unsupported_op.onnx (input [1, 4]) imports as an `erf` node and runs.
+    @Test func erfImportsAndRuns() throws {
+        let engine = try testEngine()
+        let (spec, tensors) = try ONNXModel.read(path: Self.folder + "/unsupported_op.onnx")
+        #expect(spec.nodes.map(\.op) == ["erf"] && spec.inputShape == [4])
+        let model = try Model(spec: spec, seed: 0, engine: engine)
+        try model.loadStateDict(tensors)
+        let x: [Float] = [-2, -0.3, 0.5, 1.7]
+        let y = try engine.noGrad { try model(try Tensor(x, shape: [1, 4], engine: engine)).toArray() }
+        expectClose(y, x.map { Foundation.erf(Double($0)) }, atol: 3e-7, rtol: 0, "erf")
     }
 
     @Test func truncatedAndGarbageBytesAreRefusedInOneLine() throws {

@@ -20,9 +20,14 @@ struct BroadcastCase: CustomStringConvertible, Sendable {
 @Suite struct ElementwiseTests {
     static let sizes = TestSizes.pick([1, 7, 31, 32, 33, 257, 1031, 4099], small: [1, 7, 33])
 
-    /// Inputs where each op is smooth and finite: log needs positive values.
+    /// Inputs where each op is smooth and finite: log and sqrt need positive values, reciprocal
+    /// values away from 0 (of both signs).
     static func inputs(_ op: UnaryOp, count: Int, seed: UInt64) -> [Float] {
-        op == .log ? seededFloats(count, seed: seed, low: 0.05, high: 3) : seededFloats(count, seed: seed, low: -3, high: 3)
+        switch op {
+        case .log, .sqrt: return seededFloats(count, seed: seed, low: 0.05, high: 3)
+        case .reciprocal: return seededFloats(count, seed: seed, low: 0.25, high: 3).enumerated().map { $0.offset % 2 == 0 ? $0.element : -$0.element }
+        default: return seededFloats(count, seed: seed, low: -3, high: 3)
+        }
     }
 
     @Test(arguments: UnaryOp.allCases, sizes)
@@ -39,14 +44,23 @@ struct BroadcastCase: CustomStringConvertible, Sendable {
         case .sigmoid: y = try xt.sigmoid()
         case .exp: y = try xt.exp()
         case .log: y = try xt.log()
+        case .sqrt: y = try xt.sqrt()
+        case .erf: y = try xt.erf()
+        case .reciprocal: y = try xt.reciprocal()
         }
         #expect(y.shape == [n])
         let code = Int(op.rawValue)
         expectClose(try y.toArray(), Reference.unary(code, x: doubles(x)), atol: 1e-6, rtol: 2e-6, "\(op) n=\(n)")
         let dy = seededFloats(n, seed: 12)
         try y.backward(try Tensor(dy, shape: [n], engine: engine))
-        expectClose(try #require(xt.grad).toArray(), Reference.unaryBackward(code, x: doubles(x), dy: doubles(dy)),
-                    atol: 1e-6, rtol: 1e-5, "\(op) dx n=\(n)")
+        let reference = Reference.unaryBackward(code, x: doubles(x), dy: doubles(dy))
+        expectClose(try #require(xt.grad).toArray(), reference, atol: 1e-6, rtol: 1e-5, "\(op) dx n=\(n)")
+        // The reference's backward against central differences of its forward (element-wise, so one
+        // shifted pass per side).
+        let h = 1e-6, xs = doubles(x)
+        let plus = Reference.unary(code, x: xs.map { $0 + h }), minus = Reference.unary(code, x: xs.map { $0 - h })
+        let fd = xs.indices.map { Double(dy[$0]) * (plus[$0] - minus[$0]) / (2 * h) }
+        expectClose(reference.map(Float.init), fd, atol: 1e-5, rtol: 1e-5, "\(op) reference dx vs finite differences n=\(n)")
     }
 
     @Test func unaryKeepsShapeAndReluGradientIsZeroAtZero() throws {
@@ -95,8 +109,8 @@ struct BroadcastCase: CustomStringConvertible, Sendable {
     @Test(arguments: BinaryOp.allCases, broadcastCases)
     func binaryMatchesReference(_ op: BinaryOp, _ cs: BroadcastCase) throws {
         let engine = try testEngine()
-        let a = seededFloats(cs.a.reduce(1, *), seed: 15)
-        // b away from 0 so division is well conditioned.
+        // a positive where it is a base or a divisor; b away from 0 so division is well conditioned.
+        let a = [.pow, .rdiv].contains(op) ? seededFloats(cs.a.reduce(1, *), seed: 15, low: 0.5, high: 2) : seededFloats(cs.a.reduce(1, *), seed: 15)
         let b = seededFloats(cs.b.reduce(1, *), seed: 16, low: 0.5, high: 2)
         let at = try Tensor(a, shape: cs.a, engine: engine, requiresGrad: true)
         let bt = try Tensor(b, shape: cs.b, engine: engine, requiresGrad: true)

@@ -24,6 +24,16 @@ private func gradient(_ t: Tensor) throws -> [Double] { doubles(try #require(t.g
         Activation(name: "elu 0.7", device: { try $0.elu(alpha: 0.7) }, reference: { Reference.elu(x: $0, alpha: 0.7) }),
         Activation(name: "silu", device: { try $0.silu() }, reference: { Reference.silu(x: $0) }),
         Activation(name: "hardswish", device: { try $0.hardswish() }, reference: { Reference.hardswish(x: $0) }),
+        Activation(name: "hardtanh", device: { try $0.hardtanh() }, reference: { Reference.hardtanh(x: $0, minValue: -1, maxValue: 1) }),
+        Activation(name: "hardtanh 0 6 (relu6)", device: { try $0.hardtanh(min: 0, max: 6) },
+                   reference: { Reference.hardtanh(x: $0, minValue: 0, maxValue: 6) }),
+        Activation(name: "hardtanh -2.5 0.75", device: { try $0.hardtanh(min: -2.5, max: 0.75) },
+                   reference: { Reference.hardtanh(x: $0, minValue: -2.5, maxValue: 0.75) }),
+        Activation(name: "hardsigmoid", device: { try $0.hardsigmoid() }, reference: { Reference.hardsigmoid(x: $0) }),
+        Activation(name: "hardsigmoid 0.2 0.5", device: { try $0.hardsigmoid(alpha: 0.2, beta: 0.5) },
+                   reference: { Reference.hardsigmoid(x: $0, alpha: 0.2, beta: 0.5) }),
+        Activation(name: "hardsigmoid -0.3 0.1", device: { try $0.hardsigmoid(alpha: -0.3, beta: 0.1) },
+                   reference: { Reference.hardsigmoid(x: $0, alpha: -0.3, beta: 0.1) }),
     ]
 
     /// Forward against the reference, backward against finite differences of the reference, on
@@ -55,6 +65,18 @@ private func gradient(_ t: Tensor) throws -> [Double] { doubles(try #require(t.g
         #expect(try slopes([0, 2]) { try $0.elu(alpha: 0.5) } == [0.5, 1])
         #expect(try slopes([-3, 3, -4, 4, 0]) { try $0.hardswish() } == [-0.5, 1.5, 0, 1, 0.5])
         #expect(try slopes([0]) { try $0.silu() } == [0.5])
+        #expect(try slopes([0, 6, -1, 7, 3]) { try $0.hardtanh(min: 0, max: 6) } == [0, 0, 0, 0, 1])
+        #expect(try slopes([-3, 3, -4, 4, 0]) { try $0.hardsigmoid() } == [0, 0, 0, 0, Float(1.0 / 6)])
+    }
+
+    /// NaN passes through hardtanh (as torch.clamp lets it), and PyTorch's hardsigmoid values.
+    @Test func hardtanhPassesNaNAndHardsigmoidHitsItsCorners() throws {
+        let engine = try testEngine()
+        let x = try Tensor([.nan, -7, 7, 1.5], shape: [4], engine: engine)
+        let y = try x.hardtanh(min: 0, max: 6).toArray()
+        #expect(y[0].isNaN && y[1] == 0 && y[2] == 6 && y[3] == 1.5)
+        #expect(try x.hardsigmoid().toArray().dropFirst() == [0, 1, 0.75])
+        #expect(errorMessage { try x.hardtanh(min: 1, max: 0) } == "hardtanh: needs min_val ≤ max_val, got 1.0 and 0.0")
     }
 
     @Test func referencesHitTheirDefinitions() {

@@ -252,14 +252,6 @@ public final class Dropout: Op {
     }
 }
 
-/// a + b (`torch.add`), b broadcast over a (same shape, or per-channel [C, 1, 1] and the like).
-public final class Add: Op {
-    public typealias Schema = AddSchema
-    public let config = NoConfig()
-    public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].add(inputs[1]) }
-}
-
 /// Concatenation along an axis (`torch.cat(…, dim)`; dim counts the batch axis, default 1: channels).
 public final class Cat: Op {
     public typealias Schema = CatSchema

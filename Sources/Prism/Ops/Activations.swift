@@ -2,7 +2,7 @@ import PrismCL
 
 /// The parametric activations of `activation_f32` (the raw values are the kernel's op codes).
 enum ActivationOp: Int32 {
-    case leakyRelu = 0, elu = 1, silu = 2, hardswish = 3
+    case leakyRelu = 0, elu = 1, silu = 2, hardswish = 3, hardtanh = 4, hardsigmoid = 5
 }
 
 extension Tensor {
@@ -29,18 +29,50 @@ extension Tensor {
     /// slope of the middle piece, x/3 + 1/2, as in PyTorch).
     public func hardswish() throws -> Tensor { try activation(.hardswish, alpha: 0) }
 
-    /// Applies `op` with parameter `alpha` element by element, recording its backward.
-    private func activation(_ op: ActivationOp, alpha: Float) throws -> Tensor {
+    /// x clamped to [minValue, maxValue] (PyTorch's `Hardtanh`; `ReLU6` is hardtanh(0, 6)), recording
+    /// its backward (0 at and past the corners, as PyTorch).
+    /// - Throws: `TensorError` when a bound is NaN or minValue > maxValue.
+    public func hardtanh(min minValue: Float = -1, max maxValue: Float = 1) throws -> Tensor {
+        guard !minValue.isNaN, !maxValue.isNaN, minValue <= maxValue else {
+            throw TensorError("hardtanh: needs min_val ≤ max_val, got \(minValue) and \(maxValue)")
+        }
+        return try activation(.hardtanh, alpha: minValue, beta: maxValue)
+    }
+
+    /// alpha·x + beta clamped to [0, 1]: PyTorch's `Hardsigmoid` (relu6(x + 3)/6) with the defaults,
+    /// ONNX's `HardSigmoid` with others. Records its backward (alpha strictly between the corners, 0
+    /// at and past them, as PyTorch).
+    /// - Throws: `TensorError` when alpha or beta is not finite.
+    public func hardsigmoid(alpha: Float = 1.0 / 6, beta: Float = 0.5) throws -> Tensor {
+        guard alpha.isFinite, beta.isFinite else { throw TensorError("hardsigmoid: alpha and beta must be finite, got \(alpha) and \(beta)") }
+        return try activation(.hardsigmoid, alpha: alpha, beta: beta)
+    }
+
+    /// PReLU (PyTorch's `PReLU`): x for x > 0, weight·x otherwise, with one weight for all channels
+    /// ([1]) or one per channel ([C], axis 1 of [N, C, …]), recording its backward (the weight's
+    /// side at 0, as PyTorch). Composed as relu(x) + weight·(x − relu(x)).
+    /// - Throws: `TensorError` when the weight is not [1] or [C].
+    public func prelu(weight: Tensor) throws -> Tensor {
+        guard weight.rank == 1, weight.count == 1 || (rank >= 2 && weight.count == shape[1]) else {
+            throw TensorError.shape("prelu", "weight must be [1] or [C] for the channel axis 1", shape, weight.shape)
+        }
+        let perChannel = weight.count == 1 ? weight : try weight.reshaped([weight.count] + [Int](repeating: 1, count: rank - 2))
+        let positive = try relu()
+        return try positive.add(try sub(positive).mul(perChannel))
+    }
+
+    /// Applies `op` with parameters `alpha` and `beta` element by element, recording its backward.
+    private func activation(_ op: ActivationOp, alpha: Float, beta: Float = 0) throws -> Tensor {
         guard count < Int(Int32.max) else { throw TensorError.shape("\(op)", "tensor too large for 32-bit indexing", shape) }
         let engine = engine, n = count, x = storage
         let y = try Tensor.empty(shape, engine: engine)
         let defines = ["ACTIVATION_OP": "\(op.rawValue)"]
         try engine.launch("elementwise.cl", "activation_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                          [x, y.storage, op.rawValue, alpha, Int32(n)])
+                          [x, y.storage, op.rawValue, alpha, beta, Int32(n)])
         y.record(inputs: [self], op: "\(op)") { [shape] dy in
             let dx = try Tensor.empty(shape, engine: engine)
             try engine.launch("elementwise.cl", "activation_backward_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)],
-                              local: [flatKernelGroupSize], [x, dy.storage, dx.storage, op.rawValue, alpha, Int32(n)])
+                              local: [flatKernelGroupSize], [x, dy.storage, dx.storage, op.rawValue, alpha, beta, Int32(n)])
             return [dx]
         }
         return y

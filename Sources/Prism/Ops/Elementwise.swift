@@ -2,21 +2,15 @@ import PrismCL
 
 /// The element-wise functions of `unary_f32` (the raw values are the kernel's op codes).
 public enum UnaryOp: Int32, CaseIterable, Sendable {
-    case relu = 0, gelu = 1, geluTanh = 2, tanh = 3, sigmoid = 4, exp = 5, log = 6
+    case relu = 0, gelu = 1, geluTanh = 2, tanh = 3, sigmoid = 4, exp = 5, log = 6, sqrt = 7, erf = 8, reciprocal = 9
 }
 
-/// The binary operations of `binary_f32` (the raw values are the kernel's op codes).
+/// The binary operations of `binary_f32` (the raw values are the kernel's op codes): a op b, and
+/// the reflected ones b op a (`rsub`: b − a, …), where b is still the operand broadcast over a.
 public enum BinaryOp: Int32, CaseIterable, Sendable {
-    case add = 0, sub = 1, mul = 2, div = 3
+    case add = 0, sub = 1, mul = 2, div = 3, pow = 4, rsub = 5, rdiv = 6, rpow = 7
 
-    var name: String {
-        switch self {
-        case .add: "add"
-        case .sub: "sub"
-        case .mul: "mul"
-        case .div: "div"
-        }
-    }
+    var name: String { "\(self)" }
 }
 
 
@@ -41,6 +35,15 @@ extension Tensor {
 
     /// The natural logarithm (NaN below 0, −∞ at 0), recording its backward.
     public func log() throws -> Tensor { try unary(.log) }
+
+    /// The square root (NaN below 0), recording its backward (∞ at 0, as PyTorch).
+    public func sqrt() throws -> Tensor { try unary(.sqrt) }
+
+    /// The error function (a polynomial approximation within 1.5e-7), recording its backward.
+    public func erf() throws -> Tensor { try unary(.erf) }
+
+    /// 1 / x, recording its backward.
+    public func reciprocal() throws -> Tensor { try unary(.reciprocal) }
 
     /// Applies `op` element by element, recording its backward.
     /// - Returns: a tensor of the same shape.
@@ -93,6 +96,9 @@ extension Tensor {
     public func mul(_ b: Tensor) throws -> Tensor { try binary(.mul, b) }
     /// self / b element by element; b broadcasts as `Broadcast.of(_:over:)` describes. Records its backward.
     public func div(_ b: Tensor) throws -> Tensor { try binary(.div, b) }
+    /// self to the power b element by element (`torch.pow`); b broadcasts as `Broadcast.of(_:over:)`
+    /// describes. Records its backward.
+    public func pow(_ b: Tensor) throws -> Tensor { try binary(.pow, b) }
 
     /// `self op b` with b broadcast over self, recording its backward; the gradient of b sums over
     /// the axes it was broadcast along.
