@@ -89,11 +89,11 @@ extension ONNXImporter {
             }
             for (k, axis) in axes.enumerated() {
                 guard steps[k] == 1 else { throw site.fail("step \(steps[k]); Prism imports Slice of graph values with step 1") }
-                let a = try singleAxis(v, try normalized(axis, rank: v.groups.count), site: site), n = axisSize(v.node, a)
+                let a = try normalized(axis, rank: v.groups.count), n = try groupSize(v, a, site: site)
                 func clamp(_ x: Int) -> Int { min(max(x < 0 ? x + n : x, 0), n) }
                 let (s, e) = (clamp(starts[k]), clamp(ends[k]))
                 guard s < e else { throw site.fail("the slice [\(starts[k]), \(ends[k])) of an axis of \(n) is empty") }
-                v = try narrowView(v, axis: a, range: s..<e, name: name(for: node), site: site)
+                v = try narrowGroup(v, axis: a, range: s..<e, name: name(for: node), site: site)
             }
             return settle(v)
         case "MatMul":
@@ -292,7 +292,7 @@ extension ONNXImporter {
         let a = try Attributes(node, site: site, known: ["axis", "num_outputs"])
         let rank = v.groups.count, given = try a.int("axis", 0)
         let axis = given < 0 ? given + rank : given
-        let p = try singleAxis(v, axis, site: site), size = axisSize(v.node, p)
+        let size = try groupSize(v, axis, site: site)
         var lengths: [Int]
         if inputs.count > 1, let splits = inputs[1] {
             guard case let .int(c) = splits, let fixed = Optional(c.values.compactMap(\.value)), fixed.count == c.values.count else {
@@ -311,7 +311,7 @@ extension ONNXImporter {
         var start = 0, outputs: [ONNXValue?] = []
         for (name, length) in zip(node.output, lengths) {
             if !name.isEmpty, uses[name, default: 0] > 0 {
-                outputs.append(settle(try narrowView(v, axis: p, range: start..<(start + length), name: self.name(for: node), site: site)))
+                outputs.append(settle(try narrowGroup(v, axis: axis, range: start..<(start + length), name: self.name(for: node), site: site)))
             } else {
                 outputs.append(nil)
             }

@@ -5,9 +5,10 @@ import PrismGraph
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
     "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Erf",
-    "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LeakyRelu", "Log",
-    "MatMul (by a constant matrix)", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMean (over H and W)", "Relu", "Reshape",
-    "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tanh", "Unsqueeze",
+    "Exp", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "LayerNormalization (last axis)",
+    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pow", "PRelu", "Reciprocal",
+    "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
+    "Tanh", "Transpose", "Unsqueeze",
 ]
 
 extension ONNXImporter {

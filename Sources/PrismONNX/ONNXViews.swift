@@ -134,6 +134,26 @@ extension ONNXImporter {
         return a
     }
 
+    /// The size of ONNX axis `axis` of a view that does not hold the batch.
+    func groupSize(_ v: ONNXView, _ axis: Int, site: Site) throws -> Int {
+        guard v.groups.indices.contains(axis) else { throw site.fail("axis \(axis) is outside rank \(v.groups.count)") }
+        guard !v.groups[axis].contains(0) else { throw site.fail("axis \(axis) of a value of shape \(sizes(v)) holds the batch; Prism slices axes after the batch") }
+        return v.groups[axis].reduce(1) { $0 * axisSize(v.node, $1) }
+    }
+
+    /// The view with ONNX axis `axis` narrowed to `range`: its major Prism axis narrowed, which takes
+    /// a range aligned to the size of the axes merged after it.
+    mutating func narrowGroup(_ v: ONNXView, axis: Int, range: Range<Int>, name: String, site: Site) throws -> ONNXView {
+        let size = try groupSize(v, axis, site: site)
+        guard range != 0..<size else { return v }
+        guard let major = v.groups[axis].first else { throw site.fail("cannot slice an axis of size 1 to \(range)") }
+        let inner = v.groups[axis].dropFirst().reduce(1) { $0 * axisSize(v.node, $1) }
+        guard range.lowerBound % inner == 0, range.upperBound % inner == 0 else {
+            throw site.fail("slices \(range) of axis \(axis) of a value of shape \(sizes(v)), which merges axes of \(v.groups[axis].map { axisSize(v.node, $0) }) unevenly for it")
+        }
+        return try narrowView(v, axis: major, range: (range.lowerBound / inner)..<(range.upperBound / inner), name: name, site: site)
+    }
+
     /// The view with Prism axis `axis` narrowed to `range` (a new Prism value, the groups kept).
     mutating func narrowView(_ v: ONNXView, axis: Int, range: Range<Int>, name: String, site: Site) throws -> ONNXView {
         if range == 0..<axisSize(v.node, axis) { return v }

@@ -3,8 +3,9 @@
 encoder classifier exported with both of PyTorch's exporters, onnxruntime's logits for each file and
 PyTorch's input gradients.
 
-transformer_{torchscript,dynamo}.onnx — the eval-mode network below, exported by
-  torch.onnx.export(dynamo=False, opset 17) and torch.onnx.export(dynamo=True, opset 20), input
+transformer_{torchscript,dynamo,opset14}.onnx — the eval-mode network below, exported by
+  torch.onnx.export(dynamo=False, opset 17), torch.onnx.export(dynamo=True, opset 20) and
+  torch.onnx.export(dynamo=False, opset 14) (LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div), input
   "input" [batch, 8, 6] with a dynamic batch:
     embed Linear(6, 16), + pos (a learned [1, 8, 16] parameter)
     encoder: 2 × TransformerEncoderLayer(d_model=16, nhead=2, dim_feedforward=32, dropout=0,
@@ -18,15 +19,22 @@ layout_{torchscript,dynamo}.onnx — the same two exports of `LayoutNet` below, 
   softmax over dim 2, summed over dim 2; a slice [1:3] of the first split part, its amax over dim 1;
   log_softmax of the second part over dim 1, mean over (1, 2) with keepdim; their concatenation,
   head Linear(18, 3).
+shufflenet_{torchscript,dynamo}.onnx — torchvision's shufflenet_v2_x0_5(weights=None,
+  num_classes=10) in eval mode with seeded random BatchNorm statistics and affine parameters, the
+  same two exports, input [batch, 3, 32, 32] (channel shuffle: Reshape to rank 5, Transpose,
+  Reshape; chunk: Split or Slice).
+onnx_shufflenet.safetensors — `x` [3, 3, 32, 32], `w` [3, 10], `logits_torchscript`,
+  `logits_dynamo`, `logits` [3, 10] and `grad` [3, 3, 32, 32], as below.
 onnx_transformer.safetensors — float32:
   `x` [5, 8, 6] seeded randn; `w` [5, 5] seeded randn;
-  `logits_torchscript`, `logits_dynamo` [5, 5]: onnxruntime's outputs for each file on x;
+  `logits_torchscript`, `logits_dynamo`, `logits_opset14` [5, 5]: onnxruntime's outputs for each
+  file on x;
   `logits` [5, 5]: PyTorch's; `grad` [5, 8, 6]: d sum(w · logits) / dx from PyTorch;
   `layout_x` [5, 4, 6], `layout_w` [5, 3], `layout_logits_torchscript`, `layout_logits_dynamo`,
   `layout_logits` [5, 3] and `layout_grad` [5, 4, 6] the same for the layout network.
 
     python3 Tests/Fixtures/make_onnx_transformer.py
-      (torch 2.15.0, onnx 1.23.2, onnxscript 0.7.2, onnxruntime 1.32.0)
+      (torch 2.15.0, torchvision 0.29.2, onnx 1.23.2, onnxscript 0.7.2, onnxruntime 1.32.0)
 """
 import os
 import sys
@@ -36,6 +44,7 @@ import onnx
 import onnxruntime
 import torch
 import torch.nn as nn
+import torchvision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "onnx")
@@ -92,19 +101,24 @@ def answers(model, paths, x, w, prefix):
     return tensors
 
 
-def export(model, x, name):
-    """Both exporters, dynamic batch on the input and the output."""
+def export(model, x, name, opset14=False):
+    """Both exporters, dynamic batch on the input and the output (and with `opset14` the
+    TorchScript-based one at opset 14 too, which writes LayerNorm as ReduceMean, Sub, Pow, Sqrt, Div)."""
     kw = dict(input_names=["input"], output_names=["logits"])
-    ts = os.path.join(OUT, f"{name}_torchscript.onnx")
-    torch.onnx.export(model, (x,), ts + ".tmp", dynamo=False, opset_version=17,
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **kw)
-    os.replace(ts + ".tmp", ts)
+    paths = {}
+    for kind, opset in [("torchscript", 17)] + ([("opset14", 14)] if opset14 else []):
+        ts = os.path.join(OUT, f"{name}_{kind}.onnx")
+        torch.onnx.export(model, (x,), ts + ".tmp", dynamo=False, opset_version=opset,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **kw)
+        os.replace(ts + ".tmp", ts)
+        paths[kind] = ts
     dy = os.path.join(OUT, f"{name}_dynamo.onnx")
     program = torch.onnx.export(model, (x,), dynamo=True, opset_version=20, external_data=False,
                                 dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, **kw)
     program.save(dy + ".tmp", external_data=False)
     os.replace(dy + ".tmp", dy)
-    return {"torchscript": ts, "dynamo": dy}
+    paths["dynamo"] = dy
+    return paths
 
 
 def main():
@@ -121,11 +135,26 @@ def main():
     x = torch.randn(5, 8, 6, generator=generator)
     w = torch.randn(5, 5, generator=generator)
     os.makedirs(OUT, exist_ok=True)
-    tensors = answers(model, export(model, x[:2].clone(), "transformer"), x, w, "")
+    tensors = answers(model, export(model, x[:2].clone(), "transformer", opset14=True), x, w, "")
     layout = LayoutNet().eval()
     lx, lw = torch.randn(5, 4, 6, generator=generator), torch.randn(5, 3, generator=generator)
     tensors.update(answers(layout, export(layout, lx[:2].clone(), "layout"), lx, lw, "layout_"))
     save_safetensors(tensors, os.path.join(OUT, "onnx_transformer.safetensors"),
+                     {"generator": "Tests/Fixtures/make_onnx_transformer.py"})
+
+    # ShuffleNetV2 x0.5, untrained, with randomized BatchNorm statistics.
+    net = torchvision.models.shufflenet_v2_x0_5(weights=None, num_classes=10)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=generator))
+                m.running_var.copy_(0.5 + torch.rand(m.num_features, generator=generator))
+                m.weight.copy_(1 + 0.2 * torch.randn(m.num_features, generator=generator))
+                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=generator))
+    net.eval()
+    sx, sw = torch.randn(3, 3, 32, 32, generator=generator), torch.randn(3, 10, generator=generator)
+    shuffle = answers(net, export(net, sx[:2].clone(), "shufflenet"), sx, sw, "")
+    save_safetensors(shuffle, os.path.join(OUT, "onnx_shufflenet.safetensors"),
                      {"generator": "Tests/Fixtures/make_onnx_transformer.py"})
 
 

@@ -6,8 +6,9 @@ import PrismGraph
 import PrismONNX
 import PrismTestSupport
 
-/// A transformer encoder classifier exported from PyTorch (`Tests/Fixtures/make_onnx_transformer.py`):
-/// imported, its logits against onnxruntime's and its input gradients against PyTorch's.
+/// A transformer encoder classifier, a network of layout ops and torchvision's ShuffleNetV2 x0.5
+/// exported from PyTorch (`Tests/Fixtures/make_onnx_transformer.py`): imported, their logits against
+/// onnxruntime's and their input gradients against PyTorch's.
 @Suite struct ONNXTransformerTests {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/onnx").path
@@ -15,12 +16,12 @@ import PrismTestSupport
     /// Imports `file`, runs it on the fixture's `<prefix>x` and checks its logits against
     /// onnxruntime's (`<prefix>logits_<export>`) and its input gradient of sum(w · logits) against
     /// PyTorch's (`<prefix>grad`).
-    func importAndCheck(_ file: String, prefix: String, export: String) throws -> ModelSpec {
+    func importAndCheck(_ file: String, prefix: String, export: String, golden name: String = "onnx_transformer.safetensors") throws -> ModelSpec {
         let engine = try testEngine()
         let (spec, tensors) = try ONNXModel.read(path: Self.folder + "/" + file)
         let model = try Model(spec: spec, seed: 0, engine: engine)
         try model.loadStateDict(tensors, source: file)
-        let golden = try SafetensorsFile.read(path: Self.folder + "/onnx_transformer.safetensors")
+        let golden = try SafetensorsFile.read(path: Self.folder + "/" + name)
         let x = try golden.tensor(prefix + "x"), w = try golden.tensor(prefix + "w")
         let logits = try golden.tensor("\(prefix)logits_\(export)"), grad = try golden.tensor(prefix + "grad")
 
@@ -47,12 +48,23 @@ import PrismTestSupport
         return spec
     }
 
-    @Test(arguments: ["dynamo", "torchscript"])
+    /// Opset 14 writes LayerNorm as ReduceMean, Sub, Pow, Add, Sqrt, Div, Mul, Add and GELU with Erf.
+    @Test(arguments: ["dynamo", "torchscript", "opset14"])
     func encoderMatchesOnnxruntimeAndPyTorch(export: String) throws {
         let spec = try importAndCheck("transformer_\(export).onnx", prefix: "", export: export)
         #expect(spec.inputShape == [8, 6] && spec.classCount == 5)
         let ops = Set(spec.nodes.map(\.op))
-        for op in ["linear", "matmul", "softmax", "layernorm", "mean"] { #expect(ops.contains(op), "\(export): no \(op) node in \(ops.sorted())") }
+        let expected = export == "opset14" ? ["linear", "matmul", "softmax", "mean", "sub", "pow", "sqrt", "div", "erf"]
+                                           : ["linear", "matmul", "softmax", "layernorm", "mean", export == "dynamo" ? "gelu" : "erf"]
+        for op in expected { #expect(ops.contains(op), "\(export): no \(op) node in \(ops.sorted())") }
+    }
+
+    @Test(arguments: ["dynamo", "torchscript"])
+    func shuffleNetMatchesOnnxruntimeAndPyTorch(export: String) throws {
+        let spec = try importAndCheck("shufflenet_\(export).onnx", prefix: "", export: export, golden: "onnx_shufflenet.safetensors")
+        #expect(spec.inputShape == [3, 32, 32] && spec.classCount == 10)
+        let ops = Set(spec.nodes.map(\.op))
+        for op in ["conv2d", "permute", "reshape", "narrow", "cat"] { #expect(ops.contains(op), "\(export): no \(op) node in \(ops.sorted())") }
     }
 
     /// Split, Slice, a transpose that moves the batch, reshapes that merge and split it, MatMul of two
