@@ -25,6 +25,9 @@ shufflenet_{torchscript,dynamo}.onnx — torchvision's shufflenet_v2_x0_5(weight
   Reshape; chunk: Split or Slice).
 onnx_shufflenet.safetensors — `x` [3, 3, 32, 32], `w` [3, 10], `logits_torchscript`,
   `logits_dynamo`, `logits` [3, 10] and `grad` [3, 3, 32, 32], as below.
+Refusals (built with onnx.helper, opset 17, input [batch, 4, 6]): batch_moved.onnx (a Transpose
+  [1, 0, 2], then a ReduceSum over axis 2: the batch would have to stay on axis 1),
+  strided_slice.onnx (a Slice of the input with step 2).
 onnx_transformer.safetensors — float32:
   `x` [5, 8, 6] seeded randn; `w` [5, 5] seeded randn;
   `logits_torchscript`, `logits_dynamo`, `logits_opset14` [5, 5]: onnxruntime's outputs for each
@@ -42,6 +45,7 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime
+from onnx import TensorProto, helper
 import torch
 import torch.nn as nn
 import torchvision
@@ -121,6 +125,26 @@ def export(model, x, name, opset14=False):
     return paths
 
 
+def refusals():
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4, 6])
+    opset = [helper.make_opsetid("", 17)]
+    ints = lambda name, v: helper.make_tensor(name, TensorProto.INT64, [len(v)], v)
+    cases = {
+        "batch_moved": ([helper.make_node("Transpose", ["input"], ["t"], name="move", perm=[1, 0, 2]),
+                         helper.make_node("ReduceSum", ["t", "axes"], ["out"], name="reduce", keepdims=0)],
+                        [ints("axes", [2])], [4, "batch"]),
+        "strided_slice": ([helper.make_node("Slice", ["input", "starts", "ends", "axes", "steps"], ["out"], name="every_other")],
+                          [ints("starts", [0]), ints("ends", [6]), ints("axes", [2]), ints("steps", [2])], ["batch", 4, 3]),
+    }
+    for name, (nodes, initializers, shape) in cases.items():
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)
+        model = helper.make_model(helper.make_graph(nodes, name, [x], [y], initializer=initializers), opset_imports=opset)
+        onnx.checker.check_model(model)
+        path = os.path.join(OUT, f"{name}.onnx")
+        onnx.save(model, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+
 def main():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(1)
@@ -135,6 +159,7 @@ def main():
     x = torch.randn(5, 8, 6, generator=generator)
     w = torch.randn(5, 5, generator=generator)
     os.makedirs(OUT, exist_ok=True)
+    refusals()
     tensors = answers(model, export(model, x[:2].clone(), "transformer", opset14=True), x, w, "")
     layout = LayoutNet().eval()
     lx, lw = torch.randn(5, 4, 6, generator=generator), torch.randn(5, 3, generator=generator)

@@ -78,4 +78,18 @@ import PrismTestSupport
             #expect(ops.contains(op), "\(export): no \(op) node in \(ops.sorted())")
         }
     }
+
+    @Test func layoutsPrismCannotHoldAreRefusedInOneLine() throws {
+        let cases: [(String, [String])] = [
+            ("batch_moved.onnx", ["node 'reduce' (ReduceSum, opset 17)", "shape [4, batch, 6]", "batch is not alone on the first axis"]),
+            ("strided_slice.onnx", ["node 'every_other' (Slice, opset 17)", "step 2"]),
+        ]
+        for (file, parts) in cases {
+            var message = "imported"
+            do { _ = try ONNXModel.read(path: Self.folder + "/" + file) } catch let error as DataError { message = error.message }
+            #expect(message.hasPrefix(Self.folder + "/" + file + ": "), "\(message)")
+            #expect(!message.contains("\n"), "\(message)")
+            for part in parts { #expect(message.contains(part), "\(file): '\(part)' not in: \(message)") }
+        }
+    }
 }
