@@ -147,8 +147,15 @@ extension ONNXImporter {
             guard approximate == "none" || approximate == "tanh" else { throw site.fail("approximate '\(approximate)'; Prism imports 'none' and 'tanh'") }
             return try emit(GELUSchema.kind, approximate == "none" ? [:] : ["approximate": .string(approximate)], inputs: [x], name: name(for: node), site: site)
         default:
-            return nil
+            break
         }
+        // Any other op reads its views laid out plainly (or refuses them).
+        guard inputs.contains(where: { if case .view? = $0 { true } else { false } }) else { return nil }
+        var plain = inputs
+        for (k, input) in inputs.enumerated() {
+            if case let .view(w)? = input { plain[k] = .node(try materialize(w, site: site, for: node)) }
+        }
+        return try translate(node, plain, site)
     }
 
     /// An element-wise or last-axis op whose input is a view, run on the view's Prism value and
