@@ -231,11 +231,14 @@ extension ONNXImporter {
         let fixedProduct = target.reduce(1) { p, t in if case let .fixed(n)? = t { p * n } else if case let .batch(k)? = t { p * k } else { p } }
         let hasBatch = target.contains { if case .batch? = $0 { true } else { false } }
         if let hole = target.firstIndex(where: { $0 == nil }) {
-            guard fixedProduct > 0, perExample % fixedProduct == 0 || (fixedBatch.map { ($0 * perExample) % fixedProduct == 0 } ?? false) else {
+            guard fixedProduct > 0, hasBatch || fixedBatch != nil || perExample % fixedProduct == 0 else {
                 throw site.fail("cannot reshape \(current) to \(entries)")
             }
-            if hasBatch || perExample % fixedProduct != 0 {
-                target[hole] = .fixed((hasBatch ? 1 : fixedBatch ?? 1) * perExample / fixedProduct)
+            // With the batch size fixed in the file, the inferred size counts it as a number.
+            if hasBatch || fixedBatch != nil {
+                let total = hasBatch ? perExample : (fixedBatch ?? 1) * perExample
+                guard total % fixedProduct == 0 else { throw site.fail("cannot reshape \(current) to \(entries)") }
+                target[hole] = .fixed(total / fixedProduct)
             } else {
                 target[hole] = .batch(times: perExample / fixedProduct)
             }
@@ -259,7 +262,10 @@ extension ONNXImporter {
                 guard k < order.count else { throw site.fail("cannot reshape \(current) to \(entries)") }
                 let axis = order[k]
                 if axis == 0 {
-                    guard batchNeeded else { throw site.fail("target \(entries) of a value of shape \(current) does not keep the batch on an axis of its own or merged whole") }
+                    // A batch size fixed in the file is a number here.
+                    if !batchNeeded, let b = fixedBatch, need % b == 0 { need /= b } else {
+                        guard batchNeeded else { throw site.fail("target \(entries) of a value of shape \(current) does not keep the batch on an axis of its own or merged whole") }
+                    }
                     group.append((0, 0)); batchNeeded = false; advance(); continue
                 }
                 if left <= need, need % left == 0 {
