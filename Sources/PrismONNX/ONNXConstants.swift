@@ -158,7 +158,7 @@ extension ONNXImporter {
             guard inputs.count == 1, let value = inputs[0] else { return nil }
             let to = try Attributes(node, site: site, known: ["to", "saturate", "round_mode"]).int("to", 0)
             switch (value, Onnx_TensorProto.DataType(rawValue: to)) {
-            case (.int, .int64?), (.int, .int32?), (.float, .float?), (.node, .float?): return value
+            case (.int, .int64?), (.int, .int32?), (.float, .float?), (.node, .float?), (.view, .float?): return value
             case let (.int(c), .float?):
                 return .float(HostTensor(shape: c.shape, values: try fixed(c, "value").map { Float($0) }))
             default:

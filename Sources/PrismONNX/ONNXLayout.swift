@@ -11,7 +11,7 @@ import PrismGraph
 /// view's Prism value can take them whatever its layout.
 private let elementwiseOps: Set<String> = [
     "Relu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "LeakyRelu", "Elu", "Gelu", "Erf", "Sqrt", "Neg", "Exp", "Log",
-    "Reciprocal", "Abs", "Identity", "Dropout", "Add", "Sub", "Mul", "Div", "Pow",
+    "Reciprocal", "Abs", "Identity", "Dropout", "Clip", "Add", "Sub", "Mul", "Div", "Pow",
 ]
 
 extension ONNXImporter {
