@@ -18,7 +18,6 @@ extension ONNXImporter {
         let op = node.opType
         func value(_ i: Int) -> ONNXValue? { i < inputs.count ? inputs[i] : nil }
         func graphValue(_ i: Int = 0) throws -> String {
-            if case let .view(v)? = value(i) { return try materialize(v, site: site, for: node) }
             guard case let .node(name)? = value(i) else {
                 throw site.fail("input \(i) is \(value(i) == nil ? "missing" : "a constant"); Prism imports \(op) on values computed from the model's input")
             }
@@ -94,8 +93,8 @@ extension ONNXImporter {
             var axes = try a.ints("axes")
             if case let .int(c)? = value(1) { axes = c.values.compactMap(\.value) }
             let normalized = Set((axes ?? []).map { $0 < 0 ? $0 + rank : $0 })
-            guard rank == 4, normalized == [2, 3] else {
-                throw site.fail("axes \(axes.map { "\($0)" } ?? "(all)") of a rank-\(rank) value; Prism imports ReduceMean over H and W of [N, C, H, W] (global average pooling)")
+            guard rank == 4, normalized == [2, 3] else {  // other axes: `translateLayout`
+                throw site.fail("axes \(axes.map { "\($0)" } ?? "(all)") of a rank-\(rank) value are not those of global average pooling")
             }
             let pooled = try elementwise(AdaptiveAvgPool2DSchema.kind, ["output_size": .int(1)])
             guard try a.int("keepdims", 1) == 0, case let .node(p) = pooled else { return pooled }
