@@ -14,9 +14,11 @@ import Prism
 ///   tiny ε through the op itself (max pooling sends relevance to the maximum, average pooling and
 ///   sums share it in proportion to the inputs; BatchNorm's shift and a constant operand absorb their
 ///   share, as a bias does).
+/// - Mul and Div: the first operand takes all the relevance, the second (a constant, or a gate such as
+///   squeeze-excitation's) none (Arras et al. 2017); Pow by a constant passes it through.
 /// - ReLU, LeakyReLU, ELU, SiLU, Hardswish, Hardsigmoid, Hardtanh, PReLU, Sigmoid, Tanh and Dropout
-///   (inference): relevance passes
-///   through unchanged (element-wise activations, as in Montavon et al. 2019); Flatten reshapes it.
+///   (inference): relevance passes through unchanged (element-wise activations, as in Montavon et al.
+///   2019); Flatten reshapes it.
 /// - GELU, Softmax, LayerNorm and the transformer ops have no rule: LRP refuses such models.
 ///
 /// Relevance is conserved layer by layer except what biases and stabilizers absorb: `baseValues`
@@ -148,7 +150,7 @@ public struct LRP: AttributionMethod {
 
     /// The ops with a rule (the registry kinds of the standard `LRPRule` conformances).
     public static let supportedOps = [Linear.kind, Conv2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind, AdaptiveAvgPool2DLayer.kind,
-                                      BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Sub.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind,
+                                      BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Sub.kind, Mul.kind, Div.kind, Pow.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind,
                                       SiLU.kind, Hardswish.kind, Hardsigmoid.kind, Hardtanh.kind, PReLU.kind, Sigmoid.kind, Tanh.kind,
                                       Dropout.kind, Flatten.kind]
 }
@@ -195,7 +197,7 @@ extension Conv2DLayer: LRPRule {
     public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
         let (w, b) = try LRP.weights(weight, bias, rule)
         return try epsilonRule(relevance, inputs: inputs, epsilon: rule.stabilizer) {
-            try conv2d($0[0], weight: w, bias: b, stride: stride, padding: padding, dilation: dilation)
+            try conv2d($0[0], weight: w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups)
         }
     }
 }
@@ -212,11 +214,39 @@ extension AdaptiveAvgPool2DLayer: ProportionalRule {}
 extension BatchNorm1D: ProportionalRule {}
 extension BatchNorm2D: ProportionalRule {}
 extension AvgPool2DLayer: ProportionalRule {}
-/// The binary ops linear in both operands (sums), whose ε-rule conserves relevance.
-protocol SumKind: DeviceBinaryKind {}
-extension AddKind: SumKind {}
-extension SubKind: SumKind {}
-extension BinaryLayer: LRPRule, ProportionalRule where Kind: SumKind {}
+/// How a binary op hands relevance to its operands.
+public enum BinaryRelevance: Sendable {
+    /// Sums: the ε-rule through the op (shared in proportion; a constant operand absorbs its share).
+    case proportional
+    /// Products and quotients: the first operand (the signal, of the output's shape) takes it all, the
+    /// second (a gate, such as squeeze-excitation's) none: the signal-take-all rule (Arras et al.
+    /// 2017). With a constant operand the op is linear in its input, which takes it all.
+    case signalTakesAll
+    /// Powers: by a constant, element-wise, relevance passes through; of two values, no rule.
+    case constantOnly
+}
+
+/// The binary ops with a relevance rule.
+public protocol RelevanceBinaryKind: DeviceBinaryKind { static var relevanceRule: BinaryRelevance { get } }
+extension AddKind: RelevanceBinaryKind { public static var relevanceRule: BinaryRelevance { .proportional } }
+extension SubKind: RelevanceBinaryKind { public static var relevanceRule: BinaryRelevance { .proportional } }
+extension MulKind: RelevanceBinaryKind { public static var relevanceRule: BinaryRelevance { .signalTakesAll } }
+extension DivKind: RelevanceBinaryKind { public static var relevanceRule: BinaryRelevance { .signalTakesAll } }
+extension PowKind: RelevanceBinaryKind { public static var relevanceRule: BinaryRelevance { .constantOnly } }
+
+extension BinaryLayer: LRPRule where Kind: RelevanceBinaryKind {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        switch Kind.relevanceRule {
+        case .proportional:
+            return try epsilonRule(relevance, inputs: inputs, epsilon: tinyEpsilon) { try forward($0, training: false) }
+        case .signalTakesAll:
+            return try [relevance] + inputs.dropFirst().map { try Tensor.zeros($0.shape, engine: $0.engine) }
+        case .constantOnly:
+            guard inputs.count == 1 else { throw ExplainError("lrp: no rule for \(kind) of two values (only of a value and a constant)") }
+            return [relevance]
+        }
+    }
+}
 extension Cat: ProportionalRule {}
 
 /// Element-wise activations and inference-time dropout: relevance passes through unchanged.

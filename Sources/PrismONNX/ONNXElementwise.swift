@@ -38,8 +38,65 @@ extension ONNXImporter {
             var config: [String: JSONValue] = ["other_shape": .array(other.shape.map { .int($0) })]
             if constantFirst, !commutative { config["other_first"] = .bool(true) }
             return try emit(kind, config, inputs: [p], parameters: ["other": other], name: name(for: node), site: site)
+        case let (a?, b?):
+            return .float(try foldBinary(op, try floatConstant(a, allowIntegers: false, site: site),
+                                         try floatConstant(b, allowIntegers: op == "Pow", site: site), site: site))
         default:
-            throw site.fail("Prism imports \(op) of graph values, or of a graph value and a constant, not of two constants")
+            throw site.fail("has a missing input")
+        }
+    }
+
+    /// `op` of two float constants, with NumPy broadcasting, computed at import (in Double, rounded once).
+    func foldBinary(_ op: String, _ a: HostTensor, _ b: HostTensor, site: Site) throws -> HostTensor {
+        let rank = max(a.shape.count, b.shape.count)
+        let pa = [Int](repeating: 1, count: rank - a.shape.count) + a.shape, pb = [Int](repeating: 1, count: rank - b.shape.count) + b.shape
+        guard zip(pa, pb).allSatisfy({ $0 == $1 || $0 == 1 || $1 == 1 }) else { throw site.fail("constants of shapes \(a.shape) and \(b.shape) do not broadcast") }
+        let shape = zip(pa, pb).map { max($0, $1) }
+        guard let count = HostMemory.product(shape), count <= 1 << 24 else { throw site.fail("folds to a constant too large") }
+        let (x, y) = (expanded(a.values, pa, to: shape), expanded(b.values, pb, to: shape))
+        let values = zip(x, y).map { p, q -> Float in
+            let (u, v) = (Double(p), Double(q))
+            switch op {
+            case "Add": return Float(u + v)
+            case "Sub": return Float(u - v)
+            case "Mul": return Float(u * v)
+            case "Div": return Float(u / v)
+            default: return Float(Foundation.pow(u, v))
+            }
+        }
+        return HostTensor(shape: shape, values: values)
+    }
+
+    /// A unary function of a float constant, computed at import (in Double, rounded once).
+    func foldUnary(_ op: String, _ t: HostTensor) -> HostTensor {
+        HostTensor(shape: t.shape, values: t.values.map { p in
+            let v = Double(p)
+            switch op {
+            case "Neg": return Float(-v)
+            case "Sqrt": return Float(v.squareRoot())
+            case "Exp": return Float(Foundation.exp(v))
+            case "Log": return Float(Foundation.log(v))
+            case "Erf": return Float(Foundation.erf(v))
+            default: return Float(1 / v)
+            }
+        })
+    }
+
+    /// `values` of shape `from` (of `shape`'s rank, each axis equal or 1) repeated to `shape`.
+    func expanded(_ values: [Float], _ from: [Int], to shape: [Int]) -> [Float] {
+        if from == shape { return values }
+        var strides = [Int](repeating: 0, count: shape.count), s = 1
+        for k in shape.indices.reversed() {
+            strides[k] = from[k] == 1 ? 0 : s
+            s *= from[k]
+        }
+        return (0..<shape.reduce(1, *)).map { i in
+            var rest = i, j = 0
+            for k in shape.indices.reversed() {
+                j += (rest % shape[k]) * strides[k]
+                rest /= shape[k]
+            }
+            return values[j]
         }
     }
 
@@ -79,21 +136,8 @@ extension ONNXImporter {
         }
         if c.shape.drop(while: { $0 == 1 }).count <= shape.count, Broadcast.of(c.shape, over: [2] + shape) != nil { return c }
         // Broadcast over axes that are not one block: the constant repeated to the value's shape.
-        guard let count = HostMemory.product(shape) else { throw site.fail("the value is too large") }
-        var strides = [Int](repeating: 0, count: shape.count), s = 1
-        for k in shape.indices.reversed() {
-            strides[k] = per[k] == 1 ? 0 : s
-            s *= per[k]
-        }
-        var values = [Float](repeating: 0, count: count)
-        for i in 0..<count {
-            var rest = i, j = 0
-            for k in shape.indices.reversed() {
-                j += (rest % shape[k]) * strides[k]
-                rest /= shape[k]
-            }
-            values[i] = c.values[j]
-        }
+        guard HostMemory.product(shape) != nil else { throw site.fail("the value is too large") }
+        let values = expanded(c.values, per, to: shape)
         return HostTensor(shape: shape, values: values)
     }
 

@@ -29,7 +29,6 @@ extension ONNXImporter {
             guard a >= 0, a < rank else { throw site.fail("axis \(axis) is outside rank \(rank)") }
             return a
         }
-        if let folded = try foldFloat(node, inputs, site) { return folded }
         if let through = try throughView(node, inputs, site) { return through }
         switch op {
         case "Transpose":
@@ -331,31 +330,6 @@ extension ONNXImporter {
             start += length
         }
         return outputs
-    }
-
-    /// Arithmetic on float constants (the attention scale 1/√√d that PyTorch's TorchScript export
-    /// computes from a shape): Sqrt, Neg, Exp, Log, Reciprocal of a constant; Add, Sub, Mul, Div, Pow
-    /// of two constants of one shape or where one has one element. Nil unless every input is a
-    /// float constant.
-    func foldFloat(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], _ site: Site) throws -> ONNXValue? {
-        let unary: [String: (Double) -> Double] = ["Sqrt": { $0.squareRoot() }, "Neg": { -$0 }, "Exp": { Foundation.exp($0) },
-                                                   "Log": { Foundation.log($0) }, "Reciprocal": { 1 / $0 }]
-        let binary: [String: (Double, Double) -> Double] = ["Add": (+), "Sub": (-), "Mul": (*), "Div": (/), "Pow": { Foundation.pow($0, $1) }]
-        let constants = inputs.compactMap { value -> HostTensor? in if case let .float(t)? = value { t } else { nil } }
-        guard !inputs.isEmpty, constants.count == inputs.count else { return nil }
-        if let f = unary[node.opType], constants.count == 1 {
-            _ = try Attributes(node, site: site, known: [])
-            return .float(HostTensor(shape: constants[0].shape, values: constants[0].values.map { Float(f(Double($0))) }))
-        }
-        guard let f = binary[node.opType], constants.count == 2 else { return nil }
-        _ = try Attributes(node, site: site, known: [])
-        let (a, b) = (constants[0], constants[1])
-        guard a.shape == b.shape || a.values.count == 1 || b.values.count == 1 else {
-            throw site.fail("Prism folds \(node.opType) of float constants of one shape (or where one has one element), not \(a.shape) and \(b.shape)")
-        }
-        let n = max(a.values.count, b.values.count)
-        let values = (0..<n).map { i in Float(f(Double(a.values[a.values.count == 1 ? 0 : i]), Double(b.values[b.values.count == 1 ? 0 : i]))) }
-        return .float(HostTensor(shape: a.values.count >= b.values.count ? a.shape : b.shape, values: values))
     }
 }
 

@@ -142,6 +142,7 @@ extension ONNXImporter {
             return try binary(node, inputs, site: site)
         case "Neg", "Sqrt", "Exp", "Log", "Erf", "Reciprocal":
             _ = try attributes([])
+            if case let .float(t)? = value(0) { return .float(foldUnary(op, t)) }
             return try elementwise(Self.unaryKinds[op] ?? op)
         case "HardSigmoid": return try hardSigmoid(node, try graphValue(), site: site)
         case "Clip": return try clip(node, inputs, try graphValue(), site: site)

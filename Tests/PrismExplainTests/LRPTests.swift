@@ -101,4 +101,31 @@ import Testing
         let net = try AttributionNetworks.geluMLP(engine)
         #expect(throws: ExplainError.self) { try LRP(model: net).explain(instances: [Float](repeating: 0, count: 12), targets: .classes([0])) }
     }
+
+    /// A grouped convolution and a squeeze-excitation block without biases: the product's signal takes
+    /// all the relevance and the gate none, so ε-LRP conserves it; a power of two values has no rule.
+    @Test func squeezeExcitationProductsConserveRelevance() throws {
+        let engine = try testEngine()
+        func model(_ nodes: String) throws -> Model {
+            let json = #"{"format": 2, "input_shape": [2, 5, 5], "outputs": 3, "nodes": [{"name": "conv", "op": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1, "groups": 2, "bias": false}, {"name": "act", "op": "relu"}, "#
+                + nodes + #", {"name": "pool", "op": "adaptiveavgpool2d", "output_size": 1}, {"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 4, "out_features": 3, "bias": false}]}"#
+            return try Model(spec: try ModelSpec.decode(json: json), seed: 75, engine: engine)
+        }
+        let se = try model(#"""
+            {"name": "squeeze", "op": "adaptiveavgpool2d", "output_size": 1}, {"name": "gate", "op": "hardsigmoid"},
+            {"name": "scale", "op": "mul", "inputs": ["act", "gate"]}, {"name": "halve", "op": "div", "other_shape": [], "inputs": ["scale"]}
+            """#)
+        try se.loadStateDict(try se.stateDict().merging(["halve.other": HostTensor(shape: [], values: [2])]) { $1 })
+        let x = seededFloats(3 * 50, seed: 76)
+        let e = try LRP(model: se, rule: .epsilon(1e-9)).explain(instances: x, targets: .classes([0, 2]))
+        #expect(e.values.contains { $0 != 0 } && e.values.allSatisfy(\.isFinite))
+        for i in 0..<3 {
+            for t in 0..<2 {
+                let f = e.outputs![i * 2 + t], gap = e.additivityGap(instance: i, output: t)!
+                #expect(abs(gap) <= 1e-5 + 1e-4 * abs(f), "instance \(i) target \(t): gap \(gap) of f = \(f)")
+            }
+        }
+        let power = try model(#"{"name": "p", "op": "pow", "inputs": ["act", "act"]}"#)
+        #expect(throws: ExplainError.self) { try LRP(model: power).explain(instances: x, targets: .classes([0])) }
+    }
 }

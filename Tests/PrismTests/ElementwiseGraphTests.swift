@@ -125,6 +125,20 @@ import Testing
         expectClose(try #require(xt.grad).toArray(), fd, atol: 1e-4, rtol: 1e-4, "\(cs) input gradient")
     }
 
+    /// Before a file sets them, a constant operand is the op's identity (0 for add and sub, 1 for the
+    /// others) and PReLU's weight is `init` (0.25 by default).
+    @Test func unsetBuffersAndParametersStartAtTheirDefaults() throws {
+        let json = #"""
+            {"format": 2, "input_shape": [3, 4, 5], "outputs": 60, "nodes": [
+              {"name": "a", "op": "sub", "other_shape": [3, 1, 1]}, {"name": "m", "op": "pow", "other_shape": [5], "other_first": true},
+              {"name": "p", "op": "prelu", "num_parameters": 3, "init": 0.1}, {"name": "q", "op": "prelu"}, {"name": "flat", "op": "flatten"}]}
+            """#
+        let state = try Model(spec: try ModelSpec.decode(json: json), seed: 1, engine: try testEngine()).stateDict()
+        #expect(state["a.other"] == HostTensor(shape: [3, 1, 1], values: [0, 0, 0]) && state["m.other"] == HostTensor(shape: [5], values: [1, 1, 1, 1, 1]))
+        #expect(state["p.weight"] == HostTensor(shape: [3], values: [0.1, 0.1, 0.1]) && state["q.weight"] == HostTensor(shape: [1], values: [0.25]))
+        #expect(state.count == 4)
+    }
+
     @Test func descriptionsThatDoNotFitAreRefused() throws {
         func message(_ node: String) -> String {
             let json = #"{"format": 2, "input_shape": [3, 4, 5], "outputs": 60, "nodes": ["# + node + #", {"name": "flat", "op": "flatten"}]}"#
