@@ -120,6 +120,12 @@ def export(model, x, name, opset14=False):
     program = torch.onnx.export(model, (x,), dynamo=True, opset_version=20, external_data=False,
                                 dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, **kw)
     program.save(dy + ".tmp", external_data=False)
+    # The exporter's per-node metadata (Python stack traces with local paths) is dropped, so the
+    # file depends on the network alone.
+    exported = onnx.load(dy + ".tmp")
+    for node in exported.graph.node:
+        del node.metadata_props[:]
+    onnx.save(exported, dy + ".tmp")
     os.replace(dy + ".tmp", dy)
     paths["dynamo"] = dy
     return paths
