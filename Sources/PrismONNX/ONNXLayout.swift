@@ -44,7 +44,9 @@ extension ONNXImporter {
             return try reshapeView(v, target: target.values, allowZero: allowZero, node: node, site: site)
         case "Flatten":
             guard let v = view(value(0)) else { return nil }
-            let axis = try normalized(try Attributes(node, site: site, known: ["axis"]).int("axis", 1), rank: v.groups.count + 1)
+            let given = try Attributes(node, site: site, known: ["axis"]).int("axis", 1), rank = v.groups.count
+            let axis = given < 0 ? given + rank : given
+            guard axis >= 0, axis <= rank else { throw site.fail("axis \(given) is outside rank \(rank)") }
             if axis == 1, case .node? = value(0) { return nil }
             return settle(ONNXView(node: v.node, groups: [Array(v.groups[..<axis].joined()), Array(v.groups[axis...].joined())]))
         case "Unsqueeze":
@@ -88,7 +90,10 @@ extension ONNXImporter {
             }
             for (k, axis) in axes.enumerated() {
                 guard steps[k] == 1 else { throw site.fail("step \(steps[k]); Prism imports Slice of graph values with step 1") }
-                let a = try normalized(axis, rank: v.groups.count), n = try groupSize(v, a, site: site)
+                let a = try normalized(axis, rank: v.groups.count)
+                // [0, end of any size) keeps the whole axis, the batch's too.
+                if starts[k] == 0, ends[k] >= Int(Int32.max) { continue }
+                let n = try groupSize(v, a, site: site)
                 func clamp(_ x: Int) -> Int { min(max(x < 0 ? x + n : x, 0), n) }
                 let (s, e) = (clamp(starts[k]), clamp(ends[k]))
                 guard s < e else { throw site.fail("the slice [\(starts[k]), \(ends[k])) of an axis of \(n) is empty") }
