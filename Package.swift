@@ -102,7 +102,7 @@ let package = Package(
         // the parsers). Generated/onnx.pb.swift comes from Sources/PrismONNX/Generated/generate-onnx-swift.
         .target(
             name: "PrismONNX",
-            dependencies: ["PrismGraph", "PrismFormats", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["PrismGraph", "PrismFormats", "PrismFiles", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/generate-onnx-swift"]
         ),
         // Tensors, ops, autograd, layers, optimizers.
@@ -143,7 +143,7 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismCL", "Prism", "PrismExplain", "PrismFiles", "PrismReport",
+                "PrismCL", "Prism", "PrismExplain", "PrismFiles", "PrismONNX", "PrismReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -83,11 +83,16 @@
 //               conv2d_forward_rows_pool does the same). It then walks pooled pixels × their four window
 //               taps as its columns and needs CONV_FWD_NP to be a multiple of 4. Inference only: no argmax
 //               is kept for a backward pass.
+//   CONV_GROUP_KB output channels per work-item of conv2d_grouped_forward (1, 2 or 4; the host sets it
+//               per call to the largest that divides the channels per group, so depthwise stays at 1)
 //   CONV_PADDED 1 when ph or pw is non-zero (selects the checked loads of conv2d_forward_cpu and
 //               conv2d_backward_weight; the host sets it per call)
 //   CONV_TM, CONV_TN, CONV_TD, CONV_WM, CONV_WN   GPU-shaped tile sizes (defaults 32, 32, 8, 2, 2)
 // Every kernel guards its tails: any N, C, H, W, K, R, S, stride, padding and dilation works.
 
+#ifndef CONV_GROUP_KB
+#define CONV_GROUP_KB 1
+#endif
 #ifndef CONV_FWD_KV
 #define CONV_FWD_KV 2
 #endif
@@ -699,30 +704,35 @@ __kernel void conv2d_backward_bias(__global const float *dy, __global float *par
 // Grouped convolution, direct: y[n, k, p, q] = bias[k] + Σ over the group's channels c, r, s.
 __kernel void conv2d_grouped_forward(__global const float *x, __global const float *w, __global const float *bias,
                                      const int hasBias, __global float *y, GEOM, const int groups) {
+    // One work-item per output pixel and CONV_GROUP_KB output channels of one group (the host picks
+    // a block size that divides the group's K / groups): each input tap is loaded once for the block.
+    const int cg = C / groups, kg = K / groups, blocks = K / CONV_GROUP_KB;
     const int i = (int)get_global_id(0);
-    if (i >= N * K * P * Q) return;
-    const int cg = C / groups, kg = K / groups;
+    if (i >= N * blocks * P * Q) return;
     int t = i / Q;
     const int q = i - t * Q;
     const int p = t - (t / P) * P;
     t = t / P;
-    const int k = t - (t / K) * K;
-    const int n = t / K;
-    const int c0 = (k / kg) * cg;
-    float sum = hasBias ? bias[k] : 0.0f;
+    const int k0 = (t - (t / blocks) * blocks) * CONV_GROUP_KB;
+    const int n = t / blocks;
+    const int c0 = (k0 / kg) * cg;
+    float sum[CONV_GROUP_KB];
+    for (int j = 0; j < CONV_GROUP_KB; ++j) sum[j] = hasBias ? bias[k0 + j] : 0.0f;
     for (int c = 0; c < cg; ++c) {
         const __global float *plane = x + ((size_t)n * C + c0 + c) * H * W;
-        const __global float *taps = w + ((size_t)k * cg + c) * R * S;
+        const __global float *taps = w + ((size_t)k0 * cg + c) * R * S;
         for (int r = 0; r < R; ++r) {
             const int ih = p * sh - ph + r * dh;
             if (ih < 0 || ih >= H) continue;
             for (int s = 0; s < S; ++s) {
                 const int iw = q * sw - pw + s * dw;
-                if (iw >= 0 && iw < W) sum = fma(taps[r * S + s], plane[ih * W + iw], sum);
+                if (iw < 0 || iw >= W) continue;
+                const float v = plane[ih * W + iw];
+                for (int j = 0; j < CONV_GROUP_KB; ++j) sum[j] = fma(taps[(size_t)j * cg * R * S + r * S + s], v, sum[j]);
             }
         }
     }
-    y[i] = sum;
+    for (int j = 0; j < CONV_GROUP_KB; ++j) y[(((size_t)n * K + k0 + j) * P + p) * Q + q] = sum[j];
 }
 
 // dx[n, c, h, w] = Σ over the group's output channels k and the taps (r, s) whose window covers (h, w).

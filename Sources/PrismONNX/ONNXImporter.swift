@@ -24,10 +24,15 @@ struct ONNXImporter {
     /// The input's batch size when the file fixes it (a reshape to [that size, …] keeps the batch).
     var fixedBatch: Int?
     let inputShape: [Int]
+    /// The per-channel `(x − mean) / std` the graph starts with (see `leadingNormalization`).
+    var normalization: ModelSpec.InputNormalization?
+    /// The nodes that `normalization` stands for, by index: not imported as nodes.
+    var skipped: Set<Int> = []
 
-    /// Reads the model-level parts: the opset, the initializers and the one input.
+    /// Reads the model-level parts: the opset, the initializers (external data from `folder`) and
+    /// the one input.
     /// - Throws: `DataError` naming the file and what does not import.
-    init(model: Onnx_ModelProto, source: String) throws {
+    init(model: Onnx_ModelProto, source: String, folder: String? = nil) throws {
         self.source = source
         guard model.hasGraph else { throw DataError("\(source): not an ONNX model: no graph") }
         graph = model.graph
@@ -39,10 +44,11 @@ struct ONNXImporter {
             throw DataError("\(source): opset \(version); Prism imports opsets \(ONNXModel.opsets.lowerBound)–\(ONNXModel.opsets.upperBound) (export with opset_version=17)")
         }
         opset = Int(version)
+        try Self.checkWiring(graph, opset: opset, source: source)
         var constants: [String: ONNXValue] = [:]
         for initializer in graph.initializer {
             do {
-                constants[initializer.name] = try initializer.constant()
+                constants[initializer.name] = try (initializer.isExternal ? initializer.readingExternalData(folder: folder) : initializer).constant()
             } catch let error as DataError {
                 throw DataError("\(source): \(error.message)")
             }
@@ -82,11 +88,15 @@ struct ONNXImporter {
             for name in node.input where !name.isEmpty { uses[name, default: 0] += 1 }
         }
         for output in graph.output { uses[output.name, default: 0] += 1 }
+        if let (normalization, replaced, output) = leadingNormalization(input: input.name) {
+            (self.normalization, skipped) = (normalization, replaced)
+            values[output] = .node(GraphAnalysis.inputName)
+        }
     }
 
     /// Imports every node, then checks the whole description.
     mutating func run() throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
-        for node in graph.node {
+        for (index, node) in graph.node.enumerated() where !skipped.contains(index) {
             let site = Site(node: node, opset: opset, source: source)
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 throw site.fail("the domain '\(node.domain)' is not supported; Prism imports ops of the default ONNX domain")
@@ -95,7 +105,7 @@ struct ONNXImporter {
             for name in node.input {
                 if name.isEmpty { inputs.append(nil); continue }
                 guard let value = values[name] else {
-                    throw site.fail("reads '\(name)', which no earlier node, initializer or input defines (the graph is out of order or has a cycle)")
+                    throw site.fail("reads '\(name)' before the node that computes it; ONNX lists a graph's nodes in topological order")
                 }
                 inputs.append(value)
             }
@@ -122,9 +132,11 @@ struct ONNXImporter {
         guard shape.count == 1 else {
             throw DataError("\(source): output '\(last.name)' has shape [batch] + \(shape); Prism imports models with one vector of outputs per example")
         }
+        try checkDeclared(output: last, computed: shape)
         let kept = prune(output: name)
-        let spec = ModelSpec(architecture: "onnx", inputShape: inputShape, classCount: shape[0], nodes: kept,
+        var spec = ModelSpec(architecture: "onnx", inputShape: inputShape, classCount: shape[0], nodes: kept,
                              output: kept.last?.name == name ? nil : name)
+        spec.inputNormalization = normalization
         do {
             try spec.validate()
         } catch let error as TensorError {
@@ -154,7 +166,7 @@ struct ONNXImporter {
         if let weight, weight.hasSuffix(".weight"), weight.count > ".weight".count {
             base = String(weight.dropLast(".weight".count))
         } else if !node.name.isEmpty {
-            base = node.name.split(separator: "/").joined(separator: ".")
+            base = Self.modulePath(node.name, opType: node.opType)
         } else {
             base = node.output.first ?? ""
         }
@@ -165,6 +177,19 @@ struct ONNXImporter {
             candidate = "\(base)_\(n)"
         }
         return candidate
+    }
+
+    /// PyTorch's module path in an exporter's node name: `/layer4/layer4.1/conv2/Conv` →
+    /// `layer4.1.conv2` (a scope that repeats its parent's path replaces it; the op type at the end
+    /// is dropped when a scope is left, so the name is the module's, as Grad-CAM's `--layer` takes it).
+    static func modulePath(_ name: String, opType: String) -> String {
+        var scopes: [String] = []
+        for part in name.split(separator: "/").map(String.init) {
+            if let last = scopes.last, part.hasPrefix(last + ".") { scopes.removeLast() }
+            scopes.append(part)
+        }
+        if scopes.count > 1, let last = scopes.last, last == opType || last.hasPrefix(opType + "_") { scopes.removeLast() }
+        return scopes.joined(separator: ".")
     }
 
     /// Adds a Prism node of kind `op` reading `inputs` (Prism value names), checked through its

@@ -10,7 +10,8 @@ import SwiftProtobuf
 /// Shape arithmetic on constants (`Shape`, `Gather`, `Unsqueeze`, `Concat`, … feeding a `Reshape`)
 /// is folded at import; a `MatMul` by a constant matrix and the `Add` of a constant bias after it
 /// become one linear layer. The input's first axis is the batch, symbolic or fixed (a model exported
-/// with a fixed batch of 1 runs at any batch size); every other axis must be fixed. What cannot be
+/// with a fixed batch of 1 runs at any batch size); every other axis must be fixed. Tensors stored in
+/// external data files are read from beside the model (see `readingExternalData`). What cannot be
 /// imported is refused in one line naming the node, the op and the opset (see `ONNXImporter`).
 public enum ONNXModel {
     /// The opsets of the default domain that import.
@@ -24,11 +25,14 @@ public enum ONNXModel {
     /// - Throws: `DataError` naming the file: unreadable, not a protobuf ModelProto, or a graph that
     ///   does not import (the node, op and opset, and what is supported).
     public static func read(path: String) throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
-        try read(bytes: readFile(path), source: path)
+        let folder = (path as NSString).deletingLastPathComponent
+        return try read(bytes: readFile(path), source: path, folder: folder.isEmpty ? "." : folder)
     }
 
     /// Reads the bytes of an ONNX file (see `read(path:)`); `source` names it in errors.
-    public static func read(bytes: [UInt8], source: String) throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
+    /// - Parameter folder: where tensors stored in external data files are read from (the model
+    ///   file's folder); without one such tensors are refused.
+    public static func read(bytes: [UInt8], source: String, folder: String? = nil) throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
         let model: Onnx_ModelProto
         do {
             var options = BinaryDecodingOptions()
@@ -37,7 +41,7 @@ public enum ONNXModel {
         } catch {
             throw DataError("\(source): not an ONNX model: the protobuf does not decode (\(error))")
         }
-        var importer = try ONNXImporter(model: model, source: source)
+        var importer = try ONNXImporter(model: model, source: source, folder: folder)
         return try importer.run()
     }
 }
@@ -81,13 +85,14 @@ func dataTypeName(_ code: Int32) -> String {
 
 extension Onnx_TensorProto {
     /// The tensor as a constant value.
-    /// - Throws: `DataError` (message without the file) naming the tensor: external data, a dtype
+    /// - Throws: `DataError` (message without the file) naming the tensor: external data (which
+    ///   `readingExternalData` reads first for initializers), a dtype
     ///   other than float32/int64/int32, negative or overflowing dims, or data of the wrong length.
     func constant() throws -> ONNXValue {
         let label = name.isEmpty ? "a constant tensor" : "tensor '\(name)'"
-        if dataLocation == .external || !externalData.isEmpty {
+        if isExternal {
             let location = externalData.first { $0.key == "location" }?.value ?? "?"
-            throw DataError("\(label) is stored in an external data file ('\(location)'); Prism reads tensors stored inside the .onnx file (export with external_data=False)")
+            throw DataError("\(label) is stored in an external data file ('\(location)'); Prism reads external data for initializers only")
         }
         if hasSegment { throw DataError("\(label) is a segment of a larger tensor, which is not supported") }
         guard dims.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }), let count = HostMemory.product(dims.map { Int($0) }) else {

@@ -90,6 +90,18 @@ extension ONNXImporter {
         return ONNXView(node: p, groups: groups)
     }
 
+    /// The name of a layout node (permute, reshape) emitted for `node`'s input: `node`'s name with
+    /// `.layout`, so the node of `node`'s own op keeps the module's name (`fc1`).
+    func layoutName(for node: Onnx_NodeProto) -> String {
+        let base = name(for: node) + ".layout"
+        var candidate = base, n = 1
+        while shapes[candidate] != nil || nodes.contains(where: { $0.name == candidate }) {
+            n += 1
+            candidate = "\(base)_\(n)"
+        }
+        return candidate
+    }
+
     /// The Prism value holding `v` with the batch alone first and the other axes in ONNX order
     /// (emitting the permute and reshape that takes).
     /// - Throws: `DataError` when the batch is not the view's first axis alone.
@@ -98,12 +110,12 @@ extension ONNXImporter {
         guard v.groups.first == [0] else {
             throw site.fail("reads a value of shape \(sizes(v)) whose batch is not alone on the first axis; Prism keeps the batch first")
         }
-        var w = try permuteAxes(v, to: v.order, name: name(for: node), site: site)
-        w = try mergeAxes(w, w.groups, name: name(for: node), site: site)
+        var w = try permuteAxes(v, to: v.order, name: layoutName(for: node), site: site)
+        w = try mergeAxes(w, w.groups, name: layoutName(for: node), site: site)
         // Axes of size 1 (empty groups) are inserted by a reshape to the ONNX shape.
         if w.groups.count != (shapes[w.node]?.count ?? 0) + 1 {
             let target = sizes(w).dropFirst().map { size -> JSONValue in if case let .fixed(n) = size { .int(n) } else { .int(-1) } }
-            let made = try emit(ReshapeSchema.kind, ["shape": .array(target)], inputs: [w.node], name: name(for: node), site: site)
+            let made = try emit(ReshapeSchema.kind, ["shape": .array(target)], inputs: [w.node], name: layoutName(for: node), site: site)
             guard case let .node(p) = made else { return w.node }
             return p
         }
@@ -120,8 +132,8 @@ extension ONNXImporter {
             throw site.fail("works on the last axis of a value of shape \(sizes(v)), which holds the batch; Prism keeps the batch apart")
         }
         let order = [0] + v.order.filter { $0 != 0 }
-        var w = try permuteAxes(v, to: order, name: name(for: node), site: site)
-        if let tail = w.groups.last, tail.count > 1 { w = try mergeAxes(w, [tail], name: name(for: node), site: site) }
+        var w = try permuteAxes(v, to: order, name: layoutName(for: node), site: site)
+        if let tail = w.groups.last, tail.count > 1 { w = try mergeAxes(w, [tail], name: layoutName(for: node), site: site) }
         return w
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import PrismCL
 import Prism
 import PrismFiles
+import PrismONNX
 import PrismExplain
 import PrismReport
 
@@ -120,19 +121,28 @@ struct ExplainCommand: ParsableCommand {
 
     /// Every check before the work: options, the model, the examples, the background, the features.
     func makePlan(engine: Engine, methods: [ExplainMethod], outputs: ExplainOutputs) throws -> ExplainPlan {
-        let (options, optionNotes) = methodOptions.resolvingOldSpellings(for: methods)
+        var (options, optionNotes) = methodOptions.resolvingOldSpellings(for: methods)
         let loaded = try LoadedModel(path: model, engine: engine)
         let spec = loaded.model.spec
         let width = spec.inputShape.reduce(1, *)
         // The test set is read for --index; the training set for a --background draw.
         let shap = methods.contains(where: \.isShapley)
+        if shap, options.shapBaseline == nil, backgroundData == nil, dataOptions.data == nil, !inputOptions.input.isEmpty,
+           ONNXModel.isONNX(path: model) {
+            // An imported model comes without its training data: there is no background to draw.
+            guard spec.inputShape.count == 3 else {
+                throw ValidationError("\(model) is an ONNX model, which carries no training data to draw a SHAP background from: give --background-data FILE (the rows that hide features) or --shap-baseline zeros")
+            }
+            options.shapBaseline = .blur
+            optionNotes.append("note: \(model) is an ONNX model without training data to draw a background from: the SHAP methods hide superpixels with the image blurred (--shap-baseline blur; give --background-data DIR or --shap-baseline zeros for another reference)")
+        }
         let needsBackground = (shap && (options.shapBaseline == nil || options.shapBaseline == .mean))
             || ((methods.contains(where: \.usesBaseline) || metrics) && options.baseline == .mean)
         let needTrain = backgroundData == nil && needsBackground
         let needTest = inputOptions.input.isEmpty
         let data: (train: LabeledData?, test: LabeledData)? = needTrain || needTest ? try dataOptions.load(for: loaded, needTrain: needTrain) : nil
         if let test = data?.test, test.exampleShape != spec.inputShape {
-            throw DataError("data: examples have shape \(test.exampleShape), the model expects \(spec.inputShape)")
+            throw DataError("data: the examples of \(dataOptions.sourceName) have shape \(test.exampleShape), the model expects \(spec.inputShape) (give --data, or --input files\(needTrain ? " with --background-data or --shap-baseline" : ""))")
         }
         let columnNames = try dataOptions.featureNames(of: loaded)
         var notes = optionNotes

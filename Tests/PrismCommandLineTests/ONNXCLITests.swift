@@ -43,4 +43,35 @@ import PrismFormats
         expectOneLineError(try runPrism(["predict", "--device", "cpu", "--model", dir + "/sin.onnx", "--input", dir + "/x.npy"]),
                            "node 'erf1' (Sin, opset 17): op not supported")
     }
+
+    /// An imported model has no training data: SHAP on --input images hides superpixels with the
+    /// blurred image and says so; a tabular import asks for a background instead of guessing one.
+    @Test func shapOnAnImportedModelTakesTheBlurredImageAndSaysSo() throws {
+        let dir = try scratchDirectory("onnx-shap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let golden = try SafetensorsFile.read(path: Self.folder + "/onnx_golden.safetensors")
+        let x = try golden.tensor("cnn_x"), logits = try golden.tensor("cnn_logits")
+        try writeNpy(x.values[0..<360].map(Double.init), shape: [1, 3, 12, 10], path: dir + "/x.npy")
+        let explained = try runPrism(["explain", "--device", "cpu", "--model", Self.folder + "/residual_cnn_torchscript.onnx", "--input", dir + "/x.npy",
+                                      "--method", "kernel-shap", "--json", dir + "/e.json"])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        #expect(explained.stderr.contains("is an ONNX model without training data to draw a background from: the SHAP methods hide superpixels with the image blurred (--shap-baseline blur"),
+                "\(explained.stderr)")
+        let document = try ExplainDocumentReader(path: dir + "/e.json")
+        #expect(document.background["shap_reference"] as? String == "blur")
+        // Efficiency: the values of the explained output add up to f(x) − f(reference), f(x) being PyTorch's logit.
+        let target = (document.method()["targets"] as? [Int])?.first ?? -1
+        let (values, shape) = document.array("values") ?? ([], [])
+        let base = document.array("base_values")?.values ?? []
+        #expect(shape.count == 3 && shape[0] == 1 && shape[2] == 7 && (0..<7).contains(target) && base.count == 7, "shape \(shape), target \(target)")
+        if shape.count == 3, (0..<7).contains(target), base.count == 7 {
+            let sum = (0..<shape[1]).reduce(0.0) { $0 + values[$1 * 7 + target] }
+            let fx = Double(logits.values[target])
+            #expect(abs(sum + base[target] - fx) <= 1e-4 * max(1, abs(fx)), "Σφ \(sum) + base \(base[target]) against PyTorch's f(x) \(fx)")
+        }
+        try writeNpy((0..<20).map { Double($0) / 20 }, shape: [1, 20], path: dir + "/row.npy")
+        expectOneLineError(try runPrism(["explain", "--device", "cpu", "--model", Self.folder + "/mlp_torchscript.onnx", "--input", dir + "/row.npy",
+                                         "--method", "kernel-shap"]),
+                           "mlp_torchscript.onnx is an ONNX model, which carries no training data to draw a SHAP background from: give --background-data FILE")
+    }
 }

@@ -39,4 +39,27 @@ import Testing
             }
         }
     }
+
+    /// The same parity through an imported ONNX model (`Tests/Fixtures/make_onnx_shap.py`): a PyTorch
+    /// MLP with Tanh and Sigmoid exported by torch.onnx, explained over 12 features with every
+    /// coalition enumerated, against shap.KernelExplainer on the PyTorch network.
+    @Test func kernelShapOnAnImportedONNXModelMatchesShap() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/onnx").path
+        let engine = try testEngine()
+        let (model, _) = try Model.load(path: folder + "/shap_mlp.onnx", engine: engine)
+        let file = try SafetensorsFile.read(path: folder + "/onnx_shap.safetensors")
+        let instances = try file.tensor("instances").values, background = try file.tensor("background").values
+        // The imported network computes onnxruntime's logits.
+        let logits = try engine.noGrad { try model(try Tensor(instances, shape: [2, 12], engine: engine)).toArray() }
+        expectClose(logits.map(Double.init), try file.tensor("logits").values.map(Double.init), atol: 1e-5, rtol: 1e-4, "logits vs onnxruntime")
+        let games = try (0..<2).map { i in
+            try DeviceGame(model: model, instance: Array(instances[(i * 12)..<((i + 1) * 12)]), background: background)
+        }
+        let e = try KernelShap(budget: 4094, seed: 0).explain(games)
+        #expect(e.settings["sampled"] == 0)
+        expectClose(e.values, try file.tensor("shap_values").values.map(Double.init), atol: 2e-5, rtol: 1e-4, "kernel-shap on the ONNX MLP vs shap")
+        let base = try file.tensor("expected_value").values.map(Double.init)
+        expectClose(e.baseValues ?? [], base + base, atol: 2e-5, rtol: 1e-5, "base value vs shap's expected_value")
+    }
 }

@@ -3,7 +3,7 @@ import Testing
 import Prism
 import PrismFormats
 import PrismGraph
-import PrismONNX
+@testable import PrismONNX
 import PrismTestSupport
 
 /// ONNX files exported from PyTorch by both exporters (`Tests/Fixtures/make_onnx_golden.py`),
@@ -42,6 +42,19 @@ import PrismTestSupport
         }
         // Parameters keep PyTorch's names where the exporter kept them.
         #expect(spec.nodes.contains { $0.name == "fc1" && $0.op == "linear" } && spec.nodes.contains { $0.name == "pool_bn" })
+        if file.contains("torchscript") {
+            // A convolution whose weight the exporter renamed (BatchNorm folded in) takes its module
+            // path from the node name: /block/conv1/Conv → block.conv1.
+            #expect(spec.nodes.contains { $0.name == "block.conv1" && $0.op == "conv2d" }, "\(spec.nodes.map(\.name))")
+        }
+    }
+
+    @Test func nodeNamesAreModulePaths() {
+        #expect(ONNXImporter.modulePath("/layer4/layer4.1/conv2/Conv", opType: "Conv") == "layer4.1.conv2")
+        #expect(ONNXImporter.modulePath("/features/features.3/block/block.2/fc1/Conv_1", opType: "Conv") == "features.3.block.2.fc1")
+        #expect(ONNXImporter.modulePath("/Add", opType: "Add") == "Add")
+        #expect(ONNXImporter.modulePath("node_Conv_0", opType: "Conv") == "node_Conv_0")
+        #expect(ONNXImporter.modulePath("/relu/Relu", opType: "Relu") == "relu")
     }
 
     @Test(arguments: ["mlp_torchscript.onnx", "mlp_dynamo.onnx"])
@@ -67,7 +80,8 @@ import PrismTestSupport
 
     @Test func unsupportedFilesAreRefusedInOneLine() throws {
         let cases: [(String, [String])] = [
-            ("external_data.onnx", ["tensor 'fc.weight'", "external data file ('weights.bin')"]),
+            // Its data file is absent on purpose (external data is read from beside the model).
+            ("external_data.onnx", ["tensor 'fc.weight'", "its external data file 'weights.bin' does not exist beside the model"]),
             ("float64_initializer.onnx", ["tensor 'fc.weight'", "dtype DOUBLE"]),
             ("asymmetric_pads.onnx", ["node 'conv' (Conv, opset 17)", "asymmetric pads [0, 0, 1, 1]"]),
         ]

@@ -72,6 +72,20 @@ import PrismTestSupport
         #expect(worst <= 1e-4 * scale, "\(cs): input gradient off by \(worst) (largest |g| \(scale))")
     }
 
+    /// Imported and written out again by Prism's export, the models still give onnxruntime's logits.
+    @Test(arguments: ["mobilenet_v3_small", "squeezenet1_1"])
+    func reexportedModelsRunInONNXRuntime(_ name: String) throws {
+        let engine = try testEngine()
+        let (spec, model) = try load("\(name)_torchscript.onnx", engine: engine)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("prism-reexport-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try ONNXExport.write(spec: spec, tensors: try model.stateDict(), source: name, to: folder + "/model.onnx")
+        let x = try Self.golden().tensor("\(name)_x")
+        let logits = try ONNXRuntime.run(model: folder + "/model.onnx", input: x.values, shape: x.shape, integers: false, folder: folder)
+        expectLogits(logits, try Self.golden().tensor("\(name)_torchscript_logits"), "\(name) re-exported")
+    }
+
     @Test func everyElementwiseOpMatchesOnnxruntime() throws {
         let engine = try testEngine()
         let (spec, model) = try load("elementwise_ops.onnx", engine: engine)

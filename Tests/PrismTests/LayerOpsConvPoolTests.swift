@@ -27,6 +27,8 @@ struct GroupedConvCase: CustomStringConvertible, Sendable {
         GroupedConvCase(n: 2, c: 3, h: 6, w: 11, k: 6, r: 1, s: 3, groups: 3, stride: (1, 2), padding: (0, 1), bias: false),
         // Two groups, dilation and padding differing per axis.
         GroupedConvCase(n: 3, c: 6, h: 7, w: 8, k: 4, r: 3, s: 2, groups: 2, padding: (2, 1), dilation: (2, 1)),
+        // Four output channels per work-item (8 per group: two blocks per group), dilation and padding.
+        GroupedConvCase(n: 2, c: 8, h: 7, w: 6, k: 16, r: 3, s: 3, groups: 2, stride: (1, 2), padding: (2, 1), dilation: (2, 1)),
         // Two groups with the fused ReLU.
         GroupedConvCase(n: 1, c: 4, h: 5, w: 5, k: 6, r: 2, s: 2, groups: 2, stride: (2, 2), relu: true),
         // More channels per group than the direct kernels take: one dense convolution per group.

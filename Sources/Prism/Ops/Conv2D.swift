@@ -206,8 +206,10 @@ private func directGroupedConv2d(_ input: Tensor, weight: Tensor, bias: Tensor?,
     let out = try Tensor.empty(g.outputShape, engine: engine)
     // A host-written buffer stands in for a missing bias (see `Conv2DKernels.zeroBuffer`).
     let biasBuffer = try bias?.storage ?? engine.context.buffer([Float](repeating: 0, count: 64))
-    try engine.launch("conv2d.cl", "conv2d_grouped_forward", defines: unpaddedProgram, global: [roundUp(out.count, flatKernelGroupSize)],
-                      local: [flatKernelGroupSize], [input.storage, weight.storage, biasBuffer, Int32(bias == nil ? 0 : 1), out.storage] + geometry)
+    // Output channels per work-item: the largest of 4, 2, 1 dividing the channels per group.
+    let block = [4, 2, 1].first { (k / groups) % $0 == 0 } ?? 1
+    try engine.launch("conv2d.cl", "conv2d_grouped_forward", defines: unpaddedProgram.merging(["CONV_GROUP_KB": "\(block)"]) { $1 },
+                      global: [roundUp(out.count / block, flatKernelGroupSize)], local: [flatKernelGroupSize], [input.storage, weight.storage, biasBuffer, Int32(bias == nil ? 0 : 1), out.storage] + geometry)
     let inputs = [input, weight] + (bias.map { [$0] } ?? [])
     out.record(inputs: inputs, op: "conv2d(groups: \(groups))") { dy in
         var grads: [Tensor?] = [nil, nil]
