@@ -18,6 +18,9 @@ let standardSchemas: [OpDefinition] = [
     OpDefinition(TransformerBlockSchema.self), OpDefinition(ClassTokenSchema.self), OpDefinition(EmbeddingSchema.self),
     OpDefinition(IndexSelectSchema.self), OpDefinition(ComparisonSchema<EqualKind>.self), OpDefinition(ComparisonSchema<LessKind>.self),
     OpDefinition(ComparisonSchema<GreaterKind>.self), OpDefinition(WhereSchema.self), OpDefinition(CastSchema.self),
+    OpDefinition(ReshapeSchema.self), OpDefinition(PermuteSchema.self), OpDefinition(NarrowSchema.self), OpDefinition(MatmulSchema.self),
+    OpDefinition(LogSoftmaxSchema.self), OpDefinition(ReductionSchema<MeanKind>.self), OpDefinition(ReductionSchema<SumKind>.self),
+    OpDefinition(ReductionSchema<AmaxKind>.self),
 ]
 
 /// `nn.Linear`: y = x·Wᵀ + b over the last axis.
@@ -289,7 +292,7 @@ public enum FlattenSchema: OpSchema {
     }
 }
 
-/// `nn.Softmax(dim=-1)`: over the last axis only.
+/// `nn.Softmax(dim)`: over one axis after the batch (default the last).
 public enum SoftmaxSchema: OpSchema {
     public struct Config: OpConfig {
         public var dim: Int?
@@ -297,11 +300,14 @@ public enum SoftmaxSchema: OpSchema {
         public init(dim: Int? = nil) { self.dim = dim }
     }
     public static let kind = "softmax"
+
+    /// The per-example axis the softmax runs over.
+    public static func axis(_ config: Config, rank: Int) throws -> Int { try exampleAxis(config.dim ?? -1, rank: rank) }
+
     public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
-        let last = inputs[0].count
-        guard config.dim == nil || config.dim == -1 || config.dim == last else {
-            throw TensorError("softmax runs over the last axis only (dim -1 or \(last)), got dim \(config.dim!)")
-        }
+        guard inputs[0].count <= 5 else { throw TensorError("runs over tensors of rank 6 at most") }
+        let axis = try axis(config, rank: inputs[0].count)
+        guard inputs[0][axis] > 0 else { throw TensorError("axis \(axis + 1) is empty") }
         return inputs[0]
     }
 }

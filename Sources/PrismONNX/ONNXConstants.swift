@@ -91,9 +91,9 @@ extension ONNXImporter {
         }
         switch node.opType {
         case "Shape":
-            guard inputs.count == 1, case let .node(name)? = inputs[0], let shape = shapes[name] else { return nil }
+            guard inputs.count == 1, let v = view(inputs[0]) else { return nil }
             let a = try Attributes(node, site: site, known: ["start", "end"])
-            let full: [Dim] = [.batch] + shape.map { .fixed($0) }
+            let full = sizes(v)
             let rank = full.count
             func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + rank : v, 0), rank) }
             let start = clamp(try a.int("start", 0)), end = clamp(try a.int("end", rank))
@@ -158,7 +158,7 @@ extension ONNXImporter {
             guard inputs.count == 1, let value = inputs[0] else { return nil }
             let to = try Attributes(node, site: site, known: ["to", "saturate", "round_mode"]).int("to", 0)
             switch (value, Onnx_TensorProto.DataType(rawValue: to)) {
-            case (.int, .int64?), (.int, .int32?), (.float, .float?), (.node, .float?): return value
+            case (.int, .int64?), (.int, .int32?), (.float, .float?), (.node, .float?), (.view, .float?): return value
             case let (.int(c), .float?):
                 return .float(HostTensor(shape: c.shape, values: try fixed(c, "value").map { Float($0) }))
             default:
@@ -180,25 +180,14 @@ extension ONNXImporter {
             }
             guard shape.allSatisfy({ $0 >= 0 }), HostMemory.product(shape) == count else { throw site.fail("cannot reshape \(count) values to \(shape)") }
             return make(shape)
-        case "Add", "Sub", "Mul", "Div":
+        case "Add", "Sub", "Mul", "Div", "Mod":
             guard inputs.count == 2, let a = int(0), let b = int(1) else { return nil }
-            _ = try Attributes(node, site: site, known: [])
-            let x = try fixed(a, "first input"), y = try fixed(b, "second input")
+            guard try Attributes(node, site: site, known: ["fmod"]).int("fmod", 0) == 0 else { throw site.fail("fmod 1 on integers is not supported") }
+            let (x, y) = (a.values, b.values)
             guard x.count == y.count || x.count == 1 || y.count == 1 else { throw site.fail("Prism folds \(node.opType) of constants of one shape (or a scalar)") }
             let n = max(x.count, y.count)
             let values = try (0..<n).map { i -> Dim in
-                let (p, q) = (x[x.count == 1 ? 0 : i], y[y.count == 1 ? 0 : i])
-                let (r, overflow): (Int, Bool)
-                switch node.opType {
-                case "Add": (r, overflow) = p.addingReportingOverflow(q)
-                case "Sub": (r, overflow) = p.subtractingReportingOverflow(q)
-                case "Mul": (r, overflow) = p.multipliedReportingOverflow(by: q)
-                default:
-                    guard q != 0 else { throw site.fail("divides by zero") }
-                    (r, overflow) = p.dividedReportingOverflow(by: q)
-                }
-                guard !overflow else { throw site.fail("overflows") }
-                return .fixed(r)
+                try arithmetic(node.opType, x[x.count == 1 ? 0 : i], y[y.count == 1 ? 0 : i], site: site)
             }
             return .int(IntConstant(shape: x.count >= y.count ? a.shape : b.shape, values: values))
         default:
@@ -206,3 +195,39 @@ extension ONNXImporter {
         }
     }
 }
+
+/// p op q on integer constants (Add, Sub, Mul, Div truncating toward zero, Mod with the divisor's
+/// sign as ONNX's fmod 0), where a multiple of the batch size may be scaled by a number, divided by
+/// one that divides its factor, or shifted by zero.
+/// - Throws: `DataError` on division by zero, overflow, or other arithmetic on the batch size.
+func arithmetic(_ op: String, _ p: Dim, _ q: Dim, site: Site) throws -> Dim {
+    switch (p, q) {
+    case let (.fixed(a), .fixed(b)):
+        let (r, overflow): (Int, Bool)
+        switch op {
+        case "Add": (r, overflow) = a.addingReportingOverflow(b)
+        case "Sub": (r, overflow) = a.subtractingReportingOverflow(b)
+        case "Mul": (r, overflow) = a.multipliedReportingOverflow(by: b)
+        default:
+            guard b != 0 else { throw site.fail("divides by zero") }
+            if op == "Div" {
+                (r, overflow) = a.dividedReportingOverflow(by: b)
+            } else {
+                let (m, o) = a.remainderReportingOverflow(dividingBy: b)
+                (r, overflow) = (m != 0 && (m < 0) != (b < 0) ? m + b : m, o)
+            }
+        }
+        guard !overflow else { throw site.fail("overflows") }
+        return .fixed(r)
+    case let (.batch(k), .fixed(m)) where op == "Mul", let (.fixed(m), .batch(k)) where op == "Mul":
+        guard case let (r, false) = k.multipliedReportingOverflow(by: m), r > 0 else { throw site.fail("overflows") }
+        return .batch(times: r)
+    case let (.batch(k), .fixed(m)) where op == "Div" && m > 0 && k % m == 0:
+        return .batch(times: k / m)
+    case (.batch, .fixed(0)) where op == "Add" || op == "Sub", (.fixed(0), .batch) where op == "Add":
+        return p == .fixed(0) ? q : p
+    default:
+        throw site.fail("computes \(p) \(op) \(q), which Prism does not fold (arithmetic on the batch size other than scaling it)")
+    }
+}
+

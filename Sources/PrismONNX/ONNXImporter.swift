@@ -109,6 +109,10 @@ struct ONNXImporter {
                 }
                 inputs.append(value)
             }
+            if node.opType == "Split" {
+                for (name, value) in zip(node.output, try split(node, inputs, site)) where !name.isEmpty { values[name] = value }
+                continue
+            }
             for (i, name) in node.output.enumerated().dropFirst() where !name.isEmpty && uses[name, default: 0] > 0 {
                 throw site.fail("output \(i) ('\(name)') is read; Prism imports the first output of \(node.opType) only")
             }
@@ -117,6 +121,10 @@ struct ONNXImporter {
         }
         guard graph.output.count == 1, let last = graph.output.first else {
             throw DataError("\(source): the graph has \(graph.output.count) outputs; Prism imports models of one output")
+        }
+        if case let .view(v)? = values[last.name] {
+            let site = Site(node: Onnx_NodeProto.with { $0.name = last.name; $0.opType = "output" }, opset: opset, source: source)
+            values[last.name] = .node(try materialize(v, site: site, for: site.node))
         }
         guard case let .node(name)? = values[last.name], name != GraphAnalysis.inputName, let shape = shapes[name] else {
             throw DataError("\(source): output '\(last.name)' is not computed from the input by the graph's nodes")

@@ -47,22 +47,25 @@ public enum ONNXModel {
 }
 
 /// A value of the ONNX graph during import: a Prism graph value (a node's output or the model's
-/// input), or a constant (an initializer, a `Constant` node, folded shape arithmetic).
+/// input), a view of one through a layout change not emitted (see `ONNXView`), or a constant (an
+/// initializer, a `Constant` node, folded shape arithmetic).
 enum ONNXValue {
     case node(String)
+    case view(ONNXView)
     case float(HostTensor)
     case int(IntConstant)
 }
 
-/// One entry of an integer constant: a number, or the batch size (unknown until run time).
+/// One entry of an integer constant, or the size of an axis: a number, or the batch size (unknown
+/// until run time) times a number.
 enum Dim: Equatable, CustomStringConvertible {
     case fixed(Int)
-    case batch
+    case batch(times: Int)
 
     var description: String {
         switch self {
-        case let .fixed(n): return "\(n)"
-        case .batch: return "batch"
+        case let .fixed(n): "\(n)"
+        case let .batch(k): k == 1 ? "batch" : "batch×\(k)"
         }
     }
 

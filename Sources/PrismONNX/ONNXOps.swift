@@ -5,9 +5,11 @@ import PrismGraph
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
     "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Erf",
-    "Exp", "Flatten", "Gather", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LeakyRelu", "Log",
-    "MatMul (by a constant matrix)", "MaxPool", "Mul", "Neg", "Pow", "PRelu", "Reciprocal", "ReduceMean (over H and W)", "Relu", "Reshape",
-    "Shape", "Sigmoid", "Slice", "Softmax", "Sqrt", "Squeeze", "Sub", "Tanh", "Unsqueeze",
+    "Exp", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization",
+    "LayerNormalization (last axis)",
+    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pow", "PRelu", "Reciprocal",
+    "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
+    "Tanh", "Transpose", "Unsqueeze",
 ]
 
 extension ONNXImporter {
@@ -35,6 +37,7 @@ extension ONNXImporter {
 
         if op == "Constant" { return try constant(node, site: site) }
         if let folded = try fold(node, inputs, site: site) { return folded }
+        if let laid = try translateLayout(node, inputs, site) { return laid }
         switch op {
         case "Identity":
             _ = try attributes([])
@@ -52,11 +55,6 @@ extension ONNXImporter {
         case "HardSwish": _ = try attributes([]); return try elementwise(HardswishSchema.kind)
         case "LeakyRelu": return try elementwise(LeakyReLUSchema.kind, ["negative_slope": decimal(try attributes(["alpha"]).float("alpha", 0.01))])
         case "Elu": return try elementwise(ELUSchema.kind, ["alpha": decimal(try attributes(["alpha"]).float("alpha", 1))])
-        case "Softmax":
-            let x = try graphValue(), rank = (shapes[x]?.count ?? 0) + 1
-            let axis = try attributes(["axis"]).int("axis", -1)
-            guard axis == -1 || axis == rank - 1 else { throw site.fail("axis \(axis) of a rank-\(rank) value; Prism imports Softmax over the last axis") }
-            return try elementwise(SoftmaxSchema.kind)
         case "Conv":
             let a = try attributes(["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])
             let x = try graphValue(), w = try weight(1, "weight"), b = try optionalWeight(2, "bias")
@@ -96,8 +94,8 @@ extension ONNXImporter {
             var axes = try a.ints("axes")
             if case let .int(c)? = value(1) { axes = c.values.compactMap(\.value) }
             let normalized = Set((axes ?? []).map { $0 < 0 ? $0 + rank : $0 })
-            guard rank == 4, normalized == [2, 3] else {
-                throw site.fail("axes \(axes.map { "\($0)" } ?? "(all)") of a rank-\(rank) value; Prism imports ReduceMean over H and W of [N, C, H, W] (global average pooling)")
+            guard rank == 4, normalized == [2, 3] else {  // other axes: `translateLayout`
+                throw site.fail("axes \(axes.map { "\($0)" } ?? "(all)") of a rank-\(rank) value are not those of global average pooling")
             }
             let pooled = try elementwise(AdaptiveAvgPool2DSchema.kind, ["output_size": .int(1)])
             guard try a.int("keepdims", 1) == 0, case let .node(p) = pooled else { return pooled }
@@ -166,8 +164,6 @@ extension ONNXImporter {
             let axis = try attributes(["axis"]).int("axis", 1)
             guard axis == 1 || axis == 1 - rank else { throw site.fail("axis \(axis); Prism imports Flatten with axis 1 (keeping the batch)") }
             return shapes[x]?.count == 1 ? .node(x) : try emit(FlattenSchema.kind, inputs: [x], name: name(for: node), site: site)
-        case "Reshape":
-            return try reshape(node, inputs, site: site)
         case "Concat":
             let axis = try attributes(["axis"]).int("axis", 0)
             let names = try (0..<inputs.count).map { try graphValue($0) }
@@ -202,41 +198,6 @@ extension ONNXImporter {
         if let bias { parameters["bias"] = bias } else { config["bias"] = .bool(false) }
         let weightName = node.input.count > 1 ? node.input[1] : nil
         return try emit(LinearSchema.kind, config, inputs: [x], parameters: parameters, name: name(for: node, weight: weightName), site: site)
-    }
-
-    /// A Reshape of a graph value: kept only when it flattens (or leaves the value as it is).
-    mutating func reshape(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], site: Site) throws -> ONNXValue {
-        let a = try Attributes(node, site: site, known: ["allowzero"])
-        guard inputs.count == 2, case let .node(x)? = inputs[0], let shape = shapes[x] else {
-            throw site.fail("Prism imports Reshape of a graph value by a constant shape")
-        }
-        guard case let .int(target)? = inputs[1], target.shape.count == 1 else { throw site.fail("the target shape is not a constant; Prism needs it known at import") }
-        let allowZero = try a.int("allowzero", 0) != 0
-        let full: [Dim] = [.batch] + shape.map { .fixed($0) }
-        var entries = target.values
-        for (i, entry) in entries.enumerated() where entry == .fixed(0) && !allowZero && i < full.count { entries[i] = full[i] }
-        guard let count = HostMemory.product(shape) else { throw site.fail("input too large") }
-        var perExample: [Int]
-        switch entries.first {
-        case .batch?: perExample = try entries.dropFirst().map { guard let v = $0.value else { throw site.fail("the batch size appears twice") }; return v }
-        case let .fixed(n)? where n == -1 || n == fixedBatch:
-            perExample = try entries.dropFirst().map { guard let v = $0.value, v != -1 || n != -1 else { throw site.fail("target \(entries) leaves two sizes to infer") }; return v }
-            if n == -1 {
-                guard HostMemory.product(perExample) == count else { throw site.fail("target \(entries) does not keep the batch axis") }
-            }
-        default:
-            throw site.fail("target \(entries) of a value of shape [batch] + \(shape); Prism imports Reshape that keeps the batch axis first")
-        }
-        if let i = perExample.firstIndex(of: -1) {
-            let rest = perExample.enumerated().filter { $0.offset != i }.map(\.element)
-            guard let known = HostMemory.product(rest), known > 0, count % known == 0 else { throw site.fail("cannot reshape [batch] + \(shape) to \(entries)") }
-            perExample[i] = count / known
-        }
-        if perExample == shape { return .node(x) }
-        guard perExample == [count] else {
-            throw site.fail("target \(entries) of a value of shape [batch] + \(shape); Prism imports Reshape to [batch, -1] (a flatten) only")
-        }
-        return try emit(FlattenSchema.kind, inputs: [x], name: name(for: node), site: site)
     }
 }
 

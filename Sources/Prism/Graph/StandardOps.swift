@@ -9,6 +9,8 @@ let standardOps: [(kind: String, make: OpRegistry.Maker)] = [
     entry(Hardsigmoid.self), entry(Hardtanh.self), entry(PReLU.self), entry(Cat.self), entry(LayerNormLayer.self), entry(GroupNorm.self), entry(PatchEmbedding.self),
     entry(TransformerBlock.self), entry(ClassTokenLayer.self), entry(Embedding.self), entry(IndexSelect.self),
     entry(CompareOp<EqualKind>.self), entry(CompareOp<LessKind>.self), entry(CompareOp<GreaterKind>.self), entry(Where.self), entry(Cast.self),
+    entry(Reshape.self), entry(Permute.self), entry(Narrow.self), entry(MatMul.self), entry(LogSoftmax.self),
+    entry(Reduction<MeanKind>.self), entry(Reduction<SumKind>.self), entry(Reduction<AmaxKind>.self),
 ]
 
 private func entry<T: Op>(_ type: T.Type) -> (kind: String, make: OpRegistry.Maker) {

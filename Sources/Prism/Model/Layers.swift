@@ -205,14 +205,20 @@ public final class Flatten: Op {
     }
 }
 
-/// Softmax over the last axis (`nn.Softmax(dim=-1)`).
+/// Softmax over one axis (`nn.Softmax(dim)`, default the last).
 public final class Softmax: Op {
     public typealias Schema = SoftmaxSchema
     public typealias Config = SoftmaxSchema.Config
     public let config: Config
     public init() { config = Config() }
-    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try inputs[0].softmax() }
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
+        _ = try SoftmaxSchema.axis(config, rank: inputs[0].count)
+        self.config = config
+    }
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let x = inputs[0]
+        return try alongLastAxis(x, axis: try SoftmaxSchema.axis(config, rank: x.rank - 1) + 1) { try $0.softmax() }
+    }
 }
 
 /// Inverted dropout (`nn.Dropout(p)`): in training each element is zeroed with probability p and
