@@ -1,3 +1,5 @@
+import PrismFormats
+
 /// `nn.GroupNorm(num_groups, num_channels, eps, affine)`: per example [C, *], the channels split into
 /// `num_groups` groups, each normalized over its channels and every position by its own mean and
 /// (biased) variance, then scaled and shifted per channel. `num_groups` = C is an instance norm
@@ -24,4 +26,24 @@ public enum GroupNormSchema: OpSchema {
     public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
         config.affine ?? true ? [("weight", [config.num_channels]), ("bias", [config.num_channels])] : []
     }
+}
+
+/// A constant repeated for every example, as `token.expand(x.size(0), -1, -1)` makes it (a class
+/// token before its concatenation): per example the buffer `value` of shape `shape`. The input
+/// gives the batch size only; no gradient flows to it.
+public enum ExpandSchema: OpSchema {
+    public struct Config: OpConfig {
+        public var shape: [Int]
+        public static let attributes = ["shape"]
+        public init(shape: [Int]) { self.shape = shape }
+    }
+    public static let kind = "expand"
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        guard !config.shape.isEmpty, config.shape.allSatisfy({ $0 > 0 }), HostMemory.product(config.shape) != nil else {
+            throw TensorError("shape \(config.shape) must be non-empty with positive sizes")
+        }
+        return config.shape
+    }
+    public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] { [("value", config.shape)] }
+    public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType { .float32 }
 }

@@ -91,9 +91,13 @@ extension ONNXImporter {
         }
         switch node.opType {
         case "Shape":
-            guard inputs.count == 1, let v = view(inputs[0]) else { return nil }
+            let full: [Dim]
+            switch inputs.count == 1 ? inputs[0] : nil {
+            case let .int(c)?: full = c.shape.map { .fixed($0) }
+            case let .float(t)?: full = t.shape.map { .fixed($0) }
+            case let other: guard let v = view(other) else { return nil }; full = sizes(v)
+            }
             let a = try Attributes(node, site: site, known: ["start", "end"])
-            let full = sizes(v)
             let rank = full.count
             func clamp(_ v: Int) -> Int { min(max(v < 0 ? v + rank : v, 0), rank) }
             let start = clamp(try a.int("start", 0)), end = clamp(try a.int("end", rank))
@@ -190,9 +194,64 @@ extension ONNXImporter {
                 try arithmetic(node.opType, x[x.count == 1 ? 0 : i], y[y.count == 1 ? 0 : i], site: site)
             }
             return .int(IntConstant(shape: x.count >= y.count ? a.shape : b.shape, values: values))
+        case "ConstantOfShape":
+            guard inputs.count == 1, let shape = int(0) else { return nil }
+            let a = try Attributes(node, site: site, known: ["value"])
+            let dims = try fixed(shape, "shape")
+            guard dims.allSatisfy({ $0 >= 0 }), let count = HostMemory.product(dims), count <= 1 << 24 else {
+                throw site.fail("shape \(dims) is negative or too large for a folded constant")
+            }
+            let fill: ONNXValue = try a.tensor("value").map { t in
+                do { return try t.constant() } catch let error as DataError { throw site.fail(error.message) }
+            } ?? .float(HostTensor(shape: [1], values: [0]))
+            switch fill {
+            case let .float(t) where t.values.count == 1: return .float(HostTensor(shape: dims, values: Array(repeating: t.values[0], count: count)))
+            case let .int(c) where c.values.count == 1: return .int(IntConstant(shape: dims, values: Array(repeating: c.values[0], count: count)))
+            default: throw site.fail("value must hold one float32 or integer")
+            }
+        case "Equal":
+            guard inputs.count == 2, let a = int(0), let b = int(1) else { return nil }
+            _ = try Attributes(node, site: site, known: [])
+            return .int(try elementwiseInts(a, b, site: site) { p, q in
+                switch (p, q) {
+                case let (.fixed(u), .fixed(v)): return .fixed(u == v ? 1 : 0)
+                case let (.batch(k), .batch(m)): return .fixed(k == m ? 1 : 0)
+                // The batch size is positive: it equals no number below 1.
+                case let (.batch, .fixed(v)) where v < 1, let (.fixed(v), .batch) where v < 1: return .fixed(0)
+                default: throw site.fail("compares \(p) with \(q), which depends on the batch size")
+                }
+            })
+        case "Where":
+            guard inputs.count == 3, let condition = int(0) else { return nil }
+            _ = try Attributes(node, site: site, known: [])
+            let flags = try fixed(condition, "condition")
+            if let x = int(1), let y = int(2) {
+                guard x.shape == y.shape, condition.shape == x.shape || condition.values.count == 1 else {
+                    throw site.fail("Prism folds Where of constants of one shape")
+                }
+                let values = x.values.indices.map { i in flags[flags.count == 1 ? 0 : i] != 0 ? x.values[i] : y.values[i] }
+                return .int(IntConstant(shape: x.shape, values: values))
+            }
+            return nil
+        case "Range":
+            guard inputs.count == 3, let start = int(0), let limit = int(1), let delta = int(2) else { return nil }
+            _ = try Attributes(node, site: site, known: [])
+            let (s, l, d) = (try fixed(start, "start"), try fixed(limit, "limit"), try fixed(delta, "delta"))
+            guard s.count == 1, l.count == 1, d.count == 1, d[0] != 0 else { throw site.fail("needs scalar start, limit and a nonzero delta") }
+            let count = max(0, (l[0] - s[0] + d[0] - (d[0] > 0 ? 1 : -1)) / d[0])
+            guard count <= 1 << 24 else { throw site.fail("folds to \(count) entries, too many") }
+            return .int(IntConstant(shape: [count], values: (0..<count).map { .fixed(s[0] + $0 * d[0]) }))
         default:
             return nil
         }
+    }
+
+    /// `f` entry by entry over two integer constants of one shape (or a scalar and a constant).
+    func elementwiseInts(_ a: IntConstant, _ b: IntConstant, site: Site, _ f: (Dim, Dim) throws -> Dim) throws -> IntConstant {
+        let (x, y) = (a.values, b.values)
+        guard x.count == y.count || x.count == 1 || y.count == 1 else { throw site.fail("Prism folds integer constants of one shape (or a scalar)") }
+        let values = try (0..<max(x.count, y.count)).map { i in try f(x[x.count == 1 ? 0 : i], y[y.count == 1 ? 0 : i]) }
+        return IntConstant(shape: x.count >= y.count ? a.shape : b.shape, values: values)
     }
 }
 

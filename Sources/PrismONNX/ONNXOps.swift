@@ -4,8 +4,8 @@ import PrismGraph
 
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
-    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Erf",
-    "Exp", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Dropout", "Elu", "Erf",
+    "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization",
     "LayerNormalization (last axis)",
     "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pow", "PRelu", "Reciprocal",
     "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
@@ -114,6 +114,35 @@ extension ONNXImporter {
             return try emit(rank == 3 ? BatchNorm2DSchema.kind : BatchNorm1DSchema.kind, config, inputs: [x],
                             parameters: ["weight": scale, "bias": bias, "running_mean": mean, "running_var": variance],
                             name: name(for: node, weight: weightName(1)), site: site)
+        case "Expand":
+            _ = try attributes([])
+            guard case let .float(t)? = value(0), case let .int(target)? = value(1), target.shape.count == 1 else {
+                throw site.fail("Prism imports Expand of a float32 constant to a constant shape (a class token repeated for the batch)")
+            }
+            // NumPy's broadcast of the constant's shape and the target, right-aligned.
+            let rank = max(t.shape.count, target.values.count)
+            let have = [Int](repeating: 1, count: rank - t.shape.count) + t.shape
+            let want = [Dim](repeating: .fixed(1), count: rank - target.values.count) + target.values
+            var shape: [Dim] = []
+            for (h, w) in zip(have, want) {
+                switch w {
+                case let .fixed(n) where n == h || n == 1: shape.append(.fixed(h))
+                case let .fixed(n) where h == 1 && n > 0: shape.append(.fixed(n))
+                case .batch(times: 1) where h == 1 && shape.isEmpty: shape.append(w)
+                default: throw site.fail("expands \(t.shape) to \(target.values); Prism imports a constant expanded to fixed sizes, the batch first")
+                }
+            }
+            let sizes = try shape.dropFirst(shape.first == .batch(times: 1) ? 1 : 0).map { d -> Int in
+                guard let n = d.value else { throw site.fail("the batch size must be the first entry of the target shape") }
+                return n
+            }
+            guard let count = HostMemory.product(sizes), count <= 1 << 24 else { throw site.fail("expands to \(sizes), too large") }
+            let values = expanded(t.values, Array(have.dropFirst(rank - sizes.count)), to: sizes)
+            guard shape.first == .batch(times: 1) else { return .float(HostTensor(shape: sizes, values: values)) }
+            // Repeated for every example: an `expand` node (the model's input gives the batch size).
+            guard have.first == 1 else { throw site.fail("expands \(t.shape) along the batch; Prism repeats a constant whose first size is 1") }
+            return try emit(ExpandSchema.kind, ["shape": .array(sizes.map { .int($0) })], inputs: [GraphAnalysis.inputName],
+                            parameters: ["value": HostTensor(shape: sizes, values: values)], name: name(for: node, weight: node.input.first), site: site)
         case "InstanceNormalization":
             // nn.InstanceNorm2d(affine=True) and the core of nn.GroupNorm's export: a group norm with
             // one channel per group.

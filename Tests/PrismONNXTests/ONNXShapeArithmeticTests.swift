@@ -32,3 +32,41 @@ import PrismFormats
         }
     }
 }
+
+/// Range, Equal, Where and ConstantOfShape on integer constants fold at import: a model adding
+/// where(range(4) == 2, 5, range(4)) = [0, 1, 5, 3] to its input.
+@Suite struct ONNXIntegerFoldingTests {
+    static func ints(_ name: String, _ values: [Int64], shape: [Int]? = nil) -> Onnx_TensorProto {
+        var t = Onnx_TensorProto()
+        t.name = name
+        t.dims = (shape ?? [values.count]).map { Int64($0) }
+        t.dataType = Int32(Onnx_TensorProto.DataType.int64.rawValue)
+        t.int64Data = values
+        return t
+    }
+
+    @Test func rangeEqualWhereAndConstantOfShapeFold() throws {
+        typealias M = ONNXMalformedTests
+        var fill = Onnx_AttributeProto()
+        fill.name = "value"
+        fill.type = .tensor
+        fill.t = Self.ints("", [5], shape: [1])
+        var constantOfShape = M.node("ConstantOfShape", ["four"], "fives", name: "fill")
+        constantOfShape.attribute = [fill]
+        let nodes = [
+            M.node("Range", ["zero", "four_scalar", "one"], "range", name: "range"),
+            M.node("Equal", ["range", "two"], "is_two", name: "equal"),
+            constantOfShape,
+            M.node("Where", ["is_two", "fives", "range"], "chosen", name: "where"),
+            M.node("Cast", ["chosen"], "offsets", name: "cast", ints: ["to": 1]),
+            M.node("Add", ["input", "offsets"], "out", name: "add"),
+        ]
+        let initializers = [Self.ints("zero", [0], shape: []), Self.ints("four_scalar", [4], shape: []), Self.ints("one", [1], shape: []),
+                            Self.ints("two", [2], shape: []), Self.ints("four", [4])]
+        let bytes = try M.model(nodes, initializers, output: M.info("out", [nil, 4]))
+        let (spec, tensors) = try ONNXModel.read(bytes: bytes, source: "fold.onnx")
+        let add = try #require(spec.nodes.first { $0.op == "add" })
+        let offsets = try #require(tensors["\(add.name).other"])
+        #expect(offsets.values == [0, 1, 5, 3], "\(offsets)")
+    }
+}

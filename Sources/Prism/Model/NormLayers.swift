@@ -43,3 +43,22 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
     if let bias { y = try y.add(try bias.reshaped([c, 1])) }
     return try y.reshaped(x.shape)
 }
+
+/// A constant repeated for every example (see `ExpandSchema`): `value` is a buffer, zero until loaded.
+public final class Expand: Op {
+    public typealias Schema = ExpandSchema
+    public typealias Config = ExpandSchema.Config
+    public let config: Config
+    public let value: Tensor
+
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
+        self.config = config
+        value = try Tensor.zeros(config.shape, engine: engine)
+    }
+
+    public var buffers: [(name: String, tensor: Tensor)] { [("value", value)] }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try Tensor.zeros([inputs[0].shape[0]] + config.shape, engine: value.engine).add(value)
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Writes the vision-transformer fixtures of the ONNX import: torchvision's VisionTransformer at a
+small size, exported by both of PyTorch's exporters, onnxruntime's logits and PyTorch's input
+gradients. A held-out import: the class token repeated for the batch (Expand of a constant to a
+shape computed from the input's, through ConstantOfShape, Equal and Where in the TorchScript
+export), nn.MultiheadAttention, LayerNorm, GELU and the class token's row.
+
+onnx/vit_{torchscript,dynamo}.onnx — torchvision.models.vision_transformer.VisionTransformer(
+  image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=5)
+  in eval mode, its class token and zero-initialized head drawn from a seeded normal so that every
+  part shows in the logits; input "input" [batch, 3, 32, 32] (dynamic batch); dynamo=False opset 17
+  and dynamo=True opset 20 (node metadata stripped: no local paths).
+onnx/onnx_vit.safetensors — float32 "x" [2, 3, 32, 32] (seeded uniform [0, 1)), "logits_torchscript",
+  "logits_dynamo" [2, 5] (onnxruntime's), "w" [2, 5] (seeded) and "grad" [2, 3, 32, 32], PyTorch's
+  d sum(w · logits) / dx.
+
+    python3 Tests/Fixtures/make_onnx_vit.py     (torch 2.15.0, torchvision 0.29.2, onnx 1.23.2, onnxscript 0.7.2, onnxruntime 1.32.0)
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torchvision.models.vision_transformer import VisionTransformer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "onnx")
+sys.path.insert(0, HERE)
+from make_graph_golden import save_safetensors  # noqa: E402
+
+torch.manual_seed(20261203)
+net = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=5).eval()
+with torch.no_grad():
+    net.class_token.normal_(0, 0.5)
+    net.heads.head.weight.normal_(0, 0.5)
+    net.heads.head.bias.normal_(0, 0.1)
+x = torch.rand(2, 3, 32, 32)
+w = torch.randn(2, 5)
+tensors = {"x": x, "w": w}
+for exporter, dynamo, opset in (("torchscript", False, 17), ("dynamo", True, 20)):
+    path = os.path.join(OUT, f"vit_{exporter}.onnx")
+    if dynamo:
+        program = torch.onnx.export(net, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["logits"],
+                                    external_data=False, dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+        program.save(path + ".tmp", external_data=False)
+        exported = onnx.load(path + ".tmp")
+        for node in exported.graph.node:
+            del node.metadata_props[:]
+        onnx.save(exported, path + ".tmp")
+    else:
+        torch.onnx.export(net, (x,), path + ".tmp", dynamo=False, opset_version=opset, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    os.replace(path + ".tmp", path)
+    logits = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    assert np.abs(logits - net(x).detach().numpy()).max() < 1e-5, exporter
+    tensors[f"logits_{exporter}"] = torch.from_numpy(logits)
+xg = x.clone().requires_grad_(True)
+(net(xg) * w).sum().backward()
+tensors["grad"] = xg.grad
+save_safetensors(tensors, os.path.join(OUT, "onnx_vit.safetensors"), {"generator": "Tests/Fixtures/make_onnx_vit.py"})
+print("wrote vit_{torchscript,dynamo}.onnx and onnx_vit.safetensors;", tensors["logits_torchscript"][0])
