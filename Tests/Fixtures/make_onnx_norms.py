@@ -44,35 +44,47 @@ class NormCNN(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
-torch.manual_seed(20261203)
-net = NormCNN().eval()
-with torch.no_grad():
-    for norm in (net.inorm, net.gnorm):
-        norm.weight.uniform_(0.5, 1.5)
-        norm.bias.uniform_(-0.5, 0.5)
-x = torch.randn(3, 3, 9, 11)
-w = torch.randn(3, 5)
-tensors = {"x": x, "w": w}
-for exporter, dynamo, opset in (("torchscript", False, 17), ("dynamo", True, 20)):
-    path = os.path.join(OUT, f"norm_cnn_{exporter}.onnx")
-    if dynamo:
-        program = torch.onnx.export(net, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["logits"],
-                                    external_data=False, dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
-        program.save(path + ".tmp", external_data=False)
-        # Without the exporter's per-node stack traces (local paths): the file depends on the network alone.
-        exported = onnx.load(path + ".tmp")
-        for node in exported.graph.node:
-            del node.metadata_props[:]
-        onnx.save(exported, path + ".tmp")
-    else:
-        torch.onnx.export(net, (x,), path + ".tmp", dynamo=False, opset_version=opset, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    os.replace(path + ".tmp", path)
-    logits = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
-    assert np.abs(logits - net(x).detach().numpy()).max() < 1e-5, exporter
-    tensors[f"logits_{exporter}"] = torch.from_numpy(logits)
-xg = x.clone().requires_grad_(True)
-(net(xg) * w).sum().backward()
-tensors["grad"] = xg.grad
-save_safetensors(tensors, os.path.join(OUT, "onnx_norms.safetensors"), {"generator": "Tests/Fixtures/make_onnx_norms.py"})
-print("wrote norm_cnn_{torchscript,dynamo}.onnx and onnx_norms.safetensors")
+def export_both(net, x, stem, tensors):
+    """Exports `net` as OUT/<stem>_torchscript.onnx (dynamo=False, opset 17) and <stem>_dynamo.onnx
+    (dynamo=True, opset 20, weights inside, node metadata stripped: no local paths), both with a
+    dynamic batch, and stores onnxruntime's logits for `x` in tensors["logits_<exporter>"]."""
+    for exporter, dynamo, opset in (("torchscript", False, 17), ("dynamo", True, 20)):
+        path = os.path.join(OUT, f"{stem}_{exporter}.onnx")
+        if dynamo:
+            program = torch.onnx.export(net, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["logits"],
+                                        external_data=False, dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+            program.save(path + ".tmp", external_data=False)
+            # Without the exporter's per-node stack traces (local paths): the file depends on the network alone.
+            exported = onnx.load(path + ".tmp")
+            for node in exported.graph.node:
+                del node.metadata_props[:]
+            onnx.save(exported, path + ".tmp")
+        else:
+            torch.onnx.export(net, (x,), path + ".tmp", dynamo=False, opset_version=opset, input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        os.replace(path + ".tmp", path)
+        logits = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+        assert np.abs(logits - net(x).detach().numpy()).max() < 1e-5, exporter
+        tensors[f"logits_{exporter}"] = torch.from_numpy(logits)
+
+
+def main():
+    torch.manual_seed(20261203)
+    net = NormCNN().eval()
+    with torch.no_grad():
+        for norm in (net.inorm, net.gnorm):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 3, 9, 11)
+    w = torch.randn(3, 5)
+    tensors = {"x": x, "w": w}
+    export_both(net, x, "norm_cnn", tensors)
+    xg = x.clone().requires_grad_(True)
+    (net(xg) * w).sum().backward()
+    tensors["grad"] = xg.grad
+    save_safetensors(tensors, os.path.join(OUT, "onnx_norms.safetensors"), {"generator": "Tests/Fixtures/make_onnx_norms.py"})
+    print("wrote norm_cnn_{torchscript,dynamo}.onnx and onnx_norms.safetensors")
+
+
+if __name__ == "__main__":
+    main()

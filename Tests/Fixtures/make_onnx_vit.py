@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "onnx")
 sys.path.insert(0, HERE)
 from make_graph_golden import save_safetensors  # noqa: E402
+from make_onnx_norms import export_both  # noqa: E402
 
 torch.manual_seed(20261203)
 net = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32, num_classes=5).eval()
@@ -39,23 +40,7 @@ with torch.no_grad():
 x = torch.rand(2, 3, 32, 32)
 w = torch.randn(2, 5)
 tensors = {"x": x, "w": w}
-for exporter, dynamo, opset in (("torchscript", False, 17), ("dynamo", True, 20)):
-    path = os.path.join(OUT, f"vit_{exporter}.onnx")
-    if dynamo:
-        program = torch.onnx.export(net, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["logits"],
-                                    external_data=False, dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
-        program.save(path + ".tmp", external_data=False)
-        exported = onnx.load(path + ".tmp")
-        for node in exported.graph.node:
-            del node.metadata_props[:]
-        onnx.save(exported, path + ".tmp")
-    else:
-        torch.onnx.export(net, (x,), path + ".tmp", dynamo=False, opset_version=opset, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    os.replace(path + ".tmp", path)
-    logits = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
-    assert np.abs(logits - net(x).detach().numpy()).max() < 1e-5, exporter
-    tensors[f"logits_{exporter}"] = torch.from_numpy(logits)
+export_both(net, x, "vit", tensors)
 xg = x.clone().requires_grad_(True)
 (net(xg) * w).sum().backward()
 tensors["grad"] = xg.grad
