@@ -27,6 +27,13 @@
 //   binary_backward_a_f32(a, b, dy, da, op, n, inner, bcount)   da = dy · ∂(a op b)/∂a
 //   binary_backward_b_f32(a, b, dy, db, op, n, inner, bcount)   db[j] = Σ over the elements that
 //                                read b[j] of dy · ∂(a op b)/∂b; one work-item per j (no atomics)
+//   fake_quantize_f32(x, y, scale, zero_point, qmin, qmax, n)
+//                                y = (clamp(rint(x / scale) + zero_point, qmin, qmax) − zero_point) · scale:
+//                                ONNX's QuantizeLinear then DequantizeLinear (round half to even,
+//                                saturation), PyTorch's fake_quantize_per_tensor_affine
+//   fake_quantize_backward_f32(x, dy, dx, scale, zero_point, qmin, qmax, n)
+//                                dx = dy where the rounded value lies in [qmin, qmax], else 0 (the
+//                                straight-through estimator of PyTorch's backward)
 // Backward kernels overwrite their outputs.
 //
 // Layout: flat, contiguous float arrays; offsets are the caller's (pass sub-buffers).
@@ -254,3 +261,20 @@ __kernel void binary_backward_b_f32(__global const float *a, __global const floa
     }
     db[j] = sum;
 }
+
+__kernel void fake_quantize_f32(__global const float *x, __global float *y, const float scale, const float zero_point,
+                                const float qmin, const float qmax, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const float q = clamp(rint(x[i] / scale) + zero_point, qmin, qmax);
+    y[i] = (q - zero_point) * scale;
+}
+
+__kernel void fake_quantize_backward_f32(__global const float *x, __global const float *dy, __global float *dx, const float scale,
+                                         const float zero_point, const float qmin, const float qmax, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const float q = rint(x[i] / scale) + zero_point;
+    dx[i] = (q >= qmin && q <= qmax) ? dy[i] : 0.0f;
+}
+

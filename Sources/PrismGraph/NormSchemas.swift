@@ -47,3 +47,23 @@ public enum ExpandSchema: OpSchema {
     public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] { [("value", config.shape)] }
     public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType { .float32 }
 }
+
+/// `torch.fake_quantize_per_tensor_affine(x, scale, zero_point, quant_min, quant_max)`: x quantized
+/// to integers in [quant_min, quant_max] and back (ONNX's QuantizeLinear → DequantizeLinear pair).
+public enum FakeQuantizeSchema: ElementwiseSchema {
+    public struct Config: OpConfig {
+        public var scale: Double
+        public var zero_point: Int
+        public var quant_min: Int
+        public var quant_max: Int
+        public static let attributes = ["scale", "zero_point", "quant_min", "quant_max"]
+    }
+    public static let kind = "fake_quantize"
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        guard config.scale.isFinite, config.scale > 0, config.quant_min <= config.quant_max,
+              (config.quant_min...config.quant_max).contains(config.zero_point) else {
+            throw TensorError("needs a positive scale and quant_min ≤ zero_point ≤ quant_max")
+        }
+        return inputs[0]
+    }
+}

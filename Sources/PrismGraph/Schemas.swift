@@ -14,7 +14,7 @@ let standardSchemas: [OpDefinition] = [
     OpDefinition(NegSchema.self), OpDefinition(SqrtSchema.self), OpDefinition(ExpSchema.self), OpDefinition(LogSchema.self),
     OpDefinition(ErfSchema.self), OpDefinition(ReciprocalSchema.self), OpDefinition(HardsigmoidSchema.self), OpDefinition(HardtanhSchema.self),
     OpDefinition(PReLUSchema.self),
-    OpDefinition(CatSchema.self), OpDefinition(LayerNormSchema.self), OpDefinition(GroupNormSchema.self), OpDefinition(ExpandSchema.self), OpDefinition(PatchEmbeddingSchema.self),
+    OpDefinition(CatSchema.self), OpDefinition(LayerNormSchema.self), OpDefinition(GroupNormSchema.self), OpDefinition(ExpandSchema.self), OpDefinition(FakeQuantizeSchema.self), OpDefinition(PatchEmbeddingSchema.self),
     OpDefinition(TransformerBlockSchema.self), OpDefinition(ClassTokenSchema.self), OpDefinition(EmbeddingSchema.self),
     OpDefinition(IndexSelectSchema.self), OpDefinition(ComparisonSchema<EqualKind>.self), OpDefinition(ComparisonSchema<LessKind>.self),
     OpDefinition(ComparisonSchema<GreaterKind>.self), OpDefinition(WhereSchema.self), OpDefinition(CastSchema.self),

@@ -19,6 +19,9 @@ struct ONNXImporter {
     var tensors: [String: HostTensor] = [:]
     /// How many times each ONNX value is read (by nodes and as a graph output).
     var uses: [String: Int] = [:]
+    /// ONNX values made by QuantizeLinear from graph values: name → the fake_quantize node and its
+    /// scale and zero point (only a DequantizeLinear with the same ones may read them).
+    var quantized: [String: (node: String, scale: Float, zeroPoint: Int)] = [:]
     /// Linear nodes made from a MatMul, without a bias yet: node name → index in `nodes`.
     var biasless: [String: Int] = [:]
     /// The input's batch size when the file fixes it (a reshape to [that size, …] keeps the batch).

@@ -137,8 +137,18 @@ extension Onnx_TensorProto {
             }
             try check(int32Data.count)
             return .int(IntConstant(shape: shape, values: int32Data.map { .fixed(Int($0)) }))
+        case .int8, .uint8:
+            // Quantized weights and zero points (DequantizeLinear): one byte each raw, else in int32_data.
+            let signed = Int(dataType) == Onnx_TensorProto.DataType.int8.rawValue
+            if try raw(1) {
+                return .int(IntConstant(shape: shape, values: rawData.map { .fixed(signed ? Int(Int8(bitPattern: $0)) : Int($0)) }))
+            }
+            try check(int32Data.count)
+            let range = signed ? -128...127 : 0...255
+            guard int32Data.allSatisfy({ range.contains(Int($0)) }) else { throw DataError("\(label) holds values outside \(range)") }
+            return .int(IntConstant(shape: shape, values: int32Data.map { .fixed(Int($0)) }))
         default:
-            throw DataError("\(label) has dtype \(dataTypeName(dataType)); Prism imports float32 tensors (and int64/int32 shape constants)")
+            throw DataError("\(label) has dtype \(dataTypeName(dataType)); Prism imports float32 tensors (int8/uint8 quantized ones, and int64/int32 shape constants)")
         }
     }
 }

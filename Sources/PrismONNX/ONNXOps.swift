@@ -4,10 +4,10 @@ import PrismGraph
 
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
-    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "Div", "Dropout", "Elu", "Erf",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "DequantizeLinear", "Div", "Dropout", "Elu", "Erf",
     "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization",
     "LayerNormalization (last axis)",
-    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pow", "PRelu", "Reciprocal",
+    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pow", "PRelu", "QuantizeLinear", "Reciprocal",
     "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
     "Tanh", "Transpose", "Unsqueeze",
 ]
@@ -36,6 +36,10 @@ extension ONNXImporter {
         func weightName(_ i: Int) -> String? { i < node.input.count ? node.input[i] : nil }
 
         if op == "Constant" { return try constant(node, site: site) }
+        if op == "QuantizeLinear" || op == "DequantizeLinear" { return try quantization(node, inputs, site: site) }
+        if let read = node.input.first(where: { quantized[$0] != nil }) {
+            throw site.fail("reads '\(read)', the integers of a QuantizeLinear; Prism imports them only through a DequantizeLinear with the same scale and zero point")
+        }
         if let folded = try fold(node, inputs, site: site) { return folded }
         if let laid = try translateLayout(node, inputs, site) { return laid }
         switch op {

@@ -6,7 +6,7 @@ let standardOps: [(kind: String, make: OpRegistry.Maker)] = [
     entry(LeakyReLU.self), entry(ELU.self), entry(SiLU.self), entry(Hardswish.self), entry(Flatten.self), entry(Softmax.self),
     entry(Dropout.self), entry(Add.self), entry(Sub.self), entry(Mul.self), entry(Div.self), entry(Pow.self),
     entry(Neg.self), entry(Sqrt.self), entry(Exp.self), entry(Log.self), entry(Erf.self), entry(Reciprocal.self),
-    entry(Hardsigmoid.self), entry(Hardtanh.self), entry(PReLU.self), entry(Cat.self), entry(LayerNormLayer.self), entry(GroupNorm.self), entry(Expand.self), entry(PatchEmbedding.self),
+    entry(Hardsigmoid.self), entry(Hardtanh.self), entry(PReLU.self), entry(Cat.self), entry(LayerNormLayer.self), entry(GroupNorm.self), entry(Expand.self), entry(FakeQuantize.self), entry(PatchEmbedding.self),
     entry(TransformerBlock.self), entry(ClassTokenLayer.self), entry(Embedding.self), entry(IndexSelect.self),
     entry(CompareOp<EqualKind>.self), entry(CompareOp<LessKind>.self), entry(CompareOp<GreaterKind>.self), entry(Where.self), entry(Cast.self),
     entry(Reshape.self), entry(Permute.self), entry(Narrow.self), entry(MatMul.self), entry(LogSoftmax.self),

@@ -62,3 +62,14 @@ public final class Expand: Op {
         try Tensor.zeros([inputs[0].shape[0]] + config.shape, engine: value.engine).add(value)
     }
 }
+
+/// `torch.fake_quantize_per_tensor_affine` as a node (see `FakeQuantizeSchema`).
+public final class FakeQuantize: Op {
+    public typealias Schema = FakeQuantizeSchema
+    public typealias Config = FakeQuantizeSchema.Config
+    public let config: Config
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try inputs[0].fakeQuantize(scale: Float(config.scale), zeroPoint: config.zero_point, quantMin: config.quant_min, quantMax: config.quant_max)
+    }
+}

@@ -78,3 +78,28 @@ extension Tensor {
         return y
     }
 }
+
+extension Tensor {
+    /// Fake quantization per tensor (PyTorch's `fake_quantize_per_tensor_affine`; ONNX's
+    /// QuantizeLinear followed by DequantizeLinear): (clamp(round(x / scale) + zeroPoint, quantMin,
+    /// quantMax) − zeroPoint) · scale, rounding half to even. The backward is PyTorch's
+    /// straight-through estimator: the gradient passes where the rounded value is within range.
+    /// - Throws: `TensorError` for a scale that is not positive and finite, or quantMin > quantMax.
+    public func fakeQuantize(scale: Float, zeroPoint: Int, quantMin: Int, quantMax: Int) throws -> Tensor {
+        guard scale.isFinite, scale > 0, quantMin <= quantMax, (quantMin...quantMax).contains(zeroPoint) else {
+            throw TensorError("fake_quantize: needs a positive finite scale and quant_min ≤ zero_point ≤ quant_max, got scale \(scale), zero point \(zeroPoint), range \(quantMin)...\(quantMax)")
+        }
+        let engine = engine, n = count, x = storage
+        let parameters: [any KernelArgument] = [scale, Float(zeroPoint), Float(quantMin), Float(quantMax), Int32(n)]
+        let y = try Tensor.empty(shape, engine: engine)
+        try engine.launch("elementwise.cl", "fake_quantize_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                          [x, y.storage] + parameters)
+        y.record(inputs: [self], op: "fake_quantize") { [shape] dy in
+            let dx = try Tensor.empty(shape, engine: engine)
+            try engine.launch("elementwise.cl", "fake_quantize_backward_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                              [x, dy.storage, dx.storage] + parameters)
+            return [dx]
+        }
+        return y
+    }
+}
