@@ -4,11 +4,11 @@ import PrismGraph
 
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
-    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "Conv", "Div", "Dropout", "Elu", "Erf",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "Conv", "ConvTranspose", "Div", "Dropout", "Elu", "Erf",
     "Exp", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization",
     "LayerNormalization (last axis)",
-    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pow", "PRelu", "Reciprocal",
-    "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
+    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pad", "Pow", "PRelu", "Reciprocal",
+    "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize (nearest, linear)", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
     "Tanh", "Transpose", "Unsqueeze",
 ]
 
@@ -38,6 +38,7 @@ extension ONNXImporter {
         if op == "Constant" { return try constant(node, site: site) }
         if let folded = try fold(node, inputs, site: site) { return folded }
         if let laid = try translateLayout(node, inputs, site) { return laid }
+        if let resampled = try translateUpsampling(node, inputs, site) { return resampled }
         switch op {
         case "Identity":
             _ = try attributes([])
