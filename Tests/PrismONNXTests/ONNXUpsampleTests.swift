@@ -1,8 +1,10 @@
 import Foundation
 import Testing
 import PrismFormats
+import Prism
 import PrismGraph
 @testable import PrismONNX
+import PrismTestSupport
 
 /// An encoder–decoder CNN exported from PyTorch (`Tests/Fixtures/make_onnx_upsample.py`):
 /// ConvTranspose, Resize (nearest as asymmetric/floor, linear as half_pixel) and Pad from both
@@ -65,5 +67,34 @@ import PrismGraph
             #expect(message.hasPrefix("u.onnx: node '") && message.contains("(\(c.op), opset 20): ") && message.contains(c.message)
                     && !message.contains("\n"), "\(c.op): \(message)")
         }
+    }
+
+    /// Prism's export of the three ops (every mode): run by onnxruntime against Prism's logits, and
+    /// imported again as the same ops with the same logits.
+    @Test func exportRunsInONNXRuntimeAndReimports() throws {
+        let json = """
+        {"format": 2, "input_shape": [2, 5, 4], "outputs": 4, "nodes": [
+          {"name": "up", "op": "conv_transpose2d", "in_channels": 2, "out_channels": 3, "kernel_size": [3, 2], "stride": 2, "padding": [1, 0], "output_padding": 1},
+          {"name": "near", "op": "upsample", "scale_factor": 2},
+          {"name": "corners", "op": "upsample", "size": [7, 9], "mode": "bilinear", "align_corners": true},
+          {"name": "half", "op": "upsample", "scale_factor": 1.5, "mode": "bilinear"},
+          {"name": "sized", "op": "upsample", "size": [13, 11]},
+          {"name": "zero", "op": "pad", "pad": [1, 0, 2, 1], "value": 0.5},
+          {"name": "mirror", "op": "pad", "pad": [2, 1], "mode": "reflect"},
+          {"name": "edge", "op": "pad", "pad": [1, 1, 1, 1], "mode": "replicate"},
+          {"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 918, "out_features": 4}]}
+        """
+        let engine = try testEngine()
+        let export = ONNXExportTests()
+        let model = try Model(spec: try ModelSpec.decode(json: json), seed: 43, engine: engine)
+        var random = SeededRandom(seed: 44)
+        let shape = [3, 2, 5, 4], x = random.floats(shape.reduce(1, *), -2, 2)
+        let expected = try export.prismLogits(model, x, shape: shape)
+        let bytes = try export.exportAndCompare(model, input: x, shape: shape, expected: expected, label: "upsampling")
+        let (imported, tensors) = try ONNXModel.read(bytes: bytes, source: "upsampling")
+        #expect(imported.nodes.map(\.op) == model.spec.nodes.map(\.op))
+        let again = try Model(spec: imported, seed: 0, engine: engine)
+        try again.loadStateDict(tensors, source: "upsampling")
+        expectClose(try export.prismLogits(again, x, shape: shape), expected, "upsampling: re-imported vs original")
     }
 }
