@@ -19,6 +19,12 @@ import PrismTestSupport
         #expect(ops.filter { $0 == ConvTranspose2DSchema.kind }.count == 1, "\(ops)")
         #expect(ops.filter { $0 == UpsampleSchema.kind }.count == 2, "\(ops)")
         #expect(ops.filter { $0 == PadSchema.kind }.count == 1, "\(ops)")
+        // F.pad(y, (1, 2, 0, 1), value=0.5): TorchScript computes the ONNX pads by ConstantOfShape,
+        // Concat, Reshape, a reversing Slice and Transpose, folded at import.
+        let pad = try #require(spec.nodes.first { $0.op == PadSchema.kind })
+        #expect(pad.attributes["pad"] == .array([.int(1), .int(2), .int(0), .int(1)]) && pad.attributes["value"] == .double(0.5), "\(pad.attributes)")
+        let sampled = spec.nodes.filter { $0.op == UpsampleSchema.kind }.map { $0.attributes["mode"] ?? .string("nearest") }
+        #expect(sampled == [.string("nearest"), .string("bilinear")], "\(sampled)")
     }
 
     /// The dynamo export with one attribute of a node changed, read back.
