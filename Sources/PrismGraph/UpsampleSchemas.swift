@@ -32,8 +32,8 @@ public struct ScalePair: Codable, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// `nn.ConvTranspose2d` with one group: weight [in_channels, out_channels, kH, kW], per-axis
-/// stride, padding, output_padding (each below its stride) and dilation, optional bias.
+/// `nn.ConvTranspose2d`: weight [in_channels, out_channels / groups, kH, kW], per-axis stride,
+/// padding, output_padding (each below its stride) and dilation, groups, optional bias.
 public enum ConvTranspose2DSchema: OpSchema {
     public struct Config: OpConfig {
         public var in_channels: Int
@@ -69,7 +69,10 @@ public enum ConvTranspose2DSchema: OpSchema {
 
     public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
         guard config.in_channels > 0, config.out_channels > 0 else { throw TensorError("needs positive channel counts") }
-        guard (config.groups ?? 1) == 1 else { throw TensorError("groups \(config.groups ?? 1) is not supported (one group only)") }
+        let groups = config.groups ?? 1
+        guard groups > 0, config.in_channels % groups == 0, config.out_channels % groups == 0 else {
+            throw TensorError("\(config.in_channels) input and \(config.out_channels) output channels do not split into \(groups) groups")
+        }
         let (_, h, w) = try requireImage(inputs, channels: config.in_channels)
         let stride = config.stride ?? SizePair(1), padding = config.padding ?? SizePair(0)
         let extra = config.output_padding ?? SizePair(0), dilation = config.dilation ?? SizePair(1)
@@ -79,13 +82,14 @@ public enum ConvTranspose2DSchema: OpSchema {
     }
 
     public static func parameterShapes(_ config: Config, inputs: Shapes) -> [(name: String, shape: [Int])] {
-        [("weight", [config.in_channels, config.out_channels, config.kernel_size.h, config.kernel_size.w])]
+        [("weight", [config.in_channels, config.out_channels / max(config.groups ?? 1, 1), config.kernel_size.h, config.kernel_size.w])]
             + (config.bias ?? true ? [("bias", [config.out_channels])] : [])
     }
 
     public static func flops(_ config: Config, inputs: Shapes, output: [Int]) -> Double {
         let pixels = inputs.first.map { Double($0.dropFirst().reduce(1, *)) } ?? 0
-        return 2 * Double(config.out_channels) * Double(config.in_channels) * Double(config.kernel_size.h * config.kernel_size.w) * pixels
+        let groups = Double(max(config.groups ?? 1, 1))
+        return 2 * Double(config.out_channels) * Double(config.in_channels) / groups * Double(config.kernel_size.h * config.kernel_size.w) * pixels
     }
 }
 

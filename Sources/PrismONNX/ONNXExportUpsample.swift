@@ -12,7 +12,6 @@ extension ONNXExporter {
         switch n.spec.op {
         case ConvTranspose2DSchema.kind:
             let c = try config(ConvTranspose2DSchema.Config.self)
-            guard (c.groups ?? 1) == 1 else { throw site.fail("groups \(c.groups ?? 1); the export writes one group") }
             let stride = c.stride ?? SizePair(1), padding = c.padding ?? SizePair(0), dilation = c.dilation ?? SizePair(1)
             let extra = c.output_padding ?? SizePair(0)
             let w = initializer("\(name).weight", try parameter(n, "weight", site: site))
@@ -20,7 +19,7 @@ extension ONNXExporter {
             return node("ConvTranspose", [x, w] + b, name: name, output: target, [
                 Attribute.ints("kernel_shape", [c.kernel_size.h, c.kernel_size.w]), Attribute.ints("strides", [stride.h, stride.w]),
                 Attribute.ints("pads", [padding.h, padding.w, padding.h, padding.w]), Attribute.ints("dilations", [dilation.h, dilation.w]),
-                Attribute.ints("output_padding", [extra.h, extra.w]),
+                Attribute.ints("output_padding", [extra.h, extra.w]), Attribute.int("group", c.groups ?? 1),
             ])
         case UpsampleSchema.kind:
             // Nearest as PyTorch exports it (asymmetric, floor); bilinear as half_pixel (which, unlike

@@ -57,7 +57,7 @@ extension ONNXImporter {
         }
     }
 
-    /// A ConvTranspose node: one group, explicit (NOTSET) symmetric pads, no output_shape.
+    /// A ConvTranspose node: explicit (NOTSET) symmetric pads, no output_shape.
     private mutating func convTranspose(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], _ x: String, site: Site) throws -> ONNXValue {
         let a = try Attributes(node, site: site, known: ["auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides"])
         guard inputs.count > 1, case let .float(w)? = inputs[1] else { throw site.fail("its weight (input 1) must be a float32 initializer or constant") }
@@ -67,7 +67,10 @@ extension ONNXImporter {
             bias = t
         }
         guard w.shape.count == 4 else { throw site.fail("weight of shape \(w.shape); Prism imports 2-D transposed convolutions (a weight [in, out, kh, kw])") }
-        guard try a.int("group", 1) == 1 else { throw site.fail("group \(try a.int("group", 1)); Prism imports ConvTranspose with one group") }
+        let groups = try a.int("group", 1)
+        guard groups >= 1, w.shape[0] % groups == 0, let outChannels = HostMemory.product([w.shape[1], groups]) else {
+            throw site.fail("group \(groups) does not divide the weight's \(w.shape[0]) input channels")
+        }
         guard try a.ints("output_shape") == nil else { throw site.fail("output_shape is set; Prism imports ConvTranspose with pads and output_padding") }
         guard (try a.string("auto_pad") ?? "NOTSET") == "NOTSET" else { throw site.fail("auto_pad \(try a.string("auto_pad") ?? ""); Prism imports explicit pads (NOTSET)") }
         if let k = try a.ints("kernel_shape"), k != Array(w.shape[2...]) { throw site.fail("kernel_shape \(k) differs from the weight's \(w.shape)") }
@@ -77,9 +80,9 @@ extension ONNXImporter {
             throw site.fail("output_padding \(extra); Prism imports two entries, each below its stride \(strides)")
         }
         var config: [String: JSONValue] = [
-            "in_channels": .int(w.shape[0]), "out_channels": .int(w.shape[1]), "kernel_size": pair(w.shape[2], w.shape[3]),
+            "in_channels": .int(w.shape[0]), "out_channels": .int(outChannels), "kernel_size": pair(w.shape[2], w.shape[3]),
             "stride": pair(strides[0], strides[1]), "padding": pair(pads[0], pads[1]), "output_padding": pair(extra[0], extra[1]),
-            "dilation": pair(dilations[0], dilations[1]),
+            "dilation": pair(dilations[0], dilations[1]), "groups": .int(groups),
         ]
         var parameters = ["weight": w]
         if let bias { parameters["bias"] = bias } else { config["bias"] = .bool(false) }

@@ -62,7 +62,7 @@ import PrismTestSupport
             ("Resize", { Self.setString(&$0, "mode", "cubic") }, "mode cubic; Prism imports Resize in modes nearest and linear"),
             ("Resize", { Self.setString(&$0, "nearest_mode", "round_prefer_floor") }, "nearest_mode round_prefer_floor"),
             ("Resize", { Self.setString(&$0, "coordinate_transformation_mode", "tf_crop_and_resize") }, "coordinate_transformation_mode tf_crop_and_resize"),
-            ("ConvTranspose", { Self.setInts(&$0, "group", [2]) }, "group 2; Prism imports ConvTranspose with one group"),
+            ("ConvTranspose", { Self.setInts(&$0, "group", [4]) }, "group 4 does not divide the weight's 6 input channels"),
             ("ConvTranspose", { Self.setInts(&$0, "output_shape", [24, 20]) }, "output_shape is set"),
             ("ConvTranspose", { Self.setInts(&$0, "output_padding", [2, 1]) }, "output_padding [2, 1]"),
             ("ConvTranspose", { Self.setString(&$0, "auto_pad", "SAME_UPPER") }, "auto_pad SAME_UPPER"),
@@ -81,6 +81,7 @@ import PrismTestSupport
         let json = """
         {"format": 2, "input_shape": [2, 5, 4], "outputs": 4, "nodes": [
           {"name": "up", "op": "conv_transpose2d", "in_channels": 2, "out_channels": 3, "kernel_size": [3, 2], "stride": 2, "padding": [1, 0], "output_padding": 1},
+          {"name": "grouped", "op": "conv_transpose2d", "in_channels": 3, "out_channels": 3, "kernel_size": 2, "groups": 3, "bias": false},
           {"name": "near", "op": "upsample", "scale_factor": 2},
           {"name": "corners", "op": "upsample", "size": [7, 9], "mode": "bilinear", "align_corners": true},
           {"name": "half", "op": "upsample", "scale_factor": 1.5, "mode": "bilinear"},

@@ -7,30 +7,33 @@ import Testing
 @Suite struct UpsamplingTests {
     /// y of a transposed convolution by scattering: every input pixel adds its weighted kernel into the output.
     static func convTranspose(_ x: [Double], _ xs: [Int], _ w: [Double], _ ws: [Int], bias: [Double]?, stride: (Int, Int), padding: (Int, Int),
-                              outputPadding: (Int, Int), dilation: (Int, Int)) -> (y: [Double], shape: [Int]) {
-        let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]), (k, r, s) = (ws[1], ws[2], ws[3])
+                              outputPadding: (Int, Int), dilation: (Int, Int), groups: Int) -> (y: [Double], shape: [Int]) {
+        let (n, c, h, wd) = (xs[0], xs[1], xs[2], xs[3]), (kg, r, s) = (ws[1], ws[2], ws[3]), k = ws[1] * groups
         let ho = (h - 1) * stride.0 - 2 * padding.0 + dilation.0 * (r - 1) + outputPadding.0 + 1
         let wo = (wd - 1) * stride.1 - 2 * padding.1 + dilation.1 * (s - 1) + outputPadding.1 + 1
         var y = [Double](repeating: 0, count: n * k * ho * wo)
         for e in 0..<n { for o in 0..<k { for i in 0..<ho * wo { y[(e * k + o) * ho * wo + i] = bias?[o] ?? 0 } } }
         for e in 0..<n { for ci in 0..<c { for iy in 0..<h { for ix in 0..<wd {
             let v = x[((e * c + ci) * h + iy) * wd + ix]
-            for o in 0..<k { for a in 0..<r { for b in 0..<s {
+            let group = ci / (c / groups)
+            for j in 0..<kg { for a in 0..<r { for b in 0..<s {
                 let oy = iy * stride.0 - padding.0 + a * dilation.0, ox = ix * stride.1 - padding.1 + b * dilation.1
                 guard oy >= 0, oy < ho, ox >= 0, ox < wo else { continue }
-                y[((e * k + o) * ho + oy) * wo + ox] += v * w[((ci * k + o) * r + a) * s + b]
+                y[((e * k + group * kg + j) * ho + oy) * wo + ox] += v * w[((ci * kg + j) * r + a) * s + b]
             } } }
         } } } }
         return (y, [n, k, ho, wo])
     }
 
-    /// Cases: input shape, weight shape [Cin, Cout, R, S], stride, padding, output padding, dilation.
-    static let convCases: [(x: [Int], w: [Int], stride: (Int, Int), padding: (Int, Int), extra: (Int, Int), dilation: (Int, Int))] = [
-        ([2, 3, 4, 5], [3, 2, 3, 3], (2, 2), (1, 1), (1, 1), (1, 1)),
-        ([1, 2, 3, 4], [2, 3, 2, 3], (1, 1), (0, 0), (0, 0), (1, 1)),
-        ([2, 2, 3, 3], [2, 4, 3, 2], (3, 2), (1, 0), (2, 1), (2, 1)),
-        ([1, 5, 2, 3], [5, 1, 1, 1], (2, 3), (0, 0), (1, 0), (1, 1)),
-        ([1, 9, 3, 2], [9, 2, 3, 3], (2, 1), (2, 1), (0, 0), (1, 2)),
+    /// Cases: input shape, weight shape [Cin, Cout / groups, R, S], stride, padding, output padding, dilation, groups.
+    static let convCases: [(x: [Int], w: [Int], stride: (Int, Int), padding: (Int, Int), extra: (Int, Int), dilation: (Int, Int), groups: Int)] = [
+        ([2, 3, 4, 5], [3, 2, 3, 3], (2, 2), (1, 1), (1, 1), (1, 1), 1),
+        ([1, 2, 3, 4], [2, 3, 2, 3], (1, 1), (0, 0), (0, 0), (1, 1), 1),
+        ([2, 2, 3, 3], [2, 4, 3, 2], (3, 2), (1, 0), (2, 1), (2, 1), 1),
+        ([1, 5, 2, 3], [5, 1, 1, 1], (2, 3), (0, 0), (1, 0), (1, 1), 1),
+        ([1, 9, 3, 2], [9, 2, 3, 3], (2, 1), (2, 1), (0, 0), (1, 2), 1),
+        ([2, 4, 3, 3], [4, 3, 3, 2], (2, 2), (1, 0), (1, 0), (1, 1), 2),
+        ([1, 3, 2, 4], [3, 1, 2, 2], (2, 1), (0, 1), (1, 0), (1, 1), 3),
     ]
 
     @Test(arguments: convCases.indices)
@@ -39,13 +42,15 @@ import Testing
         let engine = try testEngine()
         let x = seededFloats(t.x.reduce(1, *), seed: 300 + UInt64(index), low: -1, high: 1)
         let w = seededFloats(t.w.reduce(1, *), seed: 310 + UInt64(index), low: -1, high: 1)
-        let b = seededFloats(t.w[1], seed: 320 + UInt64(index))
+        let b = seededFloats(t.w[1] * t.groups, seed: 320 + UInt64(index))
         let xt = try Tensor(x, shape: t.x, engine: engine, requiresGrad: true)
         let wt = try Tensor(w, shape: t.w, engine: engine, requiresGrad: true)
-        let bt = try Tensor(b, shape: [t.w[1]], engine: engine, requiresGrad: true)
-        let y = try convTranspose2d(xt, weight: wt, bias: bt, stride: t.stride, padding: t.padding, outputPadding: t.extra, dilation: t.dilation)
+        let bt = try Tensor(b, shape: [b.count], engine: engine, requiresGrad: true)
+        let y = try convTranspose2d(xt, weight: wt, bias: bt, stride: t.stride, padding: t.padding, outputPadding: t.extra, dilation: t.dilation,
+                                    groups: t.groups)
         func ref(_ x: [Double], _ w: [Double], _ b: [Double]) -> (y: [Double], shape: [Int]) {
-            Self.convTranspose(x, t.x, w, t.w, bias: b, stride: t.stride, padding: t.padding, outputPadding: t.extra, dilation: t.dilation)
+            Self.convTranspose(x, t.x, w, t.w, bias: b, stride: t.stride, padding: t.padding, outputPadding: t.extra, dilation: t.dilation,
+                                groups: t.groups)
         }
         let (xd, wd, bd) = (doubles(x), doubles(w), doubles(b))
         let expected = ref(xd, wd, bd)

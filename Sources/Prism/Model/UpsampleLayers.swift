@@ -1,4 +1,4 @@
-/// `nn.ConvTranspose2d` with one group: see `ConvTranspose2DSchema` and `convTranspose2d`.
+/// `nn.ConvTranspose2d`: see `ConvTranspose2DSchema` and `convTranspose2d`.
 public final class ConvTranspose2DLayer: Op {
     public typealias Schema = ConvTranspose2DSchema
     public typealias Config = ConvTranspose2DSchema.Config
@@ -6,17 +6,20 @@ public final class ConvTranspose2DLayer: Op {
     public let weight: Tensor
     public let bias: Tensor?
 
-    /// Initialized as PyTorch does: uniform in ±1/√fan_in with fan_in = out_channels·kH·kW (the
-    /// weight's second axis times the kernel area).
+    /// Initialized as PyTorch does: uniform in ±1/√fan_in with fan_in = (out_channels / groups)·kH·kW
+    /// (the weight's second axis times the kernel area).
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
         let (c, k, kernel) = (config.in_channels, config.out_channels, config.kernel_size)
         guard c > 0, k > 0, kernel.h > 0, kernel.w > 0 else {
             throw TensorError("conv_transpose2d: sizes must be positive: \(c) → \(k), kernel \(kernel)")
         }
-        guard (config.groups ?? 1) == 1 else { throw TensorError("conv_transpose2d: groups \(config.groups ?? 1) is not supported (one group only)") }
+        let groups = config.groups ?? 1
+        guard groups >= 1, c % groups == 0, k % groups == 0 else {
+            throw TensorError("conv_transpose2d: \(c) input and \(k) output channels do not split into \(groups) groups")
+        }
         self.config = config
-        let fanIn = k * kernel.h * kernel.w
-        weight = try defaultInitialization([c, k, kernel.h, kernel.w], fanIn: fanIn, seed: seed, engine: engine)
+        let fanIn = k / groups * kernel.h * kernel.w
+        weight = try defaultInitialization([c, k / groups, kernel.h, kernel.w], fanIn: fanIn, seed: seed, engine: engine)
         bias = config.bias ?? true ? try defaultInitialization([k], fanIn: fanIn, seed: seed &+ 1, engine: engine) : nil
     }
 
@@ -27,7 +30,7 @@ public final class ConvTranspose2DLayer: Op {
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try convTranspose2d(inputs[0], weight: weight, bias: bias, stride: (config.stride ?? SizePair(1)).pair,
                             padding: (config.padding ?? SizePair(0)).pair, outputPadding: (config.output_padding ?? SizePair(0)).pair,
-                            dilation: (config.dilation ?? SizePair(1)).pair)
+                            dilation: (config.dilation ?? SizePair(1)).pair, groups: config.groups ?? 1)
     }
 }
 

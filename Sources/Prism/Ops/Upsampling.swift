@@ -1,22 +1,39 @@
 import PrismCL
 
-/// 2-D transposed convolution, as PyTorch's `ConvTranspose2d` (one group), recording its backward.
+/// 2-D transposed convolution, as PyTorch's `ConvTranspose2d`, recording its backward.
 ///
 /// Its forward is the input gradient of the convolution that maps the output back to the input
 /// (`conv2d_backward_input`); its input gradient is that convolution's forward and its weight gradient
-/// that convolution's weight gradient with the input in the role of the output gradient.
+/// that convolution's weight gradient with the input in the role of the output gradient. With groups,
+/// one transposed convolution per group, input channels and weight rows sliced and the outputs joined
+/// along the channel axis (the backward comes from `sliced` and `concat`).
 /// - Parameters:
 ///   - input: [N, Cin, H, W].
-///   - weight: [Cin, Cout, R, S] (PyTorch's layout for a transposed convolution).
+///   - weight: [Cin, Cout / groups, R, S] (PyTorch's layout for a transposed convolution).
 ///   - bias: [Cout], or nil.
 ///   - stride, padding, dilation: (height, width) each.
 ///   - outputPadding: rows and columns added at the bottom and right of the output, each below its stride.
-/// - Throws: `TensorError` when ranks, channels or the bias shape disagree, an output padding is not
-///   below its stride, or the output would be empty; `CLError` from the device.
+///   - groups: input group j feeds output group j only; divides Cin.
+/// - Throws: `TensorError` when ranks, channels, groups or the bias shape disagree, an output padding is
+///   not below its stride, or the output would be empty; `CLError` from the device.
 /// - Returns: [N, Cout, Hout, Wout] with Hout = (H − 1)·stride.0 − 2·padding.0 + dilation.0·(R − 1) + outputPadding.0 + 1, Wout likewise.
 public func convTranspose2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
-                            outputPadding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1)) throws -> Tensor {
+                            outputPadding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1) throws -> Tensor {
     let op = "conv_transpose2d"
+    if groups != 1 {
+        guard input.rank == 4, weight.rank == 4, groups > 1, input.shape[1] % groups == 0, input.shape[1] == weight.shape[0] else {
+            throw TensorError.shape(op, "groups \(groups) must be ≥ 1 and divide the input's channels, which the weight's first axis must equal", input.shape, weight.shape)
+        }
+        let (cg, kg) = (input.shape[1] / groups, weight.shape[1])
+        if let bias, bias.shape != [kg * groups] { throw TensorError.shape(op, "bias must have shape [\(kg * groups)]", bias.shape, weight.shape) }
+        let outputs = try (0..<groups).map { j in
+            try convTranspose2d(try input.sliced(axis: 1, range: (j * cg)..<((j + 1) * cg)),
+                                weight: try weight.sliced(axis: 0, range: (j * cg)..<((j + 1) * cg)),
+                                bias: try bias.map { try $0.sliced(axis: 0, range: (j * kg)..<((j + 1) * kg)) },
+                                stride: stride, padding: padding, outputPadding: outputPadding, dilation: dilation)
+        }
+        return try concat(outputs, axis: 1)
+    }
     guard input.rank == 4 else { throw TensorError.shape(op, "input must have rank 4 [N, C, H, W]", input.shape, weight.shape) }
     guard weight.rank == 4 else { throw TensorError.shape(op, "weight must have rank 4 [Cin, Cout, R, S]", input.shape, weight.shape) }
     guard input.shape[1] == weight.shape[0] else {
