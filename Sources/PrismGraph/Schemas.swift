@@ -20,7 +20,8 @@ let standardSchemas: [OpDefinition] = [
     OpDefinition(ComparisonSchema<GreaterKind>.self), OpDefinition(WhereSchema.self), OpDefinition(CastSchema.self),
     OpDefinition(ReshapeSchema.self), OpDefinition(PermuteSchema.self), OpDefinition(NarrowSchema.self), OpDefinition(MatmulSchema.self),
     OpDefinition(LogSoftmaxSchema.self), OpDefinition(ReductionSchema<MeanKind>.self), OpDefinition(ReductionSchema<SumKind>.self),
-    OpDefinition(ReductionSchema<AmaxKind>.self),
+    OpDefinition(ReductionSchema<AmaxKind>.self), OpDefinition(ConvTranspose2DSchema.self), OpDefinition(UpsampleSchema.self),
+    OpDefinition(PadSchema.self),
 ]
 
 /// `nn.Linear`: y = x·Wᵀ + b over the last axis.

@@ -77,8 +77,8 @@ extension ONNXImporter {
         throw site.fail("value of an unsupported kind; Prism imports float32 and int64 constants")
     }
 
-    /// Folds the shape ops on integer constants: Shape, Gather, Unsqueeze, Squeeze, Concat, Slice,
-    /// Cast, Reshape, Add/Sub/Mul/Div. Nil when `node` is not one of these on constants.
+    /// Folds the shape ops on integer constants: Shape, Gather, Unsqueeze, Squeeze, Concat, Slice
+    /// (along axis 0), ConstantOfShape, Transpose (two-dimensional), Cast, Reshape, Add/Sub/Mul/Div. Nil when `node` is not one of these on constants.
     func fold(_ node: Onnx_NodeProto, _ inputs: [ONNXValue?], site: Site) throws -> ONNXValue? {
         func int(_ i: Int) -> IntConstant? { if i < inputs.count, case let .int(c)? = inputs[i] { return c } else { return nil } }
         func fixed(_ c: IntConstant, _ what: String) throws -> [Int] {
@@ -138,14 +138,39 @@ extension ONNXImporter {
             guard parts.allSatisfy({ $0.shape.count == 1 }) else { throw site.fail("Prism folds Concat of one-dimensional constants only") }
             let values = parts.flatMap(\.values)
             return .int(IntConstant(shape: [values.count], values: values))
+        case "ConstantOfShape":
+            guard inputs.count == 1, let shape = int(0) else { return nil }
+            let a = try Attributes(node, site: site, known: ["value"])
+            let dims = try fixed(shape, "shape")
+            guard dims.allSatisfy({ $0 >= 0 }), let count = HostMemory.product(dims), count <= 1 << 16 else {
+                throw site.fail("shape \(dims); Prism folds ConstantOfShape to at most 65536 entries")
+            }
+            guard let t = a.tensor("value") else { return .float(HostTensor(shape: dims, values: [Float](repeating: 0, count: count))) }
+            let fill: ONNXValue
+            do { fill = try t.constant() } catch let error as DataError { throw site.fail(error.message) }
+            switch fill {
+            case let .int(c) where c.values.count == 1: return .int(IntConstant(shape: dims, values: Array(repeating: c.values[0], count: count)))
+            case let .float(f) where f.values.count == 1: return .float(HostTensor(shape: dims, values: Array(repeating: f.values[0], count: count)))
+            default: throw site.fail("value must hold one int64 or float32 entry")
+            }
+        case "Transpose":
+            guard inputs.count == 1, let data = int(0) else { return nil }
+            let perm = try Attributes(node, site: site, known: ["perm"]).ints("perm") ?? [1, 0]
+            guard data.shape.count == 2, perm == [1, 0] || perm == [0, 1] else { throw site.fail("Prism folds Transpose of two-dimensional constants only") }
+            if perm == [0, 1] { return .int(data) }
+            let (rows, cols) = (data.shape[0], data.shape[1])
+            let values = (0..<(rows * cols)).map { i in data.values[(i % rows) * cols + i / rows] }
+            return .int(IntConstant(shape: [cols, rows], values: values))
         case "Slice":
-            guard let data = int(0), let starts = int(1), let ends = int(2) else { return nil }
+            guard let whole = int(0), let starts = int(1), let ends = int(2) else { return nil }
             _ = try Attributes(node, site: site, known: [])
-            guard data.shape.count == 1 else { throw site.fail("Prism folds Slice of one-dimensional constants only") }
-            let n = data.values.count
+            // Along axis 0: the rows of [n, rest…], each `inner` entries.
+            guard let n = whole.shape.first else { throw site.fail("Prism folds Slice of constants of rank ≥ 1 only") }
+            let inner = n > 0 ? whole.values.count / n : 0
+            let data = IntConstant(shape: [n], values: (0..<n).map { .fixed($0) })
             let s = try fixed(starts, "starts"), e = try fixed(ends, "ends")
             let axes = try int(3).map { try fixed($0, "axes") } ?? [0], steps = try int(4).map { try fixed($0, "steps") } ?? [1]
-            guard s.count == 1, e.count == 1, axes == [0] || axes == [-1], steps.count == 1, steps[0] != 0 else {
+            guard s.count == 1, e.count == 1, axes == [0] || axes == [-whole.shape.count], steps.count == 1, steps[0] != 0 else {
                 throw site.fail("Prism folds Slice along axis 0 with one start, end and nonzero step")
             }
             let step = min(max(steps[0], -n - 1), n + 1)  // a longer step takes one entry, as the given one does
@@ -157,7 +182,8 @@ extension ONNXImporter {
                 let end = e[0] < -n ? -1 : clamp(e[0], -1, n - 1)
                 for i in stride(from: clamp(s[0], 0, n - 1), to: end, by: step) { out.append(data.values[i]) }
             }
-            return .int(IntConstant(shape: [out.count], values: out))
+            let rows = out.compactMap(\.value)
+            return .int(IntConstant(shape: [rows.count] + whole.shape.dropFirst(), values: rows.flatMap { whole.values[($0 * inner)..<(($0 + 1) * inner)] }))
         case "Cast":
             guard inputs.count == 1, let value = inputs[0] else { return nil }
             let to = try Attributes(node, site: site, known: ["to", "saturate", "round_mode"]).int("to", 0)
@@ -194,21 +220,6 @@ extension ONNXImporter {
                 try arithmetic(node.opType, x[x.count == 1 ? 0 : i], y[y.count == 1 ? 0 : i], site: site)
             }
             return .int(IntConstant(shape: x.count >= y.count ? a.shape : b.shape, values: values))
-        case "ConstantOfShape":
-            guard inputs.count == 1, let shape = int(0) else { return nil }
-            let a = try Attributes(node, site: site, known: ["value"])
-            let dims = try fixed(shape, "shape")
-            guard dims.allSatisfy({ $0 >= 0 }), let count = HostMemory.product(dims), count <= 1 << 24 else {
-                throw site.fail("shape \(dims) is negative or too large for a folded constant")
-            }
-            let fill: ONNXValue = try a.tensor("value").map { t in
-                do { return try t.constant() } catch let error as DataError { throw site.fail(error.message) }
-            } ?? .float(HostTensor(shape: [1], values: [0]))
-            switch fill {
-            case let .float(t) where t.values.count == 1: return .float(HostTensor(shape: dims, values: Array(repeating: t.values[0], count: count)))
-            case let .int(c) where c.values.count == 1: return .int(IntConstant(shape: dims, values: Array(repeating: c.values[0], count: count)))
-            default: throw site.fail("value must hold one float32 or integer")
-            }
         case "Equal":
             guard inputs.count == 2, let a = int(0), let b = int(1) else { return nil }
             _ = try Attributes(node, site: site, known: [])

@@ -26,7 +26,7 @@ public enum ONNXExport {
         "linear", "conv2d", "maxpool2d", "avgpool2d", "adaptiveavgpool2d (windows of one size)", "batchnorm1d", "batchnorm2d", "relu",
         "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "hardtanh", "prelu", "gelu", "leakyrelu", "elu", "flatten", "softmax", "dropout",
         "add", "sub", "mul", "div", "pow", "neg", "sqrt", "exp", "log", "erf", "reciprocal", "cat", "layernorm",
-        "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token",
+        "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token", "conv_transpose2d", "upsample", "pad",
     ]
 
     /// The ONNX ModelProto of a model, serialized.
@@ -249,6 +249,14 @@ enum Attribute {
         a.name = name
         a.type = .ints
         a.ints = values.map { Int64($0) }
+        return a
+    }
+
+    static func string(_ name: String, _ value: String) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .string
+        a.s = Data(value.utf8)
         return a
     }
 

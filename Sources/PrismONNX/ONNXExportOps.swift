@@ -147,6 +147,8 @@ extension ONNXExporter {
         case ClassTokenSchema.kind: return last("Gather", [x, ints("\(name).index", [0], shape: [])], [Attribute.int("axis", 1)])
         case CastSchema.kind:
             return last("Cast", [x], [Attribute.int("to", Int(dataType(try config(CastSchema.Config.self).dtype)))])
+        case ConvTranspose2DSchema.kind, UpsampleSchema.kind, PadSchema.kind:
+            return try upsampling(n, x, target: target, site: site)
         default:
             throw site.fail("has no ONNX form in Prism's export; it writes \(ONNXExport.supportedKinds.joined(separator: ", "))")
         }

@@ -4,11 +4,11 @@ import PrismGraph
 
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
-    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "DequantizeLinear", "Div", "Dropout", "Elu", "Erf",
-    "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization",
-    "LayerNormalization (last axis)",
-    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pow", "PRelu", "QuantizeLinear", "Reciprocal",
-    "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
+    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose",
+    "DequantizeLinear", "Div", "Dropout", "Elu", "Erf", "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool",
+    "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization (last axis)",
+    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pad", "Pow", "PRelu", "QuantizeLinear", "Reciprocal",
+    "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize (nearest, linear)", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
     "Tanh", "Transpose", "Unsqueeze",
 ]
 
@@ -42,6 +42,7 @@ extension ONNXImporter {
         }
         if let folded = try fold(node, inputs, site: site) { return folded }
         if let laid = try translateLayout(node, inputs, site) { return laid }
+        if let resampled = try translateUpsampling(node, inputs, site) { return resampled }
         switch op {
         case "Identity":
             _ = try attributes([])

@@ -11,6 +11,7 @@ let standardOps: [(kind: String, make: OpRegistry.Maker)] = [
     entry(CompareOp<EqualKind>.self), entry(CompareOp<LessKind>.self), entry(CompareOp<GreaterKind>.self), entry(Where.self), entry(Cast.self),
     entry(Reshape.self), entry(Permute.self), entry(Narrow.self), entry(MatMul.self), entry(LogSoftmax.self),
     entry(Reduction<MeanKind>.self), entry(Reduction<SumKind>.self), entry(Reduction<AmaxKind>.self),
+    entry(ConvTranspose2DLayer.self), entry(Upsample.self), entry(Pad.self),
 ]
 
 private func entry<T: Op>(_ type: T.Type) -> (kind: String, make: OpRegistry.Maker) {
