@@ -148,7 +148,13 @@ import PrismTestSupport
         flag.dataType = Int32(Onnx_TensorProto.DataType.bool.rawValue)
         flag.int32Data = [1, 0, 1]
         let bool = refusal(try Self.model([Self.gemm], [Self.weight, flag]))
-        #expect(bool == "m.onnx: tensor 'fc.bias' has dtype BOOL; Prism imports float32 tensors (and int64/int32 shape constants)")
+        #expect(bool == "m.onnx: tensor 'fc.bias' has dtype BOOL; Prism imports float32 tensors (int8/uint8 quantized ones, and int64/int32 shape constants)")
+        // An int8 weight outside a DequantizeLinear is refused where a float is needed.
+        var quantized = integer
+        quantized.dataType = Int32(Onnx_TensorProto.DataType.int8.rawValue)
+        quantized.int64Data = []
+        quantized.int32Data = [Int32](repeating: -3, count: 12)
+        #expect(refusal(try Self.model([Self.gemm], [quantized, Self.bias])) == "m.onnx: node 'fc' (Gemm, opset 17): its weight (input 1) must be a float32 initializer or constant")
         let int32Input = refusal(try Self.model([Self.gemm], [Self.weight, Self.bias], input: Self.info("input", [nil, 4], type: .int32)))
         #expect(int32Input == "m.onnx: input 'input' has dtype INT32; Prism imports float32 inputs")
         let int64Output = refusal(try Self.model([Self.gemm], [Self.weight, Self.bias], output: Self.info("out", [nil, 3], type: .int64)))
