@@ -5,7 +5,7 @@ import PrismGraph
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
     "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose",
-    "DequantizeLinear", "Div", "Dropout", "Elu", "Erf", "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool",
+    "DequantizeLinear", "Div", "Dropout", "Elu", "Erf", "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "GroupNormalization",
     "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization (last axis)",
     "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pad", "Pow", "PRelu", "QuantizeLinear", "Reciprocal",
     "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize (nearest, linear)", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
@@ -148,6 +148,22 @@ extension ONNXImporter {
             guard have.first == 1 else { throw site.fail("expands \(t.shape) along the batch; Prism repeats a constant whose first size is 1") }
             return try emit(ExpandSchema.kind, ["shape": .array(sizes.map { .int($0) })], inputs: [GraphAnalysis.inputName],
                             parameters: ["value": HostTensor(shape: sizes, values: values)], name: name(for: node, weight: node.input.first), site: site)
+        case "GroupNormalization":
+            // Opsets 18–20: scale and bias per group (opset 21, not imported, made them per channel);
+            // Prism's groupnorm takes them per channel, each group's repeated over its channels.
+            let a = try attributes(["epsilon", "num_groups", "stash_type"])
+            let x = try graphValue(), scale = try weight(1, "scale"), bias = try weight(2, "bias")
+            let groups = try a.int("num_groups", 0)
+            guard let c = shapes[x]?.first, (shapes[x]?.count ?? 0) >= 2, groups > 0, c % groups == 0 else {
+                throw site.fail("input [batch] + \(shapes[x] ?? []) with num_groups \(groups); Prism imports [N, C, *] with C divisible by num_groups")
+            }
+            let perChannel: (HostTensor) throws -> HostTensor = { t in
+                guard t.shape == [groups] else { throw site.fail("scale and bias of shape \(t.shape); opsets 18–20 take [num_groups] = [\(groups)]") }
+                return HostTensor(shape: [c], values: (0..<c).map { t.values[$0 / (c / groups)] })
+            }
+            let config: [String: JSONValue] = ["num_groups": .int(groups), "num_channels": .int(c), "eps": decimal(try a.float("epsilon", 1e-5))]
+            return try emit(GroupNormSchema.kind, config, inputs: [x], parameters: ["weight": try perChannel(scale), "bias": try perChannel(bias)],
+                            name: name(for: node, weight: weightName(1)), site: site)
         case "InstanceNormalization":
             // nn.InstanceNorm2d(affine=True) and the core of nn.GroupNorm's export: a group norm with
             // one channel per group.

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper
 import onnxruntime as ort
 import torch
 import torch.nn as nn
@@ -68,6 +69,29 @@ def export_both(net, x, stem, tensors):
         tensors[f"logits_{exporter}"] = torch.from_numpy(logits)
 
 
+def group_normalization(tensors):
+    """onnx/groupnorm_op.onnx (onnx.helper, opset 18): input [batch, 6, 5] → GroupNormalization(num_groups 3,
+    epsilon 1e-3, scale and bias per group as opsets 18–20 define them) → Flatten → Gemm to 4 outputs;
+    "gn_x" [3, 6, 5] and onnxruntime's "gn_logits" [3, 4] go into tensors."""
+    rng = np.random.default_rng(20261203)
+    init = [helper.make_tensor("scale", TensorProto.FLOAT, [3], rng.uniform(0.5, 1.5, 3).tolist()),
+            helper.make_tensor("bias", TensorProto.FLOAT, [3], rng.uniform(-0.5, 0.5, 3).tolist()),
+            helper.make_tensor("fc.weight", TensorProto.FLOAT, [4, 30], rng.normal(0, 0.3, 120).tolist()),
+            helper.make_tensor("fc.bias", TensorProto.FLOAT, [4], rng.normal(0, 0.1, 4).tolist())]
+    nodes = [helper.make_node("GroupNormalization", ["input", "scale", "bias"], ["g"], name="gn", num_groups=3, epsilon=1e-3),
+             helper.make_node("Flatten", ["g"], ["f"], name="flatten", axis=1),
+             helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1)]
+    graph = helper.make_graph(nodes, "groupnorm", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 6, 5])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="make_onnx_norms.py")
+    model.ir_version = 8
+    path = os.path.join(OUT, "groupnorm_op.onnx")
+    onnx.save(model, path)
+    x = rng.standard_normal((3, 6, 5)).astype(np.float32)
+    tensors["gn_x"] = torch.from_numpy(x)
+    tensors["gn_logits"] = torch.from_numpy(ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0])
+
+
 def main():
     torch.manual_seed(20261203)
     net = NormCNN().eval()
@@ -82,6 +106,7 @@ def main():
     xg = x.clone().requires_grad_(True)
     (net(xg) * w).sum().backward()
     tensors["grad"] = xg.grad
+    group_normalization(tensors)
     save_safetensors(tensors, os.path.join(OUT, "onnx_norms.safetensors"), {"generator": "Tests/Fixtures/make_onnx_norms.py"})
     print("wrote norm_cnn_{torchscript,dynamo}.onnx and onnx_norms.safetensors")
 
