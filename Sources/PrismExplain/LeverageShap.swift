@@ -25,8 +25,12 @@ import Prism
 ///
 /// Standard errors (sampled sizes only; whole sizes carry no sampling error), by the delta method for
 /// Bernoulli sampling: a kept pair's influence on the solution is ψ = A⁻¹ (w/p) Σ x (y − xᵀβ) over its
-/// two rows (`drawInfluences`), and Var φ ≈ Σ_kept (1 − p) ψ² (the Horvitz–Thompson estimate of
-/// Σ_all pairs (1 − p)/p · (p ψ)²). Nil below two sampled pairs; zero with every coalition kept.
+/// two rows (`drawInfluences`), and Var φ ≈ Σ_kept (1 − p) ψ² / (1 − h)², the Horvitz–Thompson
+/// estimate of Σ_all pairs (1 − p)/p · (p ψ)² with each pair's fitted residual scaled up by its
+/// leverage h in the weighted fit (`pairLeverages`; the jackknife's HC3 correction). Measured on
+/// unanimity games (M = 10, 12, 14; budgets 40–512; 200 seeds, 1.96·SE): without the correction
+/// the intervals cover 57–73% at budget 40 and 90–91% at 128; with it 91–95% at 40 and 95–97% at
+/// 64–512. Nil below two sampled pairs; zero with every coalition kept.
 ///
 /// With a stopping rule (Covert & Lee 2021) the sample grows in nested rounds of 2 · `drawsPerRound`
 /// expected coalitions, each round's sample being an exact Bernoulli sample at its own c, and stops
@@ -120,13 +124,34 @@ public struct LeverageShap: ShapleyEstimator {
             let p = coalitions.probability, w = coalitions.kernelWeight
             let influences = drawInfluences(phi: phi, normal: normal, draws: sampled.map(\.rows), xs: leastSquares.xs,
                                             ys: leastSquares.ys, scales: sampled.map { w[$0.size] / p[$0.size] }, p: m - 1, o: o)
+            let hat = pairLeverages(normal: normal, pairs: sampled.map(\.rows), xs: leastSquares.xs,
+                                    scales: sampled.map { w[$0.size] / p[$0.size] }, p: m - 1)
             var variance = [Double](repeating: 0, count: m * o)
-            for (pair, influence) in zip(sampled, influences) {
-                let keep = 1 - p[pair.size]
+            for ((pair, influence), h) in zip(zip(sampled, influences), hat) {
+                // Jackknife (HC3) scaling: the fitted residual of a pair of leverage h is (1 − h) × its
+                // residual against the estimate without it.
+                let shrink = max(1 - h, 1e-6), keep = (1 - p[pair.size]) / (shrink * shrink)
                 for i in variance.indices { variance[i] += keep * influence[i] * influence[i] }
             }
             errors = variance.map { $0.squareRoot() }
         }
         return (phi, errors, leastSquares.largestRidge)
+    }
+}
+
+/// Each pair's leverage in the weighted fit, h = scale · Σ_{its rows} xᵀ A⁻¹ x (for a pair (S, S̄) the
+/// rows are x and −x, so this is the pair's exact rank-one hat value).
+func pairLeverages(normal: [Double], pairs: [(Int, Int)], xs: [Double], scales: [Double], p: Int) -> [Double] {
+    let n = pairs.count
+    var columns = [Double](repeating: 0, count: p * n)
+    for (d, pair) in pairs.enumerated() {
+        for j in 0..<p { columns[j * n + d] = xs[pair.0 * p + j] }
+    }
+    let (solved, _) = solveNormalEquations(normal, n: p, columns, rhs: n)
+    return (0..<n).map { d in
+        var quadratic = 0.0
+        for j in 0..<p { quadratic += columns[j * n + d] * solved[j * n + d] }
+        // The complement's row is −x: the same quadratic form.
+        return 2 * scales[d] * quadratic
     }
 }

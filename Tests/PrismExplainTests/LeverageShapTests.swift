@@ -19,7 +19,7 @@ struct UnanimityGame: CoalitionGame {
         featureCount = m
         var rng = SeededRandom(seed: seed)
         var terms: [(set: [Int], dividend: [Double])] = (0..<m).map { ([$0], [rng.uniform(-2, 2), rng.uniform(-2, 2)]) }
-        for size in 2...5 {
+        for size in 2...max(2, min(5, m)) where size <= m {
             for _ in 0..<(size == 5 ? 1 : m / (size - 1)) {
                 var order = Array(0..<m)
                 for i in 0..<size { order.swapAt(i, i + Int(rng.next() % UInt64(m - i))) }
