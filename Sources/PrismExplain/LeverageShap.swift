@@ -30,7 +30,8 @@ import Prism
 /// leverage h in the weighted fit (`pairLeverages`; the jackknife's HC3 correction). Measured on
 /// unanimity games (M = 10, 12, 14; budgets 40–512; 200 seeds, 1.96·SE): without the correction
 /// the intervals cover 57–73% at budget 40 and 90–91% at 128; with it 91–95% at 40 and 95–97% at
-/// 64–512. Nil below two sampled pairs; zero with every coalition kept.
+/// 64–512. Nil while the sampled pairs are no more than the M − 1 unknowns or the fit needed a
+/// ridge (the residuals then say nothing of the error); zero with every coalition kept.
 ///
 /// With a stopping rule (Covert & Lee 2021) the sample grows in nested rounds of 2 · `drawsPerRound`
 /// expected coalitions, each round's sample being an exact Bernoulli sample at its own c, and stops
@@ -81,8 +82,9 @@ public struct LeverageShap: ShapleyEstimator {
         var coalitions = LeverageShapCoalitions(features: m)
         var rng = ShapleyRandom(seed: seed)
         var v: [Double] = []
-        // Rounds: the first holds at least 2M expected coalitions, so that its fit is not singular.
-        var target = stopping == nil ? budget : min(budget, max(2 * drawsPerRound, 2 * m))
+        // Rounds: the first holds at least 4M expected coalitions (2M pairs), so that the rule is not
+        // judged on standard errors from barely more pairs than unknowns.
+        var target = stopping == nil ? budget : min(budget, max(2 * drawsPerRound, 4 * m))
         var result: (phi: [Double], standardErrors: [Double]?, ridge: Double)
         var stoppedEarly = false
         while true {
@@ -120,7 +122,7 @@ public struct LeverageShap: ShapleyEstimator {
         var errors: [Double]?
         if sampled.isEmpty {
             errors = [Double](repeating: 0, count: m * o)
-        } else if sampled.count >= 2 {
+        } else if sampled.count > m - 1 && leastSquares.largestRidge == 0 {
             let p = coalitions.probability, w = coalitions.kernelWeight
             let influences = drawInfluences(phi: phi, normal: normal, draws: sampled.map(\.rows), xs: leastSquares.xs,
                                             ys: leastSquares.ys, scales: sampled.map { w[$0.size] / p[$0.size] }, p: m - 1, o: o)
