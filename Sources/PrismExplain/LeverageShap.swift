@@ -64,12 +64,8 @@ public struct LeverageShap: ShapleyEstimator {
         if let trivial = try run.trivialExplanation() { return trivial }
         let v0 = run.baseValues, delta = run.delta
 
-        var budget = self.budget ?? Self.defaultBudget(features: m)
-        guard budget >= Self.minimumBudget(features: m) else {
-            throw ExplainError("leverage-shap: a budget of \(budget) coalitions is below the minimum of \(Self.minimumBudget(features: m)) for \(m) features")
-        }
+        let budget = try run.regressionBudget(self.budget, standard: Self.defaultBudget(features: m), minimum: Self.minimumBudget(features: m))
         guard drawsPerRound > 0 else { throw ExplainError("leverage-shap: draws per round must be positive, got \(drawsPerRound)") }
-        if m <= 30 { budget = min(budget, (1 << m) - 2) }
         // The count kept is binomial around the budget: room for a few standard deviations more.
         var room = budget > Int.max / 2 ? budget : budget + 4 * Int(Double(budget).squareRoot()) + 16
         if m <= 30 { room = min(room, (1 << m) - 2) }
