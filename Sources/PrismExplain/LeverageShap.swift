@@ -15,8 +15,9 @@ import Prism
 /// - each pair (S, S̄), |S| = k ≤ M/2, is kept independently with probability p_k = min(1, c / C(M, k))
 ///   (paired Bernoulli sampling: no coalition twice; sizes with C(M, k) ≤ c are kept whole), as a
 ///   Binomial count per size and distinct uniform pairs (`LeverageShapCoalitions`);
-/// - the kept rows are reweighted by 1 / p_k, w(|z|)/p_k, and the same constrained least squares is
-///   solved (`ConstrainedLeastSquares`; the paper's projection onto Σφ = Δ gives the same minimiser).
+/// - the kept rows are reweighted by 1 / p_k (weight w(|z|) / p_k), and the same constrained least
+///   squares is solved (`ConstrainedLeastSquares`; the paper's projection onto Σφ = Δ gives the same
+///   minimiser).
 /// A budget of 2^M − 2 or more keeps every coalition with p = 1: exact Shapley values.
 ///
 /// The budget is the *expected* number of coalitions besides ∅ and all; the number evaluated is
@@ -120,10 +121,10 @@ public struct LeverageShap: ShapleyEstimator {
             errors = [Double](repeating: 0, count: m * o)
         } else if sampled.count > m - 1 && leastSquares.largestRidge == 0 {
             let p = coalitions.probability, w = coalitions.kernelWeight
-            let influences = drawInfluences(phi: phi, normal: normal, draws: sampled.map(\.rows), xs: leastSquares.xs,
-                                            ys: leastSquares.ys, scales: sampled.map { w[$0.size] / p[$0.size] }, p: m - 1, o: o)
-            let hat = pairLeverages(normal: normal, pairs: sampled.map(\.rows), xs: leastSquares.xs,
-                                    scales: sampled.map { w[$0.size] / p[$0.size] }, p: m - 1)
+            let rows = sampled.map(\.rows), scales = sampled.map { w[$0.size] / p[$0.size] }
+            let influences = drawInfluences(phi: phi, normal: normal, draws: rows, xs: leastSquares.xs, ys: leastSquares.ys,
+                                            scales: scales, p: m - 1, o: o)
+            let hat = pairLeverages(normal: normal, pairs: rows, xs: leastSquares.xs, scales: scales, p: m - 1)
             var variance = [Double](repeating: 0, count: m * o)
             for ((pair, influence), h) in zip(zip(sampled, influences), hat) {
                 // Jackknife (HC3) scaling: the fitted residual of a pair of leverage h is (1 − h) × its

@@ -4,9 +4,9 @@ import Prism
 /// Leverage SHAP's coalitions besides ∅ and all (Musco & Witter 2025, Algorithm 1 with paired
 /// Bernoulli sampling), as a growing 0/1 matrix [rows, M] of pairs (S, S̄).
 ///
-/// The leverage score of coalition z in the Kernel SHAP regression is ℓ_z = 1 / C(M, |z|) (their
-/// Lemma 3.3), so every size 1…M − 1 carries the same leverage mass and coalitions are uniform within
-/// a size. A pair is kept with probability p_k = min(1, c / C(M, k)), k its smaller size, c solving
+/// The leverage score of coalition z in the Kernel SHAP regression is ℓ_z = 1 / C(M, |z|) (the
+/// paper's closed form), so every size 1…M − 1 carries the same leverage mass and coalitions are
+/// uniform within a size. A pair is kept with probability p_k = min(1, c / C(M, k)), k its smaller size, c solving
 /// Σ_{s=1}^{M−1} min(C(M, s), c) = the expected number of coalitions; pairs are kept independently
 /// (Bernoulli sampling, so none twice): for size pair k, a Binomial(N_k, p_k) count of distinct pairs
 /// uniform among its N_k pairs (N_k = C(M, k), or C(M, M/2)/2 for k = M/2, the pairs whose S holds

@@ -132,7 +132,7 @@ final class SizeCountingGame: CoalitionGame {
             _ = try LeverageShap(budget: 40, seed: UInt64(seed)).explain(game)
             #expect(game.sizes[0] == 1 && game.sizes[m] == 1)
             for k in 1...5 {
-                #expect(game.sizes[k] == game.sizes[m - k] || k == 5, "size \(k) and its complement \(m - k)")
+                if k < 5 { #expect(game.sizes[k] == game.sizes[m - k], "size \(k) and its complement \(m - k)") }
                 pairs[k] += Double(k == 5 ? game.sizes[k] / 2 : game.sizes[k])
             }
         }
