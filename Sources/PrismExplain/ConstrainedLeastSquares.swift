@@ -3,8 +3,9 @@ import Prism
 
 /// Kernel SHAP's weighted least squares with Σφ = v(all) − v(∅) imposed by eliminating the last
 /// feature: rows x_j = z_j − z_{M−1} (j < M − 1), y = v(z) − v(∅) − z_{M−1}·Δ, every output solved at
-/// once from normal equations in Double. The enumerated rows' part of the normal equations is fixed;
-/// the sampled draws' sums are scaled to carry the kernel weight of the sizes not enumerated.
+/// once from normal equations in Double. The part of the normal equations from the rows that carry
+/// their own weights (Kernel SHAP's enumerated rows; every row of Leverage SHAP) is fixed; Kernel
+/// SHAP's sampled draws' sums are scaled to carry the kernel weight of the sizes not enumerated.
 struct ConstrainedLeastSquares {
     /// Features M and outputs O; p = M − 1 unknowns per output.
     let m: Int, o: Int, p: Int
@@ -14,7 +15,7 @@ struct ConstrainedLeastSquares {
     let delta: [Double]
     /// Kernel weight the sampled rows carry together.
     let sampledWeight: Double
-    /// The enumerated rows' normal matrix [p, p] and right-hand sides [p, O].
+    /// The weighted rows' normal matrix [p, p] and right-hand sides [p, O].
     private let fixedA: [Double], fixedB: [Double]
     /// The largest ridge any solve so far needed (0: none).
     private(set) var largestRidge = 0.0
@@ -26,18 +27,30 @@ struct ConstrainedLeastSquares {
         var draws: [Int]
     }
 
-    /// The reduced problem of every row of `coalitions` with values `v` [rows, O].
+    /// The reduced problem of every row of Kernel SHAP's `coalitions` with values `v` [rows, O].
     /// - Parameters:
     ///   - v0: v(∅) [O].
     ///   - delta: v(all) − v(∅) [O].
     init(_ coalitions: KernelShapCoalitions, values v: [Double], baseValues v0: [Double], delta: [Double]) {
-        let m = coalitions.featureCount, o = delta.count, p = m - 1, rowCount = coalitions.rowCount
-        let masks = coalitions.masks
+        self.init(features: coalitions.featureCount, masks: coalitions.masks, weights: coalitions.fixedWeight,
+                  sampledWeight: coalitions.sampledWeight, values: v, baseValues: v0, delta: delta)
+    }
+
+    /// The reduced problem of the coalitions `masks` [rows, M] with values `v` [rows, O].
+    /// - Parameters:
+    ///   - weights: the regression weights of the first `weights.count` rows, which make up the fixed
+    ///     part of the normal equations; the other rows enter only through `batchSums` and `estimate`.
+    ///   - sampledWeight: the kernel weight those other rows carry together.
+    ///   - v0: v(∅) [O].
+    ///   - delta: v(all) − v(∅) [O].
+    init(features m: Int, masks: [UInt8], weights: [Double], sampledWeight: Double, values v: [Double], baseValues v0: [Double],
+         delta: [Double]) {
+        let o = delta.count, p = m - 1, rowCount = masks.count / m
         self.m = m
         self.o = o
         self.p = p
         self.delta = delta
-        sampledWeight = coalitions.sampledWeight
+        self.sampledWeight = sampledWeight
         var xs = [Double](repeating: 0, count: rowCount * p)
         var ys = [Double](repeating: 0, count: rowCount * o)
         for r in 0..<rowCount {
@@ -48,8 +61,8 @@ struct ConstrainedLeastSquares {
         self.xs = xs
         self.ys = ys
         var fixedA = [Double](repeating: 0, count: p * p), fixedB = [Double](repeating: 0, count: p * o)
-        for r in 0..<coalitions.fixedRows {
-            Self.accumulate(row: r, weight: coalitions.fixedWeight[r], xs: xs, ys: ys, p: p, o: o, into: &fixedA, &fixedB)
+        for (r, w) in weights.enumerated() {
+            Self.accumulate(row: r, weight: w, xs: xs, ys: ys, p: p, o: o, into: &fixedA, &fixedB)
         }
         self.fixedA = fixedA
         self.fixedB = fixedB
@@ -89,6 +102,17 @@ struct ConstrainedLeastSquares {
             for i in fullA.indices { fullA[i] += scale * a[i] }
             for i in fullB.indices { fullB[i] += scale * b[i] }
         }
+        return solve(fullA, fullB)
+    }
+
+    /// φ [M, O] from the weighted rows alone, and the normal matrix solved; records the ridge used.
+    mutating func estimate() -> (phi: [Double], normal: [Double]) {
+        solve(fixedA, fixedB)
+    }
+
+    /// φ [M, O] from the normal equations A β = B of the reduced problem, the last feature's value
+    /// restored from the constraint; records the ridge used.
+    private mutating func solve(_ fullA: [Double], _ fullB: [Double]) -> (phi: [Double], normal: [Double]) {
         let (beta, ridge) = solveNormalEquations(fullA, n: p, fullB, rhs: o)
         largestRidge = max(largestRidge, ridge)
         var phi = [Double](repeating: 0, count: m * o)

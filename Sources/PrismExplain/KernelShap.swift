@@ -92,14 +92,10 @@ public struct KernelShap: ShapleyEstimator {
         if let trivial = try run.trivialExplanation() { return trivial }
         let v0 = run.baseValues, delta = run.delta
 
-        var budget = self.budget ?? Self.defaultBudget(features: m)
-        guard budget >= Self.minimumBudget(features: m) else {
-            throw ExplainError("kernel-shap: a budget of \(budget) coalitions is below the minimum of \(Self.minimumBudget(features: m)) for \(m) features")
-        }
+        let budget = try run.regressionBudget(self.budget, standard: Self.defaultBudget(features: m), minimum: Self.minimumBudget(features: m))
         guard drawsPerRound > 0 else { throw ExplainError("kernel-shap: draws per round must be positive, got \(drawsPerRound)") }
         guard standardErrorBatches >= 2 else { throw ExplainError("kernel-shap: standard errors need at least 2 batches, got \(standardErrorBatches)") }
         if let numFeatures, numFeatures < 1 { throw ExplainError("kernel-shap: num-features must be at least 1, got \(numFeatures)") }
-        if m <= 30 { budget = min(budget, (1 << m) - 2) }
         // Per coalition: its mask (and its copy as a dictionary key), its values, its design-matrix
         // and target rows and its weight, all held until the fit.
         try requireHostMemory(HostMemory.product([budget, 2 * m + 96 + 8 * (m + 2 * o + 1)]),

@@ -49,7 +49,7 @@ struct KernelShapCoalitions {
         let paired = (0...pairCount).map { $0 != m - $0 }
         var pairWeight = (0...pairCount).map { k -> Double in
             guard k > 0 else { return 0 }
-            let w = Double(m - 1) / Double(k * (m - k))
+            let w = shapleyKernelSizeWeight(features: m, size: k)
             return paired[k] ? 2 * w : w
         }
         let weightSum = pairWeight.reduce(0, +)
@@ -129,6 +129,12 @@ struct KernelShapCoalitions {
         }
         return w
     }
+}
+
+/// The Shapley kernel's weight of all coalitions of size s together, (M − 1) / (s (M − s)), for
+/// 0 < s < M; each coalition of that size has 1 / C(M, s) of it.
+func shapleyKernelSizeWeight(features m: Int, size s: Int) -> Double {
+    Double(m - 1) / (Double(s) * Double(m - s))
 }
 
 /// Calls `body` with the 0/1 mask of every subset of 0..<n with `size` elements, in lexicographic order.

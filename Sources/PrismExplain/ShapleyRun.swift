@@ -46,6 +46,17 @@ struct ShapleyRun {
         return try explanation(values: m == 1 ? delta : [], standardErrors: [Double](repeating: 0, count: m * outputCount))
     }
 
+    /// The coalitions a regression estimator (Kernel or Leverage SHAP) may use besides ∅ and all:
+    /// `requested`, else `standard`, capped at every coalition (2^M − 2) for M ≤ 30.
+    /// - Throws: `ExplainError` naming the method when it is below `minimum`.
+    func regressionBudget(_ requested: Int?, standard: Int, minimum: Int) throws -> Int {
+        let budget = requested ?? standard, m = featureCount
+        guard budget >= minimum else {
+            throw ExplainError("\(method): a budget of \(budget) coalitions is below the minimum of \(minimum) for \(m) features")
+        }
+        return m <= 30 ? min(budget, (1 << m) - 2) : budget
+    }
+
     /// Records the stopping rule's threshold and whether it stopped the sampling early (nothing without a rule).
     mutating func recordStopping(_ stopping: StoppingRule?, stoppedEarly: Bool) {
         guard let stopping else { return }

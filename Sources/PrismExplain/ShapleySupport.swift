@@ -70,6 +70,7 @@ extension Explanation {
 public enum ShapleyMethod: String, CaseIterable, Sendable {
     case exact = "exact-shap"
     case kernel = "kernel-shap"
+    case leverage = "leverage-shap"
     case permutation = "permutation-shap"
     case sampling = "sampling-shap"
 
@@ -79,6 +80,7 @@ public enum ShapleyMethod: String, CaseIterable, Sendable {
         switch self {
         case .exact: return ExactShapley()
         case .kernel: return KernelShap(budget: budget, seed: seed)
+        case .leverage: return LeverageShap(budget: budget, seed: seed)
         case .permutation: return PermutationShap(budget: budget, seed: seed)
         case .sampling: return SamplingShap(budget: budget, seed: seed)
         }

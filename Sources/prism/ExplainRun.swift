@@ -86,6 +86,7 @@ extension ExplainPlan {
         if let threshold = options.stopThreshold {
             let rule = StoppingRule(threshold: threshold)
             if var k = estimator as? KernelShap { k.stopping = rule; estimator = k }
+            if var l = estimator as? LeverageShap { l.stopping = rule; estimator = l }
             if var p = estimator as? PermutationShap { p.stopping = rule; estimator = p }
             if var s = estimator as? SamplingShap { s.stopping = rule; estimator = s }
         }

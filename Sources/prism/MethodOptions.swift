@@ -20,7 +20,7 @@ extension SmoothGrad.Variant: ExpressibleByArgument {}
 
 /// Options of the individual methods.
 struct MethodOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "SHAP methods: the budget in coalitions (kernel-shap default 2M + 2048).")
+    @Option(parsing: .unconditional, help: "SHAP methods: the budget in coalitions (kernel-shap default 2M + 2048; leverage-shap: the expected number, same default).")
     var samples: Int?
 
     @Option(parsing: .unconditional, help: "lime: perturbed samples per example (default 1000).")

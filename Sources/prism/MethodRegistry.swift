@@ -114,6 +114,8 @@ final class MethodRegistry: @unchecked Sendable {
                       options: ["shap-baseline", "instances-per-batch"], baseName: "base value"),
         ExplainMethod(name: "kernel-shap", title: "Kernel SHAP", kind: .shapley(.kernel),
                       options: shapleyOptions + ["num-features"], baseName: "base value"),
+        ExplainMethod(name: "leverage-shap", title: "Leverage SHAP", kind: .shapley(.leverage),
+                      options: shapleyOptions, baseName: "base value"),
         ExplainMethod(name: "permutation-shap", title: "Permutation SHAP", kind: .shapley(.permutation),
                       options: shapleyOptions, baseName: "base value"),
         ExplainMethod(name: "sampling-shap", title: "Sampling Shapley values", kind: .shapley(.sampling),

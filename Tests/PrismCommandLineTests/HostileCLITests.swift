@@ -65,6 +65,8 @@ import Testing
         // 49 superpixels of 4×4: kernel-shap's coalition matrix for 10^12 coalitions.
         expectOneLineError(try runPrism(base + ["--method", "kernel-shap", "--samples", "1000000000000"]),
                            "kernel-shap: a budget of 1000000000000 coalitions × 49 features needs ")
+        expectOneLineError(try runPrism(base + ["--method", "leverage-shap", "--samples", "1000000000000"]),
+                           "leverage-shap: a budget of 1000000000000 coalitions × 49 features needs ")
         expectOneLineError(try runPrism(base + ["--method", "ig", "--steps", "1000000000"]),
                            "integrated gradients: 1000000000 steps are above the gauss-legendre rule's limit of 10000")
         expectOneLineError(try runPrism(base + ["--method", "ig", "--ig-rule", "left", "--steps", "1000000000000"]),

@@ -118,7 +118,7 @@ struct LinearImageModel {
 extension DeviceGameTests {
     /// Three instances sharing each device batch: every estimator gives each instance the values,
     /// base values, outputs and standard errors of a game of its own with the same seed, at any chunk size.
-    @Test(arguments: TestSizes.pick([ShapleyMethod.exact, .kernel, .permutation, .sampling], small: [.kernel]))
+    @Test(arguments: TestSizes.pick([ShapleyMethod.exact, .kernel, .leverage, .permutation, .sampling], small: [.kernel]))
     func instancesSharingABatchGetTheirOwnValues(method: ShapleyMethod) throws {
         let engine = try testEngine()
         let mlp = try SmallMLP(engine: engine)

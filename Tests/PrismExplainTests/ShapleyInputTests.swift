@@ -37,19 +37,20 @@ import Testing
     }
 
     /// The stopping rule ends sampling early once max SE < threshold × range, and says so.
-    @Test(arguments: [ShapleyMethod.kernel, .permutation, .sampling])
+    @Test(arguments: [ShapleyMethod.kernel, .leverage, .permutation, .sampling])
     func stoppingRule(method: ShapleyMethod) throws {
         let mlp = try SmallMLP(engine: try testEngine())
         let game = try CachedGame(try mlp.deviceGame())
         let rule = StoppingRule(threshold: 0.05)
-        let budget = method == .kernel ? 250 : 100_000
+        let budget = method == .kernel || method == .leverage ? 250 : 100_000
         let e: Explanation = switch method {
         case .kernel: try KernelShap(budget: budget, seed: 2, stopping: rule, drawsPerRound: 4).explain(game)
+        case .leverage: try LeverageShap(budget: budget, seed: 2, stopping: rule, drawsPerRound: 4).explain(game)
         case .permutation: try PermutationShap(budget: budget, seed: 2, stopping: rule, permutationsPerRound: 4).explain(game)
         default: try SamplingShap(budget: budget, seed: 2, stopping: rule, samplesPerRound: 4).explain(game)
         }
         #expect(e.settings["stopped_early"] == true)
-        #expect(game.coalitionsAsked < (method == .kernel ? budget : budget / 4))
+        #expect(game.coalitionsAsked < (method == .kernel || method == .leverage ? budget : budget / 4))
         #expect(e.modelEvaluations == game.coalitionsAsked)
         let se = try #require(e.standardErrors)
         #expect(rule.isMet(values: e.values, standardErrors: se, featureCount: 8, outputCount: 3))

@@ -64,7 +64,7 @@ import Testing
     }
 
     /// Σφ + base = f(x) to 1e-4 relative on the MLP (sampled budgets for Kernel and Permutation).
-    @Test(arguments: [ShapleyMethod.exact, .kernel, .permutation])
+    @Test(arguments: [ShapleyMethod.exact, .kernel, .leverage, .permutation])
     func additivity(method: ShapleyMethod) throws {
         let mlp = try SmallMLP(engine: try testEngine())
         let e = try method.estimator(budget: 60, seed: 3).explain(try mlp.deviceGame())
@@ -92,13 +92,13 @@ import Testing
     }
 
     /// Sampled estimates approach the exact values as the budget grows (mean RMS error over 16 seeds).
-    @Test(arguments: [ShapleyMethod.kernel, .permutation, .sampling])
+    @Test(arguments: [ShapleyMethod.kernel, .leverage, .permutation, .sampling])
     func errorFallsWithBudget(method: ShapleyMethod) throws {
         let mlp = try SmallMLP(engine: try testEngine())
         let game = try CachedGame(try mlp.deviceGame())
         let exact = try ExactShapley().explain(game).values
         let budgets: [Int] = switch method {
-        case .kernel: [16, 48, 160]
+        case .kernel, .leverage: [16, 48, 160]
         case .permutation: [30, 114, 450]
         default: [34, 130, 514]
         }
@@ -116,12 +116,12 @@ import Testing
     }
 
     /// |φ̂ − φ| ≤ 1.96·SE for roughly 95% of the values over many seeds.
-    @Test(arguments: [ShapleyMethod.kernel, .permutation, .sampling])
+    @Test(arguments: [ShapleyMethod.kernel, .leverage, .permutation, .sampling])
     func standardErrorsCoverTheError(method: ShapleyMethod) throws {
         let mlp = try SmallMLP(engine: try testEngine())
         let game = try CachedGame(try mlp.deviceGame())
         let exact = try ExactShapley().explain(game).values
-        let budget = method == .kernel ? 120 : method == .permutation ? 226 : 322
+        let budget = method == .kernel || method == .leverage ? 120 : method == .permutation ? 226 : 322
         var covered = 0, total = 0
         for seed in 0..<100 {
             let e = try method.estimator(budget: budget, seed: UInt64(1000 + seed)).explain(game)
@@ -137,7 +137,7 @@ import Testing
     }
 
     /// The same seed gives the same values at any chunk size; another seed gives other values.
-    @Test(arguments: [ShapleyMethod.exact, .kernel, .permutation, .sampling])
+    @Test(arguments: [ShapleyMethod.exact, .kernel, .leverage, .permutation, .sampling])
     func chunkSizeInvarianceAndSeeds(method: ShapleyMethod) throws {
         let mlp = try SmallMLP(engine: try testEngine())
         let estimator = method.estimator(budget: 60, seed: 9)
