@@ -21,9 +21,6 @@ onnx/onnx_upsample.safetensors — float32 "x" [3, 3, 12, 10] (seeded randn), "l
 import os
 import sys
 
-import numpy as np
-import onnx
-import onnxruntime as ort
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -32,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "onnx")
 sys.path.insert(0, HERE)
 from make_graph_golden import save_safetensors  # noqa: E402
+from make_onnx_norms import export_both  # noqa: E402
 
 
 class UpsampleCNN(nn.Module):
@@ -53,24 +51,7 @@ net = UpsampleCNN().eval()
 x = torch.randn(3, 3, 12, 10)
 w = torch.randn(3, 5)
 tensors = {"x": x, "w": w}
-for exporter, dynamo, opset in (("torchscript", False, 17), ("dynamo", True, 20)):
-    path = os.path.join(OUT, f"upsample_cnn_{exporter}.onnx")
-    if dynamo:
-        program = torch.onnx.export(net, (x,), dynamo=True, opset_version=opset, input_names=["input"], output_names=["logits"],
-                                    external_data=False, dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
-        program.save(path + ".tmp", external_data=False)
-        # Without the exporter's per-node stack traces (local paths): the file depends on the network alone.
-        exported = onnx.load(path + ".tmp")
-        for node in exported.graph.node:
-            del node.metadata_props[:]
-        onnx.save(exported, path + ".tmp")
-    else:
-        torch.onnx.export(net, (x,), path + ".tmp", dynamo=False, opset_version=opset, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    os.replace(path + ".tmp", path)
-    logits = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
-    assert np.abs(logits - net(x).detach().numpy()).max() < 1e-5, exporter
-    tensors[f"logits_{exporter}"] = torch.from_numpy(logits)
+export_both(net, x, "upsample_cnn", tensors)
 xg = x.clone().requires_grad_(True)
 (net(xg) * w).sum().backward()
 tensors["grad"] = xg.grad
