@@ -10,8 +10,8 @@ let defaultONNXBenchModels = [
     "Tests/Fixtures/onnx/transformer_torchscript.onnx",
 ]
 
-/// Model evaluations per second of imported ONNX models: one forward pass of a batch of seeded
-/// random inputs, from the host array to the logits back on the host (wall clock, as the peer
+/// Model evaluations per second of imported ONNX models: one inference forward pass (no autograd
+/// recording) of a batch of seeded random inputs, from the host array to the logits back on the host (wall clock, as the peer
 /// script `Benchmarks/peers/onnxruntime_eval.py` times onnxruntime's `session.run`).
 struct ONNXCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -60,7 +60,7 @@ func benchONNX(_ bench: Bench, path: String, batches: [Int]) throws {
         let host = (0..<count).map { _ in rng.nextFloat() * 2 - 1 }
         func evaluate() throws {
             let x = try Tensor(host, shape: [batch] + model.spec.inputShape, engine: bench.engine)
-            _ = try model(x).toArray()
+            _ = try bench.engine.noGrad { try model(x).toArray() }
         }
         for _ in 0..<bench.warmup { try evaluate() }
         var seconds: [Double] = []

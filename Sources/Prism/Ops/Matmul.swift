@@ -144,13 +144,14 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool = fals
                            transposeB: true, bias: bias?.storage, relu: relu)
 
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-    y.record(inputs: inputs) { dy in
+    // The closure holds y's storage and size, not y (which holds the closure: a cycle would leak the graph).
+    y.record(inputs: inputs) { [ys = y.storage, count = y.count] dy in
         // dz = dy ⊙ (y > 0) through the fused ReLU.
         var dz = dy.storage
         if relu {
-            dz = try engine.buffer(count: y.count)
-            try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(y.count, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                              [y.storage, dy.storage, dz, Int32(y.count)])
+            dz = try engine.buffer(count: count)
+            try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(count, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                              [ys, dy.storage, dz, Int32(count)])
         }
         var grads: [Tensor?] = [nil, nil]
         if x.requiresGrad {
