@@ -44,6 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "onnx")
 
 from make_graph_golden import save_safetensors  # noqa: E402  (the graph golden files' writer)
+from make_onnx_golden import export  # noqa: E402  (both exporters, as the first fixtures)
 
 
 def randomize_batchnorm(model, shape, generator):
@@ -68,21 +69,6 @@ def randomize_batchnorm(model, shape, generator):
     model.eval()
 
 
-def export(model, x, name):
-    """Both exporters, dynamic batch on the input and the output; written atomically."""
-    kw = dict(input_names=["input"], output_names=["logits"])
-    ts = os.path.join(OUT, f"{name}_torchscript.onnx")
-    torch.onnx.export(model, (x,), ts + ".tmp", dynamo=False, opset_version=17,
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, **kw)
-    os.replace(ts + ".tmp", ts)
-    dy = os.path.join(OUT, f"{name}_dynamo.onnx")
-    program = torch.onnx.export(model, (x,), dynamo=True, opset_version=20, external_data=False,
-                                dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, **kw)
-    program.save(dy + ".tmp", external_data=False)
-    os.replace(dy + ".tmp", dy)
-    return {"torchscript": ts, "dynamo": dy}
-
-
 def run(path, x):
     return onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
 
@@ -104,7 +90,7 @@ def torchvision_models(generator, tensors):
         randomize_batchnorm(model, (3, 64, 64), generator)
         x = torch.randn(2, 3, 64, 64, generator=generator)
         w = torch.randn(2, 10, generator=generator)
-        files = export(model, x, name)
+        files = dict(zip(["torchscript", "dynamo"], export(model, x, name)))
         xr = x.clone().requires_grad_(True)
         logits = model(xr)
         (w * logits).sum().backward()
