@@ -139,9 +139,25 @@ extension ONNXExporter {
             let w = initializer("\(name).weight", try parameter(n, "weight", site: site))
             return last("Gather", [w, x], [Attribute.int("axis", 0)])
         case EqualKind.name, LessKind.name, GreaterKind.name:
+            let op = n.spec.op == EqualKind.name ? "Equal" : n.spec.op == LessKind.name ? "Less" : "Greater"
+            if let other = try config(ComparisonConfig.self).other {
+                // The number as a scalar of the input's type (ONNX compares equal types).
+                switch analysis.type(ofValue: n.inputs[0]) {
+                case .float32: return last(op, [x, scalar("\(name).other", Float(other.value))])
+                case .int64: return last(op, [x, ints("\(name).other", [Int(other.value)], shape: [])])
+                case let type: throw site.fail("compares \(type.rawValue) values with a number; the export writes that for float32 and int64 inputs")
+                }
+            }
             try sameRank(shapes, site: site)
-            return last(n.spec.op == EqualKind.name ? "Equal" : n.spec.op == LessKind.name ? "Less" : "Greater", inputs)
-        case WhereSchema.kind: return last("Where", inputs)
+            return last(op, inputs)
+        case WhereSchema.kind:
+            let c = try config(WhereSchema.Config.self)
+            var rest = inputs.dropFirst().makeIterator()
+            let a = c.x.map { scalar("\(name).x", Float($0.value)) } ?? rest.next() ?? x
+            let b = c.y.map { scalar("\(name).y", Float($0.value)) } ?? rest.next() ?? x
+            return last("Where", [x, a, b])
+        case BroadcastToSchema.kind:
+            return last("Expand", [x, ints("\(name).shape", [1] + (try config(BroadcastToSchema.Config.self)).shape)])
         case PatchEmbeddingSchema.kind: return try patchEmbedding(n, x, target: target, site: site)
         case TransformerBlockSchema.kind: return try transformerBlock(n, x, target: target, site: site)
         case ClassTokenSchema.kind: return last("Gather", [x, ints("\(name).index", [0], shape: [])], [Attribute.int("axis", 1)])

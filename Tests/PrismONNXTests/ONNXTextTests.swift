@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+import Prism
+import PrismFormats
+import PrismGraph
+import PrismONNX
+import PrismTestSupport
+
+/// A text classifier of two inputs, token ids and an attention mask, exported from PyTorch
+/// (`Tests/Fixtures/make_onnx_text.py`): imported with either input explained, its logits against
+/// onnxruntime's, its gradients with respect to the token embeddings against PyTorch's.
+@Suite struct ONNXTextTests {
+    static let folder = ONNXTransformerTests.folder
+
+    func golden() throws -> SafetensorsFile { try SafetensorsFile.read(path: Self.folder + "/onnx_text.safetensors") }
+
+    func ints(_ file: SafetensorsFile, _ name: String) throws -> IntegerTensor {
+        try #require(file.integerTensors[name], "no \(name) in the golden file")
+    }
+
+    func load(_ export: String, input: String? = nil, engine: Engine) throws -> Model {
+        let file = "text_\(export).onnx"
+        let (spec, tensors) = try ONNXModel.read(path: Self.folder + "/" + file, input: input)
+        let model = try Model(spec: spec, seed: 0, engine: engine)
+        try model.loadStateDict(tensors, source: file)
+        return model
+    }
+
+    func expectClose(_ got: [Float], _ want: [Float], _ what: String) {
+        #expect(got.count == want.count, "\(what): \(got.count) values, expected \(want.count)")
+        for (a, b) in zip(got, want) {
+            #expect(abs(a - b) <= 1e-5 + 1e-4 * abs(b), "\(what): \(a) vs \(b)")
+        }
+    }
+
+    @Test(arguments: ["torchscript", "dynamo"])
+    func logitsMatchOnnxruntime(export: String) throws {
+        let engine = try testEngine()
+        let golden = try golden()
+        let model = try load(export, engine: engine)
+        #expect(model.spec.inputType == .int64 && model.spec.inputShape == [10] && model.spec.inputName == "input_ids")
+        #expect(model.extraInputs.map(\.name) == ["attention_mask"] && model.extraInputs[0].type == .int64)
+        let ops = Set(model.spec.nodes.map(\.op))
+        for op in ["input", "embedding", "eq", "where", "broadcast_to", "matmul", "softmax", "layernorm"] {
+            #expect(ops.contains(op), "\(export): no \(op) node in \(ops.sorted())")
+        }
+        let ids = try ints(golden, "ids"), mask = try ints(golden, "mask")
+        let x = try IntTensor(ids.values, shape: ids.shape, engine: engine)
+        let m = try IntTensor(mask.values, shape: mask.shape, engine: engine)
+        let output = try engine.noGrad { try model.forward(.integer(x), inputs: ["attention_mask": .integer(m)]).output }
+        expectClose(try output.toArray(), try golden.tensor("logits_\(export)").values, "\(export) vs onnxruntime")
+        expectClose(try output.toArray(), try golden.tensor("logits").values, "\(export) vs PyTorch")
+
+        // Token ids as float32 whole numbers and the mask bound for one example, repeated over the batch.
+        let row = 2, t = ids.shape[1]
+        let one = Array(ids.values[(row * t)..<((row + 1) * t)]).map { Float($0) }
+        try model.bind(["attention_mask": Model.BoundInput(values: mask.values[(row * t)..<((row + 1) * t)].map { Double($0) }, type: .int64)])
+        defer { try? model.bind(nil) }
+        let batch = try Tensor(one + one + one, shape: [3, t], engine: engine)
+        let repeated = try engine.noGrad { try model(batch).toArray() }
+        let want = Array(try golden.tensor("logits").values[(row * 3)..<((row + 1) * 3)])
+        expectClose(repeated, want + want + want, "\(export) bound mask")
+        // A float that is not a whole number is refused, not truncated.
+        let bad = try Tensor(one.enumerated().map { $0.offset == 4 ? $0.element + 0.5 : $0.element }, shape: [1, t], engine: engine)
+        #expect(throws: TensorError.self) { try engine.noGrad { try model(bad) } }
+    }
+
+    @Test func missingOrUnknownInputsAreNamed() throws {
+        let engine = try testEngine()
+        let model = try load("torchscript", engine: engine)
+        let x = try IntTensor([Int64](repeating: 1, count: 10), shape: [1, 10], engine: engine)
+        let error = #expect(throws: TensorError.self) { try model.forward(.integer(x), inputs: [:]) }
+        #expect(error?.message.contains("'attention_mask'") == true, "\(error?.message ?? "")")
+        let unknown = #expect(throws: TensorError.self) { try model.forward(.integer(x), inputs: ["token_type_ids": .integer(x)]) }
+        #expect(unknown?.message.contains("token_type_ids") == true, "\(unknown?.message ?? "")")
+        let notThere = #expect(throws: DataError.self) { try ONNXModel.read(path: Self.folder + "/text_torchscript.onnx", input: "ids") }
+        #expect(notThere?.message.contains("'input_ids', 'attention_mask'") == true, "\(notThere?.message ?? "")")
+    }
+}
