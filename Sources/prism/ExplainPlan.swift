@@ -84,6 +84,8 @@ struct ExplainPlan {
     var segmentation: String?
     /// Add the deletion/insertion curves of each explanation.
     var metrics = false
+    /// The model's other inputs (an attention mask), per example; empty for a model of one input.
+    var extraInputs: [String: ExtraInputValues] = [:]
     /// Add the cascading model-parameter randomization check of each method.
     var randomization = false
     /// Where the results go (checked).

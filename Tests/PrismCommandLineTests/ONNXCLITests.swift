@@ -74,4 +74,36 @@ import PrismFormats
                                          "--method", "kernel-shap"]),
                            "mlp_torchscript.onnx is an ONNX model, which carries no training data to draw a SHAP background from: give --background-data FILE")
     }
+
+    /// A text classifier of two inputs (token ids and an attention mask): the ids explained by exact
+    /// SHAP over the positions, a hidden token taking --baseline-token's id, equal to PyTorch's
+    /// enumeration (`make_onnx_text.py`); what cannot work is refused in one line.
+    @Test func explainsTokenIdsWithTheirAttentionMask() throws {
+        let dir = try scratchDirectory("onnx-text")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let golden = try SafetensorsFile.read(path: Self.folder + "/onnx_text.safetensors")
+        let ids = try #require(golden.integerTensors["ids"]), mask = try #require(golden.integerTensors["mask"])
+        let shapley = try golden.tensor("shapley").values   // example 0: [10 positions, 3 classes]
+        try writeNpy(ids.values[0..<10].map(Double.init), shape: [1, 10], path: dir + "/ids.npy")
+        try writeNpy(mask.values[0..<10].map(Double.init), shape: [1, 10], path: dir + "/mask.npy")
+        let model = Self.folder + "/text_dynamo.onnx"
+        let base = ["explain", "--device", "cpu", "--model", model, "--input", dir + "/ids.npy"]
+        let explained = try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0",
+                                             "--method", "exact-shap", "--target", "2", "--json", dir + "/e.json"])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        let document = try ExplainDocumentReader(path: dir + "/e.json")
+        let (values, shape) = document.array("values") ?? ([], [])
+        #expect(shape == [1, 10, 3], "shape \(shape)")
+        for p in 0..<10 where values.count == 30 {
+            #expect(abs(values[p * 3 + 2] - Double(shapley[p * 3 + 2])) <= 1e-5, "position \(p): \(values[p * 3 + 2]) vs PyTorch \(shapley[p * 3 + 2])")
+        }
+        expectOneLineError(try runPrism(base + ["--baseline-token", "0"]),
+                           "the model also takes 'attention_mask' ([batch] + [10], int64): give --extra-input attention_mask=FILE.npy")
+        expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy"]),
+                           "'input_ids' holds token ids: give --baseline-token ID")
+        expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0", "--method", "saliency"]),
+                           "--method saliency: 'input_ids' holds int64 token ids, which have no gradients or float baselines; use the SHAP methods")
+        expectOneLineError(try runPrism(base + ["--extra-input", "mask=" + dir + "/mask.npy", "--baseline-token", "0"]),
+                           "--extra-input mask: the model has no input of that name; its other inputs are attention_mask")
+    }
 }

@@ -4,6 +4,7 @@ import Prism
 import PrismFormats
 import PrismGraph
 import PrismONNX
+import PrismExplain
 import PrismTestSupport
 
 /// A text classifier of two inputs, token ids and an attention mask, exported from PyTorch
@@ -63,6 +64,49 @@ import PrismTestSupport
         // A float that is not a whole number is refused, not truncated.
         let bad = try Tensor(one.enumerated().map { $0.offset == 4 ? $0.element + 0.5 : $0.element }, shape: [1, t], engine: engine)
         #expect(throws: TensorError.self) { try engine.noGrad { try model(bad) } }
+    }
+
+    /// Backward through the masked attention: the gradient at the token embeddings (the embedding
+    /// node's output, captured by name) against PyTorch's.
+    @Test(arguments: ["torchscript", "dynamo"])
+    func embeddingGradientsMatchPyTorch(export: String) throws {
+        let engine = try testEngine()
+        let golden = try golden()
+        let model = try load(export, engine: engine)
+        let embedding = try #require(model.spec.nodes.first { $0.op == "embedding" }?.name)
+        #expect(embedding == "tok")
+        let ids = try ints(golden, "ids"), mask = try ints(golden, "mask")
+        let x = try IntTensor(ids.values, shape: ids.shape, engine: engine)
+        let m = try IntTensor(mask.values, shape: mask.shape, engine: engine)
+        let (output, activations) = try model.forward(.integer(x), inputs: ["attention_mask": .integer(m)], capture: [embedding])
+        let w = try golden.tensor("w")
+        try output.backward(try Tensor(w.values, shape: w.shape, engine: engine))
+        let got = try #require(activations[embedding]?.grad).toArray()
+        let want = try golden.tensor("embedding_grad").values
+        let scale = want.map(abs).max() ?? 0
+        #expect(scale > 0 && got.count == want.count)
+        for (a, b) in zip(got, want) { #expect(abs(a - b) <= 1e-4 * scale, "\(export): \(a) vs PyTorch \(b)") }
+    }
+
+    /// Shapley values over the token positions of example 0 (a position left out takes id 0, the mask
+    /// kept) by Prism's exact enumeration on the device against PyTorch's in float64.
+    @Test func tokenShapleyValuesMatchPyTorchEnumeration() throws {
+        let engine = try testEngine()
+        let golden = try golden()
+        let model = try load("torchscript", engine: engine)
+        let ids = try ints(golden, "ids"), mask = try ints(golden, "mask"), t = ids.shape[1]
+        try model.bind(["attention_mask": Model.BoundInput(values: mask.values[0..<t].map { Double($0) }, type: .int64)])
+        defer { try? model.bind(nil) }
+        let game = try DeviceGame(model: model, instance: ids.values[0..<t].map { Float($0) }, background: [Float](repeating: 0, count: t))
+        let explanation = try ExactShapley().explain(game)
+        let want = try golden.tensor("shapley").values   // [10 positions, 3 classes]
+        let scale = want.map(abs).max() ?? 0
+        #expect(scale > 0 && explanation.values.count == want.count)
+        for (i, (a, b)) in zip(explanation.values, want).enumerated() {
+            #expect(abs(a - Double(b)) <= 1e-5 + 1e-4 * Double(scale), "value \(i): \(a) vs PyTorch \(b)")
+        }
+        // Padding positions (mask 0) take no part: their values are zero.
+        for p in 7..<t { for c in 0..<3 { #expect(abs(explanation.values[p * 3 + c]) <= 1e-6, "padding position \(p)") } }
     }
 
     @Test func missingOrUnknownInputsAreNamed() throws {

@@ -470,14 +470,17 @@ public final class Model {
     /// its graph is the architecture and its initializers the tensors; `file` then has no metadata.
     /// - Parameter spec: the architecture when the file carries none.
     /// - Throws: `DataError` naming the file and the missing, mismatched, non-finite or unexpected tensor.
-    public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Model, file: SafetensorsFile) {
+    /// - Parameter input: an ONNX model of several inputs: the one that becomes the model's input (the
+    ///   others are fed by name); nil takes the first. Refused for other files.
+    public static func load(path: String, spec: ModelSpec? = nil, input: String? = nil, engine: Engine) throws -> (model: Model, file: SafetensorsFile) {
         let file: SafetensorsFile
         let resolved: ModelSpec
         if spec == nil, ONNXModel.isONNX(path: path) {
             // An ONNX export: its graph imported as the architecture, its initializers as the tensors.
-            let (imported, tensors) = try ONNXModel.read(path: path)
+            let (imported, tensors) = try ONNXModel.read(path: path, input: input)
             (resolved, file) = (imported, SafetensorsFile(tensors: tensors))
         } else {
+            if let input { throw DataError("\(path): the input to explain ('\(input)') is chosen among an ONNX model's inputs; this file's model has its first input explained") }
             try ForeignModelFile.refusePyTorchPickle(path: path)
             file = try SafetensorsFile.read(path: path)
             resolved = try resolveSpec(spec, file: file, path: path)
