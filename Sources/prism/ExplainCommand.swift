@@ -246,6 +246,7 @@ struct ExplainCommand: ParsableCommand {
         plan.backgroundWeights = backgroundWeights
         plan.metrics = metrics
         plan.extraInputs = extraInputs
+        plan.baselineToken = tokens?.baseline
         plan.randomization = randomization
         if let png = outputs.png, spec.inputShape.count != 3 {
             throw ValidationError("--png \(png): pictures need images, the model's input is \(spec.inputShape)")
@@ -253,6 +254,9 @@ struct ExplainCommand: ParsableCommand {
         plan.notes = notes + (try plan.check())
         return plan
     }
+
+    /// The gradient methods that explain token ids at their embedding (`EmbeddingAttribution`).
+    static let embeddingMethods = ["saliency", "gradxinput", "ig", "smoothgrad"]
 
     /// For a model whose input is integer (token ids): its name and the id that hides a token.
     /// - Throws: `ValidationError` for a method that needs gradients or float reference values, or
@@ -263,9 +267,14 @@ struct ExplainCommand: ParsableCommand {
             return nil
         }
         let name = spec.inputName ?? "input"
-        if let other = methods.first(where: { !$0.isShapley }) {
-            throw ValidationError("--method \(other.name): '\(name)' holds \(type.rawValue) token ids, which have no gradients or float baselines; use the SHAP methods (\(MethodRegistry.shared.all.filter(\.isShapley).map(\.name).joined(separator: ", ")))")
+        let atEmbedding = Self.embeddingMethods
+        if let other = methods.first(where: { !$0.isShapley && !atEmbedding.contains($0.name) }) {
+            throw ValidationError("--method \(other.name): '\(name)' holds \(type.rawValue) token ids; they are explained by the SHAP methods (\(MethodRegistry.shared.all.filter(\.isShapley).map(\.name).joined(separator: ", "))) and, at the token embeddings, by \(atEmbedding.joined(separator: ", "))")
         }
+        if methods.contains(where: { atEmbedding.contains($0.name) }), !spec.nodes.contains(where: { $0.op == "embedding" && ($0.inputs ?? []) == ["input"] }) {
+            throw ValidationError("--method: '\(name)' holds token ids and no embedding reads them, so there is no layer for gradient methods; use the SHAP methods")
+        }
+        if metrics || randomization { throw ValidationError("--metrics and --randomization replace features by float baselines; '\(name)' holds token ids") }
         if options.shapBaseline != nil { throw ValidationError("--shap-baseline: '\(name)' holds token ids; a hidden token takes --baseline-token's id") }
         if kmeans != nil { throw ValidationError("--kmeans averages rows; '\(name)' holds token ids") }
         guard backgroundData == nil else { return (name, modelInputs.baselineToken ?? 0) }

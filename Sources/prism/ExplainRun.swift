@@ -80,6 +80,14 @@ extension ExplainPlan {
     func attribution(_ method: ExplainMethod, on model: Model, baseline: [Float], shapReferences: [Float]? = nil) throws -> AttributionMethod {
         switch method.kind {
         case let .attribution(build):
+            if let token = baselineToken {
+                // Token ids: the method differentiates at the embedding's output, summed per token.
+                return try EmbeddingAttribution(model: model, baselineToken: token) { differentiable, reference in
+                    var c = context(on: model, baseline: reference)
+                    c.custom = differentiable
+                    return try build(c)
+                }
+            }
             return try build(context(on: model, baseline: baseline))
         case .shapley:
             return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background,
@@ -154,7 +162,7 @@ extension ExplainPlan {
         if explanation.featureCount == groups.featureCount {
             explanation.featureNames = featureNames
         }
-        if method.usesBaseline { explanation.settings["baseline"] = .string(options.baseline.rawValue) }
+        if method.usesBaseline { explanation.settings["baseline"] = .string(baselineToken.map { "token \($0)" } ?? options.baseline.rawValue) }
         var result = MethodRun(method: method, explanation: explanation, outputSlot: [Int](repeating: 0, count: n),
                                evaluations: [Int](repeating: explanation.modelEvaluations / max(n, 1), count: n),
                                seconds: [Double](repeating: explanation.seconds / Double(max(n, 1)), count: n))

@@ -101,8 +101,23 @@ import PrismFormats
                            "the model also takes 'attention_mask' ([batch] + [10], int64): give --extra-input attention_mask=FILE.npy")
         expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy"]),
                            "'input_ids' holds token ids: give --baseline-token ID")
-        expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0", "--method", "saliency"]),
-                           "--method saliency: 'input_ids' holds int64 token ids, which have no gradients or float baselines; use the SHAP methods")
+        expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0", "--method", "gradcam"]),
+                           "--method gradcam: 'input_ids' holds int64 token ids; they are explained by the SHAP methods")
+        // Integrated Gradients at the token embeddings: one value per position, complete against
+        // f(x) − f(padding everywhere), the reference recorded.
+        let ig = try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0", "--method", "ig",
+                                      "--target", "2", "--json", dir + "/ig.json"])
+        #expect(ig.status == 0, "\(ig.stderr)")
+        let igDocument = try ExplainDocumentReader(path: dir + "/ig.json")
+        let (phi, igShape) = igDocument.array("values") ?? ([], [])
+        let baseValues = igDocument.array("base_values")?.values ?? []
+        #expect(igShape == [1, 10, 1] && baseValues.count == 1, "shape \(igShape)")
+        let logits = try golden.tensor("logits").values
+        if phi.count == 10, baseValues.count == 1 {
+            #expect(abs(phi.reduce(0, +) + baseValues[0] - Double(logits[2])) <= 1e-4, "Σφ \(phi.reduce(0, +)) + f(x′) \(baseValues[0]) vs f(x) \(logits[2])")
+            for p in 7..<10 { #expect(phi[p] == 0, "padding position \(p): \(phi[p])") }
+        }
+        #expect(igDocument.settings()["baseline"] as? String == "token 0" && igDocument.settings()["layer"] as? String == "tok")
         expectOneLineError(try runPrism(base + ["--extra-input", "mask=" + dir + "/mask.npy", "--baseline-token", "0"]),
                            "--extra-input mask: the model has no input of that name; its other inputs are attention_mask")
     }

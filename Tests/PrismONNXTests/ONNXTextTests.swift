@@ -27,6 +27,14 @@ import PrismTestSupport
         return model
     }
 
+    /// The torchscript export with example 0's attention mask bound, and example 0's ids.
+    func exampleZero(_ golden: SafetensorsFile, engine: Engine) throws -> (Model, [Int64]) {
+        let model = try load("torchscript", engine: engine)
+        let ids = try ints(golden, "ids"), mask = try ints(golden, "mask"), t = ids.shape[1]
+        try model.bind(["attention_mask": Model.BoundInput(values: mask.values[0..<t].map { Double($0) }, type: .int64)])
+        return (model, Array(ids.values[0..<t]))
+    }
+
     func expectClose(_ got: [Float], _ want: [Float], _ what: String) {
         #expect(got.count == want.count, "\(what): \(got.count) values, expected \(want.count)")
         for (a, b) in zip(got, want) {
@@ -93,11 +101,8 @@ import PrismTestSupport
     @Test func tokenShapleyValuesMatchPyTorchEnumeration() throws {
         let engine = try testEngine()
         let golden = try golden()
-        let model = try load("torchscript", engine: engine)
-        let ids = try ints(golden, "ids"), mask = try ints(golden, "mask"), t = ids.shape[1]
-        try model.bind(["attention_mask": Model.BoundInput(values: mask.values[0..<t].map { Double($0) }, type: .int64)])
-        defer { try? model.bind(nil) }
-        let game = try DeviceGame(model: model, instance: ids.values[0..<t].map { Float($0) }, background: [Float](repeating: 0, count: t))
+        let (model, ids) = try exampleZero(golden, engine: engine), t = ids.count
+        let game = try DeviceGame(model: model, instance: ids.map { Float($0) }, background: [Float](repeating: 0, count: t))
         let explanation = try ExactShapley().explain(game)
         let want = try golden.tensor("shapley").values   // [10 positions, 3 classes]
         let scale = want.map(abs).max() ?? 0
@@ -107,6 +112,44 @@ import PrismTestSupport
         }
         // Padding positions (mask 0) take no part: their values are zero.
         for p in 7..<t { for c in 0..<3 { #expect(abs(explanation.values[p * 3 + c]) <= 1e-6, "padding position \(p)") } }
+    }
+
+    /// Integrated Gradients at the token embeddings (Captum's LayerIntegratedGradients on the
+    /// embedding), summed per token: complete (Σφ = f(x) − f(x′), x′ the padding token everywhere);
+    /// gradient × input per token against central differences along that token's embedding.
+    @Test func embeddingAttributionsAreCompleteAndMatchFiniteDifferences() throws {
+        let engine = try testEngine()
+        let golden = try golden()
+        let (model, ids) = try exampleZero(golden, engine: engine), t = ids.count
+        let x = ids.map { Float($0) }
+        let ig = try EmbeddingAttribution(model: model, baselineToken: 0) { m, reference in
+            IntegratedGradients(model: m, steps: 64, rule: .gaussLegendre, baseline: .values(reference))
+        }
+        let e = try ig.explain(instances: x, targets: .classes([0, 1, 2]))
+        #expect(e.featureCount == t && e.outputCount == 3 && e.settings["layer"] == .string("tok"))
+        let fx = try engine.noGrad { try model(try Tensor(x, shape: [1, t], engine: engine)).toArray() }
+        let fBase = try engine.noGrad { try model(try Tensor([Float](repeating: 0, count: t), shape: [1, t], engine: engine)).toArray() }
+        for c in 0..<3 {
+            let sum = (0..<t).reduce(0.0) { $0 + e.values[$1 * 3 + c] }
+            let delta = Double(fx[c] - fBase[c])
+            #expect(abs(sum - delta) <= 1e-4 * max(1, abs(delta)), "class \(c): Σφ \(sum) vs f(x) − f(x′) \(delta)")
+        }
+
+        let gxi = try EmbeddingAttribution(model: model, baselineToken: 0) { m, _ in GradientTimesInput(model: m) }
+        let g = try gxi.explain(instances: x, targets: .classes([1]))
+        // d/ds f(e + s·e_p) at s = 0, e_p token p's embedding alone: Σ_d ∂f/∂e[p, d] · e[p, d].
+        let embedded = try gxi.embedded(x), width = embedded.count / t, h: Float = 1e-2
+        let tensor = try IntTensor(ids, shape: [1, t], engine: engine)
+        func f(_ e: [Float]) throws -> Double {
+            let out = try engine.noGrad { try model.forward(.integer(tensor), inputs: [:], overrides: ["tok": try Tensor(e, shape: [1, t, width], engine: engine)]).output }
+            return Double(try out.toArray()[1])
+        }
+        for p in 0..<t {
+            var plus = embedded, minus = embedded
+            for j in 0..<width { plus[p * width + j] *= 1 + h; minus[p * width + j] *= 1 - h }
+            let fd = (try f(plus) - f(minus)) / (2 * Double(h))
+            #expect(abs(g.values[p] - fd) <= 2e-3, "token \(p): gradient × input \(g.values[p]) vs central difference \(fd)")
+        }
     }
 
     @Test func missingOrUnknownInputsAreNamed() throws {

@@ -207,9 +207,12 @@ public final class Model {
     /// name (`extraInputs`), each with `x`'s batch or a batch of 1 (repeated). Inputs not given are
     /// the bound ones (`bind(_:)`).
     /// - Throws: `TensorError` naming an input that is missing, unknown, or of the wrong shape or type.
-    public func forward(_ x: GraphValue, inputs: [String: GraphValue], training: Bool = false,
+    /// - Parameter overrides: nodes whose output is given rather than computed, by node name: the
+    ///   rest of the graph runs from these values (gradients reach them; attributions at a layer, such
+    ///   as an embedding's output, read them).
+    public func forward(_ x: GraphValue, inputs: [String: GraphValue], overrides: [String: Tensor] = [:], training: Bool = false,
                         capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
-        try run(x, inputs: inputs, training: training, capture: capture)
+        try run(x, inputs: inputs, overrides: overrides, training: training, capture: capture)
     }
 
     /// The input checked against the spec's shape and type, normalized.
@@ -281,7 +284,16 @@ public final class Model {
         return fed
     }
 
-    private func run(_ x: GraphValue, inputs given: [String: GraphValue], training: Bool, capture: Set<String>) throws -> (output: Tensor, activations: [String: Tensor]) {
+    private func run(_ x: GraphValue, inputs given: [String: GraphValue], overrides named: [String: Tensor] = [:], training: Bool,
+                     capture: Set<String>) throws -> (output: Tensor, activations: [String: Tensor]) {
+        var overrides: [Int: Tensor] = [:]
+        for (name, value) in named {
+            guard let i = nodeIndex(name) else { throw TensorError("model: no node named '\(name)' to give the output of") }
+            guard graph.nodes[i].info.type == .float32, value.shape == [x.shape[0]] + graph.nodes[i].info.output else {
+                throw TensorError("model: the value given for node '\(name)' has shape \(value.shape); the node computes [\(x.shape[0])] + \(graph.nodes[i].info.output) float32 values")
+            }
+            overrides[i] = value
+        }
         var captureNodes: [Int: [String]] = [:]
         for name in capture.sorted() {
             guard let i = node(activation: name) else {
@@ -311,9 +323,17 @@ public final class Model {
                 for name in names { captured[name] = out }
             }
         }
-        let plan = fusionPlan(PlanKey(training: training, taped: engine.isGradEnabled, captured: Set(captureNodes.keys)))
+        // Given node outputs end any fused run: the plan is matched without fusion then.
+        let plan = overrides.isEmpty ? fusionPlan(PlanKey(training: training, taped: engine.isGradEnabled, captured: Set(captureNodes.keys)))
+                                     : [FusedRun?](repeating: nil, count: ops.count)
         var i = 0
         while i < ops.count {
+            if let given = overrides[i] {
+                keep(given, i)
+                release(i)
+                i += 1
+                continue
+            }
             if let fused = plan[i], case let .float(input)? = values[graph.nodes[i].inputs[0]] {
                 keep(try fused.run(input), fused.last)
                 for n in i...fused.last { release(n) }
