@@ -499,14 +499,18 @@ public enum EmbeddingSchema: OpSchema {
     }
 }
 
-/// `torch.index_select(x, dim, index)`: x float, index int64 or int32 [K] → x with axis `dim` of length K.
+/// `torch.index_select(x, dim, index)`: x float, index int64 or int32 [K] → x with axis `dim` of length K;
+/// or with constant positions `index` (then x is the one input: a strided or reversed slice).
 public enum IndexSelectSchema: OpSchema {
     public struct Config: OpConfig {
         public var dim: Int
-        public static let attributes = ["dim"]
+        /// Constant positions along `dim` (negative ones count from the end), instead of an input.
+        public var index: [Int]?
+        public static let attributes = ["dim", "index"]
+        public init(dim: Int, index: [Int]? = nil) { (self.dim, self.index) = (dim, index) }
     }
     public static let kind = "index_select"
-    public static let arity = 2...2
+    public static let arity = 1...2
 
     /// The selected axis of a batch of rank `rank` + 1.
     public static func axis(_ config: Config, rank: Int) throws -> Int {
@@ -515,17 +519,33 @@ public enum IndexSelectSchema: OpSchema {
         return axis
     }
 
+    /// The constant positions, each within the axis of `size` (negative ones from its end).
+    public static func positions(_ config: Config, size: Int) throws -> [Int]? {
+        guard let index = config.index else { return nil }
+        guard !index.isEmpty else { throw TensorError("index holds no positions") }
+        return try index.map { p in
+            guard (-size..<size).contains(p) else { throw TensorError("position \(p) is outside an axis of \(size)") }
+            return p < 0 ? p + size : p
+        }
+    }
+
     public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
         let axis = try axis(config, rank: inputs[0].count) - 1
-        guard inputs[1].count == 1 else { throw TensorError("index must be one list of positions per example, got shape \(inputs[1])") }
         var out = inputs[0]
+        if let positions = try positions(config, size: inputs[0][axis]) {
+            guard inputs.count == 1 else { throw TensorError("takes 'index' or an index input, not both") }
+            out[axis] = positions.count
+            return out
+        }
+        guard inputs.count == 2 else { throw TensorError("needs the positions: an index input or 'index'") }
+        guard inputs[1].count == 1 else { throw TensorError("index must be one list of positions per example, got shape \(inputs[1])") }
         out[axis] = inputs[1][0]
         return out
     }
 
     public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
         guard inputs[0] == .float32 else { throw TensorError("selects from float32 values, got \(inputs[0].rawValue)") }
-        guard inputs[1] == .int64 || inputs[1] == .int32 else { throw TensorError("takes int64 or int32 positions, got \(inputs[1].rawValue)") }
+        guard inputs.count == 1 || inputs[1] == .int64 || inputs[1] == .int32 else { throw TensorError("takes int64 or int32 positions, got \(inputs[1].rawValue)") }
         return .float32
     }
 }

@@ -156,6 +156,13 @@ extension ONNXExporter {
             let a = c.x.map { scalar("\(name).x", Float($0.value)) } ?? rest.next() ?? x
             let b = c.y.map { scalar("\(name).y", Float($0.value)) } ?? rest.next() ?? x
             return last("Where", [x, a, b])
+        case IndexSelectSchema.kind:
+            let c = try config(IndexSelectSchema.Config.self)
+            let axis = try IndexSelectSchema.axis(c, rank: shapes[0].count)
+            guard let positions = try IndexSelectSchema.positions(c, size: shapes[0][axis - 1]) else {
+                throw site.fail("selects positions given as an input; the export writes index_select with constant positions ('index')")
+            }
+            return last("Gather", [x, ints("\(name).index", positions)], [Attribute.int("axis", axis)])
         case BroadcastToSchema.kind:
             return last("Expand", [x, ints("\(name).shape", [1] + (try config(BroadcastToSchema.Config.self)).shape)])
         case PatchEmbeddingSchema.kind: return try patchEmbedding(n, x, target: target, site: site)

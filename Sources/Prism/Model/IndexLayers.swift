@@ -42,9 +42,20 @@ public final class IndexSelect: TypedOp {
     public typealias Schema = IndexSelectSchema
     public typealias Config = IndexSelectSchema.Config
     public let config: Config
-    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+    /// The constant positions on the device, when the config holds them.
+    let constant: IntTensor?
+
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
+        self.config = config
+        let axis = try IndexSelectSchema.axis(config, rank: inputs[0].count)
+        constant = try IndexSelectSchema.positions(config, size: inputs[0][axis - 1]).map { try IntTensor($0, shape: [$0.count], engine: engine) }
+    }
 
     public func forward(values: [GraphValue], training: Bool) throws -> GraphValue {
+        if let constant {
+            let x = try values[0].float()
+            return .float(try gather(x, axis: try IndexSelectSchema.axis(config, rank: x.rank - 1), indices: constant))
+        }
         let x = try values[0].float(), index = try values[1].integer()
         guard index.rank == 2, index.shape[0] == x.shape[0] || index.shape[0] == 1 else {
             throw TensorError("index_select: positions of shape \(index.shape) for a batch of \(x.shape[0])")
