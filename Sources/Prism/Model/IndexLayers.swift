@@ -43,7 +43,7 @@ public final class IndexSelect: TypedOp {
     public typealias Config = IndexSelectSchema.Config
     public let config: Config
     /// The constant positions on the device, when the config holds them.
-    let constant: IntTensor?
+    public let constant: IntTensor?
 
     public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
         self.config = config
