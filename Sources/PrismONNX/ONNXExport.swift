@@ -26,7 +26,8 @@ public enum ONNXExport {
         "linear", "conv2d", "maxpool2d", "avgpool2d", "adaptiveavgpool2d (windows of one size)", "batchnorm1d", "batchnorm2d", "relu",
         "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "hardtanh", "prelu", "gelu", "leakyrelu", "elu", "flatten", "softmax", "dropout",
         "add", "sub", "mul", "div", "pow", "neg", "sqrt", "exp", "log", "erf", "reciprocal", "cat", "layernorm",
-        "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token", "conv_transpose2d", "upsample", "pad", "input", "broadcast_to", "index_select (constant positions)",
+        "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token", "conv_transpose2d", "upsample", "pad", "input", "broadcast_to", "index_select (constant positions)", "expand", "log_softmax", "reshape", "permute",
+        "narrow", "matmul", "mean", "sum", "amax",
     ]
 
     /// The ONNX ModelProto of a model, serialized.

@@ -152,6 +152,43 @@ import PrismTestSupport
         }
     }
 
+    /// The imported text model exported again (`input` nodes as graph inputs, eq/where with numbers,
+    /// broadcast_to, the clamp): onnxruntime runs it on both inputs with PyTorch's logits.
+    @Test func reexportRunsInOnnxruntimeWithBothInputs() throws {
+        let engine = try testEngine()
+        let golden = try golden()
+        let model = try load("dynamo", engine: engine)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("prism-text-export-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/text.onnx"
+        try ONNXExport.write(spec: model.spec, tensors: try model.stateDict(), source: "text", to: path)
+        let ids = try ints(golden, "ids"), mask = try ints(golden, "mask")
+        let got = try ONNXRuntime.run(model: path, input: ids.values.map { Float($0) }, shape: ids.shape, integers: true,
+                                      extra: ["attention_mask": (mask.values.map { Float($0) }, mask.shape)], folder: folder)
+        expectClose(got, try golden.tensor("logits").values, "re-exported text model in onnxruntime")
+        // And it imports back with the same two inputs.
+        let (spec, _) = try ONNXModel.read(path: path)
+        #expect(spec.inputType == .int64 && spec.nodes.contains { $0.op == "input" && $0.name == "attention_mask" })
+    }
+
+    /// Imported graphs of layout ops (split, slices, transposes that move the batch, softmax and
+    /// log_softmax over middle axes, sum/amax/mean) and a transformer, exported again: onnxruntime
+    /// gives PyTorch's logits.
+    @Test(arguments: [("layout_torchscript.onnx", "layout_"), ("transformer_dynamo.onnx", "")])
+    func importedLayoutGraphsExportAgain(_ file: String, _ prefix: String) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("prism-layout-export-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (spec, tensors) = try ONNXModel.read(path: Self.folder + "/" + file)
+        let path = folder + "/again.onnx"
+        try ONNXExport.write(spec: spec, tensors: tensors, source: file, to: path)
+        let golden = try SafetensorsFile.read(path: Self.folder + "/onnx_transformer.safetensors")
+        let x = try golden.tensor(prefix + "x")
+        let got = try ONNXRuntime.run(model: path, input: x.values, shape: x.shape, folder: folder)
+        expectClose(got, try golden.tensor(prefix + "logits").values, "\(file) exported again")
+    }
+
     @Test func missingOrUnknownInputsAreNamed() throws {
         let engine = try testEngine()
         let model = try load("torchscript", engine: engine)
