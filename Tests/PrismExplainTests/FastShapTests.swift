@@ -1,0 +1,66 @@
+import Foundation
+import Prism
+import PrismExplain
+import PrismGraph
+import PrismTestSupport
+import Testing
+
+/// FastSHAP on a linear model, whose Shapley values under the background game are known in closed
+/// form: φ_i,c = W_c,i · (x_i − E[x_i]) over the background rows.
+@Suite struct FastShapTests {
+    @Test func learnsTheExactValuesOfALinearModel() throws {
+        let engine = try testEngine()
+        let features = 6, classes = 2
+        let model = try Model(spec: try ModelSpec.mlp(inputShape: [features], hidden: [], classes: classes), seed: 3, engine: engine)
+        let explainer = try Model(spec: try ModelSpec.mlp(inputShape: [features], hidden: [], classes: features * classes), seed: 4, engine: engine)
+        let background = seededFloats(20 * features, seed: 81)
+        let images = seededFloats(256 * features, seed: 82)
+        let settings = FastShap.Settings(coalitionsPerImage: 16, epochs: 150, batchSize: 32, learningRate: 1e-2, seed: 5)
+        let report = try FastShap.train(model: model, explainer: explainer, images: images, background: background,
+                                        groups: .elements(features), settings: settings)
+        #expect(report.losses.count == 150 && report.losses.last! < report.losses.first! * 1e-3, "losses \(report.losses.first!) → \(report.losses.last!)")
+        #expect(report.modelEvaluations == 256 * 18 * 20)
+
+        let held = seededFloats(20 * features, seed: 83)
+        let e = try FastShap.explain(model: model, explainer: explainer, instances: held, background: background, features: features)
+        let w = try model.namedParameters.first { $0.name.hasSuffix("weight") }!.tensor.toArray()   // [classes, features]
+        let mean = (0..<features).map { j in (0..<20).reduce(0.0) { $0 + Double(background[$1 * features + j]) } / 20 }
+        var error = 0.0, norm = 0.0
+        for i in 0..<20 {
+            for j in 0..<features {
+                for c in 0..<classes {
+                    let exact = Double(w[c * features + j]) * (Double(held[i * features + j]) - mean[j])
+                    let got = e.values[(i * features + j) * classes + c]
+                    error += (got - exact) * (got - exact)
+                    norm += exact * exact
+                }
+            }
+            // Efficiency by construction: Σφ = f(x) − E f(background).
+            for c in 0..<classes {
+                let sum = (0..<features).reduce(0.0) { $0 + e.values[(i * features + $1) * classes + c] }
+                #expect(abs(sum - (e.outputs![i * classes + c] - e.baseValues![i * classes + c])) <= 1e-4)
+            }
+        }
+        #expect((error / norm).squareRoot() <= 1e-2, "relative error \((error / norm).squareRoot())")
+    }
+
+    /// Coalitions come in complementary pairs, sizes from the Shapley kernel: p(k) ∝ 1 / (k (m − k)).
+    @Test func coalitionSizesFollowTheShapleyKernel() throws {
+        let m = 8, pairs = 20_000
+        let masks = FastShapSampling.coalitions(features: m, count: 2 * pairs, seed: 9)
+        var counts = [Double](repeating: 0, count: m + 1)
+        for p in 0..<pairs {
+            let a = masks[(2 * p * m)..<((2 * p + 1) * m)], b = masks[((2 * p + 1) * m)..<((2 * p + 2) * m)]
+            #expect(zip(a, b).allSatisfy { $0 + $1 == 1 })
+            counts[a.reduce(0) { $0 + Int($1) }] += 1
+        }
+        let weights = (1..<m).map { 1.0 / Double($0 * (m - $0)) }, total = weights.reduce(0, +)
+        var chi = 0.0
+        for k in 1..<m {
+            let expected = Double(pairs) * weights[k - 1] / total
+            chi += (counts[k] - expected) * (counts[k] - expected) / expected
+        }
+        // 6 degrees of freedom: the 99.9% point is 22.5.
+        #expect(counts[0] == 0 && counts[m] == 0 && chi < 22.5, "chi-square \(chi)")
+    }
+}
