@@ -118,6 +118,13 @@ struct ExplainCommand: ParsableCommand {
         for note in plan.notes { printError(note) }
         let results = try plan.run()
         for line in plan.summaryLines(results, top: top) { say(line) }
+        for run in results.runs {
+            let s = run.explanation.settings
+            if let n = s["check_instances"]?.intValue, let mean = s["check_error_mean"]?.doubleValue, let worst = s["check_error_max"]?.doubleValue {
+                say(String(format: "%@ against Kernel SHAP on %d example%@: relative error mean %.1f%%, max %.1f%%", run.method.name, n, n == 1 ? "" : "s",
+                           100 * mean, 100 * worst))
+            }
+        }
         for line in try plan.writeAll(results) { say(line) }
     }
 

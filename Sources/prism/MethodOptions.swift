@@ -83,6 +83,12 @@ struct MethodOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "lime: width of the exponential kernel on the cosine distance.")
     var kernelWidth: Double = 0.25
 
+    @Option(help: "fastshap: the explainer file written by prism explain-train.")
+    var explainer: String?
+
+    @Option(parsing: .unconditional, help: "fastshap: also run Kernel SHAP (same background and features) on the first N examples and report the explainer's error against it.")
+    var check: Int?
+
     @Option(parsing: .unconditional, help: "Model rows per forward pass (default: sized from device memory).")
     var rowsPerChunk: Int?
 
@@ -105,6 +111,7 @@ struct MethodOptions: ParsableArguments {
         if let rowsPerChunk, rowsPerChunk < 1 { throw ValidationError("--rows-per-chunk must be at least 1") }
         if let numFeatures, numFeatures < 1 { throw ValidationError("--num-features must be at least 1") }
         if instancesPerBatch < 1 { throw ValidationError("--instances-per-batch must be at least 1") }
+        if let check, check < 1 { throw ValidationError("--check must be at least 1") }
     }
 
     /// Every option at its default (for callers that build a plan without a command line).

@@ -123,6 +123,8 @@ final class MethodRegistry: @unchecked Sendable {
                       options: shapleyOptions, baseName: "base value"),
         ExplainMethod(name: "sampling-shap", title: "Sampling Shapley values", kind: .shapley(.sampling),
                       options: shapleyOptions, baseName: "base value"),
+        ExplainMethod(name: "fastshap", title: "FastSHAP", kind: .attribution { c in try FastShapMethod(context: c) },
+                      options: ["explainer", "check"], baseName: "base value"),
         ExplainMethod(name: "saliency", title: "Saliency", kind: .attribution { c in
             Saliency(model: c.differentiable, rowsPerChunk: c.options.rowsPerChunk)
         }),
