@@ -83,7 +83,8 @@ public enum FastShap {
 
     /// The game values of `images` (count × the model's input) for freshly sampled coalitions.
     static func targets(model: Model, images: [Float], background: [Float], groups: FeatureGroups, settings: Settings,
-                        rng: inout SplitMix64, rowsPerChunk: Int?, evaluations: inout Int) throws -> [Targets] {
+                        rng: inout SplitMix64, rowsPerChunk: Int?, evaluations: inout Int,
+                        progress: (Int, Int) -> Void = { _, _ in }) throws -> [Targets] {
         let d = model.spec.inputShape.reduce(1, *), count = images.count / d, m = groups.featureCount, c = model.spec.classCount
         let k = settings.coalitionsPerImage
         var result: [Targets] = []
@@ -103,6 +104,7 @@ public enum FastShap {
                 result.append(Targets(masks: masks, gains: gains, total: (0..<c).map { Float(value(1, $0) - empty[$0]) }))
             }
             first += n
+            progress(first, count)
         }
         return result
     }
@@ -124,10 +126,13 @@ public enum FastShap {
 
     /// Trains `explainer` (inputs of the model's shape, `groups.featureCount × classCount` outputs,
     /// read as [feature][class]) on `images` with Adam.
-    /// - Parameter progress: called after each epoch (epoch, loss).
+    /// - Parameters:
+    ///   - valuesProgress: called as the game values are computed (images done, images).
+    ///   - progress: called after each epoch (epoch, loss).
     /// - Throws: `ExplainError` when the explainer's shapes do not fit; device errors.
     public static func train(model: Model, explainer: Model, images: [Float], background: [Float], groups: FeatureGroups,
-                             settings: Settings, rowsPerChunk: Int? = nil, progress: (Int, Double) -> Void = { _, _ in }) throws -> Report {
+                             settings: Settings, rowsPerChunk: Int? = nil, valuesProgress: (Int, Int) -> Void = { _, _ in },
+                             progress: (Int, Double) -> Void = { _, _ in }) throws -> Report {
         let start = DispatchTime.now()
         let d = model.spec.inputShape.reduce(1, *), m = groups.featureCount, c = model.spec.classCount
         guard explainer.spec.inputShape == model.spec.inputShape, explainer.spec.classCount == m * c else {
@@ -142,7 +147,7 @@ public enum FastShap {
         var evaluations = 0
         let targets = try model.engine.noGrad {
             try Self.targets(model: model, images: images, background: background, groups: groups, settings: settings, rng: &rng,
-                             rowsPerChunk: rowsPerChunk, evaluations: &evaluations)
+                             rowsPerChunk: rowsPerChunk, evaluations: &evaluations, progress: valuesProgress)
         }
         let engine = explainer.engine, k = settings.coalitionsPerImage
         let optimizer = try Adam(explainer.parameters, lr: settings.learningRate)

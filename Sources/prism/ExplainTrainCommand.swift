@@ -133,10 +133,14 @@ struct ExplainTrainCommand: ParsableCommand {
             printError("explain-train: \(count) examples × (\(coalitions) coalitions + the empty and the full one) × \(drawn.indices.count) background rows = \(count * (coalitions + 2) * drawn.indices.count) model evaluations, then \(epochs) epochs (\(m) features × \(c) outputs)")
             var line = ProgressLine()
             let started = DispatchTime.now()
+            func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
             let report = try FastShap.train(model: loaded.model, explainer: explainer, images: Array(train.features[0..<(count * d)]),
-                                            background: drawn.values, groups: groups, settings: settings) { epoch, loss in
-                let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-                line.show(String(format: "explain-train: epoch %d/%d, loss %.4g, %@ elapsed", epoch, epochs, loss, formatDuration(elapsed)))
+                                            background: drawn.values, groups: groups, settings: settings, valuesProgress: { done, total in
+                let rate = Double(done) / max(elapsed(), 1e-9)
+                line.show(String(format: "explain-train: game values of %d/%d examples, %.0f examples/s, %@ left", done, total, rate,
+                                 formatDuration(Double(total - done) / max(rate, 1e-9))))
+            }) { epoch, loss in
+                line.show(String(format: "explain-train: epoch %d/%d, loss %.4g, %@ elapsed", epoch, epochs, loss, formatDuration(elapsed())))
             }
             line.clear()
             let file = FastShapFile.Settings(inputShape: spec.inputShape, classes: c, superpixel: spec.inputShape.count == 3 ? superpixel : nil,
