@@ -131,6 +131,8 @@ struct ExplainDocument: Encodable {
     var background: Background
     var predictions: Predictions
     var methods: [Method]
+    /// Whole-data-set runs: mean |φ| per feature (and pixel), overall and per predicted class.
+    var globalViews: [GlobalViews.MethodView]?
 
     init(plan: ExplainPlan, results: ExplainResults) {
         let n = plan.instances.count

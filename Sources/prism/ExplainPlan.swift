@@ -63,7 +63,7 @@ struct ExplainPlan {
     let engine: Engine
     let loaded: LoadedModel
     let modelPath: String
-    let instances: ExplainInstances
+    var instances: ExplainInstances
     let methods: [ExplainMethod]
     let options: MethodOptions
     var target: ExplainTarget = .predicted
