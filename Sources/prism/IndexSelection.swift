@@ -44,7 +44,7 @@ struct IndexSelection: Equatable {
             } else if let i = row(Substring(piece)) {
                 parts.append(.row(i))
             } else {
-                throw ValidationError("--index '\(text)' is not a list of rows and ranges (I, I,J,…, A-B, 0-9,20,30-39 or all): '\(piece)'")
+                throw ValidationError("--index '\(text)' is not a list of non-negative integers and ranges (I, I,J,…, A-B, 0-9,20,30-39 or all): '\(piece)'")
             }
         }
         if parts.contains(.all) && parts.count > 1 {
