@@ -90,6 +90,8 @@ struct ExplainPlan {
     var outputs: ExplainOutputs
     /// Lines to print before the work: what was read how, what was taken when a choice was made.
     var notes: [String] = []
+    /// The position of the first example in the whole run (a shard of a whole-data-set run).
+    var firstInstance = 0
 
     var model: Model { loaded.model }
     var inputShape: [Int] { model.spec.inputShape }
@@ -98,7 +100,8 @@ struct ExplainPlan {
 
     /// The method context on `model` (the plan's, or a randomized copy).
     func context(on model: Model, baseline: [Float]) -> MethodContext {
-        MethodContext(model: model, options: options, groups: groups, superpixel: superpixel, baseline: baseline)
+        MethodContext(model: model, options: options, groups: groups, superpixel: superpixel, baseline: baseline,
+                      firstInstance: firstInstance)
     }
 
     /// The reference inputs of IG, occlusion, LIME and the metric (`--baseline`), or of the SHAP methods

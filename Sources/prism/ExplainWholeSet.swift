@@ -180,6 +180,7 @@ extension ExplainPlan {
     /// This plan over the examples at `positions` only.
     func restricted(to positions: Range<Int>) -> ExplainPlan {
         var copy = self
+        copy.firstInstance = firstInstance + positions.lowerBound
         let d = elementCount, i = instances
         copy.instances = ExplainInstances(
             values: Array(i.values[(positions.lowerBound * d)..<(positions.upperBound * d)]), count: positions.count,
