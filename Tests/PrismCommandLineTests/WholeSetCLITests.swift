@@ -163,14 +163,61 @@ import Testing
         #expect(html.components(separatedBy: "<h2>").count - 1 == 8 + 1, "the first 8 examples and the data files")
     }
 
-    /// Images: the mean |φ| heatmap per predicted class equals the per-pixel mean of the superpixel values.
-    @Test func imageRunHasPerClassHeatmaps() throws {
-        let dir = try scratchDirectory("wholeset-images")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    func trainedImageModel(in dir: String) throws -> String {
         let model = dir + "/m.safetensors"
         let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--arch", "mlp", "--hidden", "8",
                                   "--epochs", "1", "--limit", "64", "--out", model])
         #expect(train.status == 0, "\(train.stderr)")
+        return model
+    }
+
+    /// The command killed once its first shard is written, then run again: it resumes
+    /// with the shards still missing and writes the arrays of an uninterrupted run, bit for bit.
+    @Test func interruptedCommandResumes() throws {
+        let dir = try scratchDirectory("wholeset-interrupt")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedImageModel(in: dir)
+        func arguments(_ out: String) -> [String] {
+            ["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0-29", "--method", "kernel-shap",
+             "--samples", "40", "--background", "4", "--superpixel", "7", "--shard-size", "1", "--out", dir + "/" + out]
+        }
+        let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var url = bin.appendingPathComponent("prism")
+        if !FileManager.default.fileExists(atPath: url.path) { url = bin.deletingLastPathComponent().appendingPathComponent("prism") }
+        let process = Process()
+        process.executableURL = url
+        process.arguments = arguments("i")
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let first = dir + "/i/shards/shard-00000.json", deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: first) && process.isRunning && Date() < deadline { usleep(2000) }
+        // SIGKILL: nothing runs on the way out (a test runner may leave SIGINT ignored in its children).
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal, "the run ended before the interrupt")
+        let done = try FileManager.default.contentsOfDirectory(atPath: dir + "/i/shards").filter { $0.hasPrefix("shard-") }.count
+        #expect(done >= 1 && done < 30, "\(done) shards")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/i/explanation.json"))
+
+        let resumed = try runPrism(arguments("i"))
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("resuming: \(done) of 30 examples done"), "\(resumed.stdout)")
+        let whole = try runPrism(arguments("u"))
+        #expect(whole.status == 0, "\(whole.stderr)")
+        for file in ["values.npy", "base_values.npy", "outputs.npy", "standard_errors.npy"] {
+            let x = try Data(contentsOf: URL(fileURLWithPath: dir + "/i/npy/\(file)"))
+            let y = try Data(contentsOf: URL(fileURLWithPath: dir + "/u/npy/\(file)"))
+            #expect(x == y && x.count > 128, "\(file)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/i/shards").allSatisfy { !$0.hasSuffix(".tmp") })
+    }
+
+    /// Images: the mean |φ| heatmap per predicted class equals the per-pixel mean of the superpixel values.
+    @Test func imageRunHasPerClassHeatmaps() throws {
+        let dir = try scratchDirectory("wholeset-images")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedImageModel(in: dir)
         let run = try runPrism(["explain", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--index", "0-6",
                                 "--method", "kernel-shap", "--samples", "40", "--background", "4", "--superpixel", "7",
                                 "--shard-size", "3", "--out", dir + "/r"])
