@@ -6,7 +6,7 @@ import PrismExplain
 
 /// Options of whole-data-set runs (`--index all` or ranges).
 struct WholeSetOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "Whole-data-set runs (--index all or ranges): examples per shard file (default 16); a resumed run must use the same.")
+    @Option(parsing: .unconditional, help: "Whole-data-set runs (--index all or ranges): examples per shard file; a resumed run must use the same.")
     var shardSize: Int = 16
 
     func validate() throws {
