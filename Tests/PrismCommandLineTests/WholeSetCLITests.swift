@@ -55,6 +55,13 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let model = try trainedTabularModel(in: dir)
 
+        // A run that fails before its first shard leaves a manifest without shards: nothing to mix,
+        // so the next run (other settings) takes the folder.
+        var failing = tabularArguments(model: model, out: dir + "/a")
+        failing[failing.firstIndex(of: "--samples")! + 1] = "12"
+        expectOneLineError(try runPrism(failing), "permutation-shap: a budget of 12 coalitions is below the minimum")
+        #expect(FileManager.default.fileExists(atPath: dir + "/a/shards/manifest.json"))
+
         let whole = try runPrism(tabularArguments(model: model, out: dir + "/a"))
         #expect(whole.status == 0, "\(whole.stderr)")
         #expect(whole.stdout.contains("whole-data-set run: 30 examples in 8 shards of up to 4"), "\(whole.stdout)")
