@@ -87,8 +87,8 @@ struct ExplainCommand: ParsableCommand {
         if let background, background < 1 { throw ValidationError("--background must be at least 1") }
         if superpixel < 1 { throw ValidationError("--superpixel must be at least 1") }
         if let kmeans, kmeans < 1 { throw ValidationError("--kmeans must be at least 1") }
-        try wholeSet.check(selection: try indexSelection(), command: self)
         if index != nil && !inputOptions.input.isEmpty { throw ValidationError("give --input or --index, not both") }
+        try wholeSet.check(selection: try indexSelection(), command: self)
     }
 
     /// The rows `--index` names (default: row 0), syntax checked.
