@@ -181,7 +181,7 @@ let package = Package(
         ),
         .testTarget(
             name: "PrismONNXTests",
-            dependencies: ["PrismONNX", "Prism", "PrismCL", "PrismTestSupport"]
+            dependencies: ["PrismONNX", "Prism", "PrismCL", "PrismExplain", "PrismTestSupport"]
         ),
         .testTarget(
             name: "PrismTests",

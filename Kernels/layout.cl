@@ -4,7 +4,8 @@
 //   permute_f32(x, y, n, d0..d5, s0..s5)
 //       y is row-major with shape [d0, …, d5] (rank < 6 is padded with leading 1s); element
 //       (c0, …, c5) of y is x[Σ ck · sk], where sk is x's stride along the axis that became axis k.
-//       The inverse permutation is the same kernel with other arguments (the backward).
+//       The inverse permutation is the same kernel with other arguments (the backward); a stride
+//       of 0 repeats an axis of size 1 (Tensor.broadcast(to:)).
 //   copy_rows_f32(src, dst, rows, width, srcStride, srcOffset, dstStride, dstOffset)
 //       dst[r·dstStride + dstOffset + j] = src[r·srcStride + srcOffset + j] for r < rows, j < width.
 //       Concat writes each input into its columns of [outer, Σ len·inner]; slice reads its columns;

@@ -152,7 +152,9 @@ public struct LRP: AttributionMethod {
     public static let supportedOps = [Linear.kind, Conv2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind, AdaptiveAvgPool2DLayer.kind,
                                       BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Sub.kind, Mul.kind, Div.kind, Pow.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind,
                                       SiLU.kind, Hardswish.kind, Hardsigmoid.kind, Hardtanh.kind, PReLU.kind, Sigmoid.kind, Tanh.kind,
-                                      Dropout.kind, Flatten.kind]
+                                      Dropout.kind, Flatten.kind, Reshape.kind, Permute.kind, Narrow.kind, BroadcastTo.kind, IndexSelect.kind,
+                                      MeanKind.name, SumKind.name, AmaxKind.name, Upsample.kind, Pad.kind, NegKind.name, SqrtKind.name, ExpKind.name,
+                                      LogKind.name, ErfKind.name, ReciprocalKind.name, FakeQuantize.kind, Expand.kind]
 }
 
 /// How an op hands relevance from its output to its inputs (see `LRP`).
@@ -265,6 +267,53 @@ extension Hardswish: PassRule {}
 extension Hardsigmoid: PassRule {}
 extension Hardtanh: PassRule {}
 extension PReLU: PassRule {}
+
+/// Ops that move values without arithmetic (reshape, permute, narrow, constant index_select,
+/// broadcast_to): relevance follows the values back — the op's backward applied to the relevance
+/// (a selected element gets its copies' relevance, one left out none), so the total is conserved
+/// (except for what an op leaves out: narrow's and index_select's unselected elements carry none).
+protocol RelocationRule: LRPRule {}
+extension RelocationRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        let a = try Tensor(engine: inputs[0].engine, shape: inputs[0].shape, storage: inputs[0].storage, requiresGrad: true)
+        let z = try forward([a], training: false)
+        guard z.shape == relevance.shape else { throw ExplainError("lrp: \(kind) gives shape \(z.shape), its relevance has \(relevance.shape)") }
+        try z.backward(try relevance.detached())
+        guard let moved = a.grad else { throw ExplainError("lrp: \(kind) recorded no backward") }
+        return [moved]
+    }
+}
+extension Reshape: RelocationRule {}
+extension Permute: RelocationRule {}
+extension Narrow: RelocationRule {}
+extension BroadcastTo: RelocationRule {}
+extension IndexSelect: RelocationRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        guard constant != nil, inputs.count == 1 else { throw ExplainError("lrp: no rule for index_select with positions given as an input") }
+        let a = try Tensor(engine: inputs[0].engine, shape: inputs[0].shape, storage: inputs[0].storage, requiresGrad: true)
+        let z = try forward(values: [.float(a)], training: false).float()
+        try z.backward(try relevance.detached())
+        guard let moved = a.grad else { throw ExplainError("lrp: index_select recorded no backward") }
+        return [moved]
+    }
+}
+
+/// Sums, means and maxima over axes, and resampling (linear in the input): the ε-rule through the op.
+extension Reduction: ProportionalRule {}
+extension Upsample: ProportionalRule {}
+extension Pad: ProportionalRule {}
+
+/// Element-wise functions and fake quantization pass relevance through, as the activations do.
+extension UnaryLayer: PassRule {}
+extension FakeQuantize: PassRule {}
+
+/// A constant repeated for every example (a class token): its input gives the batch size only and
+/// gets no relevance; the constant absorbs what reaches it, as a bias does.
+extension Expand: LRPRule {
+    public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
+        [try Tensor.zeros(inputs[0].shape, engine: inputs[0].engine)]
+    }
+}
 
 extension Flatten: LRPRule {
     public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {

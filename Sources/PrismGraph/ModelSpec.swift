@@ -29,6 +29,9 @@ public struct ModelSpec: Codable, Equatable, Sendable {
     /// The input's element type (`input_dtype`): nil is float32; an integer type for token ids
     /// or indices (read by an `embedding` node).
     public var inputType: ElementType?
+    /// What the input is called where it came from (`input_name`; an ONNX graph's input such as
+    /// `input_ids`), for messages and reports; nodes still read it as `input`.
+    public var inputName: String?
 
     /// The description format this version writes.
     public static let format = 2
@@ -58,7 +61,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
 
     private enum Keys: String, CodingKey {
         case format, architecture, nodes, output, task
-        case inputShape = "input_shape", classCount = "outputs", inputNormalization = "input_normalization", inputType = "input_dtype"
+        case inputShape = "input_shape", classCount = "outputs", inputNormalization = "input_normalization", inputType = "input_dtype", inputName = "input_name"
     }
 
     public init(from decoder: Decoder) throws {
@@ -83,6 +86,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         inputNormalization = try container.decodeIfPresent(InputNormalization.self, forKey: .inputNormalization)
         task = try container.decodeIfPresent(ModelTask.self, forKey: .task)
         inputType = try container.decodeIfPresent(ElementType.self, forKey: .inputType)
+        inputName = try container.decodeIfPresent(String.self, forKey: .inputName)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -96,6 +100,7 @@ public struct ModelSpec: Codable, Equatable, Sendable {
         try container.encodeIfPresent(inputNormalization, forKey: .inputNormalization)
         try container.encodeIfPresent(task, forKey: .task)
         try container.encodeIfPresent(inputType, forKey: .inputType)
+        try container.encodeIfPresent(inputName, forKey: .inputName)
     }
 
     /// Per-channel input normalization (see `inputNormalization`).

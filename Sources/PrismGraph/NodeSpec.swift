@@ -111,7 +111,7 @@ public struct GraphAnalysis: Sendable {
                 let takes = definition.attributes.isEmpty ? "takes no attributes" : "takes \(definition.attributes.joined(separator: ", "))"
                 throw fail("unknown attribute\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")); \(spec.op) \(takes)")
             }
-            let names = spec.inputs ?? [i == 0 ? Self.inputName : specs[i - 1].name]
+            let names = spec.inputs ?? (definition.arity.upperBound == 0 ? [] : [i == 0 ? Self.inputName : specs[i - 1].name])
             var inputs: [Int] = []
             for name in names {
                 guard let v = index[name] else {

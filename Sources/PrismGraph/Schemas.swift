@@ -17,7 +17,7 @@ let standardSchemas: [OpDefinition] = [
     OpDefinition(CatSchema.self), OpDefinition(LayerNormSchema.self), OpDefinition(GroupNormSchema.self), OpDefinition(ExpandSchema.self), OpDefinition(FakeQuantizeSchema.self), OpDefinition(PatchEmbeddingSchema.self),
     OpDefinition(TransformerBlockSchema.self), OpDefinition(ClassTokenSchema.self), OpDefinition(EmbeddingSchema.self),
     OpDefinition(IndexSelectSchema.self), OpDefinition(ComparisonSchema<EqualKind>.self), OpDefinition(ComparisonSchema<LessKind>.self),
-    OpDefinition(ComparisonSchema<GreaterKind>.self), OpDefinition(WhereSchema.self), OpDefinition(CastSchema.self),
+    OpDefinition(ComparisonSchema<GreaterKind>.self), OpDefinition(WhereSchema.self), OpDefinition(CastSchema.self), OpDefinition(InputSchema.self), OpDefinition(BroadcastToSchema.self),
     OpDefinition(ReshapeSchema.self), OpDefinition(PermuteSchema.self), OpDefinition(NarrowSchema.self), OpDefinition(MatmulSchema.self),
     OpDefinition(LogSoftmaxSchema.self), OpDefinition(ReductionSchema<MeanKind>.self), OpDefinition(ReductionSchema<SumKind>.self),
     OpDefinition(ReductionSchema<AmaxKind>.self), OpDefinition(ConvTranspose2DSchema.self), OpDefinition(UpsampleSchema.self),
@@ -499,14 +499,18 @@ public enum EmbeddingSchema: OpSchema {
     }
 }
 
-/// `torch.index_select(x, dim, index)`: x float, index int64 or int32 [K] → x with axis `dim` of length K.
+/// `torch.index_select(x, dim, index)`: x float, index int64 or int32 [K] → x with axis `dim` of length K;
+/// or with constant positions `index` (then x is the one input: a strided or reversed slice).
 public enum IndexSelectSchema: OpSchema {
     public struct Config: OpConfig {
         public var dim: Int
-        public static let attributes = ["dim"]
+        /// Constant positions along `dim` (negative ones count from the end), instead of an input.
+        public var index: [Int]?
+        public static let attributes = ["dim", "index"]
+        public init(dim: Int, index: [Int]? = nil) { (self.dim, self.index) = (dim, index) }
     }
     public static let kind = "index_select"
-    public static let arity = 2...2
+    public static let arity = 1...2
 
     /// The selected axis of a batch of rank `rank` + 1.
     public static func axis(_ config: Config, rank: Int) throws -> Int {
@@ -515,34 +519,69 @@ public enum IndexSelectSchema: OpSchema {
         return axis
     }
 
+    /// The constant positions, each within the axis of `size` (negative ones from its end).
+    public static func positions(_ config: Config, size: Int) throws -> [Int]? {
+        guard let index = config.index else { return nil }
+        guard !index.isEmpty else { throw TensorError("index holds no positions") }
+        return try index.map { p in
+            guard (-size..<size).contains(p) else { throw TensorError("position \(p) is outside an axis of \(size)") }
+            return p < 0 ? p + size : p
+        }
+    }
+
     public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
         let axis = try axis(config, rank: inputs[0].count) - 1
-        guard inputs[1].count == 1 else { throw TensorError("index must be one list of positions per example, got shape \(inputs[1])") }
         var out = inputs[0]
+        if let positions = try positions(config, size: inputs[0][axis]) {
+            guard inputs.count == 1 else { throw TensorError("takes 'index' or an index input, not both") }
+            out[axis] = positions.count
+            return out
+        }
+        guard inputs.count == 2 else { throw TensorError("needs the positions: an index input or 'index'") }
+        guard inputs[1].count == 1 else { throw TensorError("index must be one list of positions per example, got shape \(inputs[1])") }
         out[axis] = inputs[1][0]
         return out
     }
 
     public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
         guard inputs[0] == .float32 else { throw TensorError("selects from float32 values, got \(inputs[0].rawValue)") }
-        guard inputs[1] == .int64 || inputs[1] == .int32 else { throw TensorError("takes int64 or int32 positions, got \(inputs[1].rawValue)") }
+        guard inputs.count == 1 || inputs[1] == .int64 || inputs[1] == .int32 else { throw TensorError("takes int64 or int32 positions, got \(inputs[1].rawValue)") }
         return .float32
     }
 }
 
 /// Element-wise comparisons (`torch.eq`, `torch.lt`, `torch.gt`): two float32 or two integer inputs,
-/// the second broadcast over the first, giving bool.
+/// the second broadcast over the first, or one input and a number `other` (`x == 0`), giving bool.
 public struct ComparisonSchema<Kind: ComparisonKind>: OpSchema {
-    public typealias Config = NoConfig
+    public typealias Config = ComparisonConfig
     public static var kind: String { Kind.name }
-    public static var arity: ClosedRange<Int> { 2...2 }
-    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] { try broadcastOutputShape(inputs) }
-    public static func outputType(_ config: NoConfig, inputs: [ElementType]) throws -> ElementType {
+    public static var arity: ClosedRange<Int> { 1...2 }
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        guard (inputs.count == 1) == (config.other != nil) else {
+            throw TensorError(inputs.count == 1 ? "one input needs the number 'other' to compare with" : "takes 'other' or a second input, not both")
+        }
+        return inputs.count == 1 ? inputs[0] : try broadcastOutputShape(inputs)
+    }
+    public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
+        if inputs.count == 1 {
+            if inputs[0].isInteger, let v = config.other?.value, !(v.rounded() == v && abs(v) < 2_147_483_648) {
+                throw TensorError("compares integers with \(config.other!), which is not a 32-bit integer")
+            }
+            return .bool
+        }
         guard inputs[0].isInteger == inputs[1].isInteger else {
             throw TensorError("compares two float32 or two integer inputs, got \(inputs[0].rawValue) and \(inputs[1].rawValue) (cast one first)")
         }
         return .bool
     }
+}
+
+/// The attributes of a comparison (`ComparisonSchema`).
+public struct ComparisonConfig: OpConfig {
+    /// The number compared with, for a node of one input.
+    public var other: Scalar?
+    public static let attributes = ["other"]
+    public init(other: Scalar? = nil) { self.other = other }
 }
 
 /// Which comparison a `ComparisonSchema` is.
@@ -551,18 +590,30 @@ public enum EqualKind: ComparisonKind { public static let name = "eq" }
 public enum LessKind: ComparisonKind { public static let name = "lt" }
 public enum GreaterKind: ComparisonKind { public static let name = "gt" }
 
-/// `torch.where(condition, a, b)`: bool condition, float32 a and b of its shape.
+/// `torch.where(condition, a, b)`: bool condition, float32 a and b of its shape — each an input, or
+/// a number (`x`, `y`) as `torch.where(mask, float("-inf"), 0.0)` takes them.
 public enum WhereSchema: OpSchema {
-    public typealias Config = NoConfig
+    public struct Config: OpConfig {
+        /// The value where the condition holds, when it is a number rather than an input.
+        public var x: Scalar?
+        /// The value elsewhere, when it is a number rather than an input.
+        public var y: Scalar?
+        public static let attributes = ["x", "y"]
+        public init(x: Scalar? = nil, y: Scalar? = nil) { (self.x, self.y) = (x, y) }
+    }
     public static let kind = "where"
-    public static let arity = 3...3
-    public static func outputShape(_ config: NoConfig, inputs: Shapes) throws -> [Int] {
-        guard inputs[1] == inputs[0], inputs[2] == inputs[0] else { throw TensorError("needs three inputs of one shape, got \(inputs)") }
+    public static let arity = 1...3
+    public static func outputShape(_ config: Config, inputs: Shapes) throws -> [Int] {
+        let wanted = 1 + (config.x == nil ? 1 : 0) + (config.y == nil ? 1 : 0)
+        guard inputs.count == wanted else {
+            throw TensorError("takes the condition and \(wanted - 1) value input\(wanted == 2 ? "" : "s") (the others given as 'x'/'y'), got \(inputs.count) inputs")
+        }
+        guard inputs.allSatisfy({ $0 == inputs[0] }) else { throw TensorError("needs inputs of one shape, got \(inputs)") }
         return inputs[0]
     }
-    public static func outputType(_ config: NoConfig, inputs: [ElementType]) throws -> ElementType {
+    public static func outputType(_ config: Config, inputs: [ElementType]) throws -> ElementType {
         guard inputs[0] == .bool else { throw TensorError("needs a bool condition, got \(inputs[0].rawValue)") }
-        guard inputs[1] == .float32, inputs[2] == .float32 else { throw TensorError("chooses between float32 values") }
+        guard inputs.dropFirst().allSatisfy({ $0 == .float32 }) else { throw TensorError("chooses between float32 values") }
         return .float32
     }
 }

@@ -27,6 +27,18 @@ extension ONNXImporter {
             let (sp, sq) = (shapes[p] ?? [], shapes[q] ?? [])
             if valueBroadcasts(sq, over: sp) { return try emit(kind, inputs: [p, q], name: name(for: node), site: site) }
             if commutative, valueBroadcasts(sp, over: sq) { return try emit(kind, inputs: [q, p], name: name(for: node), site: site) }
+            if sp.count == sq.count, zip(sp, sq).allSatisfy({ $0 == $1 || $0 == 1 || $1 == 1 }) {
+                // NumPy's broadcast over axes that are not one block: each operand repeated to the result's shape first.
+                let target = zip(sp, sq).map { max($0, $1) }
+                var operands: [String] = []
+                for v in [p, q] {
+                    if shapes[v] == target { operands.append(v); continue }
+                    let made = try emit(BroadcastToSchema.kind, ["shape": .array(target.map { .int($0) })], inputs: [v], name: layoutName(for: node), site: site)
+                    guard case let .node(b) = made else { throw site.fail("could not broadcast its operands") }
+                    operands.append(b)
+                }
+                return try emit(kind, inputs: operands, name: name(for: node), site: site)
+            }
             let which = commutative ? "one of the values broadcasts over the other" : "the second value broadcasts over the first"
             throw site.fail("inputs of shapes [batch] + \(sp) and [batch] + \(sq); Prism imports \(op) of two values of one rank where \(which) (on one block of axes)")
         case (.node(let p)?, let c?), (let c?, .node(let p)?):

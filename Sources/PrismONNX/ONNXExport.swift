@@ -26,7 +26,8 @@ public enum ONNXExport {
         "linear", "conv2d", "maxpool2d", "avgpool2d", "adaptiveavgpool2d (windows of one size)", "batchnorm1d", "batchnorm2d", "relu",
         "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "hardtanh", "prelu", "gelu", "leakyrelu", "elu", "flatten", "softmax", "dropout",
         "add", "sub", "mul", "div", "pow", "neg", "sqrt", "exp", "log", "erf", "reciprocal", "cat", "layernorm",
-        "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token", "conv_transpose2d", "upsample", "pad",
+        "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token", "conv_transpose2d", "upsample", "pad", "input", "broadcast_to", "index_select (constant positions)", "expand", "log_softmax", "reshape", "permute",
+        "narrow", "matmul", "mean", "sum", "amax",
     ]
 
     /// The ONNX ModelProto of a model, serialized.
@@ -108,6 +109,14 @@ struct ONNXExporter {
             }
             let isOutput = i + 1 == analysis.output
             let site = ExportSite(node: n.spec, source: source)
+            if n.spec.op == InputSchema.kind {
+                // One more graph input, under the node's name.
+                guard !isOutput, !taken.contains(n.spec.name) else { throw site.fail("an input named '\(n.spec.name)' cannot be exported beside the others") }
+                taken.insert(n.spec.name)
+                graph.input.append(valueInfo(n.spec.name, type: n.info.type, shape: n.info.output))
+                values.append(n.spec.name)
+                continue
+            }
             let inputs = n.inputs.map { values[$0] }
             let shapes = n.inputs.map { analysis.shape(ofValue: $0, input: spec.inputShape) }
             let target = isOutput ? ONNXExport.outputName : fresh(n.spec.name)

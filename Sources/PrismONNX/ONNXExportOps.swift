@@ -111,7 +111,27 @@ extension ONNXExporter {
             }
             // Other spans: a Reshape keeping the batch (0 copies the input's size).
             return last("Reshape", [x, ints("\(name).shape", [0] + n.info.output)])
-        case SoftmaxSchema.kind: return last("Softmax", [x], [Attribute.int("axis", -1)])
+        case SoftmaxSchema.kind, LogSoftmaxSchema.kind:
+            let axis = try SoftmaxSchema.axis(try config(SoftmaxSchema.Config.self), rank: shapes[0].count) + 1
+            return last(n.spec.op == SoftmaxSchema.kind ? "Softmax" : "LogSoftmax", [x], [Attribute.int("axis", axis)])
+        case ReshapeSchema.kind:
+            // 0 keeps the batch (allowzero 0); the per-example shape as resolved.
+            return last("Reshape", [x, ints("\(name).shape", [0] + n.info.output)])
+        case PermuteSchema.kind:
+            return last("Transpose", [x], [Attribute.ints("perm", try config(PermuteSchema.Config.self).dims)])
+        case NarrowSchema.kind:
+            let (axis, range) = try NarrowSchema.range(try config(NarrowSchema.Config.self), shape: shapes[0])
+            return last("Slice", [x, ints("\(name).starts", [range.lowerBound]), ints("\(name).ends", [range.upperBound]),
+                                  ints("\(name).axes", [axis + 1])])
+        case MatmulSchema.kind:
+            return last("MatMul", inputs)
+        case MeanKind.name, SumKind.name, AmaxKind.name:
+            let c = try config(ReductionSchema<MeanKind>.Config.self)
+            let axes = try ReductionSchema<MeanKind>.axes(c, rank: shapes[0].count).map { $0 + 1 }
+            let keep = Attribute.int("keepdims", (c.keepdim ?? false) ? 1 : 0)
+            // Opset 17: ReduceSum takes its axes as an input, ReduceMean and ReduceMax as an attribute.
+            if n.spec.op == SumKind.name { return last("ReduceSum", [x, ints("\(name).axes", axes)], [keep]) }
+            return last(n.spec.op == MeanKind.name ? "ReduceMean" : "ReduceMax", [x], [Attribute.ints("axes", axes), keep])
         case DropoutSchema.kind: return x
         case AddSchema.kind, SubSchema.kind, MulSchema.kind, DivSchema.kind, PowSchema.kind:
             return try binary(n, inputs, shapes: shapes, target: target, site: site)
@@ -139,9 +159,41 @@ extension ONNXExporter {
             let w = initializer("\(name).weight", try parameter(n, "weight", site: site))
             return last("Gather", [w, x], [Attribute.int("axis", 0)])
         case EqualKind.name, LessKind.name, GreaterKind.name:
+            let op = n.spec.op == EqualKind.name ? "Equal" : n.spec.op == LessKind.name ? "Less" : "Greater"
+            if let other = try config(ComparisonConfig.self).other {
+                // The number as a scalar of the input's type (ONNX compares equal types).
+                switch analysis.type(ofValue: n.inputs[0]) {
+                case .float32: return last(op, [x, scalar("\(name).other", Float(other.value))])
+                case .int64: return last(op, [x, ints("\(name).other", [Int(other.value)], shape: [])])
+                case let type: throw site.fail("compares \(type.rawValue) values with a number; the export writes that for float32 and int64 inputs")
+                }
+            }
             try sameRank(shapes, site: site)
-            return last(n.spec.op == EqualKind.name ? "Equal" : n.spec.op == LessKind.name ? "Less" : "Greater", inputs)
-        case WhereSchema.kind: return last("Where", inputs)
+            return last(op, inputs)
+        case WhereSchema.kind:
+            let c = try config(WhereSchema.Config.self)
+            var rest = inputs.dropFirst().makeIterator()
+            let a = c.x.map { scalar("\(name).x", Float($0.value)) } ?? rest.next() ?? x
+            let b = c.y.map { scalar("\(name).y", Float($0.value)) } ?? rest.next() ?? x
+            return last("Where", [x, a, b])
+        case ExpandSchema.kind:
+            // The constant for every example: Expand of [1] + shape to [batch] + shape (the batch from the input).
+            let c = try config(ExpandSchema.Config.self)
+            var value = try parameter(n, "value", site: site)
+            value.shape = [1] + c.shape
+            let batch = node("Slice", [node("Shape", [x], name: "\(name).shape"), ints("\(name).zero", [0]), ints("\(name).one", [1])],
+                             name: "\(name).batch")
+            let target = node("Concat", [batch, ints("\(name).sizes", c.shape)], name: "\(name).target", [Attribute.int("axis", 0)])
+            return last("Expand", [initializer("\(name).value", value), target])
+        case IndexSelectSchema.kind:
+            let c = try config(IndexSelectSchema.Config.self)
+            let axis = try IndexSelectSchema.axis(c, rank: shapes[0].count)
+            guard let positions = try IndexSelectSchema.positions(c, size: shapes[0][axis - 1]) else {
+                throw site.fail("selects positions given as an input; the export writes index_select with constant positions ('index')")
+            }
+            return last("Gather", [x, ints("\(name).index", positions)], [Attribute.int("axis", axis)])
+        case BroadcastToSchema.kind:
+            return last("Expand", [x, ints("\(name).shape", [1] + (try config(BroadcastToSchema.Config.self)).shape)])
         case PatchEmbeddingSchema.kind: return try patchEmbedding(n, x, target: target, site: site)
         case TransformerBlockSchema.kind: return try transformerBlock(n, x, target: target, site: site)
         case ClassTokenSchema.kind: return last("Gather", [x, ints("\(name).index", [0], shape: [])], [Attribute.int("axis", 1)])

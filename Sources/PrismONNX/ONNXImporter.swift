@@ -15,6 +15,12 @@ struct ONNXImporter {
     var values: [String: ONNXValue] = [:]
     /// The per-example shape of each Prism value (node outputs and the model's input).
     var shapes: [String: [Int]] = [:]
+    /// The element type of each Prism value that is not float32 (integer inputs, masks).
+    var types: [String: ElementType] = [:]
+    /// The ONNX name of the model's input and its element type.
+    var inputName = "", inputType = ElementType.float32
+    /// The other graph inputs, emitted as `input` nodes when read.
+    var extraInputs: [String: (shape: [Int], type: ElementType)] = [:]
     var nodes: [NodeSpec] = []
     var tensors: [String: HostTensor] = [:]
     /// How many times each ONNX value is read (by nodes and as a graph output).
@@ -33,9 +39,9 @@ struct ONNXImporter {
     var skipped: Set<Int> = []
 
     /// Reads the model-level parts: the opset, the initializers (external data from `folder`) and
-    /// the one input.
+    /// the inputs: `input` (by name; nil: the first) becomes the model's, the others `input` nodes.
     /// - Throws: `DataError` naming the file and what does not import.
-    init(model: Onnx_ModelProto, source: String, folder: String? = nil) throws {
+    init(model: Onnx_ModelProto, source: String, folder: String? = nil, input: String? = nil) throws {
         self.source = source
         guard model.hasGraph else { throw DataError("\(source): not an ONNX model: no graph") }
         graph = model.graph
@@ -57,41 +63,51 @@ struct ONNXImporter {
             }
         }
         let inputs = graph.input.filter { constants[$0.name] == nil }
-        guard inputs.count == 1, let input = inputs.first else {
-            throw DataError("\(source): the graph has \(inputs.count) inputs (\(inputs.map { "'\($0.name)'" }.joined(separator: ", "))); Prism imports models of one input")
-        }
-        guard case let .tensorType(tensor)? = input.type.value, tensor.hasShape else {
-            throw DataError("\(source): input '\(input.name)' is not a tensor of known rank")
-        }
-        guard tensor.elemType == Int32(Onnx_TensorProto.DataType.float.rawValue) else {
-            throw DataError("\(source): input '\(input.name)' has dtype \(dataTypeName(tensor.elemType)); Prism imports float32 inputs")
-        }
-        let dims = tensor.shape.dim
-        guard dims.count >= 2 else {
-            throw DataError("\(source): input '\(input.name)' has rank \(dims.count); Prism needs a batch axis and at least one more")
-        }
-        if case let .dimValue(n)? = dims[0].value {
-            guard n > 0 else { throw DataError("\(source): input '\(input.name)' has batch size \(n)") }
-            fixedBatch = Int(n)
-        }
-        var shape: [Int] = []
-        for (axis, dim) in dims.enumerated().dropFirst() {
-            guard case let .dimValue(n)? = dim.value, n > 0, n <= Int64(Int32.max) else {
-                let what = dim.dimParam.isEmpty ? "no fixed size" : "the symbolic size '\(dim.dimParam)'"
-                throw DataError("\(source): input '\(input.name)' has \(what) on axis \(axis); Prism needs every axis but the first (the batch) fixed")
+        guard !inputs.isEmpty else { throw DataError("\(source): the graph has no input") }
+        let chosen: Onnx_ValueInfoProto
+        if let wanted = input {
+            guard let found = inputs.first(where: { $0.name == wanted }) else {
+                throw DataError("\(source): no graph input named '\(wanted)'; its inputs are \(inputs.map { "'\($0.name)'" }.joined(separator: ", "))")
             }
-            shape.append(Int(n))
+            chosen = found
+        } else {
+            chosen = inputs[0]
         }
-        guard HostMemory.product(shape) != nil else { throw DataError("\(source): input '\(input.name)' of shape \(shape) is too large") }
+        var fixedBatch: Int?
+        var described: [String: (shape: [Int], type: ElementType)] = [:]
+        for info in inputs {
+            let (shape, type, batch) = try Self.describe(input: info, source: source)
+            if let batch {
+                guard fixedBatch == nil || fixedBatch == batch else {
+                    throw DataError("\(source): input '\(info.name)' has batch size \(batch), another input \(fixedBatch!)")
+                }
+                fixedBatch = batch
+            }
+            described[info.name] = (shape, type)
+        }
+        self.fixedBatch = fixedBatch
+        let shape = described[chosen.name]!.shape
         inputShape = shape
+        (inputName, inputType) = (chosen.name, described[chosen.name]!.type)
         values = constants
-        values[input.name] = .node(GraphAnalysis.inputName)
+        values[chosen.name] = .node(GraphAnalysis.inputName)
         shapes[GraphAnalysis.inputName] = shape
+        if inputType != .float32 { types[GraphAnalysis.inputName] = inputType }
+        for info in inputs where info.name != chosen.name {
+            guard info.name != GraphAnalysis.inputName else {
+                throw DataError("\(source): an input other than the one explained is named '\(GraphAnalysis.inputName)', the name Prism gives the explained input; explain '\(GraphAnalysis.inputName)' or rename it in the export")
+            }
+            guard let d = described[info.name] else { continue }
+            extraInputs[info.name] = d
+            values[info.name] = .node(info.name)
+            shapes[info.name] = d.shape
+            if d.type != .float32 { types[info.name] = d.type }
+        }
         for node in graph.node {
             for name in node.input where !name.isEmpty { uses[name, default: 0] += 1 }
         }
         for output in graph.output { uses[output.name, default: 0] += 1 }
-        if let (normalization, replaced, output) = leadingNormalization(input: input.name) {
+        if inputType == .float32, let (normalization, replaced, output) = leadingNormalization(input: chosen.name) {
             (self.normalization, skipped) = (normalization, replaced)
             values[output] = .node(GraphAnalysis.inputName)
         }
@@ -136,10 +152,19 @@ struct ONNXImporter {
             throw DataError("\(source): output '\(last.name)' has shape [batch] + \(shape); Prism imports models with one vector of outputs per example")
         }
         try checkDeclared(output: last, computed: shape)
-        let kept = prune(output: name)
+        var kept = prune(output: name)
+        // The extra inputs the output reads, as `input` nodes first.
+        let read = Set(kept.flatMap { $0.inputs ?? [] })
+        let fed = try graph.input.map(\.name).filter { extraInputs[$0] != nil && read.contains($0) }.map { name in
+            let d = extraInputs[name]!
+            return try NodeSpec(name, InputSchema.self, InputSchema.Config(shape: d.shape, dtype: d.type), inputs: [])
+        }
+        kept = fed + kept
         var spec = ModelSpec(architecture: "onnx", inputShape: inputShape, classCount: shape[0], nodes: kept,
                              output: kept.last?.name == name ? nil : name)
         spec.inputNormalization = normalization
+        if inputType != .float32 { spec.inputType = inputType }
+        if inputName != GraphAnalysis.inputName { spec.inputName = inputName }
         do {
             try spec.validate()
         } catch let error as TensorError {
@@ -175,7 +200,7 @@ struct ONNXImporter {
         }
         if base.isEmpty { base = node.opType }
         var candidate = base, n = 1
-        while candidate == GraphAnalysis.inputName || shapes[candidate] != nil || nodes.contains(where: { $0.name == candidate }) {
+        while candidate == GraphAnalysis.inputName || shapes[candidate] != nil || extraInputs[candidate] != nil || nodes.contains(where: { $0.name == candidate }) {
             n += 1
             candidate = "\(base)_\(n)"
         }
@@ -204,7 +229,7 @@ struct ONNXImporter {
         guard let definition = OpSchemaRegistry.definition(op) else { throw site.fail("Prism has no '\(op)' op") }
         let info: NodeAnalysis
         do {
-            info = try definition.check(attributes: attributes, shapes: inputs.map { shapes[$0] ?? [] }, types: inputs.map { _ in .float32 })
+            info = try definition.check(attributes: attributes, shapes: inputs.map { shapes[$0] ?? [] }, types: inputs.map { types[$0] ?? .float32 })
         } catch let error as TensorError {
             throw site.fail("as a Prism \(op): \(error.message) (input shape\(inputs.count == 1 ? "" : "s") \(inputs.map { "[batch] + \(shapes[$0] ?? [])" }.joined(separator: ", ")))")
         } catch {
@@ -218,6 +243,7 @@ struct ONNXImporter {
         }
         nodes.append(NodeSpec(name: name, op: op, inputs: inputs, attributes: attributes))
         shapes[name] = info.output
+        if info.type != .float32 { types[name] = info.type }
         for (parameter, tensor) in parameters { tensors["\(name).\(parameter)"] = tensor }
         return .node(name)
     }

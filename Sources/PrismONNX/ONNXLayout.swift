@@ -89,8 +89,11 @@ extension ONNXImporter {
                 throw site.fail("starts, ends, axes and steps differ in length")
             }
             for (k, axis) in axes.enumerated() {
-                guard steps[k] == 1 else { throw site.fail("step \(steps[k]); Prism imports Slice of graph values with step 1") }
                 let a = try normalized(axis, rank: v.groups.count)
+                if steps[k] != 1 {
+                    v = try stridedSlice(v, axis: a, start: starts[k], end: ends[k], step: steps[k], node: node, site: site)
+                    continue
+                }
                 // [0, end of any size) keeps the whole axis, the batch's too.
                 if starts[k] == 0, ends[k] >= Int(Int32.max) { continue }
                 let n = try groupSize(v, a, site: site)

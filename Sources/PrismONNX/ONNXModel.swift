@@ -24,15 +24,17 @@ public enum ONNXModel {
     /// - Returns: a validated spec (architecture `onnx`) and the tensors its nodes' parameters take.
     /// - Throws: `DataError` naming the file: unreadable, not a protobuf ModelProto, or a graph that
     ///   does not import (the node, op and opset, and what is supported).
-    public static func read(path: String) throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
+    /// - Parameter input: the graph input that becomes the model's input (the one explained), by name;
+    ///   nil takes the first. The other inputs become `input` nodes, fed by name.
+    public static func read(path: String, input: String? = nil) throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
         let folder = (path as NSString).deletingLastPathComponent
-        return try read(bytes: readFile(path), source: path, folder: folder.isEmpty ? "." : folder)
+        return try read(bytes: readFile(path), source: path, folder: folder.isEmpty ? "." : folder, input: input)
     }
 
     /// Reads the bytes of an ONNX file (see `read(path:)`); `source` names it in errors.
     /// - Parameter folder: where tensors stored in external data files are read from (the model
     ///   file's folder); without one such tensors are refused.
-    public static func read(bytes: [UInt8], source: String, folder: String? = nil) throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
+    public static func read(bytes: [UInt8], source: String, folder: String? = nil, input: String? = nil) throws -> (spec: ModelSpec, tensors: [String: HostTensor]) {
         let model: Onnx_ModelProto
         do {
             var options = BinaryDecodingOptions()
@@ -41,7 +43,7 @@ public enum ONNXModel {
         } catch {
             throw DataError("\(source): not an ONNX model: the protobuf does not decode (\(error))")
         }
-        var importer = try ONNXImporter(model: model, source: source, folder: folder)
+        var importer = try ONNXImporter(model: model, source: source, folder: folder, input: input)
         return try importer.run()
     }
 }

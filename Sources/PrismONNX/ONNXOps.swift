@@ -7,7 +7,7 @@ let supportedONNXOps = [
     "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose",
     "DequantizeLinear", "Div", "Dropout", "Elu", "Erf", "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "GroupNormalization",
     "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization (last axis)",
-    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "MaxPool", "Mod (on integer constants)", "Mul", "Neg", "Pad", "Pow", "PRelu", "QuantizeLinear", "Reciprocal",
+    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "Max (with a number)", "MaxPool", "Min (with a number)", "Not", "Mod (on integer constants)", "Mul", "Neg", "Pad", "Pow", "PRelu", "QuantizeLinear", "Reciprocal",
     "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize (nearest, linear)", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
     "Tanh", "Transpose", "Unsqueeze",
 ]
@@ -40,6 +40,7 @@ extension ONNXImporter {
         if let read = node.input.first(where: { quantized[$0] != nil }) {
             throw site.fail("reads '\(read)', the integers of a QuantizeLinear; Prism imports them only through a DequantizeLinear with the same scale and zero point")
         }
+        if let typed = try translateTyped(node, inputs, site) { return typed }
         if let folded = try fold(node, inputs, site: site) { return folded }
         if let laid = try translateLayout(node, inputs, site) { return laid }
         if let resampled = try translateUpsampling(node, inputs, site) { return resampled }

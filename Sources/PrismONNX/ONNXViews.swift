@@ -185,4 +185,25 @@ extension ONNXImporter {
         guard case let .node(p) = made else { return v }
         return ONNXView(node: p, groups: groups.map { $0.map { kept.firstIndex(of: $0) ?? 0 } })
     }
+
+    /// The view with ONNX axis `axis` (one Prism axis) sliced from `start` to `end` by `step` (≠ 1;
+    /// negative steps run backwards), as ONNX's Slice clamps them: an `index_select` of the positions.
+    mutating func stridedSlice(_ v: ONNXView, axis: Int, start: Int, end: Int, step: Int, node: Onnx_NodeProto, site: Site) throws -> ONNXView {
+        guard step != 0 else { throw site.fail("step 0") }
+        let a = try singleAxis(v, axis, site: site), n = axisSize(v.node, a)
+        var positions: [Int] = []
+        if step > 0 {
+            func clamp(_ x: Int) -> Int { min(max(x < 0 ? x + n : x, 0), n) }
+            positions = Array(stride(from: clamp(start), to: clamp(end), by: step))
+        } else {
+            func clamp(_ x: Int, _ low: Int, _ high: Int) -> Int { min(max(x < 0 ? x + n : x, low), high) }
+            let e = end < -n ? -1 : clamp(end, -1, n - 1)
+            positions = Array(stride(from: clamp(start, 0, n - 1), to: e, by: step))
+        }
+        guard !positions.isEmpty else { throw site.fail("the slice [\(start), \(end)) by \(step) of an axis of \(n) is empty") }
+        if positions == Array(0..<n) { return v }
+        let made = try emit(IndexSelectSchema.kind, ["dim": .int(a), "index": .array(positions.map { .int($0) })], inputs: [v.node], name: name(for: node), site: site)
+        guard case let .node(p) = made else { return v }
+        return ONNXView(node: p, groups: v.groups)
+    }
 }

@@ -35,6 +35,8 @@ struct ExplainCommand: ParsableCommand {
 
     @OptionGroup var inputOptions: InputOptions
 
+    @OptionGroup var modelInputs: ModelInputOptions
+
     @Option(help: ArgumentHelp("Method(s), repeated or comma-separated: \(MethodRegistry.shared.help).", valueName: "method"))
     var method: [String] = ["kernel-shap"]
 
@@ -123,12 +125,13 @@ struct ExplainCommand: ParsableCommand {
     /// Every check before the work: options, the model, the examples, the background, the features.
     func makePlan(engine: Engine, methods: [ExplainMethod], outputs: ExplainOutputs) throws -> ExplainPlan {
         var (options, optionNotes) = methodOptions.resolvingOldSpellings(for: methods)
-        let loaded = try LoadedModel(path: model, engine: engine)
+        let loaded = try LoadedModel(path: model, engine: engine, input: modelInputs.explainInput)
         let spec = loaded.model.spec
         let width = spec.inputShape.reduce(1, *)
         // The test set is read for --index; the training set for a --background draw.
         let shap = methods.contains(where: \.isShapley)
-        if shap, options.shapBaseline == nil, backgroundData == nil, dataOptions.data == nil, !inputOptions.input.isEmpty,
+        let tokens = try tokenInput(spec: spec, methods: methods, options: options)
+        if tokens == nil, shap, options.shapBaseline == nil, backgroundData == nil, dataOptions.data == nil, !inputOptions.input.isEmpty,
            ONNXModel.isONNX(path: model) {
             // An imported model comes without its training data: there is no background to draw.
             guard spec.inputShape.count == 3 else {
@@ -139,7 +142,7 @@ struct ExplainCommand: ParsableCommand {
         }
         let needsBackground = (shap && (options.shapBaseline == nil || options.shapBaseline == .mean))
             || ((methods.contains(where: \.usesBaseline) || metrics) && options.baseline == .mean)
-        let needTrain = backgroundData == nil && needsBackground
+        let needTrain = backgroundData == nil && needsBackground && tokens == nil
         let needTest = inputOptions.input.isEmpty
         let data: (train: LabeledData?, test: LabeledData)? = needTrain || needTest ? try dataOptions.load(for: loaded, needTrain: needTrain) : nil
         if let test = data?.test, test.exampleShape != spec.inputShape {
@@ -147,6 +150,9 @@ struct ExplainCommand: ParsableCommand {
         }
         let columnNames = try dataOptions.featureNames(of: loaded)
         var notes = optionNotes
+        if tokens != nil || !loaded.model.extraInputs.isEmpty, inputOptions.input.isEmpty {
+            throw ValidationError("\(model) takes \(tokens != nil ? "token ids" : "several inputs"): give the examples with --input FILE.npy\(loaded.model.extraInputs.isEmpty ? "" : " and the other inputs with --extra-input NAME=FILE.npy")")
+        }
         var instances: ExplainInstances
         if inputOptions.input.isEmpty {
             let test = data!.test
@@ -158,9 +164,20 @@ struct ExplainCommand: ParsableCommand {
             instances = ExplainInstances(values: batch.values, count: batch.count, names: batch.sources, source: "the files given with --input")
         }
 
+        let extraInputs = try modelInputs.extraInputs(of: loaded.model, count: instances.count)
+        if let tokens {
+            // Token ids arrive as floats: exact below 2^24.
+            if let bad = instances.values.firstIndex(where: { $0.rounded() != $0 || abs($0) >= 16_777_216 }) {
+                throw DataError("\(instances.names[bad / max(width, 1)]): value \(instances.values[bad]) at position \(bad % max(width, 1)) is not a token id (a whole number below 2^24) for '\(tokens.name)'")
+            }
+        }
+
         // Background rows.
         var backgroundValues: [Float], backgroundNote: String, backgroundIndices: [Int]?
-        if let backgroundData {
+        if let tokens, backgroundData == nil {
+            (backgroundValues, backgroundIndices) = ([Float](repeating: Float(tokens.baseline), count: width), [0])
+            backgroundNote = "token id \(tokens.baseline) at every position (--baseline-token): a hidden token takes that id"
+        } else if let backgroundData {
             backgroundValues = try loadBackground(path: backgroundData, loaded: loaded, featureNames: columnNames)
             backgroundNote = "all \(backgroundValues.count / width) rows of \(backgroundData)"
             backgroundIndices = Array(0..<(backgroundValues.count / width))
@@ -204,7 +221,7 @@ struct ExplainCommand: ParsableCommand {
             }
         } else {
             guard segments == nil else { throw ValidationError("--segments is for images; tabular data takes --groups") }
-            let columnNames = columnNames ?? (0..<width).map { "feature \($0)" }
+            let columnNames = columnNames ?? (0..<width).map { tokens != nil ? "position \($0)" : "feature \($0)" }
             if let path = self.groups {
                 (groups, names) = try FeatureGroups.columns(try readColumnGroups(path: path, columnNames: columnNames), columnNames: columnNames)
             } else {
@@ -226,12 +243,43 @@ struct ExplainCommand: ParsableCommand {
         plan.segmentation = segments
         plan.backgroundWeights = backgroundWeights
         plan.metrics = metrics
+        plan.extraInputs = extraInputs
+        plan.baselineToken = tokens?.baseline
         plan.randomization = randomization
         if let png = outputs.png, spec.inputShape.count != 3 {
             throw ValidationError("--png \(png): pictures need images, the model's input is \(spec.inputShape)")
         }
         plan.notes = notes + (try plan.check())
         return plan
+    }
+
+    /// The gradient methods that explain token ids at their embedding (`EmbeddingAttribution`).
+    static let embeddingMethods = ["saliency", "gradxinput", "ig", "smoothgrad"]
+
+    /// For a model whose input is integer (token ids): its name and the id that hides a token.
+    /// - Throws: `ValidationError` for a method that needs gradients or float reference values, or
+    ///   when neither --baseline-token nor --background-data says what a hidden token becomes.
+    func tokenInput(spec: ModelSpec, methods: [ExplainMethod], options: MethodOptions) throws -> (name: String, baseline: Int)? {
+        guard let type = spec.inputType, type.isInteger else {
+            if modelInputs.baselineToken != nil { throw ValidationError("--baseline-token is for models whose input is token ids; \(model) takes float32 values") }
+            return nil
+        }
+        let name = spec.inputName ?? "input"
+        let atEmbedding = Self.embeddingMethods
+        if let other = methods.first(where: { !$0.isShapley && !atEmbedding.contains($0.name) }) {
+            throw ValidationError("--method \(other.name): '\(name)' holds \(type.rawValue) token ids; they are explained by the SHAP methods (\(MethodRegistry.shared.all.filter(\.isShapley).map(\.name).joined(separator: ", "))) and, at the token embeddings, by \(atEmbedding.joined(separator: ", "))")
+        }
+        if methods.contains(where: { atEmbedding.contains($0.name) }), !spec.nodes.contains(where: { $0.op == "embedding" && ($0.inputs ?? []) == ["input"] }) {
+            throw ValidationError("--method: '\(name)' holds token ids and no embedding reads them, so there is no layer for gradient methods; use the SHAP methods")
+        }
+        if metrics || randomization { throw ValidationError("--metrics and --randomization replace features by float baselines; '\(name)' holds token ids") }
+        if options.shapBaseline != nil { throw ValidationError("--shap-baseline: '\(name)' holds token ids; a hidden token takes --baseline-token's id") }
+        if kmeans != nil { throw ValidationError("--kmeans averages rows; '\(name)' holds token ids") }
+        guard backgroundData == nil else { return (name, modelInputs.baselineToken ?? 0) }
+        guard let token = modelInputs.baselineToken else {
+            throw ValidationError("'\(name)' holds token ids: give --baseline-token ID (the padding or mask token a hidden token becomes) or --background-data FILE.npy")
+        }
+        return (name, token)
     }
 
     /// Background rows from `--background-data`: an MNIST-format folder's training images, or a PNG,

@@ -84,6 +84,10 @@ struct ExplainPlan {
     var segmentation: String?
     /// Add the deletion/insertion curves of each explanation.
     var metrics = false
+    /// Token ids: the id whose embedding is the gradient methods' reference (nil for float inputs).
+    var baselineToken: Int?
+    /// The model's other inputs (an attention mask), per example; empty for a model of one input.
+    var extraInputs: [String: ExtraInputValues] = [:]
     /// Add the cascading model-parameter randomization check of each method.
     var randomization = false
     /// Where the results go (checked).

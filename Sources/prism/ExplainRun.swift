@@ -38,7 +38,17 @@ extension ExplainPlan {
     func run(progress: (ExplainMethod, Int, Int) -> Void = { _, _, _ in }) throws -> ExplainResults {
         let x = instances.values
         let c = model.spec.classCount
-        let flat = try engine.noGrad { try model(try Tensor(x, shape: [instances.count] + inputShape, engine: engine)).toArray() }
+        let flat: [Float]
+        if extraInputs.isEmpty {
+            flat = try engine.noGrad { try model(try Tensor(x, shape: [instances.count] + inputShape, engine: engine)).toArray() }
+        } else {
+            // Each example with its own extra inputs (an attention mask).
+            flat = try (0..<instances.count).flatMap { i in
+                try model.withInputs(of: i, extraInputs) {
+                    try engine.noGrad { try model(try Tensor(Array(x[(i * elementCount)..<((i + 1) * elementCount)]), shape: [1] + inputShape, engine: engine)).toArray() }
+                }
+            }
+        }
         let outputs = (0..<instances.count).map { Array(flat[($0 * c)..<(($0 + 1) * c)]) }
         let predicted = outputs.map { o in o.indices.max(by: { o[$0] < o[$1] })! }
         let targets: [Int] = switch target {
@@ -70,6 +80,14 @@ extension ExplainPlan {
     func attribution(_ method: ExplainMethod, on model: Model, baseline: [Float], shapReferences: [Float]? = nil) throws -> AttributionMethod {
         switch method.kind {
         case let .attribution(build):
+            if let token = baselineToken {
+                // Token ids: the method differentiates at the embedding's output, summed per token.
+                return try EmbeddingAttribution(model: model, baselineToken: token) { differentiable, reference in
+                    var c = context(on: model, baseline: reference)
+                    c.custom = differentiable
+                    return try build(c)
+                }
+            }
             return try build(context(on: model, baseline: baseline))
         case .shapley:
             return ShapleyAttribution(model: model, estimator: try shapleyEstimator(method), background: background,
@@ -100,17 +118,20 @@ extension ExplainPlan {
             let estimator = try shapleyEstimator(method)
             var parts: [Explanation] = []
             var evaluations: [Int] = [], seconds: [Double] = []
-            let batch = options.instancesPerBatch
+            // Examples with extra inputs of their own (an attention mask) run one by one.
+            let batch = extraInputs.isEmpty ? options.instancesPerBatch : 1
             // --shap-baseline: hidden features from one reference row per example instead of the background.
             let references = try options.shapBaseline.map { try baselineRows(kind: $0) }
             for first in stride(from: 0, to: n, by: batch) {
                 progress(method, first, n)
                 let count = min(batch, n - first)
                 let hidden = references.map { Array($0[(first * elementCount)..<((first + 1) * elementCount)]) } ?? background
-                let game = try DeviceGame(model: model, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
-                                          background: hidden, backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups,
-                                          rowsPerChunk: options.rowsPerChunk)
-                let part = try estimator.explain(game, instances: count)
+                let part = try model.withInputs(of: first, extraInputs) {
+                    let game = try DeviceGame(model: model, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
+                                              background: hidden, backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups,
+                                              rowsPerChunk: options.rowsPerChunk)
+                    return try estimator.explain(game, instances: count)
+                }
                 parts.append(part)
                 // Instances sharing a batch share its cost equally.
                 evaluations += [Int](repeating: part.modelEvaluations / count, count: count)
@@ -125,11 +146,23 @@ extension ExplainPlan {
             return MethodRun(method: method, explanation: explanation, outputSlot: targets,
                              evaluations: evaluations, seconds: seconds)
         }
-        var explanation = try attribution(method, on: model, baseline: baseline).explain(instances: x, targets: .perInstance(targets))
+        var explanation: Explanation
+        if extraInputs.isEmpty {
+            explanation = try attribution(method, on: model, baseline: baseline).explain(instances: x, targets: .perInstance(targets))
+        } else {
+            // Each example with its own extra inputs (an attention mask).
+            let d = elementCount
+            explanation = try Explanation(stacking: (0..<n).map { i in
+                try model.withInputs(of: i, extraInputs) {
+                    try attribution(method, on: model, baseline: baseline.isEmpty ? [] : Array(baseline[(i * d)..<((i + 1) * d)]))
+                        .explain(instances: Array(x[(i * d)..<((i + 1) * d)]), targets: .perInstance([targets[i]]))
+                }
+            })
+        }
         if explanation.featureCount == groups.featureCount {
             explanation.featureNames = featureNames
         }
-        if method.usesBaseline { explanation.settings["baseline"] = .string(options.baseline.rawValue) }
+        if method.usesBaseline { explanation.settings["baseline"] = .string(baselineToken.map { "token \($0)" } ?? options.baseline.rawValue) }
         var result = MethodRun(method: method, explanation: explanation, outputSlot: [Int](repeating: 0, count: n),
                                evaluations: [Int](repeating: explanation.modelEvaluations / max(n, 1), count: n),
                                seconds: [Double](repeating: explanation.seconds / Double(max(n, 1)), count: n))

@@ -28,8 +28,8 @@ struct InputOptions: ParsableArguments {
         let spec = loaded.model.spec
         var batch = try InputFiles.load(paths: paths, inputShape: spec.inputShape, featureNames: featureNames,
                                         ignoring: label.map { [$0] } ?? [], channels: channelConversion == .luma ? .convert : .strict,
-                                        resize: resize)
-        if spec.inputShape.count == 1 {
+                                        resize: resize, integers: spec.inputType?.isInteger == true)
+        if spec.inputShape.count == 1, spec.inputType?.isInteger != true {
             let what = paths.count == 1 ? (paths[0] as NSString).lastPathComponent : "\(paths.count) files"
             guard let s = loaded.standardization else {
                 // Trained on .npy arrays, which are not standardized: inputs are taken as they are, as in training.

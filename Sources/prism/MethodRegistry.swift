@@ -19,7 +19,10 @@ struct MethodContext {
     var firstInstance = 0
     var inputShape: [Int] { model.spec.inputShape }
     var isImage: Bool { inputShape.count == 3 }
-    var differentiable: DifferentiableModel { DifferentiableModel(model) }
+    /// The function a gradient method differentiates, when it is not the model of its input (token
+    /// ids: the model of its embedding's output).
+    var custom: DifferentiableModel?
+    var differentiable: DifferentiableModel { custom ?? DifferentiableModel(model) }
 }
 
 /// How a method computes: a Shapley estimator over a coalition game (run by the plan on the device

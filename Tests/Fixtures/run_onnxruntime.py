@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Runs an ONNX model with onnxruntime on one input array and writes its first output.
 
-    python3 Tests/Fixtures/run_onnxruntime.py MODEL.onnx INPUT.npy OUTPUT.npy
+    python3 Tests/Fixtures/run_onnxruntime.py MODEL.onnx INPUT.npy OUTPUT.npy [NAME=FILE.npy ...]
 
-The input is cast to the element type the model's one input declares (float32, int64, int32); the
+INPUT.npy feeds the model's first input, NAME=FILE.npy the others by name (an attention mask beside
+token ids). Each is cast to the element type its input declares (float32, int64, int32, bool); the
 output is written as float32 .npy. Used by Prism's export tests to compare onnxruntime's logits with
 Prism's (onnxruntime 1.32.0, numpy 2.x; `.ci/install-deps` installs them). Exit status 2 with one
 line on standard error when python3 lacks onnxruntime or numpy.
@@ -18,23 +19,26 @@ except ImportError as error:
     sys.stderr.write(f"run_onnxruntime.py: {error} (pip install onnxruntime==1.32.0 numpy)\n")
     sys.exit(2)
 
-TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+TYPES = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 
 
-def main(model, inputs, outputs):
+def main(model, inputs, outputs, *extra):
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    (declared,) = session.get_inputs()
-    x = np.load(inputs).astype(TYPES[declared.type])
-    result = session.run([session.get_outputs()[0].name], {declared.name: x})[0]
+    declared = session.get_inputs()
+    files = dict(entry.split("=", 1) for entry in extra)
+    feeds = {declared[0].name: np.load(inputs).astype(TYPES[declared[0].type])}
+    for other in declared[1:]:
+        feeds[other.name] = np.load(files[other.name]).astype(TYPES[other.type])
+    result = session.run([session.get_outputs()[0].name], feeds)[0]
     tmp = outputs + ".tmp.npy"
     np.save(tmp, np.ascontiguousarray(result, dtype=np.float32))
     os.replace(tmp, outputs)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.stderr.write("usage: run_onnxruntime.py MODEL.onnx INPUT.npy OUTPUT.npy\n")
+    if len(sys.argv) < 4:
+        sys.stderr.write("usage: run_onnxruntime.py MODEL.onnx INPUT.npy OUTPUT.npy [NAME=FILE.npy ...]\n")
         sys.exit(2)
     main(*sys.argv[1:])

@@ -74,4 +74,51 @@ import PrismFormats
                                          "--method", "kernel-shap"]),
                            "mlp_torchscript.onnx is an ONNX model, which carries no training data to draw a SHAP background from: give --background-data FILE")
     }
+
+    /// A text classifier of two inputs (token ids and an attention mask): the ids explained by exact
+    /// SHAP over the positions, a hidden token taking --baseline-token's id, equal to PyTorch's
+    /// enumeration (`make_onnx_text.py`); what cannot work is refused in one line.
+    @Test func explainsTokenIdsWithTheirAttentionMask() throws {
+        let dir = try scratchDirectory("onnx-text")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let golden = try SafetensorsFile.read(path: Self.folder + "/onnx_text.safetensors")
+        let ids = try #require(golden.integerTensors["ids"]), mask = try #require(golden.integerTensors["mask"])
+        let shapley = try golden.tensor("shapley").values   // example 0: [10 positions, 3 classes]
+        try writeNpy(ids.values[0..<10].map(Double.init), shape: [1, 10], path: dir + "/ids.npy")
+        try writeNpy(mask.values[0..<10].map(Double.init), shape: [1, 10], path: dir + "/mask.npy")
+        let model = Self.folder + "/text_dynamo.onnx"
+        let base = ["explain", "--device", "cpu", "--model", model, "--input", dir + "/ids.npy"]
+        let explained = try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0",
+                                             "--method", "exact-shap", "--target", "2", "--json", dir + "/e.json"])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        let document = try ExplainDocumentReader(path: dir + "/e.json")
+        let (values, shape) = document.array("values") ?? ([], [])
+        #expect(shape == [1, 10, 3], "shape \(shape)")
+        for p in 0..<10 where values.count == 30 {
+            #expect(abs(values[p * 3 + 2] - Double(shapley[p * 3 + 2])) <= 1e-5, "position \(p): \(values[p * 3 + 2]) vs PyTorch \(shapley[p * 3 + 2])")
+        }
+        expectOneLineError(try runPrism(base + ["--baseline-token", "0"]),
+                           "the model also takes 'attention_mask' ([batch] + [10], int64): give --extra-input attention_mask=FILE.npy")
+        expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy"]),
+                           "'input_ids' holds token ids: give --baseline-token ID")
+        expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0", "--method", "gradcam"]),
+                           "--method gradcam: 'input_ids' holds int64 token ids; they are explained by the SHAP methods")
+        // Integrated Gradients at the token embeddings: one value per position, complete against
+        // f(x) − f(padding everywhere), the reference recorded.
+        let ig = try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy", "--baseline-token", "0", "--method", "ig",
+                                      "--target", "2", "--json", dir + "/ig.json"])
+        #expect(ig.status == 0, "\(ig.stderr)")
+        let igDocument = try ExplainDocumentReader(path: dir + "/ig.json")
+        let (phi, igShape) = igDocument.array("values") ?? ([], [])
+        let baseValues = igDocument.array("base_values")?.values ?? []
+        #expect(igShape == [1, 10, 1] && baseValues.count == 1, "shape \(igShape)")
+        let logits = try golden.tensor("logits").values
+        if phi.count == 10, baseValues.count == 1 {
+            #expect(abs(phi.reduce(0, +) + baseValues[0] - Double(logits[2])) <= 1e-4, "Σφ \(phi.reduce(0, +)) + f(x′) \(baseValues[0]) vs f(x) \(logits[2])")
+            for p in 7..<10 { #expect(phi[p] == 0, "padding position \(p): \(phi[p])") }
+        }
+        #expect(igDocument.settings()["baseline"] as? String == "token 0" && igDocument.settings()["layer"] as? String == "tok")
+        expectOneLineError(try runPrism(base + ["--extra-input", "mask=" + dir + "/mask.npy", "--baseline-token", "0"]),
+                           "--extra-input mask: the model has no input of that name; its other inputs are attention_mask")
+    }
 }

@@ -129,3 +129,54 @@ import Testing
         #expect(throws: ExplainError.self) { try LRP(model: power).explain(instances: x, targets: .classes([0])) }
     }
 }
+
+/// LRP through the ops that move, select, repeat, resample and sum values (the layout ops an ONNX
+/// import emits): on a bias-free piecewise-linear graph LRP-0 is Gradient × Input, here against
+/// x ⊙ central differences of the model's outputs (one batch of perturbed rows), and its relevance
+/// is conserved up to what narrow and index_select leave out.
+@Suite struct LRPLayoutTests {
+    static let json = #"""
+    {"format": 2, "input_shape": [2, 4, 6], "outputs": 3, "nodes": [
+      {"name": "l1", "op": "linear", "in_features": 6, "out_features": 6, "bias": false},
+      {"name": "r1", "op": "relu"},
+      {"name": "p", "op": "permute", "dims": [0, 2, 1, 3]},
+      {"name": "n", "op": "narrow", "dim": 1, "start": 1, "length": 3},
+      {"name": "s", "op": "index_select", "dim": 3, "index": [5, 0, 2, 2]},
+      {"name": "u", "op": "upsample", "scale_factor": 2, "mode": "nearest"},
+      {"name": "pd", "op": "pad", "pad": [1, 1, 0, 0]},
+      {"name": "m", "op": "sum", "dim": 2, "keepdim": true},
+      {"name": "b", "op": "broadcast_to", "shape": [3, 2, 10]},
+      {"name": "rs", "op": "reshape", "shape": [60]},
+      {"name": "fc", "op": "linear", "in_features": 60, "out_features": 3, "bias": false}
+    ]}
+    """#
+
+    @Test func lrpZeroThroughLayoutOpsEqualsGradientTimesInput() throws {
+        let engine = try testEngine()
+        let spec = try ModelSpec.decode(json: Self.json, source: "layout.json")
+        let model = try Model(spec: spec, seed: 7, engine: engine)
+        let d = 48, x = seededFloats(d, seed: 71).map { $0 + 0.25 }
+        let e = try LRP(model: model, rule: .epsilon(1e-9)).explain(instances: x, targets: .classes([0, 1, 2]))
+        // Central differences: rows x ± h·e_k, one forward pass.
+        let h: Float = 1e-2
+        var rows: [Float] = []
+        for k in 0..<d {
+            for sign: Float in [1, -1] {
+                var r = x
+                r[k] += sign * h
+                rows += r
+            }
+        }
+        let f = try engine.noGrad { try model(try Tensor(rows, shape: [2 * d, 2, 4, 6], engine: engine)).toArray() }
+        let fx = try engine.noGrad { try model(try Tensor(x, shape: [1, 2, 4, 6], engine: engine)).toArray() }
+        for c in 0..<3 {
+            let expected = (0..<d).map { k in Double(x[k]) * Double(f[(2 * k) * 3 + c] - f[(2 * k + 1) * 3 + c]) / Double(2 * h) }
+            let scale = expected.map(abs).max() ?? 0
+            #expect(scale > 0)
+            expectClose(e.attributions(instance: 0, output: c), expected, atol: 2e-3 * scale, rtol: 2e-3, "LRP-0 class \(c)")
+            // The graph is positively homogeneous of degree 1 without biases: Σ x ⊙ ∇f = f(x).
+            let total = e.attributions(instance: 0, output: c).reduce(0, +)
+            #expect(abs(total - Double(fx[c])) <= 1e-4 * max(1, abs(Double(fx[c]))), "class \(c): Σ R \(total) vs f(x) \(fx[c])")
+        }
+    }
+}

@@ -306,8 +306,7 @@ import PrismTestSupport
          {"name": "select", "op": "index_select", "dim": 1, "inputs": ["input", "positions"]},
          {"name": "fc", "op": "linear", "in_features": 4, "out_features": 2}]}
         """)
-        #expect(select == "m.safetensors: node 'select' (index_select): has no ONNX form in Prism's export; it writes "
-                + ONNXExport.supportedKinds.joined(separator: ", "), "\(select)")
+        #expect(select == "m.safetensors: node 'select' (index_select): selects positions given as an input; the export writes index_select with constant positions ('index')", "\(select)")
         // Adaptive pooling of 5 rows into 3 windows of sizes 2, 3, 2: no AveragePool computes it.
         let uneven = try refusal("""
         {"format": 2, "input_shape": [2, 5, 4], "outputs": 2, "nodes": [

@@ -156,7 +156,9 @@ import PrismTestSupport
         quantized.int32Data = [Int32](repeating: -3, count: 12)
         #expect(refusal(try Self.model([Self.gemm], [quantized, Self.bias])) == "m.onnx: node 'fc' (Gemm, opset 17): its weight (input 1) must be a float32 initializer or constant")
         let int32Input = refusal(try Self.model([Self.gemm], [Self.weight, Self.bias], input: Self.info("input", [nil, 4], type: .int32)))
-        #expect(int32Input == "m.onnx: input 'input' has dtype INT32; Prism imports float32 inputs")
+        #expect(int32Input == "m.onnx: node 'fc' (Gemm, opset 17): as a Prism linear: takes float32 inputs, got int32 (cast it first) (input shape [batch] + [4])")
+        let float16Input = refusal(try Self.model([Self.gemm], [Self.weight, Self.bias], input: Self.info("input", [nil, 4], type: .float16)))
+        #expect(float16Input == "m.onnx: input 'input' has dtype FLOAT16; Prism imports float32, int64, int32 and bool inputs")
         let int64Output = refusal(try Self.model([Self.gemm], [Self.weight, Self.bias], output: Self.info("out", [nil, 3], type: .int64)))
         #expect(int64Output == "m.onnx: output 'out' is declared INT64; Prism's outputs are float32")
     }

@@ -15,13 +15,21 @@ enum ONNXRuntime {
     /// onnxruntime's first output of `model` on `input` (float32, or int64 when `integers`), flattened.
     /// - Throws: `Failure` saying what is missing when python3, numpy or onnxruntime is not there
     ///   (the tests need them: `.ci/install-deps` installs onnxruntime 1.32.0), or onnxruntime's error.
-    static func run(model: String, input: [Float], shape: [Int], integers: Bool = false, folder: String) throws -> [Float] {
+    /// - Parameter extra: the model's other inputs by name (values and shape; int64 when `integers`).
+    static func run(model: String, input: [Float], shape: [Int], integers: Bool = false, extra: [String: ([Float], [Int])] = [:],
+                    folder: String) throws -> [Float] {
         let inputPath = folder + "/ort_input.npy", outputPath = folder + "/ort_output.npy"
         try? FileManager.default.removeItem(atPath: outputPath)
         try Data(npy(input, shape: shape, integers: integers)).write(to: URL(fileURLWithPath: inputPath))
+        var arguments = ["python3", script, model, inputPath, outputPath]
+        for (name, (values, shape)) in extra.sorted(by: { $0.key < $1.key }) {
+            let path = folder + "/ort_\(name).npy"
+            try Data(npy(values, shape: shape, integers: integers)).write(to: URL(fileURLWithPath: path))
+            arguments.append("\(name)=\(path)")
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, model, inputPath, outputPath]
+        process.arguments = arguments
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice

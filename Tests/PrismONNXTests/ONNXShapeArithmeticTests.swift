@@ -1,5 +1,7 @@
 import Testing
 import PrismFormats
+import Prism
+import PrismTestSupport
 @testable import PrismONNX
 
 /// The folding of integer shape arithmetic whose entries may be multiples of the batch size
@@ -68,5 +70,39 @@ import PrismFormats
         let add = try #require(spec.nodes.first { $0.op == "add" })
         let offsets = try #require(tensors["\(add.name).other"])
         #expect(offsets.values == [0, 1, 5, 3], "\(offsets)")
+    }
+}
+
+/// Slice of a value with steps other than 1 (every other column, a reversed row order): an
+/// `index_select` of constant positions, its values and gradient against the positions worked by hand.
+@Suite struct ONNXStridedSliceTests {
+    @Test func stridedAndReversedSlicesImportAsConstantSelections() throws {
+        typealias M = ONNXMalformedTests
+        typealias I = ONNXIntegerFoldingTests
+        // input [batch, 4, 6] → columns 5, 3, 1 (start -1, end -7, step -2) of rows 3, 1 (start 3,
+        // end 0, step -2) → flatten → [batch, 6].
+        let nodes = [
+            M.node("Slice", ["input", "starts", "ends", "axes", "steps"], "sliced", name: "slice"),
+            M.node("Flatten", ["sliced"], "out", name: "flatten", ints: ["axis": 1]),
+        ]
+        let initializers = [I.ints("starts", [-1, 3]), I.ints("ends", [-7, 0]), I.ints("axes", [2, 1]), I.ints("steps", [-2, -2])]
+        let bytes = try M.model(nodes, initializers, input: M.info("input", [nil, 4, 6]), output: M.info("out", [nil, 6]))
+        let (spec, tensors) = try ONNXModel.read(bytes: bytes, source: "m.onnx")
+        #expect(spec.nodes.filter { $0.op == "index_select" }.count == 2, "\(spec.nodes.map(\.op))")
+        let engine = try testEngine()
+        let model = try Model(spec: spec, seed: 0, engine: engine)
+        try model.loadStateDict(tensors, source: "m.onnx")
+        let values = (0..<48).map { Float($0) }
+        let x = try Tensor(values, shape: [2, 4, 6], engine: engine, requiresGrad: true)
+        let y = try model(x)
+        var expected: [Float] = []
+        for n in 0..<2 { for r in [3, 1] { for c in [5, 3, 1] { expected.append(values[n * 24 + r * 6 + c]) } } }
+        #expect(try y.toArray() == expected)
+        // The gradient: each selected element gets its weight, the others zero.
+        let w = (0..<12).map { Float($0 + 1) }
+        try y.backward(try Tensor(w, shape: [2, 6], engine: engine))
+        var grad = [Float](repeating: 0, count: 48), k = 0
+        for n in 0..<2 { for r in [3, 1] { for c in [5, 3, 1] { grad[n * 24 + r * 6 + c] = w[k]; k += 1 } } }
+        #expect(try #require(x.grad).toArray() == grad)
     }
 }

@@ -119,8 +119,8 @@ import PrismTestSupport
 
     @Test func operandsThatDoNotBroadcastAreRefusedInOneLine() throws {
         let cases: [(String, [String])] = [
-            ("sub_smaller_first.onnx", ["node 'sub' (Sub, opset 17)", "[batch] + [3, 1, 1] and [batch] + [3, 4, 5]",
-                                        "the second value broadcasts over the first"]),
+            // The Sub itself imports (the smaller first operand repeated first); the output is not a vector.
+            ("sub_smaller_first.onnx", ["output 'out' has shape [batch] + [3, 4, 5]"]),
             ("constant_widens.onnx", ["node 'add' (Add, opset 17)", "a constant of shape [3, 1] would broadcast the value of shape [batch] + [1, 4] itself"]),
         ]
         for (file, parts) in cases {

@@ -82,7 +82,8 @@ import PrismTestSupport
     @Test func layoutsPrismCannotHoldAreRefusedInOneLine() throws {
         let cases: [(String, [String])] = [
             ("batch_moved.onnx", ["node 'reduce' (ReduceSum, opset 17)", "shape [4, batch, 6]", "batch is not alone on the first axis"]),
-            ("strided_slice.onnx", ["node 'every_other' (Slice, opset 17)", "step 2"]),
+            // The strided Slice imports (see ONNXStridedSliceTests); the output is not a vector.
+            ("strided_slice.onnx", ["output 'out' has shape [batch] + [4, 3]"]),
         ]
         for (file, parts) in cases {
             var message = "imported"

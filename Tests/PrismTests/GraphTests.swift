@@ -49,7 +49,7 @@ import PrismCL
         let flat = #"{"name": "f", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 50, "out_features": 3}"#
         #expect(message(flat) == "no error")
         #expect(message(#"{"name": "c", "op": "conv3d"}, "# + flat).hasPrefix(
-            "model: node 0 'c' (conv3d): unknown op 'conv3d'; supported ops: adaptiveavgpool2d, add, amax, avgpool2d, batchnorm1d, batchnorm2d, block, cast, cat, "))
+            "model: node 0 'c' (conv3d): unknown op 'conv3d'; supported ops: adaptiveavgpool2d, add, amax, avgpool2d, batchnorm1d, batchnorm2d, block, broadcast_to, cast, cat, "))
         #expect(message(#"{"name": "c", "op": "conv2d", "in_channels": 2, "out_channels": 2, "kernel_size": 1, "padding_mode": "zeros"}, "# + flat)
             == "model: node 0 'c' (conv2d): unknown attribute 'padding_mode'; conv2d takes in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias")
         #expect(message(#"{"name": "c", "op": "conv2d", "in_channels": 2, "kernel_size": 1}, "# + flat)

@@ -44,9 +44,13 @@ import PrismTestSupport
             for p in 0..<6 { for j in 0..<4 { expected[Int(ids[n * 6 + p]) * 4 + j] += Double(w[targets[n] * 24 + p * 4 + j]) } }
         }
         expectClose(grad, expected, "embedding gradient")
-        // The float entry point, and a float input for ids, are refused by name.
-        #expect(throws: TensorError("model: the input is float32, the model takes int64 values")) {
-            try model.forward(try Tensor.zeros([1, 6], engine: engine))
+        // Ids as float32 whole numbers (as explainers' perturbations pass them) give the same output;
+        // a float that is not a whole number is refused by position.
+        let asFloats = try engine.noGrad { try model.forward(try Tensor(ids.map { Float($0) }, shape: [2, 6], engine: engine)).output.toArray() }
+        let asInts = try engine.noGrad { try model.forward(try IntTensor(ids, shape: [2, 6], engine: engine)).output.toArray() }
+        #expect(asFloats == asInts)
+        #expect(throws: TensorError("model: the input takes int64 values; element 3 is 1.5, not a whole number")) {
+            try model.forward(try Tensor([0, 1, 2, 1.5, 0, 0], shape: [1, 6], engine: engine))
         }
         #expect(throws: TensorError.self) { try model.forward(try IntTensor([Int64](repeating: 11, count: 6), shape: [1, 6], engine: engine)) }
     }

@@ -53,6 +53,35 @@ struct SliceCase: CustomStringConvertible, Sendable {
                     atol: 0, rtol: 0, "permute dx \(cs)")
     }
 
+    /// Broadcast (`Tensor.broadcast(to:)`, the `broadcast_to` op): element by element against a plain
+    /// Swift repeat, and the backward against finite differences of ⟨w, broadcast(x)⟩.
+    @Test(arguments: [([3, 1, 1, 5], [3, 4, 1, 5]), ([1, 7], [6, 7]), ([2, 1, 3, 1, 1, 2], [2, 5, 3, 1, 4, 2]), ([5, 1], [5, 33])])
+    func broadcastMatchesAPlainRepeat(_ shape: [Int], _ target: [Int]) throws {
+        let engine = try testEngine()
+        let x = seededFloats(shape.reduce(1, *), seed: 61)
+        func repeated(_ v: [Double]) -> [Double] {
+            (0..<target.reduce(1, *)).map { e in
+                var rest = e, source = 0, stride = 1
+                for k in target.indices.reversed() {
+                    let c = rest % target[k]
+                    rest /= target[k]
+                    source += (shape[k] == 1 ? 0 : c) * stride
+                    stride *= shape[k]
+                }
+                return v[source]
+            }
+        }
+        let xt = try Tensor(x, shape: shape, engine: engine, requiresGrad: true)
+        let y = try xt.broadcast(to: target)
+        #expect(y.shape == target)
+        expectClose(try y.toArray(), repeated(doubles(x)), atol: 0, rtol: 0, "broadcast \(shape) → \(target)")
+        let w = seededFloats(y.count, seed: 62)
+        try y.backward(try Tensor(w, shape: target, engine: engine))
+        let fd = finiteDifferences(at: doubles(x), step: 1e-3) { dot(repeated($0), doubles(w)) }
+        expectClose(try #require(xt.grad).toArray(), fd, atol: 1e-5, rtol: 1e-5, "broadcast dx \(shape) → \(target)")
+        #expect(throws: TensorError.self) { try xt.broadcast(to: target.map { $0 + 1 }) }
+    }
+
     @Test func transposeSwapsTheLastTwoAxes() throws {
         let engine = try testEngine()
         let x = try Tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], shape: [2, 2, 3], engine: engine)

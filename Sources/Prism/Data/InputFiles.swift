@@ -47,9 +47,11 @@ public enum InputFiles {
     ///   - ignoring: CSV columns that are not features and may be present.
     ///   - channels: whether an RGB image may be reduced to luma for a 1-channel model.
     ///   - resize: how an image of another size is brought to H × W.
+    ///   - integers: the model's input is integer (token ids): .npy files may hold integers, taken as
+    ///     they are, and images are refused.
     /// - Throws: `DataError`, one line naming the file and what does not fit.
     public static func load(paths: [String], inputShape: [Int], featureNames: [String]? = nil, ignoring: [String] = [],
-                            channels: ImageFile.ChannelPolicy = .strict, resize: ResizeFilter = .bilinear) throws -> InputBatch {
+                            channels: ImageFile.ChannelPolicy = .strict, resize: ResizeFilter = .bilinear, integers: Bool = false) throws -> InputBatch {
         guard !paths.isEmpty else { throw DataError("inputs: no files given") }
         guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }), let size = HostMemory.product(inputShape), size <= ImageFile.maximumSamples else {
             throw DataError("inputs: the model's input shape \(inputShape) is not usable (1 to \(ImageFile.maximumSamples) values per example)")
@@ -58,12 +60,15 @@ public enum InputFiles {
         for path in paths {
             let bytes = try readFile(path)
             let name = (path as NSString).lastPathComponent
+            if integers, !bytes.starts(with: [0x93] + Array("NUMPY".utf8)) {
+                throw DataError("\(name): the model takes integers (token ids) of shape \(inputShape); give them as a .npy array")
+            }
             if ImageFile.format(of: bytes) != nil {
                 let image = try ImageFile.decode(bytes, name: name)
                 let (values, note) = try fit(image, name: name, inputShape: inputShape, channels: channels, resize: resize)
                 batch.append(InputBatch(values: values, count: 1, shape: inputShape, sources: [name], notes: note.map { [$0] } ?? []))
             } else if bytes.starts(with: [0x93] + Array("NUMPY".utf8)) {
-                batch.append(try examples(try NumPyArray.parse(bytes, name: name), name: name, inputShape: inputShape))
+                batch.append(try examples(try NumPyArray.parse(bytes, name: name), name: name, inputShape: inputShape, integers: integers))
             } else if name.lowercased().hasSuffix(".csv") {
                 guard let featureNames else { throw DataError("\(name): CSV inputs need the model's feature names (this model takes \(inputShape))") }
                 guard inputShape == [featureNames.count] else {
@@ -120,9 +125,15 @@ public enum InputFiles {
     }
 
     /// The examples of a .npy array: shape N × inputShape, or inputShape for one.
-    static func examples(_ array: NumPyArray, name: String, inputShape: [Int]) throws -> InputBatch {
-        guard (array.kind == "f") || (array.kind == "u" && array.itemSize == 1) else {
-            throw DataError("\(name): .npy dtype \(array.descr) is not accepted for inputs (float32, float64 or uint8)")
+    static func examples(_ array: NumPyArray, name: String, inputShape: [Int], integers: Bool = false) throws -> InputBatch {
+        if integers {
+            guard array.kind == "i" || array.kind == "u" || array.kind == "f" else {
+                throw DataError("\(name): .npy dtype \(array.descr) is not accepted for token ids (integers, or floats of whole numbers)")
+            }
+        } else {
+            guard (array.kind == "f") || (array.kind == "u" && array.itemSize == 1) else {
+                throw DataError("\(name): .npy dtype \(array.descr) is not accepted for inputs (float32, float64 or uint8)")
+            }
         }
         let count: Int, sources: [String]
         if array.shape == inputShape {
@@ -135,7 +146,12 @@ public enum InputFiles {
         }
         guard count > 0 else { throw DataError("\(name): holds no examples (shape \(array.shape))") }
         var values = array.floats(), notes: [String] = []
-        if array.kind == "u" {
+        if integers {
+            // Ids as floats are exact below 2^24; larger ones are refused rather than rounded.
+            if let i = (0..<array.count).first(where: { abs(array.double(at: $0)) >= 16_777_216 || array.double(at: $0).rounded() != array.double(at: $0) }) {
+                throw DataError("\(name): value \(array.double(at: i)) at flat index \(i) is not a token id (a whole number below 2^24)")
+            }
+        } else if array.kind == "u" {
             values = values.map { $0 / 255 }
             notes.append("\(name): uint8 values divided by 255 to [0, 1]")
         } else if let i = values.firstIndex(where: { !$0.isFinite }) {

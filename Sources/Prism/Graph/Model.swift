@@ -110,6 +110,76 @@ public final class Model {
         graph.nodes.indices.first { i in nodeName(i) == name || "\(nodeName(i)).\(ops[i].kind)" == name }
     }
 
+    /// The model's inputs besides its first (`input` nodes: an attention mask beside token ids), in
+    /// node order: name, per-example shape and element type.
+    public var extraInputs: [(name: String, shape: [Int], type: ElementType)] {
+        graph.nodes.compactMap { node in
+            node.spec.op == InputSchema.kind ? (node.spec.name, node.info.output, node.info.type) : nil
+        }
+    }
+
+    /// Values of the extra inputs for one example, used by every forward pass that is not given them
+    /// (`forward(_:inputs:)`), repeated over its batch: what explainers run with when they perturb the
+    /// first input of one instance (its token ids) and keep the rest (its attention mask).
+    /// Set with `bind(_:)`; nil when nothing is bound.
+    public private(set) var boundInputs: [String: BoundInput]?
+    /// The bound inputs on the device, repeated for the last batch size used.
+    private var boundCache: (rows: Int, values: [String: GraphValue])?
+
+    /// One example's value of an extra input, kept on the host (see `boundInputs`).
+    public struct BoundInput: Sendable {
+        /// The example's values (integers stored exactly as Double up to 2^53).
+        public var values: [Double]
+        public var type: ElementType
+        public init(values: [Double], type: ElementType) { (self.values, self.type) = (values, type) }
+    }
+
+    /// Binds one example's values of the extra inputs (see `boundInputs`); nil unbinds.
+    /// - Throws: `TensorError` naming an input that the model does not have, one that is missing,
+    ///   or values that do not fill its shape.
+    public func bind(_ inputs: [String: BoundInput]?) throws {
+        defer { boundCache = nil }
+        guard let inputs else { boundInputs = nil; return }
+        let extra = extraInputs
+        for name in inputs.keys.sorted() where !extra.contains(where: { $0.name == name }) {
+            throw TensorError("model: no input named '\(name)'; its extra inputs are \(extra.map { "'\($0.name)'" }.joined(separator: ", "))")
+        }
+        for input in extra {
+            guard let value = inputs[input.name] else { throw TensorError("model: input '\(input.name)' is not given") }
+            let count = input.shape.reduce(1, *)
+            guard value.values.count == count else {
+                throw TensorError("model: input '\(input.name)' takes \(count) values per example (shape \(input.shape)), got \(value.values.count)")
+            }
+        }
+        boundInputs = inputs
+    }
+
+    /// The bound inputs repeated for a batch of `rows`.
+    private func boundValues(rows: Int) throws -> [String: GraphValue] {
+        guard let bound = boundInputs else { return [:] }
+        if let cache = boundCache, cache.rows == rows { return cache.values }
+        var values: [String: GraphValue] = [:]
+        for input in extraInputs {
+            guard let b = bound[input.name] else { continue }
+            let shape = [rows] + input.shape
+            var repeated: [Double] = []
+            repeated.reserveCapacity(rows * b.values.count)
+            for _ in 0..<rows { repeated += b.values }
+            if input.type == .float32 {
+                values[input.name] = .float(try Tensor(repeated.map { Float($0) }, shape: shape, engine: engine))
+            } else {
+                guard let type = IntegerType(rawValue: input.type.rawValue) else { throw TensorError("model: input '\(input.name)' has no integer type \(input.type.rawValue)") }
+                let ints = try repeated.map { v -> Int64 in
+                    guard let i = Int64(exactly: v) else { throw TensorError("model: input '\(input.name)' holds \(v), not an integer") }
+                    return i
+                }
+                values[input.name] = .integer(try IntTensor(ints, shape: shape, dtype: type, engine: engine))
+            }
+        }
+        boundCache = (rows, values)
+        return values
+    }
+
     /// Runs the model on float32 inputs.
     /// - Parameters:
     ///   - x: [batch] + `spec.inputShape`.
@@ -119,14 +189,30 @@ public final class Model {
     /// - Throws: `TensorError` when `x` does not have the model's input shape or type, or a name is not
     ///   a float32 node.
     /// - Returns: the output and the captured activations by the names asked for.
+    ///
+    /// A model whose input is integer (token ids) takes them as float32 whole numbers too (as
+    /// explainers' perturbations pass them): they are cast to the input's type, refused when one
+    /// is not a whole number that fits it.
     public func forward(_ x: Tensor, training: Bool = false, capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
-        try run(.float(x), training: training, capture: capture)
+        try run(.float(x), inputs: [:], training: training, capture: capture)
     }
 
     /// Runs a model whose input is integer (token ids, indices: `spec.inputType`).
     /// - Throws: as `forward(_:training:capture:)`.
     public func forward(_ x: IntTensor, training: Bool = false, capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
-        try run(.integer(x), training: training, capture: capture)
+        try run(.integer(x), inputs: [:], training: training, capture: capture)
+    }
+
+    /// Runs a model of several inputs: `x` is the first (the model's `input`), `inputs` the others by
+    /// name (`extraInputs`), each with `x`'s batch or a batch of 1 (repeated). Inputs not given are
+    /// the bound ones (`bind(_:)`).
+    /// - Throws: `TensorError` naming an input that is missing, unknown, or of the wrong shape or type.
+    /// - Parameter overrides: nodes whose output is given rather than computed, by node name: the
+    ///   rest of the graph runs from these values (gradients reach them; attributions at a layer, such
+    ///   as an embedding's output, read them).
+    public func forward(_ x: GraphValue, inputs: [String: GraphValue], overrides: [String: Tensor] = [:], training: Bool = false,
+                        capture: Set<String> = []) throws -> (output: Tensor, activations: [String: Tensor]) {
+        try run(x, inputs: inputs, overrides: overrides, training: training, capture: capture)
     }
 
     /// The input checked against the spec's shape and type, normalized.
@@ -137,6 +223,9 @@ public final class Model {
         }
         switch x {
         case let .float(t):
+            if expected.isInteger, let type = IntegerType(rawValue: expected.rawValue) {
+                return .integer(try wholeNumbers(t, as: type))
+            }
             guard expected == .float32 else { throw TensorError("model: the input is float32, the model takes \(expected.rawValue) values") }
             return .float(try normalizedInput(t))
         case let .integer(t):
@@ -145,7 +234,66 @@ public final class Model {
         }
     }
 
-    private func run(_ x: GraphValue, training: Bool, capture: Set<String>) throws -> (output: Tensor, activations: [String: Tensor]) {
+    /// Float32 whole numbers as integers of `type` (token ids passed as floats).
+    /// - Throws: `TensorError` naming the first value that is not a whole number or does not fit.
+    private func wholeNumbers(_ t: Tensor, as type: IntegerType) throws -> IntTensor {
+        let cast = try t.toInteger(type)
+        let back = try cast.toFloat().toArray(), given = try t.toArray()
+        if let i = given.indices.first(where: { given[$0] != back[$0] }) {
+            throw TensorError("model: the input takes \(type.rawValue) values; element \(i) is \(given[i]), not a whole number")
+        }
+        return cast
+    }
+
+    /// The extra inputs of a run: those given, else the bound ones, each checked and repeated to
+    /// `rows` when given for one example.
+    private func feed(_ given: [String: GraphValue], rows: Int) throws -> [String: GraphValue] {
+        let extra = extraInputs
+        for name in given.keys.sorted() where !extra.contains(where: { $0.name == name }) {
+            throw TensorError("model: no input named '\(name)'\(extra.isEmpty ? "; the model has one input" : "; its extra inputs are \(extra.map { "'\($0.name)'" }.joined(separator: ", "))")")
+        }
+        if extra.isEmpty { return [:] }
+        let bound = given.count < extra.count ? try boundValues(rows: rows) : [:]
+        var fed: [String: GraphValue] = [:]
+        for input in extra {
+            guard var value = given[input.name] ?? bound[input.name] else {
+                throw TensorError("model: input '\(input.name)' ([batch] + \(input.shape), \(input.type.rawValue)) is not given")
+            }
+            guard value.shape.count == input.shape.count + 1, Array(value.shape.dropFirst()) == input.shape else {
+                throw TensorError("model: input '\(input.name)' has shape \(value.shape), the model expects [batch] + \(input.shape)")
+            }
+            switch value {
+            case let .float(t):
+                guard input.type == .float32 else { throw TensorError("model: input '\(input.name)' is float32, the model takes \(input.type.rawValue) values") }
+                if t.shape[0] == 1, rows > 1 { value = .float(try t.broadcast(to: [rows] + input.shape)) }
+            case let .integer(t):
+                guard input.type.isInteger else { throw TensorError("model: input '\(input.name)' is \(t.dtype.rawValue), the model takes float32 values") }
+                if t.shape[0] == 1, rows > 1 {
+                    let one = try t.toArray()
+                    var repeated: [Int64] = []
+                    repeated.reserveCapacity(one.count * rows)
+                    for _ in 0..<rows { repeated += one }
+                    value = .integer(try IntTensor(repeated, shape: [rows] + input.shape, dtype: t.dtype, engine: engine))
+                }
+            }
+            guard value.shape[0] == rows else {
+                throw TensorError("model: input '\(input.name)' has a batch of \(value.shape[0]), the first input \(rows)")
+            }
+            fed[input.name] = value
+        }
+        return fed
+    }
+
+    private func run(_ x: GraphValue, inputs given: [String: GraphValue], overrides named: [String: Tensor] = [:], training: Bool,
+                     capture: Set<String>) throws -> (output: Tensor, activations: [String: Tensor]) {
+        var overrides: [Int: Tensor] = [:]
+        for (name, value) in named {
+            guard let i = nodeIndex(name) else { throw TensorError("model: no node named '\(name)' to give the output of") }
+            guard graph.nodes[i].info.type == .float32, value.shape == [x.shape[0]] + graph.nodes[i].info.output else {
+                throw TensorError("model: the value given for node '\(name)' has shape \(value.shape); the node computes [\(x.shape[0])] + \(graph.nodes[i].info.output) float32 values")
+            }
+            overrides[i] = value
+        }
         var captureNodes: [Int: [String]] = [:]
         for name in capture.sorted() {
             guard let i = node(activation: name) else {
@@ -159,6 +307,7 @@ public final class Model {
         var values = [GraphValue?](repeating: nil, count: ops.count + 1)
         var pending = readers
         values[0] = try input(x)
+        let fed = try feed(given, rows: x.shape[0])
         var captured: [String: Tensor] = [:]
         func release(_ node: Int) {
             for v in graph.nodes[node].inputs {
@@ -174,13 +323,26 @@ public final class Model {
                 for name in names { captured[name] = out }
             }
         }
-        let plan = fusionPlan(PlanKey(training: training, taped: engine.isGradEnabled, captured: Set(captureNodes.keys)))
+        // Given node outputs end any fused run: the plan is matched without fusion then.
+        let plan = overrides.isEmpty ? fusionPlan(PlanKey(training: training, taped: engine.isGradEnabled, captured: Set(captureNodes.keys)))
+                                     : [FusedRun?](repeating: nil, count: ops.count)
         var i = 0
         while i < ops.count {
+            if let given = overrides[i] {
+                keep(given, i)
+                release(i)
+                i += 1
+                continue
+            }
             if let fused = plan[i], case let .float(input)? = values[graph.nodes[i].inputs[0]] {
                 keep(try fused.run(input), fused.last)
                 for n in i...fused.last { release(n) }
                 i = fused.last + 1
+                continue
+            }
+            if ops[i] is InputNode, let value = fed[nodeName(i)] {
+                if case let .float(t) = value { keep(t, i) } else { values[i + 1] = value }
+                i += 1
                 continue
             }
             let inputs = graph.nodes[i].inputs.map { values[$0]! }
@@ -328,14 +490,17 @@ public final class Model {
     /// its graph is the architecture and its initializers the tensors; `file` then has no metadata.
     /// - Parameter spec: the architecture when the file carries none.
     /// - Throws: `DataError` naming the file and the missing, mismatched, non-finite or unexpected tensor.
-    public static func load(path: String, spec: ModelSpec? = nil, engine: Engine) throws -> (model: Model, file: SafetensorsFile) {
+    /// - Parameter input: an ONNX model of several inputs: the one that becomes the model's input (the
+    ///   others are fed by name); nil takes the first. Refused for other files.
+    public static func load(path: String, spec: ModelSpec? = nil, input: String? = nil, engine: Engine) throws -> (model: Model, file: SafetensorsFile) {
         let file: SafetensorsFile
         let resolved: ModelSpec
         if spec == nil, ONNXModel.isONNX(path: path) {
             // An ONNX export: its graph imported as the architecture, its initializers as the tensors.
-            let (imported, tensors) = try ONNXModel.read(path: path)
+            let (imported, tensors) = try ONNXModel.read(path: path, input: input)
             (resolved, file) = (imported, SafetensorsFile(tensors: tensors))
         } else {
+            if let input { throw DataError("\(path): the input to explain ('\(input)') is chosen among an ONNX model's inputs; this file's model has its first input explained") }
             try ForeignModelFile.refusePyTorchPickle(path: path)
             file = try SafetensorsFile.read(path: path)
             resolved = try resolveSpec(spec, file: file, path: path)

@@ -8,7 +8,7 @@ let standardOps: [(kind: String, make: OpRegistry.Maker)] = [
     entry(Neg.self), entry(Sqrt.self), entry(Exp.self), entry(Log.self), entry(Erf.self), entry(Reciprocal.self),
     entry(Hardsigmoid.self), entry(Hardtanh.self), entry(PReLU.self), entry(Cat.self), entry(LayerNormLayer.self), entry(GroupNorm.self), entry(Expand.self), entry(FakeQuantize.self), entry(PatchEmbedding.self),
     entry(TransformerBlock.self), entry(ClassTokenLayer.self), entry(Embedding.self), entry(IndexSelect.self),
-    entry(CompareOp<EqualKind>.self), entry(CompareOp<LessKind>.self), entry(CompareOp<GreaterKind>.self), entry(Where.self), entry(Cast.self),
+    entry(CompareOp<EqualKind>.self), entry(CompareOp<LessKind>.self), entry(CompareOp<GreaterKind>.self), entry(Where.self), entry(Cast.self), entry(InputNode.self), entry(BroadcastTo.self),
     entry(Reshape.self), entry(Permute.self), entry(Narrow.self), entry(MatMul.self), entry(LogSoftmax.self),
     entry(Reduction<MeanKind>.self), entry(Reduction<SumKind>.self), entry(Reduction<AmaxKind>.self),
     entry(ConvTranspose2DLayer.self), entry(Upsample.self), entry(Pad.self),

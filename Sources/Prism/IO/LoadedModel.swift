@@ -26,15 +26,13 @@ public struct LoadedModel {
     /// What the outputs mean (a file without a stored task holds a classifier).
     public var task: ModelTask { model.spec.resolvedTask }
 
-    /// Reads a model file for the commands, which feed it float32 data (images, tables, arrays).
-    /// - Throws: `DataError` naming the file: missing, unreadable, metadata that does not fit the
-    ///   model, or a model whose input is integer.
-    public init(path: String, engine: Engine) throws {
+    /// Reads a model file for the commands, which feed it float32 data (images, tables, arrays; token
+    /// ids of an integer input as whole numbers).
+    /// - Parameter input: an ONNX model's input to explain, by name (see `Model.load`).
+    /// - Throws: `DataError` naming the file: missing, unreadable, or metadata that does not fit the model.
+    public init(path: String, engine: Engine, input: String? = nil) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw DataError("\(path): no such file") }
-        let (model, file) = try Model.load(path: path, engine: engine)
-        if let type = model.spec.inputType, type.isInteger {
-            throw DataError("\(path): the model takes \(type.rawValue) inputs (token ids or indices); prism's commands feed float32 data (call Model.forward with an IntTensor from the library)")
-        }
+        let (model, file) = try Model.load(path: path, input: input, engine: engine)
         self.model = model
         self.path = path
         if let json = file.metadata[ModelFileKey.standardization] {

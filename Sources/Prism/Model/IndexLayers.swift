@@ -42,9 +42,20 @@ public final class IndexSelect: TypedOp {
     public typealias Schema = IndexSelectSchema
     public typealias Config = IndexSelectSchema.Config
     public let config: Config
-    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+    /// The constant positions on the device, when the config holds them.
+    public let constant: IntTensor?
+
+    public init(config: Config, inputs: Shapes, seed: UInt64, engine: Engine) throws {
+        self.config = config
+        let axis = try IndexSelectSchema.axis(config, rank: inputs[0].count)
+        constant = try IndexSelectSchema.positions(config, size: inputs[0][axis - 1]).map { try IntTensor($0, shape: [$0.count], engine: engine) }
+    }
 
     public func forward(values: [GraphValue], training: Bool) throws -> GraphValue {
+        if let constant {
+            let x = try values[0].float()
+            return .float(try gather(x, axis: try IndexSelectSchema.axis(config, rank: x.rank - 1), indices: constant))
+        }
         let x = try values[0].float(), index = try values[1].integer()
         guard index.rank == 2, index.shape[0] == x.shape[0] || index.shape[0] == 1 else {
             throw TensorError("index_select: positions of shape \(index.shape) for a batch of \(x.shape[0])")
@@ -61,33 +72,73 @@ public final class IndexSelect: TypedOp {
     }
 }
 
-/// `torch.eq`, `torch.lt`, `torch.gt`: bool results, the second input broadcast over the first.
+/// `torch.eq`, `torch.lt`, `torch.gt`: bool results, the second input broadcast over the first (or a
+/// number, `other`).
 public final class CompareOp<Kind: ComparisonKind>: TypedOp {
     public typealias Schema = ComparisonSchema<Kind>
-    public let config = NoConfig()
-    public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
+    public let config: Schema.Config
+    public init(config: Schema.Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
 
     public func forward(values: [GraphValue], training: Bool) throws -> GraphValue {
-        switch (values[0], values[1], Kind.name) {
-        case let (.float(a), .float(b), "eq"): .integer(try a.equal(b))
-        case let (.float(a), .float(b), "lt"): .integer(try a.less(b))
-        case let (.float(a), .float(b), _): .integer(try a.greater(b))
-        case let (.integer(a), .integer(b), "eq"): .integer(try a.equal(b))
-        case let (.integer(a), .integer(b), "lt"): .integer(try a.less(b))
-        case let (.integer(a), .integer(b), _): .integer(try a.greater(b))
+        var second = values.count > 1 ? values[1] : nil
+        if second == nil, let other = config.other?.value {
+            switch values[0] {
+            case let .float(a): second = .float(try Tensor([Float(other)], shape: [1], engine: a.engine))
+            case let .integer(a): second = .integer(try IntTensor([Int64(other)], shape: [1], dtype: a.dtype == .bool ? .int32 : a.dtype, engine: a.engine))
+            }
+        }
+        switch (values[0], second, Kind.name) {
+        case let (.float(a), .float(b)?, "eq"): return .integer(try a.equal(b))
+        case let (.float(a), .float(b)?, "lt"): return .integer(try a.less(b))
+        case let (.float(a), .float(b)?, _): return .integer(try a.greater(b))
+        case let (.integer(a), .integer(b)?, "eq"): return .integer(try a.equal(b))
+        case let (.integer(a), .integer(b)?, "lt"): return .integer(try a.less(b))
+        case let (.integer(a), .integer(b)?, _): return .integer(try a.greater(b))
         default: throw TensorError("\(Kind.name): compares two float32 or two integer values")
         }
     }
 }
 
-/// `torch.where(condition, a, b)`, the gradient sent to a where the condition holds, to b elsewhere.
+/// `torch.where(condition, a, b)`, the gradient sent to a where the condition holds, to b elsewhere;
+/// a or b may be numbers (`config.x`, `config.y`).
 public final class Where: TypedOp {
     public typealias Schema = WhereSchema
-    public let config = NoConfig()
-    public init(config: NoConfig, inputs: Shapes, seed: UInt64, engine: Engine) throws {}
+    public let config: WhereSchema.Config
+    public init(config: WhereSchema.Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
 
     public func forward(values: [GraphValue], training: Bool) throws -> GraphValue {
-        .float(try Tensor.where(try values[0].integer(), try values[1].float(), try values[2].float()))
+        let condition = try values[0].integer()
+        var rest = values.dropFirst().makeIterator()
+        func operand(_ number: Scalar?) throws -> Tensor {
+            if let number { return try Tensor.full(condition.shape, Float(number.value), engine: condition.engine) }
+            guard let v = rest.next() else { throw TensorError("where: an input is missing") }
+            return try v.float()
+        }
+        let a = try operand(config.x), b = try operand(config.y)
+        return .float(try Tensor.where(condition, a, b))
+    }
+}
+
+/// A model input besides the first (see `InputSchema`): `Model.forward(_:inputs:)` feeds it by name,
+/// so the op itself never runs.
+public final class InputNode: TypedOp {
+    public typealias Schema = InputSchema
+    public let config: InputSchema.Config
+    public init(config: InputSchema.Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+
+    public func forward(values: [GraphValue], training: Bool) throws -> GraphValue {
+        throw TensorError("input: the model's inputs are fed by Model.forward, not run as an op")
+    }
+}
+
+/// A value's axes of size 1 repeated (`x.expand(batch, *shape)`; see `BroadcastToSchema`).
+public final class BroadcastTo: Op {
+    public typealias Schema = BroadcastToSchema
+    public let config: BroadcastToSchema.Config
+    public init(config: BroadcastToSchema.Config, inputs: Shapes, seed: UInt64, engine: Engine) throws { self.config = config }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try inputs[0].broadcast(to: [inputs[0].shape[0]] + config.shape)
     }
 }
 

@@ -45,7 +45,7 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
 }
 
 /// A constant repeated for every example (see `ExpandSchema`): `value` is a buffer, zero until loaded.
-public final class Expand: Op {
+public final class Expand: TypedOp {
     public typealias Schema = ExpandSchema
     public typealias Config = ExpandSchema.Config
     public let config: Config
@@ -58,8 +58,9 @@ public final class Expand: Op {
 
     public var buffers: [(name: String, tensor: Tensor)] { [("value", value)] }
 
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try Tensor.zeros([inputs[0].shape[0]] + config.shape, engine: value.engine).add(value)
+    /// The input gives the batch size only (it may be integer: token ids).
+    public func forward(values: [GraphValue], training: Bool) throws -> GraphValue {
+        .float(try Tensor.zeros([values[0].shape[0]] + config.shape, engine: value.engine).add(value))
     }
 }
 

@@ -26,6 +26,35 @@ extension Tensor {
         return y
     }
 
+    /// The tensor with its axes of size 1 repeated to `target` (of its rank), as PyTorch's `expand`
+    /// but copied; records its backward (the gradient summed over the repeated axes).
+    /// - Throws: `TensorError` when an axis is neither 1 nor the target's size, or for rank above 6.
+    public func broadcast(to target: [Int]) throws -> Tensor {
+        guard target.count == rank, rank <= 6, zip(shape, target).allSatisfy({ $0 == $1 || $0 == 1 }), target.allSatisfy({ $0 >= 0 }) else {
+            throw TensorError.shape("broadcast", "axes of size 1 repeat to a target of the same rank (6 at most)", shape, target)
+        }
+        if target == shape { return self }
+        let engine = engine, n = target.reduce(1, *)
+        guard n < Int(Int32.max) else { throw TensorError.shape("broadcast", "tensor too large for 32-bit indexing", shape, target) }
+        let y = try Tensor.empty(target, engine: engine)
+        var strides = [Int](repeating: 1, count: rank)
+        for k in stride(from: rank - 2, through: 0, by: -1) { strides[k] = strides[k + 1] * shape[k + 1] }
+        let pad = 6 - rank
+        let dims = [Int](repeating: 1, count: pad) + target
+        let steps = [Int](repeating: 0, count: pad) + target.indices.map { shape[$0] == target[$0] ? strides[$0] : 0 }
+        if n > 0 {
+            try engine.launch("layout.cl", "permute_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                              [storage, y.storage, Int32(n)] + (dims + steps).map { Int32($0) })
+        }
+        let repeated = target.indices.filter { shape[$0] != target[$0] }
+        y.record(inputs: [self], op: "broadcast") { dy in
+            var g = dy
+            for axis in repeated { g = try g.sum(axis: axis, keepDims: true) }
+            return [g]
+        }
+        return y
+    }
+
     /// The last two axes swapped (a matrix transpose, batched over the leading axes).
     /// - Throws: `TensorError` for rank below 2 or above 6.
     public func transposed() throws -> Tensor {
