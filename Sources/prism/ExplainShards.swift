@@ -48,6 +48,8 @@ struct ShardManifest: Codable, Equatable {
         s["methods"] = plan.methods.map(\.name).joined(separator: ",")
         s["target"] = "\(plan.target)"
         s["metrics"] = "\(plan.metrics)"
+        s["--baseline-token"] = text(plan.baselineToken)
+        s["extra inputs"] = plan.extraInputs.keys.sorted().map { "\($0) \(hashText(plan.extraInputs[$0]!.values))" }.joined(separator: ", ")
         s["shard size"] = "\(shardSize)"
         let options: [(String, String)] = [
             ("--samples", text(o.samples)), ("--lime-samples", text(o.limeSamples)), ("--smoothgrad-samples", text(o.smoothgradSamples)),
@@ -200,6 +202,12 @@ struct FNV1a {
 
 /// `fnv1a:…` of the bytes of floats, integers or text.
 func hashText(_ values: [Float]) -> String {
+    var h = FNV1a()
+    for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { h.add($0) } }
+    return "fnv1a:" + h.hex
+}
+
+func hashText(_ values: [Double]) -> String {
     var h = FNV1a()
     for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { h.add($0) } }
     return "fnv1a:" + h.hex

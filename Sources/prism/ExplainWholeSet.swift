@@ -186,6 +186,11 @@ extension ExplainPlan {
             values: Array(i.values[(positions.lowerBound * d)..<(positions.upperBound * d)]), count: positions.count,
             names: Array(i.names[positions]), indices: i.indices.map { Array($0[positions]) }, labels: i.labels.map { Array($0[positions]) },
             trueValues: i.trueValues.map { Array($0[positions]) }, source: i.source)
+        copy.extraInputs = extraInputs.mapValues { input in
+            var cut = input
+            cut.values = Array(input.values[(positions.lowerBound * input.perExample)..<(positions.upperBound * input.perExample)])
+            return cut
+        }
         return copy
     }
 }
