@@ -7,6 +7,9 @@ import PrismExplain
 struct ShapedArray: Encodable {
     var shape: [Int]
     var values: [Double]
+    /// When set, `values` is encoded as this string, which `ExplainDocument.encodedDirectly`
+    /// replaces by the nested lists written straight into the bytes.
+    var placeholder: String?
 
     init(shape: [Int], values: [Double]) {
         self.shape = shape
@@ -22,6 +25,7 @@ struct ShapedArray: Encodable {
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(shape, forKey: .shape)
+        if let placeholder { return try c.encode(placeholder, forKey: .values) }
         var nested = c.nestedUnkeyedContainer(forKey: .values)
         try encodeLevel(&nested, dims: shape[...], offset: 0)
     }

@@ -138,7 +138,7 @@ struct WholeSetRun {
         if let json = plan.outputs.json {
             var document = ExplainDocument(plan: plan, results: results)
             document.globalViews = views.methods
-            try OutputFile(path: json, allowStandardOutput: true).write(try document.encoded() + Data("\n".utf8))
+            try OutputFile(path: json, allowStandardOutput: true).write(try document.encodedDirectly() + Array("\n".utf8))
             if !plan.outputs.jsonToStandardOutput {
                 lines.append("wrote \(json)")
                 dataFiles.append((plan.relative(json, to: out), "every example's values, base values, f(x), settings, the global views, the inputs, features and background (JSON)"))

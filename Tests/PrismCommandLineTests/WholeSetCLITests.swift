@@ -165,6 +165,16 @@ import Testing
             let swarm = try String(contentsOfFile: dir + "/a/global-\(method)-beeswarm.svg", encoding: .utf8)
             #expect(swarm.components(separatedBy: "<circle").count - 1 >= 30 * 4, "one dot per example and feature")
         }
+        // The document's large arrays written straight into the bytes read back as the encoder's.
+        let merged = try WholeSetRun(plan: plan, shardSize: 4).merge(try ShardFolder(path: dir + "/a/shards"))
+        let document = ExplainDocument(plan: plan, results: merged)
+        let direct = try document.encodedDirectly(threshold: 0), viaEncoder = try document.encoded()
+        #expect(direct.count < viaEncoder.count && !String(decoding: direct, as: UTF8.self).contains("@@prism-array"))
+        let readDirect = try #require(try JSONSerialization.jsonObject(with: Data(direct)) as? NSDictionary)
+        let readEncoder = try #require(try JSONSerialization.jsonObject(with: viaEncoder) as? NSDictionary)
+        #expect(readDirect == readEncoder)
+        #expect(try document.encodedDirectly(threshold: 1 << 30) == [UInt8](viaEncoder))
+
         let html = try String(contentsOfFile: dir + "/a/index.html", encoding: .utf8)
         #expect(html.contains("global-kernel-shap-beeswarm.svg") && html.contains("Whole-data-set run: 30 examples"))
         #expect(html.components(separatedBy: "<h2>").count - 1 == 8 + 1, "the first 8 examples and the data files")
