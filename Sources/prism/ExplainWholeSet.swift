@@ -49,9 +49,12 @@ struct WholeSetRun {
         var doneExamples = 0
         for k in 0..<shardCount {
             do {
-                if let shard = try shards.read(k), isComplete(shard, number: k) {
-                    doneExamples += shard.indices.count
-                    continue
+                if let shard = try shards.read(k) {
+                    if isComplete(shard, number: k) {
+                        doneExamples += shard.indices.count
+                        continue
+                    }
+                    printError("note: \(shards.folder.path(shards.shardName(k))) holds other examples or methods than this run's shard \(k); computing it again")
                 }
             } catch {
                 printError("note: \(error); computing that shard again")
