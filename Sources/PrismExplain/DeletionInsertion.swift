@@ -11,7 +11,7 @@ import Prism
 /// Every point of all four curves is one coalition of a single `DeviceGame` batch on the device.
 public struct DeletionInsertion {
     /// The curves of one instance and target, at fractions 0, 1/steps, …, 1 of the features.
-    public struct Curves: Equatable, Sendable {
+    public struct Curves: Codable, Equatable, Sendable {
         public var fractions: [Double]
         public var deletion: [Double]
         public var insertion: [Double]

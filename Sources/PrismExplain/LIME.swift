@@ -22,6 +22,9 @@ public struct LIME: AttributionMethod {
     /// What hidden groups are set to.
     public var baseline: AttributionBaseline
     public var seed: UInt64
+    /// The number of the first instance given in a longer run: instance i's masks are those of
+    /// instance `firstInstance + i`, so a run cut into parts draws what it draws in one go.
+    public var firstInstance = 0
     /// Model rows per device batch (nil: sized from the device's memory).
     public var rowsPerChunk: Int?
 
@@ -59,7 +62,7 @@ public struct LIME: AttributionMethod {
         var evaluations = 0
         var worstR2 = 1.0
         for i in 0..<n {
-            var rng = SplitMix64(seed: seed &+ UInt64(i) &* 0xD1B5_4A32_D192_ED03)
+            var rng = SplitMix64(seed: seed &+ UInt64(firstInstance + i) &* 0xD1B5_4A32_D192_ED03)
             var masks = [UInt8](repeating: 1, count: m)
             for _ in 1..<samples { masks += (0..<m).map { _ in UInt8(rng.next() >> 63) } }
             let weights = (0..<samples).map { s -> Double in

@@ -26,6 +26,9 @@ public struct SmoothGrad: AttributionMethod {
     public var noiseLevel: Double
     public var variant: Variant
     public var seed: UInt64
+    /// The number of the first instance given in a longer run: instance i's noise is that of
+    /// instance `firstInstance + i`, so a run cut into parts draws what it draws in one go.
+    public var firstInstance = 0
     /// Model rows per device batch (nil: sized from the device's memory).
     public var rowsPerChunk: Int?
 
@@ -76,7 +79,7 @@ public struct SmoothGrad: AttributionMethod {
             while r < row + rows {
                 let i = r / samples, s0 = r % samples, s1 = min(samples, s0 + (row + rows - r))
                 let noise = (s0..<s1).flatMap {
-                    Self.noise(seed: seed, instance: i, sample: $0, samples: samples, count: d, sigma: sigmas[i])
+                    Self.noise(seed: seed, instance: firstInstance + i, sample: $0, samples: samples, count: d, sigma: sigmas[i])
                 }
                 segments.append(try Tensor(noise, shape: [s1 - s0, d], engine: engine) + x.sliced(axis: 0, range: i..<(i + 1)))
                 classes += [[Int]](repeating: targets.classes(instance: i), count: s1 - s0)

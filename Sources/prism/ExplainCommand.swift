@@ -28,8 +28,10 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "The model file: safetensors written by prism train, or an ONNX export (.onnx).")
     var model: String
 
-    @Option(parsing: .unconditional, help: "Test-set examples to explain: I or I,J,…")
+    @Option(parsing: .unconditional, help: "Test-set examples to explain: I, I,J,…, or a whole-data-set run over ranges A-B (inclusive) mixed with rows (0-9,20,30-39) or all: streamed in shards into --out DIR, resumable.")
     var index: String?
+
+    @OptionGroup var wholeSet: WholeSetOptions
 
     @OptionGroup var inputOptions: InputOptions
 
@@ -87,18 +89,13 @@ struct ExplainCommand: ParsableCommand {
         if let background, background < 1 { throw ValidationError("--background must be at least 1") }
         if superpixel < 1 { throw ValidationError("--superpixel must be at least 1") }
         if let kmeans, kmeans < 1 { throw ValidationError("--kmeans must be at least 1") }
-        _ = try indices()
         if index != nil && !inputOptions.input.isEmpty { throw ValidationError("give --input or --index, not both") }
+        try wholeSet.check(selection: try indexSelection(), command: self)
     }
 
-    func indices() throws -> [Int] {
-        let index = self.index ?? "0"
-        let parts = index.split(separator: ",", omittingEmptySubsequences: false)
-        let values = parts.map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !values.isEmpty, values.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-            throw ValidationError("--index '\(index)' is not a list of non-negative integers (I or I,J,…)")
-        }
-        return values.map { $0! }
+    /// The rows `--index` names (default: row 0), syntax checked.
+    func indexSelection() throws -> IndexSelection {
+        try IndexSelection(parsing: index ?? "0")
     }
 
     func run() throws {
@@ -116,6 +113,10 @@ struct ExplainCommand: ParsableCommand {
         let toStandardError = destination.jsonToStandardOutput
         let say = { (line: String) in toStandardError ? printError(line) : printLine(line) }
         for note in plan.notes { printError(note) }
+        if try indexSelection().isWholeSet {
+            try WholeSetRun(plan: plan, shardSize: wholeSet.shardSize).run(top: top, say: say)
+            return
+        }
         let results = try plan.run()
         for line in plan.summaryLines(results, top: top) { say(line) }
         for run in results.runs {
@@ -162,10 +163,7 @@ struct ExplainCommand: ParsableCommand {
         var instances: ExplainInstances
         if inputOptions.input.isEmpty {
             let test = data!.test
-            let rows = try indices()
-            if let bad = rows.first(where: { $0 >= test.count }) {
-                throw ValidationError("--index \(bad) outside 0..<\(test.count) (the test set of \(dataOptions.sourceName))")
-            }
+            let rows = try indexSelection().resolve(count: test.count, source: dataOptions.sourceName)
             instances = try ExplainInstances(testRows: rows, of: test, source: dataOptions.sourceName)
         } else {
             let batch = try inputOptions.read(inputOptions.input, loaded: loaded, featureNames: columnNames, label: dataOptions.label)

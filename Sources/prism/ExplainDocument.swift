@@ -7,6 +7,9 @@ import PrismExplain
 struct ShapedArray: Encodable {
     var shape: [Int]
     var values: [Double]
+    /// When set, `values` is encoded as this string, which `ExplainDocument.encodedDirectly`
+    /// replaces by the nested lists written straight into the bytes.
+    var placeholder: String?
 
     init(shape: [Int], values: [Double]) {
         self.shape = shape
@@ -22,6 +25,7 @@ struct ShapedArray: Encodable {
     func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Keys.self)
         try c.encode(shape, forKey: .shape)
+        if let placeholder { return try c.encode(placeholder, forKey: .values) }
         var nested = c.nestedUnkeyedContainer(forKey: .values)
         try encodeLevel(&nested, dims: shape[...], offset: 0)
     }
@@ -131,6 +135,8 @@ struct ExplainDocument: Encodable {
     var background: Background
     var predictions: Predictions
     var methods: [Method]
+    /// Whole-data-set runs: mean |φ| per feature (and pixel), overall and per predicted class.
+    var globalViews: [GlobalViews.MethodView]?
 
     init(plan: ExplainPlan, results: ExplainResults) {
         let n = plan.instances.count

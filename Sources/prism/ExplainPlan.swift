@@ -63,7 +63,7 @@ struct ExplainPlan {
     let engine: Engine
     let loaded: LoadedModel
     let modelPath: String
-    let instances: ExplainInstances
+    var instances: ExplainInstances
     let methods: [ExplainMethod]
     let options: MethodOptions
     var target: ExplainTarget = .predicted
@@ -94,6 +94,8 @@ struct ExplainPlan {
     var outputs: ExplainOutputs
     /// Lines to print before the work: what was read how, what was taken when a choice was made.
     var notes: [String] = []
+    /// The position of the first example in the whole run (a shard of a whole-data-set run).
+    var firstInstance = 0
 
     var model: Model { loaded.model }
     var inputShape: [Int] { model.spec.inputShape }
@@ -102,7 +104,8 @@ struct ExplainPlan {
 
     /// The method context on `model` (the plan's, or a randomized copy).
     func context(on model: Model, baseline: [Float]) -> MethodContext {
-        MethodContext(model: model, options: options, groups: groups, superpixel: superpixel, baseline: baseline)
+        MethodContext(model: model, options: options, groups: groups, superpixel: superpixel, baseline: baseline,
+                      firstInstance: firstInstance)
     }
 
     /// The reference inputs of IG, occlusion, LIME and the metric (`--baseline`), or of the SHAP methods

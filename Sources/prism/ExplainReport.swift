@@ -41,7 +41,7 @@ extension ExplainPlan {
                 "Data: \(instances.source). Background: \(backgroundNote.count > 160 ? backgroundNote.prefix(150) + "… (all in the JSON)" : backgroundNote).",
                 "Every method explains \(explained); features: \(isImage ? (segmentation.map { "the segments of \(($0 as NSString).lastPathComponent)" } ?? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels") + " for the SHAP methods and LIME, pixels for the gradient methods" : groups.featureCount == elementCount ? "columns" : "groups of columns"). Each heatmap is scaled to its own largest magnitude.",
             ],
-            figures: extras.figures + (try summaryPlots(runs, targets: results.targets, folder: out)), examples: examples, files: dataFiles + extras.files)
+            figures: extras.figures + (try summaryPlots(runs, targets: results.targets, folder: out, means: extras.perRunSummaryPlots)), examples: examples, files: dataFiles + extras.files)
         try report.write(directory: out)
     }
 
@@ -79,11 +79,12 @@ extension ExplainPlan {
     }
 
     /// Over all examples: mean |φ| per feature of each SHAP method, and for tabular data with several
-    /// examples shap's beeswarm; for a vision transformer, the attention maps of the first example.
-    func summaryPlots(_ runs: [MethodRun], targets: [Int], folder: String) throws -> [(String, String)] {
+    /// examples shap's beeswarm (unless `means` is false); for a vision transformer, the attention
+    /// maps of the first example.
+    func summaryPlots(_ runs: [MethodRun], targets: [Int], folder: String, means: Bool = true) throws -> [(String, String)] {
         var plots: [(String, String)] = []
         let x = instances.values
-        for run in runs where run.method.isShapley {
+        for run in runs where run.method.isShapley && means {
             let e = run.explanation, m = e.featureCount
             let perInstance = (0..<e.instanceCount).map { e.attributions(instance: $0, output: run.outputSlot[$0]) }
             let meanAbs = (0..<m).map { j in perInstance.reduce(0.0) { $0 + abs($1[j]) } / Double(e.instanceCount) }

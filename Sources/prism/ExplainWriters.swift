@@ -12,6 +12,9 @@ struct ReportExtras {
     /// Figures about the whole run (files already in the report folder): (file, caption).
     var figures: [(String, String)] = []
     var files: [(String, String)] = []
+    /// Whether the report draws each SHAP method's mean |φ| and beeswarm over its examples (false
+    /// when `figures` already holds global views over more examples).
+    var perRunSummaryPlots = true
 }
 
 /// The writers of an explain run: each reads the plan and the results and only writes.

@@ -14,6 +14,9 @@ struct MethodContext {
     var superpixel: Int?
     /// `--baseline` rows, one per instance (empty when no chosen method uses them).
     var baseline: [Float]
+    /// The position of the first instance in the run (a whole-data-set run's shard): methods that
+    /// draw per instance (SmoothGrad's noise, LIME's masks) draw what the whole run would.
+    var firstInstance = 0
     var inputShape: [Int] { model.spec.inputShape }
     var isImage: Bool { inputShape.count == 3 }
     /// The function a gradient method differentiates, when it is not the model of its input (token
@@ -137,8 +140,10 @@ final class MethodRegistry: @unchecked Sendable {
         }, options: ["steps", "ig-rule", "baseline"], usesBaseline: true, baseName: "f(x′)",
            captionDetail: { "\($0.steps) steps, \($0.igRule.rawValue)" }),
         ExplainMethod(name: "smoothgrad", title: "SmoothGrad", kind: .attribution { c in
-            SmoothGrad(model: c.differentiable, samples: c.options.smoothgradSamples ?? 50, noiseLevel: c.options.noise,
-                       variant: c.options.smoothgradVariant, seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
+            var method = SmoothGrad(model: c.differentiable, samples: c.options.smoothgradSamples ?? 50, noiseLevel: c.options.noise,
+                                    variant: c.options.smoothgradVariant, seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
+            method.firstInstance = c.firstInstance
+            return method
         }, options: ["smoothgrad-samples", "noise", "smoothgrad-variant"]),
         ExplainMethod(name: "gradcam", title: "Grad-CAM", kind: .attribution { c in
             GradCAM(model: c.differentiable, layer: try gradCAMLayer(c.model, named: c.options.layer), relu: !c.options.noGradcamRelu,
@@ -160,8 +165,10 @@ final class MethodRegistry: @unchecked Sendable {
                              rowsPerChunk: c.options.rowsPerChunk)
         }, options: ["window", "stride", "baseline"], usesBaseline: true),
         ExplainMethod(name: "lime", title: "LIME", kind: .attribution { c in
-            LIME(model: c.differentiable, groups: c.groups, samples: c.options.limeSamples ?? 1000, kernelWidth: c.options.kernelWidth,
-                 baseline: .values(c.baseline), seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
+            var method = LIME(model: c.differentiable, groups: c.groups, samples: c.options.limeSamples ?? 1000, kernelWidth: c.options.kernelWidth,
+                              baseline: .values(c.baseline), seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
+            method.firstInstance = c.firstInstance
+            return method
         }, options: ["lime-samples", "kernel-width", "baseline"], usesBaseline: true),
         ExplainMethod(name: "attention-rollout", title: "Attention rollout", kind: .attribution { c in
             try AttentionAttribution(model: c.model, kind: .rollout, rowsPerChunk: c.options.rowsPerChunk ?? 64)
