@@ -1,5 +1,6 @@
 import Foundation
 import Prism
+import PrismGraph
 
 /// Attention explanations of a vision transformer (a `Model` with `TransformerBlock`s after a
 /// `PatchEmbedding`): the attention probabilities of every layer and head, attention rollout
@@ -25,24 +26,72 @@ public struct AttentionMaps {
     public let model: Model
     /// Model rows per device batch.
     public var rowsPerChunk: Int
+    /// The side of the square patches the image is cut into.
+    let patch: Int
+    /// An imported vision transformer's attention: its softmax nodes over the keys, in order, and
+    /// the axis of their per-example output that holds the heads (nil: one head, [T, T]); nil for
+    /// Prism's own transformer blocks.
+    let softmaxNodes: (names: [String], headAxis: Int?)?
 
-    /// - Throws: `ExplainError` when the model has no transformer blocks after a patch embedding.
+    /// - Throws: `ExplainError` when the model is not a vision transformer: neither Prism's patch
+    ///   embedding and transformer blocks, nor an imported graph whose first convolution cuts the
+    ///   image into patches (kernel = stride) and whose softmax nodes give [heads, T, T] attention over
+    ///   the patches and a class token.
     public init(model: Model, rowsPerChunk: Int = 64) throws {
-        guard model.ops.contains(where: { $0 is TransformerBlock }), model.ops.first is PatchEmbedding else {
-            throw ExplainError("attention maps: the model is not a vision transformer (no patch embedding and transformer blocks)")
-        }
         guard rowsPerChunk > 0 else { throw ExplainError("attention maps: rows per chunk must be positive, got \(rowsPerChunk)") }
         self.model = model
         self.rowsPerChunk = rowsPerChunk
+        if model.ops.contains(where: { $0 is TransformerBlock }), let embedding = model.ops.first as? PatchEmbedding {
+            (patch, softmaxNodes) = (embedding.patch, nil)
+            return
+        }
+        let shape = model.spec.inputShape
+        guard shape.count == 3, let conv = model.ops.first(where: { $0 is Conv2DLayer }) as? Conv2DLayer,
+              conv.weight.shape[2] == conv.weight.shape[3], conv.stride == (conv.weight.shape[2], conv.weight.shape[3]),
+              conv.padding == (0, 0), shape[1] % conv.stride.0 == 0, shape[2] % conv.stride.1 == 0 else {
+            throw ExplainError("attention maps: the model is not a vision transformer (no patch embedding and transformer blocks, nor a first convolution cutting the image into square patches)")
+        }
+        let p = conv.stride.0, tokens = (shape[1] / p) * (shape[2] / p) + 1
+        var names: [String] = [], headAxis: Int?? = .none
+        for (i, node) in model.graph.nodes.enumerated() where node.spec.op == SoftmaxSchema.kind {
+            let out = node.info.output
+            guard out.last == tokens, (try? SoftmaxSchema.axis(JSONValue.decode(SoftmaxSchema.Config.self, from: node.spec.attributes), rank: out.count)) == out.count - 1 else { continue }
+            let axis: Int?
+            switch out.count {
+            case 2 where out[0] == tokens: axis = nil
+            case 3 where out[0] != tokens && out[1] == tokens: axis = 0
+            case 3 where out[0] == tokens && out[1] != tokens: axis = 1
+            default: continue
+            }
+            if case let .some(previous) = headAxis, previous != axis { continue }
+            headAxis = .some(axis)
+            names.append(model.activationName(i))
+        }
+        guard !names.isEmpty, case let .some(axis) = headAxis else {
+            throw ExplainError("attention maps: no softmax node gives attention over the \(tokens - 1) patches and a class token ([heads, \(tokens), \(tokens)])")
+        }
+        (patch, softmaxNodes) = (p, (names, axis))
     }
 
     var blocks: [TransformerBlock] { model.ops.compactMap { $0 as? TransformerBlock } }
 
     /// The patch grid (rows, columns) and the patch side.
     public var grid: (rows: Int, columns: Int, patch: Int) {
-        let embedding = model.ops[0] as! PatchEmbedding
         let shape = model.spec.inputShape
-        return (shape[1] / embedding.patch, shape[2] / embedding.patch, embedding.patch)
+        return (shape[1] / patch, shape[2] / patch, patch)
+    }
+
+    /// One layer's captured attention of `rows` examples as [rows, heads, T, T] values.
+    func headsFirst(_ values: [Float], rows: Int, shape: [Int]) -> (values: [Float], heads: Int, tokens: Int) {
+        guard let nodes = softmaxNodes, let axis = nodes.headAxis else { return (values, 1, shape.last ?? 0) }
+        let t = shape[2], h = shape[axis]
+        guard axis == 1 else { return (values, h, t) }
+        // [T, H, T] per example → [H, T, T].
+        var out = [Float](repeating: 0, count: values.count)
+        for r in 0..<rows { for q in 0..<t { for k in 0..<h { for j in 0..<t {
+            out[((r * h + k) * t + q) * t + j] = values[((r * t + q) * h + k) * t + j]
+        } } } }
+        return (out, h, t)
     }
 
     /// The attention probabilities of every layer for each instance; with `targets`, also their
@@ -58,6 +107,9 @@ public struct AttentionMaps {
             if let bad = targets.first(where: { !(0..<model.spec.classCount).contains($0) }) {
                 throw ExplainError("attention maps: target class \(bad) is outside 0..<\(model.spec.classCount)")
             }
+        }
+        if let nodes = softmaxNodes {
+            return try capturedProbabilities(instances: instances, targets: targets, names: nodes.names)
         }
         let blocks = self.blocks
         for block in blocks { block.attention.keepsProbabilities = true }
@@ -94,6 +146,50 @@ public struct AttentionMaps {
                 for r in 0..<rows {
                     result.append(Probabilities(layers: values.map { $0[(r * per)..<((r + 1) * per)].map(Double.init) }, heads: heads, tokens: t,
                                                 gradients: gradients?.map { $0[(r * per)..<((r + 1) * per)].map(Double.init) }))
+                }
+            }
+            if targets == nil { try model.engine.noGrad(run) } else { try run() }
+            start += rows
+        }
+        return result
+    }
+
+    /// `probabilities` of an imported graph: its softmax nodes captured by name (their gradients kept).
+    private func capturedProbabilities(instances: [Float], targets: [Int]?, names: [String]) throws -> [Probabilities] {
+        let d = model.spec.inputShape.reduce(1, *), n = instances.count / d, c = model.spec.classCount
+        let parameters = model.parameters
+        let saved = parameters.map(\.requiresGrad)
+        for p in parameters { p.requiresGrad = false }
+        defer { for (p, r) in zip(parameters, saved) { p.requiresGrad = r } }
+        var result: [Probabilities] = []
+        var start = 0
+        while start < n {
+            let rows = min(rowsPerChunk, n - start)
+            let x = try Tensor(Array(instances[(start * d)..<((start + rows) * d)]), shape: [rows] + model.spec.inputShape,
+                               engine: model.engine, requiresGrad: targets != nil)
+            let run = {
+                let (output, captured) = try model.forward(x, capture: Set(names))
+                let maps = try names.map { name -> Tensor in
+                    guard let t = captured[name] else { throw ExplainError("attention maps: node '\(name)' was not captured") }
+                    return t
+                }
+                var gradients: [[Float]]?
+                if let targets {
+                    var seed = [Float](repeating: 0, count: rows * c)
+                    for r in 0..<rows { seed[r * c + targets[start + r]] = 1 }
+                    try output.backward(try Tensor(seed, shape: output.shape, engine: model.engine))
+                    gradients = try maps.map { map in
+                        guard let g = map.grad else { throw ExplainError("attention maps: the output does not depend on the attention") }
+                        return try g.toArray()
+                    }
+                }
+                let laid = try maps.map { headsFirst(try $0.toArray(), rows: rows, shape: Array($0.shape.dropFirst())) }
+                let laidGradients = gradients.map { g in zip(g, maps).map { headsFirst($0, rows: rows, shape: Array($1.shape.dropFirst())).values } }
+                let (heads, t) = (laid[0].heads, laid[0].tokens)
+                let per = heads * t * t
+                for r in 0..<rows {
+                    result.append(Probabilities(layers: laid.map { $0.values[(r * per)..<((r + 1) * per)].map(Double.init) }, heads: heads, tokens: t,
+                                                gradients: laidGradients?.map { $0[(r * per)..<((r + 1) * per)].map(Double.init) }))
                 }
             }
             if targets == nil { try model.engine.noGrad(run) } else { try run() }
