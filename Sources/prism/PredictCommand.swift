@@ -10,6 +10,7 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var inputOptions: InputOptions
+    @OptionGroup var modelInputs: ModelInputOptions
 
     @Option(help: "The model file: safetensors written by prism train, or an ONNX export (.onnx).")
     var model: String
@@ -23,12 +24,13 @@ struct PredictCommand: ParsableCommand {
     func validate() throws {
         if index != nil && !inputOptions.input.isEmpty { throw ValidationError("give --input or --index, not both") }
         if let index, index < 0 { throw ValidationError("--index must be at least 0") }
+        if modelInputs.baselineToken != nil { throw ValidationError("--baseline-token is for prism explain (what hides a token)") }
     }
 
     func run() throws {
         try runReportingErrors {
             let engine = Engine(context: try global.context())
-            let loaded = try LoadedModel(path: model, engine: engine)
+            let loaded = try LoadedModel(path: model, engine: engine, input: modelInputs.explainInput)
             let shape = loaded.model.spec.inputShape
             // The examples: files, or one test row with its true class or value.
             var names: [String], values: [Float], truths: [String?]
@@ -57,15 +59,24 @@ struct PredictCommand: ParsableCommand {
             }
             let x = try Tensor(values, shape: [names.count] + shape, engine: engine)
             let outputs = loaded.model.spec.classCount
+            // A model of several inputs runs each example with its own extra inputs (an attention mask).
+            let extra = try modelInputs.extraInputs(of: loaded.model, count: names.count)
+            func perExample<T>(_ body: (Tensor) throws -> [T]) throws -> [T] {
+                if extra.isEmpty { return try body(x) }
+                let d = shape.reduce(1, *)
+                return try (0..<names.count).flatMap { i in
+                    try loaded.model.withInputs(of: i, extra) { try body(try Tensor(Array(values[(i * d)..<((i + 1) * d)]), shape: [1] + shape, engine: engine)) }
+                }
+            }
             if loaded.task.kind == .regression {
-                let predicted = try engine.noGrad { try loaded.model(x).toArray() }
+                let predicted = try perExample { x in try engine.noGrad { try loaded.model(x).toArray() } }
                 for (n, name) in names.enumerated() {
                     printLine(name + (truths[n].map { ": " + $0 } ?? ""))
                     for i in 0..<outputs { printLine(String(format: "  output '%@': %.4g", loaded.outputName(i), predicted[n * outputs + i])) }
                 }
                 return
             }
-            let probabilities = try predictProbabilities(loaded.model, x)
+            let probabilities = try perExample { try predictProbabilities(loaded.model, $0) }
             for (n, name) in names.enumerated() {
                 printLine(name + (truths[n].map { ": " + $0 } ?? ""))
                 let p = probabilities[n]

@@ -97,6 +97,14 @@ import PrismFormats
         for p in 0..<10 where values.count == 30 {
             #expect(abs(values[p * 3 + 2] - Double(shapley[p * 3 + 2])) <= 1e-5, "position \(p): \(values[p * 3 + 2]) vs PyTorch \(shapley[p * 3 + 2])")
         }
+        // predict with both inputs: PyTorch's class probabilities of example 0.
+        let z = try golden.tensor("logits").values[0..<3].map(Double.init)
+        let e = z.map { exp($0 - z.max()!) }, p = e.map { $0 / e.reduce(0, +) }
+        let best = p.indices.max { p[$0] < p[$1] }!
+        let predicted = try runPrism(["predict", "--device", "cpu", "--model", model, "--input", dir + "/ids.npy",
+                                      "--extra-input", "attention_mask=" + dir + "/mask.npy", "--top", "1"])
+        #expect(predicted.status == 0, "\(predicted.stderr)")
+        #expect(predicted.stdout.contains(String(format: "1. class %d (%d)  %.4f", best, best, p[best])), "\(predicted.stdout)")
         expectOneLineError(try runPrism(base + ["--baseline-token", "0"]),
                            "the model also takes 'attention_mask' ([batch] + [10], int64): give --extra-input attention_mask=FILE.npy")
         expectOneLineError(try runPrism(base + ["--extra-input", "attention_mask=" + dir + "/mask.npy"]),
