@@ -83,7 +83,8 @@ public struct AttentionMaps {
 
     /// One layer's captured attention of `rows` examples as [rows, heads, T, T] values.
     func headsFirst(_ values: [Float], rows: Int, shape: [Int]) -> (values: [Float], heads: Int, tokens: Int) {
-        guard let nodes = softmaxNodes, let axis = nodes.headAxis else { return (values, 1, shape.last ?? 0) }
+        guard let nodes = softmaxNodes else { return (values, shape[0], shape[2]) }   // Prism's blocks: [H, T, T]
+        guard let axis = nodes.headAxis else { return (values, 1, shape.last ?? 0) }
         let t = shape[2], h = shape[axis]
         guard axis == 1 else { return (values, h, t) }
         // [T, H, T] per example → [H, T, T].
@@ -109,53 +110,30 @@ public struct AttentionMaps {
             }
         }
         if let nodes = softmaxNodes {
-            return try capturedProbabilities(instances: instances, targets: targets, names: nodes.names)
+            // An imported graph: its softmax nodes captured by name (their gradients kept).
+            return try collect(instances: instances, targets: targets) { x in
+                let (output, captured) = try model.forward(x, capture: Set(nodes.names))
+                return (output, try nodes.names.map { name in
+                    guard let t = captured[name] else { throw ExplainError("attention maps: node '\(name)' was not captured") }
+                    return t
+                })
+            }
         }
         let blocks = self.blocks
         for block in blocks { block.attention.keepsProbabilities = true }
         defer { for block in blocks { block.attention.keepsProbabilities = false } }
-        let parameters = model.parameters
-        let saved = parameters.map(\.requiresGrad)
-        for p in parameters { p.requiresGrad = false }
-        defer { for (p, r) in zip(parameters, saved) { p.requiresGrad = r } }
-        var result: [Probabilities] = []
-        var start = 0
-        while start < n {
-            let rows = min(rowsPerChunk, n - start)
-            let x = try Tensor(Array(instances[(start * d)..<((start + rows) * d)]), shape: [rows] + model.spec.inputShape,
-                               engine: model.engine, requiresGrad: targets != nil)
-            let run = {
-                let output = try model(x)
-                let maps = try blocks.map { block -> Tensor in
-                    guard let p = block.attention.probabilities else { throw ExplainError("attention maps: a block kept no probabilities") }
-                    return p
-                }
-                var gradients: [[Float]]?
-                if let targets {
-                    var seed = [Float](repeating: 0, count: rows * model.spec.classCount)
-                    for r in 0..<rows { seed[r * model.spec.classCount + targets[start + r]] = 1 }
-                    try output.backward(try Tensor(seed, shape: output.shape, engine: model.engine))
-                    gradients = try maps.map { map in
-                        guard let g = map.grad else { throw ExplainError("attention maps: the output does not depend on the attention") }
-                        return try g.toArray()
-                    }
-                }
-                let values = try maps.map { try $0.toArray() }
-                let (heads, t) = (maps[0].shape[1], maps[0].shape[2])
-                let per = heads * t * t
-                for r in 0..<rows {
-                    result.append(Probabilities(layers: values.map { $0[(r * per)..<((r + 1) * per)].map(Double.init) }, heads: heads, tokens: t,
-                                                gradients: gradients?.map { $0[(r * per)..<((r + 1) * per)].map(Double.init) }))
-                }
-            }
-            if targets == nil { try model.engine.noGrad(run) } else { try run() }
-            start += rows
+        return try collect(instances: instances, targets: targets) { x in
+            (try model(x), try blocks.map { block in
+                guard let p = block.attention.probabilities else { throw ExplainError("attention maps: a block kept no probabilities") }
+                return p
+            })
         }
-        return result
     }
 
-    /// `probabilities` of an imported graph: its softmax nodes captured by name (their gradients kept).
-    private func capturedProbabilities(instances: [Float], targets: [Int]?, names: [String]) throws -> [Probabilities] {
+    /// Runs the model over `instances` in chunks with its parameters frozen, reading each layer's
+    /// attention from `forward` (the output and the layers' probabilities) and, with `targets`,
+    /// their gradients of each instance's target output.
+    private func collect(instances: [Float], targets: [Int]?, forward: (Tensor) throws -> (Tensor, [Tensor])) throws -> [Probabilities] {
         let d = model.spec.inputShape.reduce(1, *), n = instances.count / d, c = model.spec.classCount
         let parameters = model.parameters
         let saved = parameters.map(\.requiresGrad)
@@ -167,12 +145,8 @@ public struct AttentionMaps {
             let rows = min(rowsPerChunk, n - start)
             let x = try Tensor(Array(instances[(start * d)..<((start + rows) * d)]), shape: [rows] + model.spec.inputShape,
                                engine: model.engine, requiresGrad: targets != nil)
-            let run = {
-                let (output, captured) = try model.forward(x, capture: Set(names))
-                let maps = try names.map { name -> Tensor in
-                    guard let t = captured[name] else { throw ExplainError("attention maps: node '\(name)' was not captured") }
-                    return t
-                }
+            func run() throws {
+                let (output, maps) = try forward(x)
                 var gradients: [[Float]]?
                 if let targets {
                     var seed = [Float](repeating: 0, count: rows * c)
@@ -192,7 +166,7 @@ public struct AttentionMaps {
                                                 gradients: laidGradients?.map { $0[(r * per)..<((r + 1) * per)].map(Double.init) }))
                 }
             }
-            if targets == nil { try model.engine.noGrad(run) } else { try run() }
+            if targets == nil { try model.engine.noGrad { try run() } } else { try run() }
             start += rows
         }
         return result

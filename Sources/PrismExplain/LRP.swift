@@ -275,12 +275,19 @@ extension PReLU: PassRule {}
 protocol RelocationRule: LRPRule {}
 extension RelocationRule {
     public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
-        let a = try Tensor(engine: inputs[0].engine, shape: inputs[0].shape, storage: inputs[0].storage, requiresGrad: true)
-        let z = try forward([a], training: false)
+        [try relocated(relevance, input: inputs[0]) { try forward([$0], training: false) }]
+    }
+}
+
+extension LRPRule {
+    /// `relevance` carried back to `input` along the values: the backward of `forward` applied to it.
+    func relocated(_ relevance: Tensor, input: Tensor, forward: (Tensor) throws -> Tensor) throws -> Tensor {
+        let a = try Tensor(engine: input.engine, shape: input.shape, storage: input.storage, requiresGrad: true)
+        let z = try forward(a)
         guard z.shape == relevance.shape else { throw ExplainError("lrp: \(kind) gives shape \(z.shape), its relevance has \(relevance.shape)") }
         try z.backward(try relevance.detached())
         guard let moved = a.grad else { throw ExplainError("lrp: \(kind) recorded no backward") }
-        return [moved]
+        return moved
     }
 }
 extension Reshape: RelocationRule {}
@@ -290,11 +297,7 @@ extension BroadcastTo: RelocationRule {}
 extension IndexSelect: RelocationRule {
     public func relevance(_ relevance: Tensor, inputs: [Tensor], rule: LRP.Rule) throws -> [Tensor] {
         guard constant != nil, inputs.count == 1 else { throw ExplainError("lrp: no rule for index_select with positions given as an input") }
-        let a = try Tensor(engine: inputs[0].engine, shape: inputs[0].shape, storage: inputs[0].storage, requiresGrad: true)
-        let z = try forward(values: [.float(a)], training: false).float()
-        try z.backward(try relevance.detached())
-        guard let moved = a.grad else { throw ExplainError("lrp: index_select recorded no backward") }
-        return [moved]
+        return [try relocated(relevance, input: inputs[0]) { try forward(values: [.float($0)], training: false).float() }]
     }
 }
 
