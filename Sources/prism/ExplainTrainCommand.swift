@@ -4,7 +4,6 @@ import Prism
 import PrismCL
 import PrismExplain
 import PrismFormats
-import PrismGraph
 import PrismFiles
 
 /// The metadata key of an explainer file's settings (JSON `FastShapFile.Settings`).
@@ -51,11 +50,6 @@ struct FastShapFile {
     }
 }
 
-/// The explainer network of `prism explain-train`.
-enum ExplainerArch: String, CaseIterable, ExpressibleByArgument {
-    case mlp, cnn
-}
-
 struct ExplainTrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain-train",
@@ -91,9 +85,6 @@ struct ExplainTrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Hidden width of the explainer (a two-layer perceptron).")
     var hidden: Int = 256
 
-    @Option(help: "The explainer: mlp (a two-layer perceptron, --hidden) or, for images, cnn (two 3×3 convolutions of 32 and 64 channels, pooled to the superpixel grid, two 1×1 convolutions to every superpixel's values).")
-    var explainerArch: ExplainerArch = .mlp
-
     @Option(parsing: .unconditional, help: "Images: superpixels of K×K pixels (as prism explain's --superpixel).")
     var superpixel: Int = 4
 
@@ -102,27 +93,6 @@ struct ExplainTrainCommand: ParsableCommand {
 
     @Option(parsing: .unconditional, help: "Seed of the background draw, the coalitions and the explainer's initialization.")
     var seed: UInt64 = 0
-
-    /// The convolutional explainer: conv 3×3 (C → 32) + ReLU, conv 3×3 (32 → 64) + ReLU, adaptive
-    /// average pooling to the superpixel grid, conv 1×1 (64 → 64) + ReLU, conv 1×1 (64 → classes),
-    /// then [classes, rows, columns] laid as [cell][class] (permute, flatten).
-    static func convolutionalExplainer(inputShape: [Int], superpixel: Int, classes: Int) throws -> ModelSpec {
-        let (channels, h, w) = (inputShape[0], inputShape[1], inputShape[2])
-        let rows = (h + superpixel - 1) / superpixel, columns = (w + superpixel - 1) / superpixel
-        func conv(_ name: String, _ i: Int, _ o: Int, _ k: Int) throws -> NodeSpec {
-            NodeSpec(name: name, op: Conv2DSchema.kind, attributes: ["in_channels": .int(i), "out_channels": .int(o), "kernel_size": .int(k), "padding": .int(k / 2)])
-        }
-        let nodes = [
-            try conv("conv1", channels, 32, 3), NodeSpec(name: "relu1", op: ReLUSchema.kind),
-            try conv("conv2", 32, 64, 3), NodeSpec(name: "relu2", op: ReLUSchema.kind),
-            NodeSpec(name: "pool", op: AdaptiveAvgPool2DSchema.kind, attributes: ["output_size": .array([.int(rows), .int(columns)])]),
-            try conv("conv3", 64, 64, 1), NodeSpec(name: "relu3", op: ReLUSchema.kind),
-            try conv("head", 64, classes, 1),
-            NodeSpec(name: "cells_first", op: PermuteSchema.kind, attributes: ["dims": .array([0, 2, 3, 1].map { .int($0) })]),
-            NodeSpec(name: "flatten", op: FlattenSchema.kind),
-        ]
-        return ModelSpec(architecture: "fastshap-cnn", inputShape: inputShape, classCount: rows * columns * classes, nodes: nodes)
-    }
 
     func validate() throws {
         guard images >= 1, background >= 1, epochs >= 1, hidden >= 1, superpixel >= 1 else {
@@ -157,14 +127,7 @@ struct ExplainTrainCommand: ParsableCommand {
             }
             let m = groups.featureCount, c = spec.classCount
             let drawn = try sampleBackground(train, count: min(background, train.count), seed: seed)
-            let explainerSpec: ModelSpec
-            switch explainerArch {
-            case .mlp:
-                explainerSpec = try ModelSpec.mlp(inputShape: spec.inputShape, hidden: [hidden], classes: m * c)
-            case .cnn:
-                guard spec.inputShape.count == 3 else { throw ValidationError("--explainer-arch cnn is for images; \(model) takes \(spec.inputShape)") }
-                explainerSpec = try Self.convolutionalExplainer(inputShape: spec.inputShape, superpixel: superpixel, classes: c)
-            }
+            let explainerSpec = try ModelSpec.mlp(inputShape: spec.inputShape, hidden: [hidden], classes: m * c)
             let explainer = try Model(spec: explainerSpec, seed: seed &+ 1, engine: engine)
             let settings = FastShap.Settings(coalitionsPerImage: coalitions, epochs: epochs, learningRate: learningRate, seed: seed)
             printError("explain-train: \(count) examples × (\(coalitions) coalitions + the empty and the full one) × \(drawn.indices.count) background rows = \(count * (coalitions + 2) * drawn.indices.count) model evaluations, then \(epochs) epochs (\(m) features × \(c) outputs)")

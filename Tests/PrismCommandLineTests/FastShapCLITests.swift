@@ -42,32 +42,4 @@ import Testing
                                          "--coalitions", "7"] + data),
                            "--coalitions must be an even number of at least 2 (complementary pairs)")
     }
-
-    /// The convolutional explainer on images (a cnn on the Fashion-MNIST subset, superpixels of 7:
-    /// a 4 × 4 grid): it trains, and its values are efficient and laid [superpixel][class].
-    @Test func convolutionalExplainerOnImages() throws {
-        let dir = try scratchDirectory("fastshap-cnn")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let data = ["--data", TrainCLITests.images]
-        let train = try runPrism(["train", "--device", "cpu", "--arch", "cnn", "--limit", "200", "--epochs", "1", "--out", dir + "/cnn.safetensors"] + data)
-        #expect(train.status == 0, "\(train.stderr)")
-        let trained = try runPrism(["explain-train", "--device", "cpu", "--model", dir + "/cnn.safetensors", "--out", dir + "/e.safetensors",
-                                    "--explainer-arch", "cnn", "--superpixel", "7", "--images", "16", "--coalitions", "4", "--background", "4",
-                                    "--epochs", "2"] + data)
-        #expect(trained.status == 0, "\(trained.stderr)")
-        let explained = try runPrism(["explain", "--device", "cpu", "--model", dir + "/cnn.safetensors", "--index", "0,1", "--method", "fastshap",
-                                      "--superpixel", "7", "--explainer", dir + "/e.safetensors", "--check", "1", "--json", dir + "/f.json"] + data)
-        #expect(explained.status == 0, "\(explained.stderr)")
-        let document = try ExplainDocumentReader(path: dir + "/f.json")
-        let values = document.values("fastshap"), base = document.array("base_values")?.values ?? [], outputs = document.array("outputs")?.values ?? []
-        #expect(document.shape("fastshap") == [2, 16, 1], "\(document.shape("fastshap"))")
-        for i in 0..<2 where values.count == 32 && base.count == 2 && outputs.count == 2 {
-            let sum = values[(i * 16)..<((i + 1) * 16)].reduce(0, +)
-            #expect(abs(sum + base[i] - outputs[i]) <= 1e-4 * max(1, abs(outputs[i])), "example \(i): Σφ \(sum) + base \(base[i]) vs f(x) \(outputs[i])")
-        }
-        // The superpixels must be the explainer's: another grid is refused in one line.
-        expectOneLineError(try runPrism(["explain", "--device", "cpu", "--model", dir + "/cnn.safetensors", "--index", "0", "--method", "fastshap",
-                                         "--explainer", dir + "/e.safetensors"] + data),
-                           "was trained on 16 features (superpixels of 7); this run has 49 (--superpixel 4)")
-    }
 }
