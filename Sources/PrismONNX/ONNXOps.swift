@@ -5,11 +5,11 @@ import PrismGraph
 /// The ONNX ops that import, for messages.
 let supportedONNXOps = [
     "Add", "AveragePool", "BatchNormalization", "Cast", "Clip (constant bounds)", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvTranspose",
-    "DequantizeLinear", "Div", "Dropout", "Elu", "Erf", "Exp", "Expand (of a constant)", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "GroupNormalization",
-    "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization (last axis)",
-    "LeakyRelu", "Log", "LogSoftmax", "MatMul", "Max (with a number)", "MaxPool", "Min (with a number)", "Not", "Mod (on integer constants)", "Mul", "Neg", "Pad", "Pow", "PRelu", "QuantizeLinear", "Reciprocal",
-    "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize (nearest, linear)", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub",
-    "Tanh", "Transpose", "Unsqueeze",
+    "DequantizeLinear", "Div", "Dropout", "Elu", "Equal", "Erf", "Exp", "Expand", "Flatten", "Gather", "Gelu", "Gemm", "GlobalAveragePool", "Greater",
+    "GroupNormalization", "HardSigmoid", "HardSwish", "Identity", "InstanceNormalization", "LayerNormalization (last axis)", "LeakyRelu", "Less",
+    "Log", "LogSoftmax", "MatMul", "Max (with a number)", "MaxPool", "Min (with a number)", "Mod (on integer constants)", "Mul", "Neg", "Not", "Pad",
+    "Pow", "PRelu", "QuantizeLinear", "Range (on integer constants)", "Reciprocal", "ReduceMax", "ReduceMean", "ReduceSum", "Relu", "Reshape",
+    "Resize (nearest, linear)", "Shape", "Sigmoid", "Slice", "Softmax", "Split", "Sqrt", "Squeeze", "Sub", "Tanh", "Transpose", "Unsqueeze", "Where",
 ]
 
 extension ONNXImporter {
