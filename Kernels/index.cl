@@ -30,6 +30,8 @@
 //                                the host passes powers of two and small integers) is recorded in
 //                                first[0] as in index_first_outside, and y[i] is 0.
 //                                mode 1 (bool): y[i] = x[i] != 0; NaN is recorded.
+//                                mode 2 (whole numbers): as mode 0, and a value that is not a whole
+//                                number is recorded too (token ids passed as floats).
 // Backward kernels overwrite their outputs.
 //
 // Layout: flat, contiguous arrays. Launch, 1-D, any global size ≥ the work (one work-item per
@@ -123,7 +125,7 @@ __kernel void f32_to_i32(__global const float *x, __global int *y, __global int 
     }
     const float t = trunc(value);
     // NaN fails both comparisons; ±inf fall outside any finite range.
-    if (t >= lo && t < hi) {
+    if (t >= lo && t < hi && (mode == 0 || t == value)) {
         y[i] = (int)t;
     } else {
         atomic_min(first, i);

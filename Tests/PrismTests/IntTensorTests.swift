@@ -110,6 +110,12 @@ func numpyExpanded(_ b: [Double], shape bShape: [Int], to aShape: [Int]) -> [Dou
         let edges: [Float] = [2.5, -2.5, 0.99, -0.99, -0.0, 2_147_483_520, -2_147_483_648]
         #expect(try Tensor(edges, shape: [7], engine: engine).toInteger(.int64).toArray() == [2, -2, 0, 0, 0, 2_147_483_520, -2_147_483_648])
         #expect(try Tensor([127.99, -128.99, 3.7], shape: [3], engine: engine).toInteger(.int8).toArray() == [127, -128, 3])
+        // Whole numbers only (token ids passed as floats): the first other element is flagged, in the same pass.
+        let (ids, none) = try Tensor([3, -7, 0, 16_777_215], shape: [4], engine: engine).castToInteger(.int64, wholeNumbers: true)
+        let got = try ids.toArray()
+        #expect(none == nil && got == [3, -7, 0, 16_777_215])
+        let (_, flagged) = try Tensor([3, 4.5, 2, 0.25], shape: [4], engine: engine).castToInteger(.int32, wholeNumbers: true)
+        #expect(flagged?.0 == 1 && flagged?.1 == 4.5)
         let bools = try Tensor([0, -0.0, 0.25, -3, .infinity], shape: [5], engine: engine).toInteger(.bool)
         #expect(bools.dtype == .bool)
         #expect(try bools.toArray() == [0, 0, 1, 1, 1])

@@ -237,12 +237,12 @@ public final class Model {
     /// Float32 whole numbers as integers of `type` (token ids passed as floats).
     /// - Throws: `TensorError` naming the first value that is not a whole number or does not fit.
     private func wholeNumbers(_ t: Tensor, as type: IntegerType) throws -> IntTensor {
-        let cast = try t.toInteger(type)
-        let back = try cast.toFloat().toArray(), given = try t.toArray()
-        if let i = given.indices.first(where: { given[$0] != back[$0] }) {
-            throw TensorError("model: the input takes \(type.rawValue) values; element \(i) is \(given[i]), not a whole number")
+        let (cast, flagged) = try t.castToInteger(type, wholeNumbers: true)
+        guard let (i, value) = flagged else { return cast }
+        guard value.isFinite, value.rounded(.towardZero) == value else {
+            throw TensorError("model: the input takes \(type.rawValue) values; element \(i) is \(value), not a whole number")
         }
-        return cast
+        throw t.integerCastError(type, index: i, value: value)
     }
 
     /// The extra inputs of a run: those given, else the bound ones, each checked and repeated to

@@ -160,17 +160,30 @@ extension Tensor {
     ///   whose truncation the type cannot hold (int64 values must fit 32 bits on the device; int8
     ///   −128…127), instead of wrapping it as PyTorch would; `CLError` from the device.
     public func toInteger(_ dtype: IntegerType) throws -> IntTensor {
+        let (out, flagged) = try castToInteger(dtype, wholeNumbers: false)
+        if let (p, value) = flagged { throw integerCastError(dtype, index: p, value: value) }
+        return out
+    }
+
+    /// The cast of `toInteger`, and the first element it refused (index, value), if any; with
+    /// `wholeNumbers`, an element that is not a whole number is refused too (checked on the device
+    /// in the same pass).
+    public func castToInteger(_ dtype: IntegerType, wholeNumbers: Bool) throws -> (IntTensor, flagged: (Int, Float)?) {
         guard count < Int(Int32.max) else { throw TensorError.shape("toInteger", "tensor too large for 32-bit indexing", shape) }
         let n = count
         let out = try IntTensor(engine: engine, shape: shape, storage: try engine.context.buffer(Int32.self, count: n), dtype: dtype)
         // Truncations in [lo, hi) fit; both bounds are exact floats.
-        let mode: Int32 = dtype == .bool ? 1 : 0
+        let mode: Int32 = dtype == .bool ? 1 : wholeNumbers ? 2 : 0
         let (lo, hi): (Float, Float) = dtype == .int8 ? (-128, 128) : (-2_147_483_648, 2_147_483_648)
-        if let p = try firstFlagged(engine, n, { first in
+        guard let p = try firstFlagged(engine, n, { first in
             try engine.launch("index.cl", "f32_to_i32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
                               [storage, out.storage, first, Int32(n), mode, lo, hi])
-        }) {
-            let value = try storage.read(p..<(p + 1))[0]
+        }) else { return (out, nil) }
+        return (out, (p, try storage.read(p..<(p + 1))[0]))
+    }
+
+    /// The one-line refusal of `toInteger` for the element at `p` holding `value`.
+    func integerCastError(_ dtype: IntegerType, index p: Int, value: Float) -> TensorError {
             let why: String
             if value.isNaN {
                 why = " is NaN"
@@ -181,8 +194,6 @@ extension Tensor {
             } else {
                 why = ": its truncation lies outside \(dtype.rawValue)'s range on the device, \(dtype.range.lowerBound)…\(dtype.range.upperBound)"
             }
-            throw TensorError("toInteger(\(dtype.rawValue)): value \(value) at index \(p)\(why)")
-        }
-        return out
+            return TensorError("toInteger(\(dtype.rawValue)): value \(value) at index \(p)\(why)")
     }
 }
