@@ -13,24 +13,27 @@
 // `freeze` that the compiler inserts when it pairs a `/` with a `%` of the same operands.
 //
 // Kernels and when each runs:
-//   matmul_pack_b      writes op(B) as column panels [batch][ceil(N / 16)][K][16], zero-padded past N,
-//                      so the CPU micro-tile reads one contiguous stream of B. One work-item per panel
-//                      row of 16 floats (a single float16 copy when B is untransposed and the row lies
-//                      inside N); global (ceil(N / 16)·K, batches). The CPU GEMM reads batch z's
-//                      panels at bp + z·batchBp (0 when B is shared by the batch).
-//   matmul_pack_a      (MM_PACKED_A = 1) writes op(A) as row panels [batch][ceil(M / 6)][K][6], zero past M,
-//                      so the micro-tile reads A as one contiguous stream too. One work-item per panel and
-//                      MM_PACK_ROWS rows of K (matmul_pack_b likewise per column panel).
+//   matmul_pack_b      writes op(B) as column panels [batch][ceil(N / NR)][K][NR] (NR = MM_NV·MM_VW columns),
+//                      zero-padded past N, so the CPU micro-tile reads one contiguous stream of B. One
+//                      work-item per panel and MM_PACK_ROWS rows of K (whole-vector copies when B is
+//                      untransposed and the row lies inside N); global (ceil(N / NR)·chunks, batches). The
+//                      CPU GEMM reads batch z's panels at bp + z·batchBp (0 when B is shared by the batch).
+//   matmul_pack_a      (MM_PACKED_A = 1) writes op(A) as row panels [batch][ceil(M / MM_MR)][K][MM_MR], zero
+//                      past M, so the micro-tile reads A as one contiguous stream too. One work-item per panel
+//                      and MM_PACK_ROWS rows of K.
 //   matmul_cpu         CPU-shaped GEMM (when the device is a CPU, i.e. PoCL): no barriers, no local
-//                      memory. Each work-item computes a 6 × 16 tile of C in 12 float8 accumulators (the
-//                      BLIS AVX2 micro-kernel shape): per step of K it loads two float8 of the packed B
-//                      panel and broadcasts six elements of op(A), from the packed A panel, or (with
-//                      MM_PACKED_A = 0) read in place (rows past M clamped to row M − 1, never stored).
-//                      Packing A gains about 8% at 2048³ on one AVX2 core (189 vs 205 ms) for 1.5% of
-//                      packing time. Work-items are ordered so that PoCL's consecutive
-//                      work-groups share data: row tiles are grouped in blocks of MM_MB tiles (a block of
-//                      A stays in cache), and inside a block the row tiles of one column panel are
-//                      consecutive (the B panel stays in cache). Global (tiles, batches), local (1, 1).
+//                      memory. Each work-item computes an MM_MR × NR tile of C in MM_MR·MM_NV accumulators
+//                      of floatN (N = MM_VW, the device's vector width: 8 for AVX2, 16 for AVX-512): per
+//                      step of K it loads MM_NV vectors of the packed B panel and broadcasts MM_MR elements
+//                      of op(A), from the packed A panel, or (with MM_PACKED_A = 0) read in place (rows past
+//                      M clamped to row M − 1, never stored). The default 6 × 2·8 is the BLIS AVX2 shape
+//                      (12 accumulators, 2 B vectors and a broadcast in AVX2's 16 registers); AVX-512 has 32
+//                      registers of 16 floats, where 8 × 2·16 ran 2048³ at 208 GFLOP/s against 183 for
+//                      6 × 2·8 on a Zen 4 EPYC (2 cores). Packing A gains about 8% at 2048³ on one AVX2
+//                      core (189 vs 205 ms) for 1.5% of packing time. Work-items are ordered so that PoCL's
+//                      consecutive work-groups share data: row tiles are grouped in blocks of MM_MB tiles
+//                      (a block of A stays in cache), and inside a block the row tiles of one column panel
+//                      are consecutive (the B panel stays in cache). Global (tiles, batches), local (1, 1).
 //   matmul_gpu         GPU-shaped GEMM (any other device): a work-group computes an MM_TM × MM_TN tile,
 //                      walking K in MM_TK slices of op(A) and op(B) staged in local memory; each
 //                      work-item keeps an MM_WM × MM_WN register block. Local (MM_TN / MM_WN,
@@ -43,7 +46,10 @@
 //
 // Tunables (-D; the host passes every one, from GEMMFamily and the tuning table, so these defaults
 // only serve a file compiled alone):
-//   MM_MB                      CPU: row tiles (of 6 rows) per block of the work-item order (default 32)
+//   MM_VW                      CPU: floats per vector of the micro-tile, 4, 8 or 16 (default 8)
+//   MM_NV                      CPU: vectors per row of the micro-tile (default 2)
+//   MM_MR                      CPU: rows of the micro-tile (default 6)
+//   MM_MB                      CPU: row tiles per block of the work-item order (default 32)
 //   MM_PACKED_A                CPU: 1 packs op(A) into row panels first (default), 0 reads A in place
 //   MM_PACK_ROWS               CPU: rows of K per packing work-item (default 32)
 //   MM_TM, MM_TN, MM_TK        GPU: work-group tile and K slice (defaults 64, 64, 16)
@@ -74,8 +80,24 @@
 #define MM_WN 4
 #endif
 
+#ifndef MM_VW
+#define MM_VW 8
+#endif
+#ifndef MM_MR
 #define MM_MR 6
-#define MM_NR 16
+#endif
+#if MM_VW != 4 && MM_VW != 8 && MM_VW != 16
+#error "MM_VW must be 4, 8 or 16"
+#endif
+#ifndef MM_NV
+#define MM_NV 2
+#endif
+#define MM_NR (MM_NV * MM_VW)
+#define MM_CAT_(a, b) a##b
+#define MM_CAT(a, b) MM_CAT_(a, b)
+#define floatV MM_CAT(float, MM_VW)
+#define vloadV MM_CAT(vload, MM_VW)
+#define vstoreV MM_CAT(vstore, MM_VW)
 
 // ---------------------------------------------------------------------------------------------
 // Packing: bp[z][nb][k][l] = op(B_z)[k][nb·16 + l], zero past N.
@@ -92,12 +114,11 @@ __kernel void matmul_pack_b(__global const float *b, __global float *bp, const i
     __global float *out = bp + (z * nBlocks * K + nb * K) * MM_NR;
     const __global float *bz = b + z * batchB;
     if (sbn == 1 && (nb + 1) * MM_NR <= N) {
-        // Whole rows of untransposed B: contiguous 64-byte copies.
-        // (Two float8 rather than one float16: PoCL warns that float16 calls change the ABI on AVX2.)
+        // Whole rows of untransposed B: two vector copies per row of the panel.
         for (int k = k0; k < k1; ++k) {
             const __global float *row = bz + k * sbk + nb * MM_NR;
-            vstore8(vload8(0, row), 2 * k, out);
-            vstore8(vload8(1, row), 2 * k + 1, out);
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) vstoreV(vloadV(v, row), MM_NV * k + v, out);
         }
         return;
     }
@@ -152,21 +173,26 @@ __kernel void matmul_cpu(__global const float *a, const int sam, const int sak, 
     const int m0 = mt * MM_MR, n0 = nt * MM_NR;
 
     const __global float *pb = bp + z * batchBp + nt * K * MM_NR;
-    float8 acc[MM_MR][2];
+    floatV acc[MM_MR][MM_NV];
     #pragma unroll
-    for (int r = 0; r < MM_MR; ++r) acc[r][0] = acc[r][1] = (float8)(0.0f);
+    for (int r = 0; r < MM_MR; ++r) {
+        #pragma unroll
+        for (int v = 0; v < MM_NV; ++v) acc[r][v] = (floatV)(0.0f);
+    }
 #if MM_PACKED_A
     (void)sam;  // A is packed: its strides were used by matmul_pack_a
     (void)sak;
     const __global float *pa = a + z * batchA + mt * K * MM_MR;
     for (int k = 0; k < K; ++k) {
-        const float8 b0 = vload8(0, pb), b1 = vload8(1, pb);
+        floatV bv[MM_NV];
+        #pragma unroll
+        for (int v = 0; v < MM_NV; ++v) bv[v] = vloadV(v, pb);
         pb += MM_NR;
         #pragma unroll
         for (int r = 0; r < MM_MR; ++r) {
-            const float8 av = (float8)(pa[r]);
-            acc[r][0] = fma(av, b0, acc[r][0]);
-            acc[r][1] = fma(av, b1, acc[r][1]);
+            const floatV av = (floatV)(pa[r]);
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
         }
         pa += MM_MR;
     }
@@ -176,30 +202,34 @@ __kernel void matmul_cpu(__global const float *a, const int sam, const int sak, 
     for (int r = 0; r < MM_MR; ++r) ar[r] = a + z * batchA + min(m0 + r, M - 1) * sam;
     int ka = 0;
     for (int k = 0; k < K; ++k) {
-        const float8 b0 = vload8(0, pb), b1 = vload8(1, pb);
+        floatV bv[MM_NV];
+        #pragma unroll
+        for (int v = 0; v < MM_NV; ++v) bv[v] = vloadV(v, pb);
         pb += MM_NR;
         #pragma unroll
         for (int r = 0; r < MM_MR; ++r) {
-            const float8 av = (float8)(ar[r][ka]);
-            acc[r][0] = fma(av, b0, acc[r][0]);
-            acc[r][1] = fma(av, b1, acc[r][1]);
+            const floatV av = (floatV)(ar[r][ka]);
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) acc[r][v] = fma(av, bv[v], acc[r][v]);
         }
         ka += sak;
     }
 #endif
 
-    float8 bias0 = (float8)(0.0f), bias1 = (float8)(0.0f);
+    floatV biasV[MM_NV];
     const bool fullWidth = n0 + MM_NR <= N;
+    #pragma unroll
+    for (int v = 0; v < MM_NV; ++v) biasV[v] = (floatV)(0.0f);
     if (hasBias) {
         if (fullWidth) {
-            bias0 = vload8(0, bias + n0);
-            bias1 = vload8(1, bias + n0);
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) biasV[v] = vloadV(v, bias + n0);
         } else {
             float lanes[MM_NR];
             #pragma unroll
             for (int l = 0; l < MM_NR; ++l) lanes[l] = n0 + l < N ? bias[n0 + l] : 0.0f;
-            bias0 = vload8(0, lanes);
-            bias1 = vload8(1, lanes);
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) biasV[v] = vloadV(v, lanes);
         }
     }
     __global float *cz = c + z * M * N;
@@ -207,20 +237,22 @@ __kernel void matmul_cpu(__global const float *a, const int sam, const int sak, 
     for (int r = 0; r < MM_MR; ++r) {
         const int m = m0 + r;
         if (m >= M) break;
-        float8 v0 = acc[r][0] + bias0, v1 = acc[r][1] + bias1;
+        __global float *row = cz + m * N + n0;
+        floatV out[MM_NV];
+        #pragma unroll
+        for (int v = 0; v < MM_NV; ++v) out[v] = acc[r][v] + biasV[v];
         if (relu) {
             // max(v, 0) that lets NaN through, as PyTorch's ReLU does.
-            v0 = select(v0, (float8)(0.0f), v0 < (float8)(0.0f));
-            v1 = select(v1, (float8)(0.0f), v1 < (float8)(0.0f));
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) out[v] = select(out[v], (floatV)(0.0f), out[v] < (floatV)(0.0f));
         }
-        __global float *row = cz + m * N + n0;
         if (fullWidth) {
-            vstore8(v0, 0, row);
-            vstore8(v1, 1, row);
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) vstoreV(out[v], v, row);
         } else {
             float lanes[MM_NR];
-            vstore8(v0, 0, lanes);
-            vstore8(v1, 1, lanes);
+            #pragma unroll
+            for (int v = 0; v < MM_NV; ++v) vstoreV(out[v], v, lanes);
             for (int l = 0; l < N - n0; ++l) row[l] = lanes[l];
         }
     }

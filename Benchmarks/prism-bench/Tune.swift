@@ -75,9 +75,10 @@ struct TuneCommand: ParsableCommand {
                 say(String(format: "%@: %@ — %.3f ms against %.3f ms with the defaults (%@)", stage.name, chosen, outcome.bestMilliseconds,
                            outcome.defaultMilliseconds, outcome.improved ? String(format: "%.1f%% faster", 100 * (1 - outcome.bestMilliseconds / outcome.defaultMilliseconds)) : "defaults kept"))
                 table = table.setting(outcome.best, file: stage.file, vendor: vendorKey, device: info.name)
+                    .setting(outcome.best, file: stage.file, widthKey: TuningTable.widthKey(info))
             }
             try output.write(try table.json())
-            say("wrote \(out) (\(vendorKey) → \(info.name))")
+            say("wrote \(out) (\(vendorKey) → \(info.name), and the fallback of kind '\(TuningTable.widthKey(info))')")
         }
     }
 }

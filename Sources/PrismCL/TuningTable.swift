@@ -3,9 +3,16 @@ import PrismFormats
 
 extension TuningTable {
     /// The defines for `file` on `device` from this table alone, or nil when no level has an entry
-    /// (vendor keys match the device's vendor or platform, device keys its name).
+    /// (vendor keys match the device's vendor or platform, device keys its name, width keys its
+    /// type and native float vector width).
     public func defines(for file: String, device: DeviceInfo) -> Defines? {
-        defines(for: file, vendor: device.vendor + " " + device.platform, deviceName: device.name)
+        defines(for: file, vendor: device.vendor + " " + device.platform, deviceName: device.name,
+                widthKey: TuningTable.widthKey(device))
+    }
+
+    /// The `widths` key of `device`: `cpu 16` for an AVX-512 CPU under PoCL.
+    public static func widthKey(_ device: DeviceInfo) -> String {
+        widthKey(type: device.type.rawValue, nativeFloatWidth: device.nativeFloatWidth)
     }
 
     /// Decodes a table (see `TuningTable.parse`).

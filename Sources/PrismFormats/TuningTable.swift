@@ -1,16 +1,20 @@
 import Foundation
 
-/// Per-device values of kernel tunables (`-D` defines), looked up vendor → device → default.
+/// Per-device values of kernel tunables (`-D` defines), looked up device → native width → vendor
+/// → default.
 ///
 /// JSON layout (written by `prism-bench tune`, never by hand):
 /// ```
 /// { "default": { "matmul.cl": { "TILE": "16" } },
+///   "widths": { "cpu 16": { "matmul.cl": { "MM_VW": "16" } } },
 ///   "vendors": { "NVIDIA": { "default": { ... },
 ///                            "devices": { "H100": { "matmul.cl": { "TILE": "32" } } } } } }
 /// ```
 /// Vendor and device keys match as case-insensitive substrings of the device's vendor (or
-/// platform) and name. For a kernel file, the most specific level that has an entry for that file
-/// wins. The table is plain data (no OpenCL): PrismCL looks it up for a device and loads the user's
+/// platform) and name. A `widths` key is a device type and its native float vector width
+/// (`cpu 16`): the winners measured on a device of that kind, for devices the table does not
+/// name (a CPU model that was never measured takes those of a measured CPU as wide as it). For a
+/// kernel file, the most specific level that has an entry for that file wins. The table is plain data (no OpenCL): PrismCL looks it up for a device and loads the user's
 /// and the shipped table (`Tuning`).
 public struct TuningTable: Codable, Equatable, Sendable {
     public typealias Defines = [String: String]
@@ -25,28 +29,38 @@ public struct TuningTable: Codable, Equatable, Sendable {
     }
 
     public var `default`: [String: Defines]?
+    /// Entries by device kind (`widthKey`): the fallback for devices no device key matches.
+    public var widths: [String: [String: Defines]]?
     public var vendors: [String: Vendor]?
 
-    public init(default: [String: Defines]? = nil, vendors: [String: Vendor]? = nil) {
+    public init(default: [String: Defines]? = nil, widths: [String: [String: Defines]]? = nil, vendors: [String: Vendor]? = nil) {
         self.default = `default`
+        self.widths = widths
         self.vendors = vendors
     }
+
+    /// The `widths` key of a device kind: its type (`cpu`, `gpu`, …) and native float vector width.
+    public static func widthKey(type: String, nativeFloatWidth: Int) -> String { "\(type) \(nativeFloatWidth)" }
 
     /// The defines for `file` on a device from this table alone, or nil when no level has an entry.
     /// - Parameters:
     ///   - file: the kernel file, e.g. `matmul.cl`.
     ///   - vendor: the device's vendor and platform names, matched by the vendor keys.
     ///   - deviceName: the device's name, matched by the device keys.
-    public func defines(for file: String, vendor: String, deviceName: String) -> Defines? {
+    ///   - widthKey: the device's kind (`widthKey(type:nativeFloatWidth:)`), or nil to skip that level.
+    public func defines(for file: String, vendor: String, deviceName: String, widthKey: String? = nil) -> Defines? {
         let vendorText = vendor.lowercased()
         let name = deviceName.lowercased()
         // Longest matching key first, so "H100 PCIe" beats "H100".
-        for (vendorKey, vendor) in (vendors ?? [:]).sorted(by: { $0.key.count > $1.key.count })
-        where vendorText.contains(vendorKey.lowercased()) {
+        let matching = (vendors ?? [:]).sorted(by: { $0.key.count > $1.key.count }).filter { vendorText.contains($0.key.lowercased()) }
+        for (_, vendor) in matching {
             for (deviceKey, files) in (vendor.devices ?? [:]).sorted(by: { $0.key.count > $1.key.count })
             where name.contains(deviceKey.lowercased()) {
                 if let d = files[file] { return d }
             }
+        }
+        if let widthKey, let d = widths?[widthKey]?[file] { return d }
+        for (_, vendor) in matching {
             if let d = vendor.default?[file] { return d }
         }
         return self.default?[file]
@@ -75,6 +89,18 @@ public struct TuningTable: Codable, Equatable, Sendable {
         entry.devices = devices
         vendors[vendor] = entry
         table.vendors = vendors
+        return table
+    }
+
+    /// The table with `defines` recorded for `file` as the winners of devices of kind `widthKey`
+    /// (merged over what the table already holds for that file there).
+    public func setting(_ defines: Defines, file: String, widthKey: String) -> TuningTable {
+        var table = self
+        var widths = table.widths ?? [:]
+        var files = widths[widthKey] ?? [:]
+        files[file] = (files[file] ?? [:]).merging(defines) { $1 }
+        widths[widthKey] = files
+        table.widths = widths
         return table
     }
 

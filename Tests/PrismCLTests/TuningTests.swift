@@ -33,6 +33,36 @@ import Testing
         #expect(table.defines(for: "pool.cl", device: Self.device(vendor: "X", name: "Y")) == nil)
     }
 
+    /// A device the table does not name takes the winners of a measured device of its kind (type and
+    /// native float width) before the vendor's and the global defaults; a named device keeps its own.
+    @Test func unnamedDevicesFallBackByNativeWidth() {
+        let pocl = TuningTable(
+            default: ["matmul.cl": ["MM_MB": "8"]],
+            widths: ["cpu 16": ["matmul.cl": ["MM_VW": "16", "MM_MR": "8"]], "cpu 8": ["conv2d.cl": ["CONV_FWD_NP": "6"]]],
+            vendors: ["Portable Computing": .init(default: ["matmul.cl": ["MM_MB": "16"], "conv2d.cl": ["CONV_FWD_NP": "4"]],
+                                                  devices: ["Xeon": ["matmul.cl": ["MM_VW": "8"]]])])
+        func cpu(_ name: String, width: Int) -> DeviceInfo {
+            var d = Self.device(vendor: "AuthenticAMD", name: name, platform: "Portable Computing Language")
+            d.type = .cpu
+            d.nativeFloatWidth = width
+            return d
+        }
+        #expect(pocl.defines(for: "matmul.cl", device: cpu("pthread-skylake-avx512-Intel(R) Xeon(R)", width: 16)) == ["MM_VW": "8"])
+        #expect(pocl.defines(for: "matmul.cl", device: cpu("pthread-znver5-AMD EPYC", width: 16)) == ["MM_VW": "16", "MM_MR": "8"])
+        #expect(pocl.defines(for: "matmul.cl", device: cpu("pthread-haswell-AMD EPYC", width: 8)) == ["MM_MB": "16"])
+        #expect(pocl.defines(for: "conv2d.cl", device: cpu("pthread-haswell-AMD EPYC", width: 8)) == ["CONV_FWD_NP": "6"])
+        // A GPU as wide is another kind.
+        var gpu = Self.device(vendor: "Other", name: "G")
+        gpu.nativeFloatWidth = 16
+        #expect(pocl.defines(for: "matmul.cl", device: gpu) == ["MM_MB": "8"])
+        #expect(TuningTable.widthKey(cpu("x", width: 16)) == "cpu 16")
+        // The tuner records a winner under both keys.
+        let written = TuningTable().setting(["MM_VW": "16"], file: "matmul.cl", vendor: "P", device: "D")
+            .setting(["MM_VW": "16"], file: "matmul.cl", widthKey: "cpu 16")
+        #expect(written.widths == ["cpu 16": ["matmul.cl": ["MM_VW": "16"]]])
+        #expect(written.vendors?["P"]?.devices?["D"] == ["matmul.cl": ["MM_VW": "16"]])
+    }
+
     @Test func overrideIsSearchedFirst() throws {
         let override = TuningTable(vendors: ["nvidia": .init(default: ["matmul.cl": ["TILE": "4"]])])
         let tuning = Tuning(override: override, shipped: table)

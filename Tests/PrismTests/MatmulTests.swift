@@ -43,7 +43,7 @@ struct LinearCase: CustomStringConvertible, Sendable {
 }
 
 @Suite struct MatmulTests {
-    /// Sizes straddling the CPU micro-tile (6 × 16) and the GPU tile (64 × 64, K slices of 16).
+    /// Sizes straddling the CPU micro-tile (6 × 16 by default) and the GPU tile (64 × 64, K slices of 16).
     static let cases: [MatmulCase] = MatmulCase.allTransposes(TestSizes.pick([
         MatmulCase(m: 1, n: 1, k: 1),
         MatmulCase(m: 7, n: 7, k: 7),
@@ -182,6 +182,44 @@ struct LinearCase: CustomStringConvertible, Sendable {
                                transposeA: true, variant: variant)
             expectClose(try c.toArray(), ref, atol: Self.atol(cs.k), rtol: 1e-4, "\(variant)")
         }
+    }
+
+    /// The CPU micro-tile at vector widths 4, 8 and 16, one to three vectors per row and odd row
+    /// counts, packing A or reading it in place: forward (bias and ReLU fused) and both gradients at
+    /// sizes that straddle every tile (the widest is 16 rows × 48 columns).
+    @Test(arguments: [("4", "2", "6"), ("4", "1", "3"), ("8", "2", "6"), ("8", "3", "5"), ("16", "2", "8"), ("16", "3", "7"), ("16", "1", "14")],
+          ["0", "1"])
+    func cpuMicroTilesAtEveryWidthMatchReference(_ tile: (vw: String, nv: String, mr: String), _ packedA: String) throws {
+        let engine = try testEngine()
+        let saved = engine.defineOverrides["matmul.cl"]
+        engine.defineOverrides["matmul.cl"] = ["MM_VW": tile.vw, "MM_NV": tile.nv, "MM_MR": tile.mr, "MM_PACKED_A": packedA]
+        defer { engine.defineOverrides["matmul.cl"] = saved }
+        let label = "VW \(tile.vw) NV \(tile.nv) MR \(tile.mr) packed A \(packedA)"
+        let sizes = TestSizes.small ? [MatmulCase(batch: 2, m: 17, n: 49, k: 9, transposeB: true)]
+            : [MatmulCase(batch: 2, m: 17, n: 49, k: 19, transposeB: true), MatmulCase(m: 29, n: 33, k: 5, transposeA: true),
+               MatmulCase(batch: 3, m: 15, n: 97, k: 31, broadcastB: true)]
+        for cs in sizes {
+            let (a, b) = Self.inputs(cs, seed: 37)
+            let at = try Tensor(a, shape: cs.aShape, engine: engine, requiresGrad: true)
+            let bt = try Tensor(b, shape: cs.bShape, engine: engine, requiresGrad: true)
+            let c = try matmul(at, bt, transposeA: cs.transposeA, transposeB: cs.transposeB, variant: .cpu)
+            let ref = Reference.matmul(a: doubles(a), b: doubles(b), batch: cs.batch, m: cs.m, n: cs.n, k: cs.k,
+                                       transposeA: cs.transposeA, transposeB: cs.transposeB, broadcastB: cs.broadcastB)
+            expectClose(try c.toArray(), ref, atol: Self.atol(cs.k), rtol: 1e-4, "C \(cs) \(label)")
+            let dc = seededFloats(c.count, seed: 41)
+            try c.backward(try Tensor(dc, shape: c.shape, engine: engine))
+            let g = Reference.matmulBackward(dc: doubles(dc), a: doubles(a), b: doubles(b), batch: cs.batch, m: cs.m, n: cs.n, k: cs.k,
+                                             transposeA: cs.transposeA, transposeB: cs.transposeB, broadcastB: cs.broadcastB)
+            expectClose(try #require(at.grad).toArray(), g.da, atol: Self.atol(cs.n), rtol: 1e-4, "dA \(cs) \(label)")
+            expectClose(try #require(bt.grad).toArray(), g.db, atol: Self.atol(cs.m * cs.batch), rtol: 1e-4, "dB \(cs) \(label)")
+        }
+        let lc = LinearCase(rows: 19, inFeatures: 13, outFeatures: 35, relu: true)
+        let (x, w, bias) = Self.inputs(lc, seed: 43)
+        let y = try linear(try Tensor(x, shape: [lc.rows, lc.inFeatures], engine: engine), weight: try Tensor(w, shape: [lc.outFeatures, lc.inFeatures], engine: engine),
+                           bias: try Tensor(bias, shape: [lc.outFeatures], engine: engine), relu: true)
+        let ref = Reference.linear(x: doubles(x), weight: doubles(w), bias: doubles(bias), rows: lc.rows,
+                                   inFeatures: lc.inFeatures, outFeatures: lc.outFeatures, relu: true)
+        expectClose(try y.toArray(), ref, atol: Self.atol(lc.inFeatures), rtol: 1e-4, "linear \(label)")
     }
 
     @Test func onlyRequestedGradientsAreComputed() throws {

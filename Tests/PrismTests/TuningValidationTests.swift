@@ -71,6 +71,9 @@ import Testing
                                                          devices: ["H100": ["pool.cl": ["POOL_KH": "2"]]])])
         #expect(KernelFamilies.problem(in: deep, source: "t.json")
             == "tuning table t.json, vendor 'NVIDIA' device 'H100': kernel family pool (pool.cl): POOL_KH is set per launch by the host, not by a tuning table")
+        let wide = TuningTable(widths: ["cpu 16": ["matmul.cl": ["MM_VW": "12"]]])
+        #expect(KernelFamilies.problem(in: wide, source: "t.json")
+            == "tuning table t.json, width 'cpu 16': kernel family matmul (matmul.cl): MM_VW = 12 is not a power of two")
     }
 
     /// A table with a 0 refuses every kernel build with its one line, instead of a trap in the

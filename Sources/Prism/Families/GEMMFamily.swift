@@ -4,7 +4,7 @@ import PrismCL
 public enum MatmulVariant: String, KernelVariant, CaseIterable {
     /// `GEMMFamily.choose` decides.
     case automatic
-    /// 6 × 16 register micro-tiles over packed B panels, no barriers (fast on PoCL).
+    /// MM_MR × 2·MM_VW register micro-tiles over packed B panels, no barriers (fast on PoCL).
     case cpu
     /// Local-memory tiles with register blocking (fast on GPUs).
     case gpu
@@ -15,8 +15,11 @@ public enum GEMMFamily {
     public static let variants: [MatmulVariant] = [.cpu, .gpu]
 
     public static let descriptor = KernelFamilyDescriptor(file: "matmul.cl", tunables: [
-        Tunable("MM_MB", "32", values: ["4", "8", "16", "32", "64"], group: "cpu", grid: true, range: 1...1024),
-        Tunable("MM_PACKED_A", "1", values: ["0", "1"], group: "cpu", grid: true, range: 0...1),
+        Tunable("MM_VW", "8", values: ["4", "8", "16"], group: "cpu", grid: true, range: 4...16, powerOfTwo: true),
+        Tunable("MM_NV", "2", values: ["1", "2", "3"], group: "cpu", grid: true, range: 1...4),
+        Tunable("MM_MR", "6", values: ["4", "6", "8", "10", "12", "14"], group: "cpu", grid: true, range: 1...16),
+        Tunable("MM_MB", "32", values: ["4", "8", "16", "32", "64"], group: "cpu", range: 1...1024),
+        Tunable("MM_PACKED_A", "1", values: ["0", "1"], group: "cpu", range: 0...1),
         Tunable("MM_PACK_ROWS", "32", values: ["8", "16", "32", "64"], group: "cpu", range: 1...1024),
         Tunable("MM_TM", "64", values: ["32", "64", "128"], group: "gpu", grid: true, range: 1...256),
         Tunable("MM_TN", "64", values: ["32", "64", "128"], group: "gpu", grid: true, range: 1...256),

@@ -22,6 +22,9 @@ public enum KernelFamilies {
     /// - Returns: one line naming the table, the entry, the family, the tunable and its value; nil when valid.
     public static func problem(in table: TuningTable, source: String) -> String? {
         var levels: [(String, [String: TuningTable.Defines])] = [("default", table.default ?? [:])]
+        for (kind, files) in (table.widths ?? [:]).sorted(by: { $0.key < $1.key }) {
+            levels.append(("width '\(kind)'", files))
+        }
         for (vendor, entry) in (table.vendors ?? [:]).sorted(by: { $0.key < $1.key }) {
             levels.append(("vendor '\(vendor)'", entry.default ?? [:]))
             for (device, files) in (entry.devices ?? [:]).sorted(by: { $0.key < $1.key }) {

@@ -226,7 +226,10 @@ public enum MatmulKernels {
         }
         let defines = engine.resolvedDefines(GEMMFamily.descriptor.file)
         let useCPU = try GEMMFamily.choose(variant, traits: engine.traits, defines: defines) == .cpu
-        let panels = (n + 15) / 16 * 16 * k * (broadcastB ? 1 : batch)
+        // The CPU micro-tile is mr rows × nr = MM_NV·MM_VW columns; packing and launch follow the values
+        // the kernels are built with.
+        let mr = GEMMFamily.descriptor.int("MM_MR", in: defines), nr = GEMMFamily.descriptor.int("MM_NV", in: defines) * GEMMFamily.descriptor.int("MM_VW", in: defines)
+        let panels = (n + nr - 1) / nr * nr * k * (broadcastB ? 1 : batch)
         guard countA < indexLimit, countB < indexLimit, countC < indexLimit, !useCPU || panels < indexLimit else {
             throw TensorError("matmul: \(batch) × [\(m), \(k)] × [\(k), \(n)] is too large for 32-bit indexing")
         }
@@ -242,25 +245,23 @@ public enum MatmulKernels {
             // kernels are built with (a fixed 32 left rows unpacked under a tuned 8).
             let packRows = GEMMFamily.descriptor.int("MM_PACK_ROWS", in: defines)
             let packBatches = broadcastB ? 1 : batch
-            let panelRows = (n + 15) / 16 * k
-            let packItems = (n + 15) / 16 * ((k + packRows - 1) / packRows)
+            let panelRows = (n + nr - 1) / nr * k
+            let packItems = (n + nr - 1) / nr * ((k + packRows - 1) / packRows)
             let pack = try engine.launch("matmul.cl", "matmul_pack_b", global: [roundUp(packItems, flatKernelGroupSize), packBatches],
                                          local: [flatKernelGroupSize, 1], [b, packed, Int32(k), Int32(n), Int32(sbk), Int32(sbn), Int32(batchB)])
-            let tiles = (m + 5) / 6 * ((n + 15) / 16)
+            let mTiles = (m + mr - 1) / mr
+            let tiles = mTiles * ((n + nr - 1) / nr)
+            var events = [pack]
+            var operandA: [any KernelArgument] = [a, Int32(sam), Int32(sak), Int32(batchA)]
             if GEMMFamily.descriptor.int("MM_PACKED_A", in: defines) != 0 {
-                let mTiles = (m + 5) / 6
-                let packedA = try engine.buffer(count: mTiles * 6 * k * (broadcastA ? 1 : batch))
-                let packA = try engine.launch("matmul.cl", "matmul_pack_a", global: [roundUp(mTiles * ((k + packRows - 1) / packRows), flatKernelGroupSize), broadcastA ? 1 : batch],
-                                              local: [flatKernelGroupSize, 1], [a, packedA, Int32(m), Int32(k), Int32(sam), Int32(sak), Int32(batchA)])
-                let main = try engine.launch("matmul.cl", "matmul_cpu", global: [tiles, batch], local: [1, 1],
-                                             [packedA, Int32(sam), Int32(sak), Int32(broadcastA ? 0 : mTiles * 6 * k), packed, Int32(broadcastB ? 0 : panelRows * 16), biasBuffer]
-                                                 + flags + [c] + sizes)
-                return [pack, packA, main].compactMap { $0 }
+                let packedA = try engine.buffer(count: mTiles * mr * k * (broadcastA ? 1 : batch))
+                events.append(try engine.launch("matmul.cl", "matmul_pack_a", global: [roundUp(mTiles * ((k + packRows - 1) / packRows), flatKernelGroupSize), broadcastA ? 1 : batch],
+                                                local: [flatKernelGroupSize, 1], [a, packedA, Int32(m), Int32(k), Int32(sam), Int32(sak), Int32(batchA)]))
+                operandA = [packedA, Int32(sam), Int32(sak), Int32(broadcastA ? 0 : mTiles * mr * k)]
             }
-            let main = try engine.launch("matmul.cl", "matmul_cpu", global: [tiles, batch], local: [1, 1],
-                                         [a, Int32(sam), Int32(sak), Int32(batchA), packed, Int32(broadcastB ? 0 : panelRows * 16), biasBuffer]
-                                             + flags + [c] + sizes)
-            return [pack, main].compactMap { $0 }
+            events.append(try engine.launch("matmul.cl", "matmul_cpu", global: [tiles, batch], local: [1, 1],
+                                            operandA + [packed, Int32(broadcastB ? 0 : panelRows * nr), biasBuffer] + flags + [c] + sizes))
+            return events.compactMap { $0 }
         }
         let tiles = MatmulTiles(defines: defines)
         let lx = tiles.tn / tiles.wn, ly = tiles.tm / tiles.wm
