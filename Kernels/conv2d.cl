@@ -18,7 +18,7 @@
 //                           N·ceil(P / CONV_ROWS_NP), ceil(K / CONV_ROWS_KB)), local chosen by the driver.
 //   conv2d_forward_rows_pool  the same shallow geometries with ReLU and 2×2 / stride 2 max pooling fused (the
 //                           inference path, CONV_POOL below): a work-item walks one pooled output row, and
-//                           for each pooled pixel accumulates its four window pixels × 8·CONV_FWD_KV channels
+//                           for each pooled pixel accumulates its four window pixels × CONV_VW·CONV_FWD_KV channels
 //                           (weights packed by conv2d_pack_weight, x broadcast), then writes the window
 //                           maximum. Global (P / 2, N, channel blocks), local (1, 1, 1): one work-item per
 //                           group ran conv1 of the reference CNN in 0.9 s per 102,400 images, PoCL's own choice
@@ -29,14 +29,17 @@
 //                           each work-item keeps a CONV_WM × CONV_WN register block.
 //                           Local size (CONV_TN / CONV_WN, CONV_TM / CONV_WM).
 //   conv2d_forward_cpu      CPU-shaped forward (PoCL): no barriers, no local memory. Each work-item
-//                           computes CONV_FWD_KV float8 vectors of output channels (KB = 8·CONV_FWD_KV
+//                           computes CONV_FWD_KV vectors of CONV_VW output channels (KB = CONV_VW·CONV_FWD_KV
 //                           channels) × CONV_FWD_NP output pixels in registers, over a weight panel
 //                           packed by conv2d_pack_weight as [K / KB][R·S·C][KB] (zero rows past K).
 //                           Global (pixel blocks, channel blocks).
 //   conv2d_backward_input   dx = transposed convolution of dy, register-tiled like the CPU forward:
-//                           8·CONV_DX_KV input channels × CONV_DX_NP input pixels per work-item, weights
+//                           CONV_VW·CONV_DX_KV input channels × CONV_DX_NP input pixels per work-item, weights
 //                           packed by conv2d_pack_weight_t as [C / KB][R·S·K][KB]. Overwrites dx.
-//   conv2d_backward_weight  dw as a GEMM over depth N·P·Q: 8·CONV_DW_KV output channels × CONV_DW_NP weight
+//   conv2d_backward_input_rows  dx for stride 1 and at most 4 input channels (first layers on images):
+//                           8 consecutive pixels of a row of dx × CONV_ROWS_KB channels per work-item,
+//                           vectorized over the pixels. Overwrites dx.
+//   conv2d_backward_weight  dw as a GEMM over depth N·P·Q: CONV_VW·CONV_DW_KV output channels × CONV_DW_NP weight
 //                           columns (c, r, s) per work-item, over dy packed by conv2d_pack_dy as
 //                           [K / KB][N·P·Q][KB]. The batch is split into chunks of `images` images
 //                           (third global dimension); each chunk overwrites its own slice of `partial`
@@ -67,7 +70,9 @@
 //
 // Tunables (-D; the host passes every one, from Conv2DFamily and the tuning table, so these defaults
 // only serve a file compiled alone):
-//   CONV_FWD_KV, CONV_FWD_NP   forward micro-tile: float8 vectors of output channels × output pixels
+//   CONV_VW     floats per vector of the micro-tile kernels (forward, pooled rows, both backward): 4, 8
+//               or 16, the device's native width (default 8; the row kernels' pixel vectors stay 8 wide)
+//   CONV_FWD_KV, CONV_FWD_NP   forward micro-tile: vectors of CONV_VW output channels × output pixels
 //                              (default 2 × 6: 16 channels × 6 pixels in 12 accumulators, which with the
 //                              2 weight vectors and a broadcast fit AVX2's 16 registers; 4 × 4 spilled
 //                              and ran conv2 at 36 ms against 23 ms on one core)
@@ -90,6 +95,17 @@
 //   CONV_TM, CONV_TN, CONV_TD, CONV_WM, CONV_WN   GPU-shaped tile sizes (defaults 32, 32, 8, 2, 2)
 // Every kernel guards its tails: any N, C, H, W, K, R, S, stride, padding and dilation works.
 
+#ifndef CONV_VW
+#define CONV_VW 8
+#endif
+#if CONV_VW != 4 && CONV_VW != 8 && CONV_VW != 16
+#error "CONV_VW must be 4, 8 or 16"
+#endif
+#define CONV_CAT_(a, b) a##b
+#define CONV_CAT(a, b) CONV_CAT_(a, b)
+#define floatV CONV_CAT(float, CONV_VW)
+#define vloadV CONV_CAT(vload, CONV_VW)
+#define vstoreV CONV_CAT(vstore, CONV_VW)
 #ifndef CONV_GROUP_KB
 #define CONV_GROUP_KB 1
 #endif
@@ -130,8 +146,7 @@ inline float relu_keep_nan(const float v) { return v < 0.0f ? 0.0f : v; }
 #error "CONV_POOL needs CONV_FWD_NP to be a multiple of 4: a work-item must hold whole 2x2 windows"
 #endif
 // Lane-wise maximum in which NaN wins (max-pooling's rule in pool.cl).
-inline float8 max_keep_nan8(const float8 a, const float8 b) { return select(select(b, a, isgreater(a, b)), a, isnan(a)); }
-inline float4 max_keep_nan4(const float4 a, const float4 b) { return select(select(b, a, isgreater(a, b)), a, isnan(a)); }
+inline floatV max_keep_nanV(const floatV a, const floatV b) { return select(select(b, a, isgreater(a, b)), a, isnan(a)); }
 #ifndef CONV_ROWS_KB
 #define CONV_ROWS_KB 8
 #endif
@@ -154,9 +169,9 @@ inline float4 max_keep_nan4(const float4 a, const float4 b) { return select(sele
 #define CONV_WN 2
 #endif
 
-#define CONV_FWD_KB (8 * CONV_FWD_KV)
-#define CONV_DX_KB (8 * CONV_DX_KV)
-#define CONV_DW_KB (8 * CONV_DW_KV)
+#define CONV_FWD_KB (CONV_VW * CONV_FWD_KV)
+#define CONV_DX_KB (CONV_VW * CONV_DX_KV)
+#define CONV_DW_KB (CONV_VW * CONV_DW_KV)
 
 #define GEOM const int N, const int C, const int H, const int W, const int K, const int R, const int S, \
              const int P, const int Q, const int sh, const int sw, const int ph, const int pw, const int dh, const int dw
@@ -212,17 +227,17 @@ __kernel void conv2d_pack_dy(__global const float *dy, __global float *dyp, cons
 #define ZERO_ACC(acc, NP, KV)                                              \
     _Pragma("unroll")                                              \
     for (int j_ = 0; j_ < NP; ++j_)                           \
-        for (int v_ = 0; v_ < KV; ++v_) acc[j_][v_] = (float8)(0.0f)
+        for (int v_ = 0; v_ < KV; ++v_) acc[j_][v_] = (floatV)(0.0f)
 
 // acc[j][v] += src[j][idx·stride[j]] · panel[v] over one depth step.
 #define MICRO_STEP(acc, panel, src, stride, idx, NP, KV)                                   \
     {                                                                              \
-        float8 wv_[KV];                                                       \
+        floatV wv_[KV];                                                       \
         _Pragma("unroll")                                                          \
-        for (int v_ = 0; v_ < KV; ++v_) wv_[v_] = vload8(v_, (panel));        \
+        for (int v_ = 0; v_ < KV; ++v_) wv_[v_] = vloadV(v_, (panel));        \
         _Pragma("unroll")                                                          \
         for (int j_ = 0; j_ < NP; ++j_) {                                     \
-            const float8 xv_ = (float8)(src[j_][(idx) * stride[j_]]);              \
+            const floatV xv_ = (floatV)(src[j_][(idx) * stride[j_]]);              \
             _Pragma("unroll")                                                                  \
             for (int v_ = 0; v_ < KV; ++v_) acc[j_][v_] = fma(xv_, wv_[v_], acc[j_][v_]); \
         }                                                                          \
@@ -264,7 +279,7 @@ __kernel void conv2d_forward_cpu(__global const float *x, __global const float *
         iw0[j] = q * sw - pw;
         xbase[j] = n * C * HW;
     }
-    float8 acc[CONV_FWD_NP][CONV_FWD_KV];
+    floatV acc[CONV_FWD_NP][CONV_FWD_KV];
     ZERO_ACC(acc, CONV_FWD_NP, CONV_FWD_KV);
     const __global float *panel = wp + (size_t)kb * (R * S * C) * CONV_FWD_KB;
     for (int r = 0; r < R; ++r) {
@@ -299,12 +314,12 @@ __kernel void conv2d_forward_cpu(__global const float *x, __global const float *
         const int n = u / PQ2, uu = u - n * PQ2;
         #pragma unroll
         for (int v = 0; v < CONV_FWD_KV; ++v) {
-            const float8 m = max_keep_nan8(max_keep_nan8(acc[j][v], acc[j + 1][v]), max_keep_nan8(acc[j + 2][v], acc[j + 3][v]));
-            float lanes[8];
-            vstore8(m, 0, lanes);
+            const floatV m = max_keep_nanV(max_keep_nanV(acc[j][v], acc[j + 1][v]), max_keep_nanV(acc[j + 2][v], acc[j + 3][v]));
+            float lanes[CONV_VW];
+            vstoreV(m, 0, lanes);
             #pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                const int k = kb * CONV_FWD_KB + v * 8 + l;
+            for (int l = 0; l < CONV_VW; ++l) {
+                const int k = kb * CONV_FWD_KB + v * CONV_VW + l;
                 if (k < K) y[(n * K + k) * PQ2 + uu] = CONV_ACTIVATE(lanes[l] + (hasBias ? bias[k] : 0.0f));
             }
         }
@@ -317,11 +332,11 @@ __kernel void conv2d_forward_cpu(__global const float *x, __global const float *
         const int n = col / PQ, pq = col - n * PQ;
         #pragma unroll
         for (int v = 0; v < CONV_FWD_KV; ++v) {
-            float lanes[8];
-            vstore8(acc[j][v], 0, lanes);
+            float lanes[CONV_VW];
+            vstoreV(acc[j][v], 0, lanes);
             #pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                const int k = kb * CONV_FWD_KB + v * 8 + l;
+            for (int l = 0; l < CONV_VW; ++l) {
+                const int k = kb * CONV_FWD_KB + v * CONV_VW + l;
                 if (k < K) y[(n * K + k) * PQ + pq] = CONV_ACTIVATE(lanes[l] + (hasBias ? bias[k] : 0.0f));
             }
         }
@@ -406,16 +421,16 @@ __kernel void conv2d_forward_rows_pool(__global const float *x, __global const f
     if (pp >= P2 || n >= N || kb * CONV_FWD_KB >= K) return;
     const __global float *panel = wp + (size_t)kb * taps * CONV_FWD_KB;
     const __global float *image = x + (size_t)n * C * H * W + (2 * pp) * W;
-    float8 b[CONV_FWD_KV];
+    floatV b[CONV_FWD_KV];
     #pragma unroll
     for (int v = 0; v < CONV_FWD_KV; ++v) {
-        float lanes[8];
+        float lanes[CONV_VW];
         #pragma unroll
-        for (int l = 0; l < 8; ++l) {
-            const int k = kb * CONV_FWD_KB + v * 8 + l;
+        for (int l = 0; l < CONV_VW; ++l) {
+            const int k = kb * CONV_FWD_KB + v * CONV_VW + l;
             lanes[l] = hasBias && k < K ? bias[k] : 0.0f;
         }
-        b[v] = vload8(0, lanes);
+        b[v] = vloadV(0, lanes);
     }
     // Offsets of the taps (r, s, c) in the panel's order from a window's top-left pixel (C·R·S ≤ 32).
     int offset[32];
@@ -424,7 +439,7 @@ __kernel void conv2d_forward_rows_pool(__global const float *x, __global const f
             for (int c = 0; c < C; ++c, ++t) offset[t] = (c * H + r) * W + s;
     for (int uq = 0; uq < Q2; ++uq) {
         // The four window pixels (2pp + t / 2, 2uq + t % 2) × KB channels.
-        float8 acc[4][CONV_FWD_KV];
+        floatV acc[4][CONV_FWD_KV];
         ZERO_ACC(acc, 4, CONV_FWD_KV);
         const __global float *corner = image + 2 * uq;
         for (int t = 0; t < taps; ++t) {
@@ -432,24 +447,24 @@ __kernel void conv2d_forward_rows_pool(__global const float *x, __global const f
             const float x0 = px[0], x1 = px[1], x2 = px[W], x3 = px[W + 1];
             #pragma unroll
             for (int v = 0; v < CONV_FWD_KV; ++v) {
-                const float8 wv = vload8(t * CONV_FWD_KV + v, panel);
-                acc[0][v] = fma((float8)(x0), wv, acc[0][v]);
-                acc[1][v] = fma((float8)(x1), wv, acc[1][v]);
-                acc[2][v] = fma((float8)(x2), wv, acc[2][v]);
-                acc[3][v] = fma((float8)(x3), wv, acc[3][v]);
+                const floatV wv = vloadV(t * CONV_FWD_KV + v, panel);
+                acc[0][v] = fma((floatV)(x0), wv, acc[0][v]);
+                acc[1][v] = fma((floatV)(x1), wv, acc[1][v]);
+                acc[2][v] = fma((floatV)(x2), wv, acc[2][v]);
+                acc[3][v] = fma((floatV)(x3), wv, acc[3][v]);
             }
         }
         #pragma unroll
         for (int v = 0; v < CONV_FWD_KV; ++v) {
-            float8 m = max_keep_nan8(max_keep_nan8(acc[0][v], acc[1][v]), max_keep_nan8(acc[2][v], acc[3][v])) + b[v];
+            floatV m = max_keep_nanV(max_keep_nanV(acc[0][v], acc[1][v]), max_keep_nanV(acc[2][v], acc[3][v])) + b[v];
 #if CONV_RELU
-            m = select(m, (float8)(0.0f), m < (float8)(0.0f));  // NaN passes through
+            m = select(m, (floatV)(0.0f), m < (floatV)(0.0f));  // NaN passes through
 #endif
-            float lanes[8];
-            vstore8(m, 0, lanes);
+            float lanes[CONV_VW];
+            vstoreV(m, 0, lanes);
             #pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                const int k = kb * CONV_FWD_KB + v * 8 + l;
+            for (int l = 0; l < CONV_VW; ++l) {
+                const int k = kb * CONV_FWD_KB + v * CONV_VW + l;
                 if (k < K) y[(size_t)(n * K + k) * PQ2 + pp * Q2 + uq] = lanes[l];
             }
         }
@@ -545,7 +560,7 @@ __kernel void conv2d_backward_input(__global const float *dy, __global const flo
         ww[j] = hw - h * W + pw;
         dybase[j] = n * K * PQ;
     }
-    float8 acc[CONV_DX_NP][CONV_DX_KV];
+    floatV acc[CONV_DX_NP][CONV_DX_KV];
     ZERO_ACC(acc, CONV_DX_NP, CONV_DX_KV);
     const __global float *panel = wt + (size_t)cb * (R * S * K) * CONV_DX_KB;
     for (int r = 0; r < R; ++r) {
@@ -580,13 +595,95 @@ __kernel void conv2d_backward_input(__global const float *dy, __global const flo
         const int n = col / HW, hw = col - n * HW;
         #pragma unroll
         for (int v = 0; v < CONV_DX_KV; ++v) {
-            float lanes[8];
-            vstore8(acc[j][v], 0, lanes);
+            float lanes[CONV_VW];
+            vstoreV(acc[j][v], 0, lanes);
             #pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                const int c = cb * CONV_DX_KB + v * 8 + l;
+            for (int l = 0; l < CONV_VW; ++l) {
+                const int c = cb * CONV_DX_KB + v * CONV_VW + l;
                 if (c < C) dx[(n * C + c) * HW + hw] = lanes[l];
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward with respect to the input for few input channels and stride 1: 8 consecutive pixels of one
+// row of dx × CONV_ROWS_KB input channels per work-item, vectorized over the pixels (the micro-tile
+// kernel above vectorizes over channels, and with C = 1 leaves all but one lane of each vector idle).
+// dx[n][c][h][w0 + l] = Σ_{k,r,s} w[k][c][r][s] · dy[n][k][h + ph − r·dh][w0 + l + pw − s·dw], each dy
+// read as one float8 row segment (lane by lane where it crosses the edge of dy). Global
+// (ceil(W / 8), N·H, ceil(C / CONV_ROWS_KB)). Overwrites dx.
+
+__kernel void conv2d_backward_input_rows(__global const float *dy, __global const float *w, __global float *dx, GEOM) {
+    const int w0 = (int)get_global_id(0) * 8;
+    const int nh = (int)get_global_id(1);
+    const int c0 = (int)get_global_id(2) * CONV_ROWS_KB;
+    if (w0 >= W || nh >= N * H || c0 >= C) return;
+    (void)sh;  // stride 1 (the host's condition)
+    (void)sw;
+    const int n = nh / H, h = nh - n * H;
+    const int PQ = P * Q, RS = R * S;
+    float8 acc[CONV_ROWS_KB];
+    #pragma unroll
+    for (int j = 0; j < CONV_ROWS_KB; ++j) acc[j] = (float8)(0.0f);
+    const __global float *image = dy + (size_t)n * K * PQ;
+    const int CRS = C * RS;
+    // Weight offsets of the block's channels; channels past C repeat the last one (computed, never stored).
+    int woff[CONV_ROWS_KB];
+    #pragma unroll
+    for (int j = 0; j < CONV_ROWS_KB; ++j) woff[j] = min(c0 + j, C - 1) * RS;
+    for (int r = 0; r < R; ++r) {
+        const int p = h + ph - r * dh;
+        if (p < 0 || p >= P) continue;
+        for (int s = 0; s < S; ++s) {
+            const int q0 = w0 + pw - s * dw;
+            const __global float *tap = w + r * S + s;
+            if (q0 >= 0 && q0 + 8 <= Q) {
+                // The whole segment lies inside dy's row: one vector load per output channel k.
+                const __global float *src = image + p * Q + q0;
+                for (int k = 0; k < K; ++k) {
+                    const float8 v = vload8(0, src + k * PQ);
+                    #pragma unroll
+                    for (int j = 0; j < CONV_ROWS_KB; ++j) acc[j] = fma((float8)(tap[k * CRS + woff[j]]), v, acc[j]);
+                }
+            } else {
+                // The segment crosses an edge of the row: load the 8 floats around it (the neighbouring
+                // row's, still inside dy) and zero the lanes outside the row; lane by lane only where
+                // the load would leave dy (its first and last row).
+                const int lo = max(0, -q0), hi = min(8, Q - q0);
+                if (lo >= hi) continue;
+                const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+                const int8 keep = (lane >= (int8)(lo)) & (lane < (int8)(hi));
+                const int total = N * K * PQ;
+                int at = n * K * PQ + p * Q + q0;
+                for (int k = 0; k < K; ++k, at += PQ) {
+                    float8 v;
+                    if (at >= 0 && at + 8 <= total) {
+                        v = select((float8)(0.0f), vload8(0, dy + at), keep);
+                    } else {
+                        float lanes[8];
+                        #pragma unroll
+                        for (int l = 0; l < 8; ++l) lanes[l] = l >= lo && l < hi ? dy[at + l] : 0.0f;
+                        v = vload8(0, lanes);
+                    }
+                    #pragma unroll
+                    for (int j = 0; j < CONV_ROWS_KB; ++j) acc[j] = fma((float8)(tap[k * CRS + woff[j]]), v, acc[j]);
+                }
+            }
+        }
+    }
+    const bool full = w0 + 8 <= W;
+    #pragma unroll
+    for (int j = 0; j < CONV_ROWS_KB; ++j) {
+        const int c = c0 + j;
+        if (c >= C) break;
+        __global float *out = dx + ((size_t)(n * C + c) * H + h) * W + w0;
+        if (full) {
+            vstore8(acc[j], 0, out);
+        } else {
+            float lanes[8];
+            vstore8(acc[j], 0, lanes);
+            for (int l = 0; l < W - w0; ++l) out[l] = lanes[l];
         }
     }
 }
@@ -620,7 +717,7 @@ __kernel void conv2d_backward_weight(__global const float *x, __global const flo
         ss[j] = s * dw;
 #endif
     }
-    float8 acc[CONV_DW_NP][CONV_DW_KV];
+    floatV acc[CONV_DW_NP][CONV_DW_KV];
     ZERO_ACC(acc, CONV_DW_NP, CONV_DW_KV);
     const __global float *panel = dyp + ((size_t)kb * T + (size_t)nBegin * PQ) * CONV_DW_KB;
     for (int n = nBegin; n < nEnd; ++n) {
@@ -629,9 +726,9 @@ __kernel void conv2d_backward_weight(__global const float *x, __global const flo
             for (int q = 0; q < Q; ++q) {
                 const int iw0 = q * sw - pw;
                 const int xb = n * CHW + ih0 * W + iw0;
-                float8 dv[CONV_DW_KV];
+                floatV dv[CONV_DW_KV];
                 #pragma unroll
-                for (int v = 0; v < CONV_DW_KV; ++v) dv[v] = vload8(v, panel);
+                for (int v = 0; v < CONV_DW_KV; ++v) dv[v] = vloadV(v, panel);
                 panel += CONV_DW_KB;
                 #pragma unroll
                 for (int j = 0; j < CONV_DW_NP; ++j) {
@@ -641,7 +738,7 @@ __kernel void conv2d_backward_weight(__global const float *x, __global const flo
 #else
                     const float xs = x[xb + off[j]];
 #endif
-                    const float8 xv = (float8)(xs);
+                    const floatV xv = (floatV)(xs);
                     #pragma unroll
                     for (int v = 0; v < CONV_DW_KV; ++v) acc[j][v] = fma(xv, dv[v], acc[j][v]);
                 }
@@ -655,11 +752,11 @@ __kernel void conv2d_backward_weight(__global const float *x, __global const flo
         if (e >= D) break;
         #pragma unroll
         for (int v = 0; v < CONV_DW_KV; ++v) {
-            float lanes[8];
-            vstore8(acc[j][v], 0, lanes);
+            float lanes[CONV_VW];
+            vstoreV(acc[j][v], 0, lanes);
             #pragma unroll
-            for (int l = 0; l < 8; ++l) {
-                const int k = kb * CONV_DW_KB + v * 8 + l;
+            for (int l = 0; l < CONV_VW; ++l) {
+                const int k = kb * CONV_DW_KB + v * CONV_VW + l;
                 if (k < K) out[k * D + e] = lanes[l];
             }
         }

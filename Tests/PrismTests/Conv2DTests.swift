@@ -130,6 +130,79 @@ struct ConvCase: CustomStringConvertible, Sendable {
         }
     }
 
+    /// The CPU micro-tile kernels at vector widths 4, 8 and 16 (forward plain and padded, the pooled
+    /// forward through the micro-tile and the rows kernel, backward input with few and many channels,
+    /// backward weight), with channel counts off every tile (16 × 2 = 32 channels at width 16).
+    @Test(arguments: [("4", "3", "5"), ("8", "1", "4"), ("16", "2", "6")])
+    func microTilesAtEveryWidthMatchReference(_ tile: (vw: String, kv: String, np: String)) throws {
+        let engine = try testEngine()
+        let saved = engine.defineOverrides["conv2d.cl"]
+        engine.defineOverrides["conv2d.cl"] = ["CONV_VW": tile.vw, "CONV_FWD_KV": tile.kv, "CONV_FWD_NP": tile.np,
+                                               "CONV_DX_KV": tile.kv, "CONV_DX_NP": tile.np, "CONV_DW_KV": tile.kv, "CONV_DW_NP": tile.np]
+        defer { engine.defineOverrides["conv2d.cl"] = saved }
+        let label = "VW \(tile.vw) KV \(tile.kv) NP \(tile.np)"
+        let cases = TestSizes.small
+            ? [ConvCase(n: 2, c: 5, h: 9, w: 8, k: 35, r: 3, s: 3, padding: (1, 1)), ConvCase(n: 1, c: 17, h: 6, w: 7, k: 3, r: 2, s: 3)]
+            : [ConvCase(n: 2, c: 5, h: 9, w: 8, k: 35, r: 3, s: 3, padding: (1, 1)), ConvCase(n: 1, c: 17, h: 6, w: 7, k: 3, r: 2, s: 3),
+               ConvCase(n: 3, c: 33, h: 11, w: 10, k: 49, r: 3, s: 3, stride: (2, 1), padding: (1, 2), dilation: (1, 2))]
+        for cs in cases {
+            let (x, w, b) = Self.inputs(cs, seed: 53)
+            let xt = try Tensor(x, shape: cs.xShape, engine: engine, requiresGrad: true)
+            let wt = try Tensor(w, shape: cs.wShape, engine: engine, requiresGrad: true)
+            let y = try conv2d(xt, weight: wt, bias: try Tensor(b, shape: [cs.k], engine: engine), stride: cs.stride, padding: cs.padding,
+                               dilation: cs.dilation, variant: .cpu)
+            let ref = Reference.conv2d(x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape, bias: doubles(b),
+                                       stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+            expectClose(try y.toArray(), ref.y, atol: 1e-4, rtol: 1e-4, "forward \(cs) \(label)")
+            let dy = seededFloats(y.count, seed: 59)
+            try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
+            let g = Reference.conv2dBackward(dy: doubles(dy), x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape,
+                                             stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+            let depth = Double(cs.n * y.shape[2] * y.shape[3])
+            expectClose(try #require(xt.grad).toArray(), g.dx, atol: 1e-4, rtol: 1e-4, "dx \(cs) \(label)")
+            expectClose(try #require(wt.grad).toArray(), g.dw, atol: 2e-6 * depth + 1e-5, rtol: 1e-4, "dw \(cs) \(label)")
+        }
+        let pooled = ConvCase(n: 2, c: 1, h: 11, w: 12, k: 35, r: 3, s: 3)
+        let (x, w, b) = Self.inputs(pooled, seed: 61)
+        // A pooled work-item holds whole 2×2 windows.
+        if let np = Int(tile.np), np % 4 != 0 { engine.defineOverrides["conv2d.cl"]?["CONV_FWD_NP"] = "4" }
+        for variant in [Conv2DVariant.cpu, .rows] {
+            let y = try engine.noGrad {
+                try conv2dMaxPool2x2(try Tensor(x, shape: pooled.xShape, engine: engine), weight: try Tensor(w, shape: pooled.wShape, engine: engine),
+                                     bias: try Tensor(b, shape: [pooled.k], engine: engine), stride: pooled.stride, padding: pooled.padding,
+                                     relu: true, variant: variant)
+            }
+            let ref = Self.pooledReference(pooled, x: x, w: w, b: b, relu: true)
+            expectClose(try y.toArray(), ref.y, atol: 1e-4, rtol: 1e-4, "pooled \(variant) \(label)")
+        }
+    }
+
+    /// dx through the pixel-vectorized row kernel (stride 1, any padding and dilation), chosen
+    /// automatically for at most 4 input channels and forced above (one or two channel blocks, the
+    /// last partial), against the reference and the micro-tile kernel; stride 2 refuses it.
+    @Test func backwardInputRowsMatchReference() throws {
+        let engine = try testEngine()
+        let cases = [ConvCase(n: 2, c: 1, h: 9, w: 19, k: 5, r: 3, s: 3), ConvCase(n: 1, c: 3, h: 7, w: 8, k: 6, r: 3, s: 2, padding: (1, 2), dilation: (2, 1)),
+                     ConvCase(n: 2, c: 5, h: 6, w: 17, k: 3, r: 2, s: 3, padding: (1, 1)), ConvCase(n: 1, c: 11, h: 5, w: 9, k: 4, r: 3, s: 3, padding: (2, 0))]
+        for cs in cases {
+            let (x, w, _) = Self.inputs(cs, seed: 67)
+            let g = try Conv2DGeometry(input: cs.xShape, weight: cs.wShape, bias: nil, stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+            #expect(try Conv2DFamily.backwardInputVariant(.automatic, g) == (cs.c <= 4 ? .rows : .tiles), "\(cs)")
+            let dy = seededFloats(g.outputShape.reduce(1, *), seed: 71)
+            let ref = Reference.conv2dBackward(dy: doubles(dy), x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape,
+                                               stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
+            for variant in [Conv2DBackwardInputVariant.rows, .tiles] {
+                let (dx, _) = try Conv2DKernels.backwardInput(engine, g, dy: try engine.context.buffer(dy), w: try engine.context.buffer(w), variant: variant)
+                expectClose(try dx.read(), ref.dx, atol: 1e-4, rtol: 1e-4, "dx \(cs) \(variant)")
+            }
+        }
+        let strided = try Conv2DGeometry(input: [1, 1, 8, 8], weight: [2, 1, 3, 3], bias: nil, stride: (2, 2), padding: (0, 0), dilation: (1, 1))
+        #expect(try Conv2DFamily.backwardInputVariant(.automatic, strided) == .tiles)
+        #expect(throws: TensorError("conv2d backward input: the rows variant needs stride 1, got (2, 2)")) {
+            try Conv2DFamily.backwardInputVariant(.rows, strided)
+        }
+    }
+
     @Test func onlyRequestedGradientsAreComputed() throws {
         let engine = try testEngine()
         let cs = ConvCase(n: 2, c: 3, h: 6, w: 5, k: 4, r: 3, s: 3)

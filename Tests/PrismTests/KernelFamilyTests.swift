@@ -65,6 +65,19 @@ import Testing
         }
     }
 
+    /// A micro-tile's channel side is fitted to thin layers: no more vectors than the channels fill,
+    /// then the narrowest width that holds them; a tile that fits is left alone.
+    @Test func thinLayersNarrowTheConvolutionTile() {
+        let wide = ["CONV_VW": "16", "CONV_FWD_KV": "2"]
+        #expect(Conv2DFamily.narrowed(wide, channels: 3, vectors: "CONV_FWD_KV") == ["CONV_FWD_KV": "1", "CONV_VW": "4"])
+        #expect(Conv2DFamily.narrowed(wide, channels: 8, vectors: "CONV_FWD_KV") == ["CONV_FWD_KV": "1", "CONV_VW": "8"])
+        #expect(Conv2DFamily.narrowed(wide, channels: 12, vectors: "CONV_FWD_KV") == ["CONV_FWD_KV": "1"])
+        #expect(Conv2DFamily.narrowed(wide, channels: 17, vectors: "CONV_FWD_KV") == [:])
+        #expect(Conv2DFamily.narrowed(wide, channels: 64, vectors: "CONV_FWD_KV") == [:])
+        #expect(Conv2DFamily.narrowed(["CONV_VW": "8", "CONV_DW_KV": "4"], channels: 20, vectors: "CONV_DW_KV") == ["CONV_DW_KV": "3"])
+        #expect(Conv2DFamily.narrowed(["CONV_VW": "4", "CONV_DX_KV": "1"], channels: 1, vectors: "CONV_DX_KV") == [:])
+    }
+
     @Test func theTuningTablesVariantIsTakenWhereItCanRun() throws {
         let key = KernelFamilyDescriptor.variantKey
         #expect(try GEMMFamily.choose(.automatic, traits: Self.cpu16, defines: [key: "gpu"]) == .gpu)

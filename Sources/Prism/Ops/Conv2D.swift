@@ -59,10 +59,10 @@ public struct Conv2DGeometry: Sendable {
 /// Tunables of `conv2d.cl`, read from the defines its programs are built with (`Engine.resolvedDefines`:
 /// the family's defaults, tuning table, call-site defines, then `defineOverrides`).
 private struct Conv2DTiles {
-    let forwardChannels, forwardPixels: Int   // 8 · CONV_FWD_KV, CONV_FWD_NP
+    let forwardChannels, forwardPixels: Int   // CONV_VW · CONV_FWD_KV, CONV_FWD_NP
     let rowChannels, rowRows: Int             // CONV_ROWS_KB, CONV_ROWS_NP
-    let inputChannels, inputPixels: Int       // 8 · CONV_DX_KV, CONV_DX_NP
-    let weightChannels, weightColumns: Int    // 8 · CONV_DW_KV, CONV_DW_NP
+    let inputChannels, inputPixels: Int       // CONV_VW · CONV_DX_KV, CONV_DX_NP
+    let weightChannels, weightColumns: Int    // CONV_VW · CONV_DW_KV, CONV_DW_NP
     let tm, tn, wm, wn: Int
     /// The resolved defines they were read from.
     let defines: [String: String]
@@ -71,13 +71,14 @@ private struct Conv2DTiles {
     init(engine: Engine, defines callSite: [String: String] = [:]) {
         let defines = engine.resolvedDefines(Conv2DFamily.descriptor.file, callSite)
         func value(_ name: String) -> Int { Conv2DFamily.descriptor.int(name, in: defines) }
-        forwardChannels = 8 * value("CONV_FWD_KV")
+        let width = value("CONV_VW")
+        forwardChannels = width * value("CONV_FWD_KV")
         forwardPixels = value("CONV_FWD_NP")
         rowChannels = value("CONV_ROWS_KB")
         rowRows = value("CONV_ROWS_NP")
-        inputChannels = 8 * value("CONV_DX_KV")
+        inputChannels = width * value("CONV_DX_KV")
         inputPixels = value("CONV_DX_NP")
-        weightChannels = 8 * value("CONV_DW_KV")
+        weightChannels = width * value("CONV_DW_KV")
         weightColumns = value("CONV_DW_NP")
         tm = value("CONV_TM")
         tn = value("CONV_TN")
@@ -297,6 +298,7 @@ public enum Conv2DKernels {
                                pool2x2: Bool = false) throws -> [Event] {
         var activation = ["CONV_RELU": relu ? "1" : "0"]
         if pool2x2 { activation.merge(poolDefines(engine)) { $1 } }
+        activation.merge(Conv2DFamily.narrowed(engine.resolvedDefines(Conv2DFamily.descriptor.file), channels: g.k, vectors: "CONV_FWD_KV")) { $1 }
         let tiles = Conv2DTiles(engine: engine, defines: activation)
         let chosen = try Conv2DFamily.choose(variant, g, pooled: pool2x2, traits: engine.traits, defines: tiles.defines)
         let biasBuffer = try bias ?? zeroBuffer(engine)
@@ -341,8 +343,17 @@ public enum Conv2DKernels {
     /// dx for dy: a new buffer of N·C·H·W floats.
     /// - Returns: dx and the launches' events.
     public static func backwardInput(_ engine: Engine, _ g: Conv2DGeometry, dy: Buffer<Float>,
-                                     w: Buffer<Float>) throws -> (Buffer<Float>, [Event]) {
-        let defines = Conv2DFamily.backwardInputDefines(g)
+                                     w: Buffer<Float>, variant: Conv2DBackwardInputVariant = .automatic) throws -> (Buffer<Float>, [Event]) {
+        if try Conv2DFamily.backwardInputVariant(variant, g) == .rows {
+            // One channel block of all C (at most 4 channels when chosen automatically, so none idles).
+            let channels = min(g.c, 8)
+            let defines = ["CONV_ROWS_KB": String(channels), "CONV_PADDED": "0"]
+            let dx = try engine.buffer(count: g.n * g.c * g.h * g.w)
+            let main = try engine.launch("conv2d.cl", "conv2d_backward_input_rows", defines: defines,
+                                         global: [(g.w + 7) / 8, g.n * g.h, (g.c + channels - 1) / channels], local: [1, 1, 1], [dy, w, dx] + g.arguments)
+            return (dx, [main].compactMap { $0 })
+        }
+        let defines = Conv2DFamily.backwardInputDefines(g, engine.resolvedDefines(Conv2DFamily.descriptor.file))
         let tiles = Conv2DTiles(engine: engine, defines: defines)
         let cBlocks = (g.c + tiles.inputChannels - 1) / tiles.inputChannels
         let packed = try engine.buffer(count: cBlocks * tiles.inputChannels * g.k * g.r * g.s)
@@ -360,8 +371,9 @@ public enum Conv2DKernels {
     /// - Returns: dw and the launches' events.
     public static func backwardWeight(_ engine: Engine, _ g: Conv2DGeometry, x: Buffer<Float>,
                                       dy: Buffer<Float>) throws -> (Buffer<Float>, [Event]) {
-        let tiles = Conv2DTiles(engine: engine)
-        let defines = ["CONV_PADDED": g.padded ? "1" : "0"]
+        let defines = Conv2DFamily.narrowed(engine.resolvedDefines(Conv2DFamily.descriptor.file), channels: g.k, vectors: "CONV_DW_KV")
+            .merging(["CONV_PADDED": g.padded ? "1" : "0"]) { $1 }
+        let tiles = Conv2DTiles(engine: engine, defines: defines)
         let kBlocks = (g.k + tiles.weightChannels - 1) / tiles.weightChannels
         let pq = g.p * g.q
         let packed = try engine.buffer(count: kBlocks * tiles.weightChannels * g.n * pq)
