@@ -137,7 +137,8 @@ public enum Conv2DFamily {
     /// The backward-input kernel for `g`: `requested` when forced, else the row kernel for stride 1 and
     /// at most 4 input channels (a first layer on images: the micro-tile vectorizes over channels and
     /// would leave most lanes idle; on conv1 of the reference CNN, C = 1, the row kernel took the
-    /// batch-256 dx from 18.5 ms to 7.7 ms), else the micro-tile.
+    /// batch-256 dx from 18.5 ms to 5.0–6.5 ms, `prism-bench kernels --only conv`, Benchmarks/RESULTS.md),
+    /// else the micro-tile.
     /// - Throws: `TensorError` when the row kernel is forced on a stride other than 1.
     public static func backwardInputVariant(_ requested: Conv2DBackwardInputVariant, _ g: Conv2DGeometry) throws -> Conv2DBackwardInputVariant {
         let rowsFit = g.stride == (1, 1)

@@ -4,7 +4,7 @@ import PrismCL
 public enum MatmulVariant: String, KernelVariant, CaseIterable {
     /// `GEMMFamily.choose` decides.
     case automatic
-    /// MM_MR × 2·MM_VW register micro-tiles over packed B panels, no barriers (fast on PoCL).
+    /// MM_MR × MM_NV·MM_VW register micro-tiles over packed B panels, no barriers (fast on PoCL).
     case cpu
     /// Local-memory tiles with register blocking (fast on GPUs).
     case gpu
