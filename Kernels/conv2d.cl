@@ -51,14 +51,7 @@
 //                           pixel × channel block); panels are zero-padded past K or C, so the micro-tiles
 //                           never test channel bounds in their inner loops.
 //   conv2d_reduce_chunks    sums per-chunk partial results (dw, db).
-//   conv2d_grouped_forward, conv2d_grouped_backward_input, conv2d_grouped_backward_weight
-//                           grouped convolutions with few channels per group (depthwise and the like):
-//                           weight w [K, C / G, R, S], output channel k reads input channels
-//                           [g·C/G, (g + 1)·C/G) for g = k / (K / G); GEOM's C and K count every
-//                           channel. Direct loops, one work-item per output element (y, dx, dw), 1-D,
-//                           any local size; the backward input gathers (no atomics) and every output is
-//                           overwritten. CONV_* switches do not apply to them (no fused ReLU: the host
-//                           applies it separately).
+//   The grouped convolutions live in conv2d_grouped.cl.
 // The backward kernels are register-tiled and barrier-free; they run on every device.
 // Indices are 32-bit: the host refuses tensors of 2³¹ elements or more.
 // Every gradient is overwritten; autograd accumulates across uses on the host side.
@@ -88,8 +81,6 @@
 //               conv2d_forward_rows_pool does the same). It then walks pooled pixels × their four window
 //               taps as its columns and needs CONV_FWD_NP to be a multiple of 4. Inference only: no argmax
 //               is kept for a backward pass.
-//   CONV_GROUP_KB output channels per work-item of conv2d_grouped_forward (1, 2 or 4; the host sets it
-//               per call to the largest that divides the channels per group, so depthwise stays at 1)
 //   CONV_PADDED 1 when ph or pw is non-zero (selects the checked loads of conv2d_forward_cpu and
 //               conv2d_backward_weight; the host sets it per call)
 //   CONV_TM, CONV_TN, CONV_TD, CONV_WM, CONV_WN   GPU-shaped tile sizes (defaults 32, 32, 8, 2, 2)
@@ -106,9 +97,6 @@
 #define floatV CONV_CAT(float, CONV_VW)
 #define vloadV CONV_CAT(vload, CONV_VW)
 #define vstoreV CONV_CAT(vstore, CONV_VW)
-#ifndef CONV_GROUP_KB
-#define CONV_GROUP_KB 1
-#endif
 #ifndef CONV_FWD_KV
 #define CONV_FWD_KV 2
 #endif
@@ -796,101 +784,4 @@ __kernel void conv2d_backward_bias(__global const float *dy, __global float *par
         sum += (a + b) + (c + d);
     }
     partial[(size_t)chunk * K + k] = sum;
-}
-
-// Grouped convolution, direct: y[n, k, p, q] = bias[k] + Σ over the group's channels c, r, s.
-__kernel void conv2d_grouped_forward(__global const float *x, __global const float *w, __global const float *bias,
-                                     const int hasBias, __global float *y, GEOM, const int groups) {
-    // One work-item per output pixel and CONV_GROUP_KB output channels of one group (the host picks
-    // a block size that divides the group's K / groups): each input tap is loaded once for the block.
-    const int cg = C / groups, kg = K / groups, blocks = K / CONV_GROUP_KB;
-    const int i = (int)get_global_id(0);
-    if (i >= N * blocks * P * Q) return;
-    int t = i / Q;
-    const int q = i - t * Q;
-    const int p = t - (t / P) * P;
-    t = t / P;
-    const int k0 = (t - (t / blocks) * blocks) * CONV_GROUP_KB;
-    const int n = t / blocks;
-    const int c0 = (k0 / kg) * cg;
-    float sum[CONV_GROUP_KB];
-    for (int j = 0; j < CONV_GROUP_KB; ++j) sum[j] = hasBias ? bias[k0 + j] : 0.0f;
-    for (int c = 0; c < cg; ++c) {
-        const __global float *plane = x + ((size_t)n * C + c0 + c) * H * W;
-        const __global float *taps = w + ((size_t)k0 * cg + c) * R * S;
-        for (int r = 0; r < R; ++r) {
-            const int ih = p * sh - ph + r * dh;
-            if (ih < 0 || ih >= H) continue;
-            for (int s = 0; s < S; ++s) {
-                const int iw = q * sw - pw + s * dw;
-                if (iw < 0 || iw >= W) continue;
-                const float v = plane[ih * W + iw];
-                for (int j = 0; j < CONV_GROUP_KB; ++j) sum[j] = fma(taps[(size_t)j * cg * R * S + r * S + s], v, sum[j]);
-            }
-        }
-    }
-    for (int j = 0; j < CONV_GROUP_KB; ++j) y[(((size_t)n * K + k0 + j) * P + p) * Q + q] = sum[j];
-}
-
-// dx[n, c, h, w] = Σ over the group's output channels k and the taps (r, s) whose window covers (h, w).
-__kernel void conv2d_grouped_backward_input(__global const float *dy, __global const float *w, __global float *dx,
-                                            GEOM, const int groups) {
-    const int i = (int)get_global_id(0);
-    if (i >= N * C * H * W) return;
-    const int cg = C / groups, kg = K / groups;
-    int t = i / W;
-    const int iw = i - t * W;
-    const int ih = t - (t / H) * H;
-    t = t / H;
-    const int ci = t - (t / C) * C;
-    const int n = t / C;
-    const int g = ci / cg, c = ci - g * cg;
-    float sum = 0.0f;
-    for (int kk = 0; kk < kg; ++kk) {
-        const int k = g * kg + kk;
-        const __global float *grad = dy + ((size_t)n * K + k) * P * Q;
-        const __global float *taps = w + ((size_t)k * cg + c) * R * S;
-        for (int r = 0; r < R; ++r) {
-            const int ty = ih + ph - r * dh;
-            if (ty < 0) continue;
-            const int p = ty / sh;
-            if (p * sh != ty || p >= P) continue;
-            for (int s = 0; s < S; ++s) {
-                const int tx = iw + pw - s * dw;
-                if (tx < 0) continue;
-                const int q = tx / sw;
-                if (q * sw == tx && q < Q) sum = fma(taps[r * S + s], grad[p * Q + q], sum);
-            }
-        }
-    }
-    dx[i] = sum;
-}
-
-// dw[k, c, r, s] = Σ over n, p, q of dy[n, k, p, q] · x[n, group channel c, p·sh − ph + r·dh, q·sw − pw + s·dw].
-__kernel void conv2d_grouped_backward_weight(__global const float *x, __global const float *dy, __global float *dwt,
-                                             GEOM, const int groups) {
-    const int cg = C / groups, kg = K / groups;
-    const int i = (int)get_global_id(0);
-    if (i >= K * cg * R * S) return;
-    int t = i / S;
-    const int s = i - t * S;
-    const int r = t - (t / R) * R;
-    t = t / R;
-    const int c = t - (t / cg) * cg;
-    const int k = t / cg;
-    const int ci = (k / kg) * cg + c;
-    float sum = 0.0f;
-    for (int n = 0; n < N; ++n) {
-        const __global float *plane = x + ((size_t)n * C + ci) * H * W;
-        const __global float *grad = dy + ((size_t)n * K + k) * P * Q;
-        for (int p = 0; p < P; ++p) {
-            const int ih = p * sh - ph + r * dh;
-            if (ih < 0 || ih >= H) continue;
-            for (int q = 0; q < Q; ++q) {
-                const int iw = q * sw - pw + s * dw;
-                if (iw >= 0 && iw < W) sum = fma(grad[p * Q + q], plane[ih * W + iw], sum);
-            }
-        }
-    }
-    dwt[i] = sum;
 }

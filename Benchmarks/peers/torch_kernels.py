@@ -3,7 +3,8 @@
 
 Cases: SGEMM 1024^3 and 2048^3; the reference CNN's two convolutions at batch 256
 (Conv(1->32, 3x3) on 28x28 and Conv(32->64, 3x3) on 13x13), forward, backward-input,
-backward-weight, and forward+backward. Times are medians of wall-clock time per call after warm-up
+backward-weight, and forward+backward; the grouped convolutions of `prism-bench kernels --only
+grouped` (forward without autograd, and forward+backward). Times are medians of wall-clock time per call after warm-up
 (PyTorch on the CPU runs synchronously).
 
     python3 Benchmarks/peers/torch_kernels.py --json torch.json [--repeat 20] [--threads N]
@@ -79,6 +80,34 @@ def main():
 
         ms = median_ms(step, args.repeat)
         add(f"{label}_forward_backward", shape, ms, 3 * flops)
+
+    # The grouped cases of Benchmarks/prism-bench/GroupedCases.swift (batch 256: 1024 and 64 images).
+    grouped = [
+        ("resnet_block", (1024, 8, 12, 10), (8, 4, 3, 3), 2, 2, 2),
+        ("g4", (64, 64, 14, 14), (64, 16, 3, 3), 4, 1, 1),
+        ("g8", (64, 64, 14, 14), (64, 8, 3, 3), 8, 1, 1),
+        ("g16", (64, 64, 14, 14), (64, 4, 3, 3), 16, 1, 1),
+        ("resnext", (64, 128, 14, 14), (128, 4, 3, 3), 32, 1, 1),
+        ("depthwise", (64, 64, 14, 14), (64, 1, 3, 3), 64, 1, 1),
+    ]
+    for label, (n, c, h, w), (k, cg, r, s), groups, pad, dil in grouped:
+        x = torch.randn(n, c, h, w, requires_grad=True)
+        wt = torch.randn(k, cg, r, s, requires_grad=True)
+        bias = torch.randn(k, requires_grad=True)
+        p, q = h + 2 * pad - dil * (r - 1), w + 2 * pad - dil * (s - 1)
+        flops = conv_flops(n, cg, k, r, s, p, q)
+        shape = f"N{n} C{c} H{h} W{w} K{k} {r}x{s} G{groups}" + ("" if dil == 1 else f" d{dil}")
+        with torch.no_grad():
+            ms = median_ms(lambda: F.conv2d(x, wt, bias, padding=pad, dilation=dil, groups=groups), args.repeat)
+        add(f"grouped_{label}_forward", shape, ms, flops)
+        dy = torch.randn(n, k, p, q)
+
+        def grouped_step():
+            out = F.conv2d(x, wt, bias, padding=pad, dilation=dil, groups=groups)
+            torch.autograd.grad(out, (x, wt, bias), dy)
+
+        ms = median_ms(grouped_step, args.repeat)
+        add(f"grouped_{label}_forward_backward", shape, ms, 3 * flops)
 
     if args.json:
         doc = {

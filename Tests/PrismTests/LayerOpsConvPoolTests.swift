@@ -41,6 +41,25 @@ struct GroupedConvCase: CustomStringConvertible, Sendable {
 
     @Test(arguments: cases)
     func groupedConvMatchesReference(_ cs: GroupedConvCase) throws {
+        try check(cs, grouping: .automatic)
+    }
+
+    /// Each way of running a grouped convolution, forced, on every grouped case (the automatic rule
+    /// picks the block-diagonal way for the thin groups and one convolution per group for the others).
+    @Test(arguments: cases.filter { $0.groups > 1 }, [Conv2DGroupedVariant.blockDiagonal, .direct, .perGroup])
+    func everyGroupedWayMatchesReference(_ cs: GroupedConvCase, _ grouping: Conv2DGroupedVariant) throws {
+        try check(cs, grouping: grouping)
+    }
+
+    @Test func theGroupedRuleWeighsGroupsAgainstChannels() {
+        #expect(Conv2DGroupedFamily.preference(groups: 2, channelsPerGroup: 4).first == .blockDiagonal)
+        #expect(Conv2DGroupedFamily.preference(groups: 16, channelsPerGroup: 1).first == .blockDiagonal)
+        #expect(Conv2DGroupedFamily.preference(groups: 32, channelsPerGroup: 4).first == .direct)
+        #expect(Conv2DGroupedFamily.preference(groups: 2, channelsPerGroup: 9).first == .perGroup)
+        #expect(Conv2DGroupedFamily.preference(groups: 32, channelsPerGroup: 16).first == .perGroup)
+    }
+
+    func check(_ cs: GroupedConvCase, grouping: Conv2DGroupedVariant) throws {
         let engine = try testEngine()
         let x = seededFloats(cs.xShape.reduce(1, *), seed: 51)
         let w = seededFloats(cs.wShape.reduce(1, *), seed: 52, low: -0.5, high: 0.5)
@@ -49,12 +68,12 @@ struct GroupedConvCase: CustomStringConvertible, Sendable {
         let wt = try Tensor(w, shape: cs.wShape, engine: engine, requiresGrad: true)
         let bt = cs.bias ? try Tensor(b, shape: [cs.k], engine: engine, requiresGrad: true) : nil
         let y = try conv2d(xt, weight: wt, bias: bt, stride: cs.stride, padding: cs.padding, dilation: cs.dilation,
-                           groups: cs.groups, relu: cs.relu)
+                           groups: cs.groups, relu: cs.relu, grouping: grouping)
         let ref = Reference.conv2d(x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape, bias: cs.bias ? doubles(b) : nil,
                                    stride: cs.stride, padding: cs.padding, dilation: cs.dilation, groups: cs.groups)
         let expected = cs.relu ? Reference.unary(0, x: ref.y) : ref.y
         #expect(y.shape == ref.shape)
-        expectClose(try y.toArray(), expected, atol: 1e-5, rtol: 1e-4, "grouped conv forward \(cs)")
+        expectClose(try y.toArray(), expected, atol: 1e-5, rtol: 1e-4, "grouped conv forward \(cs) \(grouping)")
 
         let dy = seededFloats(y.count, seed: 54)
         try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
@@ -62,9 +81,9 @@ struct GroupedConvCase: CustomStringConvertible, Sendable {
         let dyPassed = zip(doubles(dy), expected).map { $1 > 0 || !cs.relu ? $0 : 0 }
         let grads = Reference.conv2dBackward(dy: dyPassed, x: doubles(x), xShape: cs.xShape, w: doubles(w), wShape: cs.wShape,
                                              stride: cs.stride, padding: cs.padding, dilation: cs.dilation, groups: cs.groups)
-        expectClose(try #require(xt.grad).toArray(), grads.dx, atol: 1e-5, rtol: 1e-4, "grouped conv dx \(cs)")
-        expectClose(try #require(wt.grad).toArray(), grads.dw, atol: 1e-4, rtol: 1e-4, "grouped conv dw \(cs)")
-        if let bt { expectClose(try #require(bt.grad).toArray(), grads.db, atol: 1e-4, rtol: 1e-4, "grouped conv db \(cs)") }
+        expectClose(try #require(xt.grad).toArray(), grads.dx, atol: 1e-5, rtol: 1e-4, "grouped conv dx \(cs) \(grouping)")
+        expectClose(try #require(wt.grad).toArray(), grads.dw, atol: 1e-4, rtol: 1e-4, "grouped conv dw \(cs) \(grouping)")
+        if let bt { expectClose(try #require(bt.grad).toArray(), grads.db, atol: 1e-4, rtol: 1e-4, "grouped conv db \(cs) \(grouping)") }
     }
 
     /// The grouped reference's backward against finite differences of its forward.

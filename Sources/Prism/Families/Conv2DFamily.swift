@@ -49,7 +49,6 @@ public enum Conv2DFamily {
         Tunable("CONV_PADDED", "0", group: "switch", range: 0...1),
         Tunable("CONV_RELU", "0", group: "switch", range: 0...1),
         Tunable("CONV_POOL", "0", group: "switch", range: 0...1),
-        Tunable("CONV_GROUP_KB", "1", group: "switch", range: 1...4),
     ], variants: variants.map(\.rawValue), divisions: [TunableDivision("CONV_WM", divides: "CONV_TM"), TunableDivision("CONV_WN", divides: "CONV_TN")])
 
     /// The forward variants in order of preference: on a device that prefers register tiles the row

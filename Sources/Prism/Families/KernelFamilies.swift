@@ -5,7 +5,7 @@ import PrismCL
 public enum KernelFamilies {
     /// The families in documentation order.
     public static let all: [KernelFamilyDescriptor] = [
-        GEMMFamily.descriptor, Conv2DFamily.descriptor, AttentionFamily.descriptor, LayerNormFamily.descriptor,
+        GEMMFamily.descriptor, Conv2DFamily.descriptor, Conv2DGroupedFamily.descriptor, AttentionFamily.descriptor, LayerNormFamily.descriptor,
         SoftmaxFamily.descriptor, PoolFamily.descriptor, ElementwiseFamily.descriptor, ShapFamily.descriptor,
         IndexFamily.descriptor,
     ]

@@ -112,16 +112,18 @@ let flatKernelGroupSize = 64
 ///     is then [K, C / groups, R, S].
 ///   - relu: apply max(·, 0) in the kernels' epilogue (a Conv2D followed by ReLU, in one pass).
 ///   - variant: which forward kernel runs (tests force each; `.automatic`: `Conv2DFamily.choose`).
-///     With groups, it applies to the per-group convolutions of groups wider than
-///     `directGroupChannels`; thinner groups always run the direct grouped kernels.
+///     With groups, it applies to the dense convolutions of the `.blockDiagonal` and `.perGroup` ways.
+///   - grouping: how a convolution with `groups` > 1 runs (tests force each; `.automatic`:
+///     `Conv2DGroupedFamily.choose`); ignored without groups.
 /// - Throws: `TensorError` when ranks, channels, groups or the bias shape disagree, or the output
 ///   would be empty; `CLError` from the device.
 /// - Returns: [N, K, P, Q] with P = (H + 2·padding.0 − dilation.0·(R − 1) − 1) / stride.0 + 1, Q likewise.
 public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
-                   dilation: (Int, Int) = (1, 1), groups: Int = 1, relu: Bool = false, variant: Conv2DVariant = .automatic) throws -> Tensor {
+                   dilation: (Int, Int) = (1, 1), groups: Int = 1, relu: Bool = false, variant: Conv2DVariant = .automatic,
+                   grouping: Conv2DGroupedVariant = .automatic) throws -> Tensor {
     if groups != 1 {
         return try groupedConv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
-                                 groups: groups, relu: relu, variant: variant)
+                                 groups: groups, relu: relu, variant: variant, grouping: grouping)
     }
     let g = try Conv2DGeometry(input: input.shape, weight: weight.shape, bias: bias?.shape,
                                stride: stride, padding: padding, dilation: dilation)
@@ -156,18 +158,13 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int,
     return out
 }
 
-/// Channels per group up to which a grouped convolution runs the direct kernels of `conv2d.cl`
-/// rather than one dense convolution per group. Measured on PoCL (2 cores) over [8, 64, 28, 28] with
-/// 3×3 windows, forward: depthwise (1 channel per group) 4.5 ms direct against 49 ms as 64
-/// convolutions; 8 channels per group 33 ms direct against 5.9 ms as 8 convolutions (the dense
-/// convolution: 3.8 to 11 ms as the machine's load varied).
-let directGroupChannels = 4
-
-/// A grouped convolution: the direct kernels for thin groups (`directGroupChannels`), else one
-/// convolution per group, input channels and weight rows sliced and the outputs joined along the
-/// channel axis (the backward comes from `sliced`, `conv2d` and `concat`).
+/// A grouped convolution in the way `Conv2DGroupedFamily.choose` picks: one dense convolution over
+/// the block-diagonal weight, the direct kernels, or one convolution per group (input channels and
+/// weight rows sliced, the outputs joined along the channel axis; the backward comes from `sliced`,
+/// `conv2d` and `concat`).
 private func groupedConv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int),
-                           dilation: (Int, Int), groups: Int, relu: Bool, variant: Conv2DVariant) throws -> Tensor {
+                           dilation: (Int, Int), groups: Int, relu: Bool, variant: Conv2DVariant,
+                           grouping: Conv2DGroupedVariant) throws -> Tensor {
     let op = "conv2d"
     guard input.rank == 4 else { throw TensorError.shape(op, "input must have rank 4 [N, C, H, W]", input.shape, weight.shape) }
     guard weight.rank == 4 else { throw TensorError.shape(op, "weight must have rank 4 [K, C / groups, R, S]", input.shape, weight.shape) }
@@ -181,9 +178,17 @@ private func groupedConv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, strid
                                 input.shape, weight.shape)
     }
     if let bias, bias.shape != [k] { throw TensorError.shape(op, "bias must have shape [\(k)]", bias.shape, weight.shape) }
-    if cg <= directGroupChannels {
+    let engine = input.engine
+    switch try Conv2DGroupedFamily.choose(grouping, input: input.shape, weight: weight.shape, groups: groups,
+                                          defines: engine.resolvedDefines(Conv2DGroupedFamily.descriptor.file)) {
+    case .blockDiagonal:
+        return try conv2d(input, weight: try blockDiagonalWeight(weight, channels: c, groups: groups), bias: bias, stride: stride,
+                          padding: padding, dilation: dilation, relu: relu, variant: variant)
+    case .direct, .automatic:
         let out = try directGroupedConv2d(input, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
         return relu ? try out.relu() : out
+    case .perGroup:
+        break
     }
     let outputs = try (0..<groups).map { j in
         try conv2d(try input.sliced(axis: 1, range: (j * cg)..<((j + 1) * cg)),
@@ -192,6 +197,25 @@ private func groupedConv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, strid
                    stride: stride, padding: padding, dilation: dilation, relu: relu, variant: variant)
     }
     return try concat(outputs, axis: 1)
+}
+
+/// The dense weight [K, C, R, S] of a grouped weight [K, C / groups, R, S]: output channel k keeps its
+/// group's taps and holds zeros for the other groups' input channels, so one dense convolution computes
+/// the grouped one. Its backward gathers the diagonal blocks of the dense weight's gradient.
+func blockDiagonalWeight(_ weight: Tensor, channels c: Int, groups: Int) throws -> Tensor {
+    let engine = weight.engine
+    let (k, rs) = (weight.shape[0], weight.shape[2] * weight.shape[3])
+    let dense = try Tensor.empty([k, c, weight.shape[2], weight.shape[3]], engine: engine)
+    let sizes = [Int32(k), Int32(c), Int32(rs), Int32(groups)]
+    try engine.launch("conv2d_grouped.cl", "conv2d_grouped_expand_weight", global: [roundUp(dense.count, flatKernelGroupSize)],
+                      local: [flatKernelGroupSize], [weight.storage, dense.storage] + sizes)
+    dense.record(inputs: [weight], op: "blockDiagonal(groups: \(groups))") { dd in
+        let dw = try Tensor.empty(weight.shape, engine: engine)
+        try engine.launch("conv2d_grouped.cl", "conv2d_grouped_gather_weight", global: [roundUp(dw.count, flatKernelGroupSize)],
+                          local: [flatKernelGroupSize], [dd.storage, dw.storage] + sizes)
+        return [dw]
+    }
+    return dense
 }
 
 /// A grouped convolution by the direct kernels `conv2d_grouped_*`, recording its backward (shapes
@@ -209,20 +233,20 @@ private func directGroupedConv2d(_ input: Tensor, weight: Tensor, bias: Tensor?,
     let biasBuffer = try bias?.storage ?? engine.context.buffer([Float](repeating: 0, count: 64))
     // Output channels per work-item: the largest of 4, 2, 1 dividing the channels per group.
     let block = [4, 2, 1].first { (k / groups) % $0 == 0 } ?? 1
-    try engine.launch("conv2d.cl", "conv2d_grouped_forward", defines: unpaddedProgram.merging(["CONV_GROUP_KB": "\(block)"]) { $1 },
+    try engine.launch("conv2d_grouped.cl", "conv2d_grouped_forward", defines: ["CONV_GROUP_KB": "\(block)"],
                       global: [roundUp(out.count / block, flatKernelGroupSize)], local: [flatKernelGroupSize], [input.storage, weight.storage, biasBuffer, Int32(bias == nil ? 0 : 1), out.storage] + geometry)
     let inputs = [input, weight] + (bias.map { [$0] } ?? [])
     out.record(inputs: inputs, op: "conv2d(groups: \(groups))") { dy in
         var grads: [Tensor?] = [nil, nil]
         if input.requiresGrad {
             let dx = try Tensor.empty(input.shape, engine: engine)
-            try engine.launch("conv2d.cl", "conv2d_grouped_backward_input", defines: unpaddedProgram, global: [roundUp(dx.count, flatKernelGroupSize)],
+            try engine.launch("conv2d_grouped.cl", "conv2d_grouped_backward_input", global: [roundUp(dx.count, flatKernelGroupSize)],
                               local: [flatKernelGroupSize], [dy.storage, weight.storage, dx.storage] + geometry)
             grads[0] = dx
         }
         if weight.requiresGrad {
             let dw = try Tensor.empty(weight.shape, engine: engine)
-            try engine.launch("conv2d.cl", "conv2d_grouped_backward_weight", defines: unpaddedProgram, global: [roundUp(dw.count, flatKernelGroupSize)],
+            try engine.launch("conv2d_grouped.cl", "conv2d_grouped_backward_weight", global: [roundUp(dw.count, flatKernelGroupSize)],
                               local: [flatKernelGroupSize], [input.storage, dy.storage, dw.storage] + geometry)
             grads[1] = dw
         }
