@@ -1,3 +1,4 @@
+import Foundation
 import Prism
 import PrismReference
 import PrismTestSupport
@@ -50,6 +51,18 @@ private func gradient(_ t: Tensor) throws -> [Double] { doubles(try #require(t.g
         try y.backward(try Tensor(dy, shape: [n], engine: engine))
         let fd = finiteDifferences(at: doubles(x)) { dot(doubles(dy), act.reference($0)) }
         expectClose(try #require(xt.grad).toArray(), fd, atol: 1e-5, rtol: 1e-4, "\(act) backward n=\(n)")
+    }
+
+    /// ELU's eˣ − 1 keeps its relative accuracy where eˣ − 1 would cancel (small |x|), and on both
+    /// sides of the kernel's switch from the series to exp at |x| = ½.
+    @Test func eluIsAccurateNearZero() throws {
+        let engine = try testEngine()
+        let x: [Float] = [-1e-7, -3e-5, -1e-3, -0.0625, -0.3, -0.4999, -0.5, -0.5001, -0.7, -2, -17, -90]
+        let y = try Tensor(x, shape: [x.count], engine: engine).elu(alpha: 1).toArray()
+        for (v, got) in zip(x, y) {
+            let exact = Foundation.expm1(Double(v))
+            #expect(abs(Double(got) - exact) <= 3e-7 * abs(exact), "elu(\(v)) = \(got), exact \(exact)")
+        }
     }
 
     /// At the kinks the gradient takes PyTorch's side: the negative side at 0 for leaky ReLU and

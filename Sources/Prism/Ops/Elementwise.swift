@@ -111,14 +111,16 @@ extension Tensor {
         guard count < Int(Int32.max) else { throw TensorError.shape(op.name, "tensor too large for 32-bit indexing", shape, b.shape) }
         let engine = engine, n = count, a = self
         let sizes: [any KernelArgument] = [op.rawValue, Int32(n), Int32(cast.inner), Int32(cast.bcount)]
+        // The op and, for operands of one shape, the plain indexing are fixed at compile time (see elementwise.cl).
+        let defines = ["BINARY_OP": "\(op.rawValue)"].merging(cast.inner == 1 && cast.bcount == n ? ["BINARY_SAME_SHAPE": "1"] : [:]) { $1 }
         let out = try Tensor.empty(shape, engine: engine)
-        try engine.launch("elementwise.cl", "binary_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+        try engine.launch("elementwise.cl", "binary_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
                           [a.storage, b.storage, out.storage] + sizes)
         out.record(inputs: [a, b], op: op.name) { dy in
             var da: Tensor?, db: Tensor?
             if a.requiresGrad {
                 let g = try Tensor.empty(a.shape, engine: engine)
-                try engine.launch("elementwise.cl", "binary_backward_a_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                try engine.launch("elementwise.cl", "binary_backward_a_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
                                   [a.storage, b.storage, dy.storage, g.storage] + sizes)
                 da = g
             }
