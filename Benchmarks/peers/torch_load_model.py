@@ -91,7 +91,43 @@ class NormalizedSequential(nn.Sequential):
         return super().forward((x - self.input_mean) / self.input_std)
 
 
+def build_chain(spec):
+    """A format-2 model file whose nodes form a chain (each reads the one before): nn.Sequential with
+    the nodes' names, so the state dict's keys (`0.weight`, `fc.bias`) load as they are."""
+    from collections import OrderedDict
+    modules = OrderedDict()
+    for node in spec["nodes"]:
+        if node.get("inputs") not in (None, []) and len(node["inputs"]) != 1:
+            sys.exit(f"node {node['name']}: not a chain (inputs {node['inputs']})")
+        op = node["op"]
+        size = lambda key, default=None: node.get(key, default)  # noqa: E731
+        if op == "conv2d":
+            module = nn.Conv2d(node["in_channels"], node["out_channels"], node["kernel_size"], size("stride", 1), size("padding", 0),
+                               size("dilation", 1), size("groups", 1), size("bias", True))
+        elif op == "linear":
+            module = nn.Linear(node["in_features"], node["out_features"], size("bias", True))
+        elif op == "maxpool2d":
+            module = nn.MaxPool2d(node["kernel_size"], size("stride"), size("padding", 0), ceil_mode=size("ceil_mode", False))
+        elif op == "avgpool2d":
+            module = nn.AvgPool2d(node["kernel_size"], size("stride"), size("padding", 0))
+        elif op in ("relu", "gelu", "sigmoid", "tanh", "flatten"):
+            module = {"relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "flatten": nn.Flatten}[op]()
+        elif op == "dropout":
+            module = nn.Dropout(size("p", 0.5))
+        elif op == "softmax":
+            module = nn.Softmax(dim=size("dim", -1))
+        else:
+            sys.exit(f"node {node['name']}: op {op} is not supported here")
+        modules[node["name"]] = module
+    norm = spec.get("input_normalization")
+    if norm:
+        return NormalizedSequential(norm["mean"], norm["std"], len(spec["input_shape"]), *modules.values())
+    return nn.Sequential(modules)
+
+
 def build(spec):
+    if spec.get("format") == 2:
+        return build_chain(spec)
     layers = []
     for layer in spec["layers"]:
         (kind, args), = layer.items() if isinstance(layer, dict) else ((layer, {}),)

@@ -182,3 +182,41 @@ func benchShapTabular(_ bench: Bench, directory: String, seeds: Int, referencePe
                    100 * errors.reduce(0, +) / Double(errors.count), 100 * (errors.max() ?? 0)))
     }
 }
+
+/// DeepSHAP on the cnn (seed 1): 4 seeded images explained for all 10 outputs against 50 seeded
+/// background images, wall clock per explanation of the 4 (case `deepshap_cnn`). Writes the model
+/// (`model.safetensors`), the images and Prism's values (`problem.safetensors`: `instances`,
+/// `background`, `values` [4, 784, 10]) to `directory`, for `Benchmarks/peers/deepshap_peers.py`,
+/// whose rows (shap's DeepExplainer, Captum's DeepLiftShap) `--peer` attaches.
+func benchDeepShap(_ bench: Bench, directory: String) throws {
+    let engine = bench.engine
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let spec = try ModelSpec.cnn()
+    let cnn = try Model(spec: spec, seed: 1, engine: engine)
+    var rng = SplitMix64(seed: 12)
+    let instances = (0..<(4 * 784)).map { _ in rng.nextFloat() }
+    let background = (0..<(50 * 784)).map { _ in rng.nextFloat() }
+    let method = DeepLift(model: cnn, references: .background(background))
+    let targets = AttributionTargets.classes(Array(0..<10))
+    var explanation = try method.explain(instances: instances, targets: targets)
+    for _ in 1..<max(1, bench.warmup) { explanation = try method.explain(instances: instances, targets: targets) }
+    var seconds: [Double] = []
+    for _ in 0..<bench.repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        explanation = try method.explain(instances: instances, targets: targets)
+        seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9)
+    }
+    guard case let .double(gap)? = explanation.settings["summation_gap"], gap <= 1e-4 * max(1, explanation.outputs!.map(abs).max()!) else {
+        throw BenchError("deepshap_cnn: the values do not sum to f(x) − E f(background) (\(explanation.settings["summation_gap"].map { "\($0)" } ?? "none"))")
+    }
+    try cnn.save(path: directory + "/model.safetensors")
+    try SafetensorsFile(tensors: [
+        "instances": HostTensor(shape: [4, 1, 28, 28], values: instances),
+        "background": HostTensor(shape: [50, 1, 28, 28], values: background),
+        "values": HostTensor(shape: [4, 784, 10], values: explanation.values.map(Float.init)),
+    ]).write(path: directory + "/problem.safetensors")
+    let (median, minimum) = medianAndMinimum(seconds)
+    bench.add(BenchResult(name: "deepshap_cnn", shape: "N 4, references 50, outputs 10", library: "prism", medianMs: median * 1e3,
+                          minMs: minimum * 1e3, runs: seconds.count, gflops: nil, gbps: nil, peakFraction: nil))
+    say(String(format: "    %.1f explanations/s (all 10 outputs), summation gap %.1e", 4 / median, gap))
+}

@@ -201,6 +201,9 @@ struct ShapCommand: ParsableCommand {
     @Option(help: "Write the tabular problem (30-feature MLP, instance, background, a high-precision reference) to this folder for Benchmarks/peers/shap_tabular.py, and time Prism's estimators on it with their errors.")
     var problem: String?
 
+    @Option(help: "Write the DeepSHAP problem (the cnn, 4 images, 50 background images, Prism's values) to this folder for Benchmarks/peers/deepshap_peers.py, and time Prism's DeepSHAP on it (all 10 outputs).")
+    var deepshap: String?
+
     @Option(help: "Seeds per estimator in the --problem cases.")
     var seeds: Int = 5
 
@@ -213,7 +216,9 @@ struct ShapCommand: ParsableCommand {
             guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--chunks: positive sizes, comma-separated") }
             let bench = try options.makeBench()
             bench.peak = try measurePeak(bench)
-            if let problem {
+            if let deepshap {
+                try benchDeepShap(bench, directory: deepshap)
+            } else if let problem {
                 guard seeds >= 1, referencePermutations >= 2 else { throw ValidationError("--seeds ≥ 1 and --reference-permutations ≥ 2") }
                 try benchShapTabular(bench, directory: problem, seeds: seeds, referencePermutations: referencePermutations)
             } else {

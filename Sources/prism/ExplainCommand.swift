@@ -147,7 +147,7 @@ struct ExplainCommand: ParsableCommand {
             options.shapBaseline = .blur
             optionNotes.append("note: \(model) is an ONNX model without training data to draw a background from: the SHAP methods hide superpixels with the image blurred (--shap-baseline blur; give --background-data DIR or --shap-baseline zeros for another reference)")
         }
-        let needsBackground = (shap && (options.shapBaseline == nil || options.shapBaseline == .mean))
+        let needsBackground = (shap && (options.shapBaseline == nil || options.shapBaseline == .mean)) || methods.contains(where: \.usesBackground)
             || ((methods.contains(where: \.usesBaseline) || metrics) && options.baseline == .mean)
         let needTrain = backgroundData == nil && needsBackground && tokens == nil
         let needTest = inputOptions.input.isEmpty

@@ -105,6 +105,7 @@ struct ExplainPlan {
     /// The method context on `model` (the plan's, or a randomized copy).
     func context(on model: Model, baseline: [Float]) -> MethodContext {
         MethodContext(model: model, options: options, groups: groups, superpixel: superpixel, baseline: baseline,
+                      background: methods.contains(where: \.usesBackground) ? background : [], backgroundWeights: backgroundWeights,
                       firstInstance: firstInstance)
     }
 

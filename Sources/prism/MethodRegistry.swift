@@ -14,6 +14,10 @@ struct MethodContext {
     var superpixel: Int?
     /// `--baseline` rows, one per instance (empty when no chosen method uses them).
     var baseline: [Float]
+    /// The background rows (DeepSHAP's references) and their weights (k-means cluster sizes, nil for
+    /// equal weights); empty when no chosen method uses them.
+    var background: [Float] = []
+    var backgroundWeights: [Float]? = nil
     /// The position of the first instance in the run (a whole-data-set run's shard): methods that
     /// draw per instance (SmoothGrad's noise, LIME's masks) draw what the whole run would.
     var firstInstance = 0
@@ -47,6 +51,8 @@ struct ExplainMethod: Sendable, Equatable {
     var options: [String] = []
     /// Whether it takes the `--baseline` reference rows.
     var usesBaseline = false
+    /// Whether it takes the background rows (`--background`, `--background-data`) as references.
+    var usesBackground = false
     /// What its base values are called in captions (`base value`, `f(x′)`).
     var baseName = "base"
     /// Extra words for a caption, from the options (`50 steps, gauss-legendre`).
@@ -157,6 +163,15 @@ final class MethodRegistry: @unchecked Sendable {
             }
             return LRP(model: c.model, rule: rule, rowsPerChunk: c.options.rowsPerChunk)
         }, options: ["lrp-rule", "lrp-epsilon", "lrp-gamma"]),
+        ExplainMethod(name: "deeplift", title: "DeepLIFT", kind: .attribution { c in
+            DeepLift(model: c.model, references: .baseline(.values(c.baseline)), rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["baseline"], usesBaseline: true, baseName: "f(x′)"),
+        ExplainMethod(name: "deepshap", title: "DeepSHAP", kind: .attribution { c in
+            guard !c.background.isEmpty else {
+                throw ValidationError("deepshap: no background rows to take as references (give --background N or --background-data FILE)")
+            }
+            return DeepLift(model: c.model, references: .background(c.background, weights: c.backgroundWeights), rowsPerChunk: c.options.rowsPerChunk)
+        }, options: ["background", "background-data", "kmeans"], usesBackground: true, baseName: "E[f(background)]"),
         ExplainMethod(name: "occlusion", title: "Occlusion", kind: .attribution { c in
             let side = c.options.window ?? c.superpixel ?? 1
             let step = c.options.stride ?? side

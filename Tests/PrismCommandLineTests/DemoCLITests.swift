@@ -2,7 +2,7 @@ import Foundation
 import PrismTestSupport
 import Testing
 
-/// `prism demo` end to end on the image fixture: it trains and caches a model, explains with three
+/// `prism demo` end to end on the image fixture: it trains and caches a model, explains with four
 /// methods, writes a report whose links resolve, and reuses the cache on the next run.
 @Suite(.serialized) struct DemoCLITests {
     @Test func trainsCachesExplainsAndReports() throws {
@@ -19,8 +19,8 @@ import Testing
         let header = try Data(contentsOf: URL(fileURLWithPath: dir + "/cache/" + cached[0]))
         #expect(String(decoding: header.prefix(4096), as: UTF8.self).contains("input_normalization"))
 
-        // Shapley values add up to f(x) − E[f]; Integrated Gradients' to f(x) − f(x′) up to the quadrature error.
-        for (method, tolerance) in [("kernel-shap", 1e-4), ("ig", 5e-2)] {
+        // Shapley values and DeepSHAP add up to f(x) − E[f]; Integrated Gradients' to f(x) − f(x′) up to the quadrature error.
+        for (method, tolerance) in [("kernel-shap", 1e-4), ("deepshap", 1e-4), ("ig", 5e-2)] {
             let doc = try ExplainDocumentReader(path: dir + "/report/explanation.json")
             let values = doc.values(method)
             let base = try #require(doc.array("base_values", of: method)?.values), outputs = try #require(doc.array("outputs", of: method)?.values)
@@ -40,7 +40,8 @@ import Testing
             + html.components(separatedBy: "href=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
         #expect(links.count >= 2 * 7 + 3)
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
-        #expect(html.contains("Kernel SHAP") && html.contains("Integrated Gradients") && html.contains("Grad-CAM") && html.contains("deletion AUC"))
+        #expect(html.contains("Kernel SHAP") && html.contains("Integrated Gradients") && html.contains("Grad-CAM") && html.contains("DeepSHAP")
+                && html.contains("deletion AUC"))
 
         let second = try runPrism(args)
         #expect(second.status == 0 && second.stdout.contains("using the cached model") && !second.stdout.contains("training cnn"), "\(second.stdout)")

@@ -1,0 +1,438 @@
+import Foundation
+import Prism
+import PrismCL
+
+/// DeepLIFT (Shrikumar et al. 2017, the rescale rule) and DeepSHAP (Lundberg & Lee 2017: DeepLIFT
+/// averaged over background references, shap's `DeepExplainer`) through a `Model`'s graph.
+///
+/// Each pair of an instance x and a reference r is one row of a device batch. Multipliers
+/// m = ∂Δf_c / ∂Δv flow from the target output (m = 1) back to the input, node by node, by the rule
+/// of each op (`DeepLiftRule`); the attribution is φ = m ⊙ (x − r) at the input. The rules:
+/// - linear ops (Linear, Conv2D, ConvTranspose2D, BatchNorm in evaluation, average pooling, Add,
+///   Sub, a product or quotient by a constant, Cat, sums and means, reshapes, Pad, Upsample,
+///   Dropout in evaluation): the op's own backward (the vector–Jacobian product), exact;
+/// - element-wise nonlinearities (ReLU, LeakyReLU, ELU, SiLU, GELU, Hardswish, Hardsigmoid,
+///   Hardtanh, PReLU, Sigmoid, Tanh, exp, log, sqrt, erf, reciprocal, a power by a constant, fake
+///   quantization): the rescale rule m_in = m · Δy / Δx, and the gradient where |Δx| ≤ 10⁻⁶ (as shap);
+/// - MaxPool2D: shap's rule — each window's Δ goes to the positions of its maxima in x and in r;
+/// - a product of two varying values (Mul, MatMul: bilinear f(a, b)): Δf = f(Δa, b̄) + f(ā, Δb) with
+///   ā, b̄ the means of the instance's and the reference's values, exactly; a quotient a / b as the
+///   product a · (1/b) with 1/b under the rescale rule (−1 / (b·b_r), exact);
+/// - Softmax, LogSoftmax, LayerNorm, GroupNorm, amax, attention and embeddings have no rule yet:
+///   `explain` refuses such models, naming the node.
+///
+/// Every rule conserves: the contributions entering a node (Σ m_in ⊙ Δin over its inputs) equal
+/// those leaving it (Σ m_out ⊙ Δout), checked node by node on the device; the largest gap, relative
+/// to max(1, |Σ m_out ⊙ Δout|), is `settings["conservation_gap"]`. Summation to delta follows:
+/// Σφ = f_c(x) − mean over references of f_c(r); `outputs` hold f(x) and `baseValues` the mean of
+/// f(r), so `Explanation.additivityGap` is its error, whose largest magnitude is
+/// `settings["summation_gap"]`. No rescaling forces it.
+public struct DeepLift: AttributionMethod {
+    /// The references of each instance.
+    public enum References: Sendable {
+        /// One reference per instance (or one for all): DeepLIFT.
+        case baseline(AttributionBaseline)
+        /// Every row is a reference of every instance, and φ is the mean over them (weighted by
+        /// `weights`, one per row, when given: k-means centroids): DeepSHAP.
+        case background([Float], weights: [Float]? = nil)
+    }
+
+    public let model: Model
+    public var references: References
+    /// Model rows (instance–reference pairs) per device batch (nil: sized from the device's memory).
+    public var rowsPerChunk: Int?
+
+    public var name: String {
+        if case .background = references { return "deepshap" }
+        return "deeplift"
+    }
+
+    public init(model: Model, references: References = .baseline(.zeros), rowsPerChunk: Int? = nil) {
+        self.model = model
+        self.references = references
+        self.rowsPerChunk = rowsPerChunk
+    }
+
+    /// Differences |Δx| at or below this take the gradient in the rescale rule.
+    public static let rescaleEpsilon: Float = 1e-6
+
+    /// - Returns: values [instances][input elements][targets]; `outputs` f(x), `baseValues` the mean
+    ///   of f over the instance's references.
+    /// - Throws: `ExplainError` naming a node without a rule, or for references of the wrong size.
+    public func explain(instances: [Float], targets: AttributionTargets) throws -> Explanation {
+        let start = DispatchTime.now()
+        let differentiable = DifferentiableModel(model)
+        let setup = try AttributionSetup(model: differentiable, instances: instances, targets: targets, rowsPerChunk: rowsPerChunk)
+        for (i, op) in model.ops.enumerated() where !(op is any DeepLiftRule) {
+            throw ExplainError("\(name): no rule for node \(i) '\(model.nodeName(i))' (\(op.kind)); DeepLIFT has rules for \(DeepLift.supportedOps.joined(separator: ", "))")
+        }
+        let engine = model.engine, d = differentiable.elementCount, n = setup.instanceCount, slots = targets.outputCount
+        let c = differentiable.classCount
+        // The reference rows, how many each instance pairs with, and their weights (summing to 1).
+        let (referenceRows, perInstance, share): ([Float], Int, [Double]) = try {
+            switch references {
+            case let .baseline(baseline):
+                return (try baseline.rows(instanceCount: n, elementCount: d, method: name), 1, [1])
+            case let .background(rows, weights):
+                guard !rows.isEmpty, rows.count % d == 0 else {
+                    throw ExplainError("\(name): the background's \(rows.count) values are not a whole number of inputs of \(d) elements")
+                }
+                let count = rows.count / d
+                guard let weights else { return (rows, count, [Double](repeating: 1 / Double(count), count: count)) }
+                let total = weights.reduce(0.0) { $0 + Double($1) }
+                guard weights.count == count, weights.allSatisfy({ $0.isFinite && $0 >= 0 }), total > 0 else {
+                    throw ExplainError("\(name): \(weights.count) background weights for \(count) rows, or some negative or all zero")
+                }
+                return (rows, count, weights.map { Double($0) / total })
+            }
+        }()
+        let shared = { if case .background = references { return true } else { return false } }()
+        guard let pairCount = HostMemory.product([n, perInstance]) else {
+            throw ExplainError("\(name): \(n) instances × \(perInstance) references overflow a 64-bit count")
+        }
+        var values = [Double](repeating: 0, count: n * d * slots)
+        var outputs = [Float](repeating: 0, count: n * c)
+        var baseSums = [Double](repeating: 0, count: n * c)
+        var conservationGap = 0.0
+        var evaluations = 0
+        try differentiable.frozen {
+            var first = 0
+            while first < pairCount {
+                let rows = min(setup.rowsPerChunk, pairCount - first)
+                var xs = [Float](), rs = [Float]()
+                xs.reserveCapacity(rows * d)
+                rs.reserveCapacity(rows * d)
+                for p in first..<(first + rows) {
+                    let (i, j) = (p / perInstance, p % perInstance)
+                    xs += instances[(i * d)..<((i + 1) * d)]
+                    let row = shared ? j : i
+                    rs += referenceRows[(row * d)..<((row + 1) * d)]
+                }
+                let shape = [rows] + model.spec.inputShape
+                let (vx, vr, fx, fr): ([Tensor], [Tensor], [Float], [Float]) = try engine.noGrad {
+                    let vx = try model.values(try Tensor(xs, shape: shape, engine: engine))
+                    let vr = try model.values(try Tensor(rs, shape: shape, engine: engine))
+                    return (vx, vr, try vx[model.graph.output].toArray(), try vr[model.graph.output].toArray())
+                }
+                for p in first..<(first + rows) where p % perInstance == 0 {
+                    let i = p / perInstance
+                    outputs.replaceSubrange((i * c)..<((i + 1) * c), with: fx[((p - first) * c)..<((p - first + 1) * c)])
+                }
+                for r in 0..<rows {
+                    let i = (first + r) / perInstance
+                    let w = share[(first + r) % perInstance]
+                    for k in 0..<c { baseSums[i * c + k] += w * Double(fr[r * c + k]) }
+                }
+                var nodes = [DeepLiftNode?](repeating: nil, count: model.ops.count)
+                var deltas = [Tensor?](repeating: nil, count: vx.count)
+                let delta = try engine.noGrad { try vx[0] - vr[0] }
+                deltas[0] = delta
+                for t in 0..<slots {
+                    var seed = [Float](repeating: 0, count: rows * c)
+                    for r in 0..<rows { seed[r * c + targets.classes(instance: (first + r) / perInstance)[t]] = 1 }
+                    let (m, gap) = try propagate(try Tensor(seed, shape: [rows, c], engine: engine), x: vx, reference: vr,
+                                                 nodes: &nodes, deltas: &deltas)
+                    conservationGap = Swift.max(conservationGap, gap)
+                    let phi = try engine.noGrad { try m * delta }.toArray()
+                    for r in 0..<rows {
+                        let i = (first + r) / perInstance, w = share[(first + r) % perInstance]
+                        for e in 0..<d { values[(i * d + e) * slots + t] += w * Double(phi[r * d + e]) }
+                    }
+                }
+                evaluations += 2 * rows * (1 + slots)
+                first += rows
+            }
+        }
+        let baseValues = setup.targetOutputs(baseSums.map { Float($0) })
+        var explanation = try Explanation(method: name, instanceCount: n, featureCount: d, outputCount: slots, values: values,
+                                          baseValues: baseValues, outputs: setup.targetOutputs(outputs),
+                                          modelEvaluations: evaluations, seconds: 0,
+                                          settings: ["references": .int(perInstance), "targets": .string(targets.description),
+                                                     "rows_per_chunk": .int(setup.rowsPerChunk),
+                                                     "conservation_gap": .double(conservationGap)])
+        if case let .baseline(baseline) = references { explanation.settings["baseline"] = .string(baseline.description) }
+        var gap = 0.0
+        for i in 0..<n {
+            for t in 0..<slots { gap = Swift.max(gap, abs(explanation.additivityGap(instance: i, output: t) ?? 0)) }
+        }
+        explanation.settings["summation_gap"] = .double(gap)
+        explanation.seconds = AttributionSetup.seconds(since: start)
+        return explanation
+    }
+
+    /// The multipliers of the model's (normalized) input from `seed` at the output, node by node
+    /// from the last (a value read by several nodes sums their multipliers), and the largest
+    /// conservation gap of any node. `nodes` holds each node's context for this chunk (built on the
+    /// first target and reused by the others: forward passes recorded once, differences computed once).
+    private func propagate(_ seed: Tensor, x vx: [Tensor], reference vr: [Tensor], nodes: inout [DeepLiftNode?],
+                           deltas: inout [Tensor?]) throws -> (Tensor, Double) {
+        let graph = model.graph, engine = model.engine
+        func delta(_ v: Int) throws -> Tensor {
+            if let d = deltas[v] { return d }
+            let d = try engine.noGrad { try vx[v] - vr[v] }
+            deltas[v] = d
+            return d
+        }
+        var multipliers = [Tensor?](repeating: nil, count: vx.count)
+        multipliers[graph.output] = seed
+        var worst = 0.0
+        for i in graph.nodes.indices.reversed() {
+            guard let m = multipliers[i + 1] else { continue }
+            multipliers[i + 1] = nil
+            let op = model.ops[i], node = graph.nodes[i]
+            guard let rule = op as? any DeepLiftRule else { throw ExplainError("\(name): no rule for node \(i) '\(node.spec.name)' (\(op.kind))") }
+            let context = try nodes[i] ?? DeepLiftNode(inputs: node.inputs.map { vx[$0] }, references: node.inputs.map { vr[$0] },
+                                                        output: vx[i + 1], referenceOutput: vr[i + 1],
+                                                        inputDeltas: try node.inputs.map(delta), outputDelta: try delta(i + 1))
+            nodes[i] = context
+            let parts = try rule.multipliers(m, context)
+            guard parts.count == context.inputs.count, zip(parts, context.inputs).allSatisfy({ $0.shape == $1.shape }) else {
+                throw ExplainError("\(name): node '\(node.spec.name)' (\(op.kind)) gave multipliers of shapes \(parts.map(\.shape)) for inputs \(context.inputs.map(\.shape))")
+            }
+            // Conservation at this node: Σ m_in ⊙ Δin over the inputs against Σ m_out ⊙ Δout, per row.
+            let rows = m.shape[0]
+            func sums(_ m: Tensor, _ d: Tensor) throws -> [Float] {
+                let out = try Tensor.empty([rows], engine: engine)
+                try engine.launch("deeplift.cl", "deeplift_row_dot", global: [rows], local: [1],
+                                  [m.storage, d.storage, out.storage, Int32(rows), Int32(d.count / rows)])
+                return try out.toArray()
+            }
+            var entering = try sums(parts[0], context.inputDeltas[0])
+            for k in parts.indices.dropFirst() {
+                for (r, v) in try sums(parts[k], context.inputDeltas[k]).enumerated() { entering[r] += v }
+            }
+            let leaving = try sums(m, context.outputDelta)
+            for (a, b) in zip(entering, leaving) { worst = Swift.max(worst, Double(abs(a - b)) / Swift.max(1, Double(abs(b)))) }
+            for (v, part) in zip(node.inputs, parts) {
+                if let existing = multipliers[v] {
+                    multipliers[v] = try engine.noGrad { try existing + part }
+                } else {
+                    multipliers[v] = part
+                }
+            }
+        }
+        guard let input = multipliers[0] else { throw ExplainError("\(name): no multiplier reaches the input") }
+        return (input, worst)
+    }
+
+    /// The ops with a rule (the registry kinds of the standard `DeepLiftRule` conformances).
+    public static let supportedOps = [Linear.kind, Conv2DLayer.kind, ConvTranspose2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind,
+                                      AdaptiveAvgPool2DLayer.kind, BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Sub.kind, Mul.kind, Div.kind,
+                                      Pow.kind, MatMul.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind, SiLU.kind, GELU.kind, Hardswish.kind,
+                                      Hardsigmoid.kind, Hardtanh.kind, PReLU.kind, Sigmoid.kind, Tanh.kind, Dropout.kind, Flatten.kind,
+                                      Reshape.kind, Permute.kind, Narrow.kind, BroadcastTo.kind, IndexSelect.kind, MeanKind.name, SumKind.name,
+                                      Upsample.kind, Pad.kind, NegKind.name, SqrtKind.name, ExpKind.name, LogKind.name, ErfKind.name,
+                                      ReciprocalKind.name, FakeQuantize.kind, Expand.kind]
+}
+
+/// One node of one chunk as its DeepLIFT rule sees it: its inputs and outputs for the instances and
+/// their references, their differences, and the forward passes a rule records (once per chunk: the
+/// targets after the first reuse them).
+public final class DeepLiftNode {
+    public let inputs: [Tensor], references: [Tensor]
+    public let output: Tensor, referenceOutput: Tensor
+    /// inputs − references, output − referenceOutput.
+    public let inputDeltas: [Tensor], outputDelta: Tensor
+    private var tapes: [String: (leaves: [Tensor], output: Tensor)] = [:]
+    private var values: [String: [Tensor]] = [:]
+
+    init(inputs: [Tensor], references: [Tensor], output: Tensor, referenceOutput: Tensor, inputDeltas: [Tensor], outputDelta: Tensor) {
+        self.inputs = inputs
+        self.references = references
+        self.output = output
+        self.referenceOutput = referenceOutput
+        self.inputDeltas = inputDeltas
+        self.outputDelta = outputDelta
+    }
+
+    /// Tensors computed once per chunk under `key` (means of inputs and references, slopes).
+    public func cached(_ key: String, _ make: () throws -> [Tensor]) throws -> [Tensor] {
+        if let v = values[key] { return v }
+        let v = try make()
+        values[key] = v
+        return v
+    }
+
+    /// The vector–Jacobian products of `forward` at `at` with `m`, one per tensor of `at`; the forward
+    /// pass is recorded under `key` on first use and its graph kept for the other targets.
+    public func backward(_ m: Tensor, key: String, at: [Tensor], _ forward: ([Tensor]) throws -> Tensor) throws -> [Tensor] {
+        let tape: (leaves: [Tensor], output: Tensor)
+        if let recorded = tapes[key] {
+            tape = recorded
+        } else {
+            let leaves = try at.map { try Tensor(engine: $0.engine, shape: $0.shape, storage: $0.storage, requiresGrad: true) }
+            tape = (leaves, try forward(leaves))
+            tapes[key] = tape
+        }
+        guard tape.output.shape == m.shape else {
+            throw ExplainError("deeplift: a rule's forward gives shape \(tape.output.shape), its multiplier has \(m.shape)")
+        }
+        for leaf in tape.leaves { leaf.zeroGrad() }
+        try tape.output.backward(try m.detached(), retainGraph: true)
+        return try tape.leaves.map { leaf in
+            guard let g = leaf.grad else { throw ExplainError("deeplift: a rule's forward recorded no backward") }
+            return g
+        }
+    }
+}
+
+/// How an op hands multipliers from its output to its inputs (see `DeepLift`).
+public protocol DeepLiftRule: Op {
+    /// The multipliers of each input (of its shape), from `multiplier` at the output.
+    func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor]
+}
+
+extension DeepLiftRule {
+    /// The op's own backward at the node's inputs (linear ops).
+    func linearMultipliers(_ m: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        try node.backward(m, key: "x", at: node.inputs) { try forward($0, training: false) }
+    }
+
+    /// The rescale rule of an element-wise function of the first input: m · Δy / Δx, the gradient
+    /// where |Δx| ≤ `DeepLift.rescaleEpsilon`.
+    func rescaled(_ m: Tensor, _ node: DeepLiftNode) throws -> Tensor {
+        let x = node.inputs[0], engine = x.engine
+        let g = try node.backward(m, key: "x", at: [x]) { try forward($0, training: false) }[0]
+        let out = try Tensor.empty(x.shape, engine: engine)
+        let n = x.count
+        try engine.launch("deeplift.cl", "deeplift_rescale", global: [(n + 63) / 64 * 64], local: [64],
+                          [m.storage, x.storage, node.references[0].storage, node.output.storage, node.referenceOutput.storage, g.storage,
+                           out.storage, DeepLift.rescaleEpsilon, Int32(n)])
+        return out
+    }
+}
+
+/// Linear ops: the multipliers are the op's backward.
+protocol LinearDeepLift: DeepLiftRule {}
+extension LinearDeepLift {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] { try linearMultipliers(multiplier, node) }
+}
+extension Linear: LinearDeepLift {}
+extension Conv2DLayer: LinearDeepLift {}
+extension ConvTranspose2DLayer: LinearDeepLift {}
+extension AvgPool2DLayer: LinearDeepLift {}
+extension AdaptiveAvgPool2DLayer: LinearDeepLift {}
+extension BatchNorm1D: LinearDeepLift {}
+extension BatchNorm2D: LinearDeepLift {}
+extension Cat: LinearDeepLift {}
+extension Dropout: LinearDeepLift {}
+extension Flatten: LinearDeepLift {}
+extension Reshape: LinearDeepLift {}
+extension Permute: LinearDeepLift {}
+extension Narrow: LinearDeepLift {}
+extension BroadcastTo: LinearDeepLift {}
+extension Upsample: LinearDeepLift {}
+extension Pad: LinearDeepLift {}
+extension IndexSelect: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        guard constant != nil, node.inputs.count == 1 else { throw ExplainError("deeplift: no rule for index_select with positions given as an input") }
+        return try node.backward(multiplier, key: "x", at: node.inputs) { try forward(values: [.float($0[0])], training: false).float() }
+    }
+}
+
+/// A constant repeated for every example (a class token): its input gives the batch size only.
+extension Expand: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        [try Tensor.zeros(node.inputs[0].shape, engine: node.inputs[0].engine)]
+    }
+}
+
+/// Sums and means are linear; amax has no rule yet.
+extension Reduction: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        guard Kind.self != AmaxKind.self else { throw ExplainError("deeplift: no rule for amax") }
+        return try linearMultipliers(multiplier, node)
+    }
+}
+
+/// Element-wise nonlinearities: the rescale rule.
+protocol RescaleDeepLift: DeepLiftRule {}
+extension RescaleDeepLift {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] { [try rescaled(multiplier, node)] }
+}
+extension ReLU: RescaleDeepLift {}
+extension LeakyReLU: RescaleDeepLift {}
+extension ELU: RescaleDeepLift {}
+extension SiLU: RescaleDeepLift {}
+extension GELU: RescaleDeepLift {}
+extension Hardswish: RescaleDeepLift {}
+extension Hardsigmoid: RescaleDeepLift {}
+extension Hardtanh: RescaleDeepLift {}
+extension PReLU: RescaleDeepLift {}
+extension Sigmoid: RescaleDeepLift {}
+extension Tanh: RescaleDeepLift {}
+extension UnaryLayer: RescaleDeepLift {}
+extension FakeQuantize: RescaleDeepLift {}
+
+/// shap's rule for max pooling: with y, y_r the window maxima of x and r and c = max(y, y_r), the
+/// window's Δy = (c − y_r) + (y − c) goes to x's maximum (the first part) and r's maximum (the
+/// second); multipliers are those contributions over Δx there (0 where |Δx| ≤ 10⁻⁷).
+extension MaxPool2DLayer: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        let engine = node.output.engine
+        let (up, down) = try node.cached("shares") {
+            try engine.noGrad {
+                let up = try node.outputDelta.relu()  // c − y_r
+                return [up, try node.outputDelta - up]  // y − c
+            }
+        }.pair
+        let (rise, fall) = try engine.noGrad { (try multiplier * up, try multiplier * down) }
+        let atX = try node.backward(rise, key: "x", at: [node.inputs[0]]) { try forward($0, training: false) }[0]
+        let atR = try node.backward(fall, key: "r", at: [node.references[0]]) { try forward($0, training: false) }[0]
+        let contributions = try engine.noGrad { try atX + atR }
+        let dx = node.inputDeltas[0]
+        let out = try Tensor.empty(dx.shape, engine: engine)
+        let n = dx.count
+        try engine.launch("deeplift.cl", "deeplift_divide", global: [(n + 63) / 64 * 64], local: [64],
+                          [contributions.storage, dx.storage, out.storage, Float(1e-7), Int32(n)])
+        return [out]
+    }
+}
+
+private extension Array where Element == Tensor {
+    var pair: (Tensor, Tensor) { (self[0], self[1]) }
+}
+
+/// A bilinear op of two values (Mul, MatMul): Δf = f(Δa, b̄) + f(ā, Δb) with ā = (a + a_r)/2, so
+/// m_a = ∂⟨f(a, b̄), m⟩/∂a and m_b = ∂⟨f(ā, b), m⟩/∂b. With a constant operand the op is linear.
+extension DeepLiftRule {
+    func bilinearMultipliers(_ m: Tensor, _ node: DeepLiftNode, _ f: @escaping (Tensor, Tensor) throws -> Tensor) throws -> [Tensor] {
+        let (aMean, bMean) = try node.cached("means") {
+            try m.engine.noGrad { try zip(node.inputs, node.references).map { x, r in try (x + r).scaled(by: 0.5) } }
+        }.pair
+        let ma = try node.backward(m, key: "a", at: [node.inputs[0]]) { try f($0[0], bMean) }[0]
+        let mb = try node.backward(m, key: "b", at: [node.inputs[1]]) { try f(aMean, $0[0]) }[0]
+        return [ma, mb]
+    }
+}
+extension MatMul: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        guard node.inputs.count == 2 else { return try linearMultipliers(multiplier, node) }
+        return try bilinearMultipliers(multiplier, node) { try self.forward([$0, $1], training: false) }
+    }
+}
+
+extension BinaryLayer: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        if Kind.self == PowKind.self {
+            guard node.inputs.count == 1 else { throw ExplainError("deeplift: no rule for pow of two values (only of a value and a constant)") }
+            return [try rescaled(multiplier, node)]
+        }
+        // Sums, differences, and products or quotients by a constant are linear.
+        if node.inputs.count == 1 || Kind.self == AddKind.self || Kind.self == SubKind.self { return try linearMultipliers(multiplier, node) }
+        if Kind.self == MulKind.self { return try bilinearMultipliers(multiplier, node) { try $0.mul($1) } }
+        // a / b = a · q with q = 1/b: Δ(a·q) = q̄·Δa + ā·Δq, and Δq = −Δb / (b·b_r) exactly.
+        let engine = multiplier.engine
+        let (a, b, ar, br) = (node.inputs[0], node.inputs[1], node.references[0], node.references[1])
+        let parts = try node.cached("quotient") {
+            try engine.noGrad {
+                [try (a + ar).scaled(by: 0.5), try (b.reciprocal() + br.reciprocal()).scaled(by: 0.5), try (b * br).reciprocal().scaled(by: -1),
+                 try Tensor.zeros(b.shape, engine: engine)]
+            }
+        }
+        let (aMean, qMean, slope) = (parts[0], parts[1], parts[2])
+        let ma = try node.backward(multiplier, key: "a", at: [a]) { try $0[0].mul(qMean) }[0]
+        let mq = try node.backward(multiplier, key: "q", at: [parts[3]]) { try aMean.mul($0[0]) }[0]
+        return [ma, try engine.noGrad { try mq * slope }]
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+@testable import prism
+import PrismExplain
+import PrismTestSupport
+import Testing
+
+/// `prism explain --method deeplift,deepshap` from the command line: DeepLIFT against the
+/// `--baseline`, DeepSHAP against the `--background` rows, both summing to their deltas in the JSON.
+@Suite(.serialized) struct DeepLiftCLITests {
+    @Test func deepLiftAndDeepShapFromTheCommandLine() throws {
+        let dir = try scratchDirectory("deeplift")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/t.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--arch", "mlp",
+                                  "--hidden", "8", "--epochs", "1", "--batch", "16", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let run = try runPrism(["explain", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--model", model,
+                                "--index", "2,5", "--method", "deeplift,deepshap", "--background", "12", "--baseline", "mean",
+                                "--out", dir + "/report"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let doc = try ExplainDocumentReader(path: dir + "/report/explanation.json")
+        #expect(doc.methodNames == ["deeplift", "deepshap"])
+        for method in ["deeplift", "deepshap"] {
+            let settings = doc.settings(method)
+            let gap = try #require(settings["summation_gap"] as? Double), conservation = try #require(settings["conservation_gap"] as? Double)
+            #expect(gap <= 1e-4 && conservation <= 1e-4, "\(method): summation gap \(gap), conservation gap \(conservation)")
+            #expect(doc.values(method).count == 2 * 4 && doc.values(method).contains { $0 != 0 })
+        }
+        #expect(doc.settings("deepshap")["references"] as? Int == 12 && doc.settings("deeplift")["references"] as? Int == 1)
+        // Both compare with the background's mean: for deeplift it is the one reference (--baseline mean).
+        let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
+        #expect(html.contains("DeepLIFT") && html.contains("DeepSHAP"))
+    }
+
+    /// An imported MLP that ends in Softmax (no DeepLIFT rule yet): one line naming the node, exit 1.
+    @Test func deepShapNamesWhatItCannotExplain() throws {
+        let dir = try scratchDirectory("deeplift-refuse")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = TrainCLITests.fixtures + "/onnx/mlp_torchscript.onnx"
+        try writeNpy((0..<40).map { Double($0 % 7) / 7 }, shape: [2, 20], path: dir + "/x.npy")
+        try writeNpy((0..<100).map { Double($0 % 5) / 5 }, shape: [5, 20], path: dir + "/bg.npy")
+        let run = try runPrism(["explain", "--device", "cpu", "--model", model, "--input", dir + "/x.npy", "--method", "deepshap",
+                                "--background-data", dir + "/bg.npy", "--target", "0", "--out", dir + "/report"])
+        // A note on how the inputs were read, then the one error line.
+        let lines = run.stderr.split(separator: "\n")
+        #expect(run.status == 1 && lines.filter { !$0.hasPrefix("note:") }.count == 1, "\(run.stderr)")
+        #expect(lines.last?.contains("deepshap: no rule for node") == true && lines.last?.contains("(softmax)") == true, "\(run.stderr)")
+    }
+}

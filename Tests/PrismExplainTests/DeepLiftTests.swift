@@ -1,0 +1,191 @@
+import Foundation
+import Prism
+import PrismExplain
+import PrismTestSupport
+import Testing
+
+/// DeepLIFT and DeepSHAP against closed forms: a linear model (w · (x − r)), a ReLU network's
+/// rescale multipliers by hand, shap's max-pooling rule on hand-built windows; and conservation
+/// (summation to delta, node by node) on the CNN and on graphs with products, quotients and
+/// residual sums.
+@Suite struct DeepLiftTests {
+    func model(_ json: String, seed: UInt64 = 81, _ engine: Engine) throws -> Model {
+        try Model(spec: try ModelSpec.decode(json: json), seed: seed, engine: engine)
+    }
+
+    /// The attribution's largest summation-to-delta error relative to max(1, |f(x)|).
+    func expectSummation(_ e: Explanation, tolerance: Double = 1e-4, _ label: String) {
+        for i in 0..<e.instanceCount {
+            for t in 0..<e.outputCount {
+                let f = e.outputs![i * e.outputCount + t], gap = e.additivityGap(instance: i, output: t)!
+                #expect(abs(gap) <= tolerance * max(1, abs(f)), "\(label) instance \(i) target \(t): Σφ − (f(x) − E f(r)) = \(gap), f = \(f)")
+            }
+        }
+    }
+
+    @Test func linearModelGivesWeightsTimesDifference() throws {
+        let engine = try testEngine()
+        let net = try model(#"{"format": 2, "input_shape": [5], "outputs": 3, "nodes": [{"name": "fc", "op": "linear", "in_features": 5, "out_features": 3}]}"#, engine)
+        let w = try net.stateDict()["fc.weight"]!.values
+        let x = seededFloats(2 * 5, seed: 1), r = seededFloats(2 * 5, seed: 2), background = seededFloats(4 * 5, seed: 3)
+        let lift = try DeepLift(model: net, references: .baseline(.values(r))).explain(instances: x, targets: .classes([0, 2]))
+        let shap = try DeepLift(model: net, references: .background(background)).explain(instances: x, targets: .classes([0, 2]))
+        #expect(lift.method == "deeplift" && shap.method == "deepshap")
+        for i in 0..<2 {
+            for (t, k) in [0, 2].enumerated() {
+                for e in 0..<5 {
+                    let mean = (0..<4).reduce(0.0) { $0 + Double(background[$1 * 5 + e]) } / 4
+                    let exact = Double(w[k * 5 + e]) * (Double(x[i * 5 + e]) - Double(r[i * 5 + e]))
+                    let exactShap = Double(w[k * 5 + e]) * (Double(x[i * 5 + e]) - mean)
+                    #expect(abs(lift.attributions(instance: i, output: t)[e] - exact) <= 1e-6 * max(1, abs(exact)))
+                    #expect(abs(shap.attributions(instance: i, output: t)[e] - exactShap) <= 1e-6 * max(1, abs(exactShap)))
+                }
+            }
+        }
+        expectSummation(lift, "linear deeplift")
+        expectSummation(shap, "linear deepshap")
+    }
+
+    /// Linear(4→5), ReLU, Linear(5→3): m_x = W₁ᵀ(W₂[k] ⊙ (relu(h) − relu(h_r)) / (h − h_r)), φ = m_x ⊙ (x − r).
+    @Test func reluNetworkMatchesTheRescaleRuleByHand() throws {
+        let engine = try testEngine()
+        let net = try Model(spec: try ModelSpec.mlp(inputShape: [4], hidden: [5], classes: 3), seed: 71, engine: engine)
+        let p = try net.stateDict().mapValues { $0.values.map(Double.init) }
+        let (w1, b1, w2) = (p["1.weight"]!, p["1.bias"]!, p["3.weight"]!)
+        let x = seededFloats(3 * 4, seed: 4), r = seededFloats(3 * 4, seed: 5)
+        let e = try DeepLift(model: net, references: .baseline(.values(r))).explain(instances: x, targets: .classes([0, 1, 2]))
+        func affine(_ v: [Double], _ j: Int) -> Double {
+            var sum = b1[j]
+            for el in 0..<4 { sum += w1[j * 4 + el] * v[el] }
+            return sum
+        }
+        for i in 0..<3 {
+            let xi: [Double] = (0..<4).map { Double(x[i * 4 + $0]) }
+            let ri: [Double] = (0..<4).map { Double(r[i * 4 + $0]) }
+            var slope = [Double](repeating: 0, count: 5)
+            for j in 0..<5 {
+                let (h, hr) = (affine(xi, j), affine(ri, j))
+                slope[j] = abs(h - hr) > 1e-6 ? (max(h, 0) - max(hr, 0)) / (h - hr) : (h > 0 ? 1 : 0)
+            }
+            for k in 0..<3 {
+                for el in 0..<4 {
+                    var m = 0.0
+                    for j in 0..<5 { m += w1[j * 4 + el] * w2[k * 5 + j] * slope[j] }
+                    let exact = m * (xi[el] - ri[el])
+                    let got = e.attributions(instance: i, output: k)[el]
+                    #expect(abs(got - exact) <= 1e-5 * max(1, abs(exact)), "instance \(i) class \(k) element \(el): \(got) vs \(exact)")
+                }
+            }
+        }
+        expectSummation(e, "relu mlp")
+    }
+
+    /// MaxPool2D(2) on one 2×2 window, then a Linear(1→1) of weight 2: the window's Δy goes to x's
+    /// maximum when y > y_r and to r's maximum when y < y_r (shap's rule).
+    @Test func maxPoolingHandsTheWindowsChangeToTheMaxima() throws {
+        let engine = try testEngine()
+        let net = try model(#"{"format": 2, "input_shape": [1, 2, 2], "outputs": 1, "nodes": [{"name": "pool", "op": "maxpool2d", "kernel_size": 2}, {"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 1, "out_features": 1, "bias": false}]}"#, engine)
+        try net.loadStateDict(["fc.weight": HostTensor(shape: [1, 1], values: [2])])
+        let x: [Float] = [1, 3, 0, 2, /* second instance */ 1, 0, 0, 0.5]
+        let r: [Float] = [2, 0, 1, 1, /* */ 0, 3, 0, 0]
+        let e = try DeepLift(model: net, references: .baseline(.values(r))).explain(instances: x, targets: .classes([0]))
+        // y = 3 at x's (0, 1) against y_r = 2: Δ = 1 there, times 2. y = 1 against y_r = 3 at r's (0, 1): Δ = −2 there, times 2.
+        #expect(e.attributions(instance: 0, output: 0) == [0, 2, 0, 0])
+        #expect(e.attributions(instance: 1, output: 0) == [0, -4, 0, 0])
+        expectSummation(e, "maxpool")
+    }
+
+    /// The reference CNN (convolutions, ReLU, max pooling, linear layers): DeepSHAP sums to
+    /// f(x) − E f(background) for every class, every node conserves, and the result does not depend
+    /// on how pairs are split into device batches.
+    @Test func cnnSumsToDeltaAndConservesNodeByNode() throws {
+        let engine = try testEngine()
+        let net = try AttributionNetworks.cnn(engine)
+        let x = seededFloats(2 * 100, seed: 6, low: 0, high: 1), background = seededFloats(5 * 100, seed: 7, low: 0, high: 1)
+        let whole = try DeepLift(model: net, references: .background(background), rowsPerChunk: 64).explain(instances: x, targets: .classes([0, 1, 2]))
+        let split = try DeepLift(model: net, references: .background(background), rowsPerChunk: 3).explain(instances: x, targets: .classes([0, 1, 2]))
+        expectSummation(whole, "cnn deepshap")
+        if case let .double(gap)? = whole.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") } else { Issue.record("no conservation_gap") }
+        let check = closeness(split.values.map { Float($0) }, whole.values, atol: 1e-6, rtol: 1e-4)
+        #expect(check.passed, Comment(rawValue: check.message))
+        // Weighted references: weight 3 on the first row equals that row repeated three times.
+        let weighted = try DeepLift(model: net, references: .background(Array(background[0..<200]), weights: [3, 1])).explain(instances: x, targets: .classes([1]))
+        let repeated = try DeepLift(model: net, references: .background(Array(background[0..<100] + background[0..<100] + background[0..<200]))).explain(instances: x, targets: .classes([1]))
+        let same = closeness(weighted.values.map { Float($0) }, repeated.values, atol: 1e-6, rtol: 1e-4)
+        #expect(same.passed, Comment(rawValue: same.message))
+    }
+
+    /// A grouped convolution, a squeeze-excitation product of two values, a quotient of two values,
+    /// overlapping max pooling, ELU and a residual sum: Σφ = f(x) − f(r) to float32 rounding.
+    @Test func productsQuotientsAndResidualsConserve() throws {
+        let engine = try testEngine()
+        let net = try model(#"""
+            {"format": 2, "input_shape": [2, 6, 6], "outputs": 3, "nodes": [
+              {"name": "conv", "op": "conv2d", "in_channels": 2, "out_channels": 4, "kernel_size": 3, "padding": 1, "groups": 2},
+              {"name": "act", "op": "elu"},
+              {"name": "squeeze", "op": "adaptiveavgpool2d", "output_size": 1},
+              {"name": "gate", "op": "sigmoid"},
+              {"name": "scale", "op": "mul", "inputs": ["act", "gate"]},
+              {"name": "den", "op": "exp", "inputs": ["squeeze"]},
+              {"name": "ratio", "op": "div", "inputs": ["scale", "den"]},
+              {"name": "res", "op": "add", "inputs": ["ratio", "act"]},
+              {"name": "pool", "op": "maxpool2d", "kernel_size": 3, "stride": 1},
+              {"name": "flat", "op": "flatten"},
+              {"name": "fc", "op": "linear", "in_features": 64, "out_features": 3}
+            ]}
+            """#, engine)
+        let x = seededFloats(3 * 72, seed: 8), r = seededFloats(3 * 72, seed: 9)
+        let e = try DeepLift(model: net, references: .baseline(.values(r))).explain(instances: x, targets: .classes([0, 1, 2]))
+        #expect(e.values.contains { $0 != 0 } && e.values.allSatisfy(\.isFinite))
+        expectSummation(e, "graph")
+        if case let .double(gap)? = e.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") }
+    }
+
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/onnx").path
+
+    /// DeepSHAP on a PyTorch CNN imported from ONNX against shap 0.51's DeepExplainer on the PyTorch
+    /// network, same instances and 20 background rows (`Tests/Fixtures/make_deepshap_fixture.py`).
+    @Test func deepShapMatchesShapsDeepExplainer() throws {
+        let engine = try testEngine()
+        let file = try SafetensorsFile.read(path: Self.fixtures + "/deepshap.safetensors")
+        let (net, _) = try Model.load(path: Self.fixtures + "/deepshap_cnn.onnx", engine: engine)
+        let instances = try file.tensor("instances").values, background = try file.tensor("background").values
+        let logits = try engine.noGrad { try net(try Tensor(instances, shape: [2, 1, 10, 10], engine: engine)).toArray() }
+        expectClose(logits.map(Double.init), try file.tensor("cnn_logits").values.map(Double.init), atol: 1e-5, rtol: 1e-4, "logits vs PyTorch")
+        let e = try DeepLift(model: net, references: .background(background)).explain(instances: instances, targets: .classes([0, 1, 2]))
+        let shap = try file.tensor("cnn_shap").values.map(Double.init)
+        let scale = shap.map(abs).max()!
+        let worst = zip(e.values, shap).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-4 * scale, "max |φ_prism − φ_shap| = \(worst), max |φ_shap| = \(scale)")
+        expectClose(e.baseValues!, try file.tensor("cnn_expected").values.map(Double.init) + file.tensor("cnn_expected").values.map(Double.init),
+                    atol: 1e-5, rtol: 1e-4, "base values vs shap's expected_value")
+        expectSummation(e, "imported cnn")
+    }
+
+    /// A network that calls one ReLU module twice: shap's DeepExplainer and Captum fail on it (the
+    /// fixture records how), Prism's DeepSHAP sums to f(x) − E f(background) as on any graph.
+    @Test func deepShapHoldsWhereShapsHooksBreak() throws {
+        let engine = try testEngine()
+        let file = try SafetensorsFile.read(path: Self.fixtures + "/deepshap.safetensors")
+        #expect(file.metadata["shap_twice"]?.isEmpty == false && file.metadata["captum_twice"]?.isEmpty == false)
+        let (net, _) = try Model.load(path: Self.fixtures + "/deepshap_twice.onnx", engine: engine)
+        let instances = try file.tensor("instances").values, background = try file.tensor("background").values
+        let e = try DeepLift(model: net, references: .background(background)).explain(instances: instances, targets: .classes([0, 1, 2]))
+        expectClose(e.outputs!, try file.tensor("twice_logits").values.map(Double.init), atol: 1e-5, rtol: 1e-4, "logits vs PyTorch")
+        let expected = try file.tensor("twice_expected").values.map(Double.init)
+        expectClose(e.baseValues!, expected + expected, atol: 1e-5, rtol: 1e-4, "base values vs PyTorch's mean over the background")
+        expectSummation(e, "relu used twice")
+    }
+
+    @Test func opsWithoutARuleAreRefusedByName() throws {
+        let engine = try testEngine()
+        let net = try model(#"{"format": 2, "input_shape": [4], "outputs": 3, "nodes": [{"name": "fc", "op": "linear", "in_features": 4, "out_features": 3}, {"name": "probs", "op": "softmax", "dim": 1}]}"#, engine)
+        #expect(throws: ExplainError("deeplift: no rule for node 1 'probs' (softmax); DeepLIFT has rules for \(DeepLift.supportedOps.joined(separator: ", "))")) {
+            try DeepLift(model: net).explain(instances: [Float](repeating: 0, count: 4), targets: .classes([0]))
+        }
+        #expect(throws: ExplainError.self) {
+            try DeepLift(model: net, references: .background([1, 2, 3])).explain(instances: [Float](repeating: 0, count: 4), targets: .classes([0]))
+        }
+    }
+}
