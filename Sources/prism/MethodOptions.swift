@@ -29,6 +29,12 @@ struct MethodOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "smoothgrad: noise samples per example (default 50).")
     var smoothgradSamples: Int?
 
+    @Option(parsing: .unconditional, help: "gradient-shap: the most samples (reference, α, noise) per example (default 200; --stop-threshold may stop earlier).")
+    var gradientShapSamples: Int = 200
+
+    @Option(parsing: .unconditional, help: "gradient-shap: σ of the input noise as a fraction of each input's range (default 0, none).")
+    var gradientShapNoise: Double = 0
+
     @Option(parsing: .unconditional, help: "Seed of the background draw, the sampling and the noise.")
     var seed: UInt64 = 0
 
@@ -100,6 +106,8 @@ struct MethodOptions: ParsableArguments {
         if let limeSamples, limeSamples < 1 { throw ValidationError("--lime-samples must be at least 1") }
         if let smoothgradSamples, smoothgradSamples < 1 { throw ValidationError("--smoothgrad-samples must be at least 1") }
         if let stopThreshold, !(stopThreshold > 0) { throw ValidationError("--stop-threshold must be positive") }
+        if gradientShapSamples < 2 { throw ValidationError("--gradient-shap-samples must be at least 2 (a standard error needs two)") }
+        if !(gradientShapNoise >= 0) || !gradientShapNoise.isFinite { throw ValidationError("--gradient-shap-noise must be a non-negative number") }
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
         if let blurSigma, !(blurSigma > 0) { throw ValidationError("--blur-sigma must be positive") }
         if !(noise >= 0) { throw ValidationError("--noise must be a non-negative number") }

@@ -172,6 +172,18 @@ final class MethodRegistry: @unchecked Sendable {
             }
             return DeepLift(model: c.model, references: .background(c.background, weights: c.backgroundWeights), rowsPerChunk: c.options.rowsPerChunk)
         }, options: ["background", "background-data", "kmeans"], usesBackground: true, baseName: "E[f(background)]"),
+        ExplainMethod(name: "gradient-shap", title: "GradientSHAP", kind: .attribution { c in
+            guard !c.background.isEmpty else {
+                throw ValidationError("gradient-shap: no background rows to take as references (give --background N or --background-data FILE)")
+            }
+            var method = GradientShap(model: c.differentiable, background: c.background, weights: c.backgroundWeights,
+                                      samples: c.options.gradientShapSamples, noiseLevel: c.options.gradientShapNoise,
+                                      stopThreshold: c.options.stopThreshold, seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
+            method.firstInstance = c.firstInstance
+            return method
+        }, options: ["gradient-shap-samples", "gradient-shap-noise", "stop-threshold", "background", "background-data", "kmeans"],
+           usesBackground: true, baseName: "E[f(background)]",
+           captionDetail: { "\($0.gradientShapSamples) samples" }),
         ExplainMethod(name: "occlusion", title: "Occlusion", kind: .attribution { c in
             let side = c.options.window ?? c.superpixel ?? 1
             let step = c.options.stride ?? side

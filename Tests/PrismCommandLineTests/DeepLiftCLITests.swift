@@ -32,6 +32,34 @@ import Testing
         #expect(html.contains("DeepLIFT") && html.contains("DeepSHAP"))
     }
 
+    /// `--method gradient-shap` with its options: standard errors in the JSON, the samples it drew,
+    /// and values that sum to about f(x) − E f(background).
+    @Test func gradientShapFromTheCommandLine() throws {
+        let dir = try scratchDirectory("gradient-shap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/t.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--arch", "mlp",
+                                  "--hidden", "8", "--epochs", "1", "--batch", "16", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let run = try runPrism(["explain", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--model", model,
+                                "--index", "1,4", "--method", "gradient-shap", "--background", "10", "--gradient-shap-samples", "400",
+                                "--json", dir + "/e.json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let doc = try ExplainDocumentReader(path: dir + "/e.json")
+        #expect(doc.settings("gradient-shap")["samples_drawn"] as? Int == 800)
+        let errors = try #require(doc.array("standard_errors", of: "gradient-shap")?.values)
+        #expect(errors.count == 8 && errors.allSatisfy { $0 > 0 && $0.isFinite })
+        let values = doc.values("gradient-shap")
+        let base = try #require(doc.array("base_values", of: "gradient-shap")?.values), outputs = try #require(doc.array("outputs", of: "gradient-shap")?.values)
+        for i in 0..<2 {
+            let sum = values[(i * 4)..<((i + 1) * 4)].reduce(0, +)
+            #expect(abs(sum + base[i] - outputs[i]) <= 0.1 * max(1, abs(outputs[i])), "example \(i): Σφ \(sum), f \(outputs[i]), E f \(base[i])")
+        }
+        let bad = try runPrism(["explain", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--model", model,
+                                "--index", "1", "--method", "gradient-shap", "--gradient-shap-samples", "1"])
+        #expect(bad.status != 0 && bad.stderr.contains("--gradient-shap-samples must be at least 2"), "\(bad.stderr)")
+    }
+
     /// An imported MLP that ends in Softmax (no DeepLIFT rule yet): one line naming the node, exit 1.
     @Test func deepShapNamesWhatItCannotExplain() throws {
         let dir = try scratchDirectory("deeplift-refuse")
