@@ -1,0 +1,47 @@
+import Foundation
+import Prism
+import PrismExplain
+import PrismCL
+import PrismFiles
+@testable import prism
+import PrismTestSupport
+import Testing
+
+/// `prism inspect`: the embedding view of a trained model over the test set, its arrays against a
+/// PCA of the same activations, and its refusals.
+@Suite(.serialized) struct InspectCLITests {
+    @Test func writesThePCAViewOfTheTestSet() throws {
+        let dir = try scratchDirectory("inspect")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = dir + "/m.safetensors"
+        let train = try runPrism(["train", "--device", "cpu", "--data", TrainCLITests.images, "--epochs", "1", "--limit", "256", "--out", model])
+        #expect(train.status == 0, "\(train.stderr)")
+        let run = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--components", "3",
+                                "--test-limit", "60", "--out", dir + "/view"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("PCA of '8.relu' (128 features) over 60 test examples"), "\(run.stdout)")
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/view/pca.json"))) as? [String: Any])
+        let ratios = try #require(summary["explained_variance_ratio"] as? [Double])
+        #expect(ratios.count == 3 && ratios[0] >= ratios[1] && ratios[1] >= ratios[2] && ratios.reduce(0, +) <= 1 + 1e-9)
+        let svg = try String(contentsOfFile: dir + "/view/pca.svg", encoding: .utf8)
+        #expect(svg.components(separatedBy: "<circle").count - 1 == 60 + 10, "a point per example and a legend entry per class")
+
+        // The projections equal the library's PCA of the same activations.
+        var settings = Settings.current
+        settings.device = "cpu"
+        let engine = try Engine(settings: settings)
+        let (net, _) = try Model.load(path: model, engine: engine)
+        let test = try LabeledData(try ImageDataset.loadMNISTFormat(directory: TrainCLITests.images, split: .test))
+        let inputs = try (0..<60).flatMap { try test.example($0).features }
+        let pca = try ActivationPCA.fit(try ActivationPCA.activations(of: net, layer: "8.relu", inputs: inputs), components: 3)
+        let npy = try Data(contentsOf: URL(fileURLWithPath: dir + "/view/pca_projections.npy"))
+        let stored = npy.suffix(8 * 180).withUnsafeBytes { raw in (0..<180).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
+        for (a, b) in zip(stored, pca.projections) { #expect(abs(a - Double(b)) <= 1e-4 * max(1, abs(Double(b)))) }
+
+        let one = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--components", "1", "--out", dir + "/v2"])
+        #expect(one.status != 0 && one.stderr.contains("--components must be at least 2"), "\(one.stderr)")
+        let wide = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--layer", "0.conv2d",
+                                 "--test-limit", "10", "--out", dir + "/v3"])
+        expectOneLineError(wide, "pca: the layer has 21632 features per example, more than the 1024")
+    }
+}
