@@ -38,6 +38,20 @@ import Testing
         let stored = npy.suffix(8 * 180).withUnsafeBytes { raw in (0..<180).map { raw.loadUnaligned(fromByteOffset: 8 * $0, as: Double.self) } }
         for (a, b) in zip(stored, pca.projections) { #expect(abs(a - Double(b)) <= 1e-4 * max(1, abs(Double(b)))) }
 
+        // --maximize: each class's logit rises, and the grid picture is written.
+        let maximized = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--test-limit", "20",
+                                      "--maximize", "--maximize-steps", "20", "--out", dir + "/max"])
+        #expect(maximized.status == 0, "\(maximized.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/max/maximize.json"))) as? [String: Any])
+        let rows = try #require(doc["outputs"] as? [[String: Any]])
+        #expect(rows.count == 10)
+        for row in rows {
+            let (a, b) = (row["logit_start"] as? Double ?? .nan, row["logit_end"] as? Double ?? .nan)
+            #expect(b > a, "\(row)")
+        }
+        let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/max/maximize.png"))
+        #expect(png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+
         let one = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--components", "1", "--out", dir + "/v2"])
         #expect(one.status != 0 && one.stderr.contains("--components must be at least 2"), "\(one.stderr)")
         let wide = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--layer", "0.conv2d",
