@@ -36,6 +36,15 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "The folder to write into.")
     var out: String
 
+    @Option(help: "Also the feature maps of this node (a [C, H, W] output, e.g. 1.relu): feature_maps.png for the test example --index, top_examples.png with each channel's most activating test examples.")
+    var featureMaps: String?
+
+    @Option(parsing: .unconditional, help: "--feature-maps: the test example whose maps are drawn.")
+    var index: Int = 0
+
+    @Option(parsing: .unconditional, help: "--feature-maps: test examples per channel in top_examples.png.")
+    var top: Int = 6
+
     @Flag(help: "Also maximize each output's logit by gradient ascent on the input (image models), written as maximize.png.")
     var maximize = false
 
@@ -45,6 +54,8 @@ struct InspectCommand: ParsableCommand {
     func validate() throws {
         if components < 2 { throw ValidationError("--components must be at least 2 (the scatter shows the first two)") }
         if maximizeSteps < 1 { throw ValidationError("--maximize-steps must be at least 1") }
+        if index < 0 { throw ValidationError("--index must be at least 0") }
+        if top < 1 { throw ValidationError("--top must be at least 1") }
     }
 
     func run() throws {
@@ -52,7 +63,8 @@ struct InspectCommand: ParsableCommand {
             let start = DispatchTime.now()
             let paths = ["pca.svg", "pca_projections.npy", "pca_components.npy", "pca_mean.npy", "pca.json"].map { (out as NSString).appendingPathComponent($0) }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            for path in paths + (maximize ? ["maximize.png", "maximize.json"].map { (out as NSString).appendingPathComponent($0) } : []) {
+            let extra = (maximize ? ["maximize.png", "maximize.json"] : []) + (featureMaps != nil ? ["feature_maps.png", "top_examples.png", "feature_maps.json"] : [])
+            for path in paths + extra.map({ (out as NSString).appendingPathComponent($0) }) {
                 _ = try OutputFile(path: path)
             }
             let engine = Engine(context: try global.context())
@@ -90,11 +102,48 @@ struct InspectCommand: ParsableCommand {
                                           "source": dataOptions.sourceName]
             try OutputFile(path: paths[4]).write(Array(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])))
             if maximize { try writeMaximized(net, names: names) }
+            if let featureMaps { try writeFeatureMaps(net, layer: featureMaps, examples: examples.map(\.features)) }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             printLine(String(format: "PCA of '%@' (%d features) over %d test examples: components 1 and 2 hold %.1f%% and %.1f%% of the variance (%.1f s)",
                              layer, d, count, 100 * ratio[0], 100 * ratio[1], seconds))
             printLine("wrote \(paths[0]) and the arrays beside it")
         }
+    }
+
+    /// feature_maps.png (every channel of `layer` for test example `index`, 8 to a row, each scaled to
+    /// its own range), top_examples.png (a row per channel, up to 32: its `top` most activating test
+    /// examples) and feature_maps.json (per channel, those examples' indices and mean activations).
+    func writeFeatureMaps(_ net: Model, layer: String, examples: [[Float]]) throws {
+        let shape = net.spec.inputShape
+        guard shape.count == 3 else { throw ValidationError("--feature-maps needs an image model ([C, H, W] inputs), the model takes \(shape)") }
+        guard index < examples.count else { throw ValidationError("--index \(index) outside 0..<\(examples.count) (the test examples)") }
+        let (maps, mapShape) = try FeatureMaps.maps(of: net, layer: layer, input: examples[index])
+        let channels = mapShape[0], h = mapShape[mapShape.count - 2], w = mapShape[mapShape.count - 1], plane = maps.count / channels
+        guard plane == h * w else { throw ValidationError("--feature-maps: '\(layer)' gives \(mapShape) per example, not [C, H, W]") }
+        let gap = 2, columns = min(8, channels), rows = (channels + columns - 1) / columns
+        var grid = RGBImage(width: columns * (w + gap) - gap, height: rows * (h + gap) - gap)
+        for ch in 0..<channels {
+            let picture = try Heatmap.image(Array(maps[(ch * plane)..<((ch + 1) * plane)]), width: w, height: h)
+            for y in 0..<h { for x in 0..<w { grid[(ch % columns) * (w + gap) + x, (ch / columns) * (h + gap) + y] = picture[x, y] } }
+        }
+        try grid.upscaled(by: 3).writePNG(path: (out as NSString).appendingPathComponent("feature_maps.png"))
+
+        let best = try FeatureMaps.topExamples(of: net, layer: layer, inputs: examples.flatMap { $0 }, k: min(top, examples.count))
+        let (c, ih, iw) = (shape[0], shape[1], shape[2]), shown = min(channels, 32), k = best[0].indices.count
+        var table = RGBImage(width: k * (iw + gap) - gap, height: shown * (ih + gap) - gap)
+        for ch in 0..<shown {
+            for (j, e) in best[ch].indices.enumerated() {
+                let picture = try Heatmap.input(examples[e], channels: c, width: iw, height: ih)
+                for y in 0..<ih { for x in 0..<iw { table[j * (iw + gap) + x, ch * (ih + gap) + y] = picture[x, y] } }
+            }
+        }
+        try table.upscaled(by: 2).writePNG(path: (out as NSString).appendingPathComponent("top_examples.png"))
+        let summary: [String: Any] = ["layer": layer, "index": index, "shape": mapShape,
+                                      "channels": best.enumerated().map { ["channel": $0.offset, "top_examples": $0.element.indices,
+                                                                           "mean_activations": $0.element.means.map(Double.init)] }]
+        try OutputFile(path: (out as NSString).appendingPathComponent("feature_maps.json"))
+            .write(Array(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])))
+        printLine("feature maps of '\(layer)' \(mapShape) for test example \(index), and each channel's top \(k) test examples")
     }
 
     /// maximize.png (the outputs' maximizing inputs side by side, 4× upscaled) and maximize.json.

@@ -52,6 +52,22 @@ import Testing
         let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/max/maximize.png"))
         #expect(png.prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
 
+        // --feature-maps: the maps of one example and each channel's top test examples, as the library ranks them.
+        let maps = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--test-limit", "30",
+                                 "--feature-maps", "1.relu", "--index", "2", "--top", "4", "--out", dir + "/maps"])
+        #expect(maps.status == 0, "\(maps.stderr)")
+        let summary2 = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/maps/feature_maps.json"))) as? [String: Any])
+        let channels = try #require(summary2["channels"] as? [[String: Any]])
+        let first30 = try (0..<30).flatMap { try test.example($0).features }
+        let ranked = try FeatureMaps.topExamples(of: net, layer: "1.relu", inputs: first30, k: 4)
+        #expect(channels.count == 32 && (channels[5]["top_examples"] as? [Int]) == ranked[5].indices)
+        for name in ["feature_maps.png", "top_examples.png"] {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/maps/" + name)).prefix(4) == Data([0x89, 0x50, 0x4E, 0x47]))
+        }
+        let notMaps = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--test-limit", "5",
+                                    "--feature-maps", "8.relu", "--out", dir + "/maps2"])
+        expectOneLineError(notMaps, "not channels of maps")
+
         let one = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--components", "1", "--out", dir + "/v2"])
         #expect(one.status != 0 && one.stderr.contains("--components must be at least 2"), "\(one.stderr)")
         let wide = try runPrism(["inspect", "--device", "cpu", "--data", TrainCLITests.images, "--model", model, "--layer", "0.conv2d",
