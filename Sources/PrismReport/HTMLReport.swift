@@ -32,18 +32,23 @@ public struct HTMLReport {
     public var examples: [Example]
     /// (file name relative to the report folder, description) of the data files.
     public var files: [(String, String)]
+    /// Views of what the model has learned (feature maps, top examples, activation maximization, the
+    /// embedding), shown after the examples under "Inside the model": (file, caption).
+    public var inside: [(String, String)]
 
-    public init(title: String, summary: [String], figures: [(String, String)] = [], examples: [Example], files: [(String, String)]) {
+    public init(title: String, summary: [String], figures: [(String, String)] = [], examples: [Example], files: [(String, String)],
+                inside: [(String, String)] = []) {
         self.title = title
         self.summary = summary
         self.figures = figures
         self.examples = examples
         self.files = files
+        self.inside = inside
     }
 
     /// Every file the page links to.
     public var linkedFiles: [String] {
-        figures.map(\.0) + examples.flatMap { $0.images.map(\.0) + $0.plots.map(\.0) } + files.map(\.0)
+        figures.map(\.0) + examples.flatMap { $0.images.map(\.0) + $0.plots.map(\.0) } + inside.map(\.0) + files.map(\.0)
     }
 
     public func html() -> String {
@@ -82,6 +87,11 @@ public struct HTMLReport {
                 for (file, caption) in example.plots { out += figure(file, caption, kind: "plot") }
                 out += "</div>\n"
             }
+        }
+        if !inside.isEmpty {
+            out += "<h2>Inside the model</h2>\n<div>\n"
+            for (file, caption) in inside { out += figure(file, caption, kind: "plot") }
+            out += "</div>\n"
         }
         if !files.isEmpty {
             out += "<h2>Data</h2>\n<ul>\n"

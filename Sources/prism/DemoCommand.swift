@@ -154,6 +154,20 @@ struct DemoCommand: ParsableCommand {
             extras.title = "Prism demo: why the \(arch.rawValue) classifies Fashion-MNIST images as it does"
             extras.summary = [String(format: "Model: the \(arch.rawValue) (%d parameters), trained %d epoch%@ (Adam 1e-3, batch 64, seed %d) on %d images; test accuracy %.4f on %d images. Device: %@.",
                                      model.model.parameterCount, epochs, epochs == 1 ? "" : "s", seed, train.count, accuracy, test.count, engine.device.name)]
+            // Inside the model: the embedding of the whole test set, activation maximization, feature maps.
+            let insideStart = DispatchTime.now()
+            let testExamples = try (0..<test.count).map { try test.example($0) }
+            let classNames = (0..<model.model.spec.classCount).map { model.className($0) }
+            let embedding = try Inspection.pca(model.model, layer: try ActivationPCA.defaultLayer(of: model.model), examples: testExamples.map(\.features),
+                                               labels: testExamples.map { Int($0.label) }, names: classNames, components: 2, folder: out)
+            extras.inside.append(embedding.figure)
+            extras.inside += try Inspection.maximized(model.model, names: classNames, steps: 100, folder: out).figures
+            if let layer = firstChannelActivation(model.model) {
+                extras.inside += try Inspection.featureMaps(model.model, layer: layer, examples: testExamples.map(\.features), index: 0, top: 6, folder: out).figures
+            }
+            printLine(String(format: "inside the model: the embedding of %d test images, activation maximization%@ in %.1f s", test.count,
+                             firstChannelActivation(model.model) == nil ? "" : ", feature maps",
+                             Double(DispatchTime.now().uptimeNanoseconds - insideStart.uptimeNanoseconds) / 1e9))
             let logCopy = (out as NSString).appendingPathComponent("training-log.jsonl")
             if let log = FileManager.default.contents(atPath: logPath) {
                 try OutputFile(path: logCopy).write(log)
@@ -180,4 +194,9 @@ struct DemoCommand: ParsableCommand {
                              (out as NSString).appendingPathComponent("index.html")))
         }
     }
+}
+
+/// The first ReLU whose output has channels of maps ([C, H, W] per example), the demo's feature maps.
+func firstChannelActivation(_ model: Model) -> String? {
+    model.ops.indices.first { model.ops[$0] is ReLU && model.graph.nodes[$0].info.output.count == 3 }.map { model.activationName($0) }
 }

@@ -41,7 +41,8 @@ extension ExplainPlan {
                 "Data: \(instances.source). Background: \(backgroundNote.count > 160 ? backgroundNote.prefix(150) + "… (all in the JSON)" : backgroundNote).",
                 "Every method explains \(explained); features: \(isImage ? (segmentation.map { "the segments of \(($0 as NSString).lastPathComponent)" } ?? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels") + " for the SHAP methods and LIME, pixels for the gradient methods" : groups.featureCount == elementCount ? "columns" : "groups of columns"). Each heatmap is scaled to its own largest magnitude.",
             ],
-            figures: extras.figures + (try summaryPlots(runs, targets: results.targets, folder: out, means: extras.perRunSummaryPlots)), examples: examples, files: dataFiles + extras.files)
+            figures: extras.figures + (try summaryPlots(runs, targets: results.targets, folder: out, means: extras.perRunSummaryPlots)), examples: examples, files: dataFiles + extras.files,
+            inside: extras.inside)
         try report.write(directory: out)
     }
 

@@ -12,6 +12,8 @@ struct ReportExtras {
     /// Figures about the whole run (files already in the report folder): (file, caption).
     var figures: [(String, String)] = []
     var files: [(String, String)] = []
+    /// Views of what the model has learned, under "Inside the model" (files already in the folder).
+    var inside: [(String, String)] = []
     /// Whether the report draws each SHAP method's mean |φ| and beeswarm over its examples (false
     /// when `figures` already holds global views over more examples).
     var perRunSummaryPlots = true

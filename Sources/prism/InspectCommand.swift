@@ -80,40 +80,53 @@ struct InspectCommand: ParsableCommand {
             let count = test.count  // --test-limit cuts it
             guard count >= 2 else { throw ValidationError("inspect: \(dataOptions.sourceName) has \(test.count) test examples; PCA needs 2") }
             let examples = try (0..<count).map { try test.example($0) }
-            let layer = try self.layer ?? ActivationPCA.defaultLayer(of: net)
-            let activations = try ActivationPCA.activations(of: net, layer: layer, inputs: examples.flatMap(\.features))
-            let d = activations.shape[1]
-            guard components <= d else { throw ValidationError("--components \(components): layer '\(layer)' has \(d) features") }
-            let pca = try ActivationPCA.fit(activations, components: components)
-            let k = pca.componentCount
-            let labels = examples.map { Int($0.label) }
             let names = (0..<net.spec.classCount).map { loaded.className($0) }
-            let ratio = pca.explainedVarianceRatio
-            try ScatterPlot(x: (0..<count).map { Double(pca.projections[$0 * k]) }, y: (0..<count).map { Double(pca.projections[$0 * k + 1]) },
-                            classes: labels, classNames: names,
-                            title: "PCA of '\(layer)' over \(count) test examples",
-                            xLabel: String(format: "component 1 (%.1f%% of the variance)", 100 * ratio[0]),
-                            yLabel: String(format: "component 2 (%.1f%% of the variance)", 100 * ratio[1])).write(to: URL(fileURLWithPath: paths[0]))
-            try writeNpy(pca.projections.map(Double.init), shape: [count, k], path: paths[1])
-            try writeNpy(pca.components.map(Double.init), shape: [k, d], path: paths[2])
-            try writeNpy(pca.mean.map(Double.init), shape: [d], path: paths[3])
-            let summary: [String: Any] = ["layer": layer, "examples": count, "features": d, "components": k,
-                                          "explained_variance": pca.explainedVariance, "explained_variance_ratio": ratio,
-                                          "source": dataOptions.sourceName]
-            try OutputFile(path: paths[4]).write(Array(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])))
-            if maximize { try writeMaximized(net, names: names) }
-            if let featureMaps { try writeFeatureMaps(net, layer: featureMaps, examples: examples.map(\.features)) }
+            let pca = try Inspection.pca(net, layer: try layer ?? ActivationPCA.defaultLayer(of: net), examples: examples.map(\.features), labels: examples.map { Int($0.label) }, names: names,
+                                         components: components, folder: out)
+            if maximize { printLine(try Inspection.maximized(net, names: names, steps: maximizeSteps, folder: out).line) }
+            if let featureMaps {
+                printLine(try Inspection.featureMaps(net, layer: featureMaps, examples: examples.map(\.features), index: index, top: top, folder: out).line)
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-            printLine(String(format: "PCA of '%@' (%d features) over %d test examples: components 1 and 2 hold %.1f%% and %.1f%% of the variance (%.1f s)",
-                             layer, d, count, 100 * ratio[0], 100 * ratio[1], seconds))
+            printLine(pca.line + String(format: " (%.1f s)", seconds))
             printLine("wrote \(paths[0]) and the arrays beside it")
         }
+    }
+}
+
+/// The views of `prism inspect`, written into a folder; `prism demo` adds them to its report.
+enum Inspection {
+    /// pca.svg, pca_projections.npy, pca_components.npy, pca_mean.npy and pca.json for node `layer`
+    /// over `examples`. - Returns: the figure (file, caption) and a line for the terminal.
+    static func pca(_ net: Model, layer: String, examples: [[Float]], labels: [Int], names: [String], components: Int,
+                    folder out: String) throws -> (figure: (String, String), line: String) {
+        let count = examples.count
+        let activations = try ActivationPCA.activations(of: net, layer: layer, inputs: examples.flatMap { $0 })
+        let d = activations.shape[1]
+        guard components <= d else { throw ValidationError("--components \(components): layer '\(layer)' has \(d) features") }
+        let pca = try ActivationPCA.fit(activations, components: components)
+        let k = pca.componentCount, ratio = pca.explainedVarianceRatio
+        func path(_ name: String) -> String { (out as NSString).appendingPathComponent(name) }
+        try ScatterPlot(x: (0..<count).map { Double(pca.projections[$0 * k]) }, y: (0..<count).map { Double(pca.projections[$0 * k + 1]) },
+                        classes: labels, classNames: names,
+                        title: "PCA of '\(layer)' over \(count) test examples",
+                        xLabel: String(format: "component 1 (%.1f%% of the variance)", 100 * ratio[0]),
+                        yLabel: String(format: "component 2 (%.1f%% of the variance)", 100 * ratio[1])).write(to: URL(fileURLWithPath: path("pca.svg")))
+        try writeNpy(pca.projections.map(Double.init), shape: [count, k], path: path("pca_projections.npy"))
+        try writeNpy(pca.components.map(Double.init), shape: [k, d], path: path("pca_components.npy"))
+        try writeNpy(pca.mean.map(Double.init), shape: [d], path: path("pca_mean.npy"))
+        let summary: [String: Any] = ["layer": layer, "examples": count, "features": d, "components": k,
+                                      "explained_variance": pca.explainedVariance, "explained_variance_ratio": ratio]
+        try OutputFile(path: path("pca.json")).write(Array(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])))
+        let line = String(format: "PCA of '%@' (%d features) over %d test examples: components 1 and 2 hold %.1f%% and %.1f%% of the variance",
+                          layer, d, count, 100 * ratio[0], 100 * ratio[1])
+        return (("pca.svg", "Embedding view: " + line + " (pca_projections.npy)"), line)
     }
 
     /// feature_maps.png (every channel of `layer` for test example `index`, 8 to a row, each scaled to
     /// its own range), top_examples.png (a row per channel, up to 32: its `top` most activating test
     /// examples) and feature_maps.json (per channel, those examples' indices and mean activations).
-    func writeFeatureMaps(_ net: Model, layer: String, examples: [[Float]]) throws {
+    static func featureMaps(_ net: Model, layer: String, examples: [[Float]], index: Int, top: Int, folder out: String) throws -> (figures: [(String, String)], line: String) {
         let shape = net.spec.inputShape
         guard shape.count == 3 else { throw ValidationError("--feature-maps needs an image model ([C, H, W] inputs), the model takes \(shape)") }
         guard index < examples.count else { throw ValidationError("--index \(index) outside 0..<\(examples.count) (the test examples)") }
@@ -143,11 +156,13 @@ struct InspectCommand: ParsableCommand {
                                                                            "mean_activations": $0.element.means.map(Double.init)] }]
         try OutputFile(path: (out as NSString).appendingPathComponent("feature_maps.json"))
             .write(Array(try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys])))
-        printLine("feature maps of '\(layer)' \(mapShape) for test example \(index), and each channel's top \(k) test examples")
+        return ([("feature_maps.png", "Feature maps: every channel of '\(layer)' \(mapShape) for test example \(index), each scaled to its own range"),
+                 ("top_examples.png", "The \(k) test examples that activate each channel of '\(layer)' most (a row per channel, by mean activation)")],
+                "feature maps of '\(layer)' \(mapShape) for test example \(index), and each channel's top \(k) test examples")
     }
 
     /// maximize.png (the outputs' maximizing inputs side by side, 4× upscaled) and maximize.json.
-    func writeMaximized(_ net: Model, names: [String]) throws {
+    static func maximized(_ net: Model, names: [String], steps maximizeSteps: Int, folder out: String) throws -> (figures: [(String, String)], line: String) {
         let shape = net.spec.inputShape
         guard shape.count == 3 else { throw ValidationError("--maximize needs an image model ([C, H, W] inputs), the model takes \(shape)") }
         let (c, h, w) = (shape[0], shape[1], shape[2]), outputs = net.spec.classCount
@@ -165,6 +180,7 @@ struct InspectCommand: ParsableCommand {
         try OutputFile(path: (out as NSString).appendingPathComponent("maximize.json"))
             .write(Array(try JSONSerialization.data(withJSONObject: ["steps": maximizeSteps, "outputs": summary], options: [.prettyPrinted, .sortedKeys])))
         let rises = (0..<outputs).map { result.history[$0].last! - result.history[$0].first! }
-        printLine(String(format: "maximized %d outputs in %d steps: logits rose by %.1f to %.1f", outputs, maximizeSteps, rises.min()!, rises.max()!))
+        let line = String(format: "maximized %d outputs in %d steps: logits rose by %.1f to %.1f", outputs, maximizeSteps, rises.min()!, rises.max()!)
+        return ([("maximize.png", "Activation maximization: for each class in order (\(names.joined(separator: ", "))) the input gradient ascent finds; " + line)], line)
     }
 }

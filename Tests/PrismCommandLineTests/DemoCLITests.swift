@@ -42,6 +42,9 @@ import Testing
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
         #expect(html.contains("Kernel SHAP") && html.contains("Integrated Gradients") && html.contains("Grad-CAM") && html.contains("DeepSHAP")
                 && html.contains("deletion AUC"))
+        // Inside the model: the embedding of the test set, activation maximization and feature maps (linked files checked above).
+        #expect(html.contains("Inside the model") && html.contains("pca.svg") && html.contains("maximize.png")
+                && html.contains("feature_maps.png") && html.contains("top_examples.png"))
 
         let second = try runPrism(args)
         #expect(second.status == 0 && second.stdout.contains("using the cached model") && !second.stdout.contains("training cnn"), "\(second.stdout)")
