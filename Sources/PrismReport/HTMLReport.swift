@@ -69,7 +69,7 @@ public struct HTMLReport {
         <h1>\(escape(title))</h1>
 
         """
-        for line in summary { out += "<p>\(escape(line))</p>\n" }
+        for line in summary where !line.isEmpty { out += "<p>\(escape(line))</p>\n" }
         out += "<p class=\"legend\"><span style=\"background:#ff0051\"></span> raises the class's output &nbsp; "
             + "<span style=\"background:#008bfb\"></span> lowers it &nbsp; white: no effect</p>\n"
         if !figures.isEmpty {

@@ -123,6 +123,8 @@ struct ExplainDocument: Encodable {
         var seconds: Double
         var settings: [String: SettingValue]
         var curves: [Curves]?
+        /// Per example, with --metrics (null where either side is constant).
+        var faithfulnessCorrelation: [Double?]?
         var randomization: [Stage]?
     }
 
@@ -182,6 +184,7 @@ struct ExplainDocument: Encodable {
                            randomInsertion: c.randomInsertion, deletionAuc: c.deletionAUC, insertionAuc: c.insertionAUC,
                            randomDeletionAuc: c.randomDeletionAUC, randomInsertionAuc: c.randomInsertionAUC)
                 },
+                faithfulnessCorrelation: run.faithfulness,
                 randomization: run.randomization?.map { Stage(layer: $0.layer, spearmanAbsolute: $0.spearmanAbsolute, spearman: $0.spearman) })
         }
     }

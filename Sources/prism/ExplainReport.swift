@@ -39,11 +39,26 @@ extension ExplainPlan {
             title: extras.title ?? "Prism: \(methodList) explanations of \(modelPath)",
             summary: extras.summary + [
                 "Data: \(instances.source). Background: \(backgroundNote.count > 160 ? backgroundNote.prefix(150) + "… (all in the JSON)" : backgroundNote).",
+                metricRanking(runs),
                 "Every method explains \(explained); features: \(isImage ? (segmentation.map { "the segments of \(($0 as NSString).lastPathComponent)" } ?? "\(superpixel ?? 1)×\(superpixel ?? 1) superpixels") + " for the SHAP methods and LIME, pixels for the gradient methods" : groups.featureCount == elementCount ? "columns" : "groups of columns"). Each heatmap is scaled to its own largest magnitude.",
             ],
             figures: extras.figures + (try summaryPlots(runs, targets: results.targets, folder: out, means: extras.perRunSummaryPlots)), examples: examples, files: dataFiles + extras.files,
             inside: extras.inside)
         try report.write(directory: out)
+    }
+
+    /// With --metrics: the methods ranked by their mean faithfulness correlation over the examples,
+    /// with their mean deletion and insertion AUCs (lower deletion and higher insertion are better).
+    func metricRanking(_ runs: [MethodRun]) -> String {
+        func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
+        let rows = runs.compactMap { run -> (String, Double, Double, Double)? in
+            guard let f = run.faithfulness, let c = run.curves else { return nil }
+            return (run.method.title, mean(f.compactMap { $0 }), mean(c.map(\.deletionAUC)), mean(c.map(\.insertionAUC)))
+        }
+        guard !rows.isEmpty else { return "" }
+        let ranked = rows.sorted { ($0.1.isNaN ? -2 : $0.1) > ($1.1.isNaN ? -2 : $1.1) }
+        return "Faithfulness, methods ranked by mean faithfulness correlation (Bhatt et al. 2020; 100 random subsets per example), with mean deletion / insertion AUC: "
+            + ranked.map { String(format: "%@ %.3f (%.3f / %.3f)", $0.0, $0.1, $0.2, $0.3) }.joined(separator: "; ") + "."
     }
 
     /// Per example: the waterfall of each SHAP method (features from the base value to f(x)) and the
@@ -140,6 +155,7 @@ extension ExplainPlan {
             parts.append(String(format: "deletion AUC %.3f (random %.3f), insertion AUC %.3f (random %.3f)",
                                 c.deletionAUC, c.randomDeletionAUC, c.insertionAUC, c.randomInsertionAUC))
         }
+        if let f = run.faithfulness?[n] { parts.append(String(format: "faithfulness correlation %.3f", f ?? .nan)) }
         let phi = e.attributions(instance: n, output: slot)
         if e.featureCount <= 64 {
             let largest = phi.indices.sorted { abs(phi[$0]) > abs(phi[$1]) }.prefix(3)

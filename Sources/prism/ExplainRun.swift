@@ -14,6 +14,8 @@ struct MethodRun {
     var seconds: [Double]
     /// Per example, with `metrics`.
     var curves: [DeletionInsertion.Curves]?
+    /// Per example, with `metrics`: the faithfulness correlation (nil where either side is constant).
+    var faithfulness: [Double?]?
     /// With `randomization`: the cascade's stages, top layer first.
     var randomization: [ParameterRandomization.Stage]?
     /// The features' pixels when they are neither the plan's groups nor input elements (patches).
@@ -60,7 +62,10 @@ extension ExplainPlan {
         for method in methods {
             progress(method, 0, instances.count)
             var result = try run(method, targets: targets, baseline: baseline, progress: progress)
-            if metrics { result.curves = try curves(result, targets: targets, baseline: baseline) }
+            if metrics {
+                result.curves = try curves(result, targets: targets, baseline: baseline)
+                result.faithfulness = try faithfulness(result, targets: targets)
+            }
             if randomization {
                 // SHAP hides features as the main run did: with the --shap-baseline rows when given.
                 let references = method.isShapley ? try options.shapBaseline.map { try baselineRows(kind: $0) } : nil
@@ -180,6 +185,27 @@ extension ExplainPlan {
                                            seed: options.seed, rowsPerChunk: options.rowsPerChunk)
             return try metric.curves(explanation: run.explanation, instance: i, output: run.outputSlot[i], target: targets[i],
                                      instances: instances.values)
+        }
+    }
+
+    /// The faithfulness correlation of each example's explanation (Quantus's defaults: 100 runs of
+    /// subsets of 224 elements set to the example's minimum; at most a quarter of the elements).
+    /// Attributions of feature groups are spread evenly over their elements.
+    func faithfulness(_ run: MethodRun, targets: [Int]) throws -> [Double?] {
+        let d = elementCount, e = run.explanation
+        let metric = FaithfulnessCorrelation(model: DifferentiableModel(model), runs: 100, subsetSize: min(224, max(1, d / 4)),
+                                             seed: options.seed, rowsPerChunk: options.rowsPerChunk)
+        let featureGroups = e.featureCount == d ? nil : (run.featureGroups ?? groups)
+        var sizes = [Int](repeating: 0, count: featureGroups?.featureCount ?? 0)
+        for f in featureGroups?.elementFeature ?? [] where f >= 0 { sizes[Int(f)] += 1 }
+        return try (0..<instances.count).map { i in
+            let phi = e.attributions(instance: i, output: run.outputSlot[i])
+            var elements = phi
+            if let featureGroups {
+                elements = featureGroups.elementFeature.map { f in f < 0 || sizes[Int(f)] == 0 ? 0 : phi[Int(f)] / Double(sizes[Int(f)]) }
+            }
+            return try metric.score(instance: Array(instances.values[(i * d)..<((i + 1) * d)]), attributions: elements, target: targets[i],
+                                    index: firstInstance + i)
         }
     }
 

@@ -85,6 +85,7 @@ struct Shard: Codable {
         var evaluations: [Int]
         var seconds: [Double]
         var curves: [DeletionInsertion.Curves]?
+        var faithfulness: [Double?]?
     }
     var number: Int
     var first: Int
@@ -103,7 +104,8 @@ struct Shard: Codable {
         predicted = results.predicted
         targets = results.targets
         runs = results.runs.map { Run(method: $0.method.name, explanation: $0.explanation, outputSlot: $0.outputSlot,
-                                      evaluations: $0.evaluations, seconds: $0.seconds, curves: $0.curves) }
+                                      evaluations: $0.evaluations, seconds: $0.seconds, curves: $0.curves,
+                                      faithfulness: $0.faithfulness) }
     }
 
     static func encoder() -> JSONEncoder {

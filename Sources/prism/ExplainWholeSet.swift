@@ -124,6 +124,7 @@ struct WholeSetRun {
             var run = MethodRun(method: method, explanation: try Explanation(stacking: p.map(\.explanation)),
                                 outputSlot: p.flatMap(\.outputSlot), evaluations: p.flatMap(\.evaluations), seconds: p.flatMap(\.seconds))
             if p.allSatisfy({ $0.curves != nil }) { run.curves = p.flatMap { $0.curves ?? [] } }
+            if p.allSatisfy({ $0.faithfulness != nil }) { run.faithfulness = p.flatMap { $0.faithfulness ?? [] } }
             run.featureGroups = try method.featureGroups?(plan.model)
             return run
         }
@@ -209,6 +210,7 @@ extension ExplainResults {
             copy.evaluations = Array(run.evaluations[positions])
             copy.seconds = Array(run.seconds[positions])
             copy.curves = run.curves.map { Array($0[positions]) }
+            copy.faithfulness = run.faithfulness.map { Array($0[positions]) }
             return copy
         }
         return ExplainResults(outputs: Array(outputs[positions]), predicted: Array(predicted[positions]),

@@ -255,12 +255,24 @@ extension ExplainCLITests {
         for name in ["ig", "gradcam", "occlusion"] {
             let fields = doc.method(name)
             #expect((fields["curves"] as? [Any])?.count == 2, "\(name)")
+            // The faithfulness correlation of each example, equal to the library's on the same explanation.
+            let scores = try #require(fields["faithfulness_correlation"] as? [Any], "\(name)")
+            let metric = FaithfulnessCorrelation(model: differentiable, runs: 100, subsetSize: 196)
+            for (i, row) in [0, 3].enumerated() {
+                let reference = expected[name]!
+                let want = try metric.score(instance: Array(x[(i * 784)..<((i + 1) * 784)]), attributions: reference.attributions(instance: i, output: 0),
+                                            target: predicted[i], index: i)
+                let got = scores[i] as? Double
+                #expect((got == nil) == (want == nil) && abs((got ?? 0) - (want ?? 0)) <= 1e-3, "\(name) example \(row): \(String(describing: got)) vs \(String(describing: want))")
+            }
             let stages = (fields["randomization"] as? [[String: Any]])?.compactMap { $0["layer"] as? String }
             #expect(stages == ["9.linear", "7.linear", "3.conv2d", "0.conv2d"], "\(name)")
         }
 
         // Per example: the input and, per method, heatmap and overlay; every link resolves.
         let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
+        #expect(html.contains("methods ranked by mean faithfulness correlation") && html.contains("faithfulness correlation 0.")
+                || html.contains("faithfulness correlation -"))
         let images = html.components(separatedBy: "src=\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
         #expect(images.filter { $0.hasSuffix(".png") }.count == 2 * (1 + 3 * 2))
         #expect(images.filter { $0.hasSuffix(".svg") }.sorted() == ["example-0-deletion.svg", "example-0-insertion.svg",
