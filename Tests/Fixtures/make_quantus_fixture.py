@@ -6,7 +6,9 @@ onnx/quantus_cnn.onnx — nn.Sequential(Conv2d(1, 4, 3), ReLU(), Flatten(), Line
 quantus.safetensors — float32 "x" [2, 1, 10, 10], "a" [2, 1, 10, 10] (gradient × input of the
   targets), "y" [2] (the targets), "subsets" [20, 2, 30] (per run and instance, the 30 elements
   Quantus set to the instance's minimum), "scores" [2] (quantus 0.6's FaithfulnessCorrelation with
-  nr_runs=20, subset_size=30, perturb_baseline="black", logits, seed 0).
+  nr_runs=20, subset_size=30, perturb_baseline="black", logits, seed 0); "noise" [10, 2, 100] and
+  "max_sensitivity" [2] (quantus's MaxSensitivity with nr_samples=10, lower_bound=0.2, gradient ×
+  input as explain_func, seed 1: the noise it drew, replayed from the seed, and its scores).
 
 Quantus draws each run's subsets with np.random.choice, then draws (and ignores) uniform baseline
 values for the batch; the script replays those draws from the seed to record the subsets, and checks
@@ -65,8 +67,32 @@ with torch.no_grad():
         mine.append(np.corrcoef(sums, drops)[0, 1])
 assert np.abs(np.array(mine) - scores).max() < 1e-5, (mine, scores)
 
-tensors = {"x": x, "a": a, "y": y, "subsets": subsets, "scores": scores}
+# Max-sensitivity with gradient × input as the explanation, 10 samples of uniform noise in [−0.2, 0.2].
+def gradient_times_input(model, inputs, targets, **kwargs):
+    xt = torch.tensor(np.asarray(inputs), dtype=torch.float32, requires_grad=True)
+    model(xt)[torch.arange(len(xt)), torch.as_tensor(np.asarray(targets))].sum().backward()
+    return (xt.grad * xt).detach().numpy()
+
+
+samples = 10
+np.random.seed(1)
+noise = np.stack([np.random.uniform(-0.2, 0.2, size=(2, 100)) for _ in range(samples)]).astype(np.float32)
+np.random.seed(1)
+sensitivity = quantus.MaxSensitivity(nr_samples=samples, lower_bound=0.2, return_aggregate=False, disable_warnings=True)
+max_sensitivity = np.array(sensitivity(model=net, x_batch=x, y_batch=y, a_batch=a, device="cpu", explain_func=gradient_times_input))
+mine = []
+for i in range(2):
+    ratios = []
+    for s in range(samples):
+        xp = (x[i].reshape(-1).astype(np.float64) + noise[s, i].astype(np.float64)).astype(np.float32).reshape(1, 1, 10, 10)
+        ap = gradient_times_input(net, xp, [y[i]]).reshape(-1)
+        ratios.append(np.linalg.norm(a[i].reshape(-1) - ap) / np.linalg.norm(a[i].reshape(-1)))
+    mine.append(max(ratios))
+assert np.abs(np.array(mine) - max_sensitivity).max() < 1e-4, (mine, max_sensitivity)
+
+tensors = {"x": x, "a": a, "y": y, "subsets": subsets, "scores": scores, "noise": noise, "max_sensitivity": max_sensitivity}
 tensors = {k: torch.from_numpy(np.ascontiguousarray(np.asarray(v, dtype=np.float32))) for k, v in tensors.items()}
 save_safetensors(tensors, os.path.join(HERE, "quantus.safetensors"), {"generator": "Tests/Fixtures/make_quantus_fixture.py",
                                                                         "quantus": quantus.__version__})
-print(f"wrote quantus_cnn.onnx and quantus.safetensors: quantus {quantus.__version__}, scores {scores}")
+print(f"wrote quantus_cnn.onnx and quantus.safetensors: quantus {quantus.__version__}, faithfulness correlation {scores}, "
+      f"max-sensitivity {max_sensitivity}")
