@@ -14,12 +14,15 @@ import PrismCL
 /// - element-wise nonlinearities (ReLU, LeakyReLU, ELU, SiLU, GELU, Hardswish, Hardsigmoid,
 ///   Hardtanh, PReLU, Sigmoid, Tanh, exp, log, sqrt, erf, reciprocal, a power by a constant, fake
 ///   quantization): the rescale rule m_in = m · Δy / Δx, and the gradient where |Δx| ≤ 10⁻⁶ (as shap);
+///   Softmax and LogSoftmax as shap treats Softmax (the same ratio, element by element), and
+///   LayerNorm and GroupNorm with their statistics treated as part of that nonlinearity;
 /// - MaxPool2D: shap's rule — each window's Δ goes to the positions of its maxima in x and in r;
 /// - a product of two varying values (Mul, MatMul: bilinear f(a, b)): Δf = f(Δa, b̄) + f(ā, Δb) with
 ///   ā, b̄ the means of the instance's and the reference's values, exactly; a quotient a / b as the
 ///   product a · (1/b) with 1/b under the rescale rule (−1 / (b·b_r), exact);
-/// - Softmax, LogSoftmax, LayerNorm, GroupNorm, amax, attention and embeddings have no rule yet:
-///   `explain` refuses such models, naming the node.
+/// - amax, a power of two values, the built-in transformer blocks, embeddings, comparisons and
+///   casts have no rule yet: `explain` refuses such models, naming the node (an imported
+///   transformer, whose attention is MatMul, Softmax and reshapes, has rules throughout).
 ///
 /// Every rule conserves: the contributions entering a node (Σ m_in ⊙ Δin over its inputs) equal
 /// those leaving it (Σ m_out ⊙ Δout), checked node by node on the device; the largest gap, relative
@@ -63,7 +66,7 @@ public struct DeepLift: AttributionMethod {
         let start = DispatchTime.now()
         let differentiable = DifferentiableModel(model)
         let setup = try AttributionSetup(model: differentiable, instances: instances, targets: targets, rowsPerChunk: rowsPerChunk)
-        for (i, op) in model.ops.enumerated() where !(op is any DeepLiftRule) {
+        for (i, op) in model.ops.enumerated() where !((op as? any DeepLiftRule)?.hasDeepLiftRule ?? false) {
             throw ExplainError("\(name): no rule for node \(i) '\(model.nodeName(i))' (\(op.kind)); DeepLIFT has rules for \(DeepLift.supportedOps.joined(separator: ", "))")
         }
         let engine = model.engine, d = differentiable.elementCount, n = setup.instanceCount, slots = targets.outputCount
@@ -218,7 +221,7 @@ public struct DeepLift: AttributionMethod {
     /// The ops with a rule (the registry kinds of the standard `DeepLiftRule` conformances).
     public static let supportedOps = [Linear.kind, Conv2DLayer.kind, ConvTranspose2DLayer.kind, MaxPool2DLayer.kind, AvgPool2DLayer.kind,
                                       AdaptiveAvgPool2DLayer.kind, BatchNorm1D.kind, BatchNorm2D.kind, Add.kind, Sub.kind, Mul.kind, Div.kind,
-                                      Pow.kind, MatMul.kind, Cat.kind, ReLU.kind, LeakyReLU.kind, ELU.kind, SiLU.kind, GELU.kind, Hardswish.kind,
+                                      Pow.kind, MatMul.kind, Cat.kind, Softmax.kind, LogSoftmax.kind, LayerNormLayer.kind, GroupNorm.kind, ReLU.kind, LeakyReLU.kind, ELU.kind, SiLU.kind, GELU.kind, Hardswish.kind,
                                       Hardsigmoid.kind, Hardtanh.kind, PReLU.kind, Sigmoid.kind, Tanh.kind, Dropout.kind, Flatten.kind,
                                       Reshape.kind, Permute.kind, Narrow.kind, BroadcastTo.kind, IndexSelect.kind, MeanKind.name, SumKind.name,
                                       Upsample.kind, Pad.kind, NegKind.name, SqrtKind.name, ExpKind.name, LogKind.name, ErfKind.name,
@@ -280,9 +283,13 @@ public final class DeepLiftNode {
 public protocol DeepLiftRule: Op {
     /// The multipliers of each input (of its shape), from `multiplier` at the output.
     func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor]
+    /// Whether this instance of the op has a rule (a family of ops may have one for some kinds only).
+    var hasDeepLiftRule: Bool { get }
 }
 
 extension DeepLiftRule {
+    public var hasDeepLiftRule: Bool { true }
+
     /// The op's own backward at the node's inputs (linear ops).
     func linearMultipliers(_ m: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
         try node.backward(m, key: "x", at: node.inputs) { try forward($0, training: false) }
@@ -339,6 +346,8 @@ extension Expand: DeepLiftRule {
 
 /// Sums and means are linear; amax has no rule yet.
 extension Reduction: DeepLiftRule {
+    public var hasDeepLiftRule: Bool { Kind.self != AmaxKind.self }
+
     public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
         guard Kind.self != AmaxKind.self else { throw ExplainError("deeplift: no rule for amax") }
         return try linearMultipliers(multiplier, node)
@@ -363,6 +372,13 @@ extension Sigmoid: RescaleDeepLift {}
 extension Tanh: RescaleDeepLift {}
 extension UnaryLayer: RescaleDeepLift {}
 extension FakeQuantize: RescaleDeepLift {}
+/// Softmax as shap's DeepExplainer handles it (its `nonlinear_1d`), and the normalizations with their
+/// statistics treated the same way: each output element's Δy over its own input's Δx. Not element-wise
+/// functions, but the element-wise ratio conserves exactly (m_in·Δx = m·Δy per element).
+extension Softmax: RescaleDeepLift {}
+extension LogSoftmax: RescaleDeepLift {}
+extension LayerNormLayer: RescaleDeepLift {}
+extension GroupNorm: RescaleDeepLift {}
 
 /// shap's rule for max pooling: with y, y_r the window maxima of x and r and c = max(y, y_r), the
 /// window's Δy = (c − y_r) + (y − c) goes to x's maximum (the first part) and r's maximum (the

@@ -60,18 +60,26 @@ import Testing
         #expect(bad.status != 0 && bad.stderr.contains("--gradient-shap-samples must be at least 2"), "\(bad.stderr)")
     }
 
-    /// An imported MLP that ends in Softmax (no DeepLIFT rule yet): one line naming the node, exit 1.
-    @Test func deepShapNamesWhatItCannotExplain() throws {
+    /// An imported MLP that ends in Softmax (explained as shap treats Softmax, summing to delta), and a
+    /// built-in vision transformer, whose blocks have no rule: one line naming the node, exit 1.
+    @Test func deepShapExplainsSoftmaxAndNamesWhatItCannotExplain() throws {
         let dir = try scratchDirectory("deeplift-refuse")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let model = TrainCLITests.fixtures + "/onnx/mlp_torchscript.onnx"
+        let mlp = TrainCLITests.fixtures + "/onnx/mlp_torchscript.onnx"
         try writeNpy((0..<40).map { Double($0 % 7) / 7 }, shape: [2, 20], path: dir + "/x.npy")
         try writeNpy((0..<100).map { Double($0 % 5) / 5 }, shape: [5, 20], path: dir + "/bg.npy")
-        let run = try runPrism(["explain", "--device", "cpu", "--model", model, "--input", dir + "/x.npy", "--method", "deepshap",
-                                "--background-data", dir + "/bg.npy", "--target", "0", "--out", dir + "/report"])
-        // A note on how the inputs were read, then the one error line.
-        let lines = run.stderr.split(separator: "\n")
-        #expect(run.status == 1 && lines.filter { !$0.hasPrefix("note:") }.count == 1, "\(run.stderr)")
-        #expect(lines.last?.contains("deepshap: no rule for node") == true && lines.last?.contains("(softmax)") == true, "\(run.stderr)")
+        let run = try runPrism(["explain", "--device", "cpu", "--model", mlp, "--input", dir + "/x.npy", "--method", "deepshap",
+                                "--background-data", dir + "/bg.npy", "--target", "0", "--json", dir + "/e.json"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let gap = try #require(try ExplainDocumentReader(path: dir + "/e.json").settings("deepshap")["summation_gap"] as? Double)
+        #expect(gap <= 1e-4)
+
+        let vit = TrainCLITests.fixtures + "/format1/format1_vit.safetensors"
+        let refused = try runPrism(["explain", "--device", "cpu", "--model", vit, "--input", TrainCLITests.fixtures + "/format1/x_mnist.npy",
+                                    "--method", "deepshap", "--background-data", TrainCLITests.fixtures + "/format1/x_mnist.npy", "--out", dir + "/report"])
+        // Notes on how the inputs were read may come first, then the one error line.
+        let lines = refused.stderr.split(separator: "\n")
+        #expect(refused.status == 1 && lines.filter { !$0.hasPrefix("note:") }.count == 1, "\(refused.stderr)")
+        #expect(lines.last?.contains("deepshap: no rule for node 0") == true, "\(refused.stderr)")
     }
 }

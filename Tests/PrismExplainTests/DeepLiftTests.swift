@@ -178,10 +178,36 @@ import Testing
         expectSummation(e, "relu used twice")
     }
 
+    /// Self-attention written with the graph's ops (LayerNorm, Q·Kᵀ, Softmax, P·V, a residual sum):
+    /// the products split exactly and the normalizations rescale, so DeepSHAP sums to delta.
+    @Test func attentionFromGraphOpsConserves() throws {
+        let engine = try testEngine()
+        let net = try model(#"""
+            {"format": 2, "input_shape": [5, 6], "outputs": 3, "nodes": [
+              {"name": "ln", "op": "layernorm", "normalized_shape": 6},
+              {"name": "q", "op": "linear", "in_features": 6, "out_features": 6, "inputs": ["ln"]},
+              {"name": "k", "op": "linear", "in_features": 6, "out_features": 6, "inputs": ["ln"]},
+              {"name": "v", "op": "linear", "in_features": 6, "out_features": 6, "inputs": ["ln"]},
+              {"name": "kt", "op": "permute", "dims": [0, 2, 1], "inputs": ["k"]},
+              {"name": "s", "op": "matmul", "inputs": ["q", "kt"]},
+              {"name": "p", "op": "softmax", "dim": -1},
+              {"name": "o", "op": "matmul", "inputs": ["p", "v"]},
+              {"name": "res", "op": "add", "inputs": ["o", "input"]},
+              {"name": "m", "op": "mean", "dim": 1},
+              {"name": "fc", "op": "linear", "in_features": 6, "out_features": 3}
+            ]}
+            """#, engine)
+        let x = seededFloats(2 * 30, seed: 10), background = seededFloats(4 * 30, seed: 11)
+        let e = try DeepLift(model: net, references: .background(background)).explain(instances: x, targets: .classes([0, 1, 2]))
+        #expect(e.values.contains { $0 != 0 } && e.values.allSatisfy(\.isFinite))
+        expectSummation(e, "attention")
+        if case let .double(gap)? = e.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") }
+    }
+
     @Test func opsWithoutARuleAreRefusedByName() throws {
         let engine = try testEngine()
-        let net = try model(#"{"format": 2, "input_shape": [4], "outputs": 3, "nodes": [{"name": "fc", "op": "linear", "in_features": 4, "out_features": 3}, {"name": "probs", "op": "softmax", "dim": 1}]}"#, engine)
-        #expect(throws: ExplainError("deeplift: no rule for node 1 'probs' (softmax); DeepLIFT has rules for \(DeepLift.supportedOps.joined(separator: ", "))")) {
+        let net = try model(#"{"format": 2, "input_shape": [4], "outputs": 3, "nodes": [{"name": "fc", "op": "linear", "in_features": 4, "out_features": 3}, {"name": "top", "op": "amax", "dim": 1, "keepdim": true}, {"name": "out", "op": "linear", "in_features": 1, "out_features": 3}]}"#, engine)
+        #expect(throws: ExplainError("deeplift: no rule for node 1 'top' (amax); DeepLIFT has rules for \(DeepLift.supportedOps.joined(separator: ", "))")) {
             try DeepLift(model: net).explain(instances: [Float](repeating: 0, count: 4), targets: .classes([0]))
         }
         #expect(throws: ExplainError.self) {
