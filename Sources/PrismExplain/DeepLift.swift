@@ -26,7 +26,8 @@ import PrismCL
 ///
 /// Every rule conserves: the contributions entering a node (Σ m_in ⊙ Δin over its inputs) equal
 /// those leaving it (Σ m_out ⊙ Δout), checked node by node on the device; the largest gap, relative
-/// to max(1, |Σ m_out ⊙ Δout|), is `settings["conservation_gap"]`. Summation to delta follows:
+/// to the magnitude of the terms summed (max(1, Σ|m ⊙ Δ|), the scale of float32 rounding in those
+/// sums), is `settings["conservation_gap"]`. Summation to delta follows:
 /// Σφ = f_c(x) − mean over references of f_c(r); `outputs` hold f(x) and `baseValues` the mean of
 /// f(r), so `Explanation.additivityGap` is its error, whose largest magnitude is
 /// `settings["summation_gap"]`. No rescaling forces it.
@@ -193,19 +194,23 @@ public struct DeepLift: AttributionMethod {
                 throw ExplainError("\(name): node '\(node.spec.name)' (\(op.kind)) gave multipliers of shapes \(parts.map(\.shape)) for inputs \(context.inputs.map(\.shape))")
             }
             // Conservation at this node: Σ m_in ⊙ Δin over the inputs against Σ m_out ⊙ Δout, per row.
+            // The gap is measured against the terms' magnitude, the scale of float32 rounding in the sums.
             let rows = m.shape[0]
-            func sums(_ m: Tensor, _ d: Tensor) throws -> [Float] {
-                let out = try Tensor.empty([rows], engine: engine)
+            func sums(_ m: Tensor, _ d: Tensor) throws -> (totals: [Double], magnitudes: [Double]) {
+                let out = try Tensor.empty([rows], engine: engine), magnitude = try Tensor.empty([rows], engine: engine)
                 try engine.launch("deeplift.cl", "deeplift_row_dot", global: [rows], local: [1],
-                                  [m.storage, d.storage, out.storage, Int32(rows), Int32(d.count / rows)])
-                return try out.toArray()
+                                  [m.storage, d.storage, out.storage, magnitude.storage, Int32(rows), Int32(d.count / rows)])
+                return (try out.toArray().map(Double.init), try magnitude.toArray().map(Double.init))
             }
-            var entering = try sums(parts[0], context.inputDeltas[0])
-            for k in parts.indices.dropFirst() {
-                for (r, v) in try sums(parts[k], context.inputDeltas[k]).enumerated() { entering[r] += v }
+            var entering = [Double](repeating: 0, count: rows), scale = [Double](repeating: 1, count: rows)
+            for k in parts.indices {
+                let (totals, magnitudes) = try sums(parts[k], context.inputDeltas[k])
+                for r in 0..<rows { entering[r] += totals[r]; scale[r] = Swift.max(scale[r], magnitudes[r]) }
             }
             let leaving = try sums(m, context.outputDelta)
-            for (a, b) in zip(entering, leaving) { worst = Swift.max(worst, Double(abs(a - b)) / Swift.max(1, Double(abs(b)))) }
+            for r in 0..<rows {
+                worst = Swift.max(worst, abs(entering[r] - leaving.totals[r]) / Swift.max(scale[r], leaving.magnitudes[r]))
+            }
             for (v, part) in zip(node.inputs, parts) {
                 if let existing = multipliers[v] {
                     multipliers[v] = try engine.noGrad { try existing + part }

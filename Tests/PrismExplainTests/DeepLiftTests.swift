@@ -204,6 +204,19 @@ import Testing
         if case let .double(gap)? = e.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") }
     }
 
+    /// The imported transformer encoder (PyTorch's nn.TransformerEncoder exported to ONNX: LayerNorm,
+    /// attention as MatMul and Softmax, GELU): DeepSHAP sums to delta there too.
+    @Test func importedTransformerSumsToDelta() throws {
+        let engine = try testEngine()
+        let (net, _) = try Model.load(path: Self.fixtures + "/transformer_torchscript.onnx", engine: engine)
+        let d = net.spec.inputShape.reduce(1, *)
+        let x = seededFloats(2 * d, seed: 12, low: -1, high: 1), background = seededFloats(3 * d, seed: 13, low: -1, high: 1)
+        let e = try DeepLift(model: net, references: .background(background)).explain(instances: x, targets: .classes([0, 1]))
+        #expect(e.values.contains { $0 != 0 } && e.values.allSatisfy(\.isFinite))
+        expectSummation(e, "imported transformer")
+        if case let .double(gap)? = e.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") }
+    }
+
     @Test func opsWithoutARuleAreRefusedByName() throws {
         let engine = try testEngine()
         let net = try model(#"{"format": 2, "input_shape": [4], "outputs": 3, "nodes": [{"name": "fc", "op": "linear", "in_features": 4, "out_features": 3}, {"name": "top", "op": "amax", "dim": 1, "keepdim": true}, {"name": "out", "op": "linear", "in_features": 1, "out_features": 3}]}"#, engine)
