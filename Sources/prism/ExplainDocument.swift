@@ -125,6 +125,8 @@ struct ExplainDocument: Encodable {
         var curves: [Curves]?
         /// Per example, with --metrics (null where either side is constant).
         var faithfulnessCorrelation: [Double?]?
+        /// Per example, with --metrics, for methods that are no Shapley estimator.
+        var maxSensitivity: [Double?]?
         var randomization: [Stage]?
     }
 
@@ -185,6 +187,7 @@ struct ExplainDocument: Encodable {
                            randomDeletionAuc: c.randomDeletionAUC, randomInsertionAuc: c.randomInsertionAUC)
                 },
                 faithfulnessCorrelation: run.faithfulness,
+                maxSensitivity: run.sensitivity,
                 randomization: run.randomization?.map { Stage(layer: $0.layer, spearmanAbsolute: $0.spearmanAbsolute, spearman: $0.spearman) })
         }
     }

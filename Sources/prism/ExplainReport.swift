@@ -51,14 +51,18 @@ extension ExplainPlan {
     /// with their mean deletion and insertion AUCs (lower deletion and higher insertion are better).
     func metricRanking(_ runs: [MethodRun]) -> String {
         func mean(_ v: [Double]) -> Double { v.isEmpty ? .nan : v.reduce(0, +) / Double(v.count) }
-        let rows = runs.compactMap { run -> (String, Double, Double, Double)? in
+        let rows = runs.compactMap { run -> (String, Double, Double, Double, Double?)? in
             guard let f = run.faithfulness, let c = run.curves else { return nil }
-            return (run.method.title, mean(f.compactMap { $0 }), mean(c.map(\.deletionAUC)), mean(c.map(\.insertionAUC)))
+            return (run.method.title, mean(f.compactMap { $0 }), mean(c.map(\.deletionAUC)), mean(c.map(\.insertionAUC)),
+                    run.sensitivity.map { mean($0.compactMap { $0 }) })
         }
         guard !rows.isEmpty else { return "" }
         let ranked = rows.sorted { ($0.1.isNaN ? -2 : $0.1) > ($1.1.isNaN ? -2 : $1.1) }
-        return "Faithfulness, methods ranked by mean faithfulness correlation (Bhatt et al. 2020; 100 random subsets per example), with mean deletion / insertion AUC: "
-            + ranked.map { String(format: "%@ %.3f (%.3f / %.3f)", $0.0, $0.1, $0.2, $0.3) }.joined(separator: "; ") + "."
+        return "Faithfulness, methods ranked by mean faithfulness correlation (Bhatt et al. 2020; 100 random subsets per example; higher is better), "
+            + "with mean deletion / insertion AUC and max-sensitivity (Yeh et al. 2019; \(Self.sensitivitySamples) noisy copies per example, "
+            + "lower is more robust; not computed for the Shapley estimators): "
+            + ranked.map { String(format: "%@ %.3f (%.3f / %.3f; %@)", $0.0, $0.1, $0.2, $0.3, $0.4.map { String(format: "%.3f", $0) } ?? "—") }
+            .joined(separator: "; ") + "."
     }
 
     /// Per example: the waterfall of each SHAP method (features from the base value to f(x)) and the
@@ -156,6 +160,7 @@ extension ExplainPlan {
                                 c.deletionAUC, c.randomDeletionAUC, c.insertionAUC, c.randomInsertionAUC))
         }
         if let f = run.faithfulness?[n] { parts.append(String(format: "faithfulness correlation %.3f", f ?? .nan)) }
+        if let m = run.sensitivity?[n] { parts.append(String(format: "max-sensitivity %.3f", m ?? .nan)) }
         let phi = e.attributions(instance: n, output: slot)
         if e.featureCount <= 64 {
             let largest = phi.indices.sorted { abs(phi[$0]) > abs(phi[$1]) }.prefix(3)

@@ -16,6 +16,8 @@ struct MethodRun {
     var curves: [DeletionInsertion.Curves]?
     /// Per example, with `metrics`: the faithfulness correlation (nil where either side is constant).
     var faithfulness: [Double?]?
+    /// Per example, with `metrics` and a method that is no Shapley estimator: the max-sensitivity.
+    var sensitivity: [Double?]?
     /// With `randomization`: the cascade's stages, top layer first.
     var randomization: [ParameterRandomization.Stage]?
     /// The features' pixels when they are neither the plan's groups nor input elements (patches).
@@ -65,6 +67,7 @@ extension ExplainPlan {
             if metrics {
                 result.curves = try curves(result, targets: targets, baseline: baseline)
                 result.faithfulness = try faithfulness(result, targets: targets)
+                if !method.isShapley { result.sensitivity = try sensitivity(result, targets: targets, baseline: baseline) }
             }
             if randomization {
                 // SHAP hides features as the main run did: with the --shap-baseline rows when given.
@@ -207,6 +210,27 @@ extension ExplainPlan {
             return try metric.score(instance: Array(instances.values[(i * d)..<((i + 1) * d)]), attributions: elements, target: targets[i],
                                     index: firstInstance + i)
         }
+    }
+
+    /// Samples of max-sensitivity under --metrics: Quantus's default is 200 re-explanations per
+    /// example; 10 keep the metrics within the demo's time (the Shapley estimators are not re-run).
+    static let sensitivitySamples = 10
+
+    /// The max-sensitivity of each example's explanation: `sensitivitySamples` copies with uniform
+    /// noise in [−0.2, 0.2] (Quantus's default radius) explained again, each against the example's
+    /// own baseline row.
+    func sensitivity(_ run: MethodRun, targets: [Int], baseline: [Float]) throws -> [Double?] {
+        let d = elementCount, n = instances.count, samples = Self.sensitivitySamples
+        let e = run.explanation
+        let phi = (0..<n).flatMap { e.attributions(instance: $0, output: run.outputSlot[$0]) }
+        let repeated = baseline.isEmpty ? baseline : (0..<samples).flatMap { _ in baseline }
+        let method = try attribution(run.method, on: model, baseline: repeated)
+        var metric = MaxSensitivity(elementCount: d, samples: samples, seed: options.seed) { x, classes in
+            let again = try method.explain(instances: x, targets: .perInstance(classes))
+            return (0..<again.instanceCount).flatMap { again.attributions(instance: $0, output: 0) }
+        }
+        metric.firstInstance = firstInstance
+        return try metric.scores(instances: instances.values, attributions: phi, targets: targets)
     }
 
     /// The name of feature `j` of an explanation: a SHAP feature, or an input element (pixel or column).

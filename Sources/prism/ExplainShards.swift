@@ -86,6 +86,7 @@ struct Shard: Codable {
         var seconds: [Double]
         var curves: [DeletionInsertion.Curves]?
         var faithfulness: [Double?]?
+        var sensitivity: [Double?]?
     }
     var number: Int
     var first: Int
@@ -105,7 +106,7 @@ struct Shard: Codable {
         targets = results.targets
         runs = results.runs.map { Run(method: $0.method.name, explanation: $0.explanation, outputSlot: $0.outputSlot,
                                       evaluations: $0.evaluations, seconds: $0.seconds, curves: $0.curves,
-                                      faithfulness: $0.faithfulness) }
+                                      faithfulness: $0.faithfulness, sensitivity: $0.sensitivity) }
     }
 
     static func encoder() -> JSONEncoder {

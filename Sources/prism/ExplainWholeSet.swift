@@ -125,6 +125,7 @@ struct WholeSetRun {
                                 outputSlot: p.flatMap(\.outputSlot), evaluations: p.flatMap(\.evaluations), seconds: p.flatMap(\.seconds))
             if p.allSatisfy({ $0.curves != nil }) { run.curves = p.flatMap { $0.curves ?? [] } }
             if p.allSatisfy({ $0.faithfulness != nil }) { run.faithfulness = p.flatMap { $0.faithfulness ?? [] } }
+            if p.allSatisfy({ $0.sensitivity != nil }) { run.sensitivity = p.flatMap { $0.sensitivity ?? [] } }
             run.featureGroups = try method.featureGroups?(plan.model)
             return run
         }
@@ -211,6 +212,7 @@ extension ExplainResults {
             copy.seconds = Array(run.seconds[positions])
             copy.curves = run.curves.map { Array($0[positions]) }
             copy.faithfulness = run.faithfulness.map { Array($0[positions]) }
+            copy.sensitivity = run.sensitivity.map { Array($0[positions]) }
             return copy
         }
         return ExplainResults(outputs: Array(outputs[positions]), predicted: Array(predicted[positions]),

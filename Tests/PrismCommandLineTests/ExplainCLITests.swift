@@ -265,6 +265,9 @@ extension ExplainCLITests {
                 let got = scores[i] as? Double
                 #expect((got == nil) == (want == nil) && abs((got ?? 0) - (want ?? 0)) <= 1e-3, "\(name) example \(row): \(String(describing: got)) vs \(String(describing: want))")
             }
+            // Max-sensitivity: a value per example, non-negative.
+            let sensitivity = try #require(fields["max_sensitivity"] as? [Any], "\(name)")
+            #expect(sensitivity.count == 2 && sensitivity.allSatisfy { ($0 as? Double).map { $0 >= 0 && $0.isFinite } ?? false }, "\(name) \(sensitivity)")
             let stages = (fields["randomization"] as? [[String: Any]])?.compactMap { $0["layer"] as? String }
             #expect(stages == ["9.linear", "7.linear", "3.conv2d", "0.conv2d"], "\(name)")
         }
