@@ -10,11 +10,11 @@
 //   deeplift_divide(c, dx, out, eps, n)
 //       out = c / dx where |dx| > eps, else 0: multipliers from contributions c (max pooling hands
 //       each window's Δ to the positions of its two maxima, shap's rule).
-//   deeplift_row_dot(m, d, out, magnitude, rows, width)
+//   deeplift_row_dot(m, d, out, rows, width)
 //       out[row] = Σ over the row's `width` elements of m · d (a node's contributions, for the
-//       conservation check) and magnitude[row] = Σ |m · d| (the scale of its rounding error), one
-//       work-item per row (local size 1: a CPU walks the row with vector loads), in eight partial
-//       sums; overwrites both.
+//       conservation check) and out[rows + row] = Σ |m · d| (the scale of its rounding error; one
+//       buffer, so the host reads both at once), one work-item per row (local size 1: a CPU walks the
+//       row with vector loads), in eight partial sums; overwrites out[0 ..< 2·rows].
 // Layout: flat float arrays of n (rows · width) elements. No tunables.
 
 __kernel void deeplift_rescale(__global const float *m, __global const float *x, __global const float *xr,
@@ -34,8 +34,8 @@ __kernel void deeplift_divide(__global const float *c, __global const float *dx,
     out[i] = fabs(d) > eps ? c[i] / d : 0.0f;
 }
 
-__kernel void deeplift_row_dot(__global const float *m, __global const float *d, __global float *out, __global float *magnitude,
-                               const int rows, const int width) {
+__kernel void deeplift_row_dot(__global const float *m, __global const float *d, __global float *out, const int rows,
+                               const int width) {
     const int row = (int)get_global_id(0);
     if (row >= rows) return;
     const __global float *a = m + (size_t)row * width, *b = d + (size_t)row * width;
@@ -53,5 +53,5 @@ __kernel void deeplift_row_dot(__global const float *m, __global const float *d,
         tailMagnitude += fabs(p);
     }
     out[row] = (((s.s0 + s.s1) + (s.s2 + s.s3)) + ((s.s4 + s.s5) + (s.s6 + s.s7))) + tail;
-    magnitude[row] = (((t.s0 + t.s1) + (t.s2 + t.s3)) + ((t.s4 + t.s5) + (t.s6 + t.s7))) + tailMagnitude;
+    out[rows + row] = (((t.s0 + t.s1) + (t.s2 + t.s3)) + ((t.s4 + t.s5) + (t.s6 + t.s7))) + tailMagnitude;
 }

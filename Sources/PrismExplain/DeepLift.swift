@@ -197,10 +197,11 @@ public struct DeepLift: AttributionMethod {
             // The gap is measured against the terms' magnitude, the scale of float32 rounding in the sums.
             let rows = m.shape[0]
             func sums(_ m: Tensor, _ d: Tensor) throws -> (totals: [Double], magnitudes: [Double]) {
-                let out = try Tensor.empty([rows], engine: engine), magnitude = try Tensor.empty([rows], engine: engine)
+                let out = try Tensor.empty([2 * rows], engine: engine)
                 try engine.launch("deeplift.cl", "deeplift_row_dot", global: [rows], local: [1],
-                                  [m.storage, d.storage, out.storage, magnitude.storage, Int32(rows), Int32(d.count / rows)])
-                return (try out.toArray().map(Double.init), try magnitude.toArray().map(Double.init))
+                                  [m.storage, d.storage, out.storage, Int32(rows), Int32(d.count / rows)])
+                let both = try out.toArray().map(Double.init)
+                return (Array(both[0..<rows]), Array(both[rows...]))
             }
             var entering = [Double](repeating: 0, count: rows), scale = [Double](repeating: 1, count: rows)
             for k in parts.indices {
