@@ -117,28 +117,37 @@ public struct ActivationPCA: Sendable {
     }
 
     /// The activations [N, D] of node `layer` (flattened per example) for `inputs` ([N] + the model's
-    /// input shape), in chunks of `rowsPerChunk` examples, without recording.
+    /// input shape), in chunks of `rowsPerChunk` examples, without recording; the chunks stay on the
+    /// device and are joined there.
     public static func activations(of model: Model, layer: String, inputs: [Float], rowsPerChunk: Int = 512) throws -> Tensor {
-        let engine = model.engine, d = model.spec.inputShape.reduce(1, *)
-        guard d > 0, inputs.count % d == 0, !inputs.isEmpty else {
-            throw ExplainError("pca: \(inputs.count) values are not a whole number of inputs of shape \(model.spec.inputShape)")
+        let chunks = try capturedChunks(of: model, layer: layer, inputs: inputs, rowsPerChunk: rowsPerChunk, for: "pca") { a, count in
+            try a.reshaped([count, a.count / count])
         }
-        let n = inputs.count / d
-        var rows: [Float] = [], width = 0
-        var first = 0
-        while first < n {
-            let count = Swift.min(rowsPerChunk, n - first)
-            let x = try Tensor(Array(inputs[(first * d)..<((first + count) * d)]), shape: [count] + model.spec.inputShape, engine: engine)
-            let captured: Tensor = try engine.noGrad {
-                guard let a = try model.forward(x, capture: [layer]).activations[layer] else {
-                    throw ExplainError("pca: the model has no layer '\(layer)'")
-                }
-                return a
-            }
-            width = captured.count / count
-            rows += try captured.toArray()
-            first += count
-        }
-        return try Tensor(rows, shape: [n, width], engine: engine)
+        return try model.engine.noGrad { chunks.count == 1 ? chunks[0] : try concat(chunks, axis: 0) }
     }
+}
+
+/// Node `layer`'s output for `inputs` ([N] + the model's input shape) in chunks of `rowsPerChunk`
+/// examples, without recording, each chunk's output ([count] + the node's shape) handed to `reduce`.
+/// - Throws: `ExplainError` (naming `what`) for inputs that are not whole examples or a layer the
+///   model does not have.
+func capturedChunks<T>(of model: Model, layer: String, inputs: [Float], rowsPerChunk: Int, for what: String,
+                       _ reduce: (Tensor, _ count: Int) throws -> T) throws -> [T] {
+    let engine = model.engine, d = model.spec.inputShape.reduce(1, *)
+    guard d > 0, !inputs.isEmpty, inputs.count % d == 0 else {
+        throw ExplainError("\(what): \(inputs.count) values are not a whole number of inputs of shape \(model.spec.inputShape)")
+    }
+    let n = inputs.count / d
+    var results: [T] = []
+    var first = 0
+    while first < n {
+        let count = Swift.min(rowsPerChunk, n - first)
+        let x = try Tensor(Array(inputs[(first * d)..<((first + count) * d)]), shape: [count] + model.spec.inputShape, engine: engine)
+        results.append(try engine.noGrad {
+            guard let a = try model.forward(x, capture: [layer]).activations[layer] else { throw ExplainError("\(what): the model has no layer '\(layer)'") }
+            return try reduce(a, count)
+        })
+        first += count
+    }
+    return results
 }

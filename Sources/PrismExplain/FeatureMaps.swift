@@ -25,26 +25,14 @@ public enum FeatureMaps {
     /// whole set is held.
     public static func topExamples(of model: Model, layer: String, inputs: [Float], k: Int, rowsPerChunk: Int = 256) throws
         -> [(indices: [Int], means: [Float])] {
-        let engine = model.engine, d = model.spec.inputShape.reduce(1, *)
-        guard d > 0, !inputs.isEmpty, inputs.count % d == 0 else {
-            throw ExplainError("feature maps: \(inputs.count) values are not a whole number of inputs of shape \(model.spec.inputShape)")
-        }
         guard k >= 1 else { throw ExplainError("feature maps: k must be at least 1, got \(k)") }
-        let n = inputs.count / d
-        var means: [Float] = [], channels = 0
-        var first = 0
-        while first < n {
-            let count = Swift.min(rowsPerChunk, n - first)
-            let x = try Tensor(Array(inputs[(first * d)..<((first + count) * d)]), shape: [count] + model.spec.inputShape, engine: engine)
-            let chunk: [Float] = try engine.noGrad {
-                guard let a = try model.forward(x, capture: [layer]).activations[layer] else { throw ExplainError("feature maps: the model has no layer '\(layer)'") }
-                guard a.rank >= 3 else { throw ExplainError("feature maps: '\(layer)' gives \(Array(a.shape.dropFirst())) per example, not channels of maps") }
-                channels = a.shape[1]
-                return try a.reshaped([count, channels, a.count / (count * channels)]).mean(axis: 2).toArray()
-            }
-            means += chunk
-            first += count
-        }
+        var channels = 0
+        let means = try capturedChunks(of: model, layer: layer, inputs: inputs, rowsPerChunk: rowsPerChunk, for: "feature maps") { a, count in
+            guard a.rank >= 3 else { throw ExplainError("feature maps: '\(layer)' gives \(Array(a.shape.dropFirst())) per example, not channels of maps") }
+            channels = a.shape[1]
+            return try a.reshaped([count, channels, a.count / (count * channels)]).mean(axis: 2).toArray()
+        }.flatMap { $0 }
+        let n = means.count / Swift.max(channels, 1)
         return (0..<channels).map { c in
             let order = (0..<n).sorted { a, b in
                 let (ma, mb) = (means[a * channels + c], means[b * channels + c])

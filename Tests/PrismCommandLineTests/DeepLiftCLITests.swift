@@ -7,13 +7,19 @@ import Testing
 /// `prism explain --method deeplift,deepshap` from the command line: DeepLIFT against the
 /// `--baseline`, DeepSHAP against the `--background` rows, both summing to their deltas in the JSON.
 @Suite(.serialized) struct DeepLiftCLITests {
-    @Test func deepLiftAndDeepShapFromTheCommandLine() throws {
-        let dir = try scratchDirectory("deeplift")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+    /// An MLP trained for one epoch on the tabular fixture, written into `dir`.
+    static func trainedMLP(in dir: String) throws -> String {
         let model = dir + "/t.safetensors"
         let train = try runPrism(["train", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--arch", "mlp",
                                   "--hidden", "8", "--epochs", "1", "--batch", "16", "--out", model])
         #expect(train.status == 0, "\(train.stderr)")
+        return model
+    }
+
+    @Test func deepLiftAndDeepShapFromTheCommandLine() throws {
+        let dir = try scratchDirectory("deeplift")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try Self.trainedMLP(in: dir)
         let run = try runPrism(["explain", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--model", model,
                                 "--index", "2,5", "--method", "deeplift,deepshap", "--background", "12", "--baseline", "mean",
                                 "--out", dir + "/report"])
@@ -37,10 +43,7 @@ import Testing
     @Test func gradientShapFromTheCommandLine() throws {
         let dir = try scratchDirectory("gradient-shap")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let model = dir + "/t.safetensors"
-        let train = try runPrism(["train", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--arch", "mlp",
-                                  "--hidden", "8", "--epochs", "1", "--batch", "16", "--out", model])
-        #expect(train.status == 0, "\(train.stderr)")
+        let model = try Self.trainedMLP(in: dir)
         let run = try runPrism(["explain", "--device", "cpu", "--data", ExplainCLITests.csv, "--label", "species", "--model", model,
                                 "--index", "1,4", "--method", "gradient-shap", "--background", "10", "--gradient-shap-samples", "400",
                                 "--json", dir + "/e.json"])
