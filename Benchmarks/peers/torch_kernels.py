@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) running the same kernel work as `prism-bench kernels`, writing the same JSON shape.
+"""PyTorch running the same kernel work as `prism-bench kernels`, writing the same JSON shape (on the
+CPU by default; `--device cuda` on an NVIDIA GPU, float32 without TF32, as Prism computes).
 
 Cases: SGEMM 1024^3 and 2048^3; the reference CNN's two convolutions at batch 256
 (Conv(1->32, 3x3) on 28x28 and Conv(32->64, 3x3) on 13x13), forward, backward-input,
 backward-weight, and forward+backward; the grouped convolutions of `prism-bench kernels --only
 grouped` (forward without autograd, and forward+backward). Times are medians of wall-clock time per call after warm-up
-(PyTorch on the CPU runs synchronously).
+(PyTorch on the CPU runs synchronously; on a GPU each call is timed from a synchronized device to
+`torch.cuda.synchronize()`).
 
-    python3 Benchmarks/peers/torch_kernels.py --json torch.json [--repeat 20] [--threads N]
+    python3 Benchmarks/peers/torch_kernels.py --json torch.json [--repeat 20] [--threads N] [--device cuda] [--sizes 1024,2048]
 """
 import argparse
 import datetime
@@ -20,13 +22,18 @@ import torch
 import torch.nn.functional as F
 
 
+SYNC = lambda: None
+
+
 def median_ms(fn, repeat, warmup=3):
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeat):
+        SYNC()
         t0 = time.perf_counter()
         fn()
+        SYNC()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
 
@@ -40,9 +47,20 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--sizes", default="1024,2048", help="SGEMM sizes, comma-separated")
     args = ap.parse_args()
+    global SYNC
     if args.threads:
         torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        # Float32 as Prism computes it: no TF32 in matrix products or cuDNN convolutions.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
+        SYNC = torch.cuda.synchronize
+    torch.set_default_device(dev)
     torch.manual_seed(0)
     results = []
 
@@ -50,7 +68,7 @@ def main():
         results.append({"name": name, "shape": shape, "median_ms": ms, "gflops": flops / ms / 1e6})
         print(f"{name:28s} {shape:28s} {ms:10.3f} ms {flops / ms / 1e6:9.1f} GFLOP/s", flush=True)
 
-    for n in (1024, 2048):
+    for n in (int(v) for v in args.sizes.split(",")):
         a = torch.randn(n, n)
         b = torch.randn(n, n)
         c = torch.empty(n, n)
@@ -111,7 +129,9 @@ def main():
 
     if args.json:
         doc = {
-            "device": {"name": platform.processor() or platform.machine(), "library": f"torch {torch.__version__}",
+            "device": {"name": torch.cuda.get_device_name() if dev.type == "cuda" else platform.processor() or platform.machine(),
+                       "library": f"torch {torch.__version__}" + (f" (CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()})"
+                                                                   if dev.type == "cuda" else ""),
                        "threads": torch.get_num_threads()},
             "date": datetime.date.today().isoformat(),
             "results": results,

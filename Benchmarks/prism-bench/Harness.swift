@@ -81,6 +81,24 @@ struct BenchReport: Codable {
     var command: String
     var peak: Peak?
     var results: [BenchResult]
+    /// `prism-bench bringup`: each group's time and error (nil: passed).
+    var groups: [Group]? = nil
+    /// `prism-bench bringup`: each forced-variant and evaluator check against the reference.
+    var checks: [Check]? = nil
+
+    struct Group: Codable {
+        var name: String
+        var seconds: Double
+        var error: String?
+    }
+
+    struct Check: Codable {
+        var name: String
+        var passed: Bool
+        /// Why the check could not run on this device (a variant's precondition), when it did not.
+        var skipped: String?
+        var error: String?
+    }
 }
 
 /// Runs cases, prints one line per result and collects them.
@@ -100,6 +118,9 @@ final class Bench {
         return name.localizedCaseInsensitiveContains(filter)
     }
     private(set) var results: [BenchResult] = []
+    /// The groups and checks of `prism-bench bringup` (empty elsewhere).
+    var groups: [BenchReport.Group] = []
+    var checks: [BenchReport.Check] = []
 
     init(engine: Engine, warmup: Int, repeats: Int) {
         self.engine = engine
@@ -238,7 +259,8 @@ final class Bench {
         return BenchReport(
             device: .init(name: info.name, vendor: info.vendor, platform: info.platform, driver: info.driverVersion,
                           type: info.type.rawValue, computeUnits: info.computeUnits, library: "prism"),
-            date: date, command: command, peak: peak, results: results)
+            date: date, command: command, peak: peak, results: results, groups: groups.isEmpty ? nil : groups,
+            checks: checks.isEmpty ? nil : checks)
     }
 }
 

@@ -81,6 +81,11 @@ public final class Kernel: @unchecked Sendable {
             throw CLError.invalidArgument("\(name): local size \(local) does not match global size \(global)")
         }
         if global.contains(0) { return nil }
+        // Programs are built as OpenCL C 1.2, where every global size must be a whole number of
+        // work-groups: PoCL runs a ragged last group anyway, a GPU driver refuses the launch.
+        if let local, let axis = global.indices.first(where: { local[$0] < 1 || global[$0] % local[$0] != 0 }) {
+            throw CLError.invalidArgument("\(name): global size \(global) is not a whole number of work-groups of \(local) (axis \(axis))")
+        }
         lock.lock(); defer { lock.unlock() }
         for (i, argument) in arguments.enumerated() {
             let status = argument.setArgument(of: handle, at: cl_uint(i))

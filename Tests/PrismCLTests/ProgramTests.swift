@@ -62,6 +62,13 @@ import Testing
         let kernel = try program.kernel("fill_f32")
         #expect(throws: CLError.self) { try kernel.launch(on: context, global: [1, 1, 1, 1], []) }
         #expect(throws: CLError.self) { try kernel.launch(on: context, global: [4], local: [2, 2], []) }
+        // A ragged last work-group: PoCL would run it, a GPU driver refuses it, so Prism refuses it
+        // everywhere, naming the kernel and the sizes, before any argument is set.
+        let buffer = try context.buffer(Float.self, count: 100)
+        let error = #expect(throws: CLError.self) { try kernel.launch(on: context, global: [100], local: [64], [buffer, Float(1), Int32(100)]) }
+        #expect("\(error!)".contains("fill_f32: global size [100] is not a whole number of work-groups of [64]"))
+        #expect(throws: CLError.self) { try kernel.launch(on: context, global: [64, 3], local: [64, 2], [buffer, Float(1), Int32(100)]) }
+        #expect(throws: CLError.self) { try kernel.launch(on: context, global: [64], local: [0], [buffer, Float(1), Int32(100)]) }
     }
 
     @Test func everyKernelFileIsEmbedded() {
