@@ -150,6 +150,17 @@ struct ExplainPlan {
             }
             if rows == 1 { notes.append("note: a one-row background: each SHAP value is the effect of replacing that feature by the background row's value (as --shap-baseline with that row)") }
         }
+        // Layer attributions: the node exists and (images) has positions to draw, before any work.
+        for method in methods where !method.attributesInput {
+            let layer = try attributionLayer(model, named: options.layer, method: method.name)
+            guard model.node(activation: layer) != nil else {
+                throw ValidationError("--layer: no node '\(layer)'; nodes are \(model.graph.nodes.indices.map(model.activationName).joined(separator: ", "))")
+            }
+            _ = try method.featureGroups?(model, options)
+            if metrics {
+                notes.append("note: \(method.name) attributes to the positions of \(layer), not to the input: deletion/insertion, faithfulness and max-sensitivity are computed for input attributions only")
+            }
+        }
         return notes
     }
 }

@@ -64,7 +64,7 @@ extension ExplainPlan {
         for method in methods {
             progress(method, 0, instances.count)
             var result = try run(method, targets: targets, baseline: baseline, progress: progress)
-            if metrics {
+            if metrics && method.attributesInput {
                 result.curves = try curves(result, targets: targets, baseline: baseline)
                 result.faithfulness = try faithfulness(result, targets: targets)
                 if !method.isShapley { result.sensitivity = try sensitivity(result, targets: targets, baseline: baseline) }
@@ -167,14 +167,25 @@ extension ExplainPlan {
                 }
             })
         }
-        if explanation.featureCount == groups.featureCount {
+        if !method.attributesInput, let layer = explanation.settings["layer"], case let .string(name) = layer {
+            // Positions of the layer: (row, column) of a [C, H, W] output, tokens of [T, D], units of [D].
+            var shape: [Int] = []
+            if case let .ints(v) = explanation.settings["layer_shape"] { shape = v }
+            explanation.featureNames = (0..<explanation.featureCount).map { j in
+                switch shape.count {
+                case 3: "\(name) (\(j / shape[2]), \(j % shape[2]))"
+                case 2: "\(name) token \(j)"
+                default: "\(name)[\(j)]"
+                }
+            }
+        } else if explanation.featureCount == groups.featureCount {
             explanation.featureNames = featureNames
         }
         if method.usesBaseline { explanation.settings["baseline"] = .string(baselineToken.map { "token \($0)" } ?? options.baseline.rawValue) }
         var result = MethodRun(method: method, explanation: explanation, outputSlot: [Int](repeating: 0, count: n),
                                evaluations: [Int](repeating: explanation.modelEvaluations / max(n, 1), count: n),
                                seconds: [Double](repeating: explanation.seconds / Double(max(n, 1)), count: n))
-        result.featureGroups = try method.featureGroups?(model)
+        result.featureGroups = try method.featureGroups?(model, options)
         return result
     }
 

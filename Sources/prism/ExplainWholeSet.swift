@@ -126,7 +126,7 @@ struct WholeSetRun {
             if p.allSatisfy({ $0.curves != nil }) { run.curves = p.flatMap { $0.curves ?? [] } }
             if p.allSatisfy({ $0.faithfulness != nil }) { run.faithfulness = p.flatMap { $0.faithfulness ?? [] } }
             if p.allSatisfy({ $0.sensitivity != nil }) { run.sensitivity = p.flatMap { $0.sensitivity ?? [] } }
-            run.featureGroups = try method.featureGroups?(plan.model)
+            run.featureGroups = try method.featureGroups?(plan.model, plan.options)
             return run
         }
         return ExplainResults(outputs: outputs, predicted: predicted, targets: targets, runs: runs)

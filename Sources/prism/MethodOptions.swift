@@ -65,7 +65,7 @@ struct MethodOptions: ParsableArguments {
     @Option(help: "smoothgrad: smoothgrad, smoothgrad-squared or vargrad.")
     var smoothgradVariant: SmoothGrad.Variant = .smoothGrad
 
-    @Option(help: "gradcam: the activation (e.g. 4.relu; default: the last convolution's output after its ReLU).")
+    @Option(help: "gradcam, layer-ig, layer-gradient-shap: the node (e.g. 4.relu; default: the last convolution's output after its ReLU).")
     var layer: String?
 
     @Flag(help: "gradcam: keep negative values of the class map.")

@@ -57,8 +57,12 @@ struct ExplainMethod: Sendable, Equatable {
     var baseName = "base"
     /// Extra words for a caption, from the options (`50 steps, gauss-legendre`).
     var captionDetail: (@Sendable (MethodOptions) -> String?)? = nil
-    /// Its features' pixels when they are neither the plan's groups nor input elements (patches).
-    var featureGroups: (@Sendable (Model) throws -> FeatureGroups?)? = nil
+    /// Its features' pixels when they are neither the plan's groups nor input elements (patches,
+    /// positions of a layer).
+    var featureGroups: (@Sendable (Model, MethodOptions) throws -> FeatureGroups?)? = nil
+    /// Whether its values are attributions to the input (deletion/insertion, faithfulness and
+    /// max-sensitivity perturb the input, so they apply only then), or to a layer's positions.
+    var attributesInput = true
     /// Whether the report adds the model's attention maps.
     var showsAttentionMaps = false
 
@@ -184,6 +188,28 @@ final class MethodRegistry: @unchecked Sendable {
         }, options: ["gradient-shap-samples", "gradient-shap-noise", "stop-threshold", "background", "background-data", "kmeans"],
            usesBackground: true, baseName: "E[f(background)]",
            captionDetail: { "\($0.gradientShapSamples) samples" }),
+        ExplainMethod(name: "layer-ig", title: "Layer Integrated Gradients", kind: .attribution { c in
+            let layer = try attributionLayer(c.model, named: c.options.layer, method: "layer-ig")
+            return try LayerAttribution(model: c.model, layer: layer, references: c.baseline, perInstance: true) { model, references in
+                IntegratedGradients(model: model, steps: c.options.steps, rule: c.options.igRule, baseline: .values(references),
+                                    rowsPerChunk: c.options.rowsPerChunk)
+            }
+        }, options: ["layer", "steps", "ig-rule", "baseline"], usesBaseline: true, baseName: "f(x′)",
+           captionDetail: { "at \($0.layer ?? "the last convolution"), \($0.steps) steps" }, featureGroups: layerPositions, attributesInput: false),
+        ExplainMethod(name: "layer-gradient-shap", title: "Layer GradientSHAP", kind: .attribution { c in
+            guard !c.background.isEmpty else {
+                throw ValidationError("layer-gradient-shap: no background rows to take as references (give --background N or --background-data FILE)")
+            }
+            let layer = try attributionLayer(c.model, named: c.options.layer, method: "layer-gradient-shap")
+            return try LayerAttribution(model: c.model, layer: layer, references: c.background, perInstance: false) { model, references in
+                GradientShap(model: model, background: references, weights: c.backgroundWeights, samples: c.options.gradientShapSamples,
+                             noiseLevel: c.options.gradientShapNoise, stopThreshold: c.options.stopThreshold, seed: c.options.seed,
+                             rowsPerChunk: c.options.rowsPerChunk)
+            }
+        }, options: ["layer", "gradient-shap-samples", "gradient-shap-noise", "stop-threshold", "background", "background-data", "kmeans"],
+           usesBackground: true, baseName: "E[f(background)]",
+           captionDetail: { "at \($0.layer ?? "the last convolution"), \($0.gradientShapSamples) samples" }, featureGroups: layerPositions,
+           attributesInput: false),
         ExplainMethod(name: "occlusion", title: "Occlusion", kind: .attribution { c in
             let side = c.options.window ?? c.superpixel ?? 1
             let step = c.options.stride ?? side
@@ -207,7 +233,7 @@ final class MethodRegistry: @unchecked Sendable {
 }
 
 /// The patches of a vision transformer, as feature groups on its image.
-@Sendable func attentionPatches(_ model: Model) throws -> FeatureGroups? {
+@Sendable func attentionPatches(_ model: Model, _ options: MethodOptions) throws -> FeatureGroups? {
     let shape = model.spec.inputShape
     let patch = try AttentionMaps(model: model).grid.patch
     return try FeatureGroups.grid(channels: shape[0], height: shape[1], width: shape[2], cell: patch)
@@ -223,4 +249,41 @@ func gradCAMLayer(_ model: Model, named: String?) throws -> String {
     }
     let readers = model.graph.nodes.indices.filter { model.graph.nodes[$0].inputs.contains(i + 1) }
     return readers.count == 1 && model.ops[readers[0]] is ReLU ? model.activationName(readers[0]) : model.activationName(i)
+}
+
+
+/// The node a layer attribution explains: `named`, else (an image model) Grad-CAM's layer, the last
+/// convolution's output.
+/// - Throws: `ValidationError` when no layer is named and the model has no convolution.
+func attributionLayer(_ model: Model, named: String?, method: String) throws -> String {
+    if let named { return named }
+    guard model.ops.contains(where: { $0 is Conv2DLayer }) else {
+        throw ValidationError("\(method): name the node with --layer (the model has no convolution to default to; nodes: \(model.graph.nodes.indices.map(model.activationName).joined(separator: ", ")))")
+    }
+    return try gradCAMLayer(model, named: nil)
+}
+
+/// A layer attribution's positions as pixels of the input, for pictures: a [C, H′, W′] output of an
+/// image model covers the image by nearest position (every pixel of every channel shows the value
+/// of the position over it). Other shapes are not pictures: nil (their values are named positions).
+/// - Throws: `ValidationError` for an image model whose layer has no [C, H′, W′] output no larger
+///   than the image.
+@Sendable func layerPositions(_ model: Model, _ options: MethodOptions) throws -> FeatureGroups? {
+    let input = model.spec.inputShape
+    guard input.count == 3 else { return nil }
+    let name = try attributionLayer(model, named: options.layer, method: "layer attribution")
+    guard let node = model.node(activation: name) else { return nil }
+    let shape = model.graph.nodes[node].info.output
+    let (h, w) = (input[1], input[2])
+    guard shape.count == 3, shape[1] <= h, shape[2] <= w, shape[1] > 0, shape[2] > 0 else {
+        throw ValidationError("layer attribution at '\(name)': its output \(shape) has no positions on the \(h)×\(w) image (a [C, H, W] output no larger than the image is drawn over it)")
+    }
+    let (p, q) = (shape[1], shape[2])
+    var map = [Int32](repeating: 0, count: input[0] * h * w)
+    for c in 0..<input[0] {
+        for y in 0..<h {
+            for x in 0..<w { map[(c * h + y) * w + x] = Int32((y * p / h) * q + x * q / w) }
+        }
+    }
+    return try FeatureGroups(elementFeature: map, featureCount: p * q)
 }

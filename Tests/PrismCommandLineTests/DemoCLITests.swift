@@ -2,7 +2,7 @@ import Foundation
 import PrismTestSupport
 import Testing
 
-/// `prism demo` end to end on the image fixture: it trains and caches a model, explains with four
+/// `prism demo` end to end on the image fixture: it trains and caches a model, explains with five
 /// methods, writes a report whose links resolve, and reuses the cache on the next run.
 @Suite(.serialized) struct DemoCLITests {
     @Test func trainsCachesExplainsAndReports() throws {
@@ -20,7 +20,8 @@ import Testing
         #expect(String(decoding: header.prefix(4096), as: UTF8.self).contains("input_normalization"))
 
         // Shapley values and DeepSHAP add up to f(x) − E[f]; Integrated Gradients' to f(x) − f(x′) up to the quadrature error.
-        for (method, tolerance) in [("kernel-shap", 1e-4), ("deepshap", 1e-4), ("ig", 5e-2)] {
+        // Layer Integrated Gradients, summed per position of the last convolution's output, likewise.
+        for (method, tolerance) in [("kernel-shap", 1e-4), ("deepshap", 1e-4), ("ig", 5e-2), ("layer-ig", 5e-2)] {
             let doc = try ExplainDocumentReader(path: dir + "/report/explanation.json")
             let values = doc.values(method)
             let base = try #require(doc.array("base_values", of: method)?.values), outputs = try #require(doc.array("outputs", of: method)?.values)
@@ -41,7 +42,7 @@ import Testing
         #expect(links.count >= 2 * 7 + 3)
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
         #expect(html.contains("Kernel SHAP") && html.contains("Integrated Gradients") && html.contains("Grad-CAM") && html.contains("DeepSHAP")
-                && html.contains("deletion AUC"))
+                && html.contains("Layer Integrated Gradients") && html.contains("deletion AUC"))
         // Inside the model: the embedding of the test set, activation maximization and feature maps (linked files checked above).
         #expect(html.contains("Inside the model") && html.contains("pca.svg") && html.contains("maximize.png")
                 && html.contains("feature_maps.png") && html.contains("top_examples.png"))
