@@ -14,15 +14,18 @@ import PrismCL
 /// - element-wise nonlinearities (ReLU, LeakyReLU, ELU, SiLU, GELU, Hardswish, Hardsigmoid,
 ///   Hardtanh, PReLU, Sigmoid, Tanh, exp, log, sqrt, erf, reciprocal, a power by a constant, fake
 ///   quantization): the rescale rule m_in = m · Δy / Δx, and the gradient where |Δx| ≤ 10⁻⁶ (as shap);
-///   Softmax and LogSoftmax as shap treats Softmax (the same ratio, element by element), and
-///   LayerNorm and GroupNorm with their statistics treated as part of that nonlinearity;
+///   Softmax and LogSoftmax as shap treats Softmax (the same ratio, element by element; over the
+///   last axis kept exact where one element of a row stays while the rest moves), GroupNorm with its
+///   statistics treated as part of that nonlinearity; LayerNorm split exactly into its centered
+///   values and its inverse deviation (`layerNormMultiplier`), which tends to the gradient;
 /// - MaxPool2D: shap's rule — each window's Δ goes to the positions of its maxima in x and in r;
 /// - a product of two varying values (Mul, MatMul: bilinear f(a, b)): Δf = f(Δa, b̄) + f(ā, Δb) with
 ///   ā, b̄ the means of the instance's and the reference's values, exactly; a quotient a / b as the
 ///   product a · (1/b) with 1/b under the rescale rule (−1 / (b·b_r), exact);
-/// - amax, a power of two values, the built-in transformer blocks, embeddings, comparisons and
-///   casts have no rule yet: `explain` refuses such models, naming the node (an imported
-///   transformer, whose attention is MatMul, Softmax and reshapes, has rules throughout).
+/// - amax: shap's rule for maxima; a power of two values: the two-player Shapley split of its Δ
+///   (exact); the built-in vision transformer's blocks through the steps they are made of, each
+///   with its primitive's rule (its patch embedding and class token are linear);
+/// - embeddings, comparisons and casts have no rule: `explain` refuses such models, naming the node.
 ///
 /// Every rule conserves: the contributions entering a node (Σ m_in ⊙ Δin over its inputs) equal
 /// those leaving it (Σ m_out ⊙ Δout), checked node by node on the device; the largest gap, relative
@@ -212,13 +215,7 @@ public struct DeepLift: AttributionMethod {
             for r in 0..<rows {
                 worst = Swift.max(worst, abs(entering[r] - leaving.totals[r]) / Swift.max(scale[r], leaving.magnitudes[r]))
             }
-            for (v, part) in zip(node.inputs, parts) {
-                if let existing = multipliers[v] {
-                    multipliers[v] = try engine.noGrad { try existing + part }
-                } else {
-                    multipliers[v] = part
-                }
-            }
+            try accumulate(parts, at: node.inputs, into: &multipliers)
         }
         guard let input = multipliers[0] else { throw ExplainError("\(name): no multiplier reaches the input") }
         return (input, worst)
@@ -231,7 +228,8 @@ public struct DeepLift: AttributionMethod {
                                       Hardsigmoid.kind, Hardtanh.kind, PReLU.kind, Sigmoid.kind, Tanh.kind, Dropout.kind, Flatten.kind,
                                       Reshape.kind, Permute.kind, Narrow.kind, BroadcastTo.kind, IndexSelect.kind, MeanKind.name, SumKind.name,
                                       Upsample.kind, Pad.kind, NegKind.name, SqrtKind.name, ExpKind.name, LogKind.name, ErfKind.name,
-                                      ReciprocalKind.name, FakeQuantize.kind, Expand.kind]
+                                      ReciprocalKind.name, FakeQuantize.kind, Expand.kind, AmaxKind.name, PatchEmbedding.kind,
+                                      TransformerBlock.kind, ClassTokenLayer.kind]
 }
 
 /// One node of one chunk as its DeepLIFT rule sees it: its inputs and outputs for the instances and
@@ -244,6 +242,7 @@ public final class DeepLiftNode {
     public let inputDeltas: [Tensor], outputDelta: Tensor
     private var tapes: [String: (leaves: [Tensor], output: Tensor)] = [:]
     private var values: [String: [Tensor]] = [:]
+    private var children: [String: [DeepLiftNode]] = [:]
 
     init(inputs: [Tensor], references: [Tensor], output: Tensor, referenceOutput: Tensor, inputDeltas: [Tensor], outputDelta: Tensor) {
         self.inputs = inputs
@@ -260,6 +259,14 @@ public final class DeepLiftNode {
         let v = try make()
         values[key] = v
         return v
+    }
+
+    /// The contexts of a composite op's steps, made once per chunk under `key` (see `DeepLiftSteps`).
+    func steps(_ key: String, _ make: () throws -> [DeepLiftNode]) throws -> [DeepLiftNode] {
+        if let c = children[key] { return c }
+        let c = try make()
+        children[key] = c
+        return c
     }
 
     /// The vector–Jacobian products of `forward` at `at` with `m`, one per tensor of `at`; the forward
@@ -304,15 +311,198 @@ extension DeepLiftRule {
     /// The rescale rule of an element-wise function of the first input: m · Δy / Δx, the gradient
     /// where |Δx| ≤ `DeepLift.rescaleEpsilon`.
     func rescaled(_ m: Tensor, _ node: DeepLiftNode) throws -> Tensor {
-        let x = node.inputs[0], engine = x.engine
-        let g = try node.backward(m, key: "x", at: [x]) { try forward($0, training: false) }[0]
-        let out = try Tensor.empty(x.shape, engine: engine)
-        let n = x.count
-        try engine.launch("deeplift.cl", "deeplift_rescale", global: [(n + 63) / 64 * 64], local: [64],
-                          [m.storage, x.storage, node.references[0].storage, node.output.storage, node.referenceOutput.storage, g.storage,
-                           out.storage, DeepLift.rescaleEpsilon, Int32(n)])
-        return out
+        try rescaleMultiplier(m, node) { try self.forward($0, training: false) }
     }
+}
+
+/// The rescale rule of `forward`, an element-wise function of the node's first input (see `rescaled`).
+func rescaleMultiplier(_ m: Tensor, _ node: DeepLiftNode, _ forward: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
+    let x = node.inputs[0], engine = x.engine
+    let g = try node.backward(m, key: "x", at: [x], forward)[0]
+    let out = try Tensor.empty(x.shape, engine: engine)
+    let n = x.count
+    try engine.launch("deeplift.cl", "deeplift_rescale", global: [(n + 63) / 64 * 64], local: [64],
+                      [m.storage, x.storage, node.references[0].storage, node.output.storage, node.referenceOutput.storage, g.storage,
+                       out.storage, DeepLift.rescaleEpsilon, Int32(n)])
+    return out
+}
+
+/// Adds each part to the multipliers of the value it belongs to (a value read by several nodes sums them).
+func accumulate(_ parts: [Tensor], at values: [Int], into multipliers: inout [Tensor?]) throws {
+    for (v, part) in zip(values, parts) {
+        if let existing = multipliers[v] {
+            multipliers[v] = try part.engine.noGrad { try existing + part }
+        } else {
+            multipliers[v] = part
+        }
+    }
+}
+
+/// Contributions `c` (of an input's shape) over that input's Δ: the multipliers that hand them on
+/// (0 where |Δ| ≤ `eps`, 10⁻⁷ by default, where the rules give no contribution).
+func dividedByDelta(_ c: Tensor, _ delta: Tensor, eps: Float = 1e-7) throws -> Tensor {
+    let engine = c.engine, n = delta.count
+    let out = try Tensor.empty(delta.shape, engine: engine)
+    try engine.launch("deeplift.cl", "deeplift_divide", global: [(n + 63) / 64 * 64], local: [64],
+                      [c.storage, delta.storage, out.storage, eps, Int32(n)])
+    return out
+}
+
+/// The rescale rule of a function that normalizes rows of `width` elements (softmax, layer norm),
+/// element by element as shap treats Softmax, kept exact where an element of a row stays
+/// (|Δx_i| ≤ `DeepLift.rescaleEpsilon`) while its output moves because the rest of the row moved —
+/// a class token's own attention score, say. Such an element cannot carry m_i·Δy_i; the row's total
+/// of these, U, goes to the elements that moved in proportion to their share of the linearized
+/// change, G ⊙ Δx with G the vector–Jacobian product of m restricted to the staying elements:
+/// m_in = rescale(m) + G · U / Σ_row G ⊙ Δx. The row then conserves exactly; where no element
+/// stays, U = 0 and this is the plain rescale rule.
+func rowRescaleMultiplier(_ m: Tensor, _ node: DeepLiftNode, width: Int, _ forward: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
+    let base = try rescaleMultiplier(m, node, forward)
+    let engine = m.engine, dx = node.inputDeltas[0]
+    guard width > 0, dx.count % width == 0 else { return base }
+    let rows = dx.count / width
+    // 1 where the element moved, 0 where it stayed: Δx / Δx, with 0 at |Δx| ≤ ε.
+    let moved = try dividedByDelta(dx, dx, eps: DeepLift.rescaleEpsilon)
+    let staying = try engine.noGrad { try m * (try moved.scaled(by: -1) + 1) }
+    let uncarried = try engine.noGrad { try (staying * node.outputDelta).reshaped([rows, width]).sum(axis: 1, keepDims: true) }
+    let g = try node.backward(staying, key: "x", at: [node.inputs[0]], forward)[0]
+    let linearized = try engine.noGrad { try (g * dx).reshaped([rows, width]).sum(axis: 1, keepDims: true) }
+    let ratio = try dividedByDelta(uncarried, linearized, eps: 0)
+    return try engine.noGrad { try base + (g.reshaped([rows, width]) * ratio).reshaped(dx.shape) }
+}
+
+/// shap's rule for maxima (max pooling, amax), with `forward` the op at its first input: with y, y_r
+/// the maxima of x and r and c = max(y, y_r), each Δy = (c − y_r) + (y − c) goes to x's maximum (the
+/// first part) and r's maximum (the second); multipliers are those contributions over Δx there.
+func maximumMultiplier(_ m: Tensor, _ node: DeepLiftNode, _ forward: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
+    let engine = node.output.engine
+    let shares = try node.cached("shares") {
+        try engine.noGrad {
+            let up = try node.outputDelta.relu()  // c − y_r
+            return [up, try node.outputDelta - up]  // y − c
+        }
+    }
+    let (rise, fall) = try engine.noGrad { (try m * shares[0], try m * shares[1]) }
+    let atX = try node.backward(rise, key: "x", at: [node.inputs[0]], forward)[0]
+    let atR = try node.backward(fall, key: "r", at: [node.references[0]], forward)[0]
+    return try dividedByDelta(try engine.noGrad { try atX + atR }, node.inputDeltas[0])
+}
+
+/// Two varying inputs of an element-wise f(a, b) that is not bilinear (a power of two values): the
+/// two-player Shapley split of Δf, c_a = ½[(f(a, b_r) − f(a_r, b_r)) + (f(a, b) − f(a_r, b))] and
+/// c_b = Δf − c_a, exact by construction; each summed over the positions its input is broadcast to,
+/// over that input's Δ.
+func shapleyPairMultipliers(_ m: Tensor, _ node: DeepLiftNode, _ f: @escaping (Tensor, Tensor) throws -> Tensor) throws -> [Tensor] {
+    let engine = m.engine
+    let (a, b, ar, br) = (node.inputs[0], node.inputs[1], node.references[0], node.references[1])
+    let shares = try node.cached("pair") {
+        try engine.noGrad {
+            let ca = try ((try f(a, br) - node.referenceOutput) + (node.output - (try f(ar, b)))).scaled(by: 0.5)
+            return [ca, try node.outputDelta - ca, try Tensor.zeros(node.output.shape, engine: engine)]
+        }
+    }
+    return try [0, 1].map { k in
+        let spread = try engine.noGrad { try m * shares[k] }
+        // Summed back to the input's shape: the backward of broadcasting it to the output's.
+        let summed = try node.backward(spread, key: "pair\(k)", at: [node.inputs[k]]) { try shares[2].add($0[0]) }[0]
+        return try dividedByDelta(summed, node.inputDeltas[k])
+    }
+}
+
+/// Layer normalization over rows of γ's width, y = γ ⊙ c·s + β with c = x − mean(x) and
+/// s = 1/√(mean(c²) + ε), split exactly: Δ(c_i·s) = s̄·Δc_i + c̄_i·Δs (means of the instance's and the
+/// reference's values). The first part is linear in Δc; the row's Δs, weighted by Σ m_i γ_i c̄_i, goes
+/// to the c_j in proportion to their share of its linearization (∂s/∂c_j at c̄, times Δc_j), rescaled
+/// so the shares add up to Δs; the centering is linear. Every row conserves exactly, and as the
+/// reference nears the instance the multipliers tend to the gradient (which the element-wise ratio
+/// of shap's Softmax treatment does not: a row's statistics couple its elements).
+func layerNormMultiplier(_ m: Tensor, _ node: DeepLiftNode, weight: Tensor, eps: Float) throws -> Tensor {
+    let x = node.inputs[0], engine = m.engine, n = weight.count
+    guard n > 0, x.count % n == 0 else { throw ExplainError("deeplift: layer norm of width \(n) over a tensor of shape \(x.shape)") }
+    let rows = x.count / n
+    return try engine.noGrad {
+        func centered(_ t: Tensor) throws -> Tensor {
+            let v = try t.reshaped([rows, n])
+            return try v - (try v.mean(axis: 1, keepDims: true))
+        }
+        func inverseDeviation(_ c: Tensor) throws -> Tensor { try ((try (c * c).mean(axis: 1, keepDims: true)) + eps).sqrt().reciprocal() }
+        let (c, cr) = (try centered(x), try centered(node.references[0]))
+        let (s, sr) = (try inverseDeviation(c), try inverseDeviation(cr))
+        let cBar = try (c + cr).scaled(by: 0.5), sBar = try (s + sr).scaled(by: 0.5)
+        let mg = try m.reshaped([rows, n]) * weight
+        let throughDeviation = try (try (mg * cBar).sum(axis: 1, keepDims: true)) * (try s - sr)
+        let sMid = try inverseDeviation(cBar)
+        let slope = try cBar * (try (sMid * sMid * sMid).scaled(by: -1 / Float(n)))   // ∂s/∂c_j at c̄
+        let linearized = try (slope * (try c - cr)).sum(axis: 1, keepDims: true)
+        let mc = try (mg * sBar) + (slope * (try dividedByDelta(throughDeviation, linearized, eps: 0)))
+        return try (mc - (try mc.mean(axis: 1, keepDims: true))).reshaped(x.shape)
+    }
+}
+
+/// A composite op's forward as steps over earlier values (value 0: the op's input), each with the
+/// rule of the primitive op it is; DeepLIFT runs through them as through the graph, so the composite
+/// conserves as its steps do.
+struct DeepLiftSteps {
+    /// `rows(width)`: the rescale rule of a function normalizing rows of that width (`rowRescaleMultiplier`).
+    /// `custom`: a rule of its own (a layer norm's).
+    enum Rule { case linear, rescale, rows(Int), bilinear, custom((Tensor, DeepLiftNode) throws -> Tensor) }
+    struct Step {
+        var rule: Rule
+        var inputs: [Int]
+        var forward: ([Tensor]) throws -> Tensor
+    }
+    private(set) var steps: [Step] = []
+
+    /// Adds a step; returns its value's index.
+    mutating func add(_ rule: Rule, _ inputs: [Int], _ forward: @escaping ([Tensor]) throws -> Tensor) -> Int {
+        steps.append(Step(rule: rule, inputs: inputs, forward: forward))
+        return steps.count
+    }
+
+    /// The multipliers of the op's input from `m` at its output (the last step's value).
+    func multipliers(_ m: Tensor, _ node: DeepLiftNode) throws -> Tensor {
+        let engine = m.engine
+        let contexts = try node.steps("steps") {
+            var vx = [node.inputs[0]], vr = [node.references[0]]
+            return try engine.noGrad {
+                for step in steps {
+                    vx.append(try step.forward(step.inputs.map { vx[$0] }))
+                    vr.append(try step.forward(step.inputs.map { vr[$0] }))
+                }
+                return try steps.enumerated().map { i, step in
+                    DeepLiftNode(inputs: step.inputs.map { vx[$0] }, references: step.inputs.map { vr[$0] }, output: vx[i + 1], referenceOutput: vr[i + 1],
+                                 inputDeltas: try step.inputs.map { try vx[$0] - vr[$0] }, outputDelta: try vx[i + 1] - vr[i + 1])
+                }
+            }
+        }
+        var multipliers = [Tensor?](repeating: nil, count: steps.count + 1)
+        multipliers[steps.count] = m
+        for i in steps.indices.reversed() {
+            guard let mi = multipliers[i + 1] else { continue }
+            let step = steps[i], context = contexts[i]
+            let parts: [Tensor] = switch step.rule {
+            case .linear: try context.backward(mi, key: "x", at: context.inputs, step.forward)
+            case .rescale: [try rescaleMultiplier(mi, context, step.forward)]
+            case let .rows(width): [try rowRescaleMultiplier(mi, context, width: width, step.forward)]
+            case let .custom(rule): [try rule(mi, context)]
+            case .bilinear: try bilinearPair(mi, context) { try step.forward([$0, $1]) }
+            }
+            try accumulate(parts, at: step.inputs, into: &multipliers)
+        }
+        guard let input = multipliers[0] else { throw ExplainError("deeplift: no multiplier reaches a composite op's input") }
+        return input
+    }
+}
+
+/// A bilinear f(a, b) of two values: Δf = f(Δa, b̄) + f(ā, Δb) with ā = (a + a_r)/2, so
+/// m_a = ∂⟨f(a, b̄), m⟩/∂a and m_b = ∂⟨f(ā, b), m⟩/∂b.
+func bilinearPair(_ m: Tensor, _ node: DeepLiftNode, _ f: @escaping (Tensor, Tensor) throws -> Tensor) throws -> [Tensor] {
+    let means = try node.cached("means") {
+        try m.engine.noGrad { try zip(node.inputs, node.references).map { x, r in try (x + r).scaled(by: 0.5) } }
+    }
+    let ma = try node.backward(m, key: "a", at: [node.inputs[0]]) { try f($0[0], means[1]) }[0]
+    let mb = try node.backward(m, key: "b", at: [node.inputs[1]]) { try f(means[0], $0[0]) }[0]
+    return [ma, mb]
 }
 
 /// Linear ops: the multipliers are the op's backward.
@@ -336,6 +526,46 @@ extension Narrow: LinearDeepLift {}
 extension BroadcastTo: LinearDeepLift {}
 extension Upsample: LinearDeepLift {}
 extension Pad: LinearDeepLift {}
+/// The built-in vision transformer's patch embedding (a convolution plus the class token and the
+/// positions, constants whose Δ is zero) and its class-token read-out are linear in their input.
+extension PatchEmbedding: LinearDeepLift {}
+extension ClassTokenLayer: LinearDeepLift {}
+
+/// The built-in transformer block, through the steps it is made of, each with its primitive's rule:
+/// LayerNorm (`layerNormMultiplier`), the Q/K/V projection, the heads (reshapes), Q·Kᵀ (bilinear),
+/// softmax (as shap, kept exact per row), P·V (bilinear), the output projection, the residual sums,
+/// the MLP's Linear layers and GELU (rescale) — as an imported transformer's nodes are explained.
+extension TransformerBlock: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        let x = node.inputs[0]
+        guard x.rank == 3 else { throw ExplainError("deeplift: a transformer block expects [B, T, D], got \(x.shape)") }
+        let (b, t, d) = (x.shape[0], x.shape[1], x.shape[2])
+        let heads = attention.heads, dh = d / heads
+        let (qkv, proj) = (attention.qkv, attention.proj)
+        var g = DeepLiftSteps()
+        let n1 = g.add(.custom { try self.norm1.multipliers($0, $1)[0] }, [0]) { try self.norm1($0[0]) }
+        let packed = g.add(.linear, [n1]) { try linear($0[0], weight: qkv.weight, bias: qkv.bias) }
+        var qkvHeads: [Int] = []
+        for j in 0..<3 {
+            qkvHeads.append(g.add(.linear, [packed]) {
+                try $0[0].reshaped([b, t, 3, heads, dh]).permuted([2, 0, 3, 1, 4]).sliced(axis: 0, range: j..<(j + 1)).reshaped([b * heads, t, dh])
+            })
+        }
+        let scores = g.add(.bilinear, [qkvHeads[0], qkvHeads[1]]) { try matmul($0[0], $0[1], transposeB: true).scaled(by: 1 / Float(dh).squareRoot()) }
+        let p = g.add(.rows(t), [scores]) { try $0[0].softmax() }
+        let o = g.add(.bilinear, [p, qkvHeads[2]]) {
+            try matmul($0[0], $0[1]).reshaped([b, heads, t, dh]).permuted([0, 2, 1, 3]).reshaped([b, t, d])
+        }
+        let attended = g.add(.linear, [o]) { try linear($0[0], weight: proj.weight, bias: proj.bias) }
+        let h = g.add(.linear, [0, attended]) { try $0[0].add($0[1]) }
+        let n2 = g.add(.custom { try self.norm2.multipliers($0, $1)[0] }, [h]) { try self.norm2($0[0]) }
+        let z = g.add(.linear, [n2]) { try linear($0[0], weight: self.fc1.weight, bias: self.fc1.bias) }
+        let gelu = g.add(.rescale, [z]) { try $0[0].gelu() }
+        let mlp = g.add(.linear, [gelu]) { try linear($0[0], weight: self.fc2.weight, bias: self.fc2.bias) }
+        _ = g.add(.linear, [h, mlp]) { try $0[0].add($0[1]) }
+        return [try g.multipliers(multiplier, node)]
+    }
+}
 extension IndexSelect: DeepLiftRule {
     public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
         guard constant != nil, node.inputs.count == 1 else { throw ExplainError("deeplift: no rule for index_select with positions given as an input") }
@@ -350,12 +580,10 @@ extension Expand: DeepLiftRule {
     }
 }
 
-/// Sums and means are linear; amax has no rule yet.
+/// Sums and means are linear; amax takes shap's rule for maxima (as max pooling over the axis).
 extension Reduction: DeepLiftRule {
-    public var hasDeepLiftRule: Bool { Kind.self != AmaxKind.self }
-
     public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
-        guard Kind.self != AmaxKind.self else { throw ExplainError("deeplift: no rule for amax") }
+        if Kind.self == AmaxKind.self { return [try maximumMultiplier(multiplier, node) { try self.forward($0, training: false) }] }
         return try linearMultipliers(multiplier, node)
     }
 }
@@ -378,36 +606,29 @@ extension Sigmoid: RescaleDeepLift {}
 extension Tanh: RescaleDeepLift {}
 extension UnaryLayer: RescaleDeepLift {}
 extension FakeQuantize: RescaleDeepLift {}
-/// Softmax as shap's DeepExplainer handles it (its `nonlinear_1d`), and the normalizations with their
-/// statistics treated the same way: each output element's Δy over its own input's Δx. Not element-wise
-/// functions, but the element-wise ratio conserves exactly (m_in·Δx = m·Δy per element).
-extension Softmax: RescaleDeepLift {}
+/// Softmax as shap's DeepExplainer handles it (its `nonlinear_1d`), and group norm with its statistics
+/// treated the same way: each output element's Δy over its own input's Δx. Not element-wise functions,
+/// but the element-wise ratio conserves wherever Δx ≠ 0; over the last axis `rowRescaleMultiplier`
+/// keeps it exact where it is 0.
+extension Softmax: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        let x = node.inputs[0]
+        guard try SoftmaxSchema.axis(config, rank: x.rank - 1) + 1 == x.rank - 1 else { return [try rescaled(multiplier, node)] }
+        return [try rowRescaleMultiplier(multiplier, node, width: x.shape[x.rank - 1]) { try self.forward($0, training: false) }]
+    }
+}
 extension LogSoftmax: RescaleDeepLift {}
-extension LayerNormLayer: RescaleDeepLift {}
+extension LayerNormLayer: DeepLiftRule {
+    public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
+        [try layerNormMultiplier(multiplier, node, weight: weight, eps: eps)]
+    }
+}
 extension GroupNorm: RescaleDeepLift {}
 
-/// shap's rule for max pooling: with y, y_r the window maxima of x and r and c = max(y, y_r), the
-/// window's Δy = (c − y_r) + (y − c) goes to x's maximum (the first part) and r's maximum (the
-/// second); multipliers are those contributions over Δx there (0 where |Δx| ≤ 10⁻⁷).
+/// shap's rule for max pooling (see `maximumMultiplier`): each window's Δ goes to its maxima in x and in r.
 extension MaxPool2DLayer: DeepLiftRule {
     public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
-        let engine = node.output.engine
-        let (up, down) = try node.cached("shares") {
-            try engine.noGrad {
-                let up = try node.outputDelta.relu()  // c − y_r
-                return [up, try node.outputDelta - up]  // y − c
-            }
-        }.pair
-        let (rise, fall) = try engine.noGrad { (try multiplier * up, try multiplier * down) }
-        let atX = try node.backward(rise, key: "x", at: [node.inputs[0]]) { try forward($0, training: false) }[0]
-        let atR = try node.backward(fall, key: "r", at: [node.references[0]]) { try forward($0, training: false) }[0]
-        let contributions = try engine.noGrad { try atX + atR }
-        let dx = node.inputDeltas[0]
-        let out = try Tensor.empty(dx.shape, engine: engine)
-        let n = dx.count
-        try engine.launch("deeplift.cl", "deeplift_divide", global: [(n + 63) / 64 * 64], local: [64],
-                          [contributions.storage, dx.storage, out.storage, Float(1e-7), Int32(n)])
-        return [out]
+        [try maximumMultiplier(multiplier, node) { try self.forward($0, training: false) }]
     }
 }
 
@@ -415,16 +636,10 @@ private extension Array where Element == Tensor {
     var pair: (Tensor, Tensor) { (self[0], self[1]) }
 }
 
-/// A bilinear op of two values (Mul, MatMul): Δf = f(Δa, b̄) + f(ā, Δb) with ā = (a + a_r)/2, so
-/// m_a = ∂⟨f(a, b̄), m⟩/∂a and m_b = ∂⟨f(ā, b), m⟩/∂b. With a constant operand the op is linear.
+/// A bilinear op of two values (Mul, MatMul): see `bilinearPair`. With a constant operand the op is linear.
 extension DeepLiftRule {
     func bilinearMultipliers(_ m: Tensor, _ node: DeepLiftNode, _ f: @escaping (Tensor, Tensor) throws -> Tensor) throws -> [Tensor] {
-        let (aMean, bMean) = try node.cached("means") {
-            try m.engine.noGrad { try zip(node.inputs, node.references).map { x, r in try (x + r).scaled(by: 0.5) } }
-        }.pair
-        let ma = try node.backward(m, key: "a", at: [node.inputs[0]]) { try f($0[0], bMean) }[0]
-        let mb = try node.backward(m, key: "b", at: [node.inputs[1]]) { try f(aMean, $0[0]) }[0]
-        return [ma, mb]
+        try bilinearPair(m, node, f)
     }
 }
 extension MatMul: DeepLiftRule {
@@ -437,8 +652,8 @@ extension MatMul: DeepLiftRule {
 extension BinaryLayer: DeepLiftRule {
     public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
         if Kind.self == PowKind.self {
-            guard node.inputs.count == 1 else { throw ExplainError("deeplift: no rule for pow of two values (only of a value and a constant)") }
-            return [try rescaled(multiplier, node)]
+            guard node.inputs.count == 2 else { return [try rescaled(multiplier, node)] }
+            return try shapleyPairMultipliers(multiplier, node) { try self.forward([$0, $1], training: false) }
         }
         // Sums, differences, and products or quotients by a constant are linear.
         if node.inputs.count == 1 || Kind.self == AddKind.self || Kind.self == SubKind.self { return try linearMultipliers(multiplier, node) }

@@ -64,8 +64,8 @@ import Testing
     }
 
     /// An imported MLP that ends in Softmax (explained as shap treats Softmax, summing to delta), and a
-    /// built-in vision transformer, whose blocks have no rule: one line naming the node, exit 1.
-    @Test func deepShapExplainsSoftmaxAndNamesWhatItCannotExplain() throws {
+    /// built-in vision transformer (its blocks through the steps they are made of), with its report.
+    @Test func deepShapExplainsSoftmaxAndTheBuiltInTransformer() throws {
         let dir = try scratchDirectory("deeplift-refuse")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let mlp = TrainCLITests.fixtures + "/onnx/mlp_torchscript.onnx"
@@ -78,11 +78,14 @@ import Testing
         #expect(gap <= 1e-4)
 
         let vit = TrainCLITests.fixtures + "/format1/format1_vit.safetensors"
-        let refused = try runPrism(["explain", "--device", "cpu", "--model", vit, "--input", TrainCLITests.fixtures + "/format1/x_mnist.npy",
-                                    "--method", "deepshap", "--background-data", TrainCLITests.fixtures + "/format1/x_mnist.npy", "--out", dir + "/report"])
-        // Notes on how the inputs were read may come first, then the one error line.
-        let lines = refused.stderr.split(separator: "\n")
-        #expect(refused.status == 1 && lines.filter { !$0.hasPrefix("note:") }.count == 1, "\(refused.stderr)")
-        #expect(lines.last?.contains("deepshap: no rule for node 0") == true, "\(refused.stderr)")
+        try writeNpy((0..<(3 * 784)).map { Double(($0 * 37) % 101) / 101 }, shape: [3, 1, 28, 28], path: dir + "/images.npy")
+        let transformer = try runPrism(["explain", "--device", "cpu", "--model", vit, "--input", TrainCLITests.fixtures + "/format1/x_mnist.npy",
+                                        "--method", "deepshap", "--background-data", dir + "/images.npy",
+                                        "--out", dir + "/report"])
+        #expect(transformer.status == 0, "\(transformer.stderr)")
+        let settings = try ExplainDocumentReader(path: dir + "/report/explanation.json").settings("deepshap")
+        #expect((settings["summation_gap"] as? Double ?? 1) <= 1e-4 && (settings["conservation_gap"] as? Double ?? 1) <= 1e-4, "\(settings)")
+        #expect(settings["references"] as? Int == 3)
+        #expect(FileManager.default.fileExists(atPath: dir + "/report/input-0-deepshap.png"))
     }
 }

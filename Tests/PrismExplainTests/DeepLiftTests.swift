@@ -1,6 +1,7 @@
 import Foundation
 import Prism
 import PrismExplain
+import PrismONNX
 import PrismTestSupport
 import Testing
 
@@ -217,10 +218,81 @@ import Testing
         if case let .double(gap)? = e.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") }
     }
 
+    /// The built-in vision transformer (patch embedding, pre-norm blocks with fused attention, class
+    /// token): DeepSHAP sums to delta and conserves through each block's steps, and equals DeepSHAP on
+    /// the same network exported to ONNX and imported as primitive nodes (LayerNormalization, MatMul,
+    /// Softmax, GELU as Erf and products), whose rules it shares.
+    @Test func builtInVisionTransformerConservesAndMatchesItsPrimitiveGraph() throws {
+        let engine = try testEngine()
+        let net = try Model(spec: try ModelSpec.vit(height: 8, width: 8, channels: 1, classes: 3, patch: 4, dim: 16, depth: 2, heads: 2, mlpDim: 24),
+                            seed: 5, engine: engine)
+        let x = seededFloats(2 * 64, seed: 14, low: 0, high: 1), background = seededFloats(4 * 64, seed: 15, low: 0, high: 1)
+        let e = try DeepLift(model: net, references: .background(background)).explain(instances: x, targets: .classes([0, 2]))
+        #expect(e.values.contains { $0 != 0 } && e.values.allSatisfy(\.isFinite))
+        expectSummation(e, "built-in vit")
+        if case let .double(gap)? = e.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") } else { Issue.record("no conservation_gap") }
+
+        let path = NSTemporaryDirectory() + "prism-vit-\(getpid())-\(UUID().uuidString.prefix(8)).onnx"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try ONNXExport.write(spec: net.spec, tensors: try net.stateDict(), source: "vit", to: path)
+        let (imported, _) = try Model.load(path: path, engine: engine)
+        #expect(imported.ops.contains { $0 is Softmax } && !imported.ops.contains { $0 is TransformerBlock })
+        let primitive = try DeepLift(model: imported, references: .background(background)).explain(instances: x, targets: .classes([0, 2]))
+        let scale = primitive.values.map(abs).max()!, worst = zip(e.values, primitive.values).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-4 * scale, "built-in against primitive nodes: largest difference \(worst), largest value \(scale)")
+    }
+
+    /// Layer normalization's rule (the split of c·s) tends to the gradient as the reference nears the
+    /// instance: φ ≈ ∇f ⊙ (x − r) for a reference one small step away.
+    @Test func layerNormRuleTendsToTheGradient() throws {
+        let engine = try testEngine()
+        let net = try model(#"{"format": 2, "input_shape": [3, 8], "outputs": 2, "nodes": [{"name": "ln", "op": "layernorm", "normalized_shape": 8}, {"name": "act", "op": "tanh"}, {"name": "flat", "op": "flatten"}, {"name": "fc", "op": "linear", "in_features": 24, "out_features": 2}]}"#, engine)
+        let x = seededFloats(24, seed: 17, low: -1, high: 1), direction = seededFloats(24, seed: 18, low: -1, high: 1)
+        let step: Float = 1e-3
+        let near = try DeepLift(model: net, references: .baseline(.values(zip(x, direction).map { $0 - step * $1 }))).explain(instances: x, targets: .classes([1]))
+        let gradient = try Saliency(model: DifferentiableModel(net), absolute: false).explain(instances: x, targets: .classes([1]))
+        let expected = zip(gradient.values, direction).map { $0 * Double(step * $1) }
+        let scale = expected.map(abs).max()!, worst = zip(near.values, expected).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-2 * scale, "φ against ∇f ⊙ Δ: largest difference \(worst), largest term \(scale)")
+        if case let .double(gap)? = near.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") }
+    }
+
+    /// amax under shap's rule for maxima: all of a row's Δ goes to the maxima of x and of r. A power
+    /// of two values: the two-player Shapley split of its Δ, by hand.
+    @Test func amaxAndPowerOfTwoValues() throws {
+        let engine = try testEngine()
+        let top = try model(#"{"format": 2, "input_shape": [4], "outputs": 1, "nodes": [{"name": "top", "op": "amax", "dim": 1, "keepdim": true}]}"#, engine)
+        // max x = 5 at index 2, max r = 3 at index 0: Δ = 2 = (5 − 3) all to index 2 (c − y_r), nothing back (y − c = 0).
+        let maxima = try DeepLift(model: top, references: .baseline(.values([3, 1, 0, 2]))).explain(instances: [1, 4, 5, 0], targets: .classes([0]))
+        expectValues(maxima.values, [0, 0, 2, 0], "amax, x above r")
+        // max x = 1 at index 3, max r = 3 at index 0: Δ = −2 all to r's maximum, index 0 (y − c).
+        let down = try DeepLift(model: top, references: .baseline(.values([3, 1, 0, 2]))).explain(instances: [-1, 0, 0.5, 1], targets: .classes([0]))
+        expectValues(down.values, [-2, 0, 0, 0], "amax, x below r")
+
+        let power = try model(#"""
+            {"format": 2, "input_shape": [2], "outputs": 1, "nodes": [
+              {"name": "a", "op": "narrow", "dim": 1, "start": 0, "length": 1, "inputs": ["input"]},
+              {"name": "b", "op": "narrow", "dim": 1, "start": 1, "length": 1, "inputs": ["input"]},
+              {"name": "base", "op": "exp", "inputs": ["a"]},
+              {"name": "p", "op": "pow", "inputs": ["base", "b"]}
+            ]}
+            """#, engine)
+        let (x, r): ([Float], [Float]) = ([0.5, 2], [-0.3, 0.5])
+        let e = try DeepLift(model: power, references: .baseline(.values(r))).explain(instances: x, targets: .classes([0]))
+        let f = { (a: Double, b: Double) in Foundation.pow(Foundation.exp(a), b) }
+        let (a, b, ar, br) = (Double(x[0]), Double(x[1]), Double(r[0]), Double(r[1]))
+        let ca = 0.5 * ((f(a, br) - f(ar, br)) + (f(a, b) - f(ar, b)))
+        expectValues(e.values, [ca, f(a, b) - f(ar, br) - ca], "pow of two values", tolerance: 1e-5)
+    }
+
+    func expectValues(_ got: [Double], _ expected: [Double], _ label: String, tolerance: Double = 1e-6) {
+        #expect(got.count == expected.count && zip(got, expected).allSatisfy { abs($0 - $1) <= tolerance * max(1, abs($1)) }, "\(label): \(got) against \(expected)")
+    }
+
     @Test func opsWithoutARuleAreRefusedByName() throws {
         let engine = try testEngine()
-        let net = try model(#"{"format": 2, "input_shape": [4], "outputs": 3, "nodes": [{"name": "fc", "op": "linear", "in_features": 4, "out_features": 3}, {"name": "top", "op": "amax", "dim": 1, "keepdim": true}, {"name": "out", "op": "linear", "in_features": 1, "out_features": 3}]}"#, engine)
-        #expect(throws: ExplainError("deeplift: no rule for node 1 'top' (amax); DeepLIFT has rules for \(DeepLift.supportedOps.joined(separator: ", "))")) {
+        let net = try model(#"{"format": 2, "input_shape": [4], "outputs": 3, "nodes": [{"name": "fc", "op": "linear", "in_features": 4, "out_features": 3}, {"name": "top", "op": "gt", "other": 0}, {"name": "back", "op": "cast", "dtype": "float32"}, {"name": "out", "op": "linear", "in_features": 3, "out_features": 3}]}"#, engine)
+        #expect(throws: ExplainError("deeplift: no rule for node 1 'top' (gt); DeepLIFT has rules for \(DeepLift.supportedOps.joined(separator: ", "))")) {
             try DeepLift(model: net).explain(instances: [Float](repeating: 0, count: 4), targets: .classes([0]))
         }
         #expect(throws: ExplainError.self) {
