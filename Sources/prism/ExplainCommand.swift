@@ -63,8 +63,11 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Tabular: features from groups of columns, a JSON array of {\"name\": …, \"columns\": [column names or 0-based indices]}; columns in no group stay features of their own.")
     var groups: String?
 
-    @Flag(help: "Add deletion and insertion curves (most relevant features first, replaced by the baseline) and their areas.")
+    @Flag(help: "Add deletion and insertion curves (most relevant features first, replaced by the baseline) and their areas, faithfulness correlation and max-sensitivity.")
     var metrics = false
+
+    @Option(help: "--metrics: noisy copies of each example explained again for max-sensitivity, by every method (a SHAP estimator runs again that many times; 0: not computed).")
+    var sensitivitySamples: Int = ExplainPlan.defaultSensitivitySamples
 
     @Flag(help: "Add the model-parameter randomization check: re-initialize the layers from the top down, explain again after each, report the rank correlation with the original attributions.")
     var randomization = false
@@ -250,6 +253,8 @@ struct ExplainCommand: ParsableCommand {
         plan.segmentation = segments
         plan.backgroundWeights = backgroundWeights
         plan.metrics = metrics
+        guard sensitivitySamples >= 0 else { throw ValidationError("--sensitivity-samples must not be negative") }
+        plan.sensitivitySamples = sensitivitySamples
         plan.extraInputs = extraInputs
         plan.baselineToken = tokens?.baseline
         plan.randomization = randomization

@@ -82,8 +82,13 @@ struct ExplainPlan {
     let superpixel: Int?
     /// Images: the segmentation map file the features come from, if any.
     var segmentation: String?
-    /// Add the deletion/insertion curves of each explanation.
+    /// Add the deletion/insertion curves of each explanation (and faithfulness, max-sensitivity).
     var metrics = false
+    /// Noisy copies per example for max-sensitivity (0: not computed).
+    var sensitivitySamples = ExplainPlan.defaultSensitivitySamples
+    /// Whether the SHAP estimators' max-sensitivity is computed too (each runs again per noisy copy;
+    /// the demo leaves it out to stay short).
+    var shapleySensitivity = true
     /// Token ids: the id whose embedding is the gradient methods' reference (nil for float inputs).
     var baselineToken: Int?
     /// The model's other inputs (an attention mask), per example; empty for a model of one input.

@@ -67,7 +67,7 @@ extension ExplainPlan {
             if metrics && method.attributesInput {
                 result.curves = try curves(result, targets: targets, baseline: baseline)
                 result.faithfulness = try faithfulness(result, targets: targets)
-                if !method.isShapley { result.sensitivity = try sensitivity(result, targets: targets, baseline: baseline) }
+                if sensitivityComputed(for: method) { result.sensitivity = try sensitivity(result, targets: targets, baseline: baseline) }
             }
             if randomization {
                 // SHAP hides features as the main run did: with the --shap-baseline rows when given.
@@ -224,14 +224,21 @@ extension ExplainPlan {
     }
 
     /// Samples of max-sensitivity under --metrics: Quantus's default is 200 re-explanations per
-    /// example; 10 keep the metrics within the demo's time (the Shapley estimators are not re-run).
-    static let sensitivitySamples = 10
+    /// example; 10 keep the gradient methods' metrics within the demo's time.
+    static let defaultSensitivitySamples = 10
+
+    /// Whether max-sensitivity is computed for `method`: with samples, for every method, a SHAP
+    /// estimator only where asked (`shapleySensitivity`) and over the background's game (a
+    /// `--shap-baseline` reference is made from each example, not from its noisy copies).
+    func sensitivityComputed(for method: ExplainMethod) -> Bool {
+        sensitivitySamples > 0 && (!method.isShapley || (shapleySensitivity && options.shapBaseline == nil))
+    }
 
     /// The max-sensitivity of each example's explanation: `sensitivitySamples` copies with uniform
     /// noise in [−0.2, 0.2] (Quantus's default radius) explained again, each against the example's
-    /// own baseline row.
+    /// own baseline row (a SHAP estimator: the same game over the background, the same seed).
     func sensitivity(_ run: MethodRun, targets: [Int], baseline: [Float]) throws -> [Double?] {
-        let d = elementCount, n = instances.count, samples = Self.sensitivitySamples
+        let d = elementCount, n = instances.count, samples = sensitivitySamples
         let e = run.explanation
         let phi = (0..<n).flatMap { e.attributions(instance: $0, output: run.outputSlot[$0]) }
         let repeated = baseline.isEmpty ? baseline : (0..<samples).flatMap { _ in baseline }

@@ -47,7 +47,7 @@ struct ShardManifest: Codable, Equatable {
         s["features"] = "\(plan.groups.featureCount) (\(hashText(plan.groups.elementFeature.map { Int($0) })), names \(hashText(plan.featureNames.joined(separator: "\n"))))"
         s["methods"] = plan.methods.map(\.name).joined(separator: ",")
         s["target"] = "\(plan.target)"
-        s["metrics"] = "\(plan.metrics)"
+        s["metrics"] = plan.metrics ? "true, \(plan.sensitivitySamples) max-sensitivity samples\(plan.shapleySensitivity ? "" : " (not for SHAP estimators)")" : "false"
         s["--baseline-token"] = text(plan.baselineToken)
         s["extra inputs"] = plan.extraInputs.keys.sorted().map { "\($0) \(hashText(plan.extraInputs[$0]!.values))" }.joined(separator: ", ")
         s["shard size"] = "\(shardSize)"
