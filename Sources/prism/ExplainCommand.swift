@@ -110,14 +110,26 @@ struct ExplainCommand: ParsableCommand {
         let methods = try MethodRegistry.shared.parse(method)
         let destination = ExplainOutputs(json: json, npy: npy, png: png, out: out)
         try destination.check()
-        let engine = Engine(context: try global.context())
+        let contexts = try global.contexts()
+        if let contexts, !(try indexSelection().isWholeSet) {
+            throw ValidationError("--device \(global.device ?? ""): several devices share the shards of a whole-data-set run (--index all or ranges such as 0-999, with --out DIR); name one device for other runs")
+        }
+        let engine = Engine(context: try contexts?.first?.context ?? global.context())
         let plan = try makePlan(engine: engine, methods: methods, outputs: destination)
         // With the JSON on standard output, everything else goes to standard error.
         let toStandardError = destination.jsonToStandardOutput
         let say = { (line: String) in toStandardError ? printError(line) : printLine(line) }
         for note in plan.notes { printError(note) }
         if try indexSelection().isWholeSet {
-            try WholeSetRun(plan: plan, shardSize: wholeSet.shardSize).run(top: top, say: say)
+            // Each further device gets its own engine and its own copy of the model, loaded from the file.
+            var devices: [(label: String, plan: ExplainPlan)] = [("#\(engine.device.index) \(engine.device.name)", plan)]
+            for (label, context) in contexts?.dropFirst() ?? [] {
+                let other = Engine(context: context)
+                devices.append((label, plan.on(engine: other, loaded: try LoadedModel(path: model, engine: other, input: modelInputs.explainInput))))
+            }
+            if let contexts { devices[0].label = contexts[0].label }
+            if devices.count > 1 { say("sharing the shards among \(devices.count) devices: \(devices.map(\.label).joined(separator: ", "))") }
+            try WholeSetRun(plan: plan, shardSize: wholeSet.shardSize, devices: devices).run(top: top, say: say)
             return
         }
         let results = try plan.run()

@@ -141,6 +141,8 @@ struct ExplainDocument: Encodable {
     var methods: [Method]
     /// Whole-data-set runs: mean |φ| per feature (and pixel), overall and per predicted class.
     var globalViews: [GlobalViews.MethodView]?
+    /// Whole-data-set runs: the examples and shards each device explained.
+    var devices: [ExplainResults.DeviceWork]?
 
     init(plan: ExplainPlan, results: ExplainResults) {
         let n = plan.instances.count
@@ -169,6 +171,7 @@ struct ExplainDocument: Encodable {
                                 rows: plan.backgroundIndices == nil ? ShapedArray(shape: [rows] + spec.inputShape, values: plan.background) : nil,
                                 weights: plan.backgroundWeights.map { $0.map(Double.init) },
                                 shapReference: plan.options.shapBaseline?.rawValue)
+        devices = results.devices
         predictions = Predictions(outputs: ShapedArray(shape: [n, spec.classCount], values: results.outputs.flatMap { $0 }),
                                   predicted: results.predicted, targets: results.targets)
         methods = results.runs.map { run in

@@ -60,8 +60,8 @@ enum ExplainTarget: Equatable {
 /// the examples, the methods and their options, the background or references, the features and
 /// every output path. `run` computes (ExplainRun.swift); the writers (ExplainWriters.swift) write.
 struct ExplainPlan {
-    let engine: Engine
-    let loaded: LoadedModel
+    private(set) var engine: Engine
+    private(set) var loaded: LoadedModel
     let modelPath: String
     var instances: ExplainInstances
     let methods: [ExplainMethod]
@@ -200,5 +200,15 @@ struct ExplainOutputs {
             _ = try OutputFolder(path: folder, create: true)
         }
         if let json { _ = try OutputFile(path: json, allowStandardOutput: true) }
+    }
+}
+
+extension ExplainPlan {
+    /// This plan on another device: its engine and the same model file loaded there.
+    func on(engine: Engine, loaded: LoadedModel) -> ExplainPlan {
+        var copy = self
+        copy.engine = engine
+        copy.loaded = loaded
+        return copy
     }
 }

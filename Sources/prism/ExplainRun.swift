@@ -27,6 +27,12 @@ struct MethodRun {
 /// What an explain run computed: the model's outputs, the explained output of each example and
 /// every method's result. The writers read only this and the plan.
 struct ExplainResults {
+    /// The work one device did in a whole-data-set run (`--device all`).
+    struct DeviceWork: Codable, Equatable {
+        var device: String
+        var examples: Int
+        var shards: Int
+    }
     /// f(x) per example and output.
     var outputs: [[Float]]
     /// Per example, the largest output (the predicted class).
@@ -34,6 +40,8 @@ struct ExplainResults {
     /// Per example, the output every method explains.
     var targets: [Int]
     var runs: [MethodRun]
+    /// Whole-data-set runs: the examples each device explained (shards record theirs).
+    var devices: [DeviceWork]? = nil
 }
 
 extension ExplainPlan {

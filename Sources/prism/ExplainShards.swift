@@ -96,8 +96,11 @@ struct Shard: Codable {
     var predicted: [Int]
     var targets: [Int]
     var runs: [Run]
+    /// The device that explained it (`#0 pthread-…`).
+    var device: String?
 
-    init(number: Int, first: Int, indices: [Int], results: ExplainResults) {
+    init(number: Int, first: Int, indices: [Int], results: ExplainResults, device: String? = nil) {
+        self.device = device
         self.number = number
         self.first = first
         self.indices = indices

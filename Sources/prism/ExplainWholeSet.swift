@@ -19,10 +19,14 @@ struct WholeSetRun {
     var stopAfterShards: Int? = nil
     /// How many examples the report shows one by one.
     var examplesShown = 8
+    /// The plan on each device of `--device all` (or a list), with each device's label; the shards go
+    /// to whichever device is free next. Empty: `plan` alone, on its device.
+    var devices: [(label: String, plan: ExplainPlan)] = []
 
-    init(plan: ExplainPlan, shardSize: Int) {
+    init(plan: ExplainPlan, shardSize: Int, devices: [(label: String, plan: ExplainPlan)] = []) {
         self.plan = plan
         self.shardSize = shardSize
+        self.devices = devices
     }
 
     var shardCount: Int { (plan.instances.count + shardSize - 1) / shardSize }
@@ -70,20 +74,25 @@ struct WholeSetRun {
 
         let toDo = missing.reduce(0) { $0 + positions(ofShard: $1).count }
         var progress = RunProgress(total: toDo)
-        var written = 0
-        for k in missing {
-            if let stop = stopAfterShards, written >= stop { progress.clear(); return false }
-            let range = positions(ofShard: k)
-            let sub = plan.restricted(to: range)
-            let methodCount = Double(plan.methods.count)
-            let results = try sub.run { method, done, total in
-                let m = Double(plan.methods.firstIndex(where: { $0.name == method.name }) ?? 0)
-                let within = (m + Double(done) / Double(max(total, 1))) / methodCount
-                progress.show(done: Double(progress.finished) + within * Double(range.count))
+        if devices.count > 1 {
+            if try !runOnDevices(missing, shards: shards, progress: &progress) { return false }
+        } else {
+            var written = 0
+            for k in missing {
+                if let stop = stopAfterShards, written >= stop { progress.clear(); return false }
+                let range = positions(ofShard: k)
+                let sub = plan.restricted(to: range)
+                let methodCount = Double(plan.methods.count)
+                let results = try sub.run { method, done, total in
+                    let m = Double(plan.methods.firstIndex(where: { $0.name == method.name }) ?? 0)
+                    let within = (m + Double(done) / Double(max(total, 1))) / methodCount
+                    progress.show(done: Double(progress.finished) + within * Double(range.count))
+                }
+                try shards.write(Shard(number: k, first: range.lowerBound, indices: sub.instances.indices ?? [], results: results,
+                                       device: devices.first?.label))
+                progress.finish(range.count)
+                written += 1
             }
-            try shards.write(Shard(number: k, first: range.lowerBound, indices: sub.instances.indices ?? [], results: results))
-            progress.finish(range.count)
-            written += 1
         }
         progress.clear()
         if toDo > 0 {
@@ -94,6 +103,20 @@ struct WholeSetRun {
         for line in globalLines(merged, top: top) { say(line) }
         for line in try write(merged, shardFolder: shards.path) { say(line) }
         return true
+    }
+
+    /// The missing shards on every device at once: one worker per device takes the next shard when it
+    /// is free (each device runs the shard exactly as one device alone would: same examples, same
+    /// seeds, same chunking on devices alike). The first error stops the other workers after their
+    /// current shard and is thrown; shards written before it stay for a resumed run.
+    /// - Returns: false when stopped by `stopAfterShards`.
+    func runOnDevices(_ missing: [Int], shards: ShardFolder, progress: inout RunProgress) throws -> Bool {
+        let workers = DeviceWorkers(run: self, missing: missing, shards: shards, progress: progress)
+        DispatchQueue.concurrentPerform(iterations: devices.count) { workers.work(device: $0) }
+        progress = workers.progress
+        if let failure = workers.failure { throw failure }
+        if workers.stopped { progress.clear() }
+        return !workers.stopped
     }
 
     /// Whether `shard` holds the results of shard `number` of this plan: its examples and every method.
@@ -110,9 +133,18 @@ struct WholeSetRun {
     func merge(_ shards: ShardFolder) throws -> ExplainResults {
         var outputs: [[Float]] = [], predicted: [Int] = [], targets: [Int] = []
         var parts = [[Shard.Run]](repeating: [], count: plan.methods.count)
+        var work: [ExplainResults.DeviceWork] = []
         for k in 0..<shardCount {
             guard let shard = try shards.read(k), isComplete(shard, number: k) else {
                 throw DataError("\(shards.folder.path(shards.shardName(k))): missing or not of this run's examples")
+            }
+            if let device = shard.device {
+                if let i = work.firstIndex(where: { $0.device == device }) {
+                    work[i].examples += shard.indices.count
+                    work[i].shards += 1
+                } else {
+                    work.append(.init(device: device, examples: shard.indices.count, shards: 1))
+                }
             }
             outputs += shard.outputs
             predicted += shard.predicted
@@ -129,7 +161,7 @@ struct WholeSetRun {
             run.featureGroups = try method.featureGroups?(plan.model, plan.options)
             return run
         }
-        return ExplainResults(outputs: outputs, predicted: predicted, targets: targets, runs: runs)
+        return ExplainResults(outputs: outputs, predicted: predicted, targets: targets, runs: runs, devices: work.isEmpty ? nil : work)
     }
 
     /// Writes the JSON document and arrays of every example, with the global views, and the report:
@@ -260,4 +292,54 @@ struct RunProgress {
     }
 
     mutating func clear() { line.clear() }
+}
+
+/// The shared state of the device workers of a whole-data-set run: the next shard to take, the
+/// progress, the first error.
+/// `@unchecked Sendable`: every mutable field is read and written under `lock`; each worker runs its
+/// own device's plan (its engine, its copy of the model), and shards are written to distinct files.
+final class DeviceWorkers: @unchecked Sendable {
+    let lock = NSLock()
+    let run: WholeSetRun
+    let missing: [Int]
+    let shards: ShardFolder
+    var next = 0, written = 0, stopped = false
+    var failure: Error?
+    var progress: RunProgress
+
+    init(run: WholeSetRun, missing: [Int], shards: ShardFolder, progress: RunProgress) {
+        self.run = run
+        self.missing = missing
+        self.shards = shards
+        self.progress = progress
+    }
+
+    /// Device `w`'s worker: takes shards until none is left, one fails or the run is stopped.
+    func work(device w: Int) {
+        let (label, plan) = run.devices[w]
+        while true {
+            lock.lock()
+            if let stop = run.stopAfterShards, written >= stop, next < missing.count { stopped = true }
+            guard failure == nil, !stopped, next < missing.count else { lock.unlock(); return }
+            let k = missing[next]
+            next += 1
+            lock.unlock()
+            let range = run.positions(ofShard: k)
+            do {
+                let sub = plan.restricted(to: range)
+                let results = try sub.run()
+                try shards.write(Shard(number: k, first: range.lowerBound, indices: sub.instances.indices ?? [], results: results, device: label))
+                lock.lock()
+                written += 1
+                progress.finish(range.count)
+                progress.show(done: Double(progress.finished))
+                lock.unlock()
+            } catch {
+                lock.lock()
+                if failure == nil { failure = error }
+                lock.unlock()
+                return
+            }
+        }
+    }
 }

@@ -35,7 +35,7 @@ struct PrismCommand: ParsableCommand {
 
 /// Options every subcommand takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "Device: index (1), type (gpu, cpu, accelerator) or name substring. Default: PRISM_DEVICE, else GPU > accelerator > CPU.")
+    @Option(name: .long, help: "Device: index (1), type (gpu, cpu, accelerator) or name substring. Default: PRISM_DEVICE, else GPU > accelerator > CPU. explain's whole-data-set runs also take all or a list (0,2): the shards are shared among those devices.")
     var device: String?
 
     @Flag(name: .long, help: "Print the chosen device and driver.")
@@ -46,6 +46,40 @@ struct GlobalOptions: ParsableArguments {
         var settings = Settings.current
         if let device { settings.device = device }
         return settings
+    }
+
+    /// The devices of `--device all` or of a comma-separated list, as selections (`0`, `gpu`), or nil
+    /// for one device.
+    /// - Throws: `ValidationError` for an empty entry or a device named twice.
+    func deviceSelections() throws -> [String]? {
+        guard let device else { return nil }
+        if device == "all" { return try Device.all().indices.map { "\($0)" } }
+        let parts = device.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard parts.count > 1 else { return nil }
+        if parts.contains("") { throw ValidationError("--device \(device): an empty entry in the list") }
+        if let twice = parts.first(where: { p in parts.filter { $0 == p }.count > 1 }) {
+            throw ValidationError("--device \(device): '\(twice)' is named twice")
+        }
+        return parts
+    }
+
+    /// A context on each device of `--device all` or a list (nil for one device), each printed with
+    /// `--verbose`; labelled `#0 name`.
+    /// - Throws: `ValidationError` when two entries open the same device.
+    func contexts() throws -> [(label: String, context: Context)]? {
+        guard let selections = try deviceSelections() else { return nil }
+        var opened: [(label: String, context: Context)] = []
+        for selection in selections {
+            var settings = self.settings
+            settings.device = selection
+            let context = try Context(settings: settings)
+            if let earlier = opened.first(where: { $0.context.device.id == context.device.id }) {
+                throw ValidationError("--device \(device ?? ""): '\(selection)' opens the same device as \(earlier.label)")
+            }
+            if verbose { printError("device \(selection): \(context.device.info.summary)") }
+            opened.append(("#\(context.device.info.index) \(context.device.info.name)", context))
+        }
+        return opened
     }
 
     /// Opens a context on the chosen device, printing it with `--verbose`.

@@ -46,6 +46,41 @@ import Testing
          "--instances-per-batch", "2", "--shard-size", shardSize, "--out", out]
     }
 
+    /// `--device all` on two PoCL devices (`POCL_DEVICES="pthread pthread"`): the shards are shared
+    /// between them, the JSON says which device explained how many examples, and every array equals
+    /// the one-device run's bit for bit (per-example seeds, the same chunking on alike devices).
+    @Test func twoDevicesShareTheShardsAndEqualOneDevice() throws {
+        let dir = try scratchDirectory("wholeset-devices")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let model = try trainedTabularModel(in: dir)
+        let twoDevices = ["POCL_DEVICES": "pthread pthread"]
+        func arguments(_ device: String, _ out: String) -> [String] {
+            var a = tabularArguments(model: model, out: out)
+            a[a.firstIndex(of: "--device")! + 1] = device
+            return a + ["--json", out + "/e.json"]
+        }
+        let shared = try runPrism(arguments("all", dir + "/two"), environment: twoDevices)
+        #expect(shared.status == 0, "\(shared.stderr)")
+        #expect(shared.stdout.contains("sharing the shards among 2 devices: #0 "), "\(shared.stdout)")
+        let alone = try runPrism(arguments("0", dir + "/one"), environment: twoDevices)
+        #expect(alone.status == 0, "\(alone.stderr)")
+        let (a, b) = (try ExplainDocumentReader(path: dir + "/two/e.json"), try ExplainDocumentReader(path: dir + "/one/e.json"))
+        for method in Self.methods {
+            #expect(a.values(method) == b.values(method) && !a.values(method).isEmpty, "\(method)")
+            #expect(a.array("base_values", of: method)?.values == b.array("base_values", of: method)?.values, "\(method)")
+        }
+        let devices = try #require(a.json["devices"] as? [[String: Any]])
+        let names = devices.compactMap { $0["device"] as? String }, examples = devices.compactMap { $0["examples"] as? Int }
+        #expect(names.count == 2 && Set(names).count == 2 && names.allSatisfy { $0.hasPrefix("#0 ") || $0.hasPrefix("#1 ") }, "\(names)")
+        #expect(examples.count == 2 && examples.allSatisfy { $0 > 0 } && examples.reduce(0, +) == 30, "\(examples)")
+        #expect((b.json["devices"] as? [[String: Any]])?.count == 1)
+
+        expectOneLineError(try runPrism(arguments("0,0", dir + "/x"), environment: twoDevices), "--device 0,0: '0' is named twice")
+        var listed = arguments("0,1", dir + "/y")
+        listed[listed.firstIndex(of: "all")!] = "3"
+        expectOneLineError(try runPrism(listed, environment: twoDevices), "--device 0,1: several devices share the shards of a whole-data-set run")
+    }
+
     /// A run stopped after some shards (in this process, through the library's hook), with one of its
     /// shards deleted, then resumed by the command: every array equals the uninterrupted run's, bit
     /// for bit; a resume with other settings is refused in one line; the global views are the mean
