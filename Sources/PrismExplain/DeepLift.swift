@@ -14,8 +14,8 @@ import PrismCL
 /// - element-wise nonlinearities (ReLU, LeakyReLU, ELU, SiLU, GELU, Hardswish, Hardsigmoid,
 ///   Hardtanh, PReLU, Sigmoid, Tanh, exp, log, sqrt, erf, reciprocal, a power by a constant, fake
 ///   quantization): the rescale rule m_in = m · Δy / Δx, and the gradient where |Δx| ≤ 10⁻⁶ (as shap);
-///   Softmax and LogSoftmax as shap treats Softmax (the same ratio, element by element; over the
-///   last axis kept exact where one element of a row stays while the rest moves), GroupNorm with its
+///   Softmax and LogSoftmax as shap treats Softmax (the same ratio, element by element; Softmax over
+///   the last axis kept exact where one score of a row stays while the rest moves), GroupNorm with its
 ///   statistics treated as part of that nonlinearity; LayerNorm split exactly into its centered
 ///   values and its inverse deviation (`layerNormMultiplier`), which tends to the gradient;
 /// - MaxPool2D: shap's rule — each window's Δ goes to the positions of its maxima in x and in r;
@@ -348,27 +348,30 @@ func dividedByDelta(_ c: Tensor, _ delta: Tensor, eps: Float = 1e-7) throws -> T
     return out
 }
 
-/// The rescale rule of a function that normalizes rows of `width` elements (softmax, layer norm),
-/// element by element as shap treats Softmax, kept exact where an element of a row stays
-/// (|Δx_i| ≤ `DeepLift.rescaleEpsilon`) while its output moves because the rest of the row moved —
-/// a class token's own attention score, say. Such an element cannot carry m_i·Δy_i; the row's total
-/// of these, U, goes to the elements that moved in proportion to their share of the linearized
-/// change, G ⊙ Δx with G the vector–Jacobian product of m restricted to the staying elements:
-/// m_in = rescale(m) + G · U / Σ_row G ⊙ Δx. The row then conserves exactly; where no element
-/// stays, U = 0 and this is the plain rescale rule.
-func rowRescaleMultiplier(_ m: Tensor, _ node: DeepLiftNode, width: Int, _ forward: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
+/// Softmax over rows of `width` elements, element by element as shap treats it (m · Δp / Δs), kept
+/// exact where a score stays (|Δs_i| ≤ `DeepLift.rescaleEpsilon`) while the rest of its row moves —
+/// a class token's score of itself, say. With p_i = e^{s_i}/Z, such a score's Δp_i = −e^{s_i}·ΔZ/(Z·Z_r)
+/// comes from ΔZ = Σ_j Δe^{s_j} over the moving scores, so the row's uncarried total
+/// U = Σ_staying m_i·Δp_i = A·ΔZ with A = −Σ_staying m_i·e^{s_i} / (Z·Z_r) goes to the moving scores
+/// by their part of ΔZ: m_in_j += A·Δe^{s_j}/Δs_j (exponentials after a maximum common to both rows).
+/// Exact, no cancelling denominator; where no score stays, A = 0 and this is shap's rule.
+func softmaxMultiplier(_ m: Tensor, _ node: DeepLiftNode, width: Int, _ forward: @escaping ([Tensor]) throws -> Tensor) throws -> Tensor {
     let base = try rescaleMultiplier(m, node, forward)
     let engine = m.engine, dx = node.inputDeltas[0]
     guard width > 0, dx.count % width == 0 else { return base }
     let rows = dx.count / width
-    // 1 where the element moved, 0 where it stayed: Δx / Δx, with 0 at |Δx| ≤ ε.
-    let moved = try dividedByDelta(dx, dx, eps: DeepLift.rescaleEpsilon)
-    let staying = try engine.noGrad { try m * (try moved.scaled(by: -1) + 1) }
-    let uncarried = try engine.noGrad { try (staying * node.outputDelta).reshaped([rows, width]).sum(axis: 1, keepDims: true) }
-    let g = try node.backward(staying, key: "x", at: [node.inputs[0]], forward)[0]
-    let linearized = try engine.noGrad { try (g * dx).reshaped([rows, width]).sum(axis: 1, keepDims: true) }
-    let ratio = try dividedByDelta(uncarried, linearized, eps: 0)
-    return try engine.noGrad { try base + (g.reshaped([rows, width]) * ratio).reshaped(dx.shape) }
+    return try engine.noGrad {
+        let (s, sr) = (try node.inputs[0].reshaped([rows, width]), try node.references[0].reshaped([rows, width]))
+        let top = try concat([s, sr], axis: 1).amax(axis: 1, keepDims: true)
+        let (e, er) = (try (try s - top).exp(), try (try sr - top).exp())
+        let z = try e.sum(axis: 1, keepDims: true) * (try er.sum(axis: 1, keepDims: true))
+        // 1 where the score moved, 0 where it stayed: Δs / Δs, with 0 at |Δs| ≤ ε.
+        let delta = try dx.reshaped([rows, width])
+        let staying = try (try dividedByDelta(delta, delta, eps: DeepLift.rescaleEpsilon)).scaled(by: -1) + 1
+        let a = try (try (try m.reshaped([rows, width]) * staying * e).sum(axis: 1, keepDims: true) * z.reciprocal()).scaled(by: -1)
+        let share = try dividedByDelta(try e - er, delta, eps: DeepLift.rescaleEpsilon)
+        return try base + (try share * a).reshaped(dx.shape)
+    }
 }
 
 /// shap's rule for maxima (max pooling, amax), with `forward` the op at its first input: with y, y_r
@@ -398,7 +401,13 @@ func shapleyPairMultipliers(_ m: Tensor, _ node: DeepLiftNode, _ f: @escaping (T
     let shares = try node.cached("pair") {
         try engine.noGrad {
             let ca = try ((try f(a, br) - node.referenceOutput) + (node.output - (try f(ar, b)))).scaled(by: 0.5)
-            return [ca, try node.outputDelta - ca, try Tensor.zeros(node.output.shape, engine: engine)]
+            let cb = try node.outputDelta - ca
+            // The mixed terms f(a, b_r), f(a_r, b) can be infinite or NaN where f(a, b) and f(a_r, b_r) are not.
+            let finite = { (t: Tensor) in try t.toArray().allSatisfy(\.isFinite) }
+            if try finite(node.outputDelta), try !finite(ca) || !finite(cb) {
+                throw ExplainError("deeplift: a power of two values: a mixed term f(a, b_r) or f(a_r, b) is not finite (0 to a negative power, a negative base to a fractional one) where the instance's and the reference's are; the two-player split needs both")
+            }
+            return [ca, cb, try Tensor.zeros(node.output.shape, engine: engine)]
         }
     }
     return try [0, 1].map { k in
@@ -425,16 +434,17 @@ func layerNormMultiplier(_ m: Tensor, _ node: DeepLiftNode, weight: Tensor, eps:
             let v = try t.reshaped([rows, n])
             return try v - (try v.mean(axis: 1, keepDims: true))
         }
-        func inverseDeviation(_ c: Tensor) throws -> Tensor { try ((try (c * c).mean(axis: 1, keepDims: true)) + eps).sqrt().reciprocal() }
         let (c, cr) = (try centered(x), try centered(node.references[0]))
-        let (s, sr) = (try inverseDeviation(c), try inverseDeviation(cr))
-        let cBar = try (c + cr).scaled(by: 0.5), sBar = try (s + sr).scaled(by: 0.5)
+        // a = √(v + ε), b = √(v_r + ε) with v = mean(c²): s = 1/a, s_r = 1/b.
+        let a = try ((try (c * c).mean(axis: 1, keepDims: true)) + eps).sqrt(), b = try ((try (cr * cr).mean(axis: 1, keepDims: true)) + eps).sqrt()
+        let cBar = try (c + cr).scaled(by: 0.5), sBar = try (try a.reciprocal() + b.reciprocal()).scaled(by: 0.5)
         let mg = try m.reshaped([rows, n]) * weight
-        let throughDeviation = try (try (mg * cBar).sum(axis: 1, keepDims: true)) * (try s - sr)
-        let sMid = try inverseDeviation(cBar)
-        let slope = try cBar * (try (sMid * sMid * sMid).scaled(by: -1 / Float(n)))   // ∂s/∂c_j at c̄
-        let linearized = try (slope * (try c - cr)).sum(axis: 1, keepDims: true)
-        let mc = try (mg * sBar) + (slope * (try dividedByDelta(throughDeviation, linearized, eps: 0)))
+        // The row's K·Δs (K = Σ m_i γ_i c̄_i) over its linearization Σ_j ∂s/∂c_j(c̄)·Δc_j, in closed form:
+        // Δs = (v_r − v)/(a·b·(a + b)) and Σ_j c̄_j·Δc_j = n·(v − v_r)/2, so each c_j gets −2K·c̄_j/(n·a·b·(a + b))
+        // (no difference of nearly equal numbers divided by another).
+        let k = try (mg * cBar).sum(axis: 1, keepDims: true)
+        let coefficient = try (try k * (try (try a * b * (try a + b)).reciprocal())).scaled(by: -2 / Float(n))
+        let mc = try (mg * sBar) + (cBar * coefficient)
         return try (mc - (try mc.mean(axis: 1, keepDims: true))).reshaped(x.shape)
     }
 }
@@ -443,7 +453,7 @@ func layerNormMultiplier(_ m: Tensor, _ node: DeepLiftNode, weight: Tensor, eps:
 /// rule of the primitive op it is; DeepLIFT runs through them as through the graph, so the composite
 /// conserves as its steps do.
 struct DeepLiftSteps {
-    /// `rows(width)`: the rescale rule of a function normalizing rows of that width (`rowRescaleMultiplier`).
+    /// `rows(width)`: softmax over rows of that width (`softmaxMultiplier`).
     /// `custom`: a rule of its own (a layer norm's).
     enum Rule { case linear, rescale, rows(Int), bilinear, custom((Tensor, DeepLiftNode) throws -> Tensor) }
     struct Step {
@@ -483,7 +493,7 @@ struct DeepLiftSteps {
             let parts: [Tensor] = switch step.rule {
             case .linear: try context.backward(mi, key: "x", at: context.inputs, step.forward)
             case .rescale: [try rescaleMultiplier(mi, context, step.forward)]
-            case let .rows(width): [try rowRescaleMultiplier(mi, context, width: width, step.forward)]
+            case let .rows(width): [try softmaxMultiplier(mi, context, width: width, step.forward)]
             case let .custom(rule): [try rule(mi, context)]
             case .bilinear: try bilinearPair(mi, context) { try step.forward([$0, $1]) }
             }
@@ -608,13 +618,13 @@ extension UnaryLayer: RescaleDeepLift {}
 extension FakeQuantize: RescaleDeepLift {}
 /// Softmax as shap's DeepExplainer handles it (its `nonlinear_1d`), and group norm with its statistics
 /// treated the same way: each output element's Δy over its own input's Δx. Not element-wise functions,
-/// but the element-wise ratio conserves wherever Δx ≠ 0; over the last axis `rowRescaleMultiplier`
+/// but the element-wise ratio conserves wherever Δx ≠ 0; over the last axis `softmaxMultiplier`
 /// keeps it exact where it is 0.
 extension Softmax: DeepLiftRule {
     public func multipliers(_ multiplier: Tensor, _ node: DeepLiftNode) throws -> [Tensor] {
         let x = node.inputs[0]
         guard try SoftmaxSchema.axis(config, rank: x.rank - 1) + 1 == x.rank - 1 else { return [try rescaled(multiplier, node)] }
-        return [try rowRescaleMultiplier(multiplier, node, width: x.shape[x.rank - 1]) { try self.forward($0, training: false) }]
+        return [try softmaxMultiplier(multiplier, node, width: x.shape[x.rank - 1]) { try self.forward($0, training: false) }]
     }
 }
 extension LogSoftmax: RescaleDeepLift {}

@@ -110,10 +110,10 @@ struct ExplainCommand: ParsableCommand {
         let methods = try MethodRegistry.shared.parse(method)
         let destination = ExplainOutputs(json: json, npy: npy, png: png, out: out)
         try destination.check()
-        let contexts = try global.contexts()
-        if let contexts, !(try indexSelection().isWholeSet) {
+        if try global.deviceSelections() != nil, !(try indexSelection().isWholeSet) {
             throw ValidationError("--device \(global.device ?? ""): several devices share the shards of a whole-data-set run (--index all or ranges such as 0-999, with --out DIR); name one device for other runs")
         }
+        let contexts = try global.contexts()
         let engine = Engine(context: try contexts?.first?.context ?? global.context())
         let plan = try makePlan(engine: engine, methods: methods, outputs: destination)
         // With the JSON on standard output, everything else goes to standard error.

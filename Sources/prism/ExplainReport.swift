@@ -59,7 +59,7 @@ extension ExplainPlan {
         guard !rows.isEmpty else { return "" }
         let ranked = rows.sorted { ($0.1.isNaN ? -2 : $0.1) > ($1.1.isNaN ? -2 : $1.1) }
         return "Faithfulness, methods ranked by mean faithfulness correlation (Bhatt et al. 2020; 100 random subsets per example; higher is better), "
-            + "with mean deletion / insertion AUC and max-sensitivity (Yeh et al. 2019; \(sensitivitySamples) noisy copies per example, "
+            + "with mean deletion / insertion AUC and max-sensitivity (Yeh et al. 2019; \(max(sensitivitySamples, 1)) noisy copies per example, "
             + "lower is more robust\(sensitivityLeftOut(runs))): "
             + ranked.map { String(format: "%@ %.3f (%.3f / %.3f; %@)", $0.0, $0.1, $0.2, $0.3, $0.4.map { String(format: "%.3f", $0) } ?? "—") }
             .joined(separator: "; ") + "."
@@ -67,11 +67,12 @@ extension ExplainPlan {
 
     /// Which methods' max-sensitivity was not computed, and why (for the ranking's sentence).
     func sensitivityLeftOut(_ runs: [MethodRun]) -> String {
-        let missing = runs.filter { $0.curves != nil && $0.sensitivity == nil }.map(\.method.title)
+        let missing = runs.filter { $0.curves != nil && $0.sensitivity == nil }
         guard !missing.isEmpty else { return "" }
-        let why = options.shapBaseline != nil ? "its references are made from each example" :
-            !shapleySensitivity ? "each noisy copy would run the estimator again; prism explain --metrics computes it" : "not asked for"
-        return "; not computed for \(missing.joined(separator: ", ")): \(why)"
+        if sensitivitySamples == 0 { return "; not computed: --sensitivity-samples 0" }
+        let why = options.shapBaseline != nil ? "--shap-baseline makes their references from each example" :
+            "each noisy copy would run the estimator again; prism explain --metrics computes it"
+        return "; not computed for \(missing.map(\.method.title).joined(separator: ", ")): \(why)"
     }
 
     /// Per example: the waterfall of each SHAP method (features from the base value to f(x)) and the

@@ -16,7 +16,7 @@ struct MethodRun {
     var curves: [DeletionInsertion.Curves]?
     /// Per example, with `metrics`: the faithfulness correlation (nil where either side is constant).
     var faithfulness: [Double?]?
-    /// Per example, with `metrics` and a method that is no Shapley estimator: the max-sensitivity.
+    /// Per example, with `metrics` and `sensitivitySamples` (see `sensitivityComputed`): the max-sensitivity.
     var sensitivity: [Double?]?
     /// With `randomization`: the cascade's stages, top layer first.
     var randomization: [ParameterRandomization.Stage]?

@@ -60,6 +60,7 @@ struct ShardManifest: Codable, Equatable {
             ("--lrp-rule", o.lrpRule.rawValue), ("--lrp-epsilon", "\(o.lrpEpsilon)"), ("--lrp-gamma", "\(o.lrpGamma)"),
             ("--window", text(o.window)), ("--stride", text(o.stride)), ("--kernel-width", "\(o.kernelWidth)"),
             ("--instances-per-batch", "\(o.instancesPerBatch)"),
+            ("--gradient-shap-samples", "\(o.gradientShapSamples)"), ("--gradient-shap-noise", "\(o.gradientShapNoise)"),
         ]
         for (flag, value) in options { s[flag] = value }
         settings = s

@@ -15,7 +15,8 @@ struct WholeSetRun {
     /// The plan over every example of the run.
     let plan: ExplainPlan
     let shardSize: Int
-    /// Stop after writing this many shards, as an interrupted run would (nil: run to the end).
+    /// Stop after taking this many shards, as an interrupted run would (nil: run to the end); on several
+    /// devices the shards already taken are finished and written.
     var stopAfterShards: Int? = nil
     /// How many examples the report shows one by one.
     var examplesShown = 8
@@ -83,13 +84,19 @@ struct WholeSetRun {
                 let range = positions(ofShard: k)
                 let sub = plan.restricted(to: range)
                 let methodCount = Double(plan.methods.count)
-                let results = try sub.run { method, done, total in
-                    let m = Double(plan.methods.firstIndex(where: { $0.name == method.name }) ?? 0)
-                    let within = (m + Double(done) / Double(max(total, 1))) / methodCount
-                    progress.show(done: Double(progress.finished) + within * Double(range.count))
+                do {
+                    let results = try sub.run { method, done, total in
+                        let m = Double(plan.methods.firstIndex(where: { $0.name == method.name }) ?? 0)
+                        let within = (m + Double(done) / Double(max(total, 1))) / methodCount
+                        progress.show(done: Double(progress.finished) + within * Double(range.count))
+                    }
+                    try shards.write(Shard(number: k, first: range.lowerBound, indices: sub.instances.indices ?? [], results: results,
+                                           device: devices.first?.label))
+                } catch {
+                    // The error's one line on a line of its own, not after the progress line.
+                    progress.clear()
+                    throw error
                 }
-                try shards.write(Shard(number: k, first: range.lowerBound, indices: sub.instances.indices ?? [], results: results,
-                                       device: devices.first?.label))
                 progress.finish(range.count)
                 written += 1
             }
@@ -112,9 +119,15 @@ struct WholeSetRun {
     /// - Returns: false when stopped by `stopAfterShards`.
     func runOnDevices(_ missing: [Int], shards: ShardFolder, progress: inout RunProgress) throws -> Bool {
         let workers = DeviceWorkers(run: self, missing: missing, shards: shards, progress: progress)
-        DispatchQueue.concurrentPerform(iterations: devices.count) { workers.work(device: $0) }
+        // A thread per device (a pool of as many threads as cores would leave further devices idle).
+        let group = DispatchGroup()
+        for w in devices.indices {
+            group.enter()
+            Thread { workers.work(device: w); group.leave() }.start()
+        }
+        group.wait()
         progress = workers.progress
-        if let failure = workers.failure { throw failure }
+        if let failure = workers.failure { progress.clear(); throw failure }
         if workers.stopped { progress.clear() }
         return !workers.stopped
     }
@@ -303,7 +316,7 @@ final class DeviceWorkers: @unchecked Sendable {
     let run: WholeSetRun
     let missing: [Int]
     let shards: ShardFolder
-    var next = 0, written = 0, stopped = false
+    var next = 0, stopped = false
     var failure: Error?
     var progress: RunProgress
 
@@ -319,7 +332,8 @@ final class DeviceWorkers: @unchecked Sendable {
         let (label, plan) = run.devices[w]
         while true {
             lock.lock()
-            if let stop = run.stopAfterShards, written >= stop, next < missing.count { stopped = true }
+            // Stop once as many shards as allowed have been taken (each worker finishes the one it holds).
+            if let stop = run.stopAfterShards, next >= stop, next < missing.count { stopped = true }
             guard failure == nil, !stopped, next < missing.count else { lock.unlock(); return }
             let k = missing[next]
             next += 1
@@ -330,7 +344,6 @@ final class DeviceWorkers: @unchecked Sendable {
                 let results = try sub.run()
                 try shards.write(Shard(number: k, first: range.lowerBound, indices: sub.instances.indices ?? [], results: results, device: label))
                 lock.lock()
-                written += 1
                 progress.finish(range.count)
                 progress.show(done: Double(progress.finished))
                 lock.unlock()

@@ -48,12 +48,18 @@ struct GlobalOptions: ParsableArguments {
         return settings
     }
 
-    /// The devices of `--device all` or of a comma-separated list, as selections (`0`, `gpu`), or nil
-    /// for one device.
+    /// The devices of `--device all` (every device of the type the default would take: the GPUs, else
+    /// the accelerators, else the CPUs — alike devices give alike results) or of a comma-separated
+    /// list, as selections (`0`, `gpu`); nil for one device.
     /// - Throws: `ValidationError` for an empty entry or a device named twice.
     func deviceSelections() throws -> [String]? {
         guard let device else { return nil }
-        if device == "all" { return try Device.all().indices.map { "\($0)" } }
+        if device == "all" {
+            let all = try Device.all()
+            guard let type = [DeviceType.gpu, .accelerator, .cpu].first(where: { t in all.contains { $0.info.type == t } }) else { return nil }
+            let chosen = all.indices.filter { all[$0].info.type == type }
+            return chosen.count > 1 ? chosen.map { "\($0)" } : nil
+        }
         let parts = device.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard parts.count > 1 else { return nil }
         if parts.contains("") { throw ValidationError("--device \(device): an empty entry in the list") }

@@ -254,7 +254,30 @@ import Testing
         let expected = zip(gradient.values, direction).map { $0 * Double(step * $1) }
         let scale = expected.map(abs).max()!, worst = zip(near.values, expected).map { abs($0 - $1) }.max()!
         #expect(worst <= 1e-2 * scale, "φ against ∇f ⊙ Δ: largest difference \(worst), largest term \(scale)")
-        if case let .double(gap)? = near.settings["conservation_gap"] { #expect(gap <= 1e-4, "largest node gap \(gap)") }
+        #expect(try #require(near.settings["conservation_gap"]?.doubleValue) <= 1e-4)
+    }
+
+    /// Rows where the rules' old denominators vanished: a softmax row whose moving scores go up and
+    /// down by the same step while the others stay (the linearized change is about 0), and a layer
+    /// norm whose reference row is a permutation of the instance's (equal deviations). Both conserve,
+    /// stay finite, and give the staying softmax scores' share to the moving ones.
+    @Test func softmaxAndLayerNormRowsWithoutCancellingDenominators() throws {
+        let engine = try testEngine()
+        let soft = try model(#"{"format": 2, "input_shape": [4], "outputs": 2, "nodes": [{"name": "p", "op": "softmax", "dim": -1}, {"name": "fc", "op": "linear", "in_features": 4, "out_features": 2}]}"#, engine)
+        let e = try DeepLift(model: soft, references: .baseline(.values([0, 1.001, 0.999, 0.5]))).explain(instances: [0, 1, 1, 0.5], targets: .classes([0, 1]))
+        #expect(e.values.allSatisfy { $0.isFinite && abs($0) < 1 }, "\(e.values)")
+        #expect(e.values[0] == 0 && e.values[1] == 0 && e.values[6] == 0 && e.values[7] == 0, "staying scores get nothing: \(e.values)")
+        expectSummation(e, "softmax ±δ")
+        let gap = try #require(e.settings["conservation_gap"]?.doubleValue)
+        #expect(gap <= 1e-4)
+
+        let norm = try model(#"{"format": 2, "input_shape": [6], "outputs": 2, "nodes": [{"name": "ln", "op": "layernorm", "normalized_shape": 6}, {"name": "fc", "op": "linear", "in_features": 6, "out_features": 2}]}"#, engine)
+        let x: [Float] = [0.3, -1.2, 2.0, 0.7, -0.4, 1.1]
+        let permuted: [Float] = [x[2], x[0], x[1], x[5], x[3], x[4]]
+        let l = try DeepLift(model: norm, references: .baseline(.values(permuted))).explain(instances: x, targets: .classes([0, 1]))
+        #expect(l.values.allSatisfy { $0.isFinite && abs($0) < 100 }, "\(l.values)")
+        expectSummation(l, "layer norm, permuted row")
+        #expect(try #require(l.settings["conservation_gap"]?.doubleValue) <= 1e-4)
     }
 
     /// amax under shap's rule for maxima: all of a row's Δ goes to the maxima of x and of r. A power
