@@ -125,7 +125,7 @@ struct DemoCommand: ParsableCommand {
             let rows = Array(0..<examples)
             let instances = try ExplainInstances(testRows: rows, of: test, source: dataOptions.sourceName)
             var plan = ExplainPlan(engine: engine, loaded: model, modelPath: modelPath, instances: instances,
-                                   methods: try MethodRegistry.shared.parse(arch == .vit ? ["kernel-shap", "ig", "deepshap", "attention-rollout"] : ["kernel-shap", "ig", "gradcam", "deepshap", "layer-ig"]),
+                                   methods: try MethodRegistry.shared.parse(arch == .vit ? ["kernel-shap", "ig", "deepshap", "attention-rollout"] : ["kernel-shap", "ig", "gradcam", "deepshap", "gradient-shap", "layer-ig"]),
                                    options: options, background: drawn.values,
                                    backgroundNote: "\(background) training rows of \(dataOptions.sourceName) drawn with seed \(seed)",
                                    groups: groups, featureNames: (0..<groups.featureCount).map { "superpixel \($0)" }, superpixel: 4,

@@ -2,7 +2,7 @@ import Foundation
 import PrismTestSupport
 import Testing
 
-/// `prism demo` end to end on the image fixture: it trains and caches a model, explains with five
+/// `prism demo` end to end on the image fixture: it trains and caches a model, explains with six
 /// methods, writes a report whose links resolve, and reuses the cache on the next run.
 @Suite(.serialized) struct DemoCLITests {
     @Test func trainsCachesExplainsAndReports() throws {
@@ -42,7 +42,7 @@ import Testing
         #expect(links.count >= 2 * 7 + 3)
         for link in links { #expect(FileManager.default.fileExists(atPath: dir + "/report/" + link), "\(link)") }
         #expect(html.contains("Kernel SHAP") && html.contains("Integrated Gradients") && html.contains("Grad-CAM") && html.contains("DeepSHAP")
-                && html.contains("Layer Integrated Gradients") && html.contains("deletion AUC"))
+                && html.contains("GradientSHAP") && html.contains("Layer Integrated Gradients") && html.contains("deletion AUC"))
         // Inside the model: the embedding of the test set, activation maximization and feature maps (linked files checked above).
         #expect(html.contains("Inside the model") && html.contains("pca.svg") && html.contains("maximize.png")
                 && html.contains("feature_maps.png") && html.contains("top_examples.png"))
