@@ -104,12 +104,6 @@ func variantCheck(_ bench: Bench, _ name: String, runnable: () throws -> Void, _
     }
 }
 
-/// Seeded values in [-1, 1).
-func seededValues(_ count: Int, seed: UInt64) -> [Float] {
-    var rng = SplitMix64(seed: seed)
-    return (0..<count).map { _ in 2 * rng.nextFloat() - 1 }
-}
-
 func doubles(_ v: [Float]) -> [Double] { v.map(Double.init) }
 
 /// Every variant of the matmul, convolution (forward, backward input, grouped), pooling, layer
@@ -130,8 +124,8 @@ func checkVariants(_ bench: Bench) throws {
                 _ = try GEMMFamily.choose(variant, traits: traits, defines: engine.resolvedDefines(GEMMFamily.descriptor.file))
             }) {
                 let aShape = s.ta ? [s.k, s.m] : [s.m, s.k], bShape = s.tb ? [s.n, s.k] : [s.k, s.n]
-                let av = seededValues(s.batch * s.m * s.k, seed: 21), bv = seededValues(s.batch * s.k * s.n, seed: 22)
-                let dcv = seededValues(s.batch * s.m * s.n, seed: 23)
+                let av = randomFloats(s.batch * s.m * s.k, seed: 21), bv = randomFloats(s.batch * s.k * s.n, seed: 22)
+                let dcv = randomFloats(s.batch * s.m * s.n, seed: 23)
                 let a = try Tensor(av, shape: s.batch == 1 ? aShape : [s.batch] + aShape, engine: engine, requiresGrad: true)
                 let b = try Tensor(bv, shape: s.batch == 1 ? bShape : [s.batch] + bShape, engine: engine, requiresGrad: true)
                 let c = try matmul(a, b, transposeA: s.ta, transposeB: s.tb, variant: variant)
@@ -174,8 +168,8 @@ func checkVariants(_ bench: Bench) throws {
             let g = try Conv2DGeometry(input: cs.x, weight: cs.w, bias: nil, stride: cs.stride, padding: cs.padding, dilation: cs.dilation)
             let name = "conv2d backward input \(variant.rawValue) N\(g.n) C\(g.c) H\(g.h) W\(g.w) K\(g.k) \(g.r)x\(g.s) s\(cs.stride.0)\(cs.stride.1) d\(cs.dilation.0)"
             variantCheck(bench, name, runnable: { _ = try Conv2DFamily.backwardInputVariant(variant, g) }) {
-                let xv = seededValues(cs.x.reduce(1, *), seed: 31), wv = seededValues(cs.w.reduce(1, *), seed: 32)
-                let dyv = seededValues(g.outputShape.reduce(1, *), seed: 33)
+                let xv = randomFloats(cs.x.reduce(1, *), seed: 31), wv = randomFloats(cs.w.reduce(1, *), seed: 32)
+                let dyv = randomFloats(g.outputShape.reduce(1, *), seed: 33)
                 let (dx, events) = try Conv2DKernels.backwardInput(engine, g, dy: try engine.context.buffer(dyv), w: try engine.context.buffer(wv),
                                                                    variant: variant)
                 try events.forEach { try $0.wait() }
@@ -218,12 +212,12 @@ func checkVariants(_ bench: Bench) throws {
             variantCheck(bench, name, runnable: {
                 _ = try PoolFamily.choose(variant, input: cs.x, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, engine: engine)
             }) {
-                let xv = seededValues(cs.x.reduce(1, *), seed: 41)
+                let xv = randomFloats(cs.x.reduce(1, *), seed: 41)
                 let x = try Tensor(xv, shape: cs.x, engine: engine, requiresGrad: true)
                 let y = try maxPool2d(x, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, variant: variant)
                 let expected = Reference.maxPool2d(x: doubles(xv), shape: cs.x, kernel: cs.kernel, stride: cs.stride, padding: cs.padding)
                 try checkClose(name + " y", try y.toArray(), expected.y, atol: 0, rtol: 0)
-                let dyv = seededValues(expected.y.count, seed: 42)
+                let dyv = randomFloats(expected.y.count, seed: 42)
                 try y.backward(try Tensor(dyv, shape: y.shape, engine: engine))
                 try checkClose(name + " dx", try gradient(x), Reference.maxPool2dBackward(dy: doubles(dyv), argmax: expected.argmax, inputShape: cs.x),
                                atol: 1e-6, rtol: 1e-6)
@@ -238,13 +232,13 @@ func checkVariants(_ bench: Bench) throws {
             variantCheck(bench, name, runnable: {
                 _ = try LayerNormFamily.choose(variant, traits: traits, defines: engine.resolvedDefines(LayerNormFamily.descriptor.file))
             }) {
-                let xv = seededValues(rows * n, seed: 51).map { 3 * $0 + 0.5 }, wv = seededValues(n, seed: 52), bv = seededValues(n, seed: 53)
+                let xv = randomFloats(rows * n, seed: 51).map { 3 * $0 + 0.5 }, wv = randomFloats(n, seed: 52), bv = randomFloats(n, seed: 53)
                 let x = try Tensor(xv, shape: [rows, n], engine: engine, requiresGrad: true)
                 let w = try Tensor(wv, shape: [n], engine: engine, requiresGrad: true)
                 let b = try Tensor(bv, shape: [n], engine: engine, requiresGrad: true)
                 let y = try layerNorm(x, weight: w, bias: b, variant: variant)
                 try checkClose(name + " y", try y.toArray(), Reference.layerNorm(x: doubles(xv), weight: doubles(wv), bias: doubles(bv), features: n).y)
-                let dyv = seededValues(rows * n, seed: 54)
+                let dyv = randomFloats(rows * n, seed: 54)
                 try y.backward(try Tensor(dyv, shape: [rows, n], engine: engine))
                 let expected = Reference.layerNormBackward(dy: doubles(dyv), x: doubles(xv), weight: doubles(wv), features: n)
                 try checkClose(name + " dx", try gradient(x), expected.dx, atol: 1e-4, rtol: 1e-3)
@@ -265,7 +259,7 @@ func checkVariants(_ bench: Bench) throws {
                 _ = try AttentionFamily.choose(variant, d: cs.d, traits: traits, defines: engine.resolvedDefines(AttentionFamily.descriptor.file))
             }) {
                 let shape = [cs.b, cs.h, cs.t, cs.d], n = shape.reduce(1, *)
-                let qv = seededValues(n, seed: 61), kv = seededValues(n, seed: 62), vv = seededValues(n, seed: 63), dov = seededValues(n, seed: 64)
+                let qv = randomFloats(n, seed: 61), kv = randomFloats(n, seed: 62), vv = randomFloats(n, seed: 63), dov = randomFloats(n, seed: 64)
                 let q = try Tensor(qv, shape: shape, engine: engine, requiresGrad: true)
                 let k = try Tensor(kv, shape: shape, engine: engine, requiresGrad: true)
                 let v = try Tensor(vv, shape: shape, engine: engine, requiresGrad: true)
@@ -289,7 +283,7 @@ func checkVariants(_ bench: Bench) throws {
 /// `Reference.conv2dBackward`.
 func checkConv(_ engine: Engine, _ name: String, _ xShape: [Int], _ wShape: [Int], groups: Int, stride: (Int, Int), padding: (Int, Int),
                dilation: (Int, Int), _ op: (Tensor, Tensor, Tensor) throws -> Tensor) throws {
-    let xv = seededValues(xShape.reduce(1, *), seed: 71), wv = seededValues(wShape.reduce(1, *), seed: 72), bv = seededValues(wShape[0], seed: 73)
+    let xv = randomFloats(xShape.reduce(1, *), seed: 71), wv = randomFloats(wShape.reduce(1, *), seed: 72), bv = randomFloats(wShape[0], seed: 73)
     let x = try Tensor(xv, shape: xShape, engine: engine, requiresGrad: true)
     let w = try Tensor(wv, shape: wShape, engine: engine, requiresGrad: true)
     let b = try Tensor(bv, shape: [wShape[0]], engine: engine, requiresGrad: true)
@@ -300,7 +294,7 @@ func checkConv(_ engine: Engine, _ name: String, _ xShape: [Int], _ wShape: [Int
     let reduction = wShape[1] * wShape[2] * wShape[3]
     let tol = 1e-5 * Double(reduction)
     try checkClose(name + " y", try y.toArray(), expected.y, atol: tol, rtol: tol)
-    let dyv = seededValues(expected.y.count, seed: 74)
+    let dyv = randomFloats(expected.y.count, seed: 74)
     try y.backward(try Tensor(dyv, shape: y.shape, engine: engine))
     let back = Reference.conv2dBackward(dy: doubles(dyv), x: doubles(xv), xShape: xShape, w: doubles(wv), wShape: wShape, stride: stride,
                                         padding: padding, dilation: dilation, groups: groups)
