@@ -11,6 +11,10 @@
 //   shap_reduce         v[s, o] = Σ_n w[n] · y[s, n, o]  (w already normalized to sum 1)
 //                       for the model outputs y [S, N, O]; one work-item per (o, s). Global (O, S).
 //                       Overwrites v. With I instances per batch the host passes S·I as S: v [S, I, O].
+//   shap_perturb_rows   out[r, d] = mask[r, group[d]] ? x[inst[r], d] : background[row[r], d]
+//                       for r < R rows, each with its own coalition, instance and background row (one
+//                       draw of a stochastic game: the background row sampled per coalition).
+//                       Global (D, R); any local size. Overwrites out.
 // Layouts: row-major; x [I, D]; background [N, D]; out [S, I, N, D]; y [S·I, N, O]; v [S·I, O].
 // No tunables: both kernels are memory-bound; PoCL vectorizes shap_perturb across d.
 
@@ -25,6 +29,17 @@ __kernel void shap_perturb(__global const uchar *mask, __global const float *x, 
     const int g = group[d];
     const int present = g < 0 || mask[(size_t)s * M + g] != 0;
     out[((size_t)si * N + n) * D + d] = present ? x[(size_t)i * D + d] : background[(size_t)n * D + d];
+}
+
+__kernel void shap_perturb_rows(__global const uchar *mask, __global const int *inst, __global const int *row,
+                                __global const float *x, __global const float *background, __global const int *group,
+                                __global float *out, const int R, const int D, const int M) {
+    const int d = (int)get_global_id(0);
+    const int r = (int)get_global_id(1);
+    if (d >= D || r >= R) return;
+    const int g = group[d];
+    const int present = g < 0 || mask[(size_t)r * M + g] != 0;
+    out[(size_t)r * D + d] = present ? x[(size_t)inst[r] * D + d] : background[(size_t)row[r] * D + d];
 }
 
 __kernel void shap_reduce(__global const float *y, __global const float *w, __global float *v,

@@ -207,6 +207,30 @@ struct ShapCommand: ParsableCommand {
     @Option(help: "Seeds per estimator in the --problem cases.")
     var seeds: Int = 5
 
+    @Option(help: "Error against model evaluations of every Shapley estimator on the trained cnn (--model) and the 30-feature MLP, written to this folder (curves.json, resumable) with the problems for Benchmarks/peers/shap_curves.py.")
+    var curves: String?
+
+    @Option(help: "--curves: a cnn trained on Fashion-MNIST (prism train --arch cnn).")
+    var model: String?
+
+    @Option(help: "--curves: budgets as powers of two, e.g. 9-15.")
+    var budgets: String = "9-15"
+
+    @Option(help: "--curves: seeds per budget and instance.")
+    var curveSeeds: Int = 2
+
+    @Option(help: "--curves: instances per problem.")
+    var curveInstances: Int = 2
+
+    @Option(help: "--curves: estimators, comma-separated.")
+    var estimators: String = "kernel-shap,leverage-shap,permutation-shap,sampling-shap"
+
+    @Option(help: "--curves: coalitions of the Kernel SHAP reference.")
+    var referenceBudget: Int = 65_536
+
+    @Flag(help: "--curves: only draw the SVGs and the equal-error table from the folder's curves.json and curves-peers.json.")
+    var plot = false
+
     @Option(help: "Permutations of the --problem reference.")
     var referencePermutations: Int = 4096
 
@@ -214,7 +238,25 @@ struct ShapCommand: ParsableCommand {
         try runReportingErrors {
             let sizes = chunks.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--chunks: positive sizes, comma-separated") }
+            if let curves, plot { return try plotShapCurves(directory: curves) }
             let bench = try options.makeBench()
+            if let curves {
+                guard let model else { throw ValidationError("--curves needs --model (a cnn trained on Fashion-MNIST)") }
+                let ends = budgets.split(separator: "-").compactMap { Int($0) }
+                guard ends.count == 2 || ends.count == 1, let lo = ends.first, let hi = ends.last, lo >= 1, lo <= hi, hi <= 24 else {
+                    throw ValidationError("--budgets: powers of two as LO-HI, e.g. 9-15")
+                }
+                let names = estimators.split(separator: ",").map(String.init)
+                guard !names.isEmpty, names.allSatisfy({ n in curveEstimators.contains { $0.0 == n } }) else {
+                    throw ValidationError("--estimators: some of \(curveEstimators.map(\.0).joined(separator: ", "))")
+                }
+                guard curveSeeds >= 1, curveInstances >= 1, referenceBudget >= 1024 else {
+                    throw ValidationError("--curve-seeds and --curve-instances must be at least 1, --reference-budget at least 1024")
+                }
+                try benchShapCurves(bench, directory: curves, modelPath: model, budgets: (lo...hi).map { 1 << $0 }, seeds: curveSeeds,
+                                    instances: curveInstances, estimators: names, referenceBudget: referenceBudget)
+                return try plotShapCurves(directory: curves)
+            }
             bench.peak = try measurePeak(bench)
             if let deepshap {
                 try benchDeepShap(bench, directory: deepshap)

@@ -153,6 +153,49 @@ public final class DeviceGame: CoalitionGame {
 }
 
 extension DeviceGame {
+    /// One draw of the game per row instead of its average over the background: row r is f of
+    /// instance `instances[r]` where `coalitions` row r has the feature present and background row
+    /// `backgroundRows[r]` where it is hidden — v(S) of a single background row. With the rows drawn
+    /// from the background weights this is an unbiased estimate of v(S) (the stochastic cooperative
+    /// game of Covert & Lee, AISTATS 2021, §5), at one model row per value instead of N.
+    /// - Parameters:
+    ///   - coalitions: [rows, featureCount] 0/1.
+    ///   - instances: per row, which of the game's instances (0..<instanceCount).
+    ///   - backgroundRows: per row, which background row (0..<backgroundCount).
+    /// - Returns: [rows, classCount] model outputs, row-major.
+    /// - Throws: `ExplainError` when the counts disagree or an index is out of range; device errors.
+    public func sampledValues(coalitions: [UInt8], instances: [Int32], backgroundRows: [Int32]) throws -> [Double] {
+        let m = featureCount, o = classCount, d = elementCount, count = instances.count
+        guard coalitions.count == count * m, backgroundRows.count == count else {
+            throw ExplainError("explain: \(coalitions.count) mask entries, \(instances.count) instance and \(backgroundRows.count) background indices for rows of \(m) features")
+        }
+        guard instances.allSatisfy({ $0 >= 0 && Int($0) < instanceCount }), backgroundRows.allSatisfy({ $0 >= 0 && Int($0) < backgroundCount }) else {
+            throw ExplainError("explain: an instance index outside 0..<\(instanceCount) or a background row outside 0..<\(backgroundCount)")
+        }
+        var result = [Double](repeating: 0, count: count * o)
+        var start = 0
+        while start < count {
+            let rows = min(rowsPerChunk, count - start)
+            let mask = try engine.context.buffer(Array(coalitions[(start * m)..<((start + rows) * m)]))
+            let which = try engine.context.buffer(Array(instances[start..<(start + rows)]))
+            let from = try engine.context.buffer(Array(backgroundRows[start..<(start + rows)]))
+            let inputs = try Tensor.empty([rows] + inputShape, engine: engine)
+            try engine.launch("shap.cl", "shap_perturb_rows", global: [d, rows],
+                              [mask, which, from, instance, background, groups, inputs.storage, Int32(rows), Int32(d), Int32(m)])
+            let outputs = try engine.noGrad { try model(inputs) }
+            guard outputs.shape == [rows, o] else {
+                throw ExplainError("explain: the model returned shape \(outputs.shape) for \(rows) inputs; expected [\(rows), \(o)]")
+            }
+            let values = try outputs.toArray()
+            for i in 0..<(rows * o) { result[start * o + i] = Double(values[i]) }
+            modelEvaluations += rows
+            start += rows
+        }
+        return result
+    }
+}
+
+extension DeviceGame {
     /// The game of one instance of a Prism model: inputs of the model's shape, outputs its classes.
     /// - Parameters:
     ///   - model: the network; it runs in inference mode (no tape, dropout off).

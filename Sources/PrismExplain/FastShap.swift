@@ -13,7 +13,11 @@ import PrismCL
 /// take the background rows' values and the outputs are averaged over the rows (`DeviceGame`), so
 /// the explainer's error against Kernel SHAP is its own, not a surrogate's. Coalitions are drawn
 /// in complementary pairs (the paper's paired sampling); each training image's coalitions and
-/// their values are computed once on the device and reused every epoch (`Settings`).
+/// their values are computed once on the device and reused every epoch — or, with
+/// `Settings.backgroundPerCoalition` K, drawn afresh for every batch of every epoch, each coalition's
+/// value from K background rows drawn for it (an unbiased estimate of the same v_x(S): the stochastic
+/// game of Covert & Lee, AISTATS 2021, §5), so one epoch costs K model rows per coalition instead of
+/// the background's N, and the explainer sees new coalitions every epoch, as in the paper.
 public enum FastShap {
     /// How the explainer is trained.
     public struct Settings: Sendable, Equatable {
@@ -25,11 +29,15 @@ public enum FastShap {
         public var seed: UInt64
         /// Images sharing one device game (their coalitions shared too).
         public var imagesPerGame: Int
+        /// nil: every coalition's value averages the whole background, computed once before training.
+        /// K: fresh coalitions for every batch, each valued by K background rows drawn uniformly for it.
+        public var backgroundPerCoalition: Int?
 
         public init(coalitionsPerImage: Int = 32, epochs: Int = 20, batchSize: Int = 64, learningRate: Float = 1e-3, seed: UInt64 = 0,
-                    imagesPerGame: Int = 8) {
+                    imagesPerGame: Int = 8, backgroundPerCoalition: Int? = nil) {
             (self.coalitionsPerImage, self.epochs, self.batchSize, self.learningRate, self.seed, self.imagesPerGame) =
                 (coalitionsPerImage, epochs, batchSize, learningRate, seed, imagesPerGame)
+            self.backgroundPerCoalition = backgroundPerCoalition
         }
     }
 
@@ -109,6 +117,61 @@ public enum FastShap {
         return result
     }
 
+    /// The exact endpoints of every image's game: v(∅) = Σ_b f(b) / N (the same for all) and the totals
+    /// v(1) − v(∅) = f(x) − v(∅) [images × classes], the model run in chunks of `chunk` rows.
+    static func endpoints(model: Model, images: [Float], background: [Float], chunk: Int) throws -> (base: [Double], totals: [Float]) {
+        let engine = model.engine, shape = model.spec.inputShape, d = shape.reduce(1, *), c = model.spec.classCount
+        func outputs(_ x: [Float]) throws -> [Float] {
+            var out: [Float] = []
+            let rows = x.count / d
+            for first in stride(from: 0, to: rows, by: chunk) {
+                let n = min(chunk, rows - first)
+                out += try model(try Tensor(Array(x[(first * d)..<((first + n) * d)]), shape: [n] + shape, engine: engine)).toArray()
+            }
+            return out
+        }
+        let fb = try outputs(background), n = background.count / d
+        let base = (0..<c).map { o in (0..<n).reduce(0.0) { $0 + Double(fb[$1 * c + o]) } / Double(n) }
+        let fx = try outputs(images)
+        return (base, fx.indices.map { Float(Double(fx[$0]) - base[$0 % c]) })
+    }
+
+    /// Fresh game values for the images `batch` (indices into `images`): `settings.coalitionsPerImage`
+    /// coalitions each, drawn per image, each valued by `perCoalition` background rows drawn uniformly.
+    static func sampledTargets(model: Model, images: [Float], batch: [Int], background: [Float], groups: FeatureGroups,
+                               base: [Double], totals: [Float], perCoalition: Int, settings: Settings, rowsPerChunk: Int?,
+                               rng: inout SplitMix64, evaluations: inout Int) throws -> [Targets] {
+        let d = model.spec.inputShape.reduce(1, *), m = groups.featureCount, c = model.spec.classCount
+        let k = settings.coalitionsPerImage, n = background.count / d
+        let game = try DeviceGame(model: model, instances: batch.flatMap { images[($0 * d)..<(($0 + 1) * d)] }, background: background,
+                                  groups: groups, rowsPerChunk: rowsPerChunk ?? 4096)
+        var perImage: [[UInt8]] = [], masks: [UInt8] = [], which: [Int32] = [], rows: [Int32] = []
+        for r in batch.indices {
+            let drawn = sampleCoalitions(features: m, count: k, rng: &rng)
+            perImage.append(drawn)
+            for s in 0..<k {
+                for _ in 0..<perCoalition {
+                    masks += drawn[(s * m)..<((s + 1) * m)]
+                    which.append(Int32(r))
+                    rows.append(Int32(rng.next() % UInt64(n)))
+                }
+            }
+        }
+        let v = try game.sampledValues(coalitions: masks, instances: which, backgroundRows: rows)
+        evaluations += game.modelEvaluations
+        return batch.enumerated().map { r, index in
+            var gains = [Float](repeating: 0, count: k * c)
+            for s in 0..<k {
+                for o in 0..<c {
+                    var sum = 0.0
+                    for j in 0..<perCoalition { sum += v[((r * k + s) * perCoalition + j) * c + o] }
+                    gains[s * c + o] = Float(sum / Double(perCoalition) - base[o])
+                }
+            }
+            return Targets(masks: perImage[r], gains: gains, total: Array(totals[(index * c)..<((index + 1) * c)]))
+        }
+    }
+
     /// φ̃ from the explainer's raw output φ [rows × m × C] and the totals v(1) − v(∅) [rows × C]: the
     /// additive efficiency normalization, on the host.
     static func normalized(_ phi: [Float], totals: [Float], rows: Int, features m: Int, classes c: Int) -> [Float] {
@@ -142,34 +205,55 @@ public enum FastShap {
         guard settings.coalitionsPerImage >= 2, settings.epochs >= 1, settings.batchSize >= 1 else {
             throw ExplainError("fastshap: coalitions per image (≥ 2), epochs and batch size (≥ 1) must be positive")
         }
+        if let k = settings.backgroundPerCoalition, k < 1 { throw ExplainError("fastshap: background rows per coalition must be at least 1, got \(k)") }
         let count = images.count / d
         var rng = SplitMix64(seed: settings.seed ^ 0xFA57_5BA9)
         var evaluations = 0
-        let targets = try model.engine.noGrad {
-            try Self.targets(model: model, images: images, background: background, groups: groups, settings: settings, rng: &rng,
-                             rowsPerChunk: rowsPerChunk, evaluations: &evaluations, progress: valuesProgress)
+        var cached: [Targets] = [], base: [Double] = [], totals: [Float] = []
+        if settings.backgroundPerCoalition == nil {
+            cached = try model.engine.noGrad {
+                try Self.targets(model: model, images: images, background: background, groups: groups, settings: settings, rng: &rng,
+                                 rowsPerChunk: rowsPerChunk, evaluations: &evaluations, progress: valuesProgress)
+            }
+        } else {
+            (base, totals) = try model.engine.noGrad { try endpoints(model: model, images: images, background: background, chunk: 1024) }
+            evaluations += count + background.count / d
         }
         let engine = explainer.engine, k = settings.coalitionsPerImage
         let optimizer = try Adam(explainer.parameters, lr: settings.learningRate)
         var losses: [Double] = []
         var order = Array(0..<count)
+        let stepsPerEpoch = (count + settings.batchSize - 1) / settings.batchSize, steps = settings.epochs * stepsPerEpoch
         for epoch in 0..<settings.epochs {
             for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             var total = 0.0
             for first in stride(from: 0, to: count, by: settings.batchSize) {
                 let batch = Array(order[first..<min(first + settings.batchSize, count)]), rows = batch.count
+                let targets: [Targets]
+                if let perCoalition = settings.backgroundPerCoalition {
+                    // Noisy targets: the learning rate decays along a cosine to 0 over all steps, so the
+                    // last steps average the single rows' noise out instead of following it.
+                    let step = epoch * stepsPerEpoch + first / settings.batchSize
+                    optimizer.lr = settings.learningRate * Float(0.5 * (1 + cos(Double.pi * Double(step) / Double(steps))))
+                    targets = try model.engine.noGrad {
+                        try sampledTargets(model: model, images: images, batch: batch, background: background, groups: groups, base: base,
+                                           totals: totals, perCoalition: perCoalition, settings: settings, rowsPerChunk: rowsPerChunk,
+                                           rng: &rng, evaluations: &evaluations)
+                    }
+                } else {
+                    targets = batch.map { cached[$0] }
+                }
                 let x = try Tensor(batch.flatMap { images[($0 * d)..<(($0 + 1) * d)] }, shape: [rows] + model.spec.inputShape, engine: engine)
                 optimizer.zeroGrad()
                 let phi = try explainer(x, training: true)
                 let raw = try phi.toArray()
-                let totals = batch.flatMap { targets[$0].total }
-                let tilde = normalized(raw, totals: totals, rows: rows, features: m, classes: c)
+                let tilde = normalized(raw, totals: targets.flatMap(\.total), rows: rows, features: m, classes: c)
                 // Residuals e = v(S) − v(∅) − 1_Sᵀφ̃; ∂L/∂φ̃ = −2/(K·rows·C) Σ_S e·1_S, then through the
                 // normalization (φ̃ = φ + (t − 1ᵀφ)/m): ∂L/∂φ_j = g_j − mean_j g.
                 var grad = [Float](repeating: 0, count: raw.count)
                 let scale = 2 / Float(k * rows * c)
-                for (r, index) in batch.enumerated() {
-                    let t = targets[index]
+                for r in batch.indices {
+                    let t = targets[r]
                     for s in 0..<k {
                         for o in 0..<c {
                             var predicted: Float = 0

@@ -23,6 +23,8 @@ struct FastShapFile {
         var images: Int
         var coalitionsPerImage: Int
         var backgroundRows: Int
+        /// Background rows drawn per coalition (fresh coalitions every epoch); nil: each value averages all rows.
+        var backgroundPerCoalition: Int?
         var epochs: Int
         var losses: [Double]
         var modelEvaluations: Int
@@ -79,6 +81,11 @@ struct ExplainTrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Background rows drawn from the training set with the seed.")
     var background: Int = 50
 
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Value each coalition by K background rows drawn for it, with fresh coalitions every epoch (default: every coalition averages all --background rows, computed once).",
+        valueName: "K"))
+    var backgroundPerCoalition: Int?
+
     @Option(parsing: .unconditional, help: "Passes over the examples.")
     var epochs: Int = 20
 
@@ -99,6 +106,7 @@ struct ExplainTrainCommand: ParsableCommand {
             throw ValidationError("--images, --background, --epochs, --hidden and --superpixel must be at least 1")
         }
         guard coalitions >= 2, coalitions % 2 == 0 else { throw ValidationError("--coalitions must be an even number of at least 2 (complementary pairs)") }
+        if let k = backgroundPerCoalition, k < 1 { throw ValidationError("--background-per-coalition must be at least 1") }
         guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
     }
 
@@ -129,22 +137,32 @@ struct ExplainTrainCommand: ParsableCommand {
             let drawn = try sampleBackground(train, count: min(background, train.count), seed: seed)
             let explainerSpec = try ModelSpec.mlp(inputShape: spec.inputShape, hidden: [hidden], classes: m * c)
             let explainer = try Model(spec: explainerSpec, seed: seed &+ 1, engine: engine)
-            let settings = FastShap.Settings(coalitionsPerImage: coalitions, epochs: epochs, learningRate: learningRate, seed: seed)
-            printError("explain-train: \(count) examples × (\(coalitions) coalitions + the empty and the full one) × \(drawn.indices.count) background rows = \(count * (coalitions + 2) * drawn.indices.count) model evaluations, then \(epochs) epochs (\(m) features × \(c) outputs)")
+            let settings = FastShap.Settings(coalitionsPerImage: coalitions, epochs: epochs, learningRate: learningRate, seed: seed,
+                                             backgroundPerCoalition: backgroundPerCoalition)
+            if let k = backgroundPerCoalition {
+                printError("explain-train: \(epochs) epochs × \(count) examples × \(coalitions) fresh coalitions × \(k) of \(drawn.indices.count) background rows = \(epochs * count * coalitions * k) model evaluations (\(m) features × \(c) outputs)")
+            } else {
+                printError("explain-train: \(count) examples × (\(coalitions) coalitions + the empty and the full one) × \(drawn.indices.count) background rows = \(count * (coalitions + 2) * drawn.indices.count) model evaluations, then \(epochs) epochs (\(m) features × \(c) outputs)")
+            }
             var line = ProgressLine()
             let started = DispatchTime.now()
             func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 }
+            var epochsStarted = 0.0   // when the first epoch began (after the game values, if computed first)
             let report = try FastShap.train(model: loaded.model, explainer: explainer, images: Array(train.features[0..<(count * d)]),
                                             background: drawn.values, groups: groups, settings: settings, valuesProgress: { done, total in
                 let rate = Double(done) / max(elapsed(), 1e-9)
                 line.show(String(format: "explain-train: game values of %d/%d examples, %.0f examples/s, %@ left", done, total, rate,
                                  formatDuration(Double(total - done) / max(rate, 1e-9))))
+                if done == total { epochsStarted = elapsed() }
             }) { epoch, loss in
-                line.show(String(format: "explain-train: epoch %d/%d, loss %.4g, %@ elapsed", epoch, epochs, loss, formatDuration(elapsed())))
+                let perEpoch = (elapsed() - epochsStarted) / Double(epoch)
+                line.show(String(format: "explain-train: epoch %d/%d, loss %.4g, %@ elapsed, %@ left", epoch, epochs, loss, formatDuration(elapsed()),
+                                 formatDuration(perEpoch * Double(epochs - epoch))))
             }
             line.clear()
             let file = FastShapFile.Settings(inputShape: spec.inputShape, classes: c, superpixel: spec.inputShape.count == 3 ? superpixel : nil,
                                              features: m, images: count, coalitionsPerImage: coalitions, backgroundRows: drawn.indices.count,
+                                             backgroundPerCoalition: backgroundPerCoalition,
                                              epochs: epochs, losses: report.losses, modelEvaluations: report.modelEvaluations,
                                              seconds: report.seconds, model: (model as NSString).lastPathComponent)
             var tensors = try explainer.stateDict()

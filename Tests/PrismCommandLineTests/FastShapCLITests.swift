@@ -41,5 +41,17 @@ import Testing
         expectOneLineError(try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/x.safetensors",
                                          "--coalitions", "7"] + data),
                            "--coalitions must be an even number of at least 2 (complementary pairs)")
+        expectOneLineError(try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/x.safetensors",
+                                         "--background-per-coalition", "0"] + data),
+                           "--background-per-coalition must be at least 1")
+
+        // Fresh coalitions every epoch, each valued by 2 background rows drawn for it.
+        let resampled = try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/r.safetensors", "--images", "120",
+                                      "--coalitions", "8", "--background", "12", "--background-per-coalition", "2", "--epochs", "5",
+                                      "--hidden", "32"] + data)
+        #expect(resampled.status == 0, "\(resampled.stderr)")
+        #expect(resampled.stderr.contains("5 epochs × 120 examples × 8 fresh coalitions × 2 of 12 background rows = 9600 model evaluations"),
+                "\(resampled.stderr)")
+        #expect(resampled.stdout.contains("over 5 epochs, \(9600 + 120 + 12) model evaluations"), "\(resampled.stdout)")
     }
 }

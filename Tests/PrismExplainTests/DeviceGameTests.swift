@@ -67,6 +67,34 @@ struct LinearImageModel {
         }
     }
 
+    /// One draw per row (`sampledValues`): row r is f(instance r's x on S, background row b_r on S̄),
+    /// the host's value with all weight on that one row, for two instances at chunk sizes that split rows.
+    @Test(arguments: [1, 5, 4096])
+    func sampledValuesAreOneBackgroundRowEach(rowsPerChunk: Int) throws {
+        let engine = try testEngine()
+        let model = LinearImageModel(c: 1, h: 5, w: 6, outputs: 3, weight: seededFloats(3 * 30, seed: 11), bias: [0.25, -1, 2])
+        let groups = try FeatureGroups.grid(channels: 1, height: 5, width: 6, cell: 2)
+        let xs = seededFloats(2 * 30, seed: 12), background = seededFloats(4 * 30, seed: 13)
+        let game = try DeviceGame(engine: engine, instances: xs, inputShape: [1, 5, 6], background: background, groups: groups,
+                                  outputCount: 3, rowsPerChunk: rowsPerChunk, model: model.forward(engine))
+        var rng = SeededRandom(seed: 14)
+        let rows = 11
+        let masks = (0..<(rows * 9)).map { _ in UInt8(rng.next() % 2) }
+        let which = (0..<rows).map { Int32($0 % 2) }, from = (0..<rows).map { Int32(($0 * 3) % 4) }
+        let values = try game.sampledValues(coalitions: masks, instances: which, backgroundRows: from)
+        #expect(values.count == rows * 3 && game.modelEvaluations == rows)
+        for r in 0..<rows {
+            let i = Int(which[r]), b = Int(from[r])
+            let expected = model.value(mask: Array(masks[(r * 9)..<((r + 1) * 9)]), groups: groups, x: Array(xs[(i * 30)..<((i + 1) * 30)]),
+                                       background: background, weights: (0..<4).map { $0 == b ? 1 : 0 })
+            let check = closeness(values[(r * 3)..<((r + 1) * 3)].map { Float($0) }, expected, atol: 1e-5, rtol: 1e-5, label: "row \(r)")
+            #expect(check.passed, Comment(rawValue: check.message))
+        }
+        #expect(throws: ExplainError.self) { try game.sampledValues(coalitions: masks, instances: which, backgroundRows: from.map { $0 + 4 }) }
+        #expect(throws: ExplainError.self) { try game.sampledValues(coalitions: masks, instances: which.map { $0 + 2 }, backgroundRows: from) }
+        #expect(throws: ExplainError.self) { try game.sampledValues(coalitions: Array(masks.dropLast()), instances: which, backgroundRows: from) }
+    }
+
     @Test func gridAndSegmentGroups() throws {
         let grid = try FeatureGroups.grid(channels: 2, height: 28, width: 28, cell: 4)
         #expect(grid.featureCount == 49)
