@@ -305,6 +305,33 @@ public enum FastShap {
     }
 }
 
+extension FastShap {
+    /// An explainer made of the explained model itself: its graph with the output Linear widened from
+    /// the model's outputs C to features × C, every other parameter started from the model's trained
+    /// weights (the output layer's from `seed`), so the explainer begins with the features the model
+    /// computes and has its global view of the input (the paper starts its image explainers from a
+    /// pretrained network the same way).
+    /// - Throws: `ExplainError` when the model's output node is not a Linear layer of C outputs.
+    public static func explainer(from model: Model, features m: Int, seed: UInt64) throws -> Model {
+        var spec = model.spec
+        let c = spec.classCount
+        let outputName = spec.output ?? spec.nodes.last?.name
+        guard let index = spec.nodes.firstIndex(where: { $0.name == outputName }), spec.nodes[index].op == "linear",
+              spec.nodes[index].attributes["out_features"] == .int(c) else {
+            throw ExplainError("fastshap: an explainer from the model needs its output to be a Linear layer of its \(c) outputs; '\(outputName ?? "none")' is \(spec.nodes.first { $0.name == outputName }.map { "a '\($0.op)' node" } ?? "missing") (use the perceptron explainer)")
+        }
+        spec.nodes[index].attributes["out_features"] = .int(m * c)
+        spec.classCount = m * c
+        spec.task = nil
+        let explainer = try Model(spec: spec, seed: seed, engine: model.engine)
+        let prefix = spec.nodes[index].name + "."
+        var start = try explainer.stateDict()
+        for (name, tensor) in try model.stateDict() where !name.hasPrefix(prefix) { start[name] = tensor }
+        try explainer.loadStateDict(start, source: "the explained model")
+        return explainer
+    }
+}
+
 /// FastSHAP's coalition sampler, for tests and tools.
 public enum FastShapSampling {
     /// `count` coalitions of `features` players in complementary pairs (see `FastShap`), [count × features] 0/1.

@@ -92,6 +92,9 @@ struct ExplainTrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Hidden width of the explainer (a two-layer perceptron).")
     var hidden: Int = 256
 
+    @Option(help: "The explainer: 'mlp' (a two-layer perceptron of --hidden units) or 'model' (the explained model's own layers, started from its weights, its output Linear widened to features × outputs).")
+    var architecture: String = "mlp"
+
     @Option(parsing: .unconditional, help: "Images: superpixels of K×K pixels (as prism explain's --superpixel).")
     var superpixel: Int = 4
 
@@ -106,6 +109,7 @@ struct ExplainTrainCommand: ParsableCommand {
             throw ValidationError("--images, --background, --epochs, --hidden and --superpixel must be at least 1")
         }
         guard coalitions >= 2, coalitions % 2 == 0 else { throw ValidationError("--coalitions must be an even number of at least 2 (complementary pairs)") }
+        guard ["mlp", "model"].contains(architecture) else { throw ValidationError("--architecture must be 'mlp' or 'model', got '\(architecture)'") }
         if let k = backgroundPerCoalition, k < 1 { throw ValidationError("--background-per-coalition must be at least 1") }
         guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
     }
@@ -135,8 +139,10 @@ struct ExplainTrainCommand: ParsableCommand {
             }
             let m = groups.featureCount, c = spec.classCount
             let drawn = try sampleBackground(train, count: min(background, train.count), seed: seed)
-            let explainerSpec = try ModelSpec.mlp(inputShape: spec.inputShape, hidden: [hidden], classes: m * c)
-            let explainer = try Model(spec: explainerSpec, seed: seed &+ 1, engine: engine)
+            let explainer = architecture == "model"
+                ? try FastShap.explainer(from: loaded.model, features: m, seed: seed &+ 1)
+                : try Model(spec: try ModelSpec.mlp(inputShape: spec.inputShape, hidden: [hidden], classes: m * c), seed: seed &+ 1, engine: engine)
+            let explainerSpec = explainer.spec
             let settings = FastShap.Settings(coalitionsPerImage: coalitions, epochs: epochs, learningRate: learningRate, seed: seed,
                                              backgroundPerCoalition: backgroundPerCoalition)
             if let k = backgroundPerCoalition {

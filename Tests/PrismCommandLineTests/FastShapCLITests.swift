@@ -48,10 +48,18 @@ import Testing
         // Fresh coalitions every epoch, each valued by 2 background rows drawn for it.
         let resampled = try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/r.safetensors", "--images", "120",
                                       "--coalitions", "8", "--background", "12", "--background-per-coalition", "2", "--epochs", "5",
-                                      "--hidden", "32"] + data)
+                                      "--architecture", "model"] + data)
         #expect(resampled.status == 0, "\(resampled.stderr)")
         #expect(resampled.stderr.contains("5 epochs × 120 examples × 8 fresh coalitions × 2 of 12 background rows = 9600 model evaluations"),
                 "\(resampled.stderr)")
         #expect(resampled.stdout.contains("over 5 epochs, \(9600 + 120 + 12) model evaluations"), "\(resampled.stdout)")
+        // The explainer is the model's own graph, widened: it explains as any explainer file does.
+        let fromModel = try runPrism(["explain", "--device", "cpu", "--model", model, "--index", "0,1", "--method", "fastshap",
+                                      "--explainer", dir + "/r.safetensors", "--json", dir + "/r.json"] + data)
+        #expect(fromModel.status == 0, "\(fromModel.stderr)")
+        #expect(try ExplainDocumentReader(path: dir + "/r.json").shape("fastshap") == [2, 4, 1])
+        expectOneLineError(try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/x.safetensors",
+                                         "--architecture", "unet"] + data),
+                           "--architecture must be 'mlp' or 'model', got 'unet'")
     }
 }

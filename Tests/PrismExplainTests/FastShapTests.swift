@@ -55,6 +55,31 @@ import Testing
         #expect((error / norm).squareRoot() <= 1e-2, "relative error \((error / norm).squareRoot())")
     }
 
+    /// An explainer from the model: the same graph with the output Linear widened to features ×
+    /// classes, every other parameter the model's; refused for a model whose output is not a Linear.
+    @Test func explainerFromTheModelKeepsItsLayers() throws {
+        let engine = try testEngine()
+        let model = try Model(spec: try ModelSpec.cnn(height: 12, width: 12, classes: 3), seed: 7, engine: engine)
+        let explainer = try FastShap.explainer(from: model, features: 9, seed: 8)
+        #expect(explainer.spec.classCount == 27 && explainer.spec.nodes.count == model.spec.nodes.count)
+        let original = try model.stateDict(), started = try explainer.stateDict()
+        let output = model.spec.nodes.last!.name + "."
+        #expect(Set(original.keys) == Set(started.keys))
+        for (name, tensor) in original {
+            if name.hasPrefix(output) {
+                #expect(started[name]!.shape[0] == 27 * tensor.shape[0] / 3, "\(name) \(started[name]!.shape)")
+            } else {
+                #expect(started[name] == tensor, "\(name) differs from the model's")
+            }
+        }
+        let x = seededFloats(2 * 144, seed: 9)
+        let phi = try engine.noGrad { try explainer(try Tensor(x, shape: [2, 1, 12, 12], engine: engine)) }
+        #expect(phi.shape == [2, 27])
+
+        let noLinear = try Model(spec: ModelSpec(architecture: "custom", inputShape: [4], classCount: 4, layers: [.relu]), seed: 1, engine: engine)
+        #expect(throws: ExplainError.self) { try FastShap.explainer(from: noLinear, features: 4, seed: 1) }
+    }
+
     /// Coalitions come in complementary pairs, sizes from the Shapley kernel: p(k) ∝ 1 / (k (m − k)).
     @Test func coalitionSizesFollowTheShapleyKernel() throws {
         let m = 8, pairs = 20_000
