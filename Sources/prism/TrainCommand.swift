@@ -111,7 +111,8 @@ struct TrainCommand: ParsableCommand {
             if dataOptions.isCSV && normalize == .dataset {
                 throw ValidationError("--normalize dataset is for images; \(dataOptions.sourceName)'s columns are standardized already")
             }
-            let engine = Engine(context: try global.context())
+            let devices = try global.contexts()
+            let engine = Engine(context: try devices?.first?.context ?? global.context())
             let checkpointPath = checkpoint ?? out + ".ckpt"
             let logPath = log ?? out + ".log.jsonl"
             // Refuse outputs that cannot be written before loading data or training.
@@ -204,8 +205,16 @@ struct TrainCommand: ParsableCommand {
             }
             let model = trainer.model
             let kind = model.spec.isRegression ? "regression " : ""
-            printError("training \(kind)\(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; device \(engine.device.name)")
+            if let devices {
+                try trainer.replicate(on: devices.dropFirst().map { Engine(context: $0.context) })
+            }
+            let where_ = devices.map { "devices " + $0.map(\.label).joined(separator: ", ") + " (each step's batch split across them)" }
+                ?? "device \(engine.device.name)"
+            printError("training \(kind)\(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; \(where_)")
             try fitWithProgress(trainer, train: train, test: loaded.test, out: out, checkpoint: checkpointPath, log: logPath)
+            if let devices {
+                printLine("examples per device: " + zip(devices, trainer.examplesPerDevice).map { "\($0.label) \($1)" }.joined(separator: ", "))
+            }
             printLine("wrote \(out) (checkpoint \(checkpointPath), log \(logPath))")
         }
     }

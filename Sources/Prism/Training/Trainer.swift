@@ -76,9 +76,12 @@ public struct EpochReport: Codable, Sendable {
     public var testR2: Double?
     public var examplesPerSecond: Double
     public var seconds: Double
+    /// Data-parallel training only: the examples each device trained on in this epoch (first device first).
+    public var examplesPerDevice: [Int]?
 
     enum CodingKeys: String, CodingKey {
         case epoch, seconds
+        case examplesPerDevice = "examples_per_device"
         case trainLoss = "train_loss", trainAccuracy = "train_accuracy", testLoss = "test_loss"
         case testAccuracy = "test_accuracy", examplesPerSecond = "examples_per_second", testR2 = "test_r2"
     }
@@ -102,6 +105,11 @@ public final class Trainer {
     /// Metadata written into every checkpoint and kept across `resume` (data source, class names,
     /// standardization).
     public var extraMetadata: [String: String] = [:]
+
+    /// Copies of `model` on further devices for data-parallel training (`replicate(on:)`); empty: one device.
+    public internal(set) var replicas: [(model: Model, optimizer: Optimizer)] = []
+    /// Examples each device trained on in this process: `model`'s device first, then the replicas'.
+    public internal(set) var examplesPerDevice: [Int] = [0]
 
     public static let stateMetadataKey = "prism.training"
     /// The name prefix of a checkpoint's optimizer-state tensors (`optimizer.<key>`).
@@ -150,6 +158,7 @@ public final class Trainer {
             let epoch = epochsDone + 1
             let order = seededPermutation(train.count, seed: config.seed &+ UInt64(epoch) &* 0x9E37_79B9)
             let start = DispatchTime.now().uptimeNanoseconds
+            let examplesBefore = examplesPerDevice
             var lossSum = 0.0, correct = 0, seen = 0
             // The next batch is gathered on the host and its upload enqueued while the device still
             // computes the current step (the queue is in order, so it lands after the step's kernels).
@@ -165,9 +174,22 @@ public final class Trainer {
                 }
                 return (try Tensor(engine: engine, shape: [indices.count] + train.exampleShape, storage: storage), labels, y)
             }
-            var next = try upload(0)
-            for step in 0..<steps {
-                let (x, batchLabels, batchTargets) = next
+            var next = replicas.isEmpty ? try upload(0) : nil
+            for step in 0..<steps where !replicas.isEmpty {
+                let (value, rows, right) = try dataParallelStep(order[(step * batch)..<min((step + 1) * batch, train.count)], train: train)
+                guard value.isFinite else {
+                    throw TrainingError("training: loss is \(value) at epoch \(epoch), step \(step + 1) of \(steps); stopped (the last checkpoint is kept)")
+                }
+                correct += right
+                lossSum += value * Double(rows)
+                seen += rows
+                let rate = Double(seen) / max(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9, 1e-9)
+                progress(StepProgress(epoch: epoch, step: step + 1, steps: steps, loss: lossSum / Double(seen),
+                                      accuracy: regression ? nil : Double(correct) / Double(seen), examplesPerSecond: rate,
+                                      secondsLeft: Double(train.count - seen) / rate))
+            }
+            for step in 0..<steps where replicas.isEmpty {
+                let (x, batchLabels, batchTargets) = next!
                 let logits = try model(x, training: true)
                 let loss = try batchTargets.map { try mseLoss(logits, $0) } ?? crossEntropy(logits, labels: batchLabels)
                 optimizer.zeroGrad()
@@ -183,6 +205,7 @@ public final class Trainer {
                 if !regression { correct += try countCorrect(logits, batchLabels) }
                 lossSum += value * Double(rows)
                 seen += rows
+                examplesPerDevice[0] += rows
                 let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
                 let rate = Double(seen) / max(elapsed, 1e-9)
                 progress(StepProgress(epoch: epoch, step: step + 1, steps: steps, loss: lossSum / Double(seen),
@@ -192,7 +215,8 @@ public final class Trainer {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
             var report = EpochReport(epoch: epoch, trainLoss: lossSum / Double(seen),
                                      trainAccuracy: regression ? nil : Double(correct) / Double(seen),
-                                     examplesPerSecond: Double(seen) / seconds, seconds: seconds)
+                                     examplesPerSecond: Double(seen) / seconds, seconds: seconds,
+                                     examplesPerDevice: replicas.isEmpty ? nil : zip(examplesPerDevice, examplesBefore).map { $0 - $1 })
             if let test, regression {
                 let result = try evaluateRegression(model, on: test, batchSize: max(batch, 256))
                 report.testLoss = result.mse

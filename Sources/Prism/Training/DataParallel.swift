@@ -1,0 +1,113 @@
+import Foundation
+
+/// Data-parallel training over several devices of one machine: every device holds a copy of the
+/// model and its optimizer, each step's batch is cut into contiguous slices (sizes differing by at
+/// most one), each device runs the forward and backward of its slice at the same time as the others
+/// with its loss's gradient scaled by slice / batch, the gradients are summed on the host in device
+/// order and written to every copy, and every copy takes the same optimizer step — so the copies
+/// stay equal, and equal to one-device training at the same batch up to the order of summation.
+///
+/// Dropout draws each example's mask from its row in the whole batch (`Dropout.rowOffset`), so
+/// slicing does not change the masks. BatchNorm in training would normalize each slice by its own
+/// statistics (unsynchronized), which is not the one-device computation: such models are refused.
+extension Trainer {
+    /// Adds a copy of the model (its weights, optimizer state and dropout calls) on each of `engines`.
+    /// - Throws: `TrainingError` for a model with BatchNorm layers; device errors.
+    public func replicate(on engines: [Engine]) throws {
+        if let norm = model.ops.first(where: { $0 is BatchNormLayer }) {
+            throw TrainingError("training: data-parallel training on several devices does not synchronize BatchNorm statistics across them, and \(type(of: norm)) would normalize each device's slice alone; train this model on one device")
+        }
+        let state = try model.stateDict(), optimizerState = try optimizer.state()
+        let dropoutCalls = model.ops.compactMap { ($0 as? Dropout)?.calls }
+        for engine in engines {
+            let copy = try Model(spec: model.spec, seed: config.seed, engine: engine)
+            try copy.loadStateDict(state, source: "the model on the first device")
+            let copyOptimizer = try Trainer(model: copy, config: config).optimizer
+            try copyOptimizer.load(state: optimizerState)
+            for (layer, calls) in zip(copy.ops.compactMap { $0 as? Dropout }, dropoutCalls) { layer.calls = calls }
+            replicas.append((copy, copyOptimizer))
+            examplesPerDevice.append(0)
+        }
+    }
+
+    /// One step over the examples `indices` on every device: (mean loss, rows, correct predictions).
+    func dataParallelStep(_ indices: ArraySlice<Int>, train: LabeledData) throws -> (loss: Double, rows: Int, correct: Int) {
+        let members = [(model, optimizer)] + replicas.map { ($0.model, $0.optimizer) }
+        let k = members.count, n = indices.count, first = indices.startIndex
+        let bounds = (0...k).map { first + $0 * n / k }
+        let regression = model.spec.isRegression
+        let sums = try onEveryDevice(k) { j -> (loss: Double, correct: Int) in
+            let (copy, copyOptimizer) = members[j]
+            copyOptimizer.zeroGrad()
+            let slice = indices[bounds[j]..<bounds[j + 1]]
+            guard !slice.isEmpty else { return (0, 0) }
+            let engine = copy.engine
+            var features: [Float] = [], labels: [Int32] = [], targets: [Float] = []
+            train.gather(slice, into: &features, labels: &labels)
+            let x = try Tensor(features, shape: [slice.count] + train.exampleShape, engine: engine)
+            for layer in copy.ops.compactMap({ $0 as? Dropout }) { layer.rowOffset = bounds[j] - first }
+            let logits = try copy(x, training: true)
+            let loss: Tensor
+            if regression {
+                train.gatherTargets(slice, into: &targets)
+                loss = try mseLoss(logits, try Tensor(targets, shape: [slice.count, train.targetWidth], engine: engine))
+            } else {
+                loss = try crossEntropy(logits, labels: labels)
+            }
+            // The slice's mean loss weighs slice / batch of the batch's mean.
+            try loss.backward(try Tensor.full(loss.shape, Float(slice.count) / Float(n), engine: engine))
+            return (Double(try loss.item()) * Double(slice.count), regression ? 0 : try countCorrect(logits, labels))
+        }
+        // Sum every parameter's gradient over the devices, in device order, and give it to every copy.
+        let parameters = members.map { $0.0.parameters }
+        for p in parameters[0].indices {
+            var total: [Float]?
+            for j in 0..<k {
+                guard let g = parameters[j][p].grad else { continue }
+                let values = try g.toArray()
+                if var sum = total {
+                    for i in sum.indices { sum[i] += values[i] }
+                    total = sum
+                } else {
+                    total = values
+                }
+            }
+            guard let total else { continue }
+            for j in 0..<k {
+                let parameter = parameters[j][p]
+                parameter.grad = try Tensor(total, shape: parameter.shape, engine: parameter.engine)
+            }
+        }
+        _ = try onEveryDevice(k) { j in
+            if let maxGradNorm = config.maxGradNorm { try clipGradNorm(members[j].0.parameters, maxNorm: maxGradNorm) }
+            try members[j].1.step()
+        }
+        for j in 0..<k { examplesPerDevice[j] += bounds[j + 1] - bounds[j] }
+        return (sums.reduce(0) { $0 + $1.loss } / Double(n), n, sums.reduce(0) { $0 + $1.correct })
+    }
+}
+
+/// Runs `body(0)…body(count − 1)` at the same time, one thread each (each on its own device), and
+/// returns their results in order, or rethrows the first device's error. Each call must touch only
+/// its own device's objects.
+func onEveryDevice<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
+    let results = withoutActuallyEscaping(body) { escaping -> [Result<T, Error>?] in
+        let shared = PerDeviceResults(escaping, count: count)
+        DispatchQueue.concurrentPerform(iterations: count) { j in
+            let result = Result { try shared.body(j) }
+            shared.lock.lock()
+            shared.results[j] = result
+            shared.lock.unlock()
+        }
+        return shared.results
+    }
+    return try results.map { try $0!.get() }
+}
+
+/// The closure and result slots `onEveryDevice` shares with its threads (results under the lock).
+private final class PerDeviceResults<T>: @unchecked Sendable {
+    let body: (Int) throws -> T
+    let lock = NSLock()
+    var results: [Result<T, Error>?]
+    init(_ body: @escaping (Int) throws -> T, count: Int) { (self.body, self.results) = (body, Array(repeating: nil, count: count)) }
+}
