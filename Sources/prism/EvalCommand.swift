@@ -18,13 +18,18 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let engine = Engine(context: try global.context())
+            let devices = try global.contexts()
+            let engine = Engine(context: try devices?.first?.context ?? global.context())
             let loaded = try LoadedModel(path: model, engine: engine)
             let test = try dataOptions.load(for: loaded).test
+            // With several devices, each holds a copy of the model and takes a contiguous run of the batches.
+            var models = [loaded.model]
+            for device in devices?.dropFirst() ?? [] { models.append(try LoadedModel(path: model, engine: Engine(context: device.context)).model) }
+            if let devices { printError("evaluating on devices " + devices.map(\.label).joined(separator: ", ") + " (the batches shared among them)") }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             if loaded.task.kind == .regression {
-                let result = try evaluateRegression(loaded.model, on: test)
+                let result = try evaluateRegression(models, on: test)
                 if json {
                     printLine(String(decoding: try encoder.encode(result), as: UTF8.self))
                     return
@@ -34,7 +39,7 @@ struct EvalCommand: ParsableCommand {
                                  names, result.rmse, result.mae, result.r2, result.count))
                 return
             }
-            let result = try evaluate(loaded.model, on: test)
+            let result = try evaluate(models, on: test)
             if json {
                 printLine(String(decoding: try encoder.encode(result), as: UTF8.self))
                 return

@@ -41,5 +41,15 @@ import Testing
         }
         let single = try String(contentsOfFile: dir + "/one.safetensors.log.jsonl", encoding: .utf8)
         #expect(!single.contains("examples_per_device"))
+
+        // eval on both devices prints what one device does.
+        func eval(_ device: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runPrism(["eval", "--device", device, "--data", ExplainCLITests.csv, "--label", "species", "--model", dir + "/one.safetensors",
+                          "--json"], environment: twoDevices)
+        }
+        let (both, first) = (try eval("all"), try eval("0"))
+        #expect(both.status == 0 && first.status == 0, "\(both.stderr) \(first.stderr)")
+        #expect(both.stdout == first.stdout && both.stdout.contains("\"accuracy\""), "\(both.stdout)")
+        #expect(both.stderr.contains("evaluating on devices #0 "), "\(both.stderr)")
     }
 }

@@ -49,6 +49,22 @@ import Testing
         #expect(shared.model.ops.compactMap { ($0 as? Dropout)?.calls } == [21])
     }
 
+    /// Evaluation on two copies takes contiguous runs of the same batches: exactly one device's
+    /// result (loss, accuracy, confusion; regression outputs too), here 21 batches split 10/11.
+    @Test func evaluationOnTwoDevicesEqualsOne() throws {
+        let engine = try testEngine()
+        var settings = Settings.current
+        settings.device = settings.device ?? "cpu"
+        let second = try Engine(settings: settings)
+        let model = try Model(spec: Self.spec(), seed: 9, engine: engine)
+        let copy = try Model(spec: Self.spec(), seed: 9, engine: second)
+        let data = try Self.data()
+        let one = try evaluate(model, on: data, batchSize: 16), two = try evaluate([model, copy], on: data, batchSize: 16)
+        #expect(one.loss == two.loss && one.accuracy == two.accuracy && one.confusion == two.confusion && two.count == 330)
+        #expect(try predictValues([model, copy], data, batchSize: 16) == predictValues(model, data, batchSize: 16))
+        #expect(try predictValues([model, copy], data, batchSize: 16).count == 330 * 3)
+    }
+
     @Test func batchNormIsRefused() throws {
         let engine = try testEngine()
         let spec = ModelSpec(architecture: "custom", inputShape: [4], classCount: 2, nodes: [

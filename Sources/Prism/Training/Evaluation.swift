@@ -13,6 +13,15 @@ public struct EvaluationResult: Codable, Sendable {
 /// Evaluates `model` on `data` in batches without recording gradients.
 /// - Throws: `DataError` when the examples do not have the model's input shape.
 public func evaluate(_ model: Model, on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
+    try evaluate([model], on: data, batchSize: batchSize)
+}
+
+/// Evaluates copies of one model on several devices: the batches are dealt out in contiguous runs,
+/// one run per copy, evaluated at the same time, and their sums added in batch order — the batches
+/// are the one-device batches, so the result equals `evaluate(models[0], …)` exactly on alike devices.
+/// - Throws: `DataError` when the examples do not fit the model; the first device's error.
+public func evaluate(_ models: [Model], on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
+    guard let model = models.first else { throw DataError("evaluate: no model") }
     guard !model.spec.isRegression, !data.isRegression else {
         throw DataError("evaluate: accuracy is for a classifier on class labels; the \(model.spec.isRegression ? "model predicts values" : "data has numeric targets") (use evaluateRegression)")
     }
@@ -23,28 +32,47 @@ public func evaluate(_ model: Model, on data: LabeledData, batchSize: Int = 256)
         throw DataError("data: \(data.classCount) classes, the model has \(model.spec.classCount) outputs")
     }
     let classes = model.spec.classCount
+    let runs = try onEveryBatchRun(models, data: data, batchSize: batchSize) { copy, rows -> (loss: Double, confusion: [[Int]]) in
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+        var features: [Float] = [], labels: [Int32] = []
+        data.gather(rows, into: &features, labels: &labels)
+        let x = try Tensor(features, shape: [labels.count] + data.exampleShape, engine: copy.engine)
+        let logits = try copy(x)
+        guard logits.shape == [labels.count, classes] else {
+            throw TensorError("evaluate: the model outputs \(logits.shape) for \(labels.count) examples, expected [\(labels.count), \(classes)] (classCount)")
+        }
+        let loss = Double(try crossEntropy(logits, labels: labels).item()) * Double(labels.count)
+        let values = try logits.toArray()
+        for (row, label) in labels.enumerated() {
+            confusion[Int(label)][argmax(values[(row * classes)..<((row + 1) * classes)])] += 1
+        }
+        return (loss, confusion)
+    }
     var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
     var lossSum = 0.0
-    var features: [Float] = [], labels: [Int32] = []
-    let batch = max(1, batchSize)
-    try model.engine.noGrad {
-        for start in stride(from: 0, to: data.count, by: batch) {
-            data.gather(Array(start..<min(start + batch, data.count))[...], into: &features, labels: &labels)
-            let x = try Tensor(features, shape: [labels.count] + data.exampleShape, engine: model.engine)
-            let logits = try model(x)
-            guard logits.shape == [labels.count, classes] else {
-                throw TensorError("evaluate: the model outputs \(logits.shape) for \(labels.count) examples, expected [\(labels.count), \(classes)] (classCount)")
-            }
-            lossSum += Double(try crossEntropy(logits, labels: labels).item()) * Double(labels.count)
-            let values = try logits.toArray()
-            for (row, label) in labels.enumerated() {
-                confusion[Int(label)][argmax(values[(row * classes)..<((row + 1) * classes)])] += 1
-            }
-        }
+    for batch in runs {
+        lossSum += batch.loss
+        for i in 0..<classes { for j in 0..<classes { confusion[i][j] += batch.confusion[i][j] } }
     }
     let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
     let n = max(data.count, 1)
     return EvaluationResult(count: data.count, loss: lossSum / Double(n), accuracy: Double(correct) / Double(n), confusion: confusion)
+}
+
+/// `body(copy, rows)` for every batch of `batchSize` rows of `data`, without recording gradients: the
+/// batches dealt out in contiguous runs, one per model copy (each on its own device), run at the same
+/// time; the results in batch order.
+func onEveryBatchRun<T>(_ models: [Model], data: LabeledData, batchSize: Int, _ body: (Model, ArraySlice<Int>) throws -> T) throws -> [T] {
+    let batch = max(1, batchSize), batches = (data.count + batch - 1) / batch, k = models.count
+    let perDevice = try onEveryDevice(k) { j -> [T] in
+        let copy = models[j]
+        return try copy.engine.noGrad {
+            try ((j * batches / k)..<((j + 1) * batches / k)).map { b in
+                try body(copy, Array((b * batch)..<min((b + 1) * batch, data.count))[...])
+            }
+        }
+    }
+    return perDevice.flatMap { $0 }
 }
 
 /// Class probabilities (softmax of the logits) for a batch of examples.
@@ -125,6 +153,13 @@ public struct RegressionResult: Codable, Equatable, Sendable {
 /// - Throws: `DataError` when the model is a classifier, the data has class labels, or the shapes or
 ///   output counts do not match.
 public func evaluateRegression(_ model: Model, on data: LabeledData, batchSize: Int = 256) throws -> RegressionResult {
+    try evaluateRegression([model], on: data, batchSize: batchSize)
+}
+
+/// `evaluateRegression` with copies of the model on several devices (see `evaluate(_:on:batchSize:)`
+/// for how the batches are shared); equal to one device's result on alike devices.
+public func evaluateRegression(_ models: [Model], on data: LabeledData, batchSize: Int = 256) throws -> RegressionResult {
+    guard let model = models.first else { throw DataError("evaluateRegression: no model") }
     guard model.spec.isRegression, data.isRegression else {
         throw DataError("evaluateRegression: needs a regression model and numeric targets; the \(model.spec.isRegression ? "data has class labels" : "model is a classifier")")
     }
@@ -134,26 +169,25 @@ public func evaluateRegression(_ model: Model, on data: LabeledData, batchSize: 
     guard data.targetWidth == model.spec.classCount else {
         throw DataError("data: \(data.targetWidth) targets per example, the model has \(model.spec.classCount) outputs")
     }
-    return try RegressionResult(predictions: try predictValues(model, data, batchSize: batchSize), targets: data.targets, width: data.targetWidth)
+    return try RegressionResult(predictions: try predictValues(models, data, batchSize: batchSize), targets: data.targets, width: data.targetWidth)
 }
 
 /// The model's outputs for every example of `data`, row-major [count, outputs], in batches without gradients.
 /// - Throws: `DataError` when the examples do not have the model's input shape.
 public func predictValues(_ model: Model, _ data: LabeledData, batchSize: Int = 256) throws -> [Float] {
+    try predictValues([model], data, batchSize: batchSize)
+}
+
+/// `predictValues` with copies of the model on several devices, each taking a contiguous run of the
+/// batches; the outputs in example order.
+public func predictValues(_ models: [Model], _ data: LabeledData, batchSize: Int = 256) throws -> [Float] {
+    guard let model = models.first else { throw DataError("predictValues: no model") }
     guard data.exampleShape == model.spec.inputShape else {
         throw DataError("data: examples have shape \(data.exampleShape), the model expects \(model.spec.inputShape)")
     }
-    var outputs: [Float] = []
-    outputs.reserveCapacity(data.count * model.spec.classCount)
-    var features: [Float] = [], labels: [Int32] = []
-    let batch = max(1, batchSize)
-    try model.engine.noGrad {
-        for start in stride(from: 0, to: data.count, by: batch) {
-            let rows = Array(start..<min(start + batch, data.count))[...]
-            data.gather(rows, into: &features, labels: &labels)
-            let x = try Tensor(features, shape: [rows.count] + data.exampleShape, engine: model.engine)
-            outputs += try model(x).toArray()
-        }
-    }
-    return outputs
+    return try onEveryBatchRun(models, data: data, batchSize: batchSize) { copy, rows -> [Float] in
+        var features: [Float] = [], labels: [Int32] = []
+        data.gather(rows, into: &features, labels: &labels)
+        return try copy(try Tensor(features, shape: [rows.count] + data.exampleShape, engine: copy.engine)).toArray()
+    }.flatMap { $0 }
 }
