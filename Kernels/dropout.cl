@@ -2,14 +2,13 @@
 //
 // Generator: Philox-4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011)
 // with key (seed low 32 bits, seed high 32 bits) and counter (block low, block high, 0, 0) for
-// block = element / 4; element e takes word e − 4·(e / 4) of its block's output, where the element
-// index is offset + e (offset 0 but for a slice of a larger tensor). So the mask of an
+// block = element / 4; element e takes word e − 4·(e / 4) of its block's output. So the mask of an
 // element depends only on (seed, element index): the same on every device, for every launch shape,
 // and the backward regenerates it instead of storing it.
 //
 // Kernels:
-//   dropout_f32(x, y, n, seed, threshold, scale, offset)
-//       y[e] = x[e] · scale where word(offset + e) ≥ threshold, else 0; threshold = ⌊p · 2³²⌋ (so an element is
+//   dropout_f32(x, y, n, seed, threshold, scale)
+//       y[e] = x[e] · scale where word(e) ≥ threshold, else 0; threshold = ⌊p · 2³²⌋ (so an element is
 //       kept with probability 1 − p) and scale = 1 / (1 − p). One work-item per block of 4 elements,
 //       1-D, any local size; surplus work-items and the last partial block are guarded. The backward
 //       is the same kernel applied to dy (dx overwritten).
@@ -31,24 +30,14 @@ inline uint4 philox4x32_10(uint4 c, uint2 k) {
 }
 
 __kernel void dropout_f32(__global const float *x, __global float *y, const int n, const ulong seed,
-                          const uint threshold, const float scale, const ulong offset) {
+                          const uint threshold, const float scale) {
     const int block = (int)get_global_id(0);
     const int start = block * 4;
     if (start >= n) return;
-    const uint2 key = (uint2)((uint)seed, (uint)(seed >> 32));
-    // Element e's word is that of global element offset + e: a slice of a batch (one device's rows
-    // in data-parallel training) draws the same mask as the whole batch would.
-    ulong current = (offset + (ulong)start) >> 2;
-    uint4 r = philox4x32_10((uint4)((uint)current, (uint)(current >> 32), 0u, 0u), key);
+    const uint4 r = philox4x32_10((uint4)((uint)block, 0u, 0u, 0u), (uint2)((uint)seed, (uint)(seed >> 32)));
+    const uint words[4] = {r.x, r.y, r.z, r.w};
     for (int k = 0; k < 4; ++k) {
         const int e = start + k;
-        if (e >= n) break;
-        const ulong g = offset + (ulong)e;
-        if ((g >> 2) != current) {
-            current = g >> 2;
-            r = philox4x32_10((uint4)((uint)current, (uint)(current >> 32), 0u, 0u), key);
-        }
-        const uint w = (g & 3) == 0 ? r.x : (g & 3) == 1 ? r.y : (g & 3) == 2 ? r.z : r.w;
-        y[e] = w >= threshold ? x[e] * scale : 0.0f;
+        if (e < n) y[e] = words[k] >= threshold ? x[e] * scale : 0.0f;
     }
 }

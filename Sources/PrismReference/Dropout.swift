@@ -17,22 +17,24 @@ extension Reference {
     /// (e / 4, 0, 0, 0) with key (seed low, seed high) is at least ⌊p · 2³²⌋ (never for p = 1).
     ///
     /// count → mask: [count]
-    public static func dropoutMask(count: Int, p: Double, seed: UInt64, offset: Int = 0) -> [Bool] {
+    public static func dropoutMask(count: Int, p: Double, seed: UInt64) -> [Bool] {
         if p >= 1 { return [Bool](repeating: false, count: count) }
         let threshold = UInt32(p * 4_294_967_296.0)
         let key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
-        return (0..<count).map { e in
-            let g = UInt64(offset + e), block = g >> 2
-            let words = philox4x32(counter: (UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: block >> 32), 0, 0), key: key)
-            return words[Int(g & 3)] >= threshold
+        var mask: [Bool] = []
+        mask.reserveCapacity(count)
+        for block in 0..<((count + 3) / 4) {
+            let words = philox4x32(counter: (UInt32(block), 0, 0, 0), key: key)
+            for k in 0..<4 where block * 4 + k < count { mask.append(words[k] >= threshold) }
         }
+        return mask
     }
 
     /// Inverted dropout: x / (1 − p) where kept, 0 elsewhere. The backward is the same map on dy.
     ///
     /// x: [n] → y: [n]
-    public static func dropout(x: [Double], p: Double, seed: UInt64, offset: Int = 0) -> [Double] {
-        let mask = dropoutMask(count: x.count, p: p, seed: seed, offset: offset)
+    public static func dropout(x: [Double], p: Double, seed: UInt64) -> [Double] {
+        let mask = dropoutMask(count: x.count, p: p, seed: seed)
         return zip(x, mask).map { $1 ? $0 / (1 - p) : 0 }
     }
 }

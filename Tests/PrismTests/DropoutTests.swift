@@ -22,20 +22,6 @@ import Testing
                     atol: 0, rtol: 1e-6, "dropout dx p=\(p) n=\(n)")
     }
 
-    /// A slice of a tensor with its element offset draws the whole tensor's mask for those elements
-    /// (data-parallel training shards a batch), at offsets that cut Philox blocks of 4 anywhere.
-    @Test(arguments: [0, 1, 3, 6, 4097])
-    func aSliceAtItsOffsetDrawsTheWholeMask(offset: Int) throws {
-        let engine = try testEngine()
-        let n = 23, seed: UInt64 = 0xD0_0D
-        let whole = seededFloats(offset + n, seed: 43)
-        let x = Array(whole[offset...])
-        let y = try dropout(try Tensor(x, shape: [n], engine: engine), p: 0.5, seed: seed, training: true, elementOffset: offset)
-        let expected = Array(Reference.dropout(x: doubles(whole), p: 0.5, seed: seed)[offset...])
-        expectClose(try y.toArray(), expected, atol: 0, rtol: 1e-6, "dropout slice at \(offset)")
-        expectClose(try y.toArray(), Reference.dropout(x: doubles(x), p: 0.5, seed: seed, offset: offset), atol: 0, rtol: 1e-6, "reference offset")
-    }
-
     @Test func keptFractionIsOneMinusP() throws {
         let engine = try testEngine()
         let n = TestSizes.small ? 4096 : 1 << 20

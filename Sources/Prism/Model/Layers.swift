@@ -231,9 +231,6 @@ public final class Dropout: Op {
     public let seed: UInt64
     /// Training calls so far (saved with checkpoints).
     public var calls: UInt64 = 0
-    /// The first example's row in the whole batch when this copy trains on a slice of it (data-parallel
-    /// training): each example draws the mask it would draw in the whole batch.
-    public var rowOffset = 0
 
     public init(probability: Float, seed: UInt64) throws {
         guard probability >= 0, probability < 1 else { throw TensorError("dropout: probability \(probability) outside [0, 1)") }
@@ -251,8 +248,7 @@ public final class Dropout: Op {
         guard training, probability > 0 else { return x }
         var mixer = SplitMix64(seed: seed ^ (calls &* 0x9E37_79B9_7F4A_7C15))
         calls += 1
-        let perRow = x.shape.first.map { $0 > 0 ? x.count / $0 : 0 } ?? 0
-        return try dropout(x, p: probability, seed: mixer.next(), training: true, elementOffset: rowOffset * perRow)
+        return try dropout(x, p: probability, seed: mixer.next(), training: true)
     }
 }
 

@@ -12,10 +12,9 @@ import PrismCL
 ///   - training: false returns `x` unchanged.
 /// - Throws: `TensorError` when p lies outside [0, 1].
 /// - Returns: a tensor of x's shape, recording its backward (dx = dy · mask · scale).
-public func dropout(_ x: Tensor, p: Float, seed: UInt64, training: Bool, elementOffset: Int = 0) throws -> Tensor {
+public func dropout(_ x: Tensor, p: Float, seed: UInt64, training: Bool) throws -> Tensor {
     guard p >= 0, p <= 1 else { throw TensorError("dropout: probability \(p) is outside [0, 1] for input \(x.shape)") }
     guard x.count < Int(Int32.max) - 4 else { throw TensorError("dropout: tensor too large for 32-bit indexing: \(x.shape)") }
-    guard elementOffset >= 0 else { throw TensorError("dropout: negative element offset \(elementOffset)") }
     if !training || p == 0 { return x }
     let engine = x.engine, n = x.count
     let threshold = p == 1 ? UInt32.max : UInt32(Double(p) * 4_294_967_296.0)
@@ -24,7 +23,7 @@ public func dropout(_ x: Tensor, p: Float, seed: UInt64, training: Bool, element
     func apply(_ input: Tensor) throws -> Tensor {
         let out = try Tensor.empty(input.shape, engine: engine)
         try engine.launch("dropout.cl", "dropout_f32", global: [roundUp(blocks, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                          [input.storage, out.storage, Int32(n), seed, threshold, scale, UInt64(elementOffset)])
+                          [input.storage, out.storage, Int32(n), seed, threshold, scale])
         return out
     }
     let y = try apply(x)

@@ -7,15 +7,19 @@ import Foundation
 /// order and written to every copy, and every copy takes the same optimizer step — so the copies
 /// stay equal, and equal to one-device training at the same batch up to the order of summation.
 ///
-/// Dropout draws each example's mask from its row in the whole batch (`Dropout.rowOffset`), so
-/// slicing does not change the masks. BatchNorm in training would normalize each slice by its own
-/// statistics (unsynchronized), which is not the one-device computation: such models are refused.
+/// Two layers would make the copies compute something else than one device: BatchNorm in training
+/// normalizes each slice by its own statistics (not synchronized across devices), and Dropout draws
+/// its mask by element position within the tensor it sees, so a slice would draw other masks than
+/// the whole batch. Models with either are refused on several devices.
 extension Trainer {
     /// Adds a copy of the model (its weights, optimizer state and dropout calls) on each of `engines`.
-    /// - Throws: `TrainingError` for a model with BatchNorm layers; device errors.
+    /// - Throws: `TrainingError` for a model with BatchNorm or active Dropout layers; device errors.
     public func replicate(on engines: [Engine]) throws {
         if let norm = model.ops.first(where: { $0 is BatchNormLayer }) {
             throw TrainingError("training: data-parallel training on several devices does not synchronize BatchNorm statistics across them, and \(type(of: norm)) would normalize each device's slice alone; train this model on one device")
+        }
+        if model.ops.contains(where: { ($0 as? Dropout).map { $0.probability > 0 } ?? false }) {
+            throw TrainingError("training: data-parallel training on several devices does not yet draw Dropout masks per example, so a device's slice would get other masks than the whole batch; train this model on one device")
         }
         let state = try model.stateDict(), optimizerState = try optimizer.state()
         let dropoutCalls = model.ops.compactMap { ($0 as? Dropout)?.calls }
@@ -45,7 +49,6 @@ extension Trainer {
             var features: [Float] = [], labels: [Int32] = [], targets: [Float] = []
             train.gather(slice, into: &features, labels: &labels)
             let x = try Tensor(features, shape: [slice.count] + train.exampleShape, engine: engine)
-            for layer in copy.ops.compactMap({ $0 as? Dropout }) { layer.rowOffset = bounds[j] - first }
             let logits = try copy(x, training: true)
             let loss: Tensor
             if regression {
