@@ -74,6 +74,18 @@ let package = Package(
                 .linkedLibrary("jpeg", .when(platforms: [.macOS])),
             ]
         ),
+        // Open MPI loaded at run time (dlopen of libmpi.so.40), so that a plain prism neither links
+        // nor needs MPI; only `mpirun -np N prism …` loads it (Debian: openmpi-bin).
+        .target(
+            name: "CMPI",
+            path: "Sources/CMPI",
+            linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]
+        ),
+        // The processes of an mpirun job: rank, size, host, and collectives and messages with deadlines.
+        .target(
+            name: "PrismMPI",
+            dependencies: ["CMPI", "Prism"]
+        ),
         // Output files: checked before any work, written through a temporary file and a rename.
         .target(
             name: "PrismFiles",
@@ -143,7 +155,7 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismCL", "Prism", "PrismExplain", "PrismFiles", "PrismONNX", "PrismReport",
+                "PrismCL", "Prism", "PrismExplain", "PrismFiles", "PrismONNX", "PrismReport", "PrismMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -109,7 +109,11 @@ struct ExplainCommand: ParsableCommand {
     func explain() throws {
         let methods = try MethodRegistry.shared.parse(method)
         let destination = ExplainOutputs(json: json, npy: npy, png: png, out: out)
-        try destination.check()
+        if let world = MPIJob.world, !(try indexSelection().isWholeSet) || out == nil {
+            throw ValidationError("under mpirun (\(world.size) processes), explain shares the shards of a whole-data-set run among the ranks: give --index all or ranges such as 0-999, with --out DIR")
+        }
+        // Only rank 0 of an mpirun job writes.
+        if MPIJob.isLeader { try destination.check() }
         if try global.deviceSelections() != nil, !(try indexSelection().isWholeSet) {
             throw ValidationError("--device \(global.device ?? ""): several devices share the shards of a whole-data-set run (--index all or ranges such as 0-999, with --out DIR); name one device for other runs")
         }
@@ -118,8 +122,11 @@ struct ExplainCommand: ParsableCommand {
         let plan = try makePlan(engine: engine, methods: methods, outputs: destination)
         // With the JSON on standard output, everything else goes to standard error.
         let toStandardError = destination.jsonToStandardOutput
-        let say = { (line: String) in toStandardError ? printError(line) : printLine(line) }
-        for note in plan.notes { printError(note) }
+        let say = { (line: String) in
+            guard MPIJob.isLeader else { return }
+            toStandardError ? printError(line) : printLine(line)
+        }
+        for note in plan.notes where MPIJob.isLeader { printError(note) }
         if try indexSelection().isWholeSet {
             // Each further device gets its own engine and its own copy of the model, loaded from the file.
             var devices: [(label: String, plan: ExplainPlan)] = [("#\(engine.device.index) \(engine.device.name)", plan)]

@@ -45,34 +45,10 @@ struct WholeSetRun {
     /// - Throws: `ValidationError` when the shard folder is of a run with other settings; the run's errors.
     @discardableResult
     func run(top: Int, say: (String) -> Void) throws -> Bool {
-        guard let out = plan.outputs.out else { throw ValidationError("a whole-data-set run needs --out DIR") }
-        let shards = try ShardFolder(path: (out as NSString).appendingPathComponent("shards"))
-        try shards.claim(try ShardManifest(plan: plan, shardSize: shardSize))
-        shards.removeLeftovers()
-
-        var missing: [Int] = []
-        var doneExamples = 0
-        for k in 0..<shardCount {
-            do {
-                if let shard = try shards.read(k) {
-                    if isComplete(shard, number: k) {
-                        doneExamples += shard.indices.count
-                        continue
-                    }
-                    printError("note: \(shards.folder.path(shards.shardName(k))) holds other examples or methods than this run's shard \(k); computing it again")
-                }
-            } catch {
-                printError("note: \(error); computing that shard again")
-            }
-            missing.append(k)
-        }
-        let n = plan.instances.count
-        if doneExamples > 0 {
-            say("resuming: \(doneExamples) of \(n) examples done (\(shardCount - missing.count) of \(shardCount) shards in \(shards.path))")
-        } else {
-            say("whole-data-set run: \(n) examples in \(shardCount) shard\(shardCount == 1 ? "" : "s") of up to \(shardSize), written to \(shards.path)")
-        }
-
+        if let world = MPIJob.world { return try runOnRanks(world, top: top, say: say) }
+        let shards = try openShards()
+        let (missing, doneExamples) = scan(shards)
+        announce(missing: missing, done: doneExamples, shards: shards, say: say)
         let toDo = missing.reduce(0) { $0 + positions(ofShard: $1).count }
         var progress = RunProgress(total: toDo)
         if devices.count > 1 {
@@ -101,6 +77,53 @@ struct WholeSetRun {
                 written += 1
             }
         }
+        try finish(toDo: toDo, progress: &progress, shards: shards, top: top, say: say)
+        return true
+    }
+
+    /// The shard folder `OUT/shards`, claimed for this run (a folder of another run's settings is
+    /// refused), without the temporary files an interrupted write left.
+    func openShards() throws -> ShardFolder {
+        guard let out = plan.outputs.out else { throw ValidationError("a whole-data-set run needs --out DIR") }
+        let shards = try ShardFolder(path: (out as NSString).appendingPathComponent("shards"))
+        try shards.claim(try ShardManifest(plan: plan, shardSize: shardSize))
+        shards.removeLeftovers()
+        return shards
+    }
+
+    /// The shards still to compute (those missing, unreadable or of other examples), and the examples done.
+    func scan(_ shards: ShardFolder) -> (missing: [Int], done: Int) {
+        var missing: [Int] = []
+        var doneExamples = 0
+        for k in 0..<shardCount {
+            do {
+                if let shard = try shards.read(k) {
+                    if isComplete(shard, number: k) {
+                        doneExamples += shard.indices.count
+                        continue
+                    }
+                    printError("note: \(shards.folder.path(shards.shardName(k))) holds other examples or methods than this run's shard \(k); computing it again")
+                }
+            } catch {
+                printError("note: \(error); computing that shard again")
+            }
+            missing.append(k)
+        }
+        return (missing, doneExamples)
+    }
+
+    /// Says whether the run starts or resumes.
+    func announce(missing: [Int], done: Int, shards: ShardFolder, say: (String) -> Void) {
+        let n = plan.instances.count
+        if done > 0 {
+            say("resuming: \(done) of \(n) examples done (\(shardCount - missing.count) of \(shardCount) shards in \(shards.path))")
+        } else {
+            say("whole-data-set run: \(n) examples in \(shardCount) shard\(shardCount == 1 ? "" : "s") of up to \(shardSize), written to \(shards.path)")
+        }
+    }
+
+    /// Once every shard is written: the rate, the merged results, the global lines and every output.
+    func finish(toDo: Int, progress: inout RunProgress, shards: ShardFolder, top: Int, say: (String) -> Void) throws {
         progress.clear()
         if toDo > 0 {
             say(String(format: "explained %d examples in %@ (%.2f examples/s)", toDo, formatDuration(progress.elapsed),
@@ -109,7 +132,6 @@ struct WholeSetRun {
         let merged = try merge(shards)
         for line in globalLines(merged, top: top) { say(line) }
         for line in try write(merged, shardFolder: shards.path) { say(line) }
-        return true
     }
 
     /// The missing shards on every device at once: one worker per device takes the next shard when it

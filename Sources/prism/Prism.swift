@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PrismCL
 import PrismFiles
+import PrismMPI
 
 @main
 struct PrismCommand: ParsableCommand {
@@ -21,13 +22,23 @@ struct PrismCommand: ParsableCommand {
         let arguments = Array(CommandLine.arguments.dropFirst())
         do {
             var command = try parseAsRoot(arguments)
+            try MPIJob.start(subcommand: arguments.first)
             try command.run()
+            MPIJob.world?.finalize()
         } catch {
-            if error is ExitCode || error is CleanExit || exitCode(for: error) == .success { exit(withError: error) }
+            if error is ExitCode || error is CleanExit || exitCode(for: error) == .success {
+                // runReportingErrors has printed a failure (and ended an mpirun job).
+                MPIJob.world?.finalize()
+                exit(withError: error)
+            }
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             let names = configuration.subcommands.map { $0._commandName }
             let subcommand = arguments.first.flatMap { names.contains($0) ? " \($0)" : nil } ?? ""
-            printError("\(message) (see 'prism\(subcommand) --help')")
+            let line = "\(message) (see 'prism\(subcommand) --help')"
+            MPIJob.failJob(line)
+            // Started by mpirun but failed before MPI: every rank has the same error; rank 0 says it.
+            if MPIWorld.launchedSize ?? 1 > 1, ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] != "0" { Foundation.exit(1) }
+            printError(line)
             Foundation.exit(1)
         }
     }
@@ -35,16 +46,18 @@ struct PrismCommand: ParsableCommand {
 
 /// Options every subcommand takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "Device: index (1), type (gpu, cpu, accelerator) or name substring. Default: PRISM_DEVICE, else GPU > accelerator > CPU. explain's whole-data-set runs also take all or a list (0,2): the shards are shared among those devices.")
+    @Option(name: .long, help: "Device: index (1), type (gpu, cpu, accelerator) or name substring. Default: PRISM_DEVICE, else GPU > accelerator > CPU. explain's whole-data-set runs, train and eval also take all or a list (0,2) and share the work among those devices. Under mpirun each rank takes one device: its local rank's entry of all or the list (default: of the default type's devices).")
     var device: String?
 
     @Flag(name: .long, help: "Print the chosen device and driver.")
     var verbose = false
 
-    /// The settings of this run: the environment's, with `--device` taking precedence.
+    /// The settings of this run: the environment's, with `--device` taking precedence (under mpirun,
+    /// this rank's device: `MPIJob.rankDevice`).
     var settings: Settings {
         var settings = Settings.current
         if let device { settings.device = device }
+        if MPIJob.world != nil, let chosen = try? MPIJob.rankDevice(device) { settings.device = chosen }
         return settings
     }
 
@@ -53,7 +66,8 @@ struct GlobalOptions: ParsableArguments {
     /// list, as selections (`0`, `gpu`); nil for one device.
     /// - Throws: `ValidationError` for an empty entry or a device named twice.
     func deviceSelections() throws -> [String]? {
-        guard let device else { return nil }
+        // Under mpirun every rank takes one device (`settings`).
+        guard let device, MPIJob.world == nil else { return nil }
         if device == "all" {
             let all = try Device.all()
             guard let type = [DeviceType.gpu, .accelerator, .cpu].first(where: { t in all.contains { $0.info.type == t } }) else { return nil }
@@ -125,6 +139,7 @@ func runReportingErrors(_ body: () throws -> Void) throws {
         throw error
     } catch {
         let text = String(describing: error)
+        MPIJob.failJob(text)
         printError(text)
         throw ExitCode.failure
     }

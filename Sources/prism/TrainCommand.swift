@@ -115,10 +115,14 @@ struct TrainCommand: ParsableCommand {
             let engine = Engine(context: try devices?.first?.context ?? global.context())
             let checkpointPath = checkpoint ?? out + ".ckpt"
             let logPath = log ?? out + ".log.jsonl"
-            // Refuse outputs that cannot be written before loading data or training.
-            _ = try OutputFile(path: out)
-            _ = try OutputFile(path: checkpointPath)
-            let logFile = try OutputFile(path: logPath)
+            // Refuse outputs that cannot be written before loading data or training (under mpirun,
+            // rank 0 writes them; every rank reads a checkpoint to resume from).
+            let leader = MPIJob.isLeader
+            if leader {
+                _ = try OutputFile(path: out)
+                _ = try OutputFile(path: checkpointPath)
+            }
+            let logFile = leader ? try OutputFile(path: logPath) : nil
             var resumed: Trainer?
             var standardization: TabularDataset.Standardization?
             var targetStandardization: TabularDataset.Standardization?
@@ -142,7 +146,7 @@ struct TrainCommand: ParsableCommand {
                 guard epochs >= trainer.epochsDone else {
                     throw ValidationError("--epochs \(epochs): the checkpoint \(checkpointPath) has already done \(trainer.epochsDone) epochs (--epochs is the total)")
                 }
-                printError("resuming \(checkpointPath) after epoch \(trainer.epochsDone) of \(trainer.config.epochs)")
+                if leader { printError("resuming \(checkpointPath) after epoch \(trainer.epochsDone) of \(trainer.config.epochs)") }
                 resumed = trainer
             }
             var resumedClasses: [String]?
@@ -150,7 +154,7 @@ struct TrainCommand: ParsableCommand {
             let loaded = try dataOptions.loadForTraining(task: requestedTask, maxClasses: maxClasses, standardization: standardization,
                                                          targetStandardization: targetStandardization,
                                                          inputShape: resumed?.model.spec.inputShape, classes: resumedClasses)
-            if let note = loaded.note { printError("note: " + note) }
+            if let note = loaded.note, leader { printError("note: " + note) }
             let train = loaded.train
             if normalize == .dataset && train.exampleShape.count != 3 {
                 throw ValidationError("--normalize dataset is for images [channels, height, width]; \(dataOptions.sourceName) has examples of shape \(train.exampleShape)")
@@ -201,19 +205,31 @@ struct TrainCommand: ParsableCommand {
                 }
                 trainer.extraMetadata = extra
                 // A fresh run starts a fresh log.
-                try logFile.write([])
+                try logFile?.write([])
             }
             let model = trainer.model
             let kind = model.spec.isRegression ? "regression " : ""
             if let devices {
                 try trainer.replicate(on: devices.dropFirst().map { Engine(context: $0.context) })
             }
-            let where_ = devices.map { "devices " + $0.map(\.label).joined(separator: ", ") + " (each step's batch split across them)" }
+            var where_ = devices.map { "devices " + $0.map(\.label).joined(separator: ", ") + " (each step's batch split across them)" }
                 ?? "device \(engine.device.name)"
+            if let world = MPIJob.world {
+                try trainer.join(world)
+                where_ = "\(world.size) processes of an mpirun job, one device each (rank 0: \(engine.device.name); each step's batch split across them, gradients summed with MPI_Allreduce)"
+            }
+            guard leader else {
+                // The other ranks train their slices; rank 0 evaluates, writes and prints.
+                try trainer.fit(train: train)
+                return
+            }
             printError("training \(kind)\(model.spec.architecture) (\(model.parameterCount) parameters) on \(dataOptions.sourceName): \(train.count) training, \(loaded.test.count) test examples; \(where_)")
             try fitWithProgress(trainer, train: train, test: loaded.test, out: out, checkpoint: checkpointPath, log: logPath)
             if let devices {
                 printLine("examples per device: " + zip(devices, trainer.examplesPerDevice).map { "\($0.label) \($1)" }.joined(separator: ", "))
+            }
+            if MPIJob.world != nil {
+                printLine("examples per rank: " + trainer.examplesPerRank.enumerated().map { "rank \($0) \($1)" }.joined(separator: ", "))
             }
             printLine("wrote \(out) (checkpoint \(checkpointPath), log \(logPath))")
         }

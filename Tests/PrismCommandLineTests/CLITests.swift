@@ -4,12 +4,19 @@ import Testing
 
 /// Runs the built `prism` executable (it sits next to the test bundle) and captures its output.
 func runPrism(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    try runProcess(prismExecutable(), arguments, environment: environment)
+}
+
+/// The built `prism` beside the test bundle.
+func prismExecutable() -> URL {
     let bin = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    var url = bin.appendingPathComponent("prism")
-    if !FileManager.default.fileExists(atPath: url.path) {
-        // swift-testing may run from inside the .xctest bundle on some layouts.
-        url = bin.deletingLastPathComponent().appendingPathComponent("prism")
-    }
+    let url = bin.appendingPathComponent("prism")
+    // swift-testing may run from inside the .xctest bundle on some layouts.
+    return FileManager.default.fileExists(atPath: url.path) ? url : bin.deletingLastPathComponent().appendingPathComponent("prism")
+}
+
+/// Runs `url` with `arguments` (and `environment` over this process's): exit status, standard output and error.
+func runProcess(_ url: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let process = Process()
     process.executableURL = url
     process.arguments = arguments

@@ -6,6 +6,8 @@ import Foundation
 /// with its loss's gradient scaled by slice / batch, the gradients are summed on the host in device
 /// order and written to every copy, and every copy takes the same optimizer step — so the copies
 /// stay equal, and equal to one-device training at the same batch up to the order of summation.
+/// The processes of an MPI job split the batch the same way (`join(_:)`), one device each, their
+/// gradients summed in one all-reduce per step.
 ///
 /// Two layers would make the copies compute something else than one device: BatchNorm in training
 /// normalizes each slice by its own statistics (not synchronized across devices), and Dropout draws
@@ -15,12 +17,8 @@ extension Trainer {
     /// Adds a copy of the model (its weights, optimizer state and dropout calls) on each of `engines`.
     /// - Throws: `TrainingError` for a model with BatchNorm or active Dropout layers; device errors.
     public func replicate(on engines: [Engine]) throws {
-        if let norm = model.ops.first(where: { $0 is BatchNormLayer }) {
-            throw TrainingError("training: data-parallel training on several devices does not synchronize BatchNorm statistics across them, and \(type(of: norm)) would normalize each device's slice alone; train this model on one device")
-        }
-        if model.ops.contains(where: { ($0 as? Dropout).map { $0.probability > 0 } ?? false }) {
-            throw TrainingError("training: data-parallel training on several devices does not yet draw Dropout masks per example, so a device's slice would get other masks than the whole batch; train this model on one device")
-        }
+        try checkSplittable(across: "devices", alone: "on one device")
+        guard processGroup == nil else { throw TrainingError("training: a process of several uses one device; start one process per device") }
         let state = try model.stateDict(), optimizerState = try optimizer.state()
         let dropoutCalls = model.ops.compactMap { ($0 as? Dropout)?.calls }
         for engine in engines {
@@ -34,32 +32,92 @@ extension Trainer {
         }
     }
 
+    /// Trains with the processes of `group` (the ranks of an MPI job): every step, this process takes
+    /// slice `group.rank` of the batch (contiguous slices whose sizes differ by at most one), and the
+    /// gradients are summed over every process in one call before the optimizer step. Every process
+    /// must start from the same weights and take the same batches (same seed and data).
+    /// - Throws: `TrainingError` for a model with BatchNorm or active Dropout layers, or a trainer with replicas.
+    public func join(_ group: ProcessGroup) throws {
+        try checkSplittable(across: "processes", alone: "in one process")
+        guard replicas.isEmpty else { throw TrainingError("training: a process of several uses one device; start one process per device") }
+        processGroup = group
+        examplesPerRank = Array(repeating: 0, count: group.size)
+    }
+
+    /// Refuses the layers a batch cut into slices would compute differently (see the type's note).
+    private func checkSplittable(across what: String, alone: String) throws {
+        if let norm = model.ops.first(where: { $0 is BatchNormLayer }) {
+            throw TrainingError("training: data-parallel training on several \(what) does not synchronize BatchNorm statistics across them, and \(type(of: norm)) would normalize each slice of the batch alone; train this model \(alone)")
+        }
+        if model.ops.contains(where: { ($0 as? Dropout).map { $0.probability > 0 } ?? false }) {
+            throw TrainingError("training: data-parallel training on several \(what) does not yet draw Dropout masks per example, so a slice of the batch would get other masks than the whole batch; train this model \(alone)")
+        }
+    }
+
+    /// The forward and backward of `slice` of a batch of `n` examples on one copy, its loss's gradient
+    /// scaled by slice / batch: (summed loss over the slice, correct predictions).
+    private func sliceForwardBackward(_ copy: Model, _ copyOptimizer: Optimizer, _ slice: ArraySlice<Int>, batch n: Int,
+                                      train: LabeledData) throws -> (loss: Double, correct: Int) {
+        copyOptimizer.zeroGrad()
+        guard !slice.isEmpty else { return (0, 0) }
+        let engine = copy.engine
+        var features: [Float] = [], labels: [Int32] = [], targets: [Float] = []
+        train.gather(slice, into: &features, labels: &labels)
+        let x = try Tensor(features, shape: [slice.count] + train.exampleShape, engine: engine)
+        let logits = try copy(x, training: true)
+        let loss: Tensor
+        let regression = copy.spec.isRegression
+        if regression {
+            train.gatherTargets(slice, into: &targets)
+            loss = try mseLoss(logits, try Tensor(targets, shape: [slice.count, train.targetWidth], engine: engine))
+        } else {
+            loss = try crossEntropy(logits, labels: labels)
+        }
+        // The slice's mean loss weighs slice / batch of the batch's mean.
+        try loss.backward(try Tensor.full(loss.shape, Float(slice.count) / Float(n), engine: engine))
+        return (Double(try loss.item()) * Double(slice.count), regression ? 0 : try countCorrect(logits, labels))
+    }
+
+    /// One step of this process's slice of `indices`, the gradients (with the slice's loss sum and
+    /// correct count) summed over the process group in one call: (mean loss, rows, correct predictions).
+    private func processGroupStep(_ indices: ArraySlice<Int>, train: LabeledData, group: ProcessGroup) throws -> (loss: Double, rows: Int, correct: Int) {
+        let k = group.size, n = indices.count, first = indices.startIndex
+        let bounds = (0...k).map { first + $0 * n / k }
+        let local = try sliceForwardBackward(model, optimizer, indices[bounds[group.rank]..<bounds[group.rank + 1]], batch: n, train: train)
+        // One buffer: every parameter's gradient (zeros where it has none), then per parameter whether
+        // this process has one, then the slice's loss sum and correct count.
+        let parameters = model.parameters
+        let sizes = parameters.map { $0.shape.reduce(1, *) }
+        let total = sizes.reduce(0, +)
+        var buffer: [Float] = []
+        buffer.reserveCapacity(total + parameters.count + 2)
+        for (p, size) in zip(parameters, sizes) {
+            if let g = p.grad { buffer += try g.toArray() } else { buffer += [Float](repeating: 0, count: size) }
+        }
+        buffer += parameters.map { $0.grad == nil ? 0 : 1 }
+        buffer += [Float(local.loss), Float(local.correct)]
+        try group.sumAll(&buffer)
+        var offset = 0
+        for (i, (p, size)) in zip(parameters, sizes).enumerated() {
+            if buffer[total + i] > 0 {
+                p.grad = try Tensor(Array(buffer[offset..<(offset + size)]), shape: p.shape, engine: p.engine)
+            }
+            offset += size
+        }
+        if let maxGradNorm = config.maxGradNorm { try clipGradNorm(parameters, maxNorm: maxGradNorm) }
+        try optimizer.step()
+        for j in 0..<k { examplesPerRank[j] += bounds[j + 1] - bounds[j] }
+        return (Double(buffer[total + parameters.count]) / Double(n), n, Int(buffer[total + parameters.count + 1].rounded()))
+    }
+
     /// One step over the examples `indices` on every device: (mean loss, rows, correct predictions).
     func dataParallelStep(_ indices: ArraySlice<Int>, train: LabeledData) throws -> (loss: Double, rows: Int, correct: Int) {
+        if let group = processGroup { return try processGroupStep(indices, train: train, group: group) }
         let members = [(model, optimizer)] + replicas.map { ($0.model, $0.optimizer) }
         let k = members.count, n = indices.count, first = indices.startIndex
         let bounds = (0...k).map { first + $0 * n / k }
-        let regression = model.spec.isRegression
         let sums = try onEveryDevice(k) { j -> (loss: Double, correct: Int) in
-            let (copy, copyOptimizer) = members[j]
-            copyOptimizer.zeroGrad()
-            let slice = indices[bounds[j]..<bounds[j + 1]]
-            guard !slice.isEmpty else { return (0, 0) }
-            let engine = copy.engine
-            var features: [Float] = [], labels: [Int32] = [], targets: [Float] = []
-            train.gather(slice, into: &features, labels: &labels)
-            let x = try Tensor(features, shape: [slice.count] + train.exampleShape, engine: engine)
-            let logits = try copy(x, training: true)
-            let loss: Tensor
-            if regression {
-                train.gatherTargets(slice, into: &targets)
-                loss = try mseLoss(logits, try Tensor(targets, shape: [slice.count, train.targetWidth], engine: engine))
-            } else {
-                loss = try crossEntropy(logits, labels: labels)
-            }
-            // The slice's mean loss weighs slice / batch of the batch's mean.
-            try loss.backward(try Tensor.full(loss.shape, Float(slice.count) / Float(n), engine: engine))
-            return (Double(try loss.item()) * Double(slice.count), regression ? 0 : try countCorrect(logits, labels))
+            try sliceForwardBackward(members[j].0, members[j].1, indices[bounds[j]..<bounds[j + 1]], batch: n, train: train)
         }
         // Sum every parameter's gradient over the devices, in device order, and give it to every copy.
         let parameters = members.map { $0.0.parameters }

@@ -78,10 +78,12 @@ public struct EpochReport: Codable, Sendable {
     public var seconds: Double
     /// Data-parallel training only: the examples each device trained on in this epoch (first device first).
     public var examplesPerDevice: [Int]?
+    /// Training over several processes only: the examples each process trained on in this epoch, by rank.
+    public var examplesPerRank: [Int]?
 
     enum CodingKeys: String, CodingKey {
         case epoch, seconds
-        case examplesPerDevice = "examples_per_device"
+        case examplesPerDevice = "examples_per_device", examplesPerRank = "examples_per_rank"
         case trainLoss = "train_loss", trainAccuracy = "train_accuracy", testLoss = "test_loss"
         case testAccuracy = "test_accuracy", examplesPerSecond = "examples_per_second", testR2 = "test_r2"
     }
@@ -110,6 +112,10 @@ public final class Trainer {
     public internal(set) var replicas: [(model: Model, optimizer: Optimizer)] = []
     /// Examples each device trained on in this process: `model`'s device first, then the replicas'.
     public internal(set) var examplesPerDevice: [Int] = [0]
+    /// The processes this one trains with (`join(_:)`), each taking its slice of every batch; nil: this process alone.
+    public internal(set) var processGroup: ProcessGroup?
+    /// With a process group: the examples each process trained on, by rank (every process knows them all).
+    public internal(set) var examplesPerRank: [Int] = []
 
     public static let stateMetadataKey = "prism.training"
     /// The name prefix of a checkpoint's optimizer-state tensors (`optimizer.<key>`).
@@ -174,8 +180,10 @@ public final class Trainer {
                 }
                 return (try Tensor(engine: engine, shape: [indices.count] + train.exampleShape, storage: storage), labels, y)
             }
-            var next = replicas.isEmpty ? try upload(0) : nil
-            for step in 0..<steps where !replicas.isEmpty {
+            let split = !replicas.isEmpty || processGroup != nil
+            let ranksBefore = examplesPerRank
+            var next = split ? nil : try upload(0)
+            for step in 0..<steps where split {
                 let (value, rows, right) = try dataParallelStep(order[(step * batch)..<min((step + 1) * batch, train.count)], train: train)
                 guard value.isFinite else {
                     throw TrainingError("training: loss is \(value) at epoch \(epoch), step \(step + 1) of \(steps); stopped (the last checkpoint is kept)")
@@ -188,7 +196,7 @@ public final class Trainer {
                                       accuracy: regression ? nil : Double(correct) / Double(seen), examplesPerSecond: rate,
                                       secondsLeft: Double(train.count - seen) / rate))
             }
-            for step in 0..<steps where replicas.isEmpty {
+            for step in 0..<steps where !split {
                 let (x, batchLabels, batchTargets) = next!
                 let logits = try model(x, training: true)
                 let loss = try batchTargets.map { try mseLoss(logits, $0) } ?? crossEntropy(logits, labels: batchLabels)
@@ -217,6 +225,7 @@ public final class Trainer {
                                      trainAccuracy: regression ? nil : Double(correct) / Double(seen),
                                      examplesPerSecond: Double(seen) / seconds, seconds: seconds,
                                      examplesPerDevice: replicas.isEmpty ? nil : zip(examplesPerDevice, examplesBefore).map { $0 - $1 })
+            if processGroup != nil { report.examplesPerRank = zip(examplesPerRank, ranksBefore).map { $0 - $1 } }
             if let test, regression {
                 let result = try evaluateRegression(model, on: test, batchSize: max(batch, 256))
                 report.testLoss = result.mse
