@@ -92,7 +92,9 @@ struct ExplainCommand: ParsableCommand {
         if let background, background < 1 { throw ValidationError("--background must be at least 1") }
         if superpixel < 1 { throw ValidationError("--superpixel must be at least 1") }
         if let kmeans, kmeans < 1 { throw ValidationError("--kmeans must be at least 1") }
-        if index != nil && !inputOptions.input.isEmpty { throw ValidationError("give --input or --index, not both") }
+        if try index != nil && !inputOptions.input.isEmpty && !indexSelection().isWholeSet {
+            throw ValidationError("give --input or --index I,J, not both (with --input, --index all or ranges such as 0-999 select the inputs' examples for a whole-data-set run)")
+        }
         try wholeSet.check(selection: try indexSelection(), command: self)
     }
 
@@ -191,6 +193,15 @@ struct ExplainCommand: ParsableCommand {
             let batch = try inputOptions.read(inputOptions.input, loaded: loaded, featureNames: columnNames, label: dataOptions.label)
             notes += batch.notes.map { "note: " + $0 }
             instances = ExplainInstances(values: batch.values, count: batch.count, names: batch.sources, source: "the files given with --input")
+            if index != nil {
+                // A whole-data-set run over the inputs' examples (all, or ranges of them in order).
+                let rows = try indexSelection().resolve(count: batch.count, source: "the examples of --input")
+                if rows != Array(0..<batch.count) {
+                    instances.values = rows.flatMap { batch.values[($0 * width)..<(($0 + 1) * width)] }
+                    instances.names = rows.map { batch.sources[$0] }
+                    instances.count = rows.count
+                }
+            }
         }
 
         let extraInputs = try modelInputs.extraInputs(of: loaded.model, count: instances.count)

@@ -105,7 +105,7 @@ extension WholeSetRun {
                     }
                     try shards.write(shard)
                     received.insert(shard.number)
-                    progress.finish(shard.indices.count)
+                    progress.finish(shard.outputs.count)
                 case RankTag.done:
                     finished.insert(source)
                 default:

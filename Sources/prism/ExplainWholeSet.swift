@@ -99,7 +99,7 @@ struct WholeSetRun {
             do {
                 if let shard = try shards.read(k) {
                     if isComplete(shard, number: k) {
-                        doneExamples += shard.indices.count
+                        doneExamples += shard.outputs.count
                         continue
                     }
                     printError("note: \(shards.folder.path(shards.shardName(k))) holds other examples or methods than this run's shard \(k); computing it again")
@@ -175,10 +175,10 @@ struct WholeSetRun {
             }
             if let device = shard.device {
                 if let i = work.firstIndex(where: { $0.device == device }) {
-                    work[i].examples += shard.indices.count
+                    work[i].examples += shard.outputs.count
                     work[i].shards += 1
                 } else {
-                    work.append(.init(device: device, examples: shard.indices.count, shards: 1))
+                    work.append(.init(device: device, examples: shard.outputs.count, shards: 1))
                 }
             }
             outputs += shard.outputs

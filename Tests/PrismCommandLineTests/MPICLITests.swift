@@ -93,6 +93,22 @@ import Testing
             #expect(a.values(method) == b.values(method) && a.shape(method).prefix(2) == [10, 4], "\(method) \(a.shape(method))")
         }
 
+        // --input FILE.npy with --index all: the file's examples, shared between the ranks; the
+        // same as one process explaining rows 2-5 of the file.
+        try ExplainInputsCLITests().writeNpy((0..<24).map { Float($0 % 7) * 0.75 + 0.5 }, shape: [6, 4], path: dir + "/x.npy")
+        func inputs(_ out: String, _ index: String) -> [String] {
+            ["explain", "--device", "cpu", "--model", model, "--input", dir + "/x.npy", "--index", index, "--shard-size", "2",
+             "--method", "ig", "--out", out, "--json", out + "/e.json"]
+        }
+        let fileShared = try mpirun(inputs(dir + "/in2", "all"))
+        #expect(fileShared.status == 0, "\(fileShared.stderr)")
+        let fileAlone = try runPrism(inputs(dir + "/in1", "2-5"))
+        #expect(fileAlone.status == 0, "\(fileAlone.stderr)")
+        let (c, d) = (try ExplainDocumentReader(path: dir + "/in2/e.json"), try ExplainDocumentReader(path: dir + "/in1/e.json"))
+        let per = c.values("ig").count / 6
+        #expect(c.shape("ig").first == 6 && d.shape("ig").first == 4 && Array(c.values("ig")[(2 * per)..<(6 * per)]) == d.values("ig"))
+        #expect((c.json["devices"] as? [[String: Any]])?.compactMap { $0["examples"] as? Int } == [4, 2])
+
         // A stuck rank (the hook's stall: rank 1 stops answering after one example) is reported by
         // rank 0 once PRISM_MPI_TIMEOUT has passed without a word, and the job ends.
         let start = Date()
