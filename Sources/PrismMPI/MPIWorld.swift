@@ -24,6 +24,10 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     public let localRank: Int
     /// Seconds a wait on other ranks may last before it fails with `MPIError` (default 600, `PRISM_MPI_TIMEOUT`).
     public var timeout: Double
+    /// Seconds this process has spent in MPI calls and waits on other ranks (sends, receives, collectives).
+    public private(set) var communicationSeconds = 0.0
+    /// Bytes this process has sent to and received from other ranks (collectives count their buffer once).
+    public private(set) var bytesSent = 0, bytesReceived = 0
     private var finalized = false
 
     /// Whether this process was started by Open MPI's mpirun (or another launcher that sets
@@ -86,7 +90,9 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     /// Waits for `request` until it completes, or fails after `timeout` seconds.
     /// - Parameter what: the operation, for the message (`the gradient sum of step 3`).
     private func wait(_ request: inout UnsafeMutableRawPointer?, _ what: String) throws {
-        let deadline = Date().addingTimeInterval(timeout)
+        let start = Date()
+        defer { communicationSeconds += Date().timeIntervalSince(start) }
+        let deadline = start.addingTimeInterval(timeout)
         var done: Int32 = 0
         var pause: useconds_t = 20
         while true {
@@ -112,6 +118,8 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
             try Self.check(prism_mpi_iallreduce_sum_float(buffer.baseAddress, Int32(buffer.count), &request), "MPI_Iallreduce")
             try wait(&request, what)
         }
+        bytesSent += 4 * values.count
+        bytesReceived += 4 * values.count
     }
 
     /// Rank `root`'s `bytes` on every rank (the others pass anything; its length travels first).
@@ -160,6 +168,9 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     /// Starts sending `bytes` to `destination` with `tag` (MPI_Isend); `isDone` or `complete` finishes it.
     public func send(_ bytes: [UInt8], to destination: Int, tag: Int, what: String) throws -> Send {
         guard bytes.count <= Int(Int32.max) else { throw MPIError("\(what): \(bytes.count) bytes are more than one MPI message takes") }
+        let start = Date()
+        defer { communicationSeconds += Date().timeIntervalSince(start) }
+        bytesSent += bytes.count
         let message = Send(bytes: bytes, what: what)
         try Self.check(prism_mpi_isend_bytes(message.bytes.baseAddress, Int32(bytes.count), Int32(destination), Int32(tag), &message.request),
                        "MPI_Isend")
@@ -170,7 +181,9 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     public func isDone(_ message: Send) throws -> Bool {
         if message.done { return true }
         var done: Int32 = 0
+        let start = Date()
         try Self.check(prism_mpi_test(&message.request, &done), "MPI_Test")
+        communicationSeconds += Date().timeIntervalSince(start)
         message.done = done != 0
         return message.done
     }
@@ -185,12 +198,15 @@ public final class MPIWorld: ProcessGroup, @unchecked Sendable {
     /// The next message waiting from any rank with any tag, received, or nil when none is waiting.
     public func poll() throws -> (source: Int, tag: Int, bytes: [UInt8])? {
         var waiting: Int32 = 0, from: Int32 = 0, tag: Int32 = 0, count: Int32 = 0
+        let start = Date()
+        defer { communicationSeconds += Date().timeIntervalSince(start) }
         try Self.check(prism_mpi_iprobe(-1, -1, &waiting, &from, &tag, &count), "MPI_Iprobe")
         guard waiting != 0 else { return nil }
         var bytes = [UInt8](repeating: 0, count: Int(max(count, 0)))
         try bytes.withUnsafeMutableBytes { buffer in
             try Self.check(prism_mpi_recv_bytes(buffer.baseAddress, count, from, tag), "MPI_Recv")
         }
+        bytesReceived += bytes.count
         return (Int(from), Int(tag), bytes)
     }
 }

@@ -143,6 +143,8 @@ struct ExplainDocument: Encodable {
     var globalViews: [GlobalViews.MethodView]?
     /// Whole-data-set runs: the examples and shards each device explained.
     var devices: [ExplainResults.DeviceWork]?
+    /// Whole-data-set runs under mpirun: each rank's work in this job, its time in MPI and bytes sent.
+    var ranks: [ExplainResults.RankWork]?
 
     init(plan: ExplainPlan, results: ExplainResults) {
         let n = plan.instances.count
@@ -172,6 +174,7 @@ struct ExplainDocument: Encodable {
                                 weights: plan.backgroundWeights.map { $0.map(Double.init) },
                                 shapReference: plan.options.shapBaseline?.rawValue)
         devices = results.devices
+        ranks = results.ranks
         predictions = Predictions(outputs: ShapedArray(shape: [n, spec.classCount], values: results.outputs.flatMap { $0 }),
                                   predicted: results.predicted, targets: results.targets)
         methods = results.runs.map { run in

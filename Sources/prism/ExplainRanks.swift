@@ -8,7 +8,7 @@ private enum RankTag {
     static let hello = 3
     /// A finished shard (the shard file's JSON).
     static let shard = 1
-    /// A worker has sent every shard it took (the number of its examples).
+    /// A worker has sent every shard it took (its work, as JSON).
     static let done = 2
 }
 
@@ -46,17 +46,31 @@ extension WholeSetRun {
             throw ValidationError("this rank's run differs from rank 0's (\(difference)); every rank must read the same model, data and options")
         }
         let mine = shared.missing.enumerated().filter { $0.offset % world.size == world.rank }.map(\.element)
-        let label = "\(world.label) #\(plan.engine.device.index) \(plan.engine.device.name)"
+        let device = "#\(plan.engine.device.index) \(plan.engine.device.name)"
+        // This rank's work, for the JSON: its time from here, in MPI, and the bytes it moved.
+        var work = ExplainResults.RankWork(rank: world.rank, host: world.host, device: device, examples: 0, shards: mine.count, seconds: 0,
+                                           communicationSeconds: world.communicationSeconds, bytesSent: world.bytesSent,
+                                           bytesReceived: world.bytesReceived)
+        work.examples = mine.reduce(0) { $0 + positions(ofShard: $1).count }
+        let start = Date()
+        let finished = { () -> ExplainResults.RankWork in
+            var w = work
+            w.seconds = Date().timeIntervalSince(start)
+            w.communicationSeconds = world.communicationSeconds - work.communicationSeconds
+            w.bytesSent = world.bytesSent - work.bytesSent
+            w.bytesReceived = world.bytesReceived - work.bytesReceived
+            return w
+        }
         if let shards {
-            try lead(world, missing: shared.missing, mine: mine, label: label, shards: shards, top: top, say: say)
+            try lead(world, missing: shared.missing, mine: mine, label: "\(world.label) \(device)", shards: shards, top: top, say: say, work: finished)
         } else {
-            try follow(world, mine: mine, label: label)
+            try follow(world, mine: mine, label: "\(world.label) \(device)", work: finished)
         }
         return true
     }
 
     /// A worker: explains its shards, sending each to rank 0, then says it is done.
-    private func follow(_ world: MPIWorld, mine: [Int], label: String) throws {
+    private func follow(_ world: MPIWorld, mine: [Int], label: String, work: () -> ExplainResults.RankWork) throws {
         var sends = [try world.send(Array(world.host.utf8), to: 0, tag: RankTag.hello, what: "the hello to rank 0")]
         var examples = 0
         for k in mine {
@@ -70,18 +84,19 @@ extension WholeSetRun {
             sends = try sends.filter { try !world.isDone($0) }
             examples += range.count
         }
-        sends.append(try world.send(Array(String(examples).utf8), to: 0, tag: RankTag.done, what: "the last word to rank 0"))
         for message in sends { try world.complete(message) }
+        let last = try world.send(Array(try JSONEncoder().encode(work())), to: 0, tag: RankTag.done, what: "the last word to rank 0")
+        try world.complete(last)
     }
 
     /// Rank 0: explains its shards and writes them, writes the workers' shards as they come, waits
     /// for every worker's last word, then merges and writes every output.
     private func lead(_ world: MPIWorld, missing: [Int], mine: [Int], label: String, shards: ShardFolder, top: Int,
-                      say: (String) -> Void) throws {
+                      say: (String) -> Void, work: () -> ExplainResults.RankWork) throws {
         let toDo = missing.reduce(0) { $0 + positions(ofShard: $1).count }
         let expected = Set(missing).subtracting(mine)
         var progress = RunProgress(total: toDo)
-        var received = Set<Int>(), finished = Set<Int>()
+        var received = Set<Int>(), finished = [Int: ExplainResults.RankWork]()
         var hosts = [Int: String]()
         var lastWord = Date()
         var failure: Error?
@@ -107,7 +122,10 @@ extension WholeSetRun {
                     received.insert(shard.number)
                     progress.finish(shard.outputs.count)
                 case RankTag.done:
-                    finished.insert(source)
+                    guard let report = try? JSONDecoder().decode(ExplainResults.RankWork.self, from: Data(bytes)) else {
+                        throw MPIError("rank \(source): sent a last word rank 0 cannot read")
+                    }
+                    finished[source] = report
                 default:
                     throw MPIError("rank \(source): sent a message with tag \(tag), which no rank of Prism sends")
                 }
@@ -137,7 +155,7 @@ extension WholeSetRun {
             while finished.count < world.size - 1 {
                 try drain()
                 if Date().timeIntervalSince(lastWord) > world.timeout {
-                    let silent = (1..<world.size).filter { !finished.contains($0) }
+                    let silent = (1..<world.size).filter { finished[$0] == nil }
                         .map { "rank \($0)\(hosts[$0].map { " on " + $0 } ?? "")" }.joined(separator: ", ")
                     throw MPIError("no word from \(silent) for \(Int(world.timeout)) s: lost or stuck (PRISM_MPI_TIMEOUT sets the limit); the \(received.count + mine.count) shards written in \(shards.path) stay, and the same command resumes the rest")
                 }
@@ -151,6 +169,11 @@ extension WholeSetRun {
             progress.clear()
             throw error
         }
-        try finish(toDo: toDo, progress: &progress, shards: shards, top: top, say: say)
+        let ranks = [work()] + (1..<world.size).compactMap { finished[$0] }
+        try finish(toDo: toDo, progress: &progress, shards: shards, top: top, say: say, ranks: ranks)
+        let busiest = ranks.map(\.seconds).max() ?? 0
+        say(String(format: "ranks: %@; in MPI %.1f%% of rank 0's time",
+                   ranks.map { "\($0.rank) \($0.examples) examples" }.joined(separator: ", "),
+                   100 * ranks[0].communicationSeconds / max(busiest, 1e-9)))
     }
 }

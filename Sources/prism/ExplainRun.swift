@@ -42,6 +42,28 @@ struct ExplainResults {
     var runs: [MethodRun]
     /// Whole-data-set runs: the examples each device explained (shards record theirs).
     var devices: [DeviceWork]? = nil
+    /// Whole-data-set runs under mpirun: what each rank of this job did.
+    var ranks: [RankWork]? = nil
+
+    /// One rank's work in a whole-data-set run under mpirun (this job's, not a resumed run's earlier jobs').
+    struct RankWork: Codable, Equatable {
+        var rank: Int
+        var host: String
+        var device: String
+        var examples: Int
+        var shards: Int
+        /// Wall-clock seconds from the shared list of missing shards to the rank's last shard sent (rank 0: received).
+        var seconds: Double
+        /// Of those, seconds in MPI calls and waits on other ranks.
+        var communicationSeconds: Double
+        var bytesSent: Int
+        var bytesReceived: Int
+
+        enum CodingKeys: String, CodingKey {
+            case rank, host, device, examples, shards, seconds
+            case communicationSeconds = "communication_seconds", bytesSent = "bytes_sent", bytesReceived = "bytes_received"
+        }
+    }
 }
 
 extension ExplainPlan {

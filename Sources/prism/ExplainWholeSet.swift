@@ -123,13 +123,15 @@ struct WholeSetRun {
     }
 
     /// Once every shard is written: the rate, the merged results, the global lines and every output.
-    func finish(toDo: Int, progress: inout RunProgress, shards: ShardFolder, top: Int, say: (String) -> Void) throws {
+    func finish(toDo: Int, progress: inout RunProgress, shards: ShardFolder, top: Int, say: (String) -> Void,
+                ranks: [ExplainResults.RankWork]? = nil) throws {
         progress.clear()
         if toDo > 0 {
             say(String(format: "explained %d examples in %@ (%.2f examples/s)", toDo, formatDuration(progress.elapsed),
                        Double(toDo) / max(progress.elapsed, 1e-9)))
         }
-        let merged = try merge(shards)
+        var merged = try merge(shards)
+        merged.ranks = ranks
         for line in globalLines(merged, top: top) { say(line) }
         for line in try write(merged, shardFolder: shards.path) { say(line) }
     }

@@ -96,7 +96,10 @@ extension Trainer {
         }
         buffer += parameters.map { $0.grad == nil ? 0 : 1 }
         buffer += [Float(local.loss), Float(local.correct)]
+        let start = DispatchTime.now().uptimeNanoseconds
         try group.sumAll(&buffer)
+        allreduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+        allreduceBytes += 4 * buffer.count
         var offset = 0
         for (i, (p, size)) in zip(parameters, sizes).enumerated() {
             if buffer[total + i] > 0 {

@@ -80,10 +80,15 @@ public struct EpochReport: Codable, Sendable {
     public var examplesPerDevice: [Int]?
     /// Training over several processes only: the examples each process trained on in this epoch, by rank.
     public var examplesPerRank: [Int]?
+    /// Training over several processes only: this process's seconds in the gradient sums of this epoch
+    /// (waiting for the slowest process included), and the bytes it gave them.
+    public var allreduceSeconds: Double?
+    public var allreduceBytes: Int?
 
     enum CodingKeys: String, CodingKey {
         case epoch, seconds
         case examplesPerDevice = "examples_per_device", examplesPerRank = "examples_per_rank"
+        case allreduceSeconds = "allreduce_seconds", allreduceBytes = "allreduce_bytes"
         case trainLoss = "train_loss", trainAccuracy = "train_accuracy", testLoss = "test_loss"
         case testAccuracy = "test_accuracy", examplesPerSecond = "examples_per_second", testR2 = "test_r2"
     }
@@ -116,6 +121,8 @@ public final class Trainer {
     public internal(set) var processGroup: ProcessGroup?
     /// With a process group: the examples each process trained on, by rank (every process knows them all).
     public internal(set) var examplesPerRank: [Int] = []
+    /// With a process group: seconds spent in its sums, and bytes given to them, so far.
+    public internal(set) var allreduceSeconds = 0.0, allreduceBytes = 0
 
     public static let stateMetadataKey = "prism.training"
     /// The name prefix of a checkpoint's optimizer-state tensors (`optimizer.<key>`).
@@ -181,7 +188,7 @@ public final class Trainer {
                 return (try Tensor(engine: engine, shape: [indices.count] + train.exampleShape, storage: storage), labels, y)
             }
             let split = !replicas.isEmpty || processGroup != nil
-            let ranksBefore = examplesPerRank
+            let ranksBefore = examplesPerRank, sumsBefore = (allreduceSeconds, allreduceBytes)
             var next = split ? nil : try upload(0)
             for step in 0..<steps where split {
                 let (value, rows, right) = try dataParallelStep(order[(step * batch)..<min((step + 1) * batch, train.count)], train: train)
@@ -225,7 +232,10 @@ public final class Trainer {
                                      trainAccuracy: regression ? nil : Double(correct) / Double(seen),
                                      examplesPerSecond: Double(seen) / seconds, seconds: seconds,
                                      examplesPerDevice: replicas.isEmpty ? nil : zip(examplesPerDevice, examplesBefore).map { $0 - $1 })
-            if processGroup != nil { report.examplesPerRank = zip(examplesPerRank, ranksBefore).map { $0 - $1 } }
+            if processGroup != nil {
+                report.examplesPerRank = zip(examplesPerRank, ranksBefore).map { $0 - $1 }
+                (report.allreduceSeconds, report.allreduceBytes) = (allreduceSeconds - sumsBefore.0, allreduceBytes - sumsBefore.1)
+            }
             if let test, regression {
                 let result = try evaluateRegression(model, on: test, batchSize: max(batch, 256))
                 report.testLoss = result.mse
