@@ -10,7 +10,7 @@ struct PrismBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prism-bench",
         abstract: "Benchmark Prism's OpenCL kernels against the device's measured peak and against peers.",
-        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self, AllCommand.self, AttentionCommand.self, ShapCommand.self, ScalingCommand.self, TuneCommand.self, ONNXCommand.self, BringUpCommand.self])
+        subcommands: [PeakCommand.self, KernelsCommand.self, TrainCommand.self, AllCommand.self, AttentionCommand.self, ShapCommand.self, ScalingCommand.self, ScaleCommand.self, TuneCommand.self, ONNXCommand.self, BringUpCommand.self])
 }
 
 struct CommonOptions: ParsableArguments {
