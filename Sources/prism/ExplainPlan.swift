@@ -101,8 +101,14 @@ struct ExplainPlan {
     var notes: [String] = []
     /// The position of the first example in the whole run (a shard of a whole-data-set run).
     var firstInstance = 0
+    /// Copies of the model on further devices (`--device all` or a list outside whole-data-set runs),
+    /// each labelled: the SHAP methods split every example's coalitions between `model`'s device and
+    /// these (`SplitGame`); the other methods run on `model`'s device alone.
+    var coalitionDevices: [(label: String, model: Model)] = []
 
     var model: Model { loaded.model }
+    /// `#index name` of the plan's device.
+    var deviceLabel: String { "#\(engine.device.index) \(engine.device.name)" }
     var inputShape: [Int] { model.spec.inputShape }
     var isImage: Bool { inputShape.count == 3 }
     var elementCount: Int { inputShape.reduce(1, *) }

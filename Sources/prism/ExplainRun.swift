@@ -156,6 +156,7 @@ extension ExplainPlan {
             let estimator = try shapleyEstimator(method)
             var parts: [Explanation] = []
             var evaluations: [Int] = [], seconds: [Double] = []
+            var coalitionsPerDevice = [Int](repeating: 0, count: 1 + coalitionDevices.count)
             // Examples with extra inputs of their own (an attention mask) run one by one.
             let batch = extraInputs.isEmpty ? options.instancesPerBatch : 1
             // --shap-baseline: hidden features from one reference row per example instead of the background.
@@ -165,10 +166,17 @@ extension ExplainPlan {
                 let count = min(batch, n - first)
                 let hidden = references.map { Array($0[(first * elementCount)..<((first + 1) * elementCount)]) } ?? background
                 let part = try model.withInputs(of: first, extraInputs) {
-                    let game = try DeviceGame(model: model, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
-                                              background: hidden, backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups,
-                                              rowsPerChunk: options.rowsPerChunk)
-                    return try estimator.explain(game, instances: count)
+                    let games = try ([model] + coalitionDevices.map(\.model)).map { copy in
+                        try DeviceGame(model: copy, instances: Array(x[(first * elementCount)..<((first + count) * elementCount)]),
+                                       background: hidden, backgroundWeights: references == nil ? backgroundWeights : nil, groups: groups,
+                                       rowsPerChunk: options.rowsPerChunk)
+                    }
+                    guard games.count > 1 else { return try estimator.explain(games[0], instances: count) }
+                    // Every example's coalitions split among the devices (extra inputs stay on the first: refused there).
+                    let split = try SplitGame(games)
+                    let explanation = try estimator.explain(split, instances: count)
+                    for (j, c) in split.coalitionsPerDevice.enumerated() { coalitionsPerDevice[j] += c }
+                    return explanation
                 }
                 parts.append(part)
                 // Instances sharing a batch share its cost equally.
@@ -181,6 +189,11 @@ extension ExplainPlan {
                 explanation.settings["reference"] = .string(kind.rawValue + (kind == .mean ? " of the background" : ""))
             }
             if let superpixel, segmentation == nil { explanation.settings["superpixel"] = .int(superpixel) }
+            if !coalitionDevices.isEmpty {
+                // Which device evaluated how many coalitions (of all examples).
+                explanation.settings["devices"] = .string(([deviceLabel] + coalitionDevices.map(\.label)).joined(separator: "; "))
+                explanation.settings["coalitions_per_device"] = .ints(coalitionsPerDevice)
+            }
             return MethodRun(method: method, explanation: explanation, outputSlot: targets,
                              evaluations: evaluations, seconds: seconds)
         }

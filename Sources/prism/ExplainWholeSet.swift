@@ -127,7 +127,7 @@ struct WholeSetRun {
                 ranks: [ExplainResults.RankWork]? = nil) throws {
         progress.clear()
         if toDo > 0 {
-            say(String(format: "explained %d examples in %@ (%.2f examples/s)", toDo, formatDuration(progress.elapsed),
+            say(String(format: "explained %d examples in %@ (%.3g examples/s)", toDo, formatDuration(progress.elapsed),
                        Double(toDo) / max(progress.elapsed, 1e-9)))
         }
         var merged = try merge(shards)

@@ -56,6 +56,12 @@ import Testing
         let names = devices.compactMap { $0["device"] as? String }, examples = devices.compactMap { $0["examples"] as? Int }
         #expect(names.count == 2 && names[0].hasPrefix("rank 0 on ") && names[1].hasPrefix("rank 1 on "), "\(names)")
         #expect(examples == [2, 2], "\(examples)")
+        // Each rank's work in this job: its examples, its time in MPI, the bytes it sent to rank 0.
+        let ranks = try #require(a.json["ranks"] as? [[String: Any]])
+        #expect(ranks.compactMap { $0["rank"] as? Int } == [0, 1] && ranks.compactMap { $0["examples"] as? Int } == [2, 2], "\(ranks)")
+        #expect((ranks[1]["bytes_sent"] as? Int ?? 0) > 1000 && (ranks[0]["bytes_received"] as? Int ?? 0) >= (ranks[1]["bytes_sent"] as? Int ?? 0),
+                "\(ranks)")
+        #expect(ranks.allSatisfy { ($0["communication_seconds"] as? Double ?? -1) >= 0 && ($0["seconds"] as? Double ?? 0) > 0 }, "\(ranks)")
     }
 
     /// A rank that leaves part way (the test-only PRISM_MPI_FAULT hook: rank 1 exits after two

@@ -154,7 +154,7 @@ extension Trainer {
 /// Runs `body(0)…body(count − 1)` at the same time, one thread each (each on its own device), and
 /// returns their results in order, or rethrows the first device's error. Each call must touch only
 /// its own device's objects.
-func onEveryDevice<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
+public func onEveryDevice<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
     let results = withoutActuallyEscaping(body) { escaping -> [Result<T, Error>?] in
         let shared = PerDeviceResults(escaping, count: count)
         DispatchQueue.concurrentPerform(iterations: count) { j in
