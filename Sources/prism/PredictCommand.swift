@@ -29,7 +29,8 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try runReportingErrors {
-            let engine = Engine(context: try global.context())
+            let devices = try global.contexts()
+            let engine = Engine(context: try devices?.first?.context ?? global.context())
             let loaded = try LoadedModel(path: model, engine: engine, input: modelInputs.explainInput)
             let shape = loaded.model.spec.inputShape
             // The examples: files, or one test row with its true class or value.
@@ -57,26 +58,45 @@ struct PredictCommand: ParsableCommand {
                 for note in batch.notes { printError("note: " + note) }
                 (names, values, truths) = (batch.sources, batch.values, [String?](repeating: nil, count: batch.count))
             }
-            let x = try Tensor(values, shape: [names.count] + shape, engine: engine)
             let outputs = loaded.model.spec.classCount
+            let d = shape.reduce(1, *)
             // A model of several inputs runs each example with its own extra inputs (an attention mask).
             let extra = try modelInputs.extraInputs(of: loaded.model, count: names.count)
-            func perExample<T>(_ body: (Tensor) throws -> [T]) throws -> [T] {
-                if extra.isEmpty { return try body(x) }
-                let d = shape.reduce(1, *)
+            // With several devices, each holds a copy of the model and takes a contiguous part of the examples.
+            var models = [loaded.model]
+            if let devices {
+                guard extra.isEmpty else {
+                    throw ValidationError("--device \(global.device ?? ""): a model of several inputs predicts on one device; name one")
+                }
+                for device in devices.dropFirst() { models.append(try LoadedModel(path: model, engine: Engine(context: device.context)).model) }
+                printError("predicting on devices " + devices.map(\.label).joined(separator: ", ") + " (the examples shared among them)")
+            }
+            func perExample<T>(_ body: (Model, Tensor) throws -> [T]) throws -> [T] {
+                if extra.isEmpty {
+                    let k = models.count, n = names.count
+                    let bounds = (0...k).map { $0 * n / k }
+                    return try onEveryDevice(k) { j -> [T] in
+                        guard bounds[j + 1] > bounds[j] else { return [] }
+                        let copy = models[j]
+                        return try body(copy, try Tensor(Array(values[(bounds[j] * d)..<(bounds[j + 1] * d)]), shape: [bounds[j + 1] - bounds[j]] + shape,
+                                                         engine: copy.engine))
+                    }.flatMap { $0 }
+                }
                 return try (0..<names.count).flatMap { i in
-                    try loaded.model.withInputs(of: i, extra) { try body(try Tensor(Array(values[(i * d)..<((i + 1) * d)]), shape: [1] + shape, engine: engine)) }
+                    try loaded.model.withInputs(of: i, extra) {
+                        try body(loaded.model, try Tensor(Array(values[(i * d)..<((i + 1) * d)]), shape: [1] + shape, engine: engine))
+                    }
                 }
             }
             if loaded.task.kind == .regression {
-                let predicted = try perExample { x in try engine.noGrad { try loaded.model(x).toArray() } }
+                let predicted = try perExample { copy, x in try copy.engine.noGrad { try copy(x).toArray() } }
                 for (n, name) in names.enumerated() {
                     printLine(name + (truths[n].map { ": " + $0 } ?? ""))
                     for i in 0..<outputs { printLine(String(format: "  output '%@': %.4g", loaded.outputName(i), predicted[n * outputs + i])) }
                 }
                 return
             }
-            let probabilities = try perExample { try predictProbabilities(loaded.model, $0) }
+            let probabilities = try perExample { try predictProbabilities($0, $1) }
             for (n, name) in names.enumerated() {
                 printLine(name + (truths[n].map { ": " + $0 } ?? ""))
                 let p = probabilities[n]

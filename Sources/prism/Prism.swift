@@ -46,7 +46,7 @@ struct PrismCommand: ParsableCommand {
 
 /// Options every subcommand takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: "Device: index (1), type (gpu, cpu, accelerator) or name substring. Default: PRISM_DEVICE, else GPU > accelerator > CPU. explain's whole-data-set runs, train and eval also take all or a list (0,2) and share the work among those devices. Under mpirun each rank takes one device: its local rank's entry of all or the list (default: of the default type's devices).")
+    @Option(name: .long, help: "Device: index (1), type (gpu, cpu, accelerator) or name substring. Default: PRISM_DEVICE, else GPU > accelerator > CPU. explain, train, eval and predict also take all or a list (0,2) and share the work among those devices. Under mpirun each rank takes one device: its local rank's entry of all or the list (default: of the default type's devices).")
     var device: String?
 
     @Flag(name: .long, help: "Print the chosen device and driver.")

@@ -51,5 +51,15 @@ import Testing
         #expect(both.status == 0 && first.status == 0, "\(both.stderr) \(first.stderr)")
         #expect(both.stdout == first.stdout && both.stdout.contains("\"accuracy\""), "\(both.stdout)")
         #expect(both.stderr.contains("evaluating on devices #0 "), "\(both.stderr)")
+
+        // predict on both devices: the examples of a file split between them, the lines one device prints.
+        try ExplainInputsCLITests().writeNpy((0..<20).map { Float($0 % 9) * 0.6 + 0.3 }, shape: [5, 4], path: dir + "/x.npy")
+        func predict(_ device: String) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runPrism(["predict", "--device", device, "--model", dir + "/one.safetensors", "--input", dir + "/x.npy"], environment: twoDevices)
+        }
+        let (shared2, alone2) = (try predict("all"), try predict("0"))
+        #expect(shared2.status == 0 && alone2.status == 0, "\(shared2.stderr) \(alone2.stderr)")
+        #expect(shared2.stdout == alone2.stdout && shared2.stdout.contains("x.npy[4]"), "\(shared2.stdout)")
+        #expect(shared2.stderr.contains("predicting on devices #0 "), "\(shared2.stderr)")
     }
 }
