@@ -84,14 +84,15 @@ struct ScaleCommand: ParsableCommand {
             }
             let folder = work ?? NSTemporaryDirectory() + "prism-scale-\(getpid())"
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            // Two devices or ranks on PoCL share this machine's cores: each gets half of them
+            // Two ranks on PoCL share this machine's cores: each process gets half of them
             // (POCL_MAX_PTHREAD_COUNT), as an MPI job sets OMP_NUM_THREADS, so that they do not
-            // oversubscribe the cores; one device has them all.
+            // oversubscribe the cores. Two PoCL devices of one process share PoCL's one pool of
+            // worker threads (with the limit at half, both devices would run on half the cores).
             let half = "\(max(1, ProcessInfo.processInfo.activeProcessorCount / 2))"
             let mpi = ["OMPI_MCA_btl_vader_single_copy_mechanism": "none", "POCL_MAX_PTHREAD_COUNT": half]
             let settings = [
                 Setting(name: "1 device", launcher: [], device: "0", environment: [:]),
-                Setting(name: "2 devices", launcher: [], device: "all", environment: ["POCL_DEVICES": "pthread pthread", "POCL_MAX_PTHREAD_COUNT": half]),
+                Setting(name: "2 devices", launcher: [], device: "all", environment: ["POCL_DEVICES": "pthread pthread"]),
                 Setting(name: "2 ranks", launcher: ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "2"], device: "0", environment: mpi),
             ]
             let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")

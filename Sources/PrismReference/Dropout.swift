@@ -13,28 +13,27 @@ extension Reference {
         return [c.0, c.1, c.2, c.3]
     }
 
-    /// The dropout keep-mask: element e is kept when word e mod 4 of Philox at counter
-    /// (e / 4, 0, 0, 0) with key (seed low, seed high) is at least ⌊p · 2³²⌋ (never for p = 1).
+    /// The dropout keep-mask of elements `offset ..< offset + count` of the stream: element g is kept
+    /// when word g mod 4 of Philox at counter (g / 4 low, g / 4 high, 0, 0) with key (seed low, seed
+    /// high) is at least ⌊p · 2³²⌋ (never for p = 1).
     ///
     /// count → mask: [count]
-    public static func dropoutMask(count: Int, p: Double, seed: UInt64) -> [Bool] {
+    public static func dropoutMask(count: Int, p: Double, seed: UInt64, offset: UInt64 = 0) -> [Bool] {
         if p >= 1 { return [Bool](repeating: false, count: count) }
         let threshold = UInt32(p * 4_294_967_296.0)
         let key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
-        var mask: [Bool] = []
-        mask.reserveCapacity(count)
-        for block in 0..<((count + 3) / 4) {
-            let words = philox4x32(counter: (UInt32(block), 0, 0, 0), key: key)
-            for k in 0..<4 where block * 4 + k < count { mask.append(words[k] >= threshold) }
+        return (0..<count).map { e in
+            let g = offset + UInt64(e), block = g / 4
+            let words = philox4x32(counter: (UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: block >> 32), 0, 0), key: key)
+            return words[Int(g % 4)] >= threshold
         }
-        return mask
     }
 
     /// Inverted dropout: x / (1 − p) where kept, 0 elsewhere. The backward is the same map on dy.
     ///
     /// x: [n] → y: [n]
-    public static func dropout(x: [Double], p: Double, seed: UInt64) -> [Double] {
-        let mask = dropoutMask(count: x.count, p: p, seed: seed)
+    public static func dropout(x: [Double], p: Double, seed: UInt64, offset: UInt64 = 0) -> [Double] {
+        let mask = dropoutMask(count: x.count, p: p, seed: seed, offset: offset)
         return zip(x, mask).map { $1 ? $0 / (1 - p) : 0 }
     }
 }

@@ -22,6 +22,28 @@ import Testing
                     atol: 0, rtol: 1e-6, "dropout dx p=\(p) n=\(n)")
     }
 
+    /// A slice of a tensor given its first element's index draws the whole tensor's mask for its
+    /// elements, at offsets inside and across Philox blocks of 4 (data-parallel training's slices).
+    @Test(arguments: [0, 1, 2, 3, 4, 5, 13, 1000] as [Int])
+    func offsetSlicesDrawTheWholeTensorsMask(_ offset: Int) throws {
+        let engine = try testEngine()
+        let (n, seed) = (37, UInt64(0xFEED_0000_0000_0001))
+        let whole = seededFloats(offset + n, seed: 44)
+        let full = try dropout(try Tensor(whole, shape: [offset + n], engine: engine), p: 0.4, seed: seed, training: true).toArray()
+        let xt = try Tensor(Array(whole[offset...]), shape: [n], engine: engine, requiresGrad: true)
+        let part = try dropout(xt, p: 0.4, seed: seed, training: true, elementOffset: UInt64(offset))
+        #expect(try part.toArray() == Array(full[offset...]), "offset \(offset)")
+        let expected = Reference.dropout(x: doubles(Array(whole[offset...])), p: 0.4, seed: seed, offset: UInt64(offset))
+        expectClose(try part.toArray(), expected, atol: 0, rtol: 1e-6, "dropout offset \(offset)")
+        // The reference's slice is its whole stream's too.
+        #expect(Reference.dropoutMask(count: n, p: 0.4, seed: seed, offset: UInt64(offset))
+                == Array(Reference.dropoutMask(count: offset + n, p: 0.4, seed: seed)[offset...]))
+        let dy = seededFloats(n, seed: 45)
+        try part.backward(try Tensor(dy, shape: [n], engine: engine))
+        expectClose(try #require(xt.grad).toArray(), Reference.dropout(x: doubles(dy), p: 0.4, seed: seed, offset: UInt64(offset)),
+                    atol: 0, rtol: 1e-6, "dropout dx offset \(offset)")
+    }
+
     @Test func keptFractionIsOneMinusP() throws {
         let engine = try testEngine()
         let n = TestSizes.small ? 4096 : 1 << 20

@@ -231,6 +231,9 @@ public final class Dropout: Op {
     public let seed: UInt64
     /// Training calls so far (saved with checkpoints).
     public var calls: UInt64 = 0
+    /// Data-parallel training: the position in the whole batch of the first example this copy sees
+    /// (its slice's start), so that it draws the whole batch's masks for its examples; 0 otherwise.
+    public var exampleOffset = 0
 
     public init(probability: Float, seed: UInt64) throws {
         guard probability >= 0, probability < 1 else { throw TensorError("dropout: probability \(probability) outside [0, 1)") }
@@ -248,7 +251,10 @@ public final class Dropout: Op {
         guard training, probability > 0 else { return x }
         var mixer = SplitMix64(seed: seed ^ (calls &* 0x9E37_79B9_7F4A_7C15))
         calls += 1
-        return try dropout(x, p: probability, seed: mixer.next(), training: true)
+        // The tensor is batch-major: a slice's elements start exampleOffset examples into the batch's.
+        let perExample = x.rank > 0 && x.shape[0] > 0 ? x.count / x.shape[0] : 0
+        return try dropout(x, p: probability, seed: mixer.next(), training: true,
+                           elementOffset: UInt64(exampleOffset) * UInt64(perExample))
     }
 }
 

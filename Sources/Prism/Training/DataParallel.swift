@@ -9,13 +9,13 @@ import Foundation
 /// The processes of an MPI job split the batch the same way (`join(_:)`), one device each, their
 /// gradients summed in one all-reduce per step.
 ///
-/// Two layers would make the copies compute something else than one device: BatchNorm in training
-/// normalizes each slice by its own statistics (not synchronized across devices), and Dropout draws
-/// its mask by element position within the tensor it sees, so a slice would draw other masks than
-/// the whole batch. Models with either are refused on several devices.
+/// Dropout layers draw the whole batch's masks: each copy's layers are told where its slice starts
+/// in the batch (`Dropout.exampleOffset`), and the mask of an element depends only on its position
+/// in the whole batch. BatchNorm in training would normalize each slice by its own statistics (they
+/// are not synchronized across devices or processes): models with BatchNorm are refused.
 extension Trainer {
     /// Adds a copy of the model (its weights, optimizer state and dropout calls) on each of `engines`.
-    /// - Throws: `TrainingError` for a model with BatchNorm or active Dropout layers; device errors.
+    /// - Throws: `TrainingError` for a model with BatchNorm layers; device errors.
     public func replicate(on engines: [Engine]) throws {
         try checkSplittable(across: "devices", alone: "on one device")
         guard processGroup == nil else { throw TrainingError("training: a process of several uses one device; start one process per device") }
@@ -36,7 +36,7 @@ extension Trainer {
     /// slice `group.rank` of the batch (contiguous slices whose sizes differ by at most one), and the
     /// gradients are summed over every process in one call before the optimizer step. Every process
     /// must start from the same weights and take the same batches (same seed and data).
-    /// - Throws: `TrainingError` for a model with BatchNorm or active Dropout layers, or a trainer with replicas.
+    /// - Throws: `TrainingError` for a model with BatchNorm layers, or a trainer with replicas.
     public func join(_ group: ProcessGroup) throws {
         try checkSplittable(across: "processes", alone: "in one process")
         guard replicas.isEmpty else { throw TrainingError("training: a process of several uses one device; start one process per device") }
@@ -49,17 +49,22 @@ extension Trainer {
         if let norm = model.ops.first(where: { $0 is BatchNormLayer }) {
             throw TrainingError("training: data-parallel training on several \(what) does not synchronize BatchNorm statistics across them, and \(type(of: norm)) would normalize each slice of the batch alone; train this model \(alone)")
         }
-        if model.ops.contains(where: { ($0 as? Dropout).map { $0.probability > 0 } ?? false }) {
-            throw TrainingError("training: data-parallel training on several \(what) does not yet draw Dropout masks per example, so a slice of the batch would get other masks than the whole batch; train this model \(alone)")
-        }
     }
 
-    /// The forward and backward of `slice` of a batch of `n` examples on one copy, its loss's gradient
-    /// scaled by slice / batch: (summed loss over the slice, correct predictions).
-    private func sliceForwardBackward(_ copy: Model, _ copyOptimizer: Optimizer, _ slice: ArraySlice<Int>, batch n: Int,
+    /// The forward and backward of `slice` of a batch of `n` examples (starting `offset` examples into
+    /// it) on one copy, its loss's gradient scaled by slice / batch: (summed loss over the slice,
+    /// correct predictions). The copy's Dropout layers draw the batch's masks of the slice's examples.
+    private func sliceForwardBackward(_ copy: Model, _ copyOptimizer: Optimizer, _ slice: ArraySlice<Int>, offset: Int, batch n: Int,
                                       train: LabeledData) throws -> (loss: Double, correct: Int) {
         copyOptimizer.zeroGrad()
-        guard !slice.isEmpty else { return (0, 0) }
+        let dropouts = copy.ops.compactMap { $0 as? Dropout }
+        // An empty slice still counts the layers' calls, as the other copies' forward passes do.
+        guard !slice.isEmpty else {
+            for layer in dropouts where layer.probability > 0 { layer.calls += 1 }
+            return (0, 0)
+        }
+        for layer in dropouts { layer.exampleOffset = offset }
+        defer { for layer in dropouts { layer.exampleOffset = 0 } }
         let engine = copy.engine
         var features: [Float] = [], labels: [Int32] = [], targets: [Float] = []
         train.gather(slice, into: &features, labels: &labels)
@@ -83,7 +88,8 @@ extension Trainer {
     private func processGroupStep(_ indices: ArraySlice<Int>, train: LabeledData, group: ProcessGroup) throws -> (loss: Double, rows: Int, correct: Int) {
         let k = group.size, n = indices.count, first = indices.startIndex
         let bounds = (0...k).map { first + $0 * n / k }
-        let local = try sliceForwardBackward(model, optimizer, indices[bounds[group.rank]..<bounds[group.rank + 1]], batch: n, train: train)
+        let local = try sliceForwardBackward(model, optimizer, indices[bounds[group.rank]..<bounds[group.rank + 1]], offset: bounds[group.rank] - first,
+                                             batch: n, train: train)
         // One buffer: every parameter's gradient (zeros where it has none), then per parameter whether
         // this process has one, then the slice's loss sum and correct count.
         let parameters = model.parameters
@@ -120,7 +126,7 @@ extension Trainer {
         let k = members.count, n = indices.count, first = indices.startIndex
         let bounds = (0...k).map { first + $0 * n / k }
         let sums = try onEveryDevice(k) { j -> (loss: Double, correct: Int) in
-            try sliceForwardBackward(members[j].0, members[j].1, indices[bounds[j]..<bounds[j + 1]], batch: n, train: train)
+            try sliceForwardBackward(members[j].0, members[j].1, indices[bounds[j]..<bounds[j + 1]], offset: bounds[j] - first, batch: n, train: train)
         }
         // Sum every parameter's gradient over the devices, in device order, and give it to every copy.
         let parameters = members.map { $0.0.parameters }
