@@ -12,7 +12,7 @@ struct PrismCommand: ParsableCommand {
         commandName: "prism",
         abstract: "Train and explain neural networks on any OpenCL device.",
         version: version,
-        subcommands: [DemoCommand.self, DevicesCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, ExplainCommand.self, ExplainTrainCommand.self, InspectCommand.self, ExportCommand.self]
+        subcommands: [DemoCommand.self, DevicesCommand.self, TrainCommand.self, EvalCommand.self, PredictCommand.self, ExplainCommand.self, ExplainTrainCommand.self, InspectCommand.self, ExportCommand.self, CompressCommand.self]
     )
 
     /// Parses and runs the command. A usage error (a missing or invalid option value, a failed

@@ -12,6 +12,10 @@ public final class Model {
     public let graph: GraphAnalysis
     /// One op per node, in node order.
     public let ops: [any Op]
+    /// Pruning masks by parameter name (1 kept, 0 pruned; `prune(amount:scope:)`, or read from a
+    /// file): training keeps the pruned weights at zero, and the model is saved as
+    /// `torch.nn.utils.prune` keeps a pruned module (`NAME_orig`, `NAME_mask`).
+    public internal(set) var masks: [String: Tensor] = [:]
     /// `spec.inputNormalization` on the device: the mean and 1/std shaped [1, C, 1, …] to broadcast
     /// over a batch (nil without one, or with a single channel, which runs as one affine map).
     private let normalization: (mean: Tensor, inverseStd: Tensor)?
@@ -407,10 +411,18 @@ public final class Model {
     public static let specMetadataKey = "prism.model"
 
     /// The parameters and buffers as host tensors under PyTorch names.
+    /// A pruned parameter (one with a mask, see `masks`) is saved as `torch.nn.utils.prune` keeps it:
+    /// `NAME_orig` (the weights, zero where pruned) and `NAME_mask` (1 kept, 0 pruned), not `NAME`.
     public func stateDict() throws -> [String: HostTensor] {
         var dict: [String: HostTensor] = [:]
         for (name, tensor) in namedParameters + namedBuffers {
-            dict[name] = HostTensor(shape: tensor.shape, values: try tensor.toArray())
+            let host = HostTensor(shape: tensor.shape, values: try tensor.toArray())
+            if let mask = masks[name] {
+                dict[name + Self.prunedOriginalSuffix] = host
+                dict[name + Self.pruningMaskSuffix] = HostTensor(shape: mask.shape, values: try mask.toArray())
+            } else {
+                dict[name] = host
+            }
         }
         return dict
     }
@@ -425,8 +437,10 @@ public final class Model {
     ///     does by default), except names ending in one of `ignoredTensorSuffixes`.
     /// - Throws: `DataError` naming a missing tensor, one whose shape differs, one with NaN or
     ///   infinite values (and how many), or (strict) the tensors the model does not expect.
-    public func loadStateDict(_ tensors: [String: HostTensor], source: String = "state dict", strict: Bool = true) throws {
+    public func loadStateDict(_ given: [String: HostTensor], source: String = "state dict", strict: Bool = true) throws {
         let named = namedParameters + namedBuffers
+        // Pruned parameters (NAME_orig and NAME_mask, or NAME and NAME_mask) become NAME = orig · mask, the mask kept.
+        let (tensors, loadedMasks) = try Self.separatingMasks(given, parameters: Set(namedParameters.map(\.name)), source: source)
         let expected = Set(named.map(\.name))
         let unexpected = strict ? tensors.keys.filter { key in
             !expected.contains(key) && !Self.ignoredTensorSuffixes.contains { key.hasSuffix($0) }
@@ -452,6 +466,7 @@ public final class Model {
             }
             try tensor.storage.write(host.values)
         }
+        masks = try loadedMasks.mapValues { try Tensor($0.values, shape: $0.shape, engine: engine) }
     }
 
     /// Writes the model as safetensors (PyTorch names, the spec in the metadata), atomically.
@@ -468,9 +483,11 @@ public final class Model {
         var tensors = try stateDict()
         if let (scale, shift) = outputAffine {
             let last = graph.output - 1, name = nodeName(last)
+            // A pruned last layer keeps its weights under weight_orig (zeros stay zeros when scaled).
+            let weightKey = masks["\(name).weight"] == nil ? "\(name).weight" : "\(name).weight" + Self.prunedOriginalSuffix
             guard let layer = ops[last] as? Linear, case let (inputs, outputs) = (layer.weight.shape[1], layer.weight.shape[0]),
                   scale.count == outputs, shift.count == outputs,
-                  let weight = tensors["\(name).weight"], let bias = tensors["\(name).bias"] else {
+                  let weight = tensors[weightKey], let bias = tensors["\(name).bias"] else {
                 throw TensorError("save: an output scale needs a last Linear layer with a bias and \(scale.count) outputs; the output node is \(graph.nodes[last].spec)")
             }
             var w = weight, b = bias
@@ -478,7 +495,7 @@ public final class Model {
                 for i in 0..<inputs { w.values[o * inputs + i] *= scale[o] }
                 b.values[o] = b.values[o] * scale[o] + shift[o]
             }
-            tensors["\(name).weight"] = w
+            tensors[weightKey] = w
             tensors["\(name).bias"] = b
         }
         try SafetensorsFile(tensors: tensors, metadata: meta).write(path: path)

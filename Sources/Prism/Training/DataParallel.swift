@@ -115,6 +115,7 @@ extension Trainer {
         }
         if let maxGradNorm = config.maxGradNorm { try clipGradNorm(parameters, maxNorm: maxGradNorm) }
         try optimizer.step()
+        try model.applyMasks()
         for j in 0..<k { examplesPerRank[j] += bounds[j + 1] - bounds[j] }
         return (Double(buffer[total + parameters.count]) / Double(n), n, Int(buffer[total + parameters.count + 1].rounded()))
     }
@@ -151,6 +152,7 @@ extension Trainer {
         _ = try onEveryDevice(k) { j in
             if let maxGradNorm = config.maxGradNorm { try clipGradNorm(members[j].0.parameters, maxNorm: maxGradNorm) }
             try members[j].1.step()
+            try members[j].0.applyMasks()
         }
         for j in 0..<k { examplesPerDevice[j] += bounds[j + 1] - bounds[j] }
         return (sums.reduce(0) { $0 + $1.loss } / Double(n), n, sums.reduce(0) { $0 + $1.correct })

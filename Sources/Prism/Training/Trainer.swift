@@ -211,6 +211,8 @@ public final class Trainer {
                 try loss.backward()
                 if let maxGradNorm = config.maxGradNorm { try clipGradNorm(model.parameters, maxNorm: maxGradNorm) }
                 try optimizer.step()
+                // A pruned model's pruned weights stay zero.
+                try model.applyMasks()
                 if step + 1 < steps { next = try upload(step + 1) }
                 let value = Double(try loss.item())
                 guard value.isFinite else {
