@@ -3,6 +3,7 @@ import Foundation
 import Prism
 import PrismFiles
 import PrismONNX
+import PrismExplain
 
 struct CompressCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,6 +58,15 @@ struct PruneCommand: ParsableCommand {
     @Flag(help: "Drop the masks (torch.nn.utils.prune.remove): the file holds plain weights, zero where pruned.")
     var finalize = false
 
+    @Option(parsing: .unconditional, help: "Test examples on which the original and the pruned model's explanations are compared (Spearman, top-10 overlap); 0: none.")
+    var agreementExamples: Int = 8
+
+    @Option(help: "The methods compared: ig, kernel-shap or both (kernel-shap with 20 background rows; 4×4 superpixels on images).")
+    var agreementMethods: String = "ig,kernel-shap"
+
+    @Option(help: "Write what was measured (sparsity, scores, agreement) as JSON here.")
+    var json: String?
+
     @Option(help: "The pruned model file to write (safetensors).")
     var out: String
 
@@ -65,6 +75,49 @@ struct PruneCommand: ParsableCommand {
         guard finetuneEpochs >= 0 else { throw ValidationError("--finetune-epochs must be at least 0") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
+        guard agreementExamples >= 0 else { throw ValidationError("--agreement-examples must be at least 0") }
+        _ = try agreementMethodList()
+    }
+
+    /// The methods of --agreement-methods, checked.
+    func agreementMethodList() throws -> [String] {
+        let names = agreementMethods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !names.isEmpty, names.allSatisfy({ ["ig", "kernel-shap"].contains($0) }), Set(names).count == names.count else {
+            throw ValidationError("--agreement-methods \(agreementMethods): give ig, kernel-shap or both, comma-separated")
+        }
+        return names
+    }
+
+    /// What the command measured, for --json.
+    struct Summary: Codable {
+        var model: String
+        var out: String
+        var amount: Double
+        var scope: String
+        var tensors: [PrunedTensor]
+        var before: String
+        var pruned: String
+        var fineTuned: String?
+        var agreement: [String: ExplanationAgreement]
+    }
+
+    /// IG and Kernel SHAP of `first` and `second` on `x` (`count` examples) for the classes `targets`:
+    /// their agreement per method.
+    func agreement(_ first: Model, _ second: Model, x: [Float], count: Int, targets: [Int], background: [Float]) throws -> [String: ExplanationAgreement] {
+        let shape = first.spec.inputShape
+        let groups: FeatureGroups? = shape.count == 3 ? try FeatureGroups.grid(channels: shape[0], height: shape[1], width: shape[2], cell: min(4, shape[1], shape[2])) : nil
+        var result: [String: ExplanationAgreement] = [:]
+        for method in try agreementMethodList() {
+            func explain(_ m: Model) throws -> Explanation {
+                switch method {
+                case "ig": try IntegratedGradients(model: DifferentiableModel(m), steps: 32).explain(instances: x, targets: .perInstance(targets))
+                default: try ShapleyAttribution(model: m, estimator: KernelShap(seed: 0), background: background, groups: groups)
+                    .explain(instances: x, targets: .perInstance(targets))
+                }
+            }
+            result[method] = try ExplanationAgreement(try explain(first), try explain(second), k: 10)
+        }
+        return result
     }
 
     func run() throws {
@@ -78,7 +131,8 @@ struct PruneCommand: ParsableCommand {
             if !ONNXModel.isONNX(path: model) {
                 metadata = try SafetensorsFile.read(path: model).metadata.filter { $0.key != Model.specMetadataKey && $0.key != Trainer.stateMetadataKey }
             }
-            let data = try dataOptions.load(for: loaded, needTrain: finetuneEpochs > 0)
+            let compare = agreementExamples > 0 && loaded.task.kind != .regression
+            let data = try dataOptions.load(for: loaded, needTrain: finetuneEpochs > 0 || (compare && agreementMethods.contains("kernel-shap")))
             let regression = loaded.task.kind == .regression
             func score() throws -> String {
                 if regression {
@@ -97,7 +151,9 @@ struct PruneCommand: ParsableCommand {
             for t in pruned {
                 printLine(String(format: "  %@: %d of %d pruned (%.1f%%)", t.name, t.zeros, t.count, 100 * t.sparsity))
             }
-            printLine("\(dataOptions.sourceName) test set: before \(before); pruned \(try score())")
+            let prunedScore = try score()
+            printLine("\(dataOptions.sourceName) test set: before \(before); pruned \(prunedScore)")
+            var fineTuned: String?
             if finetuneEpochs > 0 {
                 guard let train = data.train else { throw ValidationError("--finetune-epochs: no training data") }
                 let trainer = try Trainer(model: net, config: TrainingConfig(epochs: finetuneEpochs, batchSize: batch, learningRate: lr,
@@ -105,11 +161,35 @@ struct PruneCommand: ParsableCommand {
                 trainer.extraMetadata = metadata
                 printError("fine-tuning for \(finetuneEpochs) epoch\(finetuneEpochs == 1 ? "" : "s") on \(train.count) training examples (pruned weights stay zero)")
                 try fitWithProgress(trainer, train: train, test: data.test, out: out, checkpoint: out + ".ckpt", log: out + ".log.jsonl")
-                printLine("fine-tuned: \(try score())")
+                fineTuned = try score()
+                printLine("fine-tuned: \(fineTuned!)")
+            }
+            var summary = Summary(model: model, out: out, amount: amount, scope: scope.rawValue, tensors: pruned, before: before,
+                                  pruned: prunedScore, fineTuned: fineTuned, agreement: [:])
+            if compare {
+                // The original model again, and both explaining the original's predicted class.
+                let original = try LoadedModel(path: model, engine: engine).model
+                let count = min(agreementExamples, data.test.count)
+                let examples = try (0..<count).map { try data.test.example($0) }
+                let x = examples.flatMap(\.features)
+                let logits = try engine.noGrad { try original(try Tensor(x, shape: [count] + original.spec.inputShape, engine: engine)).toArray() }
+                let classes = original.spec.classCount
+                let targets = (0..<count).map { i in (0..<classes).max { logits[i * classes + $0] < logits[i * classes + $1] } ?? 0 }
+                let background = try data.train.map { try sampleBackground($0, count: min(20, $0.count), seed: 0).values } ?? []
+                summary.agreement = try agreement(original, net, x: x, count: count, targets: targets, background: background)
+                for (method, a) in summary.agreement.sorted(by: { $0.key < $1.key }) {
+                    printLine(String(format: "explanation agreement, %@ on %d test examples (the original's predicted class): Spearman %.3f (of |φ| %.3f), top-%d overlap %.3f",
+                                     method, count, a.spearman, a.spearmanAbsolute, a.k, a.topKOverlap))
+                }
             }
             if finalize { net.finalizePruning() }
             try net.save(path: out, metadata: metadata)
             printLine("wrote \(out)" + (finalize ? " (masks folded away)" : " (masks kept as NAME_orig and NAME_mask)"))
+            if let json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try OutputFile(path: json, allowStandardOutput: true).write(try encoder.encode(summary) + Data("\n".utf8))
+            }
         }
     }
 }

@@ -19,12 +19,26 @@ import Testing
         let common = ["compress", "prune", "--device", "cpu", "--data", Self.csv, "--label", "species", "--model", model]
 
         // Per layer: 16×4 = 64 and 3×16 = 48 weights, half of each pruned.
-        let layer = try runPrism(common + ["--amount", "0.5", "--scope", "layer", "--finetune-epochs", "2", "--lr", "0.01", "--out", dir + "/p.safetensors"])
+        let layer = try runPrism(common + ["--amount", "0.5", "--scope", "layer", "--finetune-epochs", "2", "--lr", "0.01", "--out", dir + "/p.safetensors",
+                                           "--json", dir + "/s.json"])
         #expect(layer.status == 0, "\(layer.stderr)")
         #expect(layer.stdout.contains("pruned 56 of 112 weights (50.0%, layer scope, L1 magnitude) in 2 tensors"), "\(layer.stdout)")
         #expect(layer.stdout.contains("1.weight: 32 of 64 pruned (50.0%)") && layer.stdout.contains("3.weight: 24 of 48 pruned (50.0%)"), "\(layer.stdout)")
         #expect(layer.stdout.contains("test set: before accuracy ") && layer.stdout.contains("; pruned accuracy ")
                 && layer.stdout.contains("fine-tuned: accuracy "), "\(layer.stdout)")
+        // The original's and the pruned model's explanations compared on 8 test examples.
+        for method in ["ig", "kernel-shap"] {
+            #expect(layer.stdout.contains("explanation agreement, \(method) on 8 test examples (the original's predicted class): Spearman "), "\(layer.stdout)")
+        }
+        let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/s.json"))) as? [String: Any])
+        let agreement = try #require(summary["agreement"] as? [String: [String: Any]])
+        #expect(Set(agreement.keys) == ["ig", "kernel-shap"])
+        for (method, a) in agreement {
+            let (rho, overlap) = (a["spearman"] as? Double ?? .nan, a["topKOverlap"] as? Double ?? .nan)
+            // 4 features: top-10 is all of them.
+            #expect(rho >= -1 && rho <= 1 && overlap == 1 && a["k"] as? Int == 4 && a["instances"] as? Int == 8, "\(method): \(a)")
+        }
+        #expect((summary["tensors"] as? [[String: Any]])?.count == 2 && summary["fineTuned"] is String)
         let file = try SafetensorsFile.read(path: dir + "/p.safetensors")
         #expect(file.tensors["1.weight_mask"] != nil && file.tensors["1.weight_orig"] != nil && file.tensors["1.weight"] == nil)
         // Fine-tuning kept the pruned weights at zero.
