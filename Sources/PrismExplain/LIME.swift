@@ -27,6 +27,9 @@ public struct LIME: AttributionMethod {
     public var firstInstance = 0
     /// Model rows per device batch (nil: sized from the device's memory).
     public var rowsPerChunk: Int?
+    /// Copies of the model on further devices: every instance's masks are split between `model`'s
+    /// device and theirs (`SplitGame`), with the values of one device.
+    public var deviceCopies: [DifferentiableModel] = []
 
     public var name: String { "lime" }
 
@@ -70,9 +73,11 @@ public struct LIME: AttributionMethod {
                 let distance = on == 0 ? 1 : 1 - on / (on.squareRoot() * Double(m).squareRoot())
                 return Foundation.exp(-distance * distance / (kernelWidth * kernelWidth))
             }
-            let game = try DeviceGame(engine: model.engine, instance: Array(instances[(i * d)..<((i + 1) * d)]), inputShape: model.inputShape,
-                                      background: Array(baselines[(i * d)..<((i + 1) * d)]), groups: groups, outputCount: c,
-                                      rowsPerChunk: setup.rowsPerChunk) { x in try model.forward(x).output }
+            let game = try SplitGame(([model] + deviceCopies).map { copy in
+                try DeviceGame(engine: copy.engine, instance: Array(instances[(i * d)..<((i + 1) * d)]), inputShape: copy.inputShape,
+                               background: Array(baselines[(i * d)..<((i + 1) * d)]), groups: groups, outputCount: c,
+                               rowsPerChunk: setup.rowsPerChunk) { x in try copy.forward(x).output }
+            })
             let v = try game.values(coalitions: masks, count: samples)
             evaluations += game.modelEvaluations
             for (t, cls) in targets.classes(instance: i).enumerated() {

@@ -19,6 +19,9 @@ public struct Occlusion: AttributionMethod {
     public var baseline: AttributionBaseline
     /// Model rows per device batch (nil: sized from the device's memory).
     public var rowsPerChunk: Int?
+    /// Copies of the model on further devices: every instance's occluded inputs are split between
+    /// `model`'s device and theirs (`SplitGame`), with the values of one device.
+    public var deviceCopies: [DifferentiableModel] = []
 
     public var name: String { "occlusion" }
 
@@ -85,9 +88,11 @@ public struct Occlusion: AttributionMethod {
         var outputs = [Float](repeating: 0, count: n * c)
         var evaluations = 0
         for i in 0..<n {
-            let game = try DeviceGame(engine: model.engine, instance: Array(instances[(i * d)..<((i + 1) * d)]), inputShape: model.inputShape,
-                                      background: Array(baselines[(i * d)..<((i + 1) * d)]), groups: groups, outputCount: c,
-                                      rowsPerChunk: setup.rowsPerChunk) { x in try model.forward(x).output }
+            let game = try SplitGame(([model] + deviceCopies).map { copy in
+                try DeviceGame(engine: copy.engine, instance: Array(instances[(i * d)..<((i + 1) * d)]), inputShape: copy.inputShape,
+                               background: Array(baselines[(i * d)..<((i + 1) * d)]), groups: groups, outputCount: c,
+                               rowsPerChunk: setup.rowsPerChunk) { x in try copy.forward(x).output }
+            })
             let v = try game.values(coalitions: masks, count: 1 + origins.count)
             evaluations += game.modelEvaluations
             for j in 0..<c { outputs[i * c + j] = Float(v[j]) }

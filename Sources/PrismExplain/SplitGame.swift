@@ -15,6 +15,8 @@ public final class SplitGame: CoalitionGame {
     public var rowsPerCoalition: Int { games[0].rowsPerCoalition }
     /// Coalitions each device has evaluated so far (the first game's device first).
     public private(set) var coalitionsPerDevice: [Int]
+    /// Model rows evaluated so far on all devices.
+    public var modelEvaluations: Int { games.reduce(0) { $0 + $1.modelEvaluations } }
 
     /// - Throws: `ExplainError` when there is no game or the games are of different shapes.
     public init(_ games: [DeviceGame]) throws {

@@ -120,9 +120,9 @@ struct ExplainCommand: ParsableCommand {
         let engine = Engine(context: try contexts?.first?.context ?? global.context())
         var plan = try makePlan(engine: engine, methods: methods, outputs: destination)
         if let contexts, !(try indexSelection().isWholeSet) {
-            // Not a whole-data-set run: every example's coalitions are split among the devices.
-            guard methods.contains(where: \.isShapley) else {
-                throw ValidationError("--device \(global.device ?? ""): several devices share a whole-data-set run's shards (--index all or ranges, with --out DIR) or the SHAP methods' coalitions; \(methods.map(\.name).joined(separator: ", ")) run\(methods.count == 1 ? "s" : "") on one device: name one")
+            // Not a whole-data-set run: every example's coalitions (masks) are split among the devices.
+            guard methods.contains(where: \.splitsAcrossDevices) else {
+                throw ValidationError("--device \(global.device ?? ""): several devices share a whole-data-set run's shards (--index all or ranges, with --out DIR) or the coalitions of the SHAP methods, LIME and occlusion; \(methods.map(\.name).joined(separator: ", ")) run\(methods.count == 1 ? "s" : "") on one device: name one")
             }
             guard plan.extraInputs.isEmpty else {
                 throw ValidationError("--device \(global.device ?? ""): a model of several inputs explains on one device outside whole-data-set runs; name one device")
@@ -131,8 +131,8 @@ struct ExplainCommand: ParsableCommand {
                 let other = Engine(context: context)
                 plan.coalitionDevices.append((label, try LoadedModel(path: model, engine: other, input: modelInputs.explainInput).model))
             }
-            let others = methods.filter { !$0.isShapley }.map(\.name)
-            plan.notes.append("note: the SHAP methods split every example's coalitions among devices \(contexts.map(\.label).joined(separator: ", "))"
+            let others = methods.filter { !$0.splitsAcrossDevices }.map(\.name)
+            plan.notes.append("note: \(methods.filter(\.splitsAcrossDevices).map(\.name).joined(separator: ", ")) split every example's coalitions among devices \(contexts.map(\.label).joined(separator: ", "))"
                               + (others.isEmpty ? "" : "; \(others.joined(separator: ", ")) run\(others.count == 1 ? "s" : "") on \(contexts[0].label) alone"))
         }
         // With the JSON on standard output, everything else goes to standard error.

@@ -115,9 +115,10 @@ struct ExplainPlan {
 
     /// The method context on `model` (the plan's, or a randomized copy).
     func context(on model: Model, baseline: [Float]) -> MethodContext {
+        // The copies on further devices serve the plan's own model (not a randomized copy of it).
         MethodContext(model: model, options: options, groups: groups, superpixel: superpixel, baseline: baseline,
                       background: methods.contains(where: \.usesBackground) ? background : [], backgroundWeights: backgroundWeights,
-                      firstInstance: firstInstance)
+                      firstInstance: firstInstance, copies: model === self.model ? coalitionDevices.map(\.model) : [])
     }
 
     /// The reference inputs of IG, occlusion, LIME and the metric (`--baseline`), or of the SHAP methods

@@ -21,6 +21,9 @@ struct MethodContext {
     /// The position of the first instance in the run (a whole-data-set run's shard): methods that
     /// draw per instance (SmoothGrad's noise, LIME's masks) draw what the whole run would.
     var firstInstance = 0
+    /// Copies of the model on further devices (`--device all` outside whole-data-set runs): the
+    /// perturbation methods (LIME, occlusion) split every example's masks among the devices.
+    var copies: [Model] = []
     var inputShape: [Int] { model.spec.inputShape }
     var isImage: Bool { inputShape.count == 3 }
     /// The function a gradient method differentiates, when it is not the model of its input (token
@@ -68,6 +71,9 @@ struct ExplainMethod: Sendable, Equatable {
 
     var shapley: ShapleyMethod? { if case let .shapley(m) = kind { m } else { nil } }
     var isShapley: Bool { shapley != nil }
+    /// Whether `--device all` outside whole-data-set runs splits this method's model evaluations of
+    /// each example among the devices (the SHAP methods' coalitions, LIME's and occlusion's masks).
+    var splitsAcrossDevices: Bool { isShapley || name == "lime" || name == "occlusion" }
 
     static func == (a: ExplainMethod, b: ExplainMethod) -> Bool { a.name == b.name }
 }
@@ -214,13 +220,16 @@ final class MethodRegistry: @unchecked Sendable {
             let side = c.options.window ?? c.superpixel ?? 1
             let step = c.options.stride ?? side
             let window = c.isImage ? (side, side) : (1, side), strides = c.isImage ? (step, step) : (1, step)
-            return Occlusion(model: c.differentiable, window: window, stride: strides, baseline: .values(c.baseline),
-                             rowsPerChunk: c.options.rowsPerChunk)
+            var method = Occlusion(model: c.differentiable, window: window, stride: strides, baseline: .values(c.baseline),
+                                   rowsPerChunk: c.options.rowsPerChunk)
+            method.deviceCopies = c.copies.map { DifferentiableModel($0) }
+            return method
         }, options: ["window", "stride", "baseline"], usesBaseline: true),
         ExplainMethod(name: "lime", title: "LIME", kind: .attribution { c in
             var method = LIME(model: c.differentiable, groups: c.groups, samples: c.options.limeSamples ?? 1000, kernelWidth: c.options.kernelWidth,
                               baseline: .values(c.baseline), seed: c.options.seed, rowsPerChunk: c.options.rowsPerChunk)
             method.firstInstance = c.firstInstance
+            method.deviceCopies = c.copies.map { DifferentiableModel($0) }
             return method
         }, options: ["lime-samples", "kernel-width", "baseline"], usesBaseline: true),
         ExplainMethod(name: "attention-rollout", title: "Attention rollout", kind: .attribution { c in

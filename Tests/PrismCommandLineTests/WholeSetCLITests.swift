@@ -78,18 +78,19 @@ import Testing
         expectOneLineError(try runPrism(arguments("0,0", dir + "/x"), environment: twoDevices), "--device 0,0: '0' is named twice")
         // Outside whole-data-set runs, every example's coalitions are split between the devices: the
         // SHAP methods' values are one device's bit for bit; the other methods run on the first.
-        func splitArguments(_ device: String, _ json: String, methods: String = "kernel-shap,permutation-shap,ig") -> [String] {
+        func splitArguments(_ device: String, _ json: String, methods: String = "kernel-shap,permutation-shap,lime,occlusion,ig") -> [String] {
             ["explain", "--device", device, "--data", Self.csv, "--label", "species", "--model", model, "--index", "3,7",
-             "--method", methods, "--samples", "64", "--background", "10", "--seed", "3", "--json", json]
+             "--method", methods, "--samples", "64", "--lime-samples", "64", "--background", "10", "--seed", "3", "--json", json]
         }
         let split = try runPrism(splitArguments("0,1", dir + "/split.json"), environment: twoDevices)
         #expect(split.status == 0, "\(split.stderr)")
-        #expect(split.stderr.contains("the SHAP methods split every example's coalitions among devices #0 ") && split.stderr.contains("ig runs on #0 "),
+        #expect(split.stderr.contains("kernel-shap, permutation-shap, lime, occlusion split every example's coalitions among devices #0 ")
+                && split.stderr.contains("ig runs on #0 "),
                 "\(split.stderr)")
         let one = try runPrism(splitArguments("0", dir + "/one.json"), environment: twoDevices)
         #expect(one.status == 0, "\(one.stderr)")
         let (c, d) = (try ExplainDocumentReader(path: dir + "/split.json"), try ExplainDocumentReader(path: dir + "/one.json"))
-        for method in ["kernel-shap", "permutation-shap", "ig"] {
+        for method in ["kernel-shap", "permutation-shap", "lime", "occlusion", "ig"] {
             #expect(c.values(method) == d.values(method) && !c.values(method).isEmpty, "\(method)")
         }
         for method in ["kernel-shap", "permutation-shap"] {
@@ -98,7 +99,7 @@ import Testing
             #expect(d.settings(method)["coalitions_per_device"] == nil)
         }
         expectOneLineError(try runPrism(splitArguments("0,1", dir + "/ig.json", methods: "ig"), environment: twoDevices),
-                           "--device 0,1: several devices share a whole-data-set run's shards (--index all or ranges, with --out DIR) or the SHAP methods' coalitions; ig runs on one device")
+                           "--device 0,1: several devices share a whole-data-set run's shards (--index all or ranges, with --out DIR) or the coalitions of the SHAP methods, LIME and occlusion; ig runs on one device")
     }
 
     /// A run stopped after some shards (in this process, through the library's hook), with one of its
