@@ -169,8 +169,8 @@ extension ExplainPlan {
             parts.append(String(format: "deletion AUC %.3f (random %.3f), insertion AUC %.3f (random %.3f)",
                                 c.deletionAUC, c.randomDeletionAUC, c.insertionAUC, c.randomInsertionAUC))
         }
-        if let f = run.faithfulness?[n] { parts.append(String(format: "faithfulness correlation %.3f", f ?? .nan)) }
-        if let m = run.sensitivity?[n] { parts.append(String(format: "max-sensitivity %.3f", m ?? .nan)) }
+        if let f = run.faithfulness?[n] { parts.append(String(format: "faithfulness correlation %.3f", f)) }
+        if let m = run.sensitivity?[n] { parts.append(String(format: "max-sensitivity %.3f", m)) }
         let phi = e.attributions(instance: n, output: slot)
         if e.featureCount <= 64 {
             let largest = phi.indices.sorted { abs(phi[$0]) > abs(phi[$1]) }.prefix(3)
