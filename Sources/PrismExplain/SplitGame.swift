@@ -34,6 +34,11 @@ public final class SplitGame: CoalitionGame {
         guard coalitions.count == count * m else {
             throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(m) features")
         }
+        // One device: its game as it is (no copy of the coalitions, no thread).
+        if k == 1 {
+            coalitionsPerDevice[0] += count
+            return try games[0].values(coalitions: coalitions, count: count)
+        }
         let bounds = (0...k).map { $0 * count / k }
         let parts = try onEveryDevice(k) { j -> [Double] in
             let (a, b) = (bounds[j], bounds[j + 1])

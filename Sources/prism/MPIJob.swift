@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import PrismCL
 import PrismMPI
 
 /// The mpirun job this process is one rank of. `prism` loads Open MPI only when mpirun started it
@@ -60,9 +59,7 @@ enum MPIJob {
         guard let world else { return selection }
         var entries: [String]
         if selection == "all" || (selection == nil && ProcessInfo.processInfo.environment["PRISM_DEVICE"] == nil) {
-            let all = try Device.all()
-            guard let type = [DeviceType.gpu, .accelerator, .cpu].first(where: { t in all.contains { $0.info.type == t } }) else { return selection }
-            entries = all.indices.filter { all[$0].info.type == type }.map { "\($0)" }
+            entries = try GlobalOptions.defaultTypeDevices()
         } else if let selection, selection.contains(",") {
             entries = selection.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         } else {

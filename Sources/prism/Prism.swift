@@ -69,10 +69,8 @@ struct GlobalOptions: ParsableArguments {
         // Under mpirun every rank takes one device (`settings`).
         guard let device, MPIJob.world == nil else { return nil }
         if device == "all" {
-            let all = try Device.all()
-            guard let type = [DeviceType.gpu, .accelerator, .cpu].first(where: { t in all.contains { $0.info.type == t } }) else { return nil }
-            let chosen = all.indices.filter { all[$0].info.type == type }
-            return chosen.count > 1 ? chosen.map { "\($0)" } : nil
+            let chosen = try Self.defaultTypeDevices()
+            return chosen.count > 1 ? chosen : nil
         }
         let parts = device.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard parts.count > 1 else { return nil }
@@ -81,6 +79,14 @@ struct GlobalOptions: ParsableArguments {
             throw ValidationError("--device \(device): '\(twice)' is named twice")
         }
         return parts
+    }
+
+    /// The indices (as selections) of every device of the type the default would take: the GPUs,
+    /// else the accelerators, else the CPUs.
+    static func defaultTypeDevices() throws -> [String] {
+        let all = try Device.all()
+        guard let type = [DeviceType.gpu, .accelerator, .cpu].first(where: { t in all.contains { $0.info.type == t } }) else { return [] }
+        return all.indices.filter { all[$0].info.type == type }.map { "\($0)" }
     }
 
     /// A context on each device of `--device all` or a list (nil for one device), each printed with
