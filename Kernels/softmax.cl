@@ -120,3 +120,46 @@ __kernel void sum_scaled(__global const float *x, __global float *out, const int
     for (; i < n; ++i) s0 += x[i];
     out[0] = ((s0 + s1) + (s2 + s3)) * scale;
 }
+
+/* Knowledge distillation (Hinton et al. 2015) per row: alpha · T² · KL(p_t ‖ p_s) + (1 − alpha) · CE(s, label),
+   with p_s = softmax(s / T), p_t = softmax(t / T) (torch: kl_div(log_softmax(s/T), softmax(t/T)) · T²).
+   Writes the row's loss and its gradient with respect to s, alpha · T · (p_s − p_t) + (1 − alpha) · (softmax(s) − onehot). */
+__kernel void distillation_forward(__global const float *s, __global const float *t, __global const int *labels,
+                                   __global float *loss, __global float *grad, const int rows, const int C,
+                                   const float T, const float alpha) {
+    const int r = (int)get_global_id(0);
+    if (r >= rows) return;
+    const size_t o = (size_t)r * C;
+    const float invT = 1.0f / T;
+    float ms = -INFINITY, mt = -INFINITY, m1 = -INFINITY;
+    for (int c = 0; c < C; ++c) {
+        ms = fmax(ms, s[o + c] * invT);
+        mt = fmax(mt, t[o + c] * invT);
+        m1 = fmax(m1, s[o + c]);
+    }
+    float zs = 0.0f, zt = 0.0f, z1 = 0.0f;
+    for (int c = 0; c < C; ++c) {
+        zs += exp(s[o + c] * invT - ms);
+        zt += exp(t[o + c] * invT - mt);
+        z1 += exp(s[o + c] - m1);
+    }
+    const float lzs = ms + log(zs), lzt = mt + log(zt), lz1 = m1 + log(z1);
+    float kl = 0.0f;
+    const int label = labels[r];
+    for (int c = 0; c < C; ++c) {
+        const float logps = s[o + c] * invT - lzs, logpt = t[o + c] * invT - lzt;
+        const float pt = exp(logpt);
+        kl += pt * (logpt - logps);
+        const float p1 = exp(s[o + c] - lz1);
+        grad[o + c] = alpha * T * (exp(logps) - pt) + (1.0f - alpha) * (p1 - (c == label ? 1.0f : 0.0f));
+    }
+    loss[r] = alpha * T * T * kl + (1.0f - alpha) * (lz1 - s[o + label]);
+}
+
+/* dx = grad · dloss / rows. */
+__kernel void distillation_backward(__global const float *grad, __global const float *dloss, __global float *dx,
+                                    const int rows, const int C) {
+    const int i = (int)get_global_id(0);
+    if (i >= rows * C) return;
+    dx[i] = grad[i] * dloss[0] / (float)rows;
+}

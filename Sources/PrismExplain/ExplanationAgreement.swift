@@ -10,6 +10,11 @@ public struct ExplanationAgreement: Codable, Equatable, Sendable {
     public var k: Int
     public var instances: Int
 
+    enum CodingKeys: String, CodingKey {
+        case spearman, k, instances
+        case spearmanAbsolute = "spearman_absolute", topKOverlap = "top_k_overlap"
+    }
+
     /// Compares `a` and `b`, explanations of the same instances and targets ([instances][features][outputs]),
     /// output by output.
     /// - Throws: `ExplainError` when their shapes differ.

@@ -35,6 +35,10 @@ public struct HTMLReport {
     /// Views of what the model has learned (feature maps, top examples, activation maximization, the
     /// embedding), shown after the examples under "Inside the model": (file, caption).
     public var inside: [(String, String)]
+    /// Tables shown after the summary: a caption, the column headers and the rows (cells as text).
+    public var tables: [(caption: String, header: [String], rows: [[String]])] = []
+    /// Lines shown as warnings (highlighted) after the summary.
+    public var warnings: [String] = []
 
     public init(title: String, summary: [String], figures: [(String, String)] = [], examples: [Example], files: [(String, String)],
                 inside: [(String, String)] = []) {
@@ -65,11 +69,22 @@ public struct HTMLReport {
         figcaption { font-size: 0.85em; max-width: 640px; }
         .caption { color: #555; font-size: 0.9em; max-width: 60em; }
         .legend span { display: inline-block; width: 1em; height: 1em; vertical-align: middle; }
+        table { border-collapse: collapse; margin: 0.5em 0 1.5em 0; }
+        th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
+        th:first-child, td:first-child { text-align: left; }
+        caption { text-align: left; font-weight: bold; padding-bottom: 0.3em; }
+        .warning { background: #fff3cd; border-left: 4px solid #e0a800; padding: 0.4em 0.8em; }
         </style></head><body>
         <h1>\(escape(title))</h1>
 
         """
         for line in summary where !line.isEmpty { out += "<p>\(escape(line))</p>\n" }
+        for line in warnings { out += "<p class=\"warning\">\(escape(line))</p>\n" }
+        for table in tables {
+            out += "<table><caption>\(escape(table.caption))</caption>\n<tr>" + table.header.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
+            for row in table.rows { out += "<tr>" + row.map { "<td>\(escape($0))</td>" }.joined() + "</tr>\n" }
+            out += "</table>\n"
+        }
         out += "<p class=\"legend\"><span style=\"background:#ff0051\"></span> raises the class's output &nbsp; "
             + "<span style=\"background:#008bfb\"></span> lowers it &nbsp; white: no effect</p>\n"
         if !figures.isEmpty {

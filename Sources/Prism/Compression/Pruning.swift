@@ -30,8 +30,8 @@ extension Model {
     }
 
     /// L1 (magnitude) unstructured pruning: zeroes the `amount` fraction of the prunable weights with
-    /// the smallest |w| — per tensor (`.layer`: ⌊amount · n⌉ of each, rounded half away from zero as
-    /// torch's `round`) or over all of them (`.global`: ⌊amount · total⌉) — and keeps a mask per
+    /// the smallest |w| — per tensor (`.layer`: ⌊amount · n⌉ of each, rounded as torch's
+    /// `_compute_nparams_toprune` rounds, with Python's `round`: halves to even) or over all of them (`.global`: ⌊amount · total⌉) — and keeps a mask per
     /// tensor, so training keeps the pruned weights at zero (`applyMasks`) and the model file holds
     /// `NAME_orig` and `NAME_mask` as `torch.nn.utils.prune` does. Weights pruned before count as |w| = 0,
     /// so they stay pruned: `amount` is the sparsity afterwards, not a fraction of what remains.
@@ -63,11 +63,11 @@ extension Model {
         switch scope {
         case .layer:
             for t in values.indices {
-                pruneSmallest(Int((amount * Double(values[t].count)).rounded()), of: values[t].indices.map { (t, $0) })
+                pruneSmallest(Int((amount * Double(values[t].count)).rounded(.toNearestOrEven)), of: values[t].indices.map { (t, $0) })
             }
         case .global:
             let all = values.indices.flatMap { t in values[t].indices.map { (t, $0) } }
-            pruneSmallest(Int((amount * Double(all.count)).rounded()), of: all)
+            pruneSmallest(Int((amount * Double(all.count)).rounded(.toNearestOrEven)), of: all)
         }
         var report: [PrunedTensor] = []
         for (t, w) in weights.enumerated() {

@@ -98,3 +98,47 @@ public func mseLoss(_ prediction: Tensor, _ target: Tensor) throws -> Tensor {
     }
     return loss
 }
+
+/// Hinton's knowledge-distillation loss (Hinton, Vinyals & Dean 2015), averaged over the batch:
+/// α · T² · KL(p_teacher ‖ p_student) + (1 − α) · CE(student, labels), with p = softmax(logits / T) —
+/// what `T² · F.kl_div(F.log_softmax(s / T), F.softmax(t / T), reduction="batchmean")` times α plus
+/// (1 − α) · `F.cross_entropy(s, labels)` gives in PyTorch. The T² keeps the soft term's gradients on
+/// the scale of the hard term's as T changes.
+/// - Parameters:
+///   - student: the student's logits [batch, classes]; the loss's backward reaches them.
+///   - teacher: the teacher's logits, same shape (no gradient flows to them).
+///   - labels: one class index per row.
+///   - temperature: T > 0.
+///   - alpha: the soft term's weight, in [0, 1].
+/// - Throws: `TensorError` when the shapes disagree, a label lies outside 0..<classes, or T or α is out of range.
+public func distillationLoss(_ student: Tensor, teacher: Tensor, labels: [Int32], temperature: Float, alpha: Float) throws -> Tensor {
+    guard student.rank == 2, student.shape[1] > 0, student.shape[0] > 0 else {
+        throw TensorError.shape("distillationLoss", "logits must be a non-empty [batch, classes]", student.shape, teacher.shape)
+    }
+    guard teacher.shape == student.shape else {
+        throw TensorError.shape("distillationLoss", "the teacher's logits differ in shape from the student's", student.shape, teacher.shape)
+    }
+    let rows = student.shape[0], c = student.shape[1]
+    guard labels.count == rows else {
+        throw TensorError.shape("distillationLoss", "\(labels.count) labels for \(rows) rows", student.shape, [labels.count])
+    }
+    if let i = labels.firstIndex(where: { $0 < 0 || Int($0) >= c }) {
+        throw TensorError("distillationLoss: label \(labels[i]) at row \(i) outside 0..<\(c)")
+    }
+    guard temperature > 0, temperature.isFinite else { throw TensorError("distillationLoss: temperature \(temperature) must be positive") }
+    guard alpha >= 0, alpha <= 1 else { throw TensorError("distillationLoss: alpha \(alpha) must lie in [0, 1]") }
+    let engine = student.engine
+    let labelBuffer = try engine.context.buffer(labels)
+    let perRow = try engine.buffer(count: rows)
+    let grad = try engine.buffer(count: rows * c)
+    try engine.launch("softmax.cl", "distillation_forward", global: [rows],
+                      [student.storage, teacher.storage, labelBuffer, perRow, grad, Int32(rows), Int32(c), temperature, alpha])
+    let loss = try Tensor.empty([1], engine: engine)
+    try engine.launch("softmax.cl", "sum_scaled", global: [1], [perRow, loss.storage, Int32(rows), Float(1) / Float(rows)])
+    loss.record(inputs: [student]) { dloss in
+        let dx = try Tensor.empty([rows, c], engine: engine)
+        try engine.launch("softmax.cl", "distillation_backward", global: [rows * c], [grad, dloss.storage, dx.storage, Int32(rows), Int32(c)])
+        return [dx]
+    }
+    return loss
+}

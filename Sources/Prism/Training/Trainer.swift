@@ -94,6 +94,19 @@ public struct EpochReport: Codable, Sendable {
     }
 }
 
+/// Training a student on a teacher's outputs as well as the labels (`Trainer.distillation`).
+public struct Distillation {
+    /// The model whose outputs the student learns; on the student's engine, same input and output shapes.
+    public var teacher: Model
+    /// T of `distillationLoss`.
+    public var temperature: Float
+    /// The weight of the teacher's term.
+    public var alpha: Float
+    public init(teacher: Model, temperature: Float = 4, alpha: Float = 0.7) {
+        (self.teacher, self.temperature, self.alpha) = (teacher, temperature, alpha)
+    }
+}
+
 /// Mini-batch training of a `Model` model, with cross-entropy for a classifier and mean squared
 /// error for a regression model (`ModelSpec.task`), seeded end to end: the same
 /// seed gives the same weights, and a run resumed from a checkpoint ends where an uninterrupted one does.
@@ -112,6 +125,10 @@ public final class Trainer {
     /// Metadata written into every checkpoint and kept across `resume` (data source, class names,
     /// standardization).
     public var extraMetadata: [String: String] = [:]
+    /// When set, every step's loss is `distillationLoss` of the model's outputs against the teacher's
+    /// (computed on the device per batch) and the labels, instead of the cross-entropy: knowledge
+    /// distillation. One device, classifiers only; not kept in checkpoints.
+    public var distillation: Distillation?
 
     /// Copies of `model` on further devices for data-parallel training (`replicate(on:)`); empty: one device.
     public internal(set) var replicas: [(model: Model, optimizer: Optimizer)] = []
@@ -162,6 +179,7 @@ public final class Trainer {
         try checkFits(train, "training data")
         if let test { try checkFits(test, "test data") }
         guard train.count > 0 else { throw TrainingError("training: no training examples") }
+        if let distillation { try check(distillation) }
         let engine = model.engine
         let batch = config.batchSize
         let steps = (train.count + batch - 1) / batch
@@ -206,7 +224,15 @@ public final class Trainer {
             for step in 0..<steps where !split {
                 let (x, batchLabels, batchTargets) = next!
                 let logits = try model(x, training: true)
-                let loss = try batchTargets.map { try mseLoss(logits, $0) } ?? crossEntropy(logits, labels: batchLabels)
+                let loss: Tensor
+                if let batchTargets {
+                    loss = try mseLoss(logits, batchTargets)
+                } else if let distillation {
+                    let teacher = try engine.noGrad { try distillation.teacher(x) }
+                    loss = try distillationLoss(logits, teacher: teacher, labels: batchLabels, temperature: distillation.temperature, alpha: distillation.alpha)
+                } else {
+                    loss = try crossEntropy(logits, labels: batchLabels)
+                }
                 optimizer.zeroGrad()
                 try loss.backward()
                 if let maxGradNorm = config.maxGradNorm { try clipGradNorm(model.parameters, maxNorm: maxGradNorm) }
@@ -251,6 +277,18 @@ public final class Trainer {
             reports.append(report)
             if let checkpoint { try saveCheckpoint(path: checkpoint) }
             try epochEnd(report)
+        }
+    }
+
+    private func check(_ d: Distillation) throws {
+        guard replicas.isEmpty, processGroup == nil else { throw TrainingError("distillation: trains on one device in one process") }
+        guard !model.spec.isRegression, !d.teacher.spec.isRegression else { throw TrainingError("distillation: the student and the teacher must be classifiers") }
+        guard d.teacher.engine === model.engine else { throw TrainingError("distillation: the teacher must be on the student's device") }
+        guard d.teacher.spec.inputShape == model.spec.inputShape, d.teacher.spec.classCount == model.spec.classCount else {
+            throw TrainingError("distillation: the teacher takes \(d.teacher.spec.inputShape) and gives \(d.teacher.spec.classCount) outputs; the student takes \(model.spec.inputShape) and gives \(model.spec.classCount)")
+        }
+        guard d.temperature > 0, d.temperature.isFinite, d.alpha >= 0, d.alpha <= 1 else {
+            throw TrainingError("distillation: temperature \(d.temperature) must be positive and alpha \(d.alpha) in [0, 1]")
         }
     }
 
