@@ -92,19 +92,19 @@ struct PeakCommand: ParsableCommand {
 struct KernelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernels",
-        abstract: "SGEMM 1024³ and 2048³ (Prism, CLBlast as its peer), the reference network's convolutions, grouped convolutions, layernorm, softmax and pool.")
+        abstract: "SGEMM 1024³ and 2048³ (Prism, CLBlast as its peer), the reference network's convolutions, grouped convolutions, layernorm, softmax, pool, and int8 against float32 at the reference network's shapes.")
     @OptionGroup var options: CommonOptions
 
     @Option(help: "Batch size of the convolution cases.")
     var batch: Int = 256
 
-    @Option(help: "Only cases whose group is listed: peak, sgemm, conv, grouped, layernorm, softmax, pool (comma-separated).")
-    var only: String = "peak,sgemm,conv,grouped,layernorm,softmax,pool"
+    @Option(help: "Only cases whose group is listed: peak, sgemm, conv, grouped, layernorm, softmax, pool, int8 (comma-separated).")
+    var only: String = "peak,sgemm,conv,grouped,layernorm,softmax,pool,int8"
 
     func run() throws {
         try runReportingErrors {
             let groups = Set(only.split(separator: ",").map(String.init))
-            let unknown = groups.subtracting(["peak", "sgemm", "conv", "grouped", "layernorm", "softmax", "pool"])
+            let unknown = groups.subtracting(["peak", "sgemm", "conv", "grouped", "layernorm", "softmax", "pool", "int8"])
             guard unknown.isEmpty else { throw ValidationError("--only: unknown group \(unknown.sorted().joined(separator: ", "))") }
             guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
             let bench = try options.makeBench()
@@ -115,6 +115,7 @@ struct KernelsCommand: ParsableCommand {
             if groups.contains("layernorm") { try benchLayerNorm(bench, rows: 8192, n: 768) }
             if groups.contains("softmax") { try benchSoftmax(bench, rows: 8192, c: 1000) }
             if groups.contains("pool") { try benchPool(bench, shape: [batch, 32, 26, 26]) }
+            if groups.contains("int8") { try benchQuantized(bench, batch: batch) }
             try options.finish(bench)
         }
     }

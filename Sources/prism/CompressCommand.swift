@@ -8,8 +8,8 @@ import PrismExplain
 struct CompressCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compress",
-        abstract: "Make a model smaller — prune weights or filters, distil it into a smaller student — and compare the two models: accuracy, size, speed and whether they explain their decisions alike.",
-        subcommands: [PruneCommand.self, DistillCommand.self])
+        abstract: "Make a model smaller — prune weights or filters, quantize it to int8, distil it into a smaller student — and compare the two models: accuracy, size, speed and whether they explain their decisions alike.",
+        subcommands: [PruneCommand.self, QuantizeCommand.self, DistillCommand.self])
 }
 
 extension PruningScope: ExpressibleByArgument {}
@@ -67,7 +67,7 @@ struct CompressOutputOptions: ParsableArguments {
     /// prints the agreement, writes the report into `folder`.
     func report(command: String, settings: [String: String], details: [String], original: Model, originalPath: String,
                 compressed: Model, compressedPath: String, data: (train: LabeledData?, test: LabeledData), engine: Engine,
-                folder: OutputFolder) throws {
+                folder: OutputFolder, compressedForward: ((Tensor) throws -> Tensor)? = nil, compressedEvaluation: EvaluationResult? = nil) throws {
         let background = try data.train.map { try sampleBackground($0, count: min(20, $0.count), seed: 0).values } ?? []
         let comparison = ModelComparison(engine: engine, test: data.test, background: background, methods: try methods(),
                                          examples: agreementExamples, target: agreementTarget)
@@ -82,7 +82,8 @@ struct CompressOutputOptions: ParsableArguments {
         if below == true {
             printLine(String(format: "below target: Integrated Gradients' Spearman %.3f < %.2f (flagged in the report)", ig!.agreement.spearman, agreementTarget))
         }
-        let (a, b) = (try comparison.facts(original, file: originalPath), try comparison.facts(compressed, file: compressedPath))
+        let (a, b) = (try comparison.facts(original, file: originalPath),
+                      try comparison.facts(compressed, file: compressedPath, forward: compressedForward, evaluation: compressedEvaluation))
         printLine(String(format: "original: %@, %d parameters (%d nonzero), %d bytes, %.0f evaluations/s; compressed: %@, %d parameters (%d nonzero), %d bytes, %.0f evaluations/s",
                          a.score, a.parameters, a.nonzeroParameters, a.fileBytes, a.evaluationsPerSecond,
                          b.score, b.parameters, b.nonzeroParameters, b.fileBytes, b.evaluationsPerSecond))
@@ -349,6 +350,87 @@ struct DistillCommand: ParsableCommand {
                                                              "student": description],
                               details: details, original: loaded.model, originalPath: teacher, compressed: student, compressedPath: out,
                               data: data, engine: engine, folder: folder)
+        }
+    }
+}
+
+/// How `compress quantize` picks each activation's range.
+enum ObserverChoice: String, ExpressibleByArgument, CaseIterable {
+    case minmax, percentile
+}
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Static post-training int8 quantization: int8 weights per output channel, uint8 activations per tensor from calibration examples, Conv/Linear+ReLU fused, integer kernels; the comparison report.")
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var output: CompressOutputOptions
+
+    @Option(help: "The model file: safetensors written by prism, or an ONNX export (.onnx).")
+    var model: String
+
+    @Option(parsing: .unconditional, help: "Training examples that calibrate the activations' ranges (a seeded random sample).")
+    var calibration: Int = 256
+
+    @Option(help: "minmax: each activation's smallest and largest value seen; percentile: its --percentile and 100 − --percentile percentiles (outliers clipped).")
+    var observer: ObserverChoice = .minmax
+
+    @Option(parsing: .unconditional, help: "The percentile observer's upper percentile.")
+    var percentile: Double = 99.99
+
+    func validate() throws {
+        guard calibration >= 1 else { throw ValidationError("--calibration must be at least 1") }
+        guard percentile > 50, percentile <= 100 else { throw ValidationError("--percentile \(percentile): give a value in (50, 100]") }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let engine = Engine(context: try global.context())
+            let (folder, out) = try output.folder()
+            let loaded = try LoadedModel(path: model, engine: engine)
+            guard loaded.task.kind != .regression else { throw ValidationError("\(model) is a regression model; int8 quantization here is for classifiers") }
+            try QuantizedModel.requireCovered(loaded.model)
+            let data = try dataOptions.load(for: loaded, needTrain: true)
+            guard let train = data.train else { throw ValidationError("quantize: no training data to calibrate with") }
+            let count = min(calibration, train.count)
+            let sample = try sampleBackground(train, count: count, seed: 0)
+            let observerValue: QuantizationObserver = observer == .minmax ? .minMax : .percentile(percentile)
+            let quantized = try QuantizedModel(loaded.model, calibration: sample.values, count: count, observer: observerValue)
+            let (spec, tensors, weights) = try quantized.simulation()
+            // The file: the float simulation's description, the int8 weights as I8 with their scales.
+            var floats = tensors, integers: [String: IntegerTensor] = [:]
+            for (name, w) in weights {
+                floats[name + ".weight"] = nil
+                integers[name + ".weight"] = IntegerTensor(dtype: "I8", shape: w.shape, values: w.values.map(Int64.init))
+                floats[name + ".weight" + Model.int8ScaleSuffix] = HostTensor(shape: [w.scales.count], values: w.scales)
+            }
+            var metadata = try carriedMetadata(model)
+            metadata[Model.specMetadataKey] = try spec.json()
+            metadata["prism.quantization"] = "int8 static: observer \(observer == .minmax ? "minmax" : "percentile \(percentile)"), \(count) calibration examples"
+            var file = SafetensorsFile(tensors: floats, metadata: metadata)
+            file.integerTensors = integers
+            try file.write(path: out)
+            let simulated = try LoadedModel(path: out, engine: engine).model
+            let integer = try quantized.evaluate(on: data.test)
+            let float = try evaluate(simulated, on: data.test)
+            let before = try scoreText(loaded.model, on: data.test)
+            // The integer kernels against their float simulation, in steps of the output's quantization.
+            let step = quantized.outputQuantization.scale
+            let rows = min(256, data.test.count)
+            let x = try Tensor(try (0..<rows).flatMap { try data.test.example($0).features }, shape: [rows] + spec.inputShape, engine: engine)
+            let (a, b) = try engine.noGrad { (try quantized(x).toArray(), try simulated(x).toArray()) }
+            let steps = zip(a, b).map { abs($0 - $1) / step }.max() ?? 0
+            var details = [String(format: "int8 static quantization: %d weight tensors int8 per output channel, activations uint8 per tensor (%@ observer, %d calibration examples), %d integer steps",
+                                  weights.count, observer.rawValue, count, quantized.steps.count)]
+            details.append(String(format: "test set: float %@; int8 kernels accuracy %.4f, loss %.4f; its float simulation (QDQ) accuracy %.4f; logits of the two differ by at most %.2f output steps on %d examples",
+                                   before, integer.accuracy, integer.loss, float.accuracy, steps, rows))
+            details.forEach(printLine)
+            printLine("wrote \(out) (int8 weights as I8 with per-channel scales; every command reads it as its float simulation)")
+            try output.report(command: "quantize", settings: ["calibration": "\(count)", "observer": observer.rawValue], details: details,
+                              original: loaded.model, originalPath: model, compressed: simulated, compressedPath: out, data: data, engine: engine,
+                              folder: folder, compressedForward: { try quantized($0) }, compressedEvaluation: integer)
         }
     }
 }

@@ -78,8 +78,8 @@ struct ModelComparison {
     let examples: Int
     let target: Double
 
-    /// Measures one model.
-    func facts(_ model: Model, file: String) throws -> ModelFacts {
+    /// Measures one model — through `forward` and with `evaluation` when given (an int8 model's integer kernels).
+    func facts(_ model: Model, file: String, forward: ((Tensor) throws -> Tensor)? = nil, evaluation: EvaluationResult? = nil) throws -> ModelFacts {
         let bytes = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
         let nonzero = try model.namedParameters.reduce(0) { sum, p in
             let values = try p.tensor.toArray()
@@ -88,7 +88,9 @@ struct ModelComparison {
         }
         var facts = ModelFacts(file: file, fileBytes: bytes, parameters: model.parameterCount, nonzeroParameters: nonzero,
                                evaluationsPerSecond: 0, batch: min(256, test.count))
-        if model.spec.isRegression {
+        if let evaluation {
+            (facts.accuracy, facts.loss) = (evaluation.accuracy, evaluation.loss)
+        } else if model.spec.isRegression {
             let r = try evaluateRegression(model, on: test)
             (facts.rmse, facts.r2) = (r.rmse, r.r2)
         } else {
@@ -102,7 +104,7 @@ struct ModelComparison {
         var times: [Double] = []
         for pass in 0..<6 {
             let start = DispatchTime.now().uptimeNanoseconds
-            _ = try engine.noGrad { try model(input).toArray() }
+            _ = try engine.noGrad { try (forward ?? { try model($0) })(input).toArray() }
             if pass > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9) }
         }
         facts.evaluationsPerSecond = Double(rows) / max(times.sorted()[times.count / 2], 1e-9)

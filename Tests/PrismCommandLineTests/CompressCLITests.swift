@@ -132,6 +132,25 @@ import Testing
                                                                 "--agreement-examples", "0", "--out", dir + "/m"])
         #expect(mlp.status == 0 && mlp.stdout.contains("student: a new mlp (25450 parameters"), "\(mlp.stderr)")
 
+        // Static int8: the file holds I8 weights with their scales, every command reads it, the report uses the integer kernels.
+        let quantize = try runPrism(["compress", "quantize"] + data + ["--model", teacher, "--calibration", "64", "--agreement-examples", "2",
+                                                                      "--agreement-methods", "ig", "--out", dir + "/q"])
+        #expect(quantize.status == 0, "\(quantize.stderr)")
+        #expect(quantize.stdout.contains("int8 static quantization: 4 weight tensors int8 per output channel, activations uint8 per tensor (minmax observer, 64 calibration examples), 7 integer steps"), "\(quantize.stdout)")
+        let q = try SafetensorsFile.read(path: dir + "/q/model.safetensors")
+        #expect(q.integerTensors["0.weight"]?.dtype == "I8" && q.integerTensors["0.weight"]?.shape == [32, 1, 3, 3] && q.tensors["0.weight_scale"]?.shape == [32])
+        #expect(q.integerTensors["9.weight"]?.values.allSatisfy { abs($0) <= 127 } == true && q.tensors["0.weight"] == nil)
+        let qeval = try runPrism(["eval"] + data + ["--model", dir + "/q/model.safetensors"])
+        #expect(qeval.status == 0 && qeval.stdout.contains("accuracy "), "\(qeval.stderr)")
+        try expectPictures(dir + "/q", methods: ["ig"], examples: 2)
+        // A quarter of the float file (int8 weights), and the integer model's accuracy near the float one's.
+        let qsummary = try Self.report(dir + "/q")
+        let (qo, qc) = (try #require(qsummary["original"] as? [String: Any]), try #require(qsummary["compressed"] as? [String: Any]))
+        #expect((qc["file_bytes"] as? Int ?? .max) * 3 < (qo["file_bytes"] as? Int ?? 0), "\(qc) \(qo)")
+        #expect(abs((qc["accuracy"] as? Double ?? 0) - (qo["accuracy"] as? Double ?? 1)) < 0.03, "\(qc) \(qo)")
+        expectOneLineError(try runPrism(["compress", "quantize"] + data + ["--model", teacher, "--percentile", "20", "--out", dir + "/x"]),
+                           "--percentile 20.0: give a value in (50, 100]")
+
         let common = ["compress", "distill"] + data + ["--teacher", teacher, "--out", dir + "/x"]
         expectOneLineError(try runPrism(common), "give the student as one of --width, --arch or --model-spec")
         expectOneLineError(try runPrism(common + ["--width", "0.5", "--arch", "cnn"]), "give the student as one of --width, --arch or --model-spec")

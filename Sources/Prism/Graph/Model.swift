@@ -519,7 +519,9 @@ public final class Model {
         } else {
             if let input { throw DataError("\(path): the input to explain ('\(input)') is chosen among an ONNX model's inputs; this file's model has its first input explained") }
             try ForeignModelFile.refusePyTorchPickle(path: path)
-            file = try SafetensorsFile.read(path: path)
+            var read = try SafetensorsFile.read(path: path)
+            try dequantizeInt8Weights(&read, path: path)
+            file = read
             resolved = try resolveSpec(spec, file: file, path: path)
         }
         // The file's tensors against the architecture before anything is built: a description
@@ -546,6 +548,26 @@ public final class Model {
         let checkpoint = file.metadata[Trainer.stateMetadataKey] != nil
         try model.loadStateDict(checkpoint ? file.tensors.filter { !$0.key.hasPrefix(Trainer.optimizerTensorPrefix) } : file.tensors, source: path)
         return (model, file)
+    }
+
+    /// The suffix of the per-output-channel scales of an int8 weight (`conv1.weight_scale` beside the
+    /// I8 tensor `conv1.weight`), as `prism compress quantize` writes them.
+    public static let int8ScaleSuffix = "_scale"
+
+    /// Replaces every I8 tensor that has per-channel scales (`NAME` and `NAME_scale`, one scale per
+    /// entry of the first axis) by its float values, scale[c] · q.
+    static func dequantizeInt8Weights(_ file: inout SafetensorsFile, path: String) throws {
+        for (name, q) in file.integerTensors where q.dtype == "I8" {
+            guard let scales = file.tensors[name + int8ScaleSuffix] else { continue }
+            guard let channels = q.shape.first, channels > 0, scales.shape == [channels], q.values.count % channels == 0 else {
+                throw DataError("\(path): int8 tensor '\(name)' of shape \(q.shape) has scales of shape \(scales.shape) (one per entry of its first axis expected)")
+            }
+            guard scales.values.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw DataError("\(path): tensor '\(name + int8ScaleSuffix)' holds scales that are not positive and finite") }
+            let per = q.values.count / channels
+            file.tensors[name] = HostTensor(shape: q.shape, values: q.values.indices.map { Float(q.values[$0]) * scales.values[$0 / per] })
+            file.tensors[name + int8ScaleSuffix] = nil
+            file.integerTensors[name] = nil
+        }
     }
 
     /// The architecture of a safetensors model file: `spec` when given, else its metadata's.

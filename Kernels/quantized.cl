@@ -1,0 +1,158 @@
+/* Integer inference for int8 quantization (the quantized family).
+ *
+ * Activations are uint8 with a zero point (real = scale · (q − z)), weights int8 symmetric per output
+ * channel (real = scale[c] · q, q in −127…127), products accumulated in int32 with the bias quantized
+ * to int32 at scale_x · scale_w[c], and the sum requantized to the output's uint8 in fixed point as
+ * gemmlowp and TensorFlow Lite do: q_y = clamp(z_y + round(acc · M[c]), lo, 255) where the real
+ * multiplier M[c] = scale_x · scale_w[c] / scale_y is held as an int32 Q31 mantissa and a power-of-two
+ * exponent (MultiplyByQuantizedMultiplier). No float touches the integer path, so the results are
+ * the same on every device and at every vector width. `lo` is 0, or z_y for a fused ReLU.
+ */
+
+/* round(a · b / 2³¹) with ties away from zero, saturating the one overflow (gemmlowp's
+   SaturatingRoundingDoublingHighMul). */
+inline int q_high_mul(const int a, const int b) {
+    if (a == b && a == INT_MIN) return INT_MAX;
+    const long ab = (long)a * (long)b;
+    const long nudge = ab >= 0 ? (1L << 30) : (1L - (1L << 30));
+    return (int)((ab + nudge) / (1L << 31));
+}
+
+/* x / 2^e rounded to nearest, ties away from zero (gemmlowp's RoundingDivideByPOT), 0 ≤ e ≤ 31. */
+inline int q_divide_pot(const int x, const int e) {
+    const int mask = (int)((1L << e) - 1);
+    const int remainder = x & mask;
+    const int threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > threshold ? 1 : 0);
+}
+
+/* acc · M, M = multiplier · 2^(shift − 31) (TFLite's MultiplyByQuantizedMultiplier; a positive
+   shift is applied before the multiply, saturating). */
+inline int q_requantize(const int acc, const int multiplier, const int shift) {
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    const long widened = (long)acc << left;
+    const int x = (int)clamp(widened, (long)INT_MIN, (long)INT_MAX);
+    return q_divide_pot(q_high_mul(x, multiplier), right);
+}
+
+/* q_requantize on 8 lanes at once (the same integer arithmetic lane by lane). */
+inline int8 q_requantize8(const int8 acc, const int8 multiplier, const int8 shift) {
+    const int8 left = max(shift, (int8)0), right = max(-shift, (int8)0);
+    const long8 widened = convert_long8(acc) << convert_long8(left);
+    const int8 x = convert_int8_sat(widened);
+    const long8 ab = convert_long8(x) * convert_long8(multiplier);
+    const long8 nudge = select((long8)(1L - (1L << 30)), (long8)(1L << 30), ab >= (long8)0);
+    const int8 high = select(convert_int8((ab + nudge) / (long8)(1L << 31)), (int8)INT_MAX, (x == multiplier) & (x == (int8)INT_MIN));
+    const int8 mask = convert_int8(((long8)1 << convert_long8(right)) - (long8)1);
+    const int8 remainder = high & mask;
+    const int8 threshold = (mask >> 1) + select((int8)0, (int8)1, high < (int8)0);
+    return (high >> right) + select((int8)0, (int8)1, remainder > threshold);
+}
+
+/* q = clamp(rint(x · (1 / scale)) + z, 0, 255): float to uint8 (ties to even, as torch.quantize_per_tensor). */
+__kernel void quantize_u8(__global const float *x, __global uchar *q, const float inv_scale, const int zero_point, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    q[i] = (uchar)clamp((int)rint(x[i] * inv_scale) + zero_point, 0, 255);
+}
+
+/* x = scale · (q − z). */
+__kernel void dequantize_u8(__global const uchar *q, __global float *x, const float scale, const int zero_point, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    x[i] = scale * (float)((int)q[i] - zero_point);
+}
+
+/* The integer GEMM: rows of x [M, K] (uint8, zero point zx) times the columns of wt [K, N8] (the int8
+   weights transposed, N padded to a multiple of 8 with zeros), plus bias [N8] (int32), requantized per
+   column. 4 rows × 8 columns per work-item, accumulated as int8 vectors (outer products, as the float
+   GEMM's register tiles), K taken 4 at a time. Output [M, N] row-major when P == 0; with P > 0 the
+   rows are (image, pixel) pairs of a convolution and the output is NCHW: y[((m / P) · N + n) · P + m % P]. */
+__kernel void qgemm_u8i8(__global const uchar *x, __global const char *wt, __global const int *bias,
+                         __global const int *multiplier, __global const int *shift, __global uchar *y,
+                         const int M, const int N, const int N8, const int K, const int P, const int zx, const int zy, const int lo) {
+    const int n0 = (int)get_global_id(0) * 8, m0 = (int)get_global_id(1) * 4;
+    if (n0 >= N || m0 >= M) return;
+    /* Rows past the end repeat the last; they are never written. */
+    const __global uchar *x0 = x + (size_t)m0 * K;
+    const __global uchar *x1 = x + (size_t)min(m0 + 1, M - 1) * K;
+    const __global uchar *x2 = x + (size_t)min(m0 + 2, M - 1) * K;
+    const __global uchar *x3 = x + (size_t)min(m0 + 3, M - 1) * K;
+    const __global char *w = wt + n0;
+    int8 acc0 = vload8(0, bias + n0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    const int4 z = (int4)zx;
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const int8 w0 = convert_int8(vload8(0, w + (size_t)k * N8)), w1 = convert_int8(vload8(0, w + (size_t)(k + 1) * N8));
+        const int8 w2 = convert_int8(vload8(0, w + (size_t)(k + 2) * N8)), w3 = convert_int8(vload8(0, w + (size_t)(k + 3) * N8));
+        int4 a = convert_int4(vload4(0, x0 + k)) - z;
+        acc0 += a.x * w0 + a.y * w1 + a.z * w2 + a.w * w3;
+        a = convert_int4(vload4(0, x1 + k)) - z;
+        acc1 += a.x * w0 + a.y * w1 + a.z * w2 + a.w * w3;
+        a = convert_int4(vload4(0, x2 + k)) - z;
+        acc2 += a.x * w0 + a.y * w1 + a.z * w2 + a.w * w3;
+        a = convert_int4(vload4(0, x3 + k)) - z;
+        acc3 += a.x * w0 + a.y * w1 + a.z * w2 + a.w * w3;
+    }
+    for (; k < K; ++k) {
+        const int8 wk = convert_int8(vload8(0, w + (size_t)k * N8));
+        acc0 += ((int)x0[k] - zx) * wk;
+        acc1 += ((int)x1[k] - zx) * wk;
+        acc2 += ((int)x2[k] - zx) * wk;
+        acc3 += ((int)x3[k] - zx) * wk;
+    }
+    const int8 mult = vload8(0, multiplier + n0), sh = vload8(0, shift + n0);
+    int lanes[8];
+    for (int r = 0; r < 4; ++r) {
+        const int m = m0 + r;
+        if (m >= M) break;
+        const int8 acc = r == 0 ? acc0 : r == 1 ? acc1 : r == 2 ? acc2 : acc3;
+        vstore8(clamp(q_requantize8(acc, mult, sh) + zy, lo, 255), 0, lanes);
+        if (P == 0) {
+            for (int j = 0; j < 8 && n0 + j < N; ++j) y[(size_t)m * N + n0 + j] = (uchar)lanes[j];
+        } else {
+            const size_t base = (size_t)(m / P) * N * P + m % P;
+            for (int j = 0; j < 8 && n0 + j < N; ++j) y[base + (size_t)(n0 + j) * P] = (uchar)lanes[j];
+        }
+    }
+}
+
+/* The columns of a convolution: cols [B · OH · OW, C · KH · KW] from x [B, C, H, W] (uint8), one row
+   (output pixel) per work-item, written in order; padded positions take the zero point (a real zero,
+   which adds nothing). */
+__kernel void qim2col_u8(__global const uchar *x, __global uchar *cols, const int C, const int H, const int W, const int OH, const int OW,
+                         const int KH, const int KW, const int SH, const int SW, const int PH, const int PW, const int DH, const int DW,
+                         const int zx, const int rows) {
+    const int m = (int)get_global_id(0);
+    if (m >= rows) return;
+    const int p = m % (OH * OW), b = m / (OH * OW);
+    const int y0 = (p / OW) * SH - PH, x0 = (p % OW) * SW - PW;
+    __global uchar *out = cols + (size_t)m * C * KH * KW;
+    const __global uchar *xb = x + (size_t)b * C * H * W;
+    for (int c = 0; c < C; ++c) {
+        for (int ky = 0; ky < KH; ++ky) {
+            const int iy = y0 + ky * DH;
+            for (int kx = 0; kx < KW; ++kx) {
+                const int ix = x0 + kx * DW;
+                *out++ = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? xb[((size_t)c * H + iy) * W + ix] : (uchar)zx;
+            }
+        }
+    }
+}
+
+/* 2×2-style max pooling of uint8 values (monotone in the real value, so the quantization passes through). */
+__kernel void qmaxpool2d_u8(__global const uchar *x, __global uchar *y, const int H, const int W, const int OH, const int OW,
+                            const int K, const int S, const int planes) {
+    const int p = (int)get_global_id(0), c = (int)get_global_id(1);
+    if (p >= OH * OW || c >= planes) return;
+    const int oy = p / OW, ox = p % OW;
+    const __global uchar *xc = x + (size_t)c * H * W;
+    uchar best = 0;
+    for (int ky = 0; ky < K; ++ky) {
+        for (int kx = 0; kx < K; ++kx) {
+            const int iy = oy * S + ky, ix = ox * S + kx;
+            if (iy < H && ix < W) best = max(best, xc[(size_t)iy * W + ix]);
+        }
+    }
+    y[(size_t)c * OH * OW + p] = best;
+}
