@@ -4,7 +4,7 @@ chain model written by `prism train` (the reference cnn), on Fashion-MNIST, same
 
 filters: L2-norm filter pruning by hand (torch has no structured pruning that removes channels): in
 every Conv2d and hidden Linear layer the `amount` fraction of output channels whose weights and bias
-have the smallest 2-norm is removed, with the next layer's input channels (a Linear after a flatten
+have the smallest 2-norm in the original model is removed, with the next layer's input channels (a Linear after a flatten
 loses each channel's block of H*W columns); then Adam fine-tuning. With --prism, Prism's pruned file
 is compared tensor by tensor (the same channels kept gives identical tensors).
 
@@ -51,14 +51,19 @@ def layers(model):
 
 
 def prune_filters(model, amount):
+    """Every layer's filters scored on the original weights first (Li et al.'s independent pruning, as
+    Prism scores them), then removed."""
     named = layers(model)
-    for k, (name, m) in enumerate(named[:-1]):
+    keeps = []
+    for name, m in named[:-1]:
         w = m.weight.detach()
         squares = w.reshape(w.shape[0], -1).pow(2).sum(1) + (m.bias.detach().pow(2) if m.bias is not None else 0)
         n = w.shape[0]
         removed = min(round(amount * n), n - 1)  # Python's round: halves to even, as Prism
         order = sorted(range(n), key=lambda c: (squares[c].item(), c))
-        keep = torch.tensor(sorted(order[removed:]))
+        keeps.append(torch.tensor(sorted(order[removed:])))
+    for k, ((name, m), keep) in enumerate(zip(named[:-1], keeps)):
+        n = m.weight.shape[0]
         with torch.no_grad():
             m.weight = nn.Parameter(m.weight[keep].clone())
             if m.bias is not None:

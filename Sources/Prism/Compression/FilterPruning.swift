@@ -43,7 +43,8 @@ extension Model {
     /// norm): in every changeable channel group (`ChannelGroups`) the `amount` fraction of channels
     /// (rounded as Python rounds, halves to even; at least one kept) whose filters have the smallest 2-norm — over all the
     /// group's source layers' weights and biases together, so channels tied by a residual connection are
-    /// scored and removed together — is removed: the filters, the matching input channels or Linear
+    /// scored and removed together; every group scored on this model's weights before any is removed,
+    /// the "independent" strategy of Li et al. — is removed: the filters, the matching input channels or Linear
     /// columns of the layers reading them, and BatchNorm's entries. Ties go by position (the first
     /// goes first). A model with masks (`prune`) is pruned as its masked weights.
     /// - Returns: the smaller model (on this model's engine) and what each group lost.
