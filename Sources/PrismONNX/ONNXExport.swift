@@ -27,7 +27,7 @@ public enum ONNXExport {
         "sigmoid", "tanh", "silu", "hardswish", "hardsigmoid", "hardtanh", "prelu", "gelu", "leakyrelu", "elu", "flatten", "softmax", "dropout",
         "add", "sub", "mul", "div", "pow", "neg", "sqrt", "exp", "log", "erf", "reciprocal", "cat", "layernorm",
         "embedding", "eq", "lt", "gt", "where", "cast", "patch_embed", "block", "cls_token", "conv_transpose2d", "upsample", "pad", "input", "broadcast_to", "index_select (constant positions)", "expand", "log_softmax", "reshape", "permute",
-        "narrow", "matmul", "mean", "sum", "amax",
+        "narrow", "matmul", "mean", "sum", "amax", "fake_quantize (QuantizeLinear + DequantizeLinear)",
     ]
 
     /// The ONNX ModelProto of a model, serialized.
@@ -39,9 +39,12 @@ public enum ONNXExport {
     ///   - source: names the model in errors.
     /// - Throws: `DataError` of one line naming `source`: a description that does not check, a node
     ///   whose op (or configuration) has no ONNX form, a missing parameter or one of another shape.
+    ///   - int8Weights: weights stored as int8 with per-output-channel scales (an int8-quantized model),
+    ///     by tensor name: exported as int8 initializers read through DequantizeLinear (QDQ form).
     public static func serialized(spec: ModelSpec, tensors: [String: HostTensor], standardization: ModelSpec.InputNormalization? = nil,
-                                  source: String) throws -> [UInt8] {
+                                  int8Weights: [String: Int8Weight] = [:], source: String) throws -> [UInt8] {
         var exporter = try ONNXExporter(spec: spec, tensors: tensors, source: source)
+        exporter.int8Weights = int8Weights
         let model = try exporter.model(standardization: standardization)
         do {
             return try model.serializedBytes()
@@ -60,10 +63,21 @@ public enum ONNXExport {
     }
 }
 
+extension ONNXExport {
+    /// An int8 weight: values symmetric per output channel (the first axis), real = scale[c] · q.
+    public struct Int8Weight: Sendable {
+        public var shape: [Int]
+        public var values: [Int8]
+        public var scales: [Float]
+        public init(shape: [Int], values: [Int8], scales: [Float]) { (self.shape, self.values, self.scales) = (shape, values, scales) }
+    }
+}
+
 /// Builds the ModelProto of one Prism model, node by node.
 struct ONNXExporter {
     let spec: ModelSpec
     let tensors: [String: HostTensor]
+    var int8Weights: [String: ONNXExport.Int8Weight] = [:]
     let source: String
     let analysis: GraphAnalysis
     var graph = Onnx_GraphProto()
@@ -178,6 +192,35 @@ struct ONNXExporter {
         t.rawData = Data(bytes)
         graph.initializer.append(t)
         return unique
+    }
+
+    /// Adds an 8-bit integer initializer (int8 or uint8, raw data).
+    mutating func bytes(_ name: String, _ values: [Int], shape: [Int], signed: Bool) -> String {
+        let unique = fresh(name)
+        var t = Onnx_TensorProto()
+        t.name = unique
+        t.dims = shape.map { Int64($0) }
+        t.dataType = Int32((signed ? Onnx_TensorProto.DataType.int8 : Onnx_TensorProto.DataType.uint8).rawValue)
+        t.rawData = Data(values.map { UInt8(truncatingIfNeeded: $0) })
+        graph.initializer.append(t)
+        return unique
+    }
+
+    /// A weight as an input of its node: a float initializer, or for an int8 weight (`int8Weights`) its
+    /// int8 initializer through DequantizeLinear per output channel (axis 0, zero points 0).
+    mutating func weight(_ n: GraphAnalysis.Node, site: ExportSite) throws -> String {
+        let key = "\(n.spec.name).weight"
+        guard let q = int8Weights[key] else { return initializer(key, try parameter(n, "weight", site: site)) }
+        if let shape = n.info.parameters.first(where: { $0.name == "weight" })?.shape, shape != q.shape {
+            throw site.fail("its int8 weight '\(key)' has shape \(q.shape), the node expects \(shape)")
+        }
+        guard let channels = q.shape.first, q.scales.count == channels, q.values.count == q.shape.reduce(1, *) else {
+            throw site.fail("its int8 weight '\(key)' has \(q.scales.count) scales for shape \(q.shape)")
+        }
+        let values = bytes("\(key)_quantized", q.values.map(Int.init), shape: q.shape, signed: true)
+        let scale = initializer("\(key)_scale", HostTensor(shape: [channels], values: q.scales))
+        let zero = bytes("\(key)_zero_point", [Int](repeating: 0, count: channels), shape: [channels], signed: true)
+        return node("DequantizeLinear", [values, scale, zero], name: "\(key).dequantize", [Attribute.int("axis", 0)])
     }
 
     /// Adds a 1-D int64 initializer (shapes, indices).

@@ -23,7 +23,7 @@ extension ONNXExporter {
             let weight = try parameter(n, "weight", site: site)
             let bias = try (c.bias ?? true) ? parameter(n, "bias", site: site) : nil
             if shapes[0].count == 1 {
-                let w = initializer("\(name).weight", weight)
+                let w = try self.weight(n, site: site)
                 return last("Gemm", [x, w] + (bias.map { [initializer("\(name).bias", $0)] } ?? []), [Attribute.int("transB", 1)])
             }
             // Over more axes than the features: MatMul by the weight transposed, then the bias.
@@ -31,13 +31,24 @@ extension ONNXExporter {
         case Conv2DSchema.kind:
             let c = try config(Conv2DSchema.Config.self)
             let stride = c.stride ?? SizePair(1), padding = c.padding ?? SizePair(0), dilation = c.dilation ?? SizePair(1)
-            let w = initializer("\(name).weight", try parameter(n, "weight", site: site))
+            let w = try weight(n, site: site)
             let b = (c.bias ?? true) ? [initializer("\(name).bias", try parameter(n, "bias", site: site))] : []
             return last("Conv", [x, w] + b, [
                 Attribute.ints("kernel_shape", [c.kernel_size.h, c.kernel_size.w]), Attribute.ints("strides", [stride.h, stride.w]),
                 Attribute.ints("pads", [padding.h, padding.w, padding.h, padding.w]), Attribute.ints("dilations", [dilation.h, dilation.w]),
                 Attribute.int("group", c.groups ?? 1),
             ])
+        case FakeQuantizeSchema.kind:
+            // QuantizeLinear then DequantizeLinear: the QDQ pair onnxruntime's static quantization writes.
+            let c = try config(FakeQuantizeSchema.Config.self)
+            let signed = c.quant_min == -128 && c.quant_max == 127
+            guard signed || (c.quant_min == 0 && c.quant_max == 255) else {
+                throw site.fail("quantization range \(c.quant_min)…\(c.quant_max) has no ONNX type (uint8 0…255 and int8 −128…127 do)")
+            }
+            let scale = scalar("\(name).scale", Float(c.scale))
+            let zero = bytes("\(name).zero_point", [c.zero_point], shape: [], signed: signed)
+            let q = node("QuantizeLinear", [x, scale, zero], name: "\(name).quantize")
+            return last("DequantizeLinear", [q, scale, zero])
         case MaxPool2DSchema.kind, AvgPool2DSchema.kind:
             // ceil_mode as explicit end padding: ONNX's shape inference keeps a last window that starts
             // in the padding, which PyTorch (and onnxruntime's kernels) drop.

@@ -27,10 +27,21 @@ struct ExportCommand: ParsableCommand {
             // A tabular model's stored standardization is what predict applies to raw feature values.
             let standardization = spec.inputShape.count == 1
                 ? loaded.standardization.map { ModelSpec.InputNormalization(mean: $0.mean, std: $0.std) } : nil
-            let bytes = try ONNXExport.serialized(spec: spec, tensors: try loaded.model.stateDict(), standardization: standardization, source: model)
+            // An int8-quantized model's weights stay int8 in the file (QDQ form).
+            var int8: [String: ONNXExport.Int8Weight] = [:]
+            if !ONNXModel.isONNX(path: model) {
+                let file = try SafetensorsFile.read(path: model)
+                for (name, q) in file.integerTensors where q.dtype == "I8" {
+                    guard let scales = file.tensors[name + Model.int8ScaleSuffix] else { continue }
+                    int8[name] = ONNXExport.Int8Weight(shape: q.shape, values: q.values.map { Int8(truncatingIfNeeded: $0) }, scales: scales.values)
+                }
+            }
+            let bytes = try ONNXExport.serialized(spec: spec, tensors: try loaded.model.stateDict(), standardization: standardization,
+                                                  int8Weights: int8, source: model)
             try output.write(bytes)
-            let extras = [spec.inputNormalization.map { _ in "input normalization" }, standardization.map { _ in "feature standardization" }]
+            var extras = [spec.inputNormalization.map { _ in "input normalization" }, standardization.map { _ in "feature standardization" }]
                 .compactMap { $0 }
+            if !int8.isEmpty { extras.append("\(int8.count) int8 weights through DequantizeLinear") }
             printLine("wrote \(onnx): ONNX opset \(ONNXExport.opset), input [batch, \(spec.inputShape.map(String.init).joined(separator: ", "))]"
                       + (extras.isEmpty ? "" : " (\(extras.joined(separator: " and ")) included)") + ", output 'logits' [batch, \(spec.classCount)]")
         }

@@ -16,12 +16,13 @@ enum ONNXRuntime {
     /// - Throws: `Failure` saying what is missing when python3, numpy or onnxruntime is not there
     ///   (the tests need them: `.ci/install-deps` installs onnxruntime 1.32.0), or onnxruntime's error.
     /// - Parameter extra: the model's other inputs by name (values and shape; int64 when `integers`).
+    /// - Parameter optimize: false turns onnxruntime's graph optimizations off (a QDQ model then runs as written).
     static func run(model: String, input: [Float], shape: [Int], integers: Bool = false, extra: [String: ([Float], [Int])] = [:],
-                    folder: String) throws -> [Float] {
+                    optimize: Bool = true, folder: String) throws -> [Float] {
         let inputPath = folder + "/ort_input.npy", outputPath = folder + "/ort_output.npy"
         try? FileManager.default.removeItem(atPath: outputPath)
         try Data(npy(input, shape: shape, integers: integers)).write(to: URL(fileURLWithPath: inputPath))
-        var arguments = ["python3", script, model, inputPath, outputPath]
+        var arguments = ["python3", script] + (optimize ? [] : ["--no-optimizations"]) + [model, inputPath, outputPath]
         for (name, (values, shape)) in extra.sorted(by: { $0.key < $1.key }) {
             let path = folder + "/ort_\(name).npy"
             try Data(npy(values, shape: shape, integers: integers)).write(to: URL(fileURLWithPath: path))
