@@ -105,4 +105,40 @@ import Testing
         #expect(close.passed, "\(close)")
         #expect(errorMessage { _ = try model.pruneFilters(amount: 1) } == "prune filters: amount 1.0 must lie in [0, 1)")
     }
+
+    /// Models exported from PyTorch and imported: MobileNetV3-small (depthwise convolutions, squeeze-and-
+    /// excitation scales broadcast over the pixels, residual adds, BatchNorm folded at import) loses a
+    /// quarter of each channel group and computes what the full model computes with those channels'
+    /// readers zeroed; the residual CNN's grouped convolution keeps the channels it reads.
+    @Test func importedModelsFromPyTorch() throws {
+        let engine = try testEngine()
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/onnx").path
+        let residual = try Model.load(path: folder + "/residual_cnn_torchscript.onnx", engine: engine).model
+        let groups = try ChannelGroups(spec: residual.spec)
+        #expect(groups.groups.first { $0.sources == ["stem.0", "block.conv2"] }?.fixedBecause
+                == "it reaches node 'block.conv1' (conv2d), whose channels are not followed")
+        #expect(groups.changeable.map { groups.groups[$0].sources } == [["down.0"], ["fc1"]])
+
+        let model = try Model.load(path: folder + "/mobilenet_v3_small_torchscript.onnx", engine: engine).model
+        let analysis = try ChannelGroups(spec: model.spec)
+        // The squeeze-and-excitation scale is tied to the features it scales.
+        #expect(analysis.groups.contains { $0.sources == ["features.0.0", "features.1.block.1.fc2"] && !$0.isFixed })
+        let (smaller, report) = try model.pruneFilters(amount: 0.25)
+        #expect(report.count == analysis.changeable.count && smaller.parameterCount < model.parameterCount * 9 / 10)
+        var masked = try model.stateDict()
+        let keep = Dictionary(uniqueKeysWithValues: report.map { ($0.group, $0.keptChannels) })
+        for (name, columns) in try analysis.readerColumns(removing: keep) {
+            var t = try #require(masked[name])
+            let (rows, width) = (t.shape[0], t.shape[1]), inner = t.shape.dropFirst(2).reduce(1, *)
+            for r in 0..<rows { for c in columns { for k in 0..<inner { t.values[(r * width + c) * inner + k] = 0 } } }
+            masked[name] = t
+        }
+        try model.loadStateDict(masked)
+        let shape = [2] + model.spec.inputShape
+        let x = try Tensor(seededFloats(shape.reduce(1, *), seed: 17), shape: shape, engine: engine)
+        let expected = try engine.noGrad { try model(x).toArray() }
+        let got = try engine.noGrad { try smaller(x).toArray() }
+        let close = closeness(got, expected, atol: 1e-4, rtol: 1e-4)
+        #expect(close.passed, "\(close)")
+    }
 }

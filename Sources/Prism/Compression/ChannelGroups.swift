@@ -4,7 +4,8 @@ import Foundation
 /// channel axis through the graph (the dependency graph torch-pruning builds): a convolution or Linear
 /// layer makes a group of output channels; activations, pooling, dropout and normalization pass it on
 /// (BatchNorm's per-channel tensors follow it); a residual `add`/`sub`/`mul` of two values ties their
-/// groups together (both must lose the same channels); `cat` along the channels lays groups side by
+/// groups together (both must lose the same channels), also when one is broadcast over the pixels
+/// (a squeeze-and-excitation scale [C, 1, 1] times the features [C, H, W]); `cat` along the channels lays groups side by
 /// side; `flatten` of [C, H, W] turns each channel into a block of H·W features of the next Linear.
 /// The layers that read a group (convolutions, Linear, depthwise convolutions) lose the matching
 /// input channels or columns.
@@ -129,10 +130,14 @@ public struct ChannelGroups: Sendable {
                     fix(inputs[0], why)
                 }
             case "add", "sub", "mul":
-                if shapes.count == 2, shapes[0] == shapes[1], [1, 3].contains(shapes[0].count), let a = inputs[0], let b = inputs[1],
+                // Same layout on the channel axis; images may broadcast over the pixels (a squeeze-and-
+                // excitation scale [C, 1, 1] times the features [C, H, W]).
+                let broadcastable = shapes.count == 2 && shapes[0].count == shapes[1].count && shapes[0].first == shapes[1].first
+                    && (shapes[0] == shapes[1] || (shapes[0].count == 3 && zip(shapes[0].dropFirst(), shapes[1].dropFirst()).allSatisfy { $0 == $1 || $0 == 1 || $1 == 1 }))
+                if broadcastable, [1, 3].contains(shapes[0].count), let a = inputs[0], let b = inputs[1],
                    a.count == b.count, zip(a, b).allSatisfy({ $0.count == $1.count && $0.block == $1.block }) {
                     for (x, y) in zip(a, b) { union(x.group, y.group) }
-                    out = a
+                    out = shapes[0].reduce(1, *) >= shapes[1].reduce(1, *) ? a : b
                 } else {
                     for input in inputs { fix(input, "node '\(spec.name)' (\(spec.op)) combines it with a value of another layout") }
                 }
