@@ -68,18 +68,17 @@ __kernel void dequantize_u8(__global const uchar *q, __global float *x, const fl
    column. 4 rows × 8 columns per work-item, accumulated as int8 vectors (outer products, as the float
    GEMM's register tiles), K taken 4 at a time. Output [M, N] row-major when P == 0; with P > 0 the
    rows are (image, pixel) pairs of a convolution and the output is NCHW: y[((m / P) · N + n) · P + m % P]. */
-__kernel void qgemm_u8i8(__global const uchar *x, __global const char *wt, __global const int *bias,
-                         __global const int *multiplier, __global const int *shift, __global uchar *y,
-                         const int M, const int N, const int N8, const int K, const int P, const int zx, const int zy, const int lo) {
-    const int n0 = (int)get_global_id(0) * 8, m0 = (int)get_global_id(1) * 4;
-    if (n0 >= N || m0 >= M) return;
+/* The int32 sums of a 4-row × 8-column tile: rows m0… of x [M, K] (uint8, zero point zx) times columns
+   n0… of wt [K, N8], starting from `start` (the int32 bias, or zero). */
+inline void q_tile(__global const uchar *x, __global const char *wt, const int M, const int N8, const int K, const int zx,
+                   const int m0, const int n0, const int8 start, int8 *acc) {
     /* Rows past the end repeat the last; they are never written. */
     const __global uchar *x0 = x + (size_t)m0 * K;
     const __global uchar *x1 = x + (size_t)min(m0 + 1, M - 1) * K;
     const __global uchar *x2 = x + (size_t)min(m0 + 2, M - 1) * K;
     const __global uchar *x3 = x + (size_t)min(m0 + 3, M - 1) * K;
     const __global char *w = wt + n0;
-    int8 acc0 = vload8(0, bias + n0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+    int8 acc0 = start, acc1 = start, acc2 = start, acc3 = start;
     const int4 z = (int4)zx;
     int k = 0;
     for (; k + 4 <= K; k += 4) {
@@ -101,19 +100,49 @@ __kernel void qgemm_u8i8(__global const uchar *x, __global const char *wt, __glo
         acc2 += ((int)x2[k] - zx) * wk;
         acc3 += ((int)x3[k] - zx) * wk;
     }
+    acc[0] = acc0; acc[1] = acc1; acc[2] = acc2; acc[3] = acc3;
+}
+
+/* Where output (row m, column n) goes: [M, N] row-major when P == 0, else NCHW with P pixels per image. */
+inline size_t q_at(const int m, const int n, const int N, const int P) {
+    return P == 0 ? (size_t)m * N + n : ((size_t)(m / P) * N + n) * P + m % P;
+}
+
+__kernel void qgemm_u8i8(__global const uchar *x, __global const char *wt, __global const int *bias,
+                         __global const int *multiplier, __global const int *shift, __global uchar *y,
+                         const int M, const int N, const int N8, const int K, const int P, const int zx, const int zy, const int lo) {
+    const int n0 = (int)get_global_id(0) * 8, m0 = (int)get_global_id(1) * 4;
+    if (n0 >= N || m0 >= M) return;
+    int8 acc[4];
+    q_tile(x, wt, M, N8, K, zx, m0, n0, vload8(0, bias + n0), acc);
     const int8 mult = vload8(0, multiplier + n0), sh = vload8(0, shift + n0);
     int lanes[8];
     for (int r = 0; r < 4; ++r) {
         const int m = m0 + r;
         if (m >= M) break;
-        const int8 acc = r == 0 ? acc0 : r == 1 ? acc1 : r == 2 ? acc2 : acc3;
-        vstore8(clamp(q_requantize8(acc, mult, sh) + zy, lo, 255), 0, lanes);
-        if (P == 0) {
-            for (int j = 0; j < 8 && n0 + j < N; ++j) y[(size_t)m * N + n0 + j] = (uchar)lanes[j];
-        } else {
-            const size_t base = (size_t)(m / P) * N * P + m % P;
-            for (int j = 0; j < 8 && n0 + j < N; ++j) y[base + (size_t)(n0 + j) * P] = (uchar)lanes[j];
-        }
+        vstore8(clamp(q_requantize8(acc[r], mult, sh) + zy, lo, 255), 0, lanes);
+        for (int j = 0; j < 8 && n0 + j < N; ++j) y[q_at(m, n0 + j, N, P)] = (uchar)lanes[j];
+    }
+}
+
+/* Dynamic quantization's GEMM: the same int32 sums, dequantized to float — y = sum · scale[n] + bias[n]
+   (scale = s_x · s_w[n], the bias in float), a ReLU when `relu` — as PyTorch's dynamically quantized Linear. */
+__kernel void qgemm_u8i8_f32(__global const uchar *x, __global const char *wt, __global const float *scale,
+                             __global const float *bias, __global float *y,
+                             const int M, const int N, const int N8, const int K, const int P, const int zx, const int relu) {
+    const int n0 = (int)get_global_id(0) * 8, m0 = (int)get_global_id(1) * 4;
+    if (n0 >= N || m0 >= M) return;
+    int8 acc[4];
+    q_tile(x, wt, M, N8, K, zx, m0, n0, (int8)0, acc);
+    const float8 s = vload8(0, scale + n0), b = vload8(0, bias + n0);
+    float lanes[8];
+    for (int r = 0; r < 4; ++r) {
+        const int m = m0 + r;
+        if (m >= M) break;
+        float8 v = convert_float8(acc[r]) * s + b;
+        if (relu) v = fmax(v, (float8)0.0f);
+        vstore8(v, 0, lanes);
+        for (int j = 0; j < 8 && n0 + j < N; ++j) y[q_at(m, n0 + j, N, P)] = lanes[j];
     }
 }
 

@@ -354,6 +354,11 @@ struct DistillCommand: ParsableCommand {
     }
 }
 
+/// Static (calibrated activation ranges, integer all the way) or dynamic (weights only; each layer's input quantized at run time).
+enum QuantizationMode: String, ExpressibleByArgument, CaseIterable {
+    case `static`, dynamic
+}
+
 /// How `compress quantize` picks each activation's range.
 enum ObserverChoice: String, ExpressibleByArgument, CaseIterable {
     case minmax, percentile
@@ -362,7 +367,7 @@ enum ObserverChoice: String, ExpressibleByArgument, CaseIterable {
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Static post-training int8 quantization: int8 weights per output channel, uint8 activations per tensor from calibration examples, Conv/Linear+ReLU fused, integer kernels; the comparison report.")
+        abstract: "Post-training int8 quantization — static (int8 weights per output channel, uint8 activations per tensor from calibration examples, Conv/Linear+ReLU fused) or dynamic (weights only, each layer's input quantized at run time) — on integer kernels; the comparison report.")
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var dataOptions: DataOptions
@@ -371,7 +376,10 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "The model file: safetensors written by prism, or an ONNX export (.onnx).")
     var model: String
 
-    @Option(parsing: .unconditional, help: "Training examples that calibrate the activations' ranges (a seeded random sample).")
+    @Option(help: "static: activations quantized with ranges from calibration, integer from input to logits; dynamic: int8 weights, each convolution's and Linear layer's input quantized over its own range at run time, outputs in float (PyTorch's quantize_dynamic).")
+    var mode: QuantizationMode = .static
+
+    @Option(parsing: .unconditional, help: "static: training examples that calibrate the activations' ranges (a seeded random sample).")
     var calibration: Int = 256
 
     @Option(help: "minmax: each activation's smallest and largest value seen; percentile: its --percentile and 100 − --percentile percentiles (outliers clipped).")
@@ -393,6 +401,10 @@ struct QuantizeCommand: ParsableCommand {
             guard loaded.task.kind != .regression else { throw ValidationError("\(model) is a regression model; int8 quantization here is for classifiers") }
             try QuantizedModel.requireCovered(loaded.model)
             let data = try dataOptions.load(for: loaded, needTrain: true)
+            if mode == .dynamic {
+                try dynamic(loaded, data: data, engine: engine, folder: folder, out: out)
+                return
+            }
             guard let train = data.train else { throw ValidationError("quantize: no training data to calibrate with") }
             let count = min(calibration, train.count)
             let sample = try sampleBackground(train, count: count, seed: 0)
@@ -432,5 +444,33 @@ struct QuantizeCommand: ParsableCommand {
                               original: loaded.model, originalPath: model, compressed: simulated, compressedPath: out, data: data, engine: engine,
                               folder: folder, compressedForward: { try quantized($0) }, compressedEvaluation: integer)
         }
+    }
+
+    /// `--mode dynamic`: the original graph with int8 weights; the report runs the dynamic integer kernels.
+    func dynamic(_ loaded: LoadedModel, data: (train: LabeledData?, test: LabeledData), engine: Engine, folder: OutputFolder, out: String) throws {
+        let quantized = try DynamicQuantizedModel(loaded.model)
+        var floats = try quantized.simulation(), integers: [String: IntegerTensor] = [:]
+        for (name, w) in quantized.weights {
+            floats[name + ".weight"] = nil
+            integers[name + ".weight"] = IntegerTensor(dtype: "I8", shape: w.shape, values: w.values.map(Int64.init))
+            floats[name + ".weight" + Model.int8ScaleSuffix] = HostTensor(shape: [w.scales.count], values: w.scales)
+        }
+        var metadata = try carriedMetadata(model)
+        metadata[Model.specMetadataKey] = try loaded.model.spec.json()
+        metadata["prism.quantization"] = "int8 dynamic: weights per output channel; inputs of convolutions and Linear layers quantized at run time"
+        var file = SafetensorsFile(tensors: floats, metadata: metadata)
+        file.integerTensors = integers
+        try file.write(path: out)
+        let weightsOnly = try LoadedModel(path: out, engine: engine).model
+        let integer = try quantized.evaluate(on: data.test)
+        let before = try scoreText(loaded.model, on: data.test)
+        let details = [String(format: "int8 dynamic quantization: %d weight tensors int8 per output channel; each convolution's and Linear layer's input quantized to uint8 over its own range at run time, sums dequantized to float",
+                              quantized.weights.count),
+                       String(format: "test set: float %@; int8 kernels (dynamic) accuracy %.4f, loss %.4f", before, integer.accuracy, integer.loss)]
+        details.forEach(printLine)
+        printLine("wrote \(out) (int8 weights as I8 with per-channel scales; every command reads it with the weights dequantized)")
+        try output.report(command: "quantize", settings: ["mode": "dynamic"], details: details, original: loaded.model, originalPath: model,
+                          compressed: weightsOnly, compressedPath: out, data: data, engine: engine, folder: folder,
+                          compressedForward: { try quantized($0) }, compressedEvaluation: integer)
     }
 }

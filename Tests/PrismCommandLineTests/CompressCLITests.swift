@@ -148,6 +148,11 @@ import Testing
         let (qo, qc) = (try #require(qsummary["original"] as? [String: Any]), try #require(qsummary["compressed"] as? [String: Any]))
         #expect((qc["file_bytes"] as? Int ?? .max) * 3 < (qo["file_bytes"] as? Int ?? 0), "\(qc) \(qo)")
         #expect(abs((qc["accuracy"] as? Double ?? 0) - (qo["accuracy"] as? Double ?? 1)) < 0.03, "\(qc) \(qo)")
+        // Dynamic: the original graph with int8 weights, inputs quantized at run time.
+        let dynamic = try runPrism(["compress", "quantize"] + data + ["--model", teacher, "--mode", "dynamic", "--agreement-examples", "0", "--out", dir + "/qd"])
+        #expect(dynamic.status == 0 && dynamic.stdout.contains("int8 dynamic quantization: 4 weight tensors"), "\(dynamic.stderr)")
+        let qd = try SafetensorsFile.read(path: dir + "/qd/model.safetensors")
+        #expect(qd.integerTensors["3.weight"]?.dtype == "I8" && !(qd.metadata[Model.specMetadataKey] ?? "").contains("fake_quantize"))
         expectOneLineError(try runPrism(["compress", "quantize"] + data + ["--model", teacher, "--percentile", "20", "--out", dir + "/x"]),
                            "--percentile 20.0: give a value in (50, 100]")
 

@@ -122,13 +122,7 @@ public final class QuantizedModel {
                 let (a, b) = try observer.range(observed[model.activationName(entry.output)] ?? [])
                 return try AffineQuantization(low: a, high: b)
             }
-            func pair(_ key: String, _ fallback: Int) -> (Int, Int) {
-                switch spec.attributes[key] {
-                case let .int(v)?: return (v, v)
-                case let .array(a)? where a.count == 2: if case let .int(h) = a[0], case let .int(w) = a[1] { return (h, w) }; return (fallback, fallback)
-                default: return (fallback, fallback)
-                }
-            }
+            func pair(_ key: String, _ fallback: Int) -> (Int, Int) { Self.pair(spec, key, fallback) }
             switch entry.kind {
             case "conv":
                 steps.append(.conv(name: spec.name, weights: try weights(), stride: pair("stride", 1), padding: pair("padding", 0),
@@ -157,6 +151,15 @@ public final class QuantizedModel {
                 scale = output
             default: break
             }
+        }
+    }
+
+    /// An attribute that is one size or a pair (kernel_size, stride, padding, dilation).
+    static func pair(_ spec: NodeSpec, _ key: String, _ fallback: Int) -> (Int, Int) {
+        switch spec.attributes[key] {
+        case let .int(v)?: return (v, v)
+        case let .array(a)? where a.count == 2: if case let .int(h) = a[0], case let .int(w) = a[1] { return (h, w) }; return (fallback, fallback)
+        default: return (fallback, fallback)
         }
     }
 
@@ -247,27 +250,7 @@ public final class QuantizedModel {
 extension QuantizedModel {
     /// Accuracy and mean cross-entropy of the integer model's logits on `data`.
     public func evaluate(on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
-        let classes = original.spec.classCount
-        guard !original.spec.isRegression, !data.isRegression, data.exampleShape == original.spec.inputShape else {
-            throw DataError("evaluate: the quantized model classifies examples of shape \(original.spec.inputShape)")
-        }
-        var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-        var lossSum = 0.0
-        var features: [Float] = [], labels: [Int32] = []
-        for start in stride(from: 0, to: data.count, by: batchSize) {
-            data.gather(Array(start..<min(start + batchSize, data.count))[...], into: &features, labels: &labels)
-            try engine.noGrad {
-                let logits = try self(try Tensor(features, shape: [labels.count] + data.exampleShape, engine: engine))
-                lossSum += Double(try crossEntropy(logits, labels: labels).item()) * Double(labels.count)
-                let values = try logits.toArray()
-                for (row, label) in labels.enumerated() {
-                    confusion[Int(label)][argmax(values[(row * classes)..<((row + 1) * classes)])] += 1
-                }
-            }
-        }
-        let n = max(data.count, 1)
-        let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
-        return EvaluationResult(count: data.count, loss: lossSum / Double(n), accuracy: Double(correct) / Double(n), confusion: confusion)
+        try evaluateLogits(of: original, on: data, batchSize: batchSize) { try self($0) }
     }
 
     /// The output layer's quantization: one step of the integer model's logits.
@@ -277,5 +260,94 @@ extension QuantizedModel {
             if case let .linear(_, _, q, _) = step { return q }
         }
         return input
+    }
+}
+
+/// Accuracy and mean cross-entropy of `forward`'s logits (a quantized runtime of `model`) on `data`.
+func evaluateLogits(of model: Model, on data: LabeledData, batchSize: Int, _ forward: (Tensor) throws -> Tensor) throws -> EvaluationResult {
+    let classes = model.spec.classCount, engine = model.engine
+    guard !model.spec.isRegression, !data.isRegression, data.exampleShape == model.spec.inputShape else {
+        throw DataError("evaluate: the quantized model classifies examples of shape \(model.spec.inputShape)")
+    }
+    var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
+    var lossSum = 0.0
+    var features: [Float] = [], labels: [Int32] = []
+    for start in stride(from: 0, to: data.count, by: batchSize) {
+        data.gather(Array(start..<min(start + batchSize, data.count))[...], into: &features, labels: &labels)
+        try engine.noGrad {
+            let logits = try forward(try Tensor(features, shape: [labels.count] + data.exampleShape, engine: engine))
+            lossSum += Double(try crossEntropy(logits, labels: labels).item()) * Double(labels.count)
+            let values = try logits.toArray()
+            for (row, label) in labels.enumerated() {
+                confusion[Int(label)][argmax(values[(row * classes)..<((row + 1) * classes)])] += 1
+            }
+        }
+    }
+    let n = max(data.count, 1)
+    let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
+    return EvaluationResult(count: data.count, loss: lossSum / Double(n), accuracy: Double(correct) / Double(n), confusion: confusion)
+}
+
+/// A model quantized dynamically (PyTorch's `quantize_dynamic`): int8 weights per output channel,
+/// each convolution's and Linear layer's input quantized to uint8 over its own range at run time,
+/// the products summed in int32 and dequantized to float (`dynamicQuantized`); pooling and the rest in
+/// float. No calibration. Covers the chains `QuantizedModel` covers.
+public final class DynamicQuantizedModel {
+    public let original: Model
+    /// The int8 weights by node name.
+    public let weights: [String: QuantizedWeights]
+    let plan: [(kind: String, nodes: [Int], output: Int)]
+    private let device: [String: DeviceInt8Weights]
+
+    /// - Throws: `TensorError` naming a node the integer kernels do not cover.
+    public init(_ model: Model) throws {
+        plan = try QuantizedModel.plan(model)
+        let state = try model.plainState()
+        var weights: [String: QuantizedWeights] = [:], device: [String: DeviceInt8Weights] = [:]
+        for entry in plan where ["conv", "linear"].contains(entry.kind) {
+            let name = model.graph.nodes[entry.nodes[0]].spec.name
+            guard let w = state[name + ".weight"] else { throw TensorError("quantize: node '\(name)' has no weight") }
+            let q = try QuantizedWeights(weights: w.values, shape: w.shape, bias: state[name + ".bias"]?.values)
+            weights[name] = q
+            device[name] = try DeviceInt8Weights(q, engine: model.engine)
+        }
+        (original, self.weights, self.device) = (model, weights, device)
+    }
+
+    /// The logits of raw inputs `x`.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        var h = try original.normalizedInput(x)
+        for entry in plan {
+            let spec = original.graph.nodes[entry.nodes[0]].spec
+            let relu = entry.nodes.count == 2
+            switch entry.kind {
+            case "conv":
+                h = try dynamicQuantized(h, weights[spec.name]!, device[spec.name]!,
+                                         convolution: (QuantizedModel.pair(spec, "stride", 1), QuantizedModel.pair(spec, "padding", 0), QuantizedModel.pair(spec, "dilation", 1)),
+                                         relu: relu)
+            case "linear":
+                if h.rank != 2 { h = try h.reshaped([h.shape[0], h.count / h.shape[0]]) }
+                h = try dynamicQuantized(h, weights[spec.name]!, device[spec.name]!, convolution: nil, relu: relu)
+            case "maxpool":
+                let k = QuantizedModel.pair(spec, "kernel_size", 1)
+                h = try maxPool2d(h, kernel: k, stride: spec.attributes["stride"] == nil ? k : QuantizedModel.pair(spec, "stride", 1))
+            default:
+                h = try h.reshaped([h.shape[0], h.count / h.shape[0]])
+            }
+        }
+        return h
+    }
+
+    /// Accuracy and mean cross-entropy on `data`.
+    public func evaluate(on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
+        try evaluateLogits(of: original, on: data, batchSize: batchSize) { try self($0) }
+    }
+
+    /// The original graph with the weights replaced by their dequantized int8 values (what explanations
+    /// run on; the run-time quantization of the activations depends on the batch and is not in it).
+    public func simulation() throws -> [String: HostTensor] {
+        var tensors = try original.plainState()
+        for (name, w) in weights { tensors[name + ".weight"] = HostTensor(shape: w.shape, values: w.dequantized) }
+        return tensors
     }
 }

@@ -140,37 +140,51 @@ public struct QuantizedWeights {
     }
 }
 
-/// A quantized layer's weights on the device, ready to launch: transposed to [K, N8] (N padded to a
-/// multiple of 8 with zero columns), with the int32 biases and fixed-point multipliers padded alike.
-struct DeviceQuantizedWeights {
+/// A layer's int8 weights on the device, transposed to [K, N8] (N padded to a multiple of 8 with zero columns).
+struct DeviceInt8Weights {
     let transposed: Buffer<Int8>
-    let bias: Buffer<Int32>
-    let multiplier: Buffer<Int32>
-    let shift: Buffer<Int32>
     let n: Int, n8: Int, k: Int
 
-    init(_ w: QuantizedWeights, input: AffineQuantization, output: AffineQuantization, engine: Engine) throws {
-        let (values, multipliers) = try w.requantization(input: input, output: output)
+    init(_ w: QuantizedWeights, engine: Engine) throws {
         let n = w.shape[0], k = w.values.count / max(w.shape[0], 1), n8 = (w.shape[0] + 7) / 8 * 8
         (self.n, self.k, self.n8) = (n, k, n8)
         var t = [Int8](repeating: 0, count: k * n8)
         for c in 0..<n { for i in 0..<k { t[i * n8 + c] = w.values[c * k + i] } }
-        let padded = { (v: [Int32], fill: Int32) -> [Int32] in v + [Int32](repeating: fill, count: n8 - n) }
         transposed = try engine.context.buffer(t)
-        bias = try engine.context.buffer(padded(values, 0))
-        multiplier = try engine.context.buffer(padded(multipliers.map(\.multiplier), 1 << 30))
-        shift = try engine.context.buffer(padded(multipliers.map(\.shift), 0))
+    }
+
+    /// Work-items of the GEMMs (4 rows × 8 columns each) and their local size (on a CPU each work-item
+    /// is its own group, its int8 vectors the SIMD, as the float GEMM's register tiles).
+    func grid(_ engine: Engine, rows m: Int) -> (global: [Int], local: [Int]?) {
+        ([n8 / 8, (m + QuantizedFamily.rowsPerItem - 1) / QuantizedFamily.rowsPerItem], engine.traits.type == .cpu ? [1, 1] : nil)
+    }
+}
+
+/// A quantized layer's weights on the device, ready to launch: the int8 weights, with the int32 biases
+/// and fixed-point multipliers (padded as the weights) for one input and output quantization.
+struct DeviceQuantizedWeights {
+    let weights: DeviceInt8Weights
+    let bias: Buffer<Int32>
+    let multiplier: Buffer<Int32>
+    let shift: Buffer<Int32>
+
+    init(_ w: QuantizedWeights, input: AffineQuantization, output: AffineQuantization, engine: Engine, weights: DeviceInt8Weights? = nil) throws {
+        let (values, multipliers) = try w.requantization(input: input, output: output)
+        let device = try weights ?? DeviceInt8Weights(w, engine: engine)
+        let padding = device.n8 - device.n
+        self.weights = device
+        bias = try engine.context.buffer(values + [Int32](repeating: 0, count: padding))
+        multiplier = try engine.context.buffer(multipliers.map(\.multiplier) + [Int32](repeating: 1 << 30, count: padding))
+        shift = try engine.context.buffer(multipliers.map(\.shift) + [Int32](repeating: 0, count: padding))
     }
 
     /// y = requantize(x · wᵀ + b) for the rows of `x` [M, K]: row-major, or NCHW for `pixels` > 0.
     func gemm(_ engine: Engine, x: Buffer<UInt8>, rows m: Int, pixels: Int, zx: Int32, output: AffineQuantization, relu: Bool) throws -> Buffer<UInt8> {
-        let y = try engine.context.buffer(UInt8.self, count: max(m * n, 1))
-        let per = QuantizedFamily.rowsPerItem
-        // On a CPU each work-item is its own group (its int8 vectors are the SIMD), as the float GEMM's register tiles.
-        let cpu = engine.traits.type == .cpu
-        try engine.launch("quantized.cl", "qgemm_u8i8", global: [n8 / 8, (m + per - 1) / per], local: cpu ? [1, 1] : nil,
-                          [x, transposed, bias, multiplier, shift, y, Int32(m), Int32(n), Int32(n8), Int32(k), Int32(pixels),
-                           zx, output.zeroPoint, relu ? output.zeroPoint : Int32(0)])
+        let y = try engine.context.buffer(UInt8.self, count: max(m * weights.n, 1))
+        let (global, local) = weights.grid(engine, rows: m)
+        try engine.launch("quantized.cl", "qgemm_u8i8", global: global, local: local,
+                          [x, weights.transposed, bias, multiplier, shift, y, Int32(m), Int32(weights.n), Int32(weights.n8), Int32(weights.k),
+                           Int32(pixels), zx, output.zeroPoint, relu ? output.zeroPoint : Int32(0)])
         return y
     }
 }
@@ -205,6 +219,24 @@ func quantizedLinear(_ x: QuantizedTensor, _ w: QuantizedWeights, _ device: Devi
 /// A convolution (groups 1) in integers: x [B, C, H, W] uint8, the weights [OC, C, KH, KW] int8 per
 /// channel, y [B, OC, OH, OW] uint8 of quantization `output`; padded positions are real zeros.
 /// - Throws: `TensorError` when the shapes disagree or the output would be empty.
+/// The columns of a convolution of `x` (uint8) for the integer GEMM: [B · OH · OW, C · KH · KW], padded positions at the zero point.
+func quantizedColumns(_ x: QuantizedTensor, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int))
+    throws -> (columns: Buffer<UInt8>, rows: Int, outputSize: (Int, Int)) {
+    guard x.shape.count == 4, stride.0 > 0, stride.1 > 0, dilation.0 > 0, dilation.1 > 0, padding.0 >= 0, padding.1 >= 0 else {
+        throw TensorError("quantized convolution: needs [B, C, H, W], positive stride and dilation, padding not negative; got \(x.shape)")
+    }
+    let (b, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (kh, kw) = kernel
+    let oh = (h + 2 * padding.0 - dilation.0 * (kh - 1) - 1) / stride.0 + 1
+    let ow = (wd + 2 * padding.1 - dilation.1 * (kw - 1) - 1) / stride.1 + 1
+    guard oh > 0, ow > 0 else { throw TensorError("quantized convolution: a \(kh)×\(kw) kernel does not fit a \(h)×\(wd) input") }
+    let rows = b * oh * ow, k = c * kh * kw
+    let cols = try x.engine.context.buffer(UInt8.self, count: max(rows * k, 1))
+    try x.engine.launch("quantized.cl", "qim2col_u8", global: [rows],
+                        [x.storage, cols, Int32(c), Int32(h), Int32(wd), Int32(oh), Int32(ow), Int32(kh), Int32(kw), Int32(stride.0), Int32(stride.1),
+                         Int32(padding.0), Int32(padding.1), Int32(dilation.0), Int32(dilation.1), x.quantization.zeroPoint, Int32(rows)])
+    return (cols, rows, (oh, ow))
+}
+
 public func quantizedConv2D(_ x: QuantizedTensor, _ w: QuantizedWeights, stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                             dilation: (Int, Int) = (1, 1), output: AffineQuantization, relu: Bool = false) throws -> QuantizedTensor {
     try output.validate()
@@ -218,21 +250,50 @@ func quantizedConv2D(_ x: QuantizedTensor, _ w: QuantizedWeights, _ device: Devi
     guard x.shape.count == 4, w.shape.count == 4, x.shape[1] == w.shape[1] else {
         throw TensorError.shape("quantizedConv2D", "x [B, C, H, W] and weights [OC, C, KH, KW] must agree on C", x.shape, w.shape)
     }
-    guard stride.0 > 0, stride.1 > 0, dilation.0 > 0, dilation.1 > 0, padding.0 >= 0, padding.1 >= 0 else {
-        throw TensorError("quantizedConv2D: stride and dilation must be positive, padding not negative")
-    }
+    let (cols, rows, (oh, ow)) = try quantizedColumns(x, kernel: (w.shape[2], w.shape[3]), stride: stride, padding: padding, dilation: dilation)
+    let y = try device.gemm(x.engine, x: cols, rows: rows, pixels: oh * ow, zx: x.quantization.zeroPoint, output: output, relu: relu)
+    return try QuantizedTensor(engine: x.engine, shape: [x.shape[0], w.shape[0], oh, ow], storage: y, quantization: output)
+}
+
+/// Dynamic quantization (PyTorch's `quantize_dynamic`): `x` quantized to uint8 over its own range
+/// (min-max of this tensor, widened to hold 0) at run time, multiplied by the int8 weights in
+/// integers, the int32 sums dequantized to float (s_x · s_w[c]) plus the float bias; a ReLU when `relu`.
+/// Linear: x [M, K] → [M, N]; convolution (`kernel` given): x [B, C, H, W] → [B, OC, OH, OW].
+/// - Throws: `TensorError` when the shapes disagree or `x` is not finite.
+public func dynamicQuantized(_ x: Tensor, _ w: QuantizedWeights, convolution: (stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int))? = nil,
+                             relu: Bool = false) throws -> Tensor {
+    try dynamicQuantized(x, w, try DeviceInt8Weights(w, engine: x.engine), convolution: convolution, relu: relu)
+}
+
+func dynamicQuantized(_ x: Tensor, _ w: QuantizedWeights, _ device: DeviceInt8Weights, convolution: (stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int))?,
+                      relu: Bool) throws -> Tensor {
     let engine = x.engine
-    let (b, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]), (oc, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
-    let oh = (h + 2 * padding.0 - dilation.0 * (kh - 1) - 1) / stride.0 + 1
-    let ow = (wd + 2 * padding.1 - dilation.1 * (kw - 1) - 1) / stride.1 + 1
-    guard oh > 0, ow > 0 else { throw TensorError("quantizedConv2D: a \(kh)×\(kw) kernel does not fit a \(h)×\(wd) input") }
-    let rows = b * oh * ow, k = c * kh * kw
-    let cols = try engine.context.buffer(UInt8.self, count: max(rows * k, 1))
-    try engine.launch("quantized.cl", "qim2col_u8", global: [rows],
-                      [x.storage, cols, Int32(c), Int32(h), Int32(wd), Int32(oh), Int32(ow), Int32(kh), Int32(kw), Int32(stride.0), Int32(stride.1),
-                       Int32(padding.0), Int32(padding.1), Int32(dilation.0), Int32(dilation.1), x.quantization.zeroPoint, Int32(rows)])
-    let y = try device.gemm(engine, x: cols, rows: rows, pixels: oh * ow, zx: x.quantization.zeroPoint, output: output, relu: relu)
-    return try QuantizedTensor(engine: engine, shape: [b, oc, oh, ow], storage: y, quantization: output)
+    let high = try engine.noGrad { try x.amax().item() }, low = try engine.noGrad { -(try x.affine(scale: -1, shift: 0).amax().item()) }
+    let q = try AffineQuantization(low: low, high: high)
+    let xq = try engine.noGrad { try x.quantized(q) }
+    let source: Buffer<UInt8>, rows: Int, pixels: Int, shape: [Int]
+    if let convolution {
+        guard x.rank == 4, w.shape.count == 4, x.shape[1] == w.shape[1] else {
+            throw TensorError.shape("dynamicQuantized", "x [B, C, H, W] and weights [OC, C, KH, KW] must agree on C", x.shape, w.shape)
+        }
+        let (cols, m, (oh, ow)) = try quantizedColumns(xq, kernel: (w.shape[2], w.shape[3]), stride: convolution.stride, padding: convolution.padding,
+                                                        dilation: convolution.dilation)
+        (source, rows, pixels, shape) = (cols, m, oh * ow, [x.shape[0], w.shape[0], oh, ow])
+    } else {
+        guard x.rank == 2, w.shape.count == 2, x.shape[1] == w.shape[1] else {
+            throw TensorError.shape("dynamicQuantized", "x [M, K] and weights [N, K] must agree on K", x.shape, w.shape)
+        }
+        (source, rows, pixels, shape) = (xq.storage, x.shape[0], 0, [x.shape[0], w.shape[0]])
+    }
+    let padding = device.n8 - device.n
+    let scales = try engine.context.buffer(w.scales.map { q.scale * $0 } + [Float](repeating: 0, count: padding))
+    let bias = try engine.context.buffer((w.bias ?? [Float](repeating: 0, count: device.n)) + [Float](repeating: 0, count: padding))
+    let y = try Tensor.empty(shape, engine: engine)
+    let (global, local) = device.grid(engine, rows: rows)
+    try engine.launch("quantized.cl", "qgemm_u8i8_f32", global: global, local: local,
+                      [source, device.transposed, scales, bias, y.storage, Int32(rows), Int32(device.n), Int32(device.n8), Int32(device.k),
+                       Int32(pixels), q.zeroPoint, Int32(relu ? 1 : 0)])
+    return y
 }
 
 /// Max pooling (kernel K, stride S, no padding) of a uint8 tensor [B, C, H, W]; the quantization passes through.
