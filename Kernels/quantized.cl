@@ -35,20 +35,6 @@ inline int q_requantize(const int acc, const int multiplier, const int shift) {
     return q_divide_pot(q_high_mul(x, multiplier), right);
 }
 
-/* q_requantize on 8 lanes at once (the same integer arithmetic lane by lane). */
-inline int8 q_requantize8(const int8 acc, const int8 multiplier, const int8 shift) {
-    const int8 left = max(shift, (int8)0), right = max(-shift, (int8)0);
-    const long8 widened = convert_long8(acc) << convert_long8(left);
-    const int8 x = convert_int8_sat(widened);
-    const long8 ab = convert_long8(x) * convert_long8(multiplier);
-    const long8 nudge = select((long8)(1L - (1L << 30)), (long8)(1L << 30), ab >= (long8)0);
-    const int8 high = select(convert_int8((ab + nudge) / (long8)(1L << 31)), (int8)INT_MAX, (x == multiplier) & (x == (int8)INT_MIN));
-    const int8 mask = convert_int8(((long8)1 << convert_long8(right)) - (long8)1);
-    const int8 remainder = high & mask;
-    const int8 threshold = (mask >> 1) + select((int8)0, (int8)1, high < (int8)0);
-    return (high >> right) + select((int8)0, (int8)1, remainder > threshold);
-}
-
 /* q = clamp(rint(x · (1 / scale)) + z, 0, 255): float to uint8 (ties to even, as torch.quantize_per_tensor). */
 __kernel void quantize_u8(__global const float *x, __global uchar *q, const float inv_scale, const int zero_point, const int n) {
     const int i = (int)get_global_id(0);
@@ -105,7 +91,11 @@ inline void q_tile(__global const uchar *x, __global const char *wt, const int M
 
 /* Where output (row m, column n) goes: [M, N] row-major when P == 0, else NCHW with P pixels per image. */
 inline size_t q_at(const int m, const int n, const int N, const int P) {
-    return P == 0 ? (size_t)m * N + n : ((size_t)(m / P) * N + n) * P + m % P;
+    if (P == 0) return (size_t)m * N + n;
+    /* The remainder by hand: a division and a remainder of the same operands become LLVM's `freeze`,
+       which Oclgrind cannot run. */
+    const int image = m / P;
+    return ((size_t)image * N + n) * P + (m - image * P);
 }
 
 __kernel void qgemm_u8i8(__global const uchar *x, __global const char *wt, __global const int *bias,
@@ -120,8 +110,10 @@ __kernel void qgemm_u8i8(__global const uchar *x, __global const char *wt, __glo
     for (int r = 0; r < 4; ++r) {
         const int m = m0 + r;
         if (m >= M) break;
-        vstore8(clamp(q_requantize8(acc[r], mult, sh) + zy, lo, 255), 0, lanes);
-        for (int j = 0; j < 8 && n0 + j < N; ++j) y[q_at(m, n0 + j, N, P)] = (uchar)lanes[j];
+        /* Lane by lane: an 8-lane version with long8 arithmetic gave PoCL's results but not Oclgrind's. */
+        int ms[8], ss[8];
+        vstore8(acc[r], 0, lanes); vstore8(mult, 0, ms); vstore8(sh, 0, ss);
+        for (int j = 0; j < 8 && n0 + j < N; ++j) y[q_at(m, n0 + j, N, P)] = (uchar)clamp(q_requantize(lanes[j], ms[j], ss[j]) + zy, lo, 255);
     }
 }
 
@@ -154,8 +146,10 @@ __kernel void qim2col_u8(__global const uchar *x, __global uchar *cols, const in
                          const int zx, const int rows) {
     const int m = (int)get_global_id(0);
     if (m >= rows) return;
-    const int p = m % (OH * OW), b = m / (OH * OW);
-    const int y0 = (p / OW) * SH - PH, x0 = (p % OW) * SW - PW;
+    /* Remainders by hand (see q_at). */
+    const int b = m / (OH * OW), p = m - b * (OH * OW);
+    const int oy = p / OW, ox = p - oy * OW;
+    const int y0 = oy * SH - PH, x0 = ox * SW - PW;
     __global uchar *out = cols + (size_t)m * C * KH * KW;
     const __global uchar *xb = x + (size_t)b * C * H * W;
     for (int c = 0; c < C; ++c) {
@@ -174,7 +168,7 @@ __kernel void qmaxpool2d_u8(__global const uchar *x, __global uchar *y, const in
                             const int K, const int S, const int planes) {
     const int p = (int)get_global_id(0), c = (int)get_global_id(1);
     if (p >= OH * OW || c >= planes) return;
-    const int oy = p / OW, ox = p % OW;
+    const int oy = p / OW, ox = p - oy * OW;
     const __global uchar *xc = x + (size_t)c * H * W;
     uchar best = 0;
     for (int ky = 0; ky < K; ++ky) {

@@ -67,7 +67,11 @@ import Testing
         #expect(errorMessage { _ = try distillationLoss(s, teacher: t, labels: Self.labels, temperature: 0, alpha: 0.7) }
                 == "distillationLoss: temperature 0.0 must be positive")
     }
+}
 
+/// Distillation training on the fixture images (left out of the Oclgrind run: it trains networks; the
+/// loss's kernels are checked there by `DistillationTests`).
+@Suite struct DistillationTrainingTests {
     /// A teacher cnn trained on the 600 fixture images; half-width students trained on the first 150 for
     /// 30 epochs, with the teacher (T 4, α 0.7) and alone (the same Trainer, cross-entropy), three seeds:
     /// the taught students' mean test accuracy beats the lone students' by at least 2 points (measured

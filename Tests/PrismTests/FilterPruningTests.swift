@@ -105,7 +105,11 @@ import Testing
         #expect(close.passed, "\(close)")
         #expect(errorMessage { _ = try model.pruneFilters(amount: 1) } == "prune filters: amount 1.0 must lie in [0, 1)")
     }
+}
 
+/// Filter pruning of models imported from ONNX (left out of the Oclgrind run: MobileNetV3's forward
+/// passes there take minutes; the kernels are the ordinary ones).
+@Suite struct FilterPruningImportTests {
     /// Models exported from PyTorch and imported: MobileNetV3-small (depthwise convolutions, squeeze-and-
     /// excitation scales broadcast over the pixels, residual adds, BatchNorm folded at import) loses a
     /// quarter of each channel group and computes what the full model computes with those channels'
