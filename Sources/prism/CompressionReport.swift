@@ -147,7 +147,7 @@ struct ModelComparison {
             let (a, b) = (try explain(original), try explain(compressed))
             var deletion = [0.0, 0.0], insertion = [0.0, 0.0]
             for (k, (m, e)) in [(original, a), (compressed, b)].enumerated() {
-                let curves = DeletionInsertion(model: try DifferentiableModel(m), groups: groups, steps: 16)
+                let curves = DeletionInsertion(model: DifferentiableModel(m), groups: groups, steps: 16)
                 for i in 0..<count {
                     let c = try curves.curves(explanation: e, instance: i, output: 0, target: targets[i], instances: x)
                     deletion[k] += c.deletionAUC / Double(count)

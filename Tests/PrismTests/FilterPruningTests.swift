@@ -78,7 +78,6 @@ import Testing
         #expect(report.map(\.sources) == [["a", "b"], ["c"], ["e"]] && report.map(\.kept) == [3, 2, 6])
         #expect(smaller.parameterCount < model.parameterCount)
         // The tied group is scored over both layers' filters: the kept channels have the largest summed squares.
-        let a = try #require(state["a.weight"]), b = try #require(state["b.weight"])
         func sumOfSquares(_ name: String, _ c: Int, _ per: Int) throws -> Float {
             let values = try #require(state[name]).values
             return values[(c * per)..<((c + 1) * per)].reduce(Float(0)) { $0 + $1 * $1 }
