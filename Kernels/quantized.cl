@@ -117,16 +117,17 @@ __kernel void qgemm_u8i8(__global const uchar *x, __global const char *wt, __glo
     }
 }
 
-/* Dynamic quantization's GEMM: the same int32 sums, dequantized to float — y = sum · scale[n] + bias[n]
-   (scale = s_x · s_w[n], the bias in float), a ReLU when `relu` — as PyTorch's dynamically quantized Linear. */
+/* Dynamic quantization's GEMM: the same int32 sums, dequantized to float — y = sum · (sx · scale[n]) + bias[n]
+   (scale: the weights' per-channel scales, sx the input's, the bias in float), a ReLU when `relu` — as
+   PyTorch's dynamically quantized Linear. */
 __kernel void qgemm_u8i8_f32(__global const uchar *x, __global const char *wt, __global const float *scale,
                              __global const float *bias, __global float *y,
-                             const int M, const int N, const int N8, const int K, const int P, const int zx, const int relu) {
+                             const int M, const int N, const int N8, const int K, const int P, const int zx, const float sx, const int relu) {
     const int n0 = (int)get_global_id(0) * 8, m0 = (int)get_global_id(1) * 4;
     if (n0 >= N || m0 >= M) return;
     int8 acc[4];
     q_tile(x, wt, M, N8, K, zx, m0, n0, (int8)0, acc);
-    const float8 s = vload8(0, scale + n0), b = vload8(0, bias + n0);
+    const float8 s = sx * vload8(0, scale + n0), b = vload8(0, bias + n0);
     float lanes[8];
     for (int r = 0; r < 4; ++r) {
         const int m = m0 + r;

@@ -412,18 +412,8 @@ struct QuantizeCommand: ParsableCommand {
             let quantized = try QuantizedModel(loaded.model, calibration: sample.values, count: count, observer: observerValue)
             let (spec, tensors, weights) = try quantized.simulation()
             // The file: the float simulation's description, the int8 weights as I8 with their scales.
-            var floats = tensors, integers: [String: IntegerTensor] = [:]
-            for (name, w) in weights {
-                floats[name + ".weight"] = nil
-                integers[name + ".weight"] = IntegerTensor(dtype: "I8", shape: w.shape, values: w.values.map(Int64.init))
-                floats[name + ".weight" + Model.int8ScaleSuffix] = HostTensor(shape: [w.scales.count], values: w.scales)
-            }
-            var metadata = try carriedMetadata(model)
-            metadata[Model.specMetadataKey] = try spec.json()
-            metadata["prism.quantization"] = "int8 static: observer \(observer == .minmax ? "minmax" : "percentile \(percentile)"), \(count) calibration examples"
-            var file = SafetensorsFile(tensors: floats, metadata: metadata)
-            file.integerTensors = integers
-            try file.write(path: out)
+            try writeInt8Model(spec: spec, tensors: tensors, weights: weights, out: out,
+                               note: "int8 static: observer \(observer == .minmax ? "minmax" : "percentile \(percentile)"), \(count) calibration examples")
             let simulated = try LoadedModel(path: out, engine: engine).model
             let integer = try quantized.evaluate(on: data.test)
             let float = try evaluate(simulated, on: data.test)
@@ -446,21 +436,28 @@ struct QuantizeCommand: ParsableCommand {
         }
     }
 
-    /// `--mode dynamic`: the original graph with int8 weights; the report runs the dynamic integer kernels.
-    func dynamic(_ loaded: LoadedModel, data: (train: LabeledData?, test: LabeledData), engine: Engine, folder: OutputFolder, out: String) throws {
-        let quantized = try DynamicQuantizedModel(loaded.model)
-        var floats = try quantized.simulation(), integers: [String: IntegerTensor] = [:]
-        for (name, w) in quantized.weights {
+    /// Writes a quantized model: `spec` and `tensors` (float), the `weights` of each node (by name) as
+    /// I8 `NAME.weight` with `NAME.weight_scale`, the original file's metadata and `note`.
+    func writeInt8Model(spec: ModelSpec, tensors: [String: HostTensor], weights: [String: QuantizedWeights], out: String, note: String) throws {
+        var floats = tensors, integers: [String: IntegerTensor] = [:]
+        for (name, w) in weights {
             floats[name + ".weight"] = nil
             integers[name + ".weight"] = IntegerTensor(dtype: "I8", shape: w.shape, values: w.values.map(Int64.init))
             floats[name + ".weight" + Model.int8ScaleSuffix] = HostTensor(shape: [w.scales.count], values: w.scales)
         }
         var metadata = try carriedMetadata(model)
-        metadata[Model.specMetadataKey] = try loaded.model.spec.json()
-        metadata["prism.quantization"] = "int8 dynamic: weights per output channel; inputs of convolutions and Linear layers quantized at run time"
+        metadata[Model.specMetadataKey] = try spec.json()
+        metadata["prism.quantization"] = note
         var file = SafetensorsFile(tensors: floats, metadata: metadata)
         file.integerTensors = integers
         try file.write(path: out)
+    }
+
+    /// `--mode dynamic`: the original graph with int8 weights; the report runs the dynamic integer kernels.
+    func dynamic(_ loaded: LoadedModel, data: (train: LabeledData?, test: LabeledData), engine: Engine, folder: OutputFolder, out: String) throws {
+        let quantized = try DynamicQuantizedModel(loaded.model)
+        try writeInt8Model(spec: loaded.model.spec, tensors: try quantized.simulation(), weights: quantized.weights, out: out,
+                           note: "int8 dynamic: weights per output channel; inputs of convolutions and Linear layers quantized at run time")
         let weightsOnly = try LoadedModel(path: out, engine: engine).model
         let integer = try quantized.evaluate(on: data.test)
         let before = try scoreText(loaded.model, on: data.test)

@@ -250,7 +250,7 @@ public final class QuantizedModel {
 extension QuantizedModel {
     /// Accuracy and mean cross-entropy of the integer model's logits on `data`.
     public func evaluate(on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
-        try evaluateLogits(of: original, on: data, batchSize: batchSize) { try self($0) }
+        try Prism.evaluate([original], on: data, batchSize: batchSize) { _, x in try self(x) }
     }
 
     /// The output layer's quantization: one step of the integer model's logits.
@@ -261,31 +261,6 @@ extension QuantizedModel {
         }
         return input
     }
-}
-
-/// Accuracy and mean cross-entropy of `forward`'s logits (a quantized runtime of `model`) on `data`.
-func evaluateLogits(of model: Model, on data: LabeledData, batchSize: Int, _ forward: (Tensor) throws -> Tensor) throws -> EvaluationResult {
-    let classes = model.spec.classCount, engine = model.engine
-    guard !model.spec.isRegression, !data.isRegression, data.exampleShape == model.spec.inputShape else {
-        throw DataError("evaluate: the quantized model classifies examples of shape \(model.spec.inputShape)")
-    }
-    var confusion = [[Int]](repeating: [Int](repeating: 0, count: classes), count: classes)
-    var lossSum = 0.0
-    var features: [Float] = [], labels: [Int32] = []
-    for start in stride(from: 0, to: data.count, by: batchSize) {
-        data.gather(Array(start..<min(start + batchSize, data.count))[...], into: &features, labels: &labels)
-        try engine.noGrad {
-            let logits = try forward(try Tensor(features, shape: [labels.count] + data.exampleShape, engine: engine))
-            lossSum += Double(try crossEntropy(logits, labels: labels).item()) * Double(labels.count)
-            let values = try logits.toArray()
-            for (row, label) in labels.enumerated() {
-                confusion[Int(label)][argmax(values[(row * classes)..<((row + 1) * classes)])] += 1
-            }
-        }
-    }
-    let n = max(data.count, 1)
-    let correct = (0..<classes).reduce(0) { $0 + confusion[$1][$1] }
-    return EvaluationResult(count: data.count, loss: lossSum / Double(n), accuracy: Double(correct) / Double(n), confusion: confusion)
 }
 
 /// A model quantized dynamically (PyTorch's `quantize_dynamic`): int8 weights per output channel,
@@ -340,7 +315,7 @@ public final class DynamicQuantizedModel {
 
     /// Accuracy and mean cross-entropy on `data`.
     public func evaluate(on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
-        try evaluateLogits(of: original, on: data, batchSize: batchSize) { try self($0) }
+        try Prism.evaluate([original], on: data, batchSize: batchSize) { _, x in try self(x) }
     }
 
     /// The original graph with the weights replaced by their dequantized int8 values (what explanations

@@ -143,6 +143,9 @@ public struct QuantizedWeights {
 /// A layer's int8 weights on the device, transposed to [K, N8] (N padded to a multiple of 8 with zero columns).
 struct DeviceInt8Weights {
     let transposed: Buffer<Int8>
+    /// The per-channel weight scales and the float bias, padded to N8 with zeros (dynamic quantization's epilogue).
+    let scales: Buffer<Float>
+    let bias: Buffer<Float>
     let n: Int, n8: Int, k: Int
 
     init(_ w: QuantizedWeights, engine: Engine) throws {
@@ -151,6 +154,9 @@ struct DeviceInt8Weights {
         var t = [Int8](repeating: 0, count: k * n8)
         for c in 0..<n { for i in 0..<k { t[i * n8 + c] = w.values[c * k + i] } }
         transposed = try engine.context.buffer(t)
+        let padding = [Float](repeating: 0, count: n8 - n)
+        scales = try engine.context.buffer(w.scales + padding)
+        bias = try engine.context.buffer((w.bias ?? [Float](repeating: 0, count: n)) + padding)
     }
 
     /// Work-items of the GEMMs (4 rows × 8 columns each) and their local size (on a CPU each work-item
@@ -285,14 +291,11 @@ func dynamicQuantized(_ x: Tensor, _ w: QuantizedWeights, _ device: DeviceInt8We
         }
         (source, rows, pixels, shape) = (xq.storage, x.shape[0], 0, [x.shape[0], w.shape[0]])
     }
-    let padding = device.n8 - device.n
-    let scales = try engine.context.buffer(w.scales.map { q.scale * $0 } + [Float](repeating: 0, count: padding))
-    let bias = try engine.context.buffer((w.bias ?? [Float](repeating: 0, count: device.n)) + [Float](repeating: 0, count: padding))
     let y = try Tensor.empty(shape, engine: engine)
     let (global, local) = device.grid(engine, rows: rows)
     try engine.launch("quantized.cl", "qgemm_u8i8_f32", global: global, local: local,
-                      [source, device.transposed, scales, bias, y.storage, Int32(rows), Int32(device.n), Int32(device.n8), Int32(device.k),
-                       Int32(pixels), q.zeroPoint, Int32(relu ? 1 : 0)])
+                      [source, device.transposed, device.scales, device.bias, y.storage, Int32(rows), Int32(device.n), Int32(device.n8), Int32(device.k),
+                       Int32(pixels), q.zeroPoint, q.scale, Int32(relu ? 1 : 0)])
     return y
 }
 

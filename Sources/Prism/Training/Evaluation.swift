@@ -21,6 +21,11 @@ public func evaluate(_ model: Model, on data: LabeledData, batchSize: Int = 256)
 /// are the one-device batches, so the result equals `evaluate(models[0], …)` exactly on alike devices.
 /// - Throws: `DataError` when the examples do not fit the model; the first device's error.
 public func evaluate(_ models: [Model], on data: LabeledData, batchSize: Int = 256) throws -> EvaluationResult {
+    try evaluate(models, on: data, batchSize: batchSize) { copy, x in try copy(x) }
+}
+
+/// `evaluate` with the logits of each batch from `forward` (a quantized runtime of the model, say).
+func evaluate(_ models: [Model], on data: LabeledData, batchSize: Int, forward: (Model, Tensor) throws -> Tensor) throws -> EvaluationResult {
     guard let model = models.first else { throw DataError("evaluate: no model") }
     guard !model.spec.isRegression, !data.isRegression else {
         throw DataError("evaluate: accuracy is for a classifier on class labels; the \(model.spec.isRegression ? "model predicts values" : "data has numeric targets") (use evaluateRegression)")
@@ -37,7 +42,7 @@ public func evaluate(_ models: [Model], on data: LabeledData, batchSize: Int = 2
         var features: [Float] = [], labels: [Int32] = []
         data.gather(rows, into: &features, labels: &labels)
         let x = try Tensor(features, shape: [labels.count] + data.exampleShape, engine: copy.engine)
-        let logits = try copy(x)
+        let logits = try forward(copy, x)
         guard logits.shape == [labels.count, classes] else {
             throw TensorError("evaluate: the model outputs \(logits.shape) for \(labels.count) examples, expected [\(labels.count), \(classes)] (classCount)")
         }
