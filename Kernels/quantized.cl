@@ -180,3 +180,23 @@ __kernel void qmaxpool2d_u8(__global const uchar *x, __global uchar *y, const in
     }
     y[(size_t)c * OH * OW + p] = best;
 }
+
+/* y = a + b in integers (TensorFlow Lite's uint8 Add): each input, less its zero point, shifted left
+   20 bits and scaled by its multiplier s_in / (2 · max(s_a, s_b)), the sum scaled by
+   2 · max(s_a, s_b) / (2²⁰ · s_y) into the output's quantization; `lo` is 0, or z_y for a fused ReLU. */
+__kernel void qadd_u8(__global const uchar *a, __global const uchar *b, __global uchar *y,
+                      const int za, const int ma, const int sa, const int zb, const int mb, const int sb,
+                      const int zy, const int my, const int sy, const int lo, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    const int xa = q_requantize(((int)a[i] - za) * (1 << 20), ma, sa);
+    const int xb = q_requantize(((int)b[i] - zb) * (1 << 20), mb, sb);
+    y[i] = (uchar)clamp(q_requantize(xa + xb, my, sy) + zy, lo, 255);
+}
+
+/* ReLU of uint8 values: max(q, z) (the real zero is exact, so the quantization passes through). */
+__kernel void qrelu_u8(__global const uchar *x, __global uchar *y, const int z, const int n) {
+    const int i = (int)get_global_id(0);
+    if (i >= n) return;
+    y[i] = max(x[i], (uchar)z);
+}

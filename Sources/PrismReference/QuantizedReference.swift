@@ -79,4 +79,15 @@ public enum QuantizedReference {
         }
         return y
     }
+
+    /// `quantizedAdd` (`qadd_u8`): TFLite's uint8 Add. Each pair is a fixed-point multiplier and shift
+    /// (input a's, input b's, the output's).
+    public static func add(a: [UInt8], b: [UInt8], za: Int32, ma: (Int32, Int32), zb: Int32, mb: (Int32, Int32),
+                           zy: Int32, my: (Int32, Int32), lo: Int32) -> [UInt8] {
+        zip(a, b).map { qa, qb in
+            let xa = requantize((Int32(qa) - za) * (1 << 20), multiplier: ma.0, shift: ma.1)
+            let xb = requantize((Int32(qb) - zb) * (1 << 20), multiplier: mb.0, shift: mb.1)
+            return UInt8(min(max(requantize(xa + xb, multiplier: my.0, shift: my.1) + zy, lo), 255))
+        }
+    }
 }

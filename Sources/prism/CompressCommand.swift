@@ -419,15 +419,20 @@ struct QuantizeCommand: ParsableCommand {
             let float = try evaluate(simulated, on: data.test)
             let before = try scoreText(loaded.model, on: data.test)
             // The integer kernels against their float simulation, in steps of the output's quantization.
-            let step = quantized.outputQuantization.scale
             let rows = min(256, data.test.count)
             let x = try Tensor(try (0..<rows).flatMap { try data.test.example($0).features }, shape: [rows] + spec.inputShape, engine: engine)
             let (a, b) = try engine.noGrad { (try quantized(x).toArray(), try simulated(x).toArray()) }
-            let steps = zip(a, b).map { abs($0 - $1) / step }.max() ?? 0
-            var details = [String(format: "int8 static quantization: %d weight tensors int8 per output channel, activations uint8 per tensor (%@ observer, %d calibration examples), %d integer steps",
-                                  weights.count, observer.rawValue, count, quantized.steps.count)]
-            details.append(String(format: "test set: float %@; int8 kernels accuracy %.4f, loss %.4f; its float simulation (QDQ) accuracy %.4f; logits of the two differ by at most %.2f output steps on %d examples",
-                                   before, integer.accuracy, integer.loss, float.accuracy, steps, rows))
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            let difference = quantized.outputQuantization.map { String(format: "%.2f output steps", worst / $0.scale) } ?? String(format: "%.3g (the output is float)", worst)
+            let integerSteps = quantized.steps.filter { $0.kind != .float }.count
+            var details = [String(format: "int8 static quantization: %d weight tensors int8 per output channel%@, activations uint8 per tensor (%@ observer, %d calibration examples); %d steps in integers",
+                                  weights.count, quantized.folded.isEmpty ? "" : " (\(quantized.folded.count) BatchNorm folded in)", observer.rawValue, count, integerSteps)]
+            let floats = quantized.floatNodes
+            if !floats.isEmpty {
+                details.append("in float between dequantization and quantization (no integer kernel here): " + floats.joined(separator: ", "))
+            }
+            details.append(String(format: "test set: float %@; int8 kernels accuracy %.4f, loss %.4f; its float simulation (QDQ) accuracy %.4f; logits of the two differ by at most %@ on %d examples",
+                                   before, integer.accuracy, integer.loss, float.accuracy, difference, rows))
             details.forEach(printLine)
             printLine("wrote \(out) (int8 weights as I8 with per-channel scales; every command reads it as its float simulation)")
             try output.report(command: "quantize", settings: ["calibration": "\(count)", "observer": observer.rawValue], details: details,

@@ -109,6 +109,38 @@ import Testing
         } } }
     }
 
+    /// The integer Add (TensorFlow Lite's) against the reference bit for bit, over scales that make
+    /// either input the larger, outputs coarser and finer than the inputs, with and without a fused
+    /// ReLU; and within one output step of the real sum of the dequantized inputs.
+    @Test(arguments: [(0.02, 0.05, 0.04), (0.3, 0.001, 0.2), (0.004, 0.004, 0.0005), (0.1, 0.09, 0.5)])
+    func addMatchesTheIntegerReferenceBitForBit(_ scales: (Double, Double, Double)) throws {
+        let engine = try testEngine()
+        let n = 1003
+        let (a, b) = (Self.bytes(n, seed: 41), Self.bytes(n, seed: 42))
+        let qa = AffineQuantization(scale: Float(scales.0), zeroPoint: 17), qb = AffineQuantization(scale: Float(scales.1), zeroPoint: 200)
+        let output = AffineQuantization(scale: Float(scales.2), zeroPoint: 111)
+        let ta = try QuantizedTensor(engine: engine, shape: [1, n], storage: try engine.context.buffer(a), quantization: qa)
+        let tb = try QuantizedTensor(engine: engine, shape: [1, n], storage: try engine.context.buffer(b), quantization: qb)
+        let (ma, mb, my) = try quantizedAddMultipliers(qa, qb, output: output)
+        for relu in [false, true] {
+            let y = try quantizedAdd(ta, tb, output: output, relu: relu).values()
+            let expected = QuantizedReference.add(a: a, b: b, za: qa.zeroPoint, ma: (ma.multiplier, ma.shift), zb: qb.zeroPoint, mb: (mb.multiplier, mb.shift),
+                                                  zy: output.zeroPoint, my: (my.multiplier, my.shift), lo: relu ? output.zeroPoint : 0)
+            #expect(y == expected, "\(scales), relu \(relu)")
+            for i in 0..<n {
+                var real = qa.scale * Float(Int32(a[i]) - qa.zeroPoint) + qb.scale * Float(Int32(b[i]) - qb.zeroPoint)
+                if relu { real = max(real, 0) }
+                let clipped = min(max(real, output.scale * Float(-output.zeroPoint)), output.scale * Float(255 - output.zeroPoint))
+                #expect(abs(output.scale * Float(Int32(y[i]) - output.zeroPoint) - clipped) <= output.scale * 0.5001, "\(i)")
+            }
+        }
+        let other = try QuantizedTensor(engine: engine, shape: [n, 1], storage: try engine.context.buffer(b), quantization: qb)
+        #expect(errorMessage { _ = try quantizedAdd(ta, other, output: output) } != nil)
+        // ReLU of bytes: max(q, z).
+        let r = try quantizedReLU(ta).values()
+        #expect(r == a.map { max($0, UInt8(qa.zeroPoint)) })
+    }
+
     /// Dynamic quantization: the input quantized over its own range at run time, integer sums
     /// dequantized to float — equal, to float rounding, to the exact sums of the quantized operands.
     @Test(arguments: [false, true])
@@ -164,7 +196,7 @@ import Testing
         try simulation.loadStateDict(tensors)
         let x = try Tensor(try (0..<100).flatMap { try test.example($0).features }, shape: [100, 1, 28, 28], engine: engine)
         let (integer, simulated, float) = try engine.noGrad { (try quantized(x).toArray(), try simulation(x).toArray(), try model(x).toArray()) }
-        let step = quantized.outputQuantization.scale
+        let step = try #require(quantized.outputQuantization).scale
         let worst = zip(integer, simulated).map { abs($0 - $1) }.max()!
         #expect(worst <= step * 1.001, "integer vs simulation: \(worst / step) steps")
         // Against the float model: the logits within a few output steps, the same class for nearly every image.
@@ -179,9 +211,68 @@ import Testing
         let input = try Tensor(try test.example(0).features, shape: [1, 1, 28, 28], engine: engine, requiresGrad: true)
         try simulation(input).sum().backward()
         #expect(try #require(input.grad).toArray().contains { $0 != 0 })
-        // A node without an int8 kernel is named.
-        let tanh = ModelSpec(architecture: "custom", inputShape: [4], classCount: 2, layers: [.linear(inFeatures: 4, outFeatures: 3), .gelu, .linear(inFeatures: 3, outFeatures: 2)])
-        #expect(errorMessage { _ = try QuantizedModel(try Model(spec: tanh, seed: 0, engine: engine), calibration: [Float](repeating: 0, count: 4), count: 1) }
-                == "quantize: node '1' (gelu): has no int8 kernel (int8 quantization covers conv2d, linear, relu after them, maxpool2d, flatten and dropout)")
+        // A node without an integer kernel runs in float; a model with nothing to run in integers is refused.
+        let gelu = ModelSpec(architecture: "custom", inputShape: [4], classCount: 2, layers: [.linear(inFeatures: 4, outFeatures: 3), .gelu, .linear(inFeatures: 3, outFeatures: 2)])
+        let mixed = try QuantizedModel(try Model(spec: gelu, seed: 0, engine: engine), calibration: (0..<8).map { Float($0) / 4 - 1 }, count: 2)
+        #expect(mixed.floatNodes == ["'1' (gelu)"])
+        let none = ModelSpec(architecture: "custom", inputShape: [2], classCount: 2, layers: [.gelu])
+        #expect(errorMessage { _ = try QuantizedModel(try Model(spec: none, seed: 0, engine: engine), calibration: [0, 1], count: 1) }
+                == "quantize: the model has no conv2d of one group, linear or add node to run in integers")
+    }
+
+    /// A graph beyond a chain (FilterPruningTests' residual add, concatenation, BatchNorm, depthwise
+    /// convolution, flatten into Linear): the BatchNorm folds into its convolution, the Add and its
+    /// ReLU run in integers, the concatenation, depthwise convolution and the float-fed pooling and
+    /// flatten run in float, and the integer model computes its simulation within rounding.
+    @Test func aResidualGraphFoldsBatchNormAndRunsTheRestInFloat() throws {
+        let engine = try testEngine()
+        let model = try Model(spec: try FilterPruningTests.spec(), seed: 3, engine: engine)
+        var state = try model.stateDict()
+        state["bn.running_mean"] = HostTensor(shape: [6], values: seededFloats(6, seed: 5, low: -0.3, high: 0.3))
+        state["bn.running_var"] = HostTensor(shape: [6], values: seededFloats(6, seed: 6, low: 0.5, high: 2))
+        state["bn.weight"] = HostTensor(shape: [6], values: seededFloats(6, seed: 7, low: 0.5, high: 1.5))
+        state["bn.bias"] = HostTensor(shape: [6], values: seededFloats(6, seed: 8, low: -0.2, high: 0.2))
+        try model.loadStateDict(state)
+        let quantized = try QuantizedModel(model, calibration: seededFloats(64 * 192, seed: 9, low: 0, high: 1), count: 64)
+        #expect(quantized.folded.keys.map(model.nodeName) == ["bn"])
+        #expect(quantized.steps.map(\.kind) == [.conv, .conv, .add, .conv, .float, .float, .float, .float, .linear, .linear])
+        #expect(quantized.steps[0].relu && !quantized.steps[1].relu && quantized.steps[2].relu && quantized.steps[8].relu)
+        #expect(quantized.floatNodes == ["'cat' (cat)", "'d' (conv2d)", "'pool' (maxpool2d)", "'flat' (flatten)"])
+        #expect(quantized.calibrated == [0, 3, 4, 6, 7, 11, 13, 14])
+        let (simSpec, tensors, _) = try quantized.simulation()
+        #expect(!simSpec.nodes.contains { $0.name == "bn" } && simSpec.nodes.filter { $0.op == "fake_quantize" }.count == 8)
+        #expect(simSpec.nodes.first { $0.name == "r" }?.inputs == ["a"] && tensors["bn.weight"] == nil && tensors["a.bias"] != nil)
+        let simulation = try Model(spec: simSpec, seed: 0, engine: engine)
+        try simulation.loadStateDict(tensors)
+        let x = try Tensor(seededFloats(40 * 192, seed: 10, low: 0, high: 1), shape: [40, 3, 8, 8], engine: engine)
+        let (integer, simulated, float) = try engine.noGrad { (try quantized(x).toArray(), try simulation(x).toArray(), try model(x).toArray()) }
+        let step = try #require(quantized.outputQuantization).scale
+        let worst = zip(integer, simulated).map { abs($0 - $1) }.max()!
+        #expect(worst <= 2.001 * step, "integer vs simulation: \(worst / step) steps")
+        let drift = zip(integer, float).map { abs($0 - $1) }.max()!
+        #expect(drift <= 12 * step, "integer vs float: \(drift / step) steps")
+    }
+
+    /// The residual CNN exported from PyTorch and imported (BatchNorm folded by the exporter, a
+    /// grouped dilated convolution, LeakyReLU, ceil-mode pooling, a standalone BatchNorm, ELU,
+    /// average pooling, Hardswish, concatenation, global pooling, Sigmoid): quantized, every node
+    /// without an integer kernel named, and the integer model within rounding of its simulation.
+    @Test func anImportedResidualCNNQuantizes() throws {
+        let engine = try testEngine()
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/onnx").path
+        let model = try Model.load(path: folder + "/residual_cnn_torchscript.onnx", engine: engine).model
+        let d = model.spec.inputShape.reduce(1, *)
+        let quantized = try QuantizedModel(model, calibration: seededFloats(64 * d, seed: 11, low: -1, high: 1), count: 64)
+        let kinds = Dictionary(grouping: quantized.steps, by: \.kind).mapValues(\.count)
+        #expect(kinds[.conv] == 3 && kinds[.linear] == 2 && kinds[.add] == 1, "\(kinds)")
+        #expect(quantized.floatNodes.contains { $0.hasPrefix("'block.conv1' (conv2d)") } && quantized.floatNodes.contains { $0.contains("(hardswish)") })
+        let (simSpec, tensors, _) = try quantized.simulation()
+        let simulation = try Model(spec: simSpec, seed: 0, engine: engine)
+        try simulation.loadStateDict(tensors)
+        let x = try Tensor(seededFloats(32 * d, seed: 12, low: -1, high: 1), shape: [32] + model.spec.inputShape, engine: engine)
+        let (integer, simulated) = try engine.noGrad { (try quantized(x).toArray(), try simulation(x).toArray()) }
+        let step = try #require(quantized.outputQuantization).scale
+        let worst = zip(integer, simulated).map { abs($0 - $1) }.max()!
+        #expect(worst <= 2.001 * step, "integer vs simulation: \(worst / step) steps")
     }
 }

@@ -311,3 +311,46 @@ public func quantizedMaxPool2D(_ x: QuantizedTensor, kernel: Int, stride: Int) t
                         [x.storage, y, Int32(h), Int32(w), Int32(oh), Int32(ow), Int32(kernel), Int32(stride), Int32(planes)])
     return try QuantizedTensor(engine: x.engine, shape: [x.shape[0], x.shape[1], oh, ow], storage: y, quantization: x.quantization)
 }
+
+/// The fixed-point multipliers of an integer Add (TensorFlow Lite's): each input's s_in / (2 · max(s_a, s_b)),
+/// and the output's 2 · max(s_a, s_b) / (2²⁰ · s_y).
+/// - Throws: `TensorError` when a multiplier does not fit.
+public func quantizedAddMultipliers(_ a: AffineQuantization, _ b: AffineQuantization, output: AffineQuantization)
+    throws -> (a: FixedPointMultiplier, b: FixedPointMultiplier, output: FixedPointMultiplier) {
+    let twice = 2 * Double(max(a.scale, b.scale))
+    return (try FixedPointMultiplier(Double(a.scale) / twice), try FixedPointMultiplier(Double(b.scale) / twice),
+            try FixedPointMultiplier(twice / (Double(1 << 20) * Double(output.scale))))
+}
+
+/// a + b of two uint8 tensors of the same shape, in integers, into the quantization `output`
+/// (TensorFlow Lite's uint8 Add); `relu` clamps at the output's zero point.
+/// - Throws: `TensorError` when the shapes differ or a multiplier does not fit.
+public func quantizedAdd(_ a: QuantizedTensor, _ b: QuantizedTensor, output: AffineQuantization, relu: Bool = false) throws -> QuantizedTensor {
+    try output.validate()
+    guard a.shape == b.shape else { throw TensorError.shape("quantizedAdd", "the inputs must have the same shape", a.shape, b.shape) }
+    let (ma, mb, my) = try quantizedAddMultipliers(a.quantization, b.quantization, output: output)
+    let n = a.count
+    let y = try a.engine.context.buffer(UInt8.self, count: max(n, 1))
+    try a.engine.launch("quantized.cl", "qadd_u8", global: [roundUp(max(n, 1), flatKernelGroupSize)], local: [flatKernelGroupSize],
+                        [a.storage, b.storage, y, a.quantization.zeroPoint, ma.multiplier, ma.shift, b.quantization.zeroPoint, mb.multiplier, mb.shift,
+                         output.zeroPoint, my.multiplier, my.shift, relu ? output.zeroPoint : Int32(0), Int32(n)])
+    return try QuantizedTensor(engine: a.engine, shape: a.shape, storage: y, quantization: output)
+}
+
+/// ReLU of a uint8 tensor: max(q, zero point); the quantization passes through.
+public func quantizedReLU(_ x: QuantizedTensor) throws -> QuantizedTensor {
+    let n = x.count
+    let y = try x.engine.context.buffer(UInt8.self, count: max(n, 1))
+    try x.engine.launch("quantized.cl", "qrelu_u8", global: [roundUp(max(n, 1), flatKernelGroupSize)], local: [flatKernelGroupSize],
+                        [x.storage, y, x.quantization.zeroPoint, Int32(n)])
+    return try QuantizedTensor(engine: x.engine, shape: x.shape, storage: y, quantization: x.quantization)
+}
+
+extension QuantizedTensor {
+    /// The same bytes under another shape of as many elements.
+    /// - Throws: `TensorError` when the counts differ.
+    public func reshaped(_ shape: [Int]) throws -> QuantizedTensor {
+        guard shape.reduce(1, *) == count else { throw TensorError.shape("QuantizedTensor.reshaped", "the element counts must agree", self.shape, shape) }
+        return try QuantizedTensor(engine: engine, shape: shape, storage: storage, quantization: quantization)
+    }
+}
