@@ -19,7 +19,7 @@ import onnxruntime as ort
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_train import load  # noqa: E402
+from fashion_mnist import arrays  # noqa: E402
 
 
 class Calibration(CalibrationDataReader):
@@ -64,9 +64,8 @@ def main():
     ap.add_argument("--reduce-range", action="store_true",
                     help="7-bit weights, as onnxruntime advises on CPUs without VNNI (its AVX2 u8s8 kernels saturate 16-bit pair sums)")
     args = ap.parse_args()
-    xt, _ = load("train")
-    x, y = load("t10k")
-    xt, x, y = xt.numpy().astype(np.float32), x.numpy().astype(np.float32), y.numpy()
+    xt, _ = arrays("train")
+    x, y = arrays("t10k")
     rng = np.random.default_rng(0)
     sample = xt[rng.choice(len(xt), args.calibration, replace=False)]
     name = session(args.model, args.threads).get_inputs()[0].name

@@ -9,34 +9,18 @@ Prints, per epoch, train loss, test accuracy and training images/s, and writes t
     python3 Benchmarks/peers/torch_train.py [--epochs 5] [--limit N] [--threads N] [--normalize dataset|none] [--json torch_train.json]
 """
 import argparse
-import gzip
 import json
-import os
-import struct
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-DATA = "/usr/share/datasets/fashion-mnist"
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic = struct.unpack(">I", data[:4])[0]
-    rank = magic & 0xFF
-    dims = struct.unpack(">" + "I" * rank, data[4:4 + 4 * rank])
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+from fashion_mnist import arrays
 
 
 def load(split, limit=None):
-    x = idx(os.path.join(DATA, f"{split}-images-idx3-ubyte.gz"))
-    y = idx(os.path.join(DATA, f"{split}-labels-idx1-ubyte.gz"))
-    if limit:
-        x, y = x[:limit], y[:limit]
-    return torch.from_numpy(x.astype(np.float32) / 255).unsqueeze(1), torch.from_numpy(y.astype(np.int64))
+    x, y = arrays(split, limit)
+    return torch.from_numpy(x), torch.from_numpy(y)
 
 
 def main():

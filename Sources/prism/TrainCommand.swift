@@ -33,6 +33,9 @@ struct TrainCommand: ParsableCommand {
     var archOption: Architecture?
     var arch: Architecture { archOption ?? .cnn }
 
+    @Option(help: "A model description to train instead of --arch: a JSON file in the README's \"Model files\" format (a graph of named nodes), whose input shape and outputs fit the data (a new run only).")
+    var modelSpec: String?
+
     @Option(name: .customLong("patch"), parsing: .unconditional, help: "vit only: patch side (the image sides must be multiples) (default 7; a new run only).")
     var patchOption: Int?
     var patch: Int { patchOption ?? 7 }
@@ -89,6 +92,11 @@ struct TrainCommand: ParsableCommand {
         if let clipGradNorm, !(clipGradNorm > 0 && clipGradNorm.isFinite) { throw ValidationError("--clip-grad-norm must be a positive number") }
         guard patch >= 1, depth >= 1 else { throw ValidationError("--patch and --depth must be at least 1") }
         guard maxClasses >= 1 else { throw ValidationError("--max-classes must be at least 1") }
+        if modelSpec != nil {
+            let given = [("--arch", archOption != nil), ("--patch", patchOption != nil), ("--depth", depthOption != nil), ("--hidden", hiddenOption != nil)]
+                .filter(\.1).map(\.0)
+            if !given.isEmpty { throw ValidationError("--model-spec describes the model; drop \(given.joined(separator: ", "))") }
+        }
 
         if resume && clipGradNorm != nil {
             throw ValidationError("--clip-grad-norm applies to a new run; --resume continues with the checkpoint's training settings")
@@ -97,7 +105,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--normalize applies to a new run; --resume continues with the checkpoint's model and its normalization")
         }
         if resume {
-            let given = [("--arch", archOption != nil), ("--patch", patchOption != nil), ("--depth", depthOption != nil),
+            let given = [("--arch", archOption != nil), ("--model-spec", modelSpec != nil), ("--patch", patchOption != nil), ("--depth", depthOption != nil),
                          ("--hidden", hiddenOption != nil), ("--batch", batchOption != nil), ("--lr", lrOption != nil),
                          ("--optimizer", optimizerOption != nil), ("--seed", seedOption != nil)].filter(\.1).map(\.0)
             if !given.isEmpty {
@@ -165,6 +173,12 @@ struct TrainCommand: ParsableCommand {
             } else {
                 let classes = train.isRegression ? train.targetWidth : max(train.classCount, loaded.test.classCount)
                 var spec: ModelSpec
+                if let modelSpec {
+                    spec = try ModelSpec.decode(json: try String(contentsOfFile: modelSpec, encoding: .utf8), source: modelSpec)
+                    guard spec.inputShape == train.exampleShape, spec.classCount == classes else {
+                        throw DataError("\(modelSpec): the model takes \(spec.inputShape) and gives \(spec.classCount) outputs; \(dataOptions.sourceName) has examples of shape \(train.exampleShape) and \(classes) \(train.isRegression ? "targets" : "classes")")
+                    }
+                } else {
                 switch arch {
                 case .cnn:
                     guard train.exampleShape.count == 3 else {
@@ -184,12 +198,13 @@ struct TrainCommand: ParsableCommand {
                     }
                     spec = try ModelSpec.mlp(inputShape: train.exampleShape, hidden: sizes.map { $0! }, classes: classes)
                 }
+                }
                 spec.task = loaded.task
                 if train.exampleShape.count == 3 {
-                    if (normalize ?? .dataset) == .dataset { spec.inputNormalization = train.channelStatistics() }
+                    if spec.inputNormalization == nil, (normalize ?? .dataset) == .dataset { spec.inputNormalization = train.channelStatistics() }
                 }
                 // Weights and gradients, and the optimizer's moments (Adam's two, SGD's momentum), on the device.
-                try spec.requireMemory(device: engine.device, copies: optimizer == .sgd ? 3 : 4, source: "--arch \(arch.rawValue)")
+                try spec.requireMemory(device: engine.device, copies: optimizer == .sgd ? 3 : 4, source: modelSpec ?? "--arch \(arch.rawValue)")
                 let model = try Model(spec: spec, seed: seed, engine: engine)
                 trainer = try Trainer(model: model, config: TrainingConfig(epochs: epochs, batchSize: batch, learningRate: lr,
                                                                            optimizer: optimizer, seed: seed, maxGradNorm: clipGradNorm))

@@ -1,6 +1,7 @@
 import Foundation
 import Prism
 import PrismCL
+import PrismFormats
 import PrismTestSupport
 import Testing
 
@@ -98,6 +99,40 @@ import Testing
         #expect(eval.status == 0, "\(eval.stderr)")
         let result = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
         #expect((result["accuracy"] as? Double ?? 0) >= 0.9)
+    }
+
+    /// `--model-spec`: a graph of the user's own (a residual Linear block) trains like the built-in
+    /// architectures and is saved with its node names; a description that does not fit the data, or
+    /// one given with --arch, is refused in one line.
+    @Test func trainingAModelDescription() throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let spec = dir + "/residual.json"
+        try Data(#"""
+        {"format": 2, "architecture": "custom", "input_shape": [4], "outputs": 3, "nodes": [
+          {"name": "inp", "op": "linear", "in_features": 4, "out_features": 16}, {"name": "r", "op": "relu"},
+          {"name": "hid", "op": "linear", "in_features": 16, "out_features": 16},
+          {"name": "sum", "op": "add", "inputs": ["hid", "r"]}, {"name": "s", "op": "relu"},
+          {"name": "head", "op": "linear", "in_features": 16, "out_features": 3}]}
+        """#.utf8).write(to: URL(fileURLWithPath: spec))
+        let csv = ["--device", "cpu", "--data", Self.fixtures + "/tabular.csv", "--label", "species", "--task", "classification"]
+        let model = dir + "/r.safetensors"
+        let train = try runPrism(["train"] + csv + ["--model-spec", spec, "--epochs", "20", "--batch", "16", "--lr", "1e-2", "--out", model])
+        #expect(train.status == 0 && train.stderr.contains("training custom (403 parameters)"), "\(train.stderr)")
+        let file = try SafetensorsFile.read(path: model)
+        #expect(file.tensors["hid.weight"]?.shape == [16, 16] && file.tensors["head.bias"]?.shape == [3])
+        let eval = try runPrism(["eval", "--device", "cpu", "--data", Self.fixtures + "/tabular.csv", "--label", "species", "--model", model, "--json"])
+        #expect(eval.status == 0, "\(eval.stderr)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any])
+        #expect((result["accuracy"] as? Double ?? 0) >= 0.9, "\(result)")
+        try Data(#"{"format": 2, "input_shape": [5], "outputs": 3, "nodes": [{"name": "l", "op": "linear", "in_features": 5, "out_features": 3}]}"#.utf8)
+            .write(to: URL(fileURLWithPath: dir + "/five.json"))
+        // The data's note on its label column comes first; the refusal is the last line.
+        let misfit = try runPrism(["train"] + csv + ["--model-spec", dir + "/five.json", "--out", dir + "/x.safetensors"])
+        #expect(misfit.status == 1 && misfit.stderr.split(separator: "\n").count == 2 && misfit.stderr.split(separator: "\n").last?
+            .contains("\(dir)/five.json: the model takes [5] and gives 3 outputs; \(Self.fixtures)/tabular.csv has examples of shape [4] and 3 classes") == true, "\(misfit.stderr)")
+        expectOneLineError(try runPrism(["train"] + csv + ["--model-spec", spec, "--arch", "mlp", "--out", dir + "/x.safetensors"]),
+                           "--model-spec describes the model; drop --arch")
     }
 
     /// Image models carry the training set's channel statistics as their input normalization

@@ -126,7 +126,7 @@ import Testing
                 #expect(tunable.values.contains(tunable.defaultValue), "\(family.file) \(tunable.name): the default is among the searched values")
             }
         }
-        #expect(Set(KernelFamilies.all.map(\.stem)) == ["matmul", "conv2d", "conv2d_grouped", "attention", "layernorm", "softmax", "pool", "elementwise", "shap", "index", "quantized"])
+        #expect(Set(KernelFamilies.all.map(\.stem)) == ["matmul", "conv2d", "conv2d_grouped", "attention", "layernorm", "softmax", "pool", "elementwise", "shap", "index", "quantized", "batchnorm"])
     }
 
     @Test func theEngineResolvesTheFullSetOverTheTablesFallback() throws {

@@ -7,7 +7,7 @@ public enum KernelFamilies {
     public static let all: [KernelFamilyDescriptor] = [
         GEMMFamily.descriptor, Conv2DFamily.descriptor, Conv2DGroupedFamily.descriptor, AttentionFamily.descriptor, LayerNormFamily.descriptor,
         SoftmaxFamily.descriptor, PoolFamily.descriptor, ElementwiseFamily.descriptor, ShapFamily.descriptor,
-        IndexFamily.descriptor, QuantizedFamily.descriptor,
+        IndexFamily.descriptor, QuantizedFamily.descriptor, BatchNormFamily.descriptor,
     ]
 
     /// The descriptor of the family whose kernels live in `file`, or nil for helper files without one.

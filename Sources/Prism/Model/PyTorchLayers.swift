@@ -46,7 +46,7 @@ public class BatchNormLayer {
         let m = momentum, engine = x.engine
         try engine.noGrad {
             for (running, batch) in [(runningMean, mean), (runningVar, variance)] {
-                let moved = try running.scaled(by: 1 - m).add(try Tensor(batch.map { m * $0 }, shape: running.shape, engine: engine))
+                let moved = try running.scaled(by: 1 - m).add(try batch.scaled(by: m))
                 _ = try running.storage.copy(from: moved.storage, count: running.count)
             }
         }
