@@ -216,24 +216,14 @@ public final class QuantizedModel {
         let name = model.nodeName(step.nodes[0])
         guard let w = state[name + ".weight"] else { throw TensorError("quantize: node '\(name)' has no weight") }
         var values = w.values, bias = state[name + ".bias"]?.values
-        if let bn = step.nodes.dropFirst().first(where: { model.graph.nodes[$0].spec.op == "batchnorm2d" }) {
-            let spec = model.graph.nodes[bn].spec
-            let channels = w.shape[0], per = values.count / max(channels, 1)
-            guard let mean = state[spec.name + ".running_mean"]?.values, let variance = state[spec.name + ".running_var"]?.values,
-                  mean.count == channels, variance.count == channels else {
-                throw TensorError("quantize: BatchNorm '\(spec.name)' has no running statistics for \(channels) channels")
+        if let bn = step.nodes.dropFirst().first(where: { model.graph.nodes[$0].spec.op == "batchnorm2d" }),
+           let norm = model.ops[bn] as? BatchNormLayer {
+            let engine = model.engine
+            let (folded, shift) = try engine.noGrad {
+                try norm.fold(weight: try Tensor(values, shape: w.shape, engine: engine),
+                              bias: try bias.map { try Tensor($0, shape: [w.shape[0]], engine: engine) })
             }
-            var eps = 1e-5
-            if case let .double(e)? = spec.attributes["eps"] { eps = e } else if case let .int(e)? = spec.attributes["eps"] { eps = Double(e) }
-            let gamma = state[spec.name + ".weight"]?.values ?? [Float](repeating: 1, count: channels)
-            let beta = state[spec.name + ".bias"]?.values ?? [Float](repeating: 0, count: channels)
-            var folded = [Float](repeating: 0, count: channels)
-            for c in 0..<channels {
-                let factor = Double(gamma[c]) / (Double(variance[c]) + eps).squareRoot()
-                for i in (c * per)..<((c + 1) * per) { values[i] = Float(Double(values[i]) * factor) }
-                folded[c] = Float((Double(bias?[c] ?? 0) - Double(mean[c])) * factor + Double(beta[c]))
-            }
-            bias = folded
+            (values, bias) = (try folded.toArray(), try shift.toArray())
         }
         return try QuantizedWeights(weights: values, shape: w.shape, bias: bias)
     }
@@ -352,7 +342,7 @@ public final class QuantizedModel {
             if let conv = folded[i] {
                 // The BatchNorm is in the convolution's weights: its readers read the convolution.
                 alias[node.spec.name] = resolved(graph.nodes[conv].spec.name)
-                tensors = tensors.filter { !$0.key.hasPrefix(node.spec.name + ".") }
+                for (name, _) in original.ops[i].parameters + original.ops[i].buffers { tensors[node.spec.name + "." + name] = nil }
                 if fakes.contains(i + 1) { addFake(i + 1, reading: alias[node.spec.name]!) }
                 continue
             }
