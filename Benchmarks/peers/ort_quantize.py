@@ -7,6 +7,8 @@ batch 256 (2 intra-op threads, default optimizations, wall clock: median of 10 r
 runs).
 
     python3 Benchmarks/peers/ort_quantize.py m.onnx [--calibration 256] [--threads 2]
+
+Needs onnxruntime and onnx (onnxruntime.quantization imports it): pip install onnxruntime onnx.
 """
 import argparse
 import os
