@@ -180,7 +180,13 @@ extension ModelTests {
     @Test(arguments: [1, 3])
     func normalizedModelEqualsHostNormalizedInputs(_ channels: Int) throws {
         let engine = try testEngine()
-        var spec = try ModelSpec.cnn(height: 12, width: 12, channels: channels, classes: 4)
+        // The reference CNN's layers (convolution + ReLU + pooling twice, flatten, linear) at a
+        // fraction of its widths: the normalization is the first node whatever follows it.
+        var spec = ModelSpec(architecture: "cnn", inputShape: [channels, 12, 12], classCount: 4, layers: [
+            .conv2d(inChannels: channels, outChannels: 6, kernel: 3, stride: 1, padding: 0), .relu, .maxPool2d(kernel: 2, stride: 2),
+            .conv2d(inChannels: 6, outChannels: 8, kernel: 3, stride: 1, padding: 0), .relu, .maxPool2d(kernel: 2, stride: 2),
+            .flatten, .linear(inFeatures: 8, outFeatures: 12), .relu, .linear(inFeatures: 12, outFeatures: 4),
+        ])
         let plain = try Model(spec: spec, seed: 5, engine: engine)
         let mean: [Float] = [0.25, 0.5, -0.1].prefix(channels).map { $0 }, std: [Float] = [0.3, 2, 0.7].prefix(channels).map { $0 }
         spec.inputNormalization = .init(mean: mean, std: std)

@@ -12,6 +12,7 @@ import Testing
 
     @Test func readsFeaturesAndLabelsByName() throws {
         let path = try write("a,species,b\n1.5,0,2\n-3,2,4e1\n0,1,\"5\"\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let data = try TabularDataset.loadCSV(path: path, label: "species")
         #expect(data.featureNames == ["a", "b"])
         #expect(data.features == [1.5, 2, -3, 40, 0, 5])
@@ -22,6 +23,7 @@ import Testing
 
     @Test func standardizationMatchesMeanAndStd() throws {
         let path = try write("x,y,label\n1,7,0\n2,7,1\n3,7,0\n6,7,1\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
         let data = try TabularDataset.loadCSV(path: path, label: "label")
         let s = data.standardization()
         #expect(s.mean == [3, 7])
@@ -36,6 +38,7 @@ import Testing
     @Test func badCellsNameRowAndColumn() throws {
         func message(_ text: String, label: String = "y", classes: Int? = nil) throws -> String {
             let path = try write(text)
+            defer { try? FileManager.default.removeItem(atPath: path) }
             do { _ = try TabularDataset.loadCSV(path: path, label: label, classCount: classes); return "no error" } catch let e as DataError {
                 return e.description.replacingOccurrences(of: (path as NSString).lastPathComponent, with: "f.csv")
             }
