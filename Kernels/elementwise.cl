@@ -228,25 +228,38 @@ inline float pow_grad_exponent(const float a, const float b) { return a == 0.0f 
 #else
 #define BINARY_CODE op
 #endif
-#ifdef BINARY_SAME_SHAPE
-#define BINARY_INDEX(i) (i)
+// BINARY_ROWS, when defined (the host does for b broadcast over inner > 1 elements, e.g. a
+// per-channel operand of [N, C, H, W]), runs binary_f32 and binary_backward_a_f32 over a 3-D range
+// (inner, bcount, outer), rounded up to whole work-groups along the first two: element (j, c, o)
+// reads b[c], with no integer division (two per element otherwise, which PoCL does not vectorize).
+#if defined(BINARY_ROWS)
+#define BINARY_POSITION(i, bi)                                                                   \
+    const int j_ = (int)get_global_id(0), bi = (int)get_global_id(1), o_ = (int)get_global_id(2); \
+    if (j_ >= inner || bi >= bcount) return;                                                     \
+    const int i = (o_ * bcount + bi) * inner + j_
+#elif defined(BINARY_SAME_SHAPE)
+#define BINARY_POSITION(i, bi)                                                            \
+    const int i = (int)get_global_id(0);                                                  \
+    if (i >= n) return;                                                                   \
+    const int bi = i
 #else
-#define BINARY_INDEX(i) ((i) / inner - ((i) / inner / bcount) * bcount)
+#define BINARY_POSITION(i, bi)                                                            \
+    const int i = (int)get_global_id(0);                                                  \
+    if (i >= n) return;                                                                   \
+    const int bi = i / inner - (i / inner / bcount) * bcount
 #endif
 
 __kernel void binary_f32(__global const float *a, __global const float *b, __global float *out, const int op,
                          const int n, const int inner, const int bcount) {
-    const int i = (int)get_global_id(0);
-    if (i >= n) return;
-    out[i] = binary_op(a[i], b[BINARY_INDEX(i)], BINARY_CODE);
+    BINARY_POSITION(i, bi);
+    out[i] = binary_op(a[i], b[bi], BINARY_CODE);
 }
 
 __kernel void binary_backward_a_f32(__global const float *a, __global const float *b, __global const float *dy,
                                     __global float *da, const int op, const int n, const int inner, const int bcount) {
-    const int i = (int)get_global_id(0);
-    if (i >= n) return;
+    BINARY_POSITION(i, bi);
     const float g = dy[i];
-    const float x = a[i], y = b[BINARY_INDEX(i)];
+    const float x = a[i], y = b[bi];
     switch (BINARY_CODE) {
     case 0: case 1: da[i] = g; break;
     case 2: da[i] = g * y; break;

@@ -5,8 +5,9 @@
 // host's ceil-mode P and Q, whose last windows may reach past the padded input: every kernel but
 // maxpool2x2_forward and the POOL_UNPADDED forward clips windows to the input.
 //
-// Kernels (one work-item per output element of the kernel, 1-D, any local size; the max-pool forward
-// and scatter run over a 3-D range (Q, P, planes)):
+// Kernels (one work-item per output element of the kernel, 1-D, any local size; the max- and
+// average-pool forwards and the scatter run over a 3-D range (Q, P, planes), rounded up to whole
+// work-groups along planes):
 //   maxpool2d_forward        y = window maximum; padding counts as −∞. Also writes, per output, the
 //                            argmax as an offset ih·W + iw inside its plane (−1 if a window saw no
 //                            pixel); ties keep the first pixel in row-major window order; NaN wins.
@@ -199,10 +200,10 @@ inline float avg_divisor(const int p, const int q, const int H, const int W, con
 }
 
 __kernel void avgpool2d_forward(__global const float *x, __global float *y, POOL_GEOM) {
-    const int i = (int)get_global_id(0);
-    if (i >= planes * P * Q) return;
-    const int plane = i / (P * Q), pq = i - plane * (P * Q);
-    const int p = pq / Q, q = pq - p * Q;
+    // 3-D range (Q, P, planes), as maxpool2d_forward.
+    const int q = (int)get_global_id(0), p = (int)get_global_id(1), plane = (int)get_global_id(2);
+    if (q >= Q || p >= P || plane >= planes) return;
+    const int i = (plane * P + p) * Q + q;
     const int h0 = p * sh - ph, w0 = q * sw - pw;
     const __global float *src = x + (size_t)plane * H * W;
     float sum = 0.0f;

@@ -72,11 +72,27 @@ func benchONNX(_ bench: Bench, path: String, batches: [Int]) throws {
         }
         if bench.breakdown {
             // Where the time goes: device time per kernel against the wall clock.
-            let kernels = try EventLog.shared.stop()
+            let events = EventLog.shared.stopEvents()
+            var kernels: [String: Double] = [:]
+            var durations: [Double] = []
+            for event in events {
+                let ms = Double(try event.durationNanoseconds()) * 1e-6
+                kernels[event.label ?? "?", default: 0] += ms
+                durations.append(ms)
+            }
             let runs = Double(seconds.count)
             say(String(format: "    device time %.1f ms per batch (wall %.1f ms)", kernels.values.reduce(0, +) / runs, 1e3 * seconds.reduce(0, +) / runs))
             for (label, total) in kernels.sorted(by: { $0.value > $1.value }).prefix(12) {
                 say("    " + label.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %9.2f ms", total / runs))
+            }
+            // Every launch of one batch in order (the mean over the timed batches, whose launches repeat).
+            if events.count % seconds.count == 0 {
+                let perBatch = events.count / seconds.count
+                say("    launches of one batch, in order:")
+                for i in 0..<perBatch {
+                    let mean = stride(from: i, to: events.count, by: perBatch).map { durations[$0] }.reduce(0, +) / runs
+                    say("      " + (events[i].label ?? "?").padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %9.3f ms", mean))
+                }
             }
         }
         let (median, minimum) = medianAndMinimum(seconds)

@@ -97,6 +97,10 @@ struct BroadcastCase: CustomStringConvertible, Sendable {
         BroadcastCase(a: [2, 33, 5, 7], b: [33], numpyB: [33, 1, 1]),
         BroadcastCase(a: [1, 32, 1, 1], b: [32], numpyB: [32, 1, 1]),
         BroadcastCase(a: [2, 3, 4, 3], b: [3]),
+        // Per-channel operands over planes shorter and longer than a work-group of 64 (several
+        // channels to a group, the last group partly past the channels; groups along a row).
+        BroadcastCase(a: [3, 16, 3, 3], b: [1, 16, 1, 1]),
+        BroadcastCase(a: [3, 5, 9, 10], b: [1, 5, 1, 1]),
         BroadcastCase(a: [4, 31], b: [1]),
         BroadcastCase(a: [5, 32], b: []),
     ], small: [
@@ -104,6 +108,7 @@ struct BroadcastCase: CustomStringConvertible, Sendable {
         BroadcastCase(a: [3, 7], b: [7]),
         BroadcastCase(a: [2, 3, 2, 5], b: [3], numpyB: [3, 1, 1]),
         BroadcastCase(a: [2, 3, 4], b: [3, 1]),
+        BroadcastCase(a: [2, 16, 3, 3], b: [1, 16, 1, 1]),
     ])
 
     @Test(arguments: BinaryOp.allCases, broadcastCases)

@@ -111,16 +111,33 @@ extension Tensor {
         guard count < Int(Int32.max) else { throw TensorError.shape(op.name, "tensor too large for 32-bit indexing", shape, b.shape) }
         let engine = engine, n = count, a = self
         let sizes: [any KernelArgument] = [op.rawValue, Int32(n), Int32(cast.inner), Int32(cast.bcount)]
-        // The op and, for operands of one shape, the plain indexing are fixed at compile time (see elementwise.cl).
-        let defines = ["BINARY_OP": "\(op.rawValue)"].merging(cast.inner == 1 && cast.bcount == n ? ["BINARY_SAME_SHAPE": "1"] : [:]) { $1 }
+        // The op and, for operands of one shape, the plain indexing are fixed at compile time, and b
+        // broadcast over rows of several elements runs over a 3-D range (see elementwise.cl).
+        var defines = ["BINARY_OP": "\(op.rawValue)"]
+        var global = [roundUp(n, flatKernelGroupSize)], local = [flatKernelGroupSize]
+        if cast.inner == 1 && cast.bcount == n {
+            defines["BINARY_SAME_SHAPE"] = "1"
+        } else if cast.inner > 1, n / (cast.inner * cast.bcount) <= 65535, cast.bcount <= 65535 {
+            // Over (element, b's index, outer): rows shorter than a work-group share one (about 64
+            // work-items each); longer rows take groups of 64 along the row. (65,535 work-groups is
+            // the most some GPU drivers take along the second and third axes.)
+            defines["BINARY_ROWS"] = "1"
+            let outer = n / (cast.inner * cast.bcount)
+            if cast.inner < flatKernelGroupSize {
+                let perGroup = max(1, min(cast.bcount, flatKernelGroupSize / cast.inner))
+                (global, local) = ([cast.inner, roundUp(cast.bcount, perGroup), outer], [cast.inner, perGroup, 1])
+            } else {
+                (global, local) = ([roundUp(cast.inner, flatKernelGroupSize), cast.bcount, outer], [flatKernelGroupSize, 1, 1])
+            }
+        }
         let out = try Tensor.empty(shape, engine: engine)
-        try engine.launch("elementwise.cl", "binary_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+        try engine.launch("elementwise.cl", "binary_f32", defines: defines, global: global, local: local,
                           [a.storage, b.storage, out.storage] + sizes)
         out.record(inputs: [a, b], op: op.name) { dy in
             var da: Tensor?, db: Tensor?
             if a.requiresGrad {
                 let g = try Tensor.empty(a.shape, engine: engine)
-                try engine.launch("elementwise.cl", "binary_backward_a_f32", defines: defines, global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                try engine.launch("elementwise.cl", "binary_backward_a_f32", defines: defines, global: global, local: local,
                                   [a.storage, b.storage, dy.storage, g.storage] + sizes)
                 da = g
             }

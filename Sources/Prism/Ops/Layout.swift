@@ -145,8 +145,17 @@ public func concat(_ tensors: [Tensor], axis: Int) throws -> Tensor {
 /// dst[r·destination.stride + destination.offset + j] = src[r·source.stride + source.offset + j].
 private func copyRows(_ engine: Engine, from src: Buffer<Float>, to dst: Buffer<Float>, rows: Int, width: Int,
                       source: (stride: Int, offset: Int), destination: (stride: Int, offset: Int)) throws {
-    let n = rows * width
-    try engine.launch("layout.cl", "copy_rows_f32", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                      [src, dst, Int32(rows), Int32(width), Int32(source.stride), Int32(source.offset),
-                       Int32(destination.stride), Int32(destination.offset)])
+    let arguments: [any KernelArgument] = [src, dst, Int32(rows), Int32(width), Int32(source.stride), Int32(source.offset),
+                                           Int32(destination.stride), Int32(destination.offset)]
+    // Over (column, row) when the rows fit the second axis (65,535 work-groups at most on some GPU
+    // drivers): no division per element; short rows share a work-group of about 64 work-items.
+    let perGroup = width < flatKernelGroupSize ? max(1, min(rows, flatKernelGroupSize / width)) : 1
+    if (rows + perGroup - 1) / perGroup <= 65535 {
+        let (global, local) = width < flatKernelGroupSize
+            ? ([width, roundUp(rows, perGroup)], [width, perGroup])
+            : ([roundUp(width, flatKernelGroupSize), rows], [flatKernelGroupSize, 1])
+        try engine.launch("layout.cl", "copy_rows_f32", defines: ["COPY_ROWS_2D": "1"], global: global, local: local, arguments)
+    } else {
+        try engine.launch("layout.cl", "copy_rows_f32", global: [roundUp(rows * width, flatKernelGroupSize)], local: [flatKernelGroupSize], arguments)
+    }
 }
