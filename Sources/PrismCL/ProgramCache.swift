@@ -46,8 +46,14 @@ public final class ProgramCache: @unchecked Sendable {
         for program in all { program.releaseKernels() }
     }
 
-    /// The source of a kernel file: from `PRISM_KERNELS_DIR` when set, else the embedded copy.
+    /// The source of a kernel file, its includes expanded (`KernelIncludes`): from `PRISM_KERNELS_DIR`
+    /// when set, else the embedded copies.
     public func source(file: String) throws -> String {
+        try KernelIncludes.expand(try rawSource(file: file), file: file) { try rawSource(file: $0) }
+    }
+
+    /// One kernel file's text as written.
+    func rawSource(file: String) throws -> String {
         if let dir = kernelsDirectory {
             let path = (dir as NSString).appendingPathComponent(file)
             guard let data = FileManager.default.contents(atPath: path) else {

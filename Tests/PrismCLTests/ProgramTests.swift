@@ -195,3 +195,65 @@ import Testing
         }
     }
 }
+
+/// Kernel files that include others (`KernelIncludes`): one program from several files, compiler
+/// messages naming the file a line was written in, and bad includes refused by name.
+@Suite struct KernelIncludesTests {
+    func write(_ files: [String: String]) throws -> String {
+        let dir = temporaryDirectory("kernel-includes")
+        for (name, text) in files { try text.write(toFile: (dir as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        return dir
+    }
+
+    @Test func anIncludedFileBuildsAsPartOfTheProgram() throws {
+        let dir = try write([
+            "main.cl": "#include \"shared.cl\"\n__kernel void first(__global float *y) { y[0] = TWICE(1.0f); }\n#include \"part.cl\"\n",
+            "shared.cl": "#define TWICE(v) (2.0f * (v))\n",
+            "part.cl": "#include \"shared.cl\"\n__kernel void second(__global float *y) { y[0] = TWICE(y[0]) + PART_BIAS; }\n",
+            "cycle.cl": "#include \"loop.cl\"\n",
+            "loop.cl": "#include \"cycle.cl\"\n",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let context = try Context(settings: Settings(device: "cpu", kernelsDirectory: dir, diskCacheEnabled: false, cacheDirectory: dir))
+        let program = try context.program(file: "main.cl", defines: ["PART_BIAS": "1.0f"])
+        let buffer = try context.buffer([Float](repeating: 0, count: 1))
+        try program.kernel("first").launch(on: context, global: [1], [buffer])
+        try program.kernel("second").launch(on: context, global: [1], [buffer])
+        #expect(try buffer.read() == [5])
+        // shared.cl is included once (a second #define would still compile; a second copy of a
+        // kernel would not), between #line directives naming each file.
+        let expanded = try context.programs.source(file: "main.cl")
+        #expect(expanded.components(separatedBy: "#define TWICE").count == 2)
+        #expect(expanded.contains("#line 1 \"part.cl\"") && expanded.contains("#line 4 \"main.cl\""))
+        let cycle = #expect(throws: CLError.self) { try context.program(file: "cycle.cl") }
+        #expect("\(cycle!)".contains("cycle.cl → loop.cl → cycle.cl"))
+    }
+
+    @Test func errorsNameTheIncludedFileAndLine() throws {
+        let dir = try write([
+            "main.cl": "__kernel void ok(__global float *y) { y[0] = 1.0f; }\n#include \"broken.cl\"\n",
+            "broken.cl": "\n\n__kernel void bad(__global float *y) { y[0] = undeclared_in_part; }\n",
+            "path.cl": "#include \"../main.cl\"\n",
+            "missing.cl": "#include \"absent.cl\"\n",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let context = try Context(settings: Settings(device: "cpu", kernelsDirectory: dir, diskCacheEnabled: false, cacheDirectory: dir))
+        let error = #expect(throws: CLError.self) { try context.program(file: "main.cl") }
+        #expect("\(error!)".contains("broken.cl:3"), "\(String(describing: error).prefix(600))")
+        let path = #expect(throws: CLError.self) { try context.program(file: "path.cl") }
+        #expect("\(path!)".contains("by name only"))
+        let missing = #expect(throws: CLError.self) { try context.program(file: "missing.cl") }
+        #expect("\(missing!)".contains("absent.cl"))
+    }
+
+    @Test func theEmbeddedConvolutionFileTakesItsBackwardPart() throws {
+        let context = try testContext()
+        let source = try context.programs.source(file: "conv2d.cl")
+        #expect(KernelIncludes.names(in: try #require(PrismKernelSources.source(named: "conv2d.cl"))) == ["conv2d_backward.cl"])
+        for kernel in ["conv2d_forward_cpu", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_reduce_chunks"] {
+            #expect(source.contains("__kernel void \(kernel)("), "\(kernel)")
+        }
+        let program = try context.program(file: "conv2d.cl")
+        _ = try program.kernel("conv2d_backward_bias")
+    }
+}

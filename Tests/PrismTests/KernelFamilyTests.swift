@@ -101,11 +101,12 @@ import Testing
         #expect(throws: TensorError.self) { try LayerNormFamily.choose(.gpu, traits: t, defines: ["LN_GROUP": "96"]) }
     }
 
-    /// Names a kernel file sets with `#ifndef NAME` / `#define NAME value`, with their values.
+    /// Names a kernel file (with the files it includes) sets with `#ifndef NAME` / `#define NAME value`, with their values.
     static func fileDefaults(_ file: String) throws -> [String: String] {
         let kernels = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Kernels")
-        let source = try String(contentsOf: kernels.appendingPathComponent(file), encoding: .utf8)
+        func read(_ name: String) throws -> String { try String(contentsOf: kernels.appendingPathComponent(name), encoding: .utf8) }
+        let source = try KernelIncludes.expand(try read(file), file: file, load: read)
         let lines = source.split(separator: "\n", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         var found: [String: String] = [:]
         for (i, line) in lines.enumerated() where line.hasPrefix("#ifndef ") && i + 1 < lines.count {
