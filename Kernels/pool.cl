@@ -67,44 +67,47 @@
 
 __kernel void maxpool2d_forward(__global const float *x, __global float *y, __global int *argmax, POOL_GEOM) {
     // 3-D range (Q, P, planes): no divisions to find the output's position.
-    const int q = (int)get_global_id(0), p = (int)get_global_id(1), plane = (int)get_global_id(2);
-    if (q >= Q || p >= P || plane >= planes) return;
-    const int i = (plane * P + p) * Q + q;
-    const int h0 = p * sh - ph, w0 = q * sw - pw;
-    const __global float *src = x + (size_t)plane * H * W;
-    float best = -INFINITY;
-    int bestIndex = -1;
+    const int q = (int)get_global_id(0), p = (int)get_global_id(1);
+    if (q >= Q || p >= P) return;
+    // Planes past the range (capped for drivers that limit its third axis) are taken in strides.
+    for (int plane = (int)get_global_id(2); plane < planes; plane += (int)get_global_size(2)) {
+        const int i = (plane * P + p) * Q + q;
+        const int h0 = p * sh - ph, w0 = q * sw - pw;
+        const __global float *src = x + (size_t)plane * H * W;
+        float best = -INFINITY;
+        int bestIndex = -1;
 #if POOL_UNPADDED
-    // Every window lies inside the image.
-    #pragma unroll
-    for (int r = 0; r < WINDOW_H; ++r) {
+        // Every window lies inside the image.
         #pragma unroll
-        for (int s = 0; s < WINDOW_W; ++s) {
-            const int index = (h0 + r) * W + w0 + s;
-            const float v = src[index];
-            if (bestIndex < 0 || v > best || (isnan(v) && !isnan(best))) {
-                best = v;
-                bestIndex = index;
+        for (int r = 0; r < WINDOW_H; ++r) {
+            #pragma unroll
+            for (int s = 0; s < WINDOW_W; ++s) {
+                const int index = (h0 + r) * W + w0 + s;
+                const float v = src[index];
+                if (bestIndex < 0 || v > best || (isnan(v) && !isnan(best))) {
+                    best = v;
+                    bestIndex = index;
+                }
             }
         }
-    }
 #else
-    for (int r = 0; r < WINDOW_H; ++r) {
-        const int ih = h0 + r;
-        if (ih < 0 || ih >= H) continue;
-        for (int s = 0; s < WINDOW_W; ++s) {
-            const int iw = w0 + s;
-            if (iw < 0 || iw >= W) continue;
-            const float v = src[ih * W + iw];
-            if (bestIndex < 0 || v > best || (isnan(v) && !isnan(best))) {
-                best = v;
-                bestIndex = ih * W + iw;
+        for (int r = 0; r < WINDOW_H; ++r) {
+            const int ih = h0 + r;
+            if (ih < 0 || ih >= H) continue;
+            for (int s = 0; s < WINDOW_W; ++s) {
+                const int iw = w0 + s;
+                if (iw < 0 || iw >= W) continue;
+                const float v = src[ih * W + iw];
+                if (bestIndex < 0 || v > best || (isnan(v) && !isnan(best))) {
+                    best = v;
+                    bestIndex = ih * W + iw;
+                }
             }
         }
-    }
 #endif
-    y[i] = best;
-    argmax[i] = bestIndex;
+        y[i] = best;
+        argmax[i] = bestIndex;
+    }
 }
 
 // The windows [pBegin, pEnd) × [qBegin, qEnd) that contain pixel (h, w).
@@ -176,11 +179,14 @@ __kernel void maxpool2x2_forward(__global const float *x, __global float *y, __g
 
 __kernel void maxpool2d_backward_scatter(__global const float *dy, __global const int *argmax, __global float *dx, POOL_GEOM) {
     // 3-D range (Q, P, planes), like the forward.
-    const int q = (int)get_global_id(0), p = (int)get_global_id(1), plane = (int)get_global_id(2);
-    if (q >= Q || p >= P || plane >= planes) return;
-    const int i = (plane * P + p) * Q + q;
-    const int index = argmax[i];
-    if (index >= 0) dx[(size_t)plane * H * W + index] = dy[i];
+    const int q = (int)get_global_id(0), p = (int)get_global_id(1);
+    if (q >= Q || p >= P) return;
+    // Planes past the range (capped for drivers that limit its third axis) are taken in strides.
+    for (int plane = (int)get_global_id(2); plane < planes; plane += (int)get_global_size(2)) {
+        const int i = (plane * P + p) * Q + q;
+        const int index = argmax[i];
+        if (index >= 0) dx[(size_t)plane * H * W + index] = dy[i];
+    }
 }
 
 // The divisor of average-pooling window (p, q), as POOL_DIVISOR says.
@@ -201,21 +207,24 @@ inline float avg_divisor(const int p, const int q, const int H, const int W, con
 
 __kernel void avgpool2d_forward(__global const float *x, __global float *y, POOL_GEOM) {
     // 3-D range (Q, P, planes), as maxpool2d_forward.
-    const int q = (int)get_global_id(0), p = (int)get_global_id(1), plane = (int)get_global_id(2);
-    if (q >= Q || p >= P || plane >= planes) return;
-    const int i = (plane * P + p) * Q + q;
-    const int h0 = p * sh - ph, w0 = q * sw - pw;
-    const __global float *src = x + (size_t)plane * H * W;
-    float sum = 0.0f;
-    for (int r = 0; r < kh; ++r) {
-        const int ih = h0 + r;
-        if (ih < 0 || ih >= H) continue;
-        for (int s = 0; s < kw; ++s) {
-            const int iw = w0 + s;
-            if (iw >= 0 && iw < W) sum += src[ih * W + iw];
+    const int q = (int)get_global_id(0), p = (int)get_global_id(1);
+    if (q >= Q || p >= P) return;
+    // Planes past the range (capped for drivers that limit its third axis) are taken in strides.
+    for (int plane = (int)get_global_id(2); plane < planes; plane += (int)get_global_size(2)) {
+        const int i = (plane * P + p) * Q + q;
+        const int h0 = p * sh - ph, w0 = q * sw - pw;
+        const __global float *src = x + (size_t)plane * H * W;
+        float sum = 0.0f;
+        for (int r = 0; r < kh; ++r) {
+            const int ih = h0 + r;
+            if (ih < 0 || ih >= H) continue;
+            for (int s = 0; s < kw; ++s) {
+                const int iw = w0 + s;
+                if (iw >= 0 && iw < W) sum += src[ih * W + iw];
+            }
         }
+        y[i] = sum / avg_divisor(p, q, H, W, kh, kw, sh, sw, ph, pw);
     }
-    y[i] = sum / avg_divisor(p, q, H, W, kh, kw, sh, sw, ph, pw);
 }
 
 __kernel void avgpool2d_backward(__global const float *dy, __global float *dx, POOL_GEOM) {

@@ -93,6 +93,20 @@ struct PoolCase: CustomStringConvertible, Sendable {
         expectClose(try #require(xt.grad).toArray(), dx, atol: 1e-6, rtol: 1e-5, "avg pool dx \(cs)")
     }
 
+    /// More planes than a launch's third axis holds on some GPU drivers (65,535 work-groups): the
+    /// forward kernels take the planes past it in strides. (At the small sizes of the simulator's
+    /// run, a few planes.)
+    @Test func planesBeyondTheThirdAxisOfTheRange() throws {
+        let engine = try testEngine()
+        let shape = TestSizes.pick([2, 32_800, 8, 8], small: [1, 3, 8, 8])
+        let x = seededFloats(shape.reduce(1, *), seed: 9)
+        let xt = try Tensor(x, shape: shape, engine: engine)
+        let maxRef = Reference.maxPool2d(x: doubles(x), shape: shape, kernel: (2, 2), stride: (1, 1), padding: (0, 0))
+        expectClose(try maxPool2d(xt, kernel: (2, 2), stride: (1, 1)).toArray(), maxRef.y, atol: 0, rtol: 0, "max \(shape)")
+        let avgRef = Reference.avgPool2d(x: doubles(x), shape: shape, kernel: (2, 2), stride: (1, 1), padding: (0, 0))
+        expectClose(try avgPool2d(xt, kernel: (2, 2), stride: (1, 1)).toArray(), avgRef.y, atol: 1e-6, rtol: 1e-5, "avg \(shape)")
+    }
+
     @Test(arguments: TestSizes.pick([[1, 1, 1, 1], [3, 33, 7, 7], [1, 7, 31, 33], [2, 3, 257, 1]], small: [[1, 1, 1, 1], [2, 3, 5, 7]]))
     func globalAvgPoolMatchesReference(_ shape: [Int]) throws {
         let engine = try testEngine()

@@ -54,11 +54,13 @@ struct Pool2DGeometry {
     /// rounded up to whole groups; the kernels skip planes past the last). Left to the driver, PoCL
     /// ran a work-group per plane of 9 outputs: 1.9 ms for 147,456 outputs, most of it dispatch.
     /// Larger planes leave the work-group to the driver.
+    /// The third axis holds at most 65,535 work-groups (the most some GPU drivers take there); the
+    /// kernels stride over the planes beyond it.
     var outputLaunch: (global: [Int], local: [Int]?) {
         let area = p * q
-        guard area < 64 else { return ([q, p, planes], nil) }
+        guard area < 64 else { return ([q, p, min(planes, 65535)], nil) }
         let planesPerGroup = max(1, min(planes, 64 / area))
-        return ([q, p, roundUp(planes, planesPerGroup)], [q, p, planesPerGroup])
+        return ([q, p, min(roundUp(planes, planesPerGroup), 65535 * planesPerGroup)], [q, p, planesPerGroup])
     }
 
     /// Whether no two windows share a pixel (stride ≥ kernel in both directions).
