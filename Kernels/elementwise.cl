@@ -228,6 +228,8 @@ inline float pow_grad_exponent(const float a, const float b) { return a == 0.0f 
 #else
 #define BINARY_CODE op
 #endif
+// BINARY_RELU, when defined, applies max(·, 0) to binary_f32's result (NaN passes): a residual Add
+// followed by a ReLU in one pass (the host records the ReLU's mask for the backward).
 // BINARY_ROWS, when defined (the host does for b broadcast over inner > 1 elements, e.g. a
 // per-channel operand of [N, C, H, W]), runs binary_f32 and binary_backward_a_f32 over a 3-D range
 // (inner, bcount, outer), rounded up to whole work-groups along the first two: element (j, c, o)
@@ -252,7 +254,12 @@ inline float pow_grad_exponent(const float a, const float b) { return a == 0.0f 
 __kernel void binary_f32(__global const float *a, __global const float *b, __global float *out, const int op,
                          const int n, const int inner, const int bcount) {
     BINARY_POSITION(i, bi);
+#ifdef BINARY_RELU
+    const float v = binary_op(a[i], b[bi], BINARY_CODE);
+    out[i] = v < 0.0f ? 0.0f : v;  // ReLU after the op; NaN passes, as in unary_f32's relu
+#else
     out[i] = binary_op(a[i], b[bi], BINARY_CODE);
+#endif
 }
 
 __kernel void binary_backward_a_f32(__global const float *a, __global const float *b, __global const float *dy,

@@ -131,6 +131,29 @@ struct BroadcastCase: CustomStringConvertible, Sendable {
         expectClose(try #require(bt.grad).toArray(), ref.db, atol: 1e-5, rtol: 1e-5, "\(op) db \(cs)")
     }
 
+    /// relu(a op b) in one kernel (the fused residual Add + ReLU): the op's reference then max(·, 0),
+    /// and gradients through the positive outputs only.
+    @Test(arguments: [BinaryOp.add, .mul, .sub], TestSizes.pick([
+        BroadcastCase(a: [2, 33, 5, 7], b: [2, 33, 5, 7]), BroadcastCase(a: [3, 16, 3, 3], b: [1, 16, 1, 1]), BroadcastCase(a: [5, 32], b: [32]),
+    ], small: [BroadcastCase(a: [2, 3, 2, 5], b: [2, 3, 2, 5]), BroadcastCase(a: [2, 16, 3, 3], b: [1, 16, 1, 1])]))
+    func binaryWithReLUIsReLUOfTheOp(_ op: BinaryOp, _ cs: BroadcastCase) throws {
+        let engine = try testEngine()
+        let a = seededFloats(cs.a.reduce(1, *), seed: 25), b = seededFloats(cs.b.reduce(1, *), seed: 26)
+        let at = try Tensor(a, shape: cs.a, engine: engine, requiresGrad: true)
+        let bt = try Tensor(b, shape: cs.b, engine: engine, requiresGrad: true)
+        let y = try at.binary(op, bt, relu: true)
+        let code = Int(op.rawValue), bShape = cs.numpyB ?? cs.b
+        let pre = Reference.binary(code, a: doubles(a), aShape: cs.a, b: doubles(b), bShape: bShape)
+        #expect(pre.contains { $0 < 0 } && pre.contains { $0 > 0 })
+        expectClose(try y.toArray(), pre.map { max($0, 0) }, atol: 1e-6, rtol: 1e-6, "relu(\(op)) \(cs)")
+        let dy = seededFloats(y.count, seed: 27)
+        try y.backward(try Tensor(dy, shape: y.shape, engine: engine))
+        let masked = zip(doubles(dy), try y.toArray()).map { $1 > 0 ? $0 : 0 }
+        let ref = Reference.binaryBackward(code, a: doubles(a), aShape: cs.a, b: doubles(b), bShape: bShape, dy: masked)
+        expectClose(try #require(at.grad).toArray(), ref.da, atol: 1e-6, rtol: 1e-5, "relu(\(op)) da \(cs)")
+        expectClose(try #require(bt.grad).toArray(), ref.db, atol: 1e-5, rtol: 1e-5, "relu(\(op)) db \(cs)")
+    }
+
     @Test func onlyTheOperandThatNeedsAGradientGetsOne() throws {
         let engine = try testEngine()
         let a = try Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3], engine: engine)

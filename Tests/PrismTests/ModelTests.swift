@@ -148,6 +148,37 @@ extension ModelTests {
 }
 
 extension ModelTests {
+    /// A residual Add followed by ReLU runs as one kernel when the sum has no other reader: the same
+    /// output and input gradient as the two nodes apart (capturing the sum keeps them apart), taped and
+    /// inside `noGrad`.
+    @Test func residualAddAndReLURunAsOneKernel() throws {
+        let engine = try testEngine()
+        let spec = try ModelSpec.decode(json: """
+        {"format": 2, "architecture": "custom", "input_shape": [5], "outputs": 3, "nodes": [
+          {"name": "fc1", "op": "linear", "in_features": 5, "out_features": 6},
+          {"name": "fc2", "op": "linear", "in_features": 6, "out_features": 6},
+          {"name": "sum", "op": "add", "inputs": ["fc2", "fc1"]},
+          {"name": "act", "op": "relu"},
+          {"name": "fc3", "op": "linear", "in_features": 6, "out_features": 3}
+        ]}
+        """)
+        let model = try Model(spec: spec, seed: 3, engine: engine)
+        let values = seededFloats(7 * 5, seed: 31)
+        func run(capture: Set<String>) throws -> (y: [Float], dx: [Float], sum: [Float]?) {
+            let x = try Tensor(values, shape: [7, 5], engine: engine, requiresGrad: true)
+            let (y, acts) = try model.forward(x, capture: capture)
+            try y.sum().backward()
+            return (try y.toArray(), try #require(x.grad).toArray(), try acts["sum"]?.toArray())
+        }
+        let fused = try run(capture: []), apart = try run(capture: ["sum"])
+        let sum = try #require(apart.sum)
+        #expect(sum.contains { $0 < 0 } && sum.contains { $0 > 0 })
+        #expect(fused.y == apart.y)
+        #expect(fused.dx == apart.dx)
+        let inference = try engine.noGrad { try model(try Tensor(values, shape: [7, 5], engine: engine)).toArray() }
+        #expect(inference == fused.y)
+    }
+
     /// Inference (inside `noGrad`) runs Conv2D → ReLU → MaxPool2D(2) as one pooled convolution on a CPU
     /// device; its logits equal the taped forward's (separate convolution and pooling kernels) bit for
     /// bit, for the golden network against PyTorch's values and for the reference cnn.

@@ -19,9 +19,16 @@ struct FusionContext {
 
 /// A run of consecutive nodes executed as one kernel.
 struct FusedRun {
-    /// The last node covered (the run starts at the node it was matched at and reads its input).
+    /// The last node covered (the run starts at the node it was matched at and reads its inputs).
     let last: Int
-    let run: (Tensor) throws -> Tensor
+    /// The run's output from the first node's inputs.
+    let run: ([Tensor]) throws -> Tensor
+}
+
+/// An element-wise op of two values (or a value and a constant) that can apply a following ReLU in
+/// its kernel (`BinaryLayer`: a residual Add then ReLU, as every ResNet block ends).
+public protocol ReLUFusableBinary: Op {
+    func forward(_ inputs: [Tensor], relu: Bool) throws -> Tensor
 }
 
 /// A layer with a weight and a bias that can apply a following ReLU in its kernel's epilogue and run
@@ -37,11 +44,16 @@ public protocol ReLUFusable: Op {
 /// The fusion pattern, tried at each node: a Linear or Conv2D, then (each optional, in this order)
 /// a BatchNorm in evaluation folded into its weights, a ReLU in its epilogue, and — for a
 /// convolution outside the tape (inside `noGrad`) on a device with the pooled kernel, one group and
-/// an output of at least 2×2 — MaxPool2D(2, stride 2) in the same kernel. Nodes join only while the
-/// value between them has no other reader and is not captured.
+/// an output of at least 2×2 — MaxPool2D(2, stride 2) in the same kernel; or an element-wise op of two
+/// values (a residual Add) then a ReLU. Nodes join only while the value between them has no other
+/// reader and is not captured.
 enum Fusion {
     static func match(at i: Int, _ context: FusionContext) -> FusedRun? {
         let model = context.model, ops = model.ops, taped = model.engine.isGradEnabled
+        if let binary = ops[i] as? any ReLUFusableBinary {
+            guard context.chained(i), ops[i + 1] is ReLU else { return nil }
+            return FusedRun(last: i + 1) { inputs in try binary.forward(inputs, relu: true) }
+        }
         guard let layer = ops[i] as? any ReLUFusable else { return nil }
         var last = i
         var norm: BatchNormLayer?
@@ -65,7 +77,8 @@ enum Fusion {
             }
         }
         guard last > i else { return nil }
-        return FusedRun(last: last) { [pooled, relu] x in
+        return FusedRun(last: last) { [pooled, relu] inputs in
+            let x = inputs[0]
             let (weight, bias) = try norm.map { try $0.fold(weight: layer.weight, bias: layer.bias) } ?? (layer.weight, layer.bias)
             if pooled, let conv = layer as? Conv2DLayer {
                 return try conv.forwardPooled(x, weight: weight, bias: bias, relu: relu)

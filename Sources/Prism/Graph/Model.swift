@@ -338,8 +338,10 @@ public final class Model {
                 i += 1
                 continue
             }
-            if let fused = plan[i], case let .float(input)? = values[graph.nodes[i].inputs[0]] {
-                keep(try fused.run(input), fused.last)
+            if let fused = plan[i], case let inputs = graph.nodes[i].inputs.compactMap({ v -> Tensor? in
+                if case let .float(t)? = values[v] { return t } else { return nil }
+            }), inputs.count == graph.nodes[i].inputs.count {
+                keep(try fused.run(inputs), fused.last)
                 for n in i...fused.last { release(n) }
                 i = fused.last + 1
                 continue

@@ -37,10 +37,14 @@ public final class BinaryLayer<Kind: DeviceBinaryKind>: Op {
 
     public var buffers: [(name: String, tensor: Tensor)] { other.map { [("other", $0)] } ?? [] }
 
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        if inputs.count == 2 { return try inputs[0].binary(Kind.op, inputs[1]) }
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try forward(inputs, relu: false) }
+}
+
+extension BinaryLayer: ReLUFusableBinary {
+    public func forward(_ inputs: [Tensor], relu: Bool) throws -> Tensor {
+        if inputs.count == 2 { return try inputs[0].binary(Kind.op, inputs[1], relu: relu) }
         guard let other else { throw TensorError("\(Kind.name): one input and no other_shape") }
-        return try inputs[0].binary(config.other_first ?? false ? Kind.reflected : Kind.op, other)
+        return try inputs[0].binary(config.other_first ?? false ? Kind.reflected : Kind.op, other, relu: relu)
     }
 }
 

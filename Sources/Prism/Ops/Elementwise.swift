@@ -104,7 +104,11 @@ extension Tensor {
     /// the axes it was broadcast along.
     /// - Throws: `TensorError` naming both shapes when b does not broadcast over self.
     /// - Returns: a tensor of self's shape.
-    public func binary(_ op: BinaryOp, _ b: Tensor) throws -> Tensor {
+    public func binary(_ op: BinaryOp, _ b: Tensor) throws -> Tensor { try binary(op, b, relu: false) }
+
+    /// `relu(self op b)` in one kernel (a residual Add followed by ReLU), recording its backward:
+    /// the gradient passes where the output is positive, then as `binary`'s.
+    public func binary(_ op: BinaryOp, _ b: Tensor, relu: Bool) throws -> Tensor {
         guard let cast = Broadcast.of(b.shape, over: shape) else {
             throw TensorError.shape(op.name, "second operand does not broadcast over the first", shape, b.shape)
         }
@@ -131,9 +135,16 @@ extension Tensor {
             }
         }
         let out = try Tensor.empty(shape, engine: engine)
-        try engine.launch("elementwise.cl", "binary_f32", defines: defines, global: global, local: local,
+        try engine.launch("elementwise.cl", "binary_f32", defines: relu ? defines.merging(["BINARY_RELU": "1"]) { $1 } : defines, global: global, local: local,
                           [a.storage, b.storage, out.storage] + sizes)
-        out.record(inputs: [a, b], op: op.name) { dy in
+        let y = out.storage
+        out.record(inputs: [a, b], op: op.name) { upstream in
+            var dy = upstream
+            if relu {
+                dy = try Tensor.empty(upstream.shape, engine: engine)
+                try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                                  [y, upstream.storage, dy.storage, Int32(n)])
+            }
             var da: Tensor?, db: Tensor?
             if a.requiresGrad {
                 let g = try Tensor.empty(a.shape, engine: engine)
