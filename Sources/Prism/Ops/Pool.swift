@@ -51,8 +51,9 @@ struct Pool2DGeometry {
     /// The 3-D range (Q, P, planes) of the kernels that run one work-item per output, and its
     /// work-groups: small planes (fewer than 64 outputs, e.g. 3×3 after a few poolings) are grouped
     /// whole, several planes to a work-group, so each group holds about 64 work-items (the range
-    /// rounded up to whole groups; the kernels skip planes past the last). Left to the driver, PoCL
-    /// ran a work-group per plane of 9 outputs: 1.9 ms for 147,456 outputs, most of it dispatch.
+    /// rounded up to whole groups; the kernels skip planes past the last). With it, average pooling
+    /// over 3×3 planes took 1.30–1.39 ms for 147,456 outputs against 1.59 on a flat range (two
+    /// divisions per output); max pooling, already on this range, did not change (1.9 ms).
     /// Larger planes leave the work-group to the driver.
     /// The third axis holds at most 65,535 work-groups (the most some GPU drivers take there); the
     /// kernels stride over the planes beyond it.
