@@ -6,11 +6,6 @@
 /// keys on everything that was compiled. A file is included at most once per program; an include
 /// of a file that is being expanded (a cycle) or of a name with a path is refused.
 public enum KernelIncludes {
-    /// The files `source` includes directly, in order.
-    public static func names(in source: String) -> [String] {
-        source.split(separator: "\n", omittingEmptySubsequences: false).compactMap { includedName(String($0)) }
-    }
-
     /// `source` (the text of `file`) with every include expanded, recursively.
     /// - Parameter load: the text of a kernel file by name.
     /// - Throws: `CLError.invalidArgument` for a cycle or a name with a path; what `load` throws.

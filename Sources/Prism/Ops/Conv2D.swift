@@ -135,13 +135,7 @@ public func conv2d(_ input: Tensor, weight: Tensor, bias: Tensor?, stride: (Int,
     let y = out.storage
     out.record(inputs: inputs) { upstream in
         // The fused ReLU's backward: the gradient passes where the output is positive.
-        var dy = upstream
-        if relu {
-            dy = try Tensor.empty(upstream.shape, engine: engine)
-            let n = upstream.count
-            try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                              [y, upstream.storage, dy.storage, Int32(n)])
-        }
+        let dy = relu ? try reluMaskedGradient(engine, output: y, upstream) : upstream
         let dx = input.requiresGrad ? try Conv2DKernels.backwardInput(engine, g, dy: dy.storage, w: weight.storage).0 : nil
         let dw = weight.requiresGrad ? try Conv2DKernels.backwardWeight(engine, g, x: input.storage, dy: dy.storage).0 : nil
         var grads: [Tensor?] = [

@@ -139,12 +139,7 @@ extension Tensor {
                           [a.storage, b.storage, out.storage] + sizes)
         let y = out.storage
         out.record(inputs: [a, b], op: op.name) { upstream in
-            var dy = upstream
-            if relu {
-                dy = try Tensor.empty(upstream.shape, engine: engine)
-                try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                                  [y, upstream.storage, dy.storage, Int32(n)])
-            }
+            let dy = relu ? try reluMaskedGradient(engine, output: y, upstream) : upstream
             var da: Tensor?, db: Tensor?
             if a.requiresGrad {
                 let g = try Tensor.empty(a.shape, engine: engine)

@@ -144,15 +144,10 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, relu: Bool = fals
                            transposeB: true, bias: bias?.storage, relu: relu)
 
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-    // The closure holds y's storage and size, not y (which holds the closure: a cycle would leak the graph).
-    y.record(inputs: inputs) { [ys = y.storage, count = y.count] dy in
+    // The closure holds y's storage, not y (which holds the closure: a cycle would leak the graph).
+    y.record(inputs: inputs) { [ys = y.storage] dy in
         // dz = dy ⊙ (y > 0) through the fused ReLU.
-        var dz = dy.storage
-        if relu {
-            dz = try engine.buffer(count: count)
-            try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(count, flatKernelGroupSize)], local: [flatKernelGroupSize],
-                              [ys, dy.storage, dz, Int32(count)])
-        }
+        let dz = relu ? try reluMaskedGradient(engine, output: ys, dy).storage : dy.storage
         var grads: [Tensor?] = [nil, nil]
         if x.requiresGrad {
             // dx = dz·W: [rows, in].
@@ -284,4 +279,16 @@ public enum MatmulKernels {
                                     [x, out, Int32(rows), Int32(columns)])
         return [sum].compactMap { $0 }
     }
+}
+
+/// The backward of a ReLU fused into a kernel's epilogue (Linear, Conv2D, a binary op): the upstream
+/// gradient where the saved output is positive, 0 elsewhere (`matmul_relu_mask`).
+/// - Parameters:
+///   - output: the fused kernel's output (after the ReLU), as many floats as `upstream`.
+func reluMaskedGradient(_ engine: Engine, output: Buffer<Float>, _ upstream: Tensor) throws -> Tensor {
+    let masked = try Tensor.empty(upstream.shape, engine: engine)
+    let n = upstream.count
+    try engine.launch("matmul.cl", "matmul_relu_mask", global: [roundUp(n, flatKernelGroupSize)], local: [flatKernelGroupSize],
+                      [output, upstream.storage, masked.storage, Int32(n)])
+    return masked
 }
