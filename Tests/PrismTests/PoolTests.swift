@@ -26,12 +26,18 @@ struct PoolCase: CustomStringConvertible, Sendable {
         PoolCase(n: 1, c: 1, h: 257, w: 5, kernel: (5, 4), stride: (3, 1), padding: (2, 2)),
         // Disjoint windows with padding and a gap between windows (the scatter backward, checked bounds).
         PoolCase(n: 2, c: 3, h: 7, w: 9, kernel: (2, 2), stride: (3, 2), padding: (1, 1)),
+        // Small planes (12 outputs) on the planes-first range: 150 planes, the last work-group part-filled.
+        PoolCase(n: 5, c: 30, h: 7, w: 6, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
     ], small: [
         PoolCase(n: 1, c: 1, h: 1, w: 1, kernel: (1, 1), stride: (1, 1)),
         PoolCase(n: 2, c: 3, h: 9, w: 7, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
         PoolCase(n: 1, c: 2, h: 6, w: 8, kernel: (2, 2), stride: (2, 2)),
         PoolCase(n: 1, c: 2, h: 7, w: 9, kernel: (2, 2), stride: (3, 2), padding: (1, 1)),
         PoolCase(n: 1, c: 1, h: 5, w: 35, kernel: (2, 2), stride: (2, 2)),
+        // 100 outputs per plane: the (Q, P, planes) range (the cases above have small planes).
+        PoolCase(n: 1, c: 2, h: 10, w: 19, kernel: (3, 3), stride: (1, 2), padding: (1, 1)),
+        // Small planes: 70 planes, two work-groups on the planes-first range.
+        PoolCase(n: 2, c: 35, h: 3, w: 4, kernel: (2, 2), stride: (1, 1), padding: (1, 1)),
     ])
 
     /// A shuffled ramp: every value distinct, so the maximum of each window is unique.
@@ -94,11 +100,13 @@ struct PoolCase: CustomStringConvertible, Sendable {
     }
 
     /// More planes than a launch's third axis holds on some GPU drivers (65,535 work-groups): the
-    /// forward kernels take the planes past it in strides. (At the small sizes of the simulator's
-    /// run, a few planes.)
-    @Test func planesBeyondTheThirdAxisOfTheRange() throws {
+    /// forward kernels take the planes past it in strides on the (Q, P, planes) range (8×8 outputs per
+    /// plane), and along the first axis on the planes-first range (7×7). (At the small sizes of the
+    /// simulator's run, a few planes.)
+    @Test(arguments: [9, 8])
+    func planesBeyondTheThirdAxisOfTheRange(_ side: Int) throws {
         let engine = try testEngine()
-        let shape = TestSizes.pick([2, 32_800, 8, 8], small: [1, 3, 8, 8])
+        let shape = TestSizes.pick([2, 32_800, side, side], small: [1, 3, side, side])
         let x = seededFloats(shape.reduce(1, *), seed: 9)
         let xt = try Tensor(x, shape: shape, engine: engine)
         let maxRef = Reference.maxPool2d(x: doubles(x), shape: shape, kernel: (2, 2), stride: (1, 1), padding: (0, 0))

@@ -20,6 +20,8 @@ public enum PoolFamily {
         Tunable("POOL_KH", "0", group: "switch", range: 0...Int(Int32.max)),
         Tunable("POOL_KW", "0", group: "switch", range: 0...Int(Int32.max)),
         Tunable("POOL_DIVISOR", "0", group: "switch", range: 0...2),
+        Tunable("POOL_PLANES_FIRST", "0", group: "switch", range: 0...1),
+        Tunable("POOL_PLANE_STRIDE", "0", group: "switch", range: 0...1),
     ], variants: variants.map(\.rawValue))
 
     /// The vector kernel where it applies, then the general one, on every device.
