@@ -55,7 +55,9 @@ struct BringUpCommand: ParsableCommand {
                     case "grouped": try benchGrouped(bench, batch: batch)
                     case "layernorm": try benchLayerNorm(bench, rows: 8192, n: 768)
                     case "softmax": try benchSoftmax(bench, rows: 8192, c: 1000)
-                    case "pool": try benchPool(bench, shape: [batch, 32, 26, 26])
+                    case "pool":
+                        try benchPool(bench, shape: [batch, 32, 26, 26])
+                        try benchPoolWindows(bench, batch: batch)
                     case "attention": try benchAttention(bench, shapes: ts.map { (8, 8, $0, 64) })
                     case "shap":
                         try checkShapEvaluator(bench)

@@ -90,31 +90,59 @@ func benchSoftmax(_ bench: Bench, rows: Int, c: Int) throws {
     }
 }
 
-/// 2×2 max pooling with stride 2 of [N, C, H, W] (the reference network's first pooling): forward,
-/// and forward + backward, with the variant `PoolFamily` picks, checked against `PrismReference`
-/// before timing. Bytes: the forward reads x and writes y and the argmax (1.5 per input element
-/// after the 4 of x); the backward writes dx and reads dy and the argmax.
-func benchPool(_ bench: Bench, shape input: [Int]) throws {
-    guard bench.wants("pool") else { return }
+/// Max or average pooling of [N, C, H, W]: forward, and forward + backward, with the variant
+/// `PoolFamily` picks (max pooling), checked against `PrismReference` before timing. Bytes: the
+/// forward reads x and writes y (and, max pooling, the argmax); the backward reads dy (and the argmax)
+/// and writes dx.
+func benchPool(_ bench: Bench, shape input: [Int], kernel: (Int, Int) = (2, 2), stride: (Int, Int) = (2, 2),
+               padding: (Int, Int) = (0, 0), average: Bool = false) throws {
+    let kind = average ? "avg" : "max"
+    guard bench.wants("pool_\(kind)_forward") || bench.wants("pool_\(kind)_forward_backward") else { return }
     let engine = bench.engine
     var rng = SplitMix64(seed: 13)
     let count = input.reduce(1, *)
     let xv = (0..<count).map { _ in 2 * rng.nextFloat() - 1 }
     let x = try Tensor(xv, shape: input, engine: engine, requiresGrad: true)
-    let reference = Reference.maxPool2d(x: xv.map(Double.init), shape: input, kernel: (2, 2), stride: (2, 2))
-    let dyv = (0..<reference.y.count).map { _ in 2 * rng.nextFloat() - 1 }
-    let dy = try Tensor(dyv, shape: reference.shape, engine: engine)
-    let y = try maxPool2d(x, kernel: (2, 2))
-    try checkClose("pool y", try y.toArray(), reference.y, atol: 0, rtol: 0)
+    let xd = xv.map(Double.init)
+    let pool: (Tensor) throws -> Tensor = average
+        ? { try avgPool2d($0, kernel: kernel, stride: stride, padding: padding) }
+        : { try maxPool2d($0, kernel: kernel, stride: stride, padding: padding) }
+    let y = try pool(x)
+    let dyv = (0..<y.count).map { _ in 2 * rng.nextFloat() - 1 }
+    let dy = try Tensor(dyv, shape: y.shape, engine: engine)
     try y.backward(dy)
-    try checkClose("pool dx", try gradient(x),
-                   Reference.maxPool2dBackward(dy: dyv.map(Double.init), argmax: reference.argmax, inputShape: input), atol: 0, rtol: 0)
-    let label = "N\(input[0]) C\(input[1]) H\(input[2]) W\(input[3]) 2x2"
-    let variant = try PoolFamily.choose(input: input, kernel: (2, 2), engine: engine).rawValue
-    try bench.memory("pool_max_forward", shape: label, variant: variant, bytes: 4 * Double(count) * 1.5) {
-        try forwardEvents(engine) { try maxPool2d(x, kernel: (2, 2)) }
+    if average {
+        try checkClose("pool y", try y.toArray(), Reference.avgPool2d(x: xd, shape: input, kernel: kernel, stride: stride, padding: padding).y,
+                       atol: 1e-6, rtol: 1e-5)
+        try checkClose("pool dx", try gradient(x), Reference.avgPool2dBackward(dy: dyv.map(Double.init), inputShape: input, kernel: kernel,
+                                                                               stride: stride, padding: padding), atol: 1e-6, rtol: 1e-5)
+    } else {
+        let reference = Reference.maxPool2d(x: xd, shape: input, kernel: kernel, stride: stride, padding: padding)
+        try checkClose("pool y", try y.toArray(), reference.y, atol: 0, rtol: 0)
+        // Overlapping windows sum several dy into a pixel in float.
+        try checkClose("pool dx", try gradient(x),
+                       Reference.maxPool2dBackward(dy: dyv.map(Double.init), argmax: reference.argmax, inputShape: input), atol: 1e-6, rtol: 1e-5)
     }
-    try bench.memory("pool_max_forward_backward", shape: label, variant: variant, bytes: 4 * Double(count) * 3) {
-        try forwardBackwardEvents([x], dy: dy) { try maxPool2d(x, kernel: (2, 2)) }
+    var label = "N\(input[0]) C\(input[1]) H\(input[2]) W\(input[3]) \(kernel.0)x\(kernel.1)"
+    if stride != kernel { label += "/\(stride.0)" }
+    if padding != (0, 0) { label += " pad \(padding.0)" }
+    let variant = average ? "general" : try PoolFamily.choose(input: input, kernel: kernel, stride: stride, padding: padding, engine: engine).rawValue
+    let perOutput = average ? 4.0 : 8.0
+    let pass = 4 * Double(count) + perOutput * Double(y.count)
+    try bench.memory("pool_\(kind)_forward", shape: label, variant: variant, bytes: pass) {
+        try forwardEvents(engine) { try pool(x) }
     }
+    try bench.memory("pool_\(kind)_forward_backward", shape: label, variant: variant, bytes: 2 * pass) {
+        try forwardBackwardEvents([x], dy: dy) { try pool(x) }
+    }
+}
+
+/// The poolings beside the reference network's: a ResNet stem's 3×3 / 2 max pooling with padding, an
+/// Inception-style 3×3 / 1 average pooling, and 2×2 pooling of small planes (3×3 outputs), as
+/// `benchPool` times them.
+func benchPoolWindows(_ bench: Bench, batch: Int) throws {
+    let quarter = max(1, batch / 4)
+    try benchPool(bench, shape: [quarter, 16, 56, 56], kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+    try benchPool(bench, shape: [quarter, 16, 28, 28], kernel: (3, 3), stride: (1, 1), padding: (1, 1), average: true)
+    try benchPool(bench, shape: [batch * 4, 16, 6, 6])
 }

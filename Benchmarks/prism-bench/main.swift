@@ -114,7 +114,10 @@ struct KernelsCommand: ParsableCommand {
             if groups.contains("grouped") { try benchGrouped(bench, batch: batch) }
             if groups.contains("layernorm") { try benchLayerNorm(bench, rows: 8192, n: 768) }
             if groups.contains("softmax") { try benchSoftmax(bench, rows: 8192, c: 1000) }
-            if groups.contains("pool") { try benchPool(bench, shape: [batch, 32, 26, 26]) }
+            if groups.contains("pool") {
+                try benchPool(bench, shape: [batch, 32, 26, 26])
+                try benchPoolWindows(bench, batch: batch)
+            }
             if groups.contains("int8") { try benchQuantized(bench, batch: batch) }
             try options.finish(bench)
         }
@@ -158,6 +161,7 @@ struct AllCommand: ParsableCommand {
             try benchLayerNorm(bench, rows: 8192, n: 768)
             try benchSoftmax(bench, rows: 8192, c: 1000)
             try benchPool(bench, shape: [256, 32, 26, 26])
+            try benchPoolWindows(bench, batch: 256)
             try benchAttention(bench, shapes: [(8, 8, 256, 64), (8, 8, 1024, 64)])
             for arch in ["cnn", "mlp", "vit"] { try benchTrainStep(bench, architecture: arch, batch: 64, steps: options.repeats) }
             try benchShap(bench, chunkSizes: [256, 1024, 4096, 16384], exact20: false)

@@ -19,6 +19,8 @@ import Testing
     static let shallow = try! Conv2DGeometry(input: [8, 1, 28, 28], weight: [32, 1, 3, 3], bias: nil, stride: (1, 1), padding: (0, 0), dilation: (1, 1))
     static let pool2x2 = try! Pool2DGeometry("maxPool2d", input: [2, 3, 26, 26], kernel: (2, 2), stride: (2, 2), padding: (0, 0))
     static let pool3x3 = try! Pool2DGeometry("maxPool2d", input: [2, 3, 26, 26], kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+    /// 2×2 pooling of 6×6 planes: 9 outputs each.
+    static let pool2x2Small = try! Pool2DGeometry("maxPool2d", input: [64, 16, 6, 6], kernel: (2, 2), stride: (2, 2), padding: (0, 0))
 
     @Test func gpuWithLocalMemoryTakesTheLocalMemoryVariants() throws {
         let t = Self.gpu64K
@@ -30,6 +32,9 @@ import Testing
         #expect(try LayerNormFamily.choose(.automatic, traits: t, defines: [:]) == .gpu)
         #expect(try PoolFamily.choose(.automatic, Self.pool2x2, traits: t, defines: [:]) == .window2x2)
         #expect(try PoolFamily.choose(.automatic, Self.pool3x3, traits: t, defines: [:]) == .general)
+        // Small planes: the general kernel's planes-first range first; the vector kernel still runs when forced.
+        #expect(try PoolFamily.choose(.automatic, Self.pool2x2Small, traits: t, defines: [:]) == .general)
+        #expect(try PoolFamily.choose(.window2x2, Self.pool2x2Small, traits: t, defines: [:]) == .window2x2)
         // Only the register-tile kernels fuse the pooling: on this device there is no pooled variant.
         #expect(Conv2DFamily.preference(t, pooled: true).isEmpty)
         #expect(throws: TensorError.self) { try Conv2DFamily.choose(.automatic, Self.deep, pooled: true, traits: t, defines: [:]) }

@@ -24,8 +24,14 @@ public enum PoolFamily {
         Tunable("POOL_PLANE_STRIDE", "0", group: "switch", range: 0...1),
     ], variants: variants.map(\.rawValue))
 
-    /// The vector kernel where it applies, then the general one, on every device.
-    public static func preference(_ traits: DeviceTraits) -> [PoolVariant] { [.window2x2, .general] }
+    /// The vector kernel where it applies, then the general one, on every device — except for planes of
+    /// fewer than 64 outputs, which the general kernel pools over many planes at once (its planes-first
+    /// range; the vector kernel runs a work-group of a few work-items per plane): 2×2 pooling of
+    /// [1024, 16, 6, 6] took 1.49–1.54 ms there against 2.08 (`prism-bench kernels --only pool`), while
+    /// at [256, 32, 26, 26] the vector kernel took 8.3 ms against 14.1.
+    public static func preference(_ traits: DeviceTraits, smallPlanes: Bool = false) -> [PoolVariant] {
+        smallPlanes ? [.general, .window2x2] : [.window2x2, .general]
+    }
 
     /// Why `variant` cannot pool `g` on the device, or nil when it can.
     static func unmet(_ variant: PoolVariant, _ g: Pool2DGeometry, traits: DeviceTraits) -> String? {
@@ -53,6 +59,6 @@ public enum PoolFamily {
     /// - Throws: `TensorError` when the forced variant cannot run here.
     static func choose(_ requested: PoolVariant, _ g: Pool2DGeometry, traits: DeviceTraits, defines: [String: String]) throws -> PoolVariant {
         try pickVariant("maxPool2d", forced: requested == .automatic ? nil : requested, tabled: defines[KernelFamilyDescriptor.variantKey],
-                        preference: preference(traits)) { unmet($0, g, traits: traits) }
+                        preference: preference(traits, smallPlanes: g.planesFirst)) { unmet($0, g, traits: traits) }
     }
 }
