@@ -52,8 +52,9 @@ struct Pool2DGeometry {
     /// Whether the kernels that run one work-item per output take planes along the range's first axis
     /// (`POOL_PLANES_FIRST`): for planes of fewer than 64 outputs (e.g. 3×3 after a few poolings),
     /// where a first axis of Q outputs leaves PoCL's vectorized work-item loop a handful of lanes.
-    /// Measured on the imported residual CNN at batch 1024 (3×2 planes, 98,304 outputs): max pooling
-    /// 2.6 → 1.5–1.8 ms; with the 3×3 window unrolled too, average pooling 1.9 → 0.5–0.9 ms.
+    /// With the window unrolled too, the imported residual CNN's 3×3 average pooling of 3×3 planes took
+    /// 2.15 ms at batch 4096 against 6.1 before; 2×2 max pooling of 6×6 planes 1.49–1.54 ms against
+    /// 2.08 for the vector 2×2 kernel (RESULTS.md, 2026-12-05 evening).
     var planesFirst: Bool { p * q < 64 }
 
     /// Whether the (Q, P, planes) range holds fewer planes than there are (`POOL_PLANE_STRIDE`: the
