@@ -32,9 +32,9 @@ import Testing
         #expect(try LayerNormFamily.choose(.automatic, traits: t, defines: [:]) == .gpu)
         #expect(try PoolFamily.choose(.automatic, Self.pool2x2, traits: t, defines: [:]) == .window2x2)
         #expect(try PoolFamily.choose(.automatic, Self.pool3x3, traits: t, defines: [:]) == .general)
-        // Small planes: the general kernel's planes-first range first; the vector kernel still runs when forced.
-        #expect(try PoolFamily.choose(.automatic, Self.pool2x2Small, traits: t, defines: [:]) == .general)
-        #expect(try PoolFamily.choose(.window2x2, Self.pool2x2Small, traits: t, defines: [:]) == .window2x2)
+        // Small planes stay last on the range on a GPU, and the vector kernel keeps them.
+        #expect(!PoolFamily.planesFirst(Self.pool2x2Small, traits: t))
+        #expect(try PoolFamily.choose(.automatic, Self.pool2x2Small, traits: t, defines: [:]) == .window2x2)
         // Only the register-tile kernels fuse the pooling: on this device there is no pooled variant.
         #expect(Conv2DFamily.preference(t, pooled: true).isEmpty)
         #expect(throws: TensorError.self) { try Conv2DFamily.choose(.automatic, Self.deep, pooled: true, traits: t, defines: [:]) }
@@ -53,6 +53,10 @@ import Testing
         #expect(try AttentionFamily.choose(.automatic, d: 20, traits: t, defines: [:]) == .general)
         #expect(try LayerNormFamily.choose(.automatic, traits: t, defines: [:]) == .cpu)
         #expect(try PoolFamily.choose(.automatic, Self.pool2x2, traits: t, defines: [:]) == .window2x2)
+        // Small planes: the general kernel on its planes-first range; the vector kernel still runs when forced.
+        #expect(PoolFamily.planesFirst(Self.pool2x2Small, traits: t) && !PoolFamily.planesFirst(Self.pool2x2, traits: t))
+        #expect(try PoolFamily.choose(.automatic, Self.pool2x2Small, traits: t, defines: [:]) == .general)
+        #expect(try PoolFamily.choose(.window2x2, Self.pool2x2Small, traits: t, defines: [:]) == .window2x2)
     }
 
     @Test func gpuWithLittleLocalMemoryFallsBackUnlessTheTilesFit() throws {

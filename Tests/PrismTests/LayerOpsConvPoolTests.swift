@@ -204,7 +204,7 @@ struct PoolOptionsCase: CustomStringConvertible, Sendable {
         let x = try Tensor.zeros([1, 1, 7, 9], engine: engine)
         #expect(throws: TensorError.self) { try maxPool2d(x, kernel: (2, 2), ceilMode: true, variant: .window2x2) }
         #expect(try PoolFamily.choose(input: [1, 1, 7, 9], kernel: (2, 2), ceilMode: true, engine: engine) == .general)
-        // Ceil mode without a partial window keeps it (planes of 64 outputs or more: smaller ones go to the general kernel).
+        // Ceil mode without a partial window keeps it (planes of 64 outputs or more: on a CPU smaller ones go to the general kernel).
         #expect(try PoolFamily.choose(input: [1, 1, 16, 18], kernel: (2, 2), ceilMode: true, engine: engine) == .window2x2)
         #expect(try maxPool2d(x, kernel: (2, 2), ceilMode: true).shape == [1, 1, 4, 5])
         #expect(try maxPool2d(x, kernel: (2, 2), variant: .window2x2).shape == [1, 1, 3, 4])

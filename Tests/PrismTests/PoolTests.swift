@@ -59,8 +59,9 @@ struct PoolCase: CustomStringConvertible, Sendable {
             #expect(throws: TensorError.self) { try maxPool2d(xt, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, variant: variant) }
             return
         }
-        // Planes of fewer than 64 outputs go to the general kernel's planes-first range.
-        let smallPlanes = ((cs.h - cs.kernel.0 + 2 * cs.padding.0) / cs.stride.0 + 1) * ((cs.w - cs.kernel.1 + 2 * cs.padding.1) / cs.stride.1 + 1) < 64
+        // On a CPU, planes of fewer than 64 outputs go to the general kernel's planes-first range.
+        let smallPlanes = engine.traits.type == .cpu
+            && ((cs.h - cs.kernel.0 + 2 * cs.padding.0) / cs.stride.0 + 1) * ((cs.w - cs.kernel.1 + 2 * cs.padding.1) / cs.stride.1 + 1) < 64
         #expect(try PoolFamily.choose(input: cs.shape, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, engine: engine)
                 == (applies && !smallPlanes ? .window2x2 : .general))
         let y = try maxPool2d(xt, kernel: cs.kernel, stride: cs.stride, padding: cs.padding, variant: variant)

@@ -24,13 +24,24 @@ public enum PoolFamily {
         Tunable("POOL_PLANE_STRIDE", "0", group: "switch", range: 0...1),
     ], variants: variants.map(\.rawValue))
 
-    /// The vector kernel where it applies, then the general one, on every device — except for planes of
-    /// fewer than 64 outputs, which the general kernel pools over many planes at once (its planes-first
-    /// range; the vector kernel runs a work-group of a few work-items per plane): 2×2 pooling of
-    /// [1024, 16, 6, 6] took 1.49–1.54 ms there against 2.08 (`prism-bench kernels --only pool`), while
-    /// at [256, 32, 26, 26] the vector kernel took 8.3 ms against 14.1.
-    public static func preference(_ traits: DeviceTraits, smallPlanes: Bool = false) -> [PoolVariant] {
-        smallPlanes ? [.general, .window2x2] : [.window2x2, .general]
+    /// The vector kernel where it applies, then the general one — except, where the general kernel runs
+    /// planes first (`planesFirst`), for small planes, which it pools over many planes at once (the
+    /// vector kernel runs a work-group of a few work-items per plane): 2×2 pooling of [1024, 16, 6, 6]
+    /// took 1.49–1.54 ms there against 2.08 on PoCL (`prism-bench kernels --only pool`), while at
+    /// [256, 32, 26, 26] the vector kernel took 8.3 ms against 14.1.
+    public static func preference(_ traits: DeviceTraits, planesFirst: Bool = false) -> [PoolVariant] {
+        planesFirst ? [.general, .window2x2] : [.window2x2, .general]
+    }
+
+    /// Whether the kernels that run one work-item per output take planes along the range's first axis
+    /// (`POOL_PLANES_FIRST`): on CPU devices, for planes of fewer than 64 outputs (e.g. 3×3 after a few
+    /// poolings), where a first axis of Q outputs leaves the vectorized work-item loop a handful of
+    /// lanes. With the window unrolled too, the imported residual CNN's 3×3 average pooling of 3×3
+    /// planes took 2.15 ms at batch 4096 against 6.1 before (RESULTS.md, 2026-12-05 evening). On a GPU
+    /// the (Q, P, planes) range keeps a warp's reads in neighbouring memory, so planes stay last there
+    /// (not measured on one yet: the bring-up's pool group times these cases).
+    static func planesFirst(_ g: Pool2DGeometry, traits: DeviceTraits) -> Bool {
+        traits.type == .cpu && g.p * g.q < 64
     }
 
     /// Why `variant` cannot pool `g` on the device, or nil when it can.
@@ -59,6 +70,6 @@ public enum PoolFamily {
     /// - Throws: `TensorError` when the forced variant cannot run here.
     static func choose(_ requested: PoolVariant, _ g: Pool2DGeometry, traits: DeviceTraits, defines: [String: String]) throws -> PoolVariant {
         try pickVariant("maxPool2d", forced: requested == .automatic ? nil : requested, tabled: defines[KernelFamilyDescriptor.variantKey],
-                        preference: preference(traits, smallPlanes: g.planesFirst)) { unmet($0, g, traits: traits) }
+                        preference: preference(traits, planesFirst: planesFirst(g, traits: traits))) { unmet($0, g, traits: traits) }
     }
 }

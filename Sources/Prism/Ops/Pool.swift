@@ -49,27 +49,32 @@ struct Pool2DGeometry {
                 "POOL_PLANE_STRIDE": planeStride ? "1" : "0"]
     }
 
-    /// Whether the kernels that run one work-item per output take planes along the range's first axis
-    /// (`POOL_PLANES_FIRST`): for planes of fewer than 64 outputs (e.g. 3×3 after a few poolings),
-    /// where a first axis of Q outputs leaves PoCL's vectorized work-item loop a handful of lanes.
-    /// With the window unrolled too, the imported residual CNN's 3×3 average pooling of 3×3 planes took
-    /// 2.15 ms at batch 4096 against 6.1 before; 2×2 max pooling of 6×6 planes 1.49–1.54 ms against
-    /// 2.08 for the vector 2×2 kernel (RESULTS.md, 2026-12-05 evening).
-    var planesFirst: Bool { p * q < 64 }
+    /// Whether the kernels that run one work-item per output lay planes along the range's first axis
+    /// (`POOL_PLANES_FIRST`), as `PoolFamily.planesFirst` decides for the device; set by the ops.
+    var planesFirst = false
 
     /// Whether the (Q, P, planes) range holds fewer planes than there are (`POOL_PLANE_STRIDE`: the
     /// kernels loop over the rest).
-    var planeStride: Bool { !planesFirst && planes > 65535 }
+    var planeStride: Bool { !planesFirst && outputLaunch.global[2] < planes }
 
-    /// The range of the kernels that run one work-item per output, and its work-groups: (Q, P, planes)
-    /// with the work-group left to the driver, or for small planes (`planesFirst`) (planes, Q, P) in
-    /// work-groups of up to 64 planes (the range rounded up to whole groups; the kernels skip planes
-    /// past the last). The third axis holds at most 65,535 work-groups (the most some GPU drivers take
-    /// there); the kernels stride over the planes beyond it (`planeStride`).
+    /// The range of the kernels that run one work-item per output, and its work-groups:
+    /// - planes first (`planesFirst`): (planes, Q, P) in work-groups of up to 64 planes;
+    /// - else (Q, P, planes): planes of 64 outputs or more leave the work-group to the driver; smaller
+    ///   ones are grouped whole, several to a work-group of about 64 work-items, so that a GPU's warp
+    ///   reads neighbouring memory (planes are contiguous). The third axis holds at most 65,535
+    ///   work-groups (the most some GPU drivers take there); the kernels stride over the planes beyond
+    ///   it (`planeStride`).
+    /// Ranges are rounded up to whole work-groups; the kernels skip planes past the last.
     var outputLaunch: (global: [Int], local: [Int]?) {
-        guard planesFirst else { return ([q, p, min(planes, 65535)], nil) }
-        let group = min(planes, 64)
-        return ([roundUp(planes, group), q, p], [group, 1, 1])
+        if planesFirst {
+            let group = min(planes, 64)
+            return ([roundUp(planes, group), q, p], [group, 1, 1])
+        }
+        let area = p * q
+        guard area < 64 else { return ([q, p, min(planes, 65535)], nil) }
+        let perGroup = max(1, min(planes, 64 / area))
+        let groups = (planes + perGroup - 1) / perGroup
+        return ([q, p, min(groups, 65535) * perGroup], [q, p, perGroup])
     }
 
     /// Whether no two windows share a pixel (stride ≥ kernel in both directions).
@@ -99,9 +104,10 @@ struct Pool2DGeometry {
 ///   mode, see above), Q likewise.
 public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       ceilMode: Bool = false, variant: PoolVariant = .automatic) throws -> Tensor {
-    let g = try Pool2DGeometry("maxPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding,
+    var g = try Pool2DGeometry("maxPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding,
                                ceilMode: ceilMode)
     let engine = input.engine
+    g.planesFirst = PoolFamily.planesFirst(g, traits: engine.traits)
     let chosen = try PoolFamily.choose(variant, g, traits: engine.traits, defines: engine.resolvedDefines(PoolFamily.descriptor.file))
     let out = try Tensor.empty(g.outputShape, engine: engine)
     let argmax = try engine.context.buffer(Int32.self, count: out.count)
@@ -142,9 +148,10 @@ public func maxPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? =
 /// - Returns: [N, C, P, Q].
 public func avgPool2d(_ input: Tensor, kernel: (Int, Int), stride: (Int, Int)? = nil, padding: (Int, Int) = (0, 0),
                       ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
-    let g = try Pool2DGeometry("avgPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding,
+    var g = try Pool2DGeometry("avgPool2d", input: input.shape, kernel: kernel, stride: stride ?? kernel, padding: padding,
                                ceilMode: ceilMode, countIncludePad: countIncludePad)
     let engine = input.engine
+    g.planesFirst = PoolFamily.planesFirst(g, traits: engine.traits)
     let out = try Tensor.empty(g.outputShape, engine: engine)
     // The forward unrolls the window (POOL_KH/KW); only POOL_DIVISOR matters to the backward, so its
     // program is shared by every window size.
