@@ -33,7 +33,7 @@ extension ONNXImporter {
             let modes = ["constant": "constant", "reflect": "reflect", "edge": "replicate"]
             guard let prismMode = modes[mode] else { throw site.fail("mode '\(mode)'; Prism imports Pad in modes constant, reflect and edge") }
             guard let pads = try fixedInts(1, "pads") else { throw site.fail("pads (input 1) must be an integer constant") }
-            let axes = try fixedInts(3, "axes").map { try $0.map { $0 < 0 ? $0 + 4 : $0 } } ?? [0, 1, 2, 3]
+            let axes = try fixedInts(3, "axes").map { $0.map { $0 < 0 ? $0 + 4 : $0 } } ?? [0, 1, 2, 3]
             guard pads.count == 2 * axes.count, axes.allSatisfy({ (0..<4).contains($0) }), Set(axes).count == axes.count else {
                 throw site.fail("pads \(pads) for axes \(axes) of a rank-4 value do not pair up (begins, then ends)")
             }
