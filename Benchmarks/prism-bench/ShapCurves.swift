@@ -56,10 +56,14 @@ let curveEstimators: [(String, @Sendable (Int, UInt64) -> ShapleyEstimator)] = [
     ("leverage-shap", { LeverageShap(budget: $0, seed: $1) }),
     ("permutation-shap", { PermutationShap(budget: $0, seed: $1) }),
     ("sampling-shap", { SamplingShap(budget: $0, seed: $1) }),
+    // Stratified by background row: the budget per row, so the same model evaluations as above.
+    ("stratified-kernel-shap", { StratifiedShap(KernelShap(budget: $0, seed: $1)) }),
+    ("stratified-leverage-shap", { StratifiedShap(LeverageShap(budget: $0, seed: $1)) }),
+    ("stratified-permutation-shap", { StratifiedShap(PermutationShap(budget: $0, seed: $1)) }),
 ]
 
 func benchShapCurves(_ bench: Bench, directory: String, modelPath: String, budgets: [Int], seeds: Int, instances: Int,
-                     estimators: [String], referenceBudget: Int) throws {
+                     estimators: [String], referenceBudget: Int, stratifiedReference: Bool = false) throws {
     let engine = bench.engine
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let path = (directory as NSString).appendingPathComponent("curves.json")
@@ -116,7 +120,8 @@ func benchShapCurves(_ bench: Bench, directory: String, modelPath: String, budge
         // The reference of each instance: written once, reused on resume (refused if the problem changed).
         let referencePath = (directory as NSString).appendingPathComponent("\(problem.name).safetensors")
         var references: [[Double]] = []
-        let stated = CurveProblem(name: problem.name, description: problem.description, features: problem.features, classes: problem.classes,
+        let referenceName = stratifiedReference ? "stratified-kernel-shap" : "kernel-shap"
+        let stated = CurveProblem(name: problem.name, description: problem.description + (stratifiedReference ? "; reference stratified by background row" : ""), features: problem.features, classes: problem.classes,
                                   instances: instances, backgroundRows: problem.background.count / problem.width,
                                   referenceBudget: referenceBudget, referenceRelativeError: [])
         if let known = file.problems.first(where: { $0.name == problem.name }) {
@@ -133,12 +138,14 @@ func benchShapCurves(_ bench: Bench, directory: String, modelPath: String, budge
             var relative: [Double] = []
             for i in 0..<instances {
                 let start = DispatchTime.now().uptimeNanoseconds
-                let e = try KernelShap(budget: referenceBudget, seed: 4242).explain(try problem.game(i))
+                let reference = KernelShap(budget: referenceBudget, seed: 4242)
+                let estimator: ShapleyEstimator = stratifiedReference ? StratifiedShap(reference) : reference
+                let e = try estimator.explain(try problem.game(i))
                 let norm = e.values.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 relative.append((e.standardErrors ?? []).reduce(0) { $0 + $1 * $1 }.squareRoot() / norm)
                 references.append(e.values)
-                say(String(format: "    %@ reference %d: kernel-shap at %d coalitions, %d evaluations, %.1f s, relative standard error %.3f%%",
-                           problem.name, i, referenceBudget, e.modelEvaluations, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9,
+                say(String(format: "    %@ reference %d: %@ at %d coalitions, %d evaluations, %.1f s, relative standard error %.3f%%",
+                           problem.name, i, referenceName, referenceBudget, e.modelEvaluations, Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9,
                            100 * relative.last!))
             }
             var tensors = [

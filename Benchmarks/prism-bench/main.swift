@@ -233,6 +233,9 @@ struct ShapCommand: ParsableCommand {
     @Option(help: "--curves: coalitions of the Kernel SHAP reference.")
     var referenceBudget: Int = 65_536
 
+    @Flag(help: "--curves: make the reference with Kernel SHAP stratified by background row (the budget per row; a smaller error for the same evaluations).")
+    var stratifiedReference = false
+
     @Flag(help: "--curves: only draw the SVGs and the equal-error table from the folder's curves.json and curves-peers.json.")
     var plot = false
 
@@ -259,7 +262,8 @@ struct ShapCommand: ParsableCommand {
                     throw ValidationError("--curve-seeds and --curve-instances must be at least 1, --reference-budget at least 1024")
                 }
                 try benchShapCurves(bench, directory: curves, modelPath: model, budgets: (lo...hi).map { 1 << $0 }, seeds: curveSeeds,
-                                    instances: curveInstances, estimators: names, referenceBudget: referenceBudget)
+                                    instances: curveInstances, estimators: names, referenceBudget: referenceBudget,
+                                    stratifiedReference: stratifiedReference)
                 return try plotShapCurves(directory: curves)
             }
             bench.peak = try measurePeak(bench)

@@ -16,7 +16,7 @@ import PrismCL
 /// instances' outputs side by side ([instance][class], `outputCount` = I·O). Shapley values are linear
 /// in the value function, so an estimator run on the joint game gives each instance's values, the same
 /// as with a game per instance and the same seed (`ShapleyEstimator.explain(_:instances:)` splits them).
-public final class DeviceGame: CoalitionGame {
+public final class DeviceGame: BackgroundRowsGame {
     public let engine: Engine
     public let featureCount: Int
     /// The game's outputs: `instanceCount` × `classCount`, instance-major.
@@ -34,6 +34,8 @@ public final class DeviceGame: CoalitionGame {
     /// Model rows evaluated so far (coalitions × background rows).
     public private(set) var modelEvaluations = 0
     public var rowsPerCoalition: Int { instanceCount * backgroundCount }
+    /// The background rows' weights, summing to 1 (equal without `backgroundWeights`).
+    public let rowWeights: [Double]
 
     private let elementCount: Int
     private let instance: Buffer<Float>
@@ -74,6 +76,8 @@ public final class DeviceGame: CoalitionGame {
         guard w.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw ExplainError("explain: background weights must be finite and non-negative") }
         let total = w.reduce(0, +)
         guard total > 0 else { throw ExplainError("explain: background weights sum to zero") }
+        let exactTotal = w.reduce(0.0) { $0 + Double($1) }
+        rowWeights = w.map { Double($0) / exactTotal }
         w = w.map { $0 / total }
 
         self.engine = engine
@@ -192,6 +196,42 @@ extension DeviceGame {
             start += rows
         }
         return result
+    }
+}
+
+extension DeviceGame {
+    /// The game of background row `row` alone (see `BackgroundRowsGame`): each coalition is one model
+    /// row per instance, evaluated through `sampledValues`.
+    public func rowGame(_ row: Int) throws -> CoalitionGame {
+        guard row >= 0 && row < backgroundCount else { throw ExplainError("explain: background row \(row) is outside 0..<\(backgroundCount)") }
+        return DeviceRowGame(game: self, row: Int32(row))
+    }
+}
+
+/// v_b(S) of one background row b of a `DeviceGame`, for all its instances: [coalition][instance][class].
+final class DeviceRowGame: CoalitionGame {
+    let game: DeviceGame
+    let row: Int32
+    var featureCount: Int { game.featureCount }
+    var outputCount: Int { game.outputCount }
+    var rowsPerCoalition: Int { game.instanceCount }
+
+    init(game: DeviceGame, row: Int32) { (self.game, self.row) = (game, row) }
+
+    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
+        let m = featureCount, instances = game.instanceCount
+        guard coalitions.count == count * m else {
+            throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(m) features")
+        }
+        // Model row c·I + i is coalition c for instance i, so the outputs read [coalition][instance][class].
+        var masks = coalitions
+        if instances > 1 {
+            masks = []
+            masks.reserveCapacity(count * instances * m)
+            for c in 0..<count { for _ in 0..<instances { masks += coalitions[(c * m)..<((c + 1) * m)] } }
+        }
+        let which = (0..<(count * instances)).map { Int32($0 % instances) }
+        return try game.sampledValues(coalitions: masks, instances: which, backgroundRows: [Int32](repeating: row, count: count * instances))
     }
 }
 

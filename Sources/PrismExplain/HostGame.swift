@@ -7,7 +7,7 @@ import Foundation
 ///
 /// Work is cut into calls of at most `rowsPerChunk` rows (whole coalitions); results do not depend
 /// on the chunk size.
-public final class HostGame: CoalitionGame {
+public final class HostGame: BackgroundRowsGame {
     public let featureCount: Int
     public let outputCount: Int
     /// Background rows N.
@@ -15,14 +15,15 @@ public final class HostGame: CoalitionGame {
     /// Rows per call of the model.
     public var rowsPerChunk: Int
     /// Model rows evaluated so far (coalitions × background rows).
-    public private(set) var modelEvaluations = 0
+    public fileprivate(set) var modelEvaluations = 0
     public var rowsPerCoalition: Int { backgroundCount }
 
-    private let instance: [Float]
-    private let background: [Float]
-    private let weights: [Double]
-    private let groups: [Int32]
-    private let model: ([Float], Int) throws -> [Float]
+    fileprivate let instance: [Float]
+    fileprivate let background: [Float]
+    fileprivate let weights: [Double]
+    public var rowWeights: [Double] { weights }
+    fileprivate let groups: [Int32]
+    fileprivate let model: ([Float], Int) throws -> [Float]
 
     /// - Parameters:
     ///   - instance: the input to explain, D values.
@@ -93,6 +94,52 @@ public final class HostGame: CoalitionGame {
                 }
             }
             modelEvaluations += s * n
+            start += s
+        }
+        return result
+    }
+}
+
+extension HostGame {
+    /// The game of background row `row` alone (see `BackgroundRowsGame`): one model row per coalition.
+    public func rowGame(_ row: Int) throws -> CoalitionGame {
+        guard row >= 0 && row < backgroundCount else { throw ExplainError("explain: background row \(row) is outside 0..<\(backgroundCount)") }
+        return HostRowGame(game: self, row: row)
+    }
+}
+
+/// v_b(S) of one background row b of a `HostGame`.
+final class HostRowGame: CoalitionGame {
+    let game: HostGame
+    let row: Int
+    var featureCount: Int { game.featureCount }
+    var outputCount: Int { game.outputCount }
+
+    init(game: HostGame, row: Int) { (self.game, self.row) = (game, row) }
+
+    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
+        let m = featureCount, o = outputCount, d = game.instance.count, groups = game.groups
+        guard coalitions.count == count * m else {
+            throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(m) features")
+        }
+        var result: [Double] = []
+        result.reserveCapacity(count * o)
+        var rows = [Float]()
+        var start = 0
+        while start < count {
+            let s = min(game.rowsPerChunk, count - start)
+            rows.removeAll(keepingCapacity: true)
+            rows.reserveCapacity(s * d)
+            for c in start..<(start + s) {
+                for e in 0..<d {
+                    let g = Int(groups[e])
+                    rows.append(g < 0 || coalitions[c * m + g] != 0 ? game.instance[e] : game.background[row * d + e])
+                }
+            }
+            let y = try game.model(rows, s)
+            guard y.count == s * o else { throw ExplainError("explain: the model returned \(y.count) values for \(s) rows × \(o) outputs") }
+            result += y.map(Double.init)
+            game.modelEvaluations += s
             start += s
         }
         return result

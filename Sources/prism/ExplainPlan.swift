@@ -147,6 +147,16 @@ struct ExplainPlan {
         if let k = options.numFeatures, k > groups.featureCount {
             throw ValidationError("--num-features \(k) is more than the \(groups.featureCount) features")
         }
+        if options.stratify {
+            let shap = methods.filter(\.isShapley)
+            if shap.isEmpty { throw ValidationError("--stratify applies to the SHAP sampling methods (kernel-shap, leverage-shap, permutation-shap, sampling-shap); none is chosen") }
+            if let exact = shap.first(where: { $0.shapley == .exact }) { throw ValidationError("--stratify: \(exact.name) does not sample; there is nothing to stratify") }
+            if options.stopThreshold != nil {
+                throw ValidationError("--stratify cannot take --stop-threshold: the rule would judge each background row's estimate alone, not their average")
+            }
+            if options.numFeatures != nil { throw ValidationError("--stratify cannot take --num-features: selecting features per background row is not selecting them for the average") }
+            if !coalitionDevices.isEmpty { throw ValidationError("--stratify runs on one device; drop --device all or the extra devices") }
+        }
         if options.shapBaseline == .blur && options.instancesPerBatch > 1 && instances.count > 1 && methods.contains(where: \.isShapley) {
             throw ValidationError("--instances-per-batch shares one background; --shap-baseline blur gives each example its own")
         }

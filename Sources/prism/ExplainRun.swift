@@ -146,6 +146,12 @@ extension ExplainPlan {
             if var p = estimator as? PermutationShap { p.stopping = rule; estimator = p }
             if var s = estimator as? SamplingShap { s.stopping = rule; estimator = s }
         }
+        if options.stratify {
+            guard let seeded = estimator as? any SeededShapleyEstimator else {
+                throw ValidationError("--stratify: \(method.name) does not sample; there is nothing to stratify")
+            }
+            return StratifiedShap(seeded)
+        }
         return estimator
     }
 

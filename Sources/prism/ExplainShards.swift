@@ -53,7 +53,7 @@ struct ShardManifest: Codable, Equatable {
         s["shard size"] = "\(shardSize)"
         let options: [(String, String)] = [
             ("--samples", text(o.samples)), ("--lime-samples", text(o.limeSamples)), ("--smoothgrad-samples", text(o.smoothgradSamples)),
-            ("--seed", "\(o.seed)"), ("--stop-threshold", text(o.stopThreshold)), ("--shap-baseline", text(o.shapBaseline?.rawValue)),
+            ("--seed", "\(o.seed)"), ("--stop-threshold", text(o.stopThreshold)), ("--stratify", "\(o.stratify)"), ("--shap-baseline", text(o.shapBaseline?.rawValue)),
             ("--num-features", text(o.numFeatures)), ("--steps", "\(o.steps)"), ("--ig-rule", o.igRule.rawValue),
             ("--baseline", o.baseline.rawValue), ("--blur-sigma", text(o.blurSigma)), ("--noise", "\(o.noise)"),
             ("--smoothgrad-variant", o.smoothgradVariant.rawValue), ("--layer", text(o.layer)), ("--no-gradcam-relu", "\(o.noGradcamRelu)"),

@@ -41,6 +41,9 @@ struct MethodOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "SHAP: stop when max standard error < T × (max φ − min φ).")
     var stopThreshold: Double?
 
+    @Flag(help: "SHAP sampling methods: run the estimator on each background row's game with the whole budget and average them by the rows' weights — the same values, with less error for the same model evaluations.")
+    var stratify = false
+
     @Option(help: "SHAP: hide features with one reference input per example instead of the background rows: zeros, mean (of the background) or blur (each image blurred; --blur-sigma).")
     var shapBaseline: BaselineName?
 

@@ -129,7 +129,7 @@ final class MethodRegistry: @unchecked Sendable {
             .joined(separator: ", ")
     }
 
-    static let shapleyOptions = ["samples", "stop-threshold", "shap-baseline", "instances-per-batch"]
+    static let shapleyOptions = ["samples", "stop-threshold", "stratify", "shap-baseline", "instances-per-batch"]
 
     static let builtIn: [ExplainMethod] = [
         ExplainMethod(name: "exact-shap", title: "Exact Shapley values", kind: .shapley(.exact),

@@ -47,12 +47,3 @@ extension ExplainCLITests {
         expectNear(all.values(), doc.values("exact-shap"), 1e-6, "every coalition vs exact-shap")
     }
 }
-
-/// Records an issue unless every |a − b| ≤ tol · max(1, |b|) (NaN fails).
-private func expectNear(_ a: [Double], _ b: [Double], _ tol: Double, _ label: String, sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(a.count == b.count && !a.isEmpty, "\(label): \(a.count) vs \(b.count) values", sourceLocation: sourceLocation)
-    for (i, (x, y)) in zip(a, b).enumerated() where !(abs(x - y) <= tol * max(1, abs(y))) {
-        Issue.record("\(label): value \(i) \(x) vs \(y)", sourceLocation: sourceLocation)
-        return
-    }
-}

@@ -44,6 +44,9 @@ struct ExplainDocumentReader {
     /// The typed settings of a method.
     func settings(_ name: String? = nil) -> [String: Any] { method(name)["settings"] as? [String: Any] ?? [:] }
 
+    /// A method's model evaluations (0 when absent).
+    func modelEvaluations(_ name: String? = nil) -> Int { method(name)["model_evaluations"] as? Int ?? 0 }
+
     /// The shape of a method's values.
     func shape(_ name: String? = nil) -> [Int] { array("values", of: name)?.shape ?? [] }
 
@@ -55,5 +58,14 @@ struct ExplainDocumentReader {
         if let list = value as? [Any] { return list.flatMap(flatten) }
         if let number = value as? NSNumber { return [number.doubleValue] }
         return [.nan]
+    }
+}
+
+/// Records an issue unless every |a − b| ≤ tol · max(1, |b|) (NaN fails).
+func expectNear(_ a: [Double], _ b: [Double], _ tol: Double, _ label: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(a.count == b.count && !a.isEmpty, "\(label): \(a.count) vs \(b.count) values", sourceLocation: sourceLocation)
+    for (i, (x, y)) in zip(a, b).enumerated() where !(abs(x - y) <= tol * max(1, abs(y))) {
+        Issue.record("\(label): value \(i) \(x) vs \(y)", sourceLocation: sourceLocation)
+        return
     }
 }
