@@ -219,19 +219,31 @@ final class DeviceRowGame: CoalitionGame {
     init(game: DeviceGame, row: Int32) { (self.game, self.row) = (game, row) }
 
     func values(coalitions: [UInt8], count: Int) throws -> [Double] {
-        let m = featureCount, instances = game.instanceCount
+        guard coalitions.count == count * featureCount else {
+            throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(featureCount) features")
+        }
+        return try game.rowValues(coalitions: coalitions, rows: [Int32](repeating: row, count: count))
+    }
+}
+
+extension DeviceGame {
+    /// v_b(S) of coalition r on background row `rows[r]` for every instance, through `sampledValues`:
+    /// [count][instance][class].
+    public func rowValues(coalitions: [UInt8], rows: [Int32]) throws -> [Double] {
+        let m = featureCount, instances = instanceCount, count = rows.count
         guard coalitions.count == count * m else {
             throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(m) features")
         }
         // Model row c·I + i is coalition c for instance i, so the outputs read [coalition][instance][class].
-        var masks = coalitions
+        var masks = coalitions, from = rows
         if instances > 1 {
             masks = []
             masks.reserveCapacity(count * instances * m)
             for c in 0..<count { for _ in 0..<instances { masks += coalitions[(c * m)..<((c + 1) * m)] } }
+            from = rows.flatMap { [Int32](repeating: $0, count: instances) }
         }
         let which = (0..<(count * instances)).map { Int32($0 % instances) }
-        return try game.sampledValues(coalitions: masks, instances: which, backgroundRows: [Int32](repeating: row, count: count * instances))
+        return try sampledValues(coalitions: masks, instances: which, backgroundRows: from)
     }
 }
 

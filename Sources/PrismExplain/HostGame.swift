@@ -118,28 +118,41 @@ final class HostRowGame: CoalitionGame {
     init(game: HostGame, row: Int) { (self.game, self.row) = (game, row) }
 
     func values(coalitions: [UInt8], count: Int) throws -> [Double] {
-        let m = featureCount, o = outputCount, d = game.instance.count, groups = game.groups
+        guard coalitions.count == count * featureCount else {
+            throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(featureCount) features")
+        }
+        return try game.rowValues(coalitions: coalitions, rows: [Int32](repeating: Int32(row), count: count))
+    }
+}
+
+extension HostGame {
+    /// v_b(S) of coalition r on background row `rows[r]`: [count, outputCount], in calls of at most
+    /// `rowsPerChunk` rows.
+    public func rowValues(coalitions: [UInt8], rows which: [Int32]) throws -> [Double] {
+        let m = featureCount, o = outputCount, d = instance.count, n = backgroundCount, count = which.count
         guard coalitions.count == count * m else {
             throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(m) features")
         }
+        guard which.allSatisfy({ $0 >= 0 && Int($0) < n }) else { throw ExplainError("explain: a background row outside 0..<\(n)") }
         var result: [Double] = []
         result.reserveCapacity(count * o)
         var rows = [Float]()
         var start = 0
         while start < count {
-            let s = min(game.rowsPerChunk, count - start)
+            let s = min(rowsPerChunk, count - start)
             rows.removeAll(keepingCapacity: true)
             rows.reserveCapacity(s * d)
             for c in start..<(start + s) {
+                let b = Int(which[c])
                 for e in 0..<d {
                     let g = Int(groups[e])
-                    rows.append(g < 0 || coalitions[c * m + g] != 0 ? game.instance[e] : game.background[row * d + e])
+                    rows.append(g < 0 || coalitions[c * m + g] != 0 ? instance[e] : background[b * d + e])
                 }
             }
-            let y = try game.model(rows, s)
+            let y = try model(rows, s)
             guard y.count == s * o else { throw ExplainError("explain: the model returned \(y.count) values for \(s) rows × \(o) outputs") }
             result += y.map(Double.init)
-            game.modelEvaluations += s
+            modelEvaluations += s
             start += s
         }
         return result

@@ -11,6 +11,10 @@ public protocol BackgroundRowsGame: CoalitionGame {
     /// The game v_b of background row `row` alone: one model row per coalition (per instance).
     /// - Throws: `ExplainError` for a row outside the background.
     func rowGame(_ row: Int) throws -> CoalitionGame
+    /// v_b(S) of many rows' coalitions in one batch: coalition r (of `coalitions` [count, features])
+    /// on background row `rows[r]`, [count, outputCount].
+    /// - Throws: `ExplainError` when the counts disagree or a row is outside the background; the model's errors.
+    func rowValues(coalitions: [UInt8], rows: [Int32]) throws -> [Double]
 }
 
 /// A sampling estimator whose draws all come from its seed, so that a stratified run can give each
@@ -53,7 +57,9 @@ extension SamplingShap: SeededShapleyEstimator {}
 /// least its minimum there (M for the regression estimators). A stopping rule of the base estimator
 /// judges each row's estimate on its own (the average is then more precise than the rule asks);
 /// Kernel SHAP's feature selection (`numFeatures`) is refused, since selecting per row is not selecting
-/// for the average. The explanation records the base estimator's settings of the first row, with
+/// for the average. Rows' coalitions are evaluated together, in batches of up to `coalitionsPerBatch`
+/// across rows (each estimator runs once to record what it asks for and once on the values), so a
+/// small model is not run once per row. The explanation records the base estimator's settings of the first row, with
 /// `stratified` and `strata` (the rows run) added and the run's seed.
 public struct StratifiedShap: ShapleyEstimator {
     /// The estimator run on every row's game.
@@ -62,6 +68,9 @@ public struct StratifiedShap: ShapleyEstimator {
 
     public init(_ base: any SeededShapleyEstimator) { self.base = base }
 
+    /// Background rows' coalitions evaluated together in one batch, at most (they are recorded first).
+    public var coalitionsPerBatch = 1 << 18
+
     public func explain(_ game: CoalitionGame) throws -> Explanation {
         guard let rows = game as? BackgroundRowsGame else {
             throw ExplainError("\(method): stratifying by background row needs a game over background rows (a device or host game), not a \(type(of: game))")
@@ -69,20 +78,14 @@ public struct StratifiedShap: ShapleyEstimator {
         if let kernel = base as? KernelShap, kernel.numFeatures != nil {
             throw ExplainError("\(method): feature selection (num features) cannot be stratified by background row: selecting per row is not selecting for the average")
         }
+        let start = ContinuousClock.now
         let weights = rows.rowWeights, m = game.featureCount, o = game.outputCount
         guard weights.contains(where: { $0 > 0 }) else { throw ExplainError("\(method): the background rows' weights are all zero") }
         var values = [Double](repeating: 0, count: m * o), variance: [Double]? = values
         var baseValues = [Double](repeating: 0, count: o), outputs = baseValues
-        var evaluations = 0, seconds = 0.0, strata = 0
+        var evaluations = 0, strata = 0
         var settings: [String: SettingValue] = [:]
-        var seeds = SplitMix64(seed: base.seed ^ 0x57A7_1F1E_D5EE_D000)
-        for (row, w) in weights.enumerated() {
-            // Every row's seed is drawn, so a row's draws do not depend on which rows have weight 0.
-            let seed = seeds.next()
-            guard w > 0 else { continue }
-            var estimator = base
-            estimator.seed = seed
-            let part = try estimator.explain(try rows.rowGame(row))
+        func add(_ part: Explanation, weight w: Double, row: Int) throws {
             guard part.values.count == m * o else {
                 throw ExplainError("\(method): row \(row) gave \(part.values.count) values for \(m) features × \(o) outputs")
             }
@@ -98,14 +101,99 @@ public struct StratifiedShap: ShapleyEstimator {
             }
             if strata == 0 { settings = part.settings }
             evaluations += part.modelEvaluations
-            seconds += part.seconds
             strata += 1
         }
+
+        // Rows are run in groups: each row's estimator first runs on a game that records the coalitions
+        // it asks for (answering 0), the group's coalitions are evaluated in one batch, and each
+        // estimator runs again on a game that replays the values. Its draws come from its seed, not
+        // from the values, so it asks for the same coalitions; one that decides on the values (a
+        // stopping rule) and asks for others is answered by its row's game from there on.
+        var seeds = SplitMix64(seed: base.seed ^ 0x57A7_1F1E_D5EE_D000)
+        var group: [(row: Int, weight: Double, estimator: any SeededShapleyEstimator, recorded: RecordingGame)] = []
+        var recordedCoalitions = 0
+        func flush() throws {
+            guard !group.isEmpty else { return }
+            var masks: [UInt8] = [], which: [Int32] = []
+            masks.reserveCapacity(recordedCoalitions * m)
+            which.reserveCapacity(recordedCoalitions)
+            for g in group {
+                masks += g.recorded.masks
+                which += [Int32](repeating: Int32(g.row), count: g.recorded.masks.count / max(m, 1))
+            }
+            let v = which.isEmpty ? [] : try rows.rowValues(coalitions: masks, rows: which)
+            var first = 0
+            for g in group {
+                let count = g.recorded.masks.count / max(m, 1)
+                let replay = ReplayGame(recorded: g.recorded.masks, values: Array(v[(first * o)..<((first + count) * o)]),
+                                        row: try rows.rowGame(g.row))
+                first += count
+                try add(try g.estimator.explain(replay), weight: g.weight, row: g.row)
+            }
+            group.removeAll()
+            recordedCoalitions = 0
+        }
+        for (row, w) in weights.enumerated() {
+            // Every row's seed is drawn, so a row's draws do not depend on which rows have weight 0.
+            let seed = seeds.next()
+            guard w > 0 else { continue }
+            var estimator = base
+            estimator.seed = seed
+            if m == 0 {
+                // No coalitions to batch: only v_b(∅) and v_b(all), asked of the row directly.
+                try add(try estimator.explain(try rows.rowGame(row)), weight: w, row: row)
+                continue
+            }
+            let recorder = RecordingGame(like: try rows.rowGame(row))
+            _ = try estimator.explain(recorder)
+            if recordedCoalitions > 0 && recordedCoalitions + recorder.masks.count / max(m, 1) > coalitionsPerBatch { try flush() }
+            group.append((row, w, estimator, recorder))
+            recordedCoalitions += recorder.masks.count / max(m, 1)
+        }
+        try flush()
+        let elapsed = ContinuousClock.now - start
         settings["seed"] = .unsigned(base.seed)
         settings["stratified"] = .string("background rows")
         settings["strata"] = .int(strata)
         return try Explanation(method: method, instanceCount: 1, featureCount: m, outputCount: o, values: values, baseValues: baseValues,
-                               outputs: outputs, standardErrors: variance.map { $0.map { $0.squareRoot() } },
-                               modelEvaluations: evaluations, seconds: seconds, settings: settings)
+                               outputs: outputs, standardErrors: variance.map { $0.map { $0.squareRoot() } }, modelEvaluations: evaluations,
+                               seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18, settings: settings)
+    }
+}
+
+/// Answers every coalition with 0 and keeps what was asked for, in order.
+final class RecordingGame: CoalitionGame {
+    let featureCount: Int, outputCount: Int, rowsPerCoalition: Int
+    private(set) var masks: [UInt8] = []
+
+    init(like game: CoalitionGame) {
+        (featureCount, outputCount, rowsPerCoalition) = (game.featureCount, game.outputCount, game.rowsPerCoalition)
+    }
+
+    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
+        masks += coalitions
+        return [Double](repeating: 0, count: count * outputCount)
+    }
+}
+
+/// Replays the values of recorded coalitions while the same coalitions are asked for, in order; from
+/// the first other request on, asks `row` (the row's own game).
+final class ReplayGame: CoalitionGame {
+    let recorded: [UInt8], recordedValues: [Double], row: CoalitionGame
+    private var next = 0, diverged = false
+    var featureCount: Int { row.featureCount }
+    var outputCount: Int { row.outputCount }
+    var rowsPerCoalition: Int { row.rowsPerCoalition }
+
+    init(recorded: [UInt8], values: [Double], row: CoalitionGame) { (self.recorded, recordedValues, self.row) = (recorded, values, row) }
+
+    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
+        let m = featureCount, o = outputCount
+        if !diverged, (next + count) * m <= recorded.count, recorded[(next * m)..<((next + count) * m)].elementsEqual(coalitions) {
+            defer { next += count }
+            return Array(recordedValues[(next * o)..<((next + count) * o)])
+        }
+        diverged = true
+        return try row.values(coalitions: coalitions, count: count)
     }
 }

@@ -112,6 +112,38 @@ import Testing
         }
     }
 
+    /// The rows' coalitions reach the model in one batch (one call of the host model here, against one
+    /// call per row with batches of a single row's coalitions), with the same values; an estimator with
+    /// a stopping rule, which asks for more coalitions once it sees the values, still ends near the
+    /// exact values with fewer evaluations than its budget.
+    @Test func rowsShareBatches() throws {
+        let mlp = try SmallMLP(engine: try testEngine())
+        let forward = try mlp.hostForward()
+        func game(_ calls: UnsafeMutablePointer<Int>) throws -> HostGame {
+            try HostGame(instance: mlp.instance, background: mlp.background, backgroundWeights: Self.weights, groups: .elements(SmallMLP.features),
+                         outputCount: SmallMLP.classes, rowsPerChunk: 1 << 20) { rows, count in calls.pointee += 1; return try forward(rows, count) }
+        }
+        let calls = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        defer { calls.deallocate() }
+        calls.pointee = 0
+        var estimator = StratifiedShap(LeverageShap(budget: 100, seed: 8))
+        let batched = try estimator.explain(try game(calls))
+        #expect(calls.pointee == 1, "\(calls.pointee) calls of the model")
+        calls.pointee = 0
+        estimator.coalitionsPerBatch = 1
+        let single = try estimator.explain(try game(calls))
+        #expect(calls.pointee == 19, "\(calls.pointee) calls of the model")
+        #expect(batched.values == single.values && batched.standardErrors == single.standardErrors)
+        #expect(batched.modelEvaluations == single.modelEvaluations)
+
+        let exact = try ExactShapley().explain(try Self.hostGame(mlp, weights: Self.weights)).values
+        let rule = StoppingRule(threshold: 0.05)
+        let stopped = try StratifiedShap(KernelShap(budget: 250, seed: 3, stopping: rule, drawsPerRound: 8)).explain(try Self.hostGame(mlp, weights: Self.weights))
+        #expect(stopped.modelEvaluations < 252 * 19, "\(stopped.modelEvaluations) evaluations")
+        let scale = exact.map(abs).max()!
+        #expect(zip(stopped.values, exact).allSatisfy { abs($0 - $1) <= 0.1 * scale }, "stopped early: \(stopped.values) vs \(exact)")
+    }
+
     /// What cannot be stratified is refused: a game that is not over background rows, feature selection,
     /// all-zero weights, a row outside the background.
     @Test func refusals() throws {
