@@ -110,29 +110,7 @@ public struct StratifiedShap: ShapleyEstimator {
         // from the values, so it asks for the same coalitions; one that decides on the values (a
         // stopping rule) and asks for others is answered by its row's game from there on.
         var seeds = SplitMix64(seed: base.seed ^ 0x57A7_1F1E_D5EE_D000)
-        var group: [(row: Int, weight: Double, estimator: any SeededShapleyEstimator, recorded: RecordingGame)] = []
-        var recordedCoalitions = 0
-        func flush() throws {
-            guard !group.isEmpty else { return }
-            var masks: [UInt8] = [], which: [Int32] = []
-            masks.reserveCapacity(recordedCoalitions * m)
-            which.reserveCapacity(recordedCoalitions)
-            for g in group {
-                masks += g.recorded.masks
-                which += [Int32](repeating: Int32(g.row), count: g.recorded.masks.count / max(m, 1))
-            }
-            let v = which.isEmpty ? [] : try rows.rowValues(coalitions: masks, rows: which)
-            var first = 0
-            for g in group {
-                let count = g.recorded.masks.count / max(m, 1)
-                let replay = ReplayGame(recorded: g.recorded.masks, values: Array(v[(first * o)..<((first + count) * o)]),
-                                        row: try rows.rowGame(g.row))
-                first += count
-                try add(try g.estimator.explain(replay), weight: g.weight, row: g.row)
-            }
-            group.removeAll()
-            recordedCoalitions = 0
-        }
+        var pending: [(row: Int, weight: Double, estimator: any SeededShapleyEstimator)] = []
         for (row, w) in weights.enumerated() {
             // Every row's seed is drawn, so a row's draws do not depend on which rows have weight 0.
             let seed = seeds.next()
@@ -142,15 +120,48 @@ public struct StratifiedShap: ShapleyEstimator {
             if m == 0 {
                 // No coalitions to batch: only v_b(∅) and v_b(all), asked of the row directly.
                 try add(try estimator.explain(try rows.rowGame(row)), weight: w, row: row)
-                continue
+            } else {
+                pending.append((row, w, estimator))
             }
-            let recorder = RecordingGame(like: try rows.rowGame(row))
-            _ = try estimator.explain(recorder)
-            if recordedCoalitions > 0 && recordedCoalitions + recorder.masks.count / max(m, 1) > coalitionsPerBatch { try flush() }
-            group.append((row, w, estimator, recorder))
-            recordedCoalitions += recorder.masks.count / max(m, 1)
         }
-        try flush()
+        // The estimators' own work (drawing, fitting) runs for several rows at once on the host's
+        // threads; a replayed estimator that asks its row's game for more takes turns on the device.
+        let device = NSLock()
+        var next = 0
+        while next < pending.count {
+            let chunk = Array(pending[next..<min(next + 64, pending.count)])
+            let recorded = try onEveryDevice(chunk.count) { i -> RecordingGame in
+                let recorder = RecordingGame(like: try rows.rowGame(chunk[i].row))
+                _ = try chunk[i].estimator.explain(recorder)
+                return recorder
+            }
+            var first = 0
+            while first < chunk.count {
+                var last = first + 1, total = recorded[first].count
+                while last < chunk.count && total + recorded[last].count <= coalitionsPerBatch {
+                    total += recorded[last].count
+                    last += 1
+                }
+                var masks: [UInt8] = [], which: [Int32] = []
+                masks.reserveCapacity(total * m)
+                which.reserveCapacity(total)
+                for i in first..<last {
+                    masks += recorded[i].masks
+                    which += [Int32](repeating: Int32(chunk[i].row), count: recorded[i].count)
+                }
+                let v = which.isEmpty ? [] : try rows.rowValues(coalitions: masks, rows: which)
+                let offsets = (first..<last).reduce(into: [0]) { $0.append($0.last! + recorded[$1].count) }
+                let parts = try onEveryDevice(last - first) { j -> Explanation in
+                    let i = first + j
+                    let replay = ReplayGame(recorded: recorded[i].masks, values: Array(v[(offsets[j] * o)..<(offsets[j + 1] * o)]),
+                                            row: LockedGame(try rows.rowGame(chunk[i].row), lock: device))
+                    return try chunk[i].estimator.explain(replay)
+                }
+                for (j, part) in parts.enumerated() { try add(part, weight: chunk[first + j].weight, row: chunk[first + j].row) }
+                first = last
+            }
+            next += chunk.count
+        }
         let elapsed = ContinuousClock.now - start
         settings["seed"] = .unsigned(base.seed)
         settings["stratified"] = .string("background rows")
@@ -165,6 +176,8 @@ public struct StratifiedShap: ShapleyEstimator {
 final class RecordingGame: CoalitionGame {
     let featureCount: Int, outputCount: Int, rowsPerCoalition: Int
     private(set) var masks: [UInt8] = []
+    /// Coalitions recorded.
+    var count: Int { masks.count / max(featureCount, 1) }
 
     init(like game: CoalitionGame) {
         (featureCount, outputCount, rowsPerCoalition) = (game.featureCount, game.outputCount, game.rowsPerCoalition)
@@ -195,5 +208,21 @@ final class ReplayGame: CoalitionGame {
         }
         diverged = true
         return try row.values(coalitions: coalitions, count: count)
+    }
+}
+
+/// Another game's values, one caller at a time.
+final class LockedGame: CoalitionGame {
+    let game: CoalitionGame, lock: NSLock
+    var featureCount: Int { game.featureCount }
+    var outputCount: Int { game.outputCount }
+    var rowsPerCoalition: Int { game.rowsPerCoalition }
+
+    init(_ game: CoalitionGame, lock: NSLock) { (self.game, self.lock) = (game, lock) }
+
+    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try game.values(coalitions: coalitions, count: count)
     }
 }
