@@ -50,6 +50,13 @@ struct CurvesFile: Codable {
     var points: [CurvePoint]
 }
 
+/// The smallest budget each curve estimator accepts for M features (smaller budgets are skipped).
+func curveMinimumBudget(_ name: String, features m: Int) -> Int {
+    if name.hasSuffix("permutation-shap") { return PermutationShap.minimumBudget(features: m) }
+    if name.hasSuffix("sampling-shap") { return SamplingShap.minimumBudget(features: m) }
+    return KernelShap.minimumBudget(features: m)
+}
+
 /// The Shapley estimators the curves compare, by method name.
 let curveEstimators: [(String, @Sendable (Int, UInt64) -> ShapleyEstimator)] = [
     ("kernel-shap", { KernelShap(budget: $0, seed: $1) }),
@@ -165,6 +172,11 @@ func benchShapCurves(_ bench: Bench, directory: String, modelPath: String, budge
         let done = Set(file.points.map(\.key))
         for (name, make) in curveEstimators where estimators.contains(name) {
             for budget in budgets {
+                let minimum = curveMinimumBudget(name, features: problem.features)
+                guard budget >= minimum else {
+                    say("    \(problem.name) \(name) budget \(budget): skipped, below its minimum of \(minimum) for \(problem.features) features")
+                    continue
+                }
                 for i in 0..<instances {
                     for seed in 1...seeds {
                         var point = CurvePoint(problem: problem.name, library: "prism", estimator: name, instance: i, seed: seed, budget: budget,
