@@ -200,33 +200,6 @@ extension DeviceGame {
 }
 
 extension DeviceGame {
-    /// The game of background row `row` alone (see `BackgroundRowsGame`): each coalition is one model
-    /// row per instance, evaluated through `sampledValues`.
-    public func rowGame(_ row: Int) throws -> CoalitionGame {
-        guard row >= 0 && row < backgroundCount else { throw ExplainError("explain: background row \(row) is outside 0..<\(backgroundCount)") }
-        return DeviceRowGame(game: self, row: Int32(row))
-    }
-}
-
-/// v_b(S) of one background row b of a `DeviceGame`, for all its instances: [coalition][instance][class].
-final class DeviceRowGame: CoalitionGame {
-    let game: DeviceGame
-    let row: Int32
-    var featureCount: Int { game.featureCount }
-    var outputCount: Int { game.outputCount }
-    var rowsPerCoalition: Int { game.instanceCount }
-
-    init(game: DeviceGame, row: Int32) { (self.game, self.row) = (game, row) }
-
-    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
-        guard coalitions.count == count * featureCount else {
-            throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(featureCount) features")
-        }
-        return try game.rowValues(coalitions: coalitions, rows: [Int32](repeating: row, count: count))
-    }
-}
-
-extension DeviceGame {
     /// v_b(S) of coalition r on background row `rows[r]` for every instance, through `sampledValues`:
     /// [count][instance][class].
     public func rowValues(coalitions: [UInt8], rows: [Int32]) throws -> [Double] {

@@ -15,15 +15,15 @@ public final class HostGame: BackgroundRowsGame {
     /// Rows per call of the model.
     public var rowsPerChunk: Int
     /// Model rows evaluated so far (coalitions × background rows).
-    public fileprivate(set) var modelEvaluations = 0
+    public private(set) var modelEvaluations = 0
     public var rowsPerCoalition: Int { backgroundCount }
 
-    fileprivate let instance: [Float]
-    fileprivate let background: [Float]
-    fileprivate let weights: [Double]
+    private let instance: [Float]
+    private let background: [Float]
+    private let weights: [Double]
     public var rowWeights: [Double] { weights }
-    fileprivate let groups: [Int32]
-    fileprivate let model: ([Float], Int) throws -> [Float]
+    private let groups: [Int32]
+    private let model: ([Float], Int) throws -> [Float]
 
     /// - Parameters:
     ///   - instance: the input to explain, D values.
@@ -97,31 +97,6 @@ public final class HostGame: BackgroundRowsGame {
             start += s
         }
         return result
-    }
-}
-
-extension HostGame {
-    /// The game of background row `row` alone (see `BackgroundRowsGame`): one model row per coalition.
-    public func rowGame(_ row: Int) throws -> CoalitionGame {
-        guard row >= 0 && row < backgroundCount else { throw ExplainError("explain: background row \(row) is outside 0..<\(backgroundCount)") }
-        return HostRowGame(game: self, row: row)
-    }
-}
-
-/// v_b(S) of one background row b of a `HostGame`.
-final class HostRowGame: CoalitionGame {
-    let game: HostGame
-    let row: Int
-    var featureCount: Int { game.featureCount }
-    var outputCount: Int { game.outputCount }
-
-    init(game: HostGame, row: Int) { (self.game, self.row) = (game, row) }
-
-    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
-        guard coalitions.count == count * featureCount else {
-            throw ExplainError("explain: \(coalitions.count) mask entries for \(count) coalitions of \(featureCount) features")
-        }
-        return try game.rowValues(coalitions: coalitions, rows: [Int32](repeating: Int32(row), count: count))
     }
 }
 

@@ -8,13 +8,37 @@ import PrismCL
 public protocol BackgroundRowsGame: CoalitionGame {
     /// The rows' weights w_b, non-negative and summing to 1.
     var rowWeights: [Double] { get }
-    /// The game v_b of background row `row` alone: one model row per coalition (per instance).
-    /// - Throws: `ExplainError` for a row outside the background.
-    func rowGame(_ row: Int) throws -> CoalitionGame
+    /// Background rows N.
+    var backgroundCount: Int { get }
     /// v_b(S) of many rows' coalitions in one batch: coalition r (of `coalitions` [count, features])
     /// on background row `rows[r]`, [count, outputCount].
     /// - Throws: `ExplainError` when the counts disagree or a row is outside the background; the model's errors.
     func rowValues(coalitions: [UInt8], rows: [Int32]) throws -> [Double]
+}
+
+extension BackgroundRowsGame {
+    /// The game v_b of background row `row` alone, through `rowValues`: a coalition costs this game's
+    /// rows per coalition divided by N (one model row per instance).
+    /// - Throws: `ExplainError` for a row outside the background.
+    public func rowGame(_ row: Int) throws -> CoalitionGame {
+        guard row >= 0 && row < backgroundCount else { throw ExplainError("explain: background row \(row) is outside 0..<\(backgroundCount)") }
+        return OneRowGame(self, row: Int32(row))
+    }
+}
+
+/// v_b(S) of one background row b of a `BackgroundRowsGame`.
+final class OneRowGame: CoalitionGame {
+    let game: BackgroundRowsGame
+    let row: Int32
+    var featureCount: Int { game.featureCount }
+    var outputCount: Int { game.outputCount }
+    var rowsPerCoalition: Int { game.rowsPerCoalition / max(game.backgroundCount, 1) }
+
+    init(_ game: BackgroundRowsGame, row: Int32) { (self.game, self.row) = (game, row) }
+
+    func values(coalitions: [UInt8], count: Int) throws -> [Double] {
+        try game.rowValues(coalitions: coalitions, rows: [Int32](repeating: row, count: count))
+    }
 }
 
 /// A sampling estimator whose draws all come from its seed, so that a stratified run can give each
