@@ -17,7 +17,17 @@ import PrismCL
 /// `Settings.backgroundPerCoalition` K, drawn afresh for every batch of every epoch, each coalition's
 /// value from K background rows drawn for it (an unbiased estimate of the same v_x(S): the stochastic
 /// game of Covert & Lee, AISTATS 2021, §5), so one epoch costs K model rows per coalition instead of
-/// the background's N, and the explainer sees new coalitions every epoch, as in the paper.
+/// the background's N, and the explainer sees new coalitions every epoch, as in the paper. A coalition
+/// and its complement share their K rows, and each row's value carries a control variate: with
+/// α = |S|/m,
+///
+///     y_b(S) = v_b(S) − v(∅) − (1 − α)·(f(b) − v(∅)),      E_b y_b(S) = v(S) − v(∅),
+///
+/// unbiased because E_b f(b) = v(∅) exactly, and far less spread than v_b(S) − v(∅): a row's game moves
+/// from f(b) at ∅ to f(x) at the full coalition, and the term removes the row's own start (v_b(S) −
+/// f(b) − α(f(x) − f(b)) is the row's game less the straight line between its endpoints). On the cnn's
+/// image game the regression on such single-row values reaches at equal model evaluations about half
+/// the error of averaging all rows per coalition (RESULTS.md, 2026-12-05).
 public enum FastShap {
     /// How the explainer is trained.
     public struct Settings: Sendable, Equatable {
@@ -117,9 +127,10 @@ public enum FastShap {
         return result
     }
 
-    /// The exact endpoints of every image's game: v(∅) = Σ_b f(b) / N (the same for all) and the totals
-    /// v(1) − v(∅) = f(x) − v(∅) [images × classes], the model run in chunks of `chunk` rows.
-    static func endpoints(model: Model, images: [Float], background: [Float], chunk: Int) throws -> (base: [Double], totals: [Float]) {
+    /// The exact endpoints of every image's game: v(∅) = Σ_b f(b) / N (the same for all), the rows'
+    /// outputs f(b) [rows × classes] and the totals v(1) − v(∅) = f(x) − v(∅) [images × classes], the
+    /// model run in chunks of `chunk` rows.
+    static func endpoints(model: Model, images: [Float], background: [Float], chunk: Int) throws -> (base: [Double], rows: [Float], totals: [Float]) {
         let engine = model.engine, shape = model.spec.inputShape, d = shape.reduce(1, *), c = model.spec.classCount
         func outputs(_ x: [Float]) throws -> [Float] {
             var out: [Float] = []
@@ -133,14 +144,16 @@ public enum FastShap {
         let fb = try outputs(background), n = background.count / d
         let base = (0..<c).map { o in (0..<n).reduce(0.0) { $0 + Double(fb[$1 * c + o]) } / Double(n) }
         let fx = try outputs(images)
-        return (base, fx.indices.map { Float(Double(fx[$0]) - base[$0 % c]) })
+        return (base, fb, fx.indices.map { Float(Double(fx[$0]) - base[$0 % c]) })
     }
 
     /// Fresh game values for the images `batch` (indices into `images`): `settings.coalitionsPerImage`
-    /// coalitions each, drawn per image, each valued by `perCoalition` background rows drawn uniformly.
+    /// coalitions each, drawn per image, each pair (S and its complement) valued by the same
+    /// `perCoalition` background rows drawn uniformly, each row's value with the control variate of
+    /// the type's documentation (`rowOutputs`: f(b) [rows × classes]).
     static func sampledTargets(model: Model, images: [Float], batch: [Int], background: [Float], groups: FeatureGroups,
-                               base: [Double], totals: [Float], perCoalition: Int, settings: Settings, rowsPerChunk: Int?,
-                               rng: inout SplitMix64, evaluations: inout Int) throws -> [Targets] {
+                               base: [Double], rowOutputs: [Float], totals: [Float], perCoalition: Int, settings: Settings,
+                               rowsPerChunk: Int?, rng: inout SplitMix64, evaluations: inout Int) throws -> [Targets] {
         let d = model.spec.inputShape.reduce(1, *), m = groups.featureCount, c = model.spec.classCount
         let k = settings.coalitionsPerImage, n = background.count / d
         let game = try DeviceGame(model: model, instances: batch.flatMap { images[($0 * d)..<(($0 + 1) * d)] }, background: background,
@@ -149,11 +162,14 @@ public enum FastShap {
         for r in batch.indices {
             let drawn = sampleCoalitions(features: m, count: k, rng: &rng)
             perImage.append(drawn)
+            var pairRows: [Int32] = []
             for s in 0..<k {
-                for _ in 0..<perCoalition {
+                // A pair's second coalition reuses the first's rows.
+                if s % 2 == 0 { pairRows = (0..<perCoalition).map { _ in Int32(rng.next() % UInt64(n)) } }
+                for j in 0..<perCoalition {
                     masks += drawn[(s * m)..<((s + 1) * m)]
                     which.append(Int32(r))
-                    rows.append(Int32(rng.next() % UInt64(n)))
+                    rows.append(pairRows[j])
                 }
             }
         }
@@ -162,10 +178,15 @@ public enum FastShap {
         return batch.enumerated().map { r, index in
             var gains = [Float](repeating: 0, count: k * c)
             for s in 0..<k {
+                let mask = perImage[r][(s * m)..<((s + 1) * m)]
+                let hidden = 1 - Double(mask.reduce(0) { $0 + Int($1) }) / Double(m)   // 1 − α
                 for o in 0..<c {
                     var sum = 0.0
-                    for j in 0..<perCoalition { sum += v[((r * k + s) * perCoalition + j) * c + o] }
-                    gains[s * c + o] = Float(sum / Double(perCoalition) - base[o])
+                    for j in 0..<perCoalition {
+                        let at = (r * k + s) * perCoalition + j, row = Int(rows[at])
+                        sum += v[at * c + o] - base[o] - hidden * (Double(rowOutputs[row * c + o]) - base[o])
+                    }
+                    gains[s * c + o] = Float(sum / Double(perCoalition))
                 }
             }
             return Targets(masks: perImage[r], gains: gains, total: Array(totals[(index * c)..<((index + 1) * c)]))
@@ -209,14 +230,14 @@ public enum FastShap {
         let count = images.count / d
         var rng = SplitMix64(seed: settings.seed ^ 0xFA57_5BA9)
         var evaluations = 0
-        var cached: [Targets] = [], base: [Double] = [], totals: [Float] = []
+        var cached: [Targets] = [], base: [Double] = [], rowOutputs: [Float] = [], totals: [Float] = []
         if settings.backgroundPerCoalition == nil {
             cached = try model.engine.noGrad {
                 try Self.targets(model: model, images: images, background: background, groups: groups, settings: settings, rng: &rng,
                                  rowsPerChunk: rowsPerChunk, evaluations: &evaluations, progress: valuesProgress)
             }
         } else {
-            (base, totals) = try model.engine.noGrad { try endpoints(model: model, images: images, background: background, chunk: 1024) }
+            (base, rowOutputs, totals) = try model.engine.noGrad { try endpoints(model: model, images: images, background: background, chunk: 1024) }
             evaluations += count + background.count / d
         }
         let engine = explainer.engine, k = settings.coalitionsPerImage
@@ -237,8 +258,8 @@ public enum FastShap {
                     optimizer.lr = settings.learningRate * Float(0.5 * (1 + cos(Double.pi * Double(step) / Double(steps))))
                     targets = try model.engine.noGrad {
                         try sampledTargets(model: model, images: images, batch: batch, background: background, groups: groups, base: base,
-                                           totals: totals, perCoalition: perCoalition, settings: settings, rowsPerChunk: rowsPerChunk,
-                                           rng: &rng, evaluations: &evaluations)
+                                           rowOutputs: rowOutputs, totals: totals, perCoalition: perCoalition, settings: settings,
+                                           rowsPerChunk: rowsPerChunk, rng: &rng, evaluations: &evaluations)
                     }
                 } else {
                     targets = batch.map { cached[$0] }
