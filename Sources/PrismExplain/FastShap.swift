@@ -18,16 +18,10 @@ import PrismCL
 /// value from K background rows drawn for it (an unbiased estimate of the same v_x(S): the stochastic
 /// game of Covert & Lee, AISTATS 2021, §5), so one epoch costs K model rows per coalition instead of
 /// the background's N, and the explainer sees new coalitions every epoch, as in the paper. A coalition
-/// and its complement share their K rows, and each row's value carries a control variate: with
-/// α = |S|/m,
-///
-///     y_b(S) = v_b(S) − v(∅) − (1 − α)·(f(b) − v(∅)),      E_b y_b(S) = v(S) − v(∅),
-///
-/// unbiased because E_b f(b) = v(∅) exactly, and far less spread than v_b(S) − v(∅): a row's game moves
-/// from f(b) at ∅ to f(x) at the full coalition, and the term removes the row's own start (v_b(S) −
-/// f(b) − α(f(x) − f(b)) is the row's game less the straight line between its endpoints). On the cnn's
-/// image game the regression on such single-row values reaches at equal model evaluations about half
-/// the error of averaging all rows per coalition (RESULTS.md, 2026-12-05).
+/// and its complement share their K rows, and each row's value carries control variates of mean zero
+/// over the rows (`FastShapControl`: the row's endpoints, and a linear model of the network fitted
+/// once before training) that remove most of the rows' spread without changing what the targets
+/// estimate.
 public enum FastShap {
     /// How the explainer is trained.
     public struct Settings: Sendable, Equatable {
@@ -42,12 +36,15 @@ public enum FastShap {
         /// nil: every coalition's value averages the whole background, computed once before training.
         /// K: fresh coalitions for every batch, each valued by K background rows drawn uniformly for it.
         public var backgroundPerCoalition: Int?
+        /// With `backgroundPerCoalition`: masked inputs the linear control variate is fitted to (0: the
+        /// endpoints' control variate alone). Inputs of more than 2,048 elements go without it.
+        public var linearControlRows: Int
 
         public init(coalitionsPerImage: Int = 32, epochs: Int = 20, batchSize: Int = 64, learningRate: Float = 1e-3, seed: UInt64 = 0,
-                    imagesPerGame: Int = 8, backgroundPerCoalition: Int? = nil) {
+                    imagesPerGame: Int = 8, backgroundPerCoalition: Int? = nil, linearControlRows: Int = 16_384) {
             (self.coalitionsPerImage, self.epochs, self.batchSize, self.learningRate, self.seed, self.imagesPerGame) =
                 (coalitionsPerImage, epochs, batchSize, learningRate, seed, imagesPerGame)
-            self.backgroundPerCoalition = backgroundPerCoalition
+            (self.backgroundPerCoalition, self.linearControlRows) = (backgroundPerCoalition, linearControlRows)
         }
     }
 
@@ -68,6 +65,9 @@ public enum FastShap {
         /// Model rows evaluated to compute the game values.
         public var modelEvaluations: Int
         public var seconds: Double
+        /// The linear control variate: masked inputs it was fitted to and its R² on them (nil: not used).
+        public var linearControlRows: Int?
+        public var linearControlRSquared: Double?
     }
 
     /// Coalitions from the Shapley kernel distribution, in complementary pairs: [count × m] 0/1.
@@ -131,28 +131,30 @@ public enum FastShap {
     /// outputs f(b) [rows × classes] and the totals v(1) − v(∅) = f(x) − v(∅) [images × classes], the
     /// model run in chunks of `chunk` rows.
     static func endpoints(model: Model, images: [Float], background: [Float], chunk: Int) throws -> (base: [Double], rows: [Float], totals: [Float]) {
-        let engine = model.engine, shape = model.spec.inputShape, d = shape.reduce(1, *), c = model.spec.classCount
-        func outputs(_ x: [Float]) throws -> [Float] {
-            var out: [Float] = []
-            let rows = x.count / d
-            for first in stride(from: 0, to: rows, by: chunk) {
-                let n = min(chunk, rows - first)
-                out += try model(try Tensor(Array(x[(first * d)..<((first + n) * d)]), shape: [n] + shape, engine: engine)).toArray()
-            }
-            return out
-        }
-        let fb = try outputs(background), n = background.count / d
+        let d = model.spec.inputShape.reduce(1, *), c = model.spec.classCount
+        let fb = try outputs(model: model, rows: background, chunk: chunk), n = background.count / d
         let base = (0..<c).map { o in (0..<n).reduce(0.0) { $0 + Double(fb[$1 * c + o]) } / Double(n) }
-        let fx = try outputs(images)
+        let fx = try outputs(model: model, rows: images, chunk: chunk)
         return (base, fb, fx.indices.map { Float(Double(fx[$0]) - base[$0 % c]) })
+    }
+
+    /// The model's outputs of `rows` (whole inputs), run in chunks of `chunk` rows: [rows × classes].
+    static func outputs(model: Model, rows x: [Float], chunk: Int) throws -> [Float] {
+        let engine = model.engine, shape = model.spec.inputShape, d = shape.reduce(1, *)
+        var out: [Float] = []
+        let rows = x.count / d
+        for first in stride(from: 0, to: rows, by: chunk) {
+            let n = min(chunk, rows - first)
+            out += try model(try Tensor(Array(x[(first * d)..<((first + n) * d)]), shape: [n] + shape, engine: engine)).toArray()
+        }
+        return out
     }
 
     /// Fresh game values for the images `batch` (indices into `images`): `settings.coalitionsPerImage`
     /// coalitions each, drawn per image, each pair (S and its complement) valued by the same
-    /// `perCoalition` background rows drawn uniformly, each row's value with the control variate of
-    /// the type's documentation (`rowOutputs`: f(b) [rows × classes]).
+    /// `perCoalition` background rows drawn uniformly, each row's value corrected by `control`.
     static func sampledTargets(model: Model, images: [Float], batch: [Int], background: [Float], groups: FeatureGroups,
-                               base: [Double], rowOutputs: [Float], totals: [Float], perCoalition: Int, settings: Settings,
+                               control: FastShapControl, totals: [Float], perCoalition: Int, settings: Settings,
                                rowsPerChunk: Int?, rng: inout SplitMix64, evaluations: inout Int) throws -> [Targets] {
         let d = model.spec.inputShape.reduce(1, *), m = groups.featureCount, c = model.spec.classCount
         let k = settings.coalitionsPerImage, n = background.count / d
@@ -178,13 +180,12 @@ public enum FastShap {
         return batch.enumerated().map { r, index in
             var gains = [Float](repeating: 0, count: k * c)
             for s in 0..<k {
-                let mask = perImage[r][(s * m)..<((s + 1) * m)]
-                let hidden = 1 - Double(mask.reduce(0) { $0 + Int($1) }) / Double(m)   // 1 − α
+                let mask = perImage[r][(s * m)..<((s + 1) * m)], size = mask.reduce(0) { $0 + Int($1) }
                 for o in 0..<c {
                     var sum = 0.0
                     for j in 0..<perCoalition {
                         let at = (r * k + s) * perCoalition + j, row = Int(rows[at])
-                        sum += v[at * c + o] - base[o] - hidden * (Double(rowOutputs[row * c + o]) - base[o])
+                        sum += v[at * c + o] - control.base[o] + control.correction(row: row, mask: mask, inCoalition: size, output: o)
                     }
                     gains[s * c + o] = Float(sum / Double(perCoalition))
                 }
@@ -227,18 +228,33 @@ public enum FastShap {
             throw ExplainError("fastshap: coalitions per image (≥ 2), epochs and batch size (≥ 1) must be positive")
         }
         if let k = settings.backgroundPerCoalition, k < 1 { throw ExplainError("fastshap: background rows per coalition must be at least 1, got \(k)") }
+        if settings.backgroundPerCoalition != nil, groups.elementFeature.contains(-1) {
+            throw ExplainError("fastshap: fresh coalitions take a row's empty coalition to be the row itself, so every input element must belong to a feature; these groups leave \(groups.elementFeature.filter { $0 < 0 }.count) elements to the instance")
+        }
+        guard settings.linearControlRows >= 0 else { throw ExplainError("fastshap: the linear control variate's rows must be 0 (none) or more, got \(settings.linearControlRows)") }
         let count = images.count / d
         var rng = SplitMix64(seed: settings.seed ^ 0xFA57_5BA9)
         var evaluations = 0
-        var cached: [Targets] = [], base: [Double] = [], rowOutputs: [Float] = [], totals: [Float] = []
+        var cached: [Targets] = [], totals: [Float] = [], control: FastShapControl?, linear: FastShapControl.LinearFit?
         if settings.backgroundPerCoalition == nil {
             cached = try model.engine.noGrad {
                 try Self.targets(model: model, images: images, background: background, groups: groups, settings: settings, rng: &rng,
                                  rowsPerChunk: rowsPerChunk, evaluations: &evaluations, progress: valuesProgress)
             }
         } else {
-            (base, rowOutputs, totals) = try model.engine.noGrad { try endpoints(model: model, images: images, background: background, chunk: 1024) }
+            let (base, rowOutputs, exact) = try model.engine.noGrad { try endpoints(model: model, images: images, background: background, chunk: 1024) }
+            totals = exact
             evaluations += count + background.count / d
+            if settings.linearControlRows > 0, d <= FastShapControl.largestLinearInput {
+                var fitRng = SplitMix64(seed: settings.seed ^ 0x11EA_C0DE)
+                linear = try model.engine.noGrad {
+                    try FastShapControl.fitLinear(model: model, images: images, background: background, groups: groups,
+                                                  rows: settings.linearControlRows, rng: &fitRng)
+                }
+                evaluations += settings.linearControlRows
+            }
+            control = FastShapControl(base: base, rowOutputs: rowOutputs, delta: linear?.delta, deltaTotal: linear?.deltaTotal,
+                                      features: m, classes: c)
         }
         let engine = explainer.engine, k = settings.coalitionsPerImage
         let optimizer = try Adam(explainer.parameters, lr: settings.learningRate)
@@ -251,14 +267,14 @@ public enum FastShap {
             for first in stride(from: 0, to: count, by: settings.batchSize) {
                 let batch = Array(order[first..<min(first + settings.batchSize, count)]), rows = batch.count
                 let targets: [Targets]
-                if let perCoalition = settings.backgroundPerCoalition {
+                if let perCoalition = settings.backgroundPerCoalition, let control {
                     // Noisy targets: the learning rate decays along a cosine to 0 over all steps, so the
                     // last steps average the single rows' noise out instead of following it.
                     let step = epoch * stepsPerEpoch + first / settings.batchSize
                     optimizer.lr = settings.learningRate * Float(0.5 * (1 + cos(Double.pi * Double(step) / Double(steps))))
                     targets = try model.engine.noGrad {
-                        try sampledTargets(model: model, images: images, batch: batch, background: background, groups: groups, base: base,
-                                           rowOutputs: rowOutputs, totals: totals, perCoalition: perCoalition, settings: settings,
+                        try sampledTargets(model: model, images: images, batch: batch, background: background, groups: groups,
+                                           control: control, totals: totals, perCoalition: perCoalition, settings: settings,
                                            rowsPerChunk: rowsPerChunk, rng: &rng, evaluations: &evaluations)
                     }
                 } else {
@@ -298,7 +314,8 @@ public enum FastShap {
             losses.append(loss)
             progress(epoch + 1, loss)
         }
-        return Report(losses: losses, modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start))
+        return Report(losses: losses, modelEvaluations: evaluations, seconds: AttributionSetup.seconds(since: start),
+                      linearControlRows: linear == nil ? nil : settings.linearControlRows, linearControlRSquared: linear?.rSquared)
     }
 
     /// Explains `instances` with a trained explainer in one forward pass: φ̃ [instances][features][classes]

@@ -25,6 +25,9 @@ struct FastShapFile {
         var backgroundRows: Int
         /// Background rows drawn per coalition (fresh coalitions every epoch); nil: each value averages all rows.
         var backgroundPerCoalition: Int?
+        /// With backgroundPerCoalition: masked inputs the linear control variate was fitted to, and its R² (nil: not used).
+        var linearControlRows: Int?
+        var linearControlRSquared: Double?
         var epochs: Int
         var losses: [Double]
         var modelEvaluations: Int
@@ -86,6 +89,11 @@ struct ExplainTrainCommand: ParsableCommand {
         valueName: "K"))
     var backgroundPerCoalition: Int?
 
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "With --background-per-coalition: masked inputs a linear model of the network is fitted to before training, a control variate of mean zero that removes most of the single rows' spread from the targets (0: only the rows' endpoints; inputs of more than 2,048 values go without it).",
+        valueName: "N"))
+    var controlRows: Int = 16_384
+
     @Option(parsing: .unconditional, help: "Passes over the examples.")
     var epochs: Int = 20
 
@@ -111,6 +119,7 @@ struct ExplainTrainCommand: ParsableCommand {
         guard coalitions >= 2, coalitions % 2 == 0 else { throw ValidationError("--coalitions must be an even number of at least 2 (complementary pairs)") }
         guard ["mlp", "model"].contains(architecture) else { throw ValidationError("--architecture must be 'mlp' or 'model', got '\(architecture)'") }
         if let k = backgroundPerCoalition, k < 1 { throw ValidationError("--background-per-coalition must be at least 1") }
+        guard controlRows >= 0 else { throw ValidationError("--control-rows must be 0 (no linear control variate) or more") }
         guard learningRate > 0 else { throw ValidationError("--learning-rate must be positive") }
     }
 
@@ -144,9 +153,9 @@ struct ExplainTrainCommand: ParsableCommand {
                 : try Model(spec: try ModelSpec.mlp(inputShape: spec.inputShape, hidden: [hidden], classes: m * c), seed: seed &+ 1, engine: engine)
             let explainerSpec = explainer.spec
             let settings = FastShap.Settings(coalitionsPerImage: coalitions, epochs: epochs, learningRate: learningRate, seed: seed,
-                                             backgroundPerCoalition: backgroundPerCoalition)
+                                             backgroundPerCoalition: backgroundPerCoalition, linearControlRows: controlRows)
             if let k = backgroundPerCoalition {
-                printError("explain-train: \(epochs) epochs × \(count) examples × \(coalitions) fresh coalitions × \(k) of \(drawn.indices.count) background rows = \(epochs * count * coalitions * k) model evaluations (\(m) features × \(c) outputs)")
+                printError("explain-train: \(epochs) epochs × \(count) examples × \(coalitions) fresh coalitions × \(k) of \(drawn.indices.count) background rows = \(epochs * count * coalitions * k) model evaluations\(controlRows > 0 && d <= 2048 ? ", and \(controlRows) to fit the linear control variate" : "") (\(m) features × \(c) outputs)")
             } else {
                 printError("explain-train: \(count) examples × (\(coalitions) coalitions + the empty and the full one) × \(drawn.indices.count) background rows = \(count * (coalitions + 2) * drawn.indices.count) model evaluations, then \(epochs) epochs (\(m) features × \(c) outputs)")
             }
@@ -169,6 +178,7 @@ struct ExplainTrainCommand: ParsableCommand {
             let file = FastShapFile.Settings(inputShape: spec.inputShape, classes: c, superpixel: spec.inputShape.count == 3 ? superpixel : nil,
                                              features: m, images: count, coalitionsPerImage: coalitions, backgroundRows: drawn.indices.count,
                                              backgroundPerCoalition: backgroundPerCoalition,
+                                             linearControlRows: report.linearControlRows, linearControlRSquared: report.linearControlRSquared,
                                              epochs: epochs, losses: report.losses, modelEvaluations: report.modelEvaluations,
                                              seconds: report.seconds, model: (model as NSString).lastPathComponent)
             var tensors = try explainer.stateDict()
@@ -176,6 +186,11 @@ struct ExplainTrainCommand: ParsableCommand {
             let metadata = [Model.specMetadataKey: try explainerSpec.json(),
                             fastShapMetadataKey: String(decoding: try JSONEncoder().encode(file), as: UTF8.self)]
             try SafetensorsFile(tensors: tensors, metadata: metadata).write(to: output)
+            if let rows = report.linearControlRows, let r2 = report.linearControlRSquared {
+                printLine(String(format: "explain-train: the linear control variate, fitted to %d masked inputs, has R² %.3f", rows, r2))
+            } else if backgroundPerCoalition != nil {
+                printLine("explain-train: control variate of the rows' endpoints only (\(controlRows == 0 ? "--control-rows 0" : "inputs of \(d) values are above the linear one's 2,048"))")
+            }
             printLine(String(format: "wrote %@: loss %.4g → %.4g over %d epochs, %d model evaluations, %.1f s", out,
                              report.losses.first ?? 0, report.losses.last ?? 0, epochs, report.modelEvaluations, report.seconds))
         }

@@ -44,15 +44,19 @@ import Testing
         expectOneLineError(try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/x.safetensors",
                                          "--background-per-coalition", "0"] + data),
                            "--background-per-coalition must be at least 1")
+        expectOneLineError(try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/x.safetensors",
+                                         "--control-rows", "-1"] + data),
+                           "--control-rows must be 0 (no linear control variate) or more")
 
         // Fresh coalitions every epoch, each valued by 2 background rows drawn for it.
         let resampled = try runPrism(["explain-train", "--device", "cpu", "--model", model, "--out", dir + "/r.safetensors", "--images", "120",
                                       "--coalitions", "8", "--background", "12", "--background-per-coalition", "2", "--epochs", "5",
-                                      "--architecture", "model"] + data)
+                                      "--architecture", "model", "--control-rows", "500"] + data)
         #expect(resampled.status == 0, "\(resampled.stderr)")
-        #expect(resampled.stderr.contains("5 epochs × 120 examples × 8 fresh coalitions × 2 of 12 background rows = 9600 model evaluations"),
+        #expect(resampled.stderr.contains("5 epochs × 120 examples × 8 fresh coalitions × 2 of 12 background rows = 9600 model evaluations, and 500 to fit the linear control variate"),
                 "\(resampled.stderr)")
-        #expect(resampled.stdout.contains("over 5 epochs, \(9600 + 120 + 12) model evaluations"), "\(resampled.stdout)")
+        #expect(resampled.stdout.contains("over 5 epochs, \(9600 + 120 + 12 + 500) model evaluations"), "\(resampled.stdout)")
+        #expect(resampled.stdout.contains("the linear control variate, fitted to 500 masked inputs, has R² 0."), "\(resampled.stdout)")
         // The explainer is the model's own graph, widened: it explains as any explainer file does.
         let fromModel = try runPrism(["explain", "--device", "cpu", "--model", model, "--index", "0,1", "--method", "fastshap",
                                       "--explainer", dir + "/r.safetensors", "--json", dir + "/r.json"] + data)
