@@ -48,6 +48,10 @@ public enum FastShap {
         }
     }
 
+    /// Inputs of more elements than this train without the linear control variate (its normal
+    /// equations are d × d).
+    public static let largestLinearControlInput = 2048
+
     /// The game values of one image: v(∅), v(1) and those of its coalitions.
     struct Targets {
         /// [coalitions × features] 0/1.
@@ -245,7 +249,7 @@ public enum FastShap {
             let (base, rowOutputs, exact) = try model.engine.noGrad { try endpoints(model: model, images: images, background: background, chunk: 1024) }
             totals = exact
             evaluations += count + background.count / d
-            if settings.linearControlRows > 0, d <= FastShapControl.largestLinearInput {
+            if settings.linearControlRows > 0, d <= largestLinearControlInput {
                 var fitRng = SplitMix64(seed: settings.seed ^ 0x11EA_C0DE)
                 linear = try model.engine.noGrad {
                     try FastShapControl.fitLinear(model: model, images: images, background: background, groups: groups,

@@ -16,9 +16,9 @@ import PrismCL
 /// 2. A linear model of the network, fitted once before training by least squares on `rows` masked
 ///    inputs z (training images, coalitions and rows drawn as in training): f(z) ≈ Aᵀz + a₀. For a
 ///    linear function the row's effect on v_b(S) is exactly Σ_{k∉S} δ_b,k with
-///    δ_b,k = Σ_{p ∈ feature k} A_p (b_p − b̄_p), b̄ the rows' weighted mean, which does not depend on
+///    δ_b,k = Σ_{p ∈ feature k} A_p (b_p − b̄_p), b̄ the rows' mean, which does not depend on
 ///    the image; after term 1 what remains of it is α·Δ_b − Σ_{k∈S} δ_b,k with Δ_b = Σ_k δ_b,k.
-///    Its mean over the rows is zero because Σ_b w_b δ_b,k = 0, whatever A is: the fit only decides
+///    Its mean over the rows is zero because Σ_b δ_b,k = 0, whatever A is: the fit only decides
 ///    how much noise is removed, never what the targets estimate.
 ///
 /// The target of a coalition valued by row b is then
@@ -69,8 +69,6 @@ struct FastShapControl {
         var rSquared: Double
     }
 
-    /// Inputs above this many elements skip the linear term (its normal equations are d × d).
-    static let largestLinearInput = 2048
 
     /// Fits the linear model on `rows` masked inputs — each a training image from `images`, a
     /// coalition from the Shapley kernel and a uniformly drawn background row — and returns the rows'
@@ -108,9 +106,9 @@ struct FastShapControl {
                 total += e * e
             }
         }
+        let zt = try Tensor(z, shape: [n, d], engine: engine)
         let (gram, cross) = try engine.noGrad {
-            let zt = try Tensor(z, shape: [n, d], engine: engine), yt = try Tensor(centeredY, shape: [n, c], engine: engine)
-            return (try matmul(zt, zt, transposeA: true).toArray(), try matmul(zt, yt, transposeA: true).toArray())
+            (try matmul(zt, zt, transposeA: true).toArray(), try matmul(zt, try Tensor(centeredY, shape: [n, c], engine: engine), transposeA: true).toArray())
         }
         var a = gram.map(Double.init)
         var trace = 0.0
@@ -120,7 +118,7 @@ struct FastShapControl {
         let coefficients = solveNormalEquations(a, n: d, cross.map(Double.init), rhs: c).x   // [d × classes]
         // R²: 1 − ‖Y − ZA‖² / ‖Y‖² on the centered data.
         let fitted = try engine.noGrad {
-            try matmul(try Tensor(z, shape: [n, d], engine: engine), try Tensor(coefficients.map(Float.init), shape: [d, c], engine: engine)).toArray()
+            try matmul(zt, try Tensor(coefficients.map(Float.init), shape: [d, c], engine: engine)).toArray()
         }
         var residual = 0.0
         for i in 0..<(n * c) { residual += (Double(centeredY[i]) - Double(fitted[i])) * (Double(centeredY[i]) - Double(fitted[i])) }

@@ -155,7 +155,7 @@ struct ExplainTrainCommand: ParsableCommand {
             let settings = FastShap.Settings(coalitionsPerImage: coalitions, epochs: epochs, learningRate: learningRate, seed: seed,
                                              backgroundPerCoalition: backgroundPerCoalition, linearControlRows: controlRows)
             if let k = backgroundPerCoalition {
-                printError("explain-train: \(epochs) epochs × \(count) examples × \(coalitions) fresh coalitions × \(k) of \(drawn.indices.count) background rows = \(epochs * count * coalitions * k) model evaluations\(controlRows > 0 && d <= 2048 ? ", and \(controlRows) to fit the linear control variate" : "") (\(m) features × \(c) outputs)")
+                printError("explain-train: \(epochs) epochs × \(count) examples × \(coalitions) fresh coalitions × \(k) of \(drawn.indices.count) background rows = \(epochs * count * coalitions * k) model evaluations\(controlRows > 0 && d <= FastShap.largestLinearControlInput ? ", and \(controlRows) to fit the linear control variate" : "") (\(m) features × \(c) outputs)")
             } else {
                 printError("explain-train: \(count) examples × (\(coalitions) coalitions + the empty and the full one) × \(drawn.indices.count) background rows = \(count * (coalitions + 2) * drawn.indices.count) model evaluations, then \(epochs) epochs (\(m) features × \(c) outputs)")
             }
@@ -189,7 +189,7 @@ struct ExplainTrainCommand: ParsableCommand {
             if let rows = report.linearControlRows, let r2 = report.linearControlRSquared {
                 printLine(String(format: "explain-train: the linear control variate, fitted to %d masked inputs, has R² %.3f", rows, r2))
             } else if backgroundPerCoalition != nil {
-                printLine("explain-train: control variate of the rows' endpoints only (\(controlRows == 0 ? "--control-rows 0" : "inputs of \(d) values are above the linear one's 2,048"))")
+                printLine("explain-train: control variate of the rows' endpoints only (\(controlRows == 0 ? "--control-rows 0" : "inputs of \(d) values are above the linear one's \(FastShap.largestLinearControlInput)"))")
             }
             printLine(String(format: "wrote %@: loss %.4g → %.4g over %d epochs, %d model evaluations, %.1f s", out,
                              report.losses.first ?? 0, report.losses.last ?? 0, epochs, report.modelEvaluations, report.seconds))
